@@ -1,0 +1,40 @@
+// Bundles the CLI and every agent entry point (lib/**/*.agent.ts) with esbuild.
+// Agents are bundled into one file each so the launcher can upload a single file
+// to a physical host over SFTP; in the virtual lab the namespaces share this
+// filesystem and run the bundle in place.
+import { readdirSync, statSync, mkdirSync } from "node:fs";
+import { join, basename } from "node:path";
+import { build } from "esbuild";
+
+const root = new URL("..", import.meta.url).pathname;
+
+function findAgents(dir) {
+  const out = [];
+  for (const name of readdirSync(dir)) {
+    const full = join(dir, name);
+    if (statSync(full).isDirectory()) out.push(...findAgents(full));
+    else if (name.endsWith(".agent.ts")) out.push(full);
+  }
+  return out;
+}
+
+const agents = findAgents(join(root, "lib"));
+mkdirSync(join(root, "dist/agents"), { recursive: true });
+const common = {
+  bundle: true,
+  platform: "node",
+  format: "esm",
+  target: "node20",
+  sourcemap: "inline",
+  logLevel: "warning",
+  // Native addons are loaded from their installed location at run time.
+  external: ["*.node", "tandem-nfqueue", "cpu-features", "playwright-core", "chromium-bidi"],
+  banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+};
+await Promise.all([
+  build({ ...common, entryPoints: [join(root, "lib/cli/main.ts")], outfile: join(root, "dist/cli.mjs") }),
+  ...agents.map((entry) =>
+    build({ ...common, entryPoints: [entry], outfile: join(root, "dist/agents", basename(entry, ".agent.ts") + ".mjs") }),
+  ),
+]);
+console.log(`built dist/cli.mjs and ${agents.length} agent(s)`);
