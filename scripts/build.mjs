@@ -2,8 +2,8 @@
 // Agents are bundled into one file each so the launcher can upload a single file
 // to a physical host over SFTP; in the virtual lab the namespaces share this
 // filesystem and run the bundle in place.
-import { readdirSync, statSync, mkdirSync } from "node:fs";
-import { join, basename } from "node:path";
+import { mkdirSync, readdirSync, statSync } from "node:fs";
+import { basename, join } from "node:path";
 import { build } from "esbuild";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -29,12 +29,26 @@ const common = {
   logLevel: "warning",
   // Native addons are loaded from their installed location at run time.
   external: ["*.node", "tandem-nfqueue", "cpu-features", "playwright-core", "chromium-bidi"],
-  banner: { js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" },
+  // CommonJS dependencies (ssh2) expect require/__dirname; give the ESM bundle both.
+  banner: {
+    js: [
+      "import { createRequire as __tandemCreateRequire } from 'node:module';",
+      "import { fileURLToPath as __tandemFileURLToPath } from 'node:url';",
+      "import { dirname as __tandemDirname } from 'node:path';",
+      "const require = __tandemCreateRequire(import.meta.url);",
+      "const __filename = __tandemFileURLToPath(import.meta.url);",
+      "const __dirname = __tandemDirname(__filename);",
+    ].join(" "),
+  },
 };
 await Promise.all([
   build({ ...common, entryPoints: [join(root, "lib/cli/main.ts")], outfile: join(root, "dist/cli.mjs") }),
   ...agents.map((entry) =>
-    build({ ...common, entryPoints: [entry], outfile: join(root, "dist/agents", basename(entry, ".agent.ts") + ".mjs") }),
+    build({
+      ...common,
+      entryPoints: [entry],
+      outfile: join(root, "dist/agents", basename(entry, ".agent.ts") + ".mjs"),
+    }),
   ),
 ]);
 console.log(`built dist/cli.mjs and ${agents.length} agent(s)`);

@@ -28,13 +28,15 @@ export function run(argv: readonly string[], options: RunOptions = {}): Promise<
   const [file, ...args] = argv;
   if (!file) throw new Error("run: empty argv");
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(file, args, {
+      stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     let timer: NodeJS.Timeout | undefined;
     if (options.timeoutMs) timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs);
-    child.stdout.on("data", (d: Buffer) => out.push(d));
-    child.stderr.on("data", (d: Buffer) => err.push(d));
+    child.stdout?.on("data", (d: Buffer) => out.push(d));
+    child.stderr?.on("data", (d: Buffer) => err.push(d));
     child.on("error", (e) => {
       if (timer) clearTimeout(timer);
       reject(new Error(`cannot run ${file}: ${e.message}`));
@@ -49,7 +51,11 @@ export function run(argv: readonly string[], options: RunOptions = {}): Promise<
       if (result.code !== 0 && !options.allowFailure) reject(new CommandError(argv, result));
       else resolve(result);
     });
-    child.stdin.end(options.input ?? "");
+    if (child.stdin) {
+      // A child that exits before reading all its input must not crash us with EPIPE.
+      child.stdin.on("error", () => {});
+      child.stdin.end(options.input);
+    }
   });
 }
 

@@ -24,5 +24,5 @@ export function parseCidr(cidr: string): Cidr {
 }
 
 export function cidrContains(cidr: Cidr, address: string): boolean {
-  return ((ipToInt(address) & maskOf(cidr.prefix)) >>> 0) === cidr.network;
+  return (ipToInt(address) & maskOf(cidr.prefix)) >>> 0 === cidr.network;
 }

@@ -1,5 +1,5 @@
 import { readFileSync } from "node:fs";
-import { isNode, LineCounter, parseDocument, type Document } from "yaml";
+import { type Document, isNode, LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
 
 export type DocPath = readonly (string | number)[];
@@ -59,7 +59,13 @@ export class SourceDocument {
       text = readFileSync(file, "utf8");
     } catch (e) {
       throw new ConfigError(file, [
-        { path: "", line: undefined, column: undefined, message: `cannot read file: ${(e as Error).message}`, value: undefined },
+        {
+          path: "",
+          line: undefined,
+          column: undefined,
+          message: `cannot read file: ${(e as Error).message}`,
+          value: undefined,
+        },
       ]);
     }
     return new SourceDocument(file, text);
@@ -72,7 +78,13 @@ export class SourceDocument {
         this.file,
         this.doc.errors.map((e) => {
           const pos = this.lineCounter.linePos(e.pos[0]);
-          return { path: "", line: pos.line, column: pos.col, message: `YAML syntax: ${e.message.split("\n")[0]}`, value: undefined };
+          return {
+            path: "",
+            line: pos.line,
+            column: pos.col,
+            message: `YAML syntax: ${e.message.split("\n")[0]}`,
+            value: undefined,
+          };
         }),
       );
     }
@@ -89,9 +101,13 @@ export class SourceDocument {
       }
       // A key with a null value: locate the pair's key instead.
       if (n > 0) {
-        const parent = this.doc.getIn(path.slice(0, n - 1), true) as { items?: { key: unknown }[] } | undefined;
+        const parent = this.doc.getIn(path.slice(0, n - 1), true) as
+          | { items?: { key: unknown }[] }
+          | undefined;
         const key = path[n - 1];
-        const pair = parent?.items?.find((it) => isNode(it.key) && (it.key as { value?: unknown }).value === key);
+        const pair = parent?.items?.find(
+          (it) => isNode(it.key) && (it.key as { value?: unknown }).value === key,
+        );
         if (pair && isNode(pair.key) && pair.key.range) {
           const pos = this.lineCounter.linePos(pair.key.range[0]);
           return { line: pos.line, column: pos.col };

@@ -1,4 +1,4 @@
-export * from "./schema.ts";
+export * from "./address.ts";
 export * from "./errors.ts";
 export * from "./load.ts";
-export * from "./address.ts";
+export * from "./schema.ts";

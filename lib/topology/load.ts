@@ -1,7 +1,7 @@
 import { dirname, isAbsolute, resolve } from "node:path";
-import { type ConfigIssue, ConfigError, SourceDocument } from "./errors.ts";
-import { type Topology, TopologySpec } from "./schema.ts";
 import { cidrContains, parseCidr } from "./address.ts";
+import { ConfigError, type ConfigIssue, SourceDocument } from "./errors.ts";
+import { type Topology, TopologySpec } from "./schema.ts";
 
 export interface LoadedTopology {
   file: string;
@@ -45,9 +45,17 @@ function crossCheck(t: Topology, source: SourceDocument): ConfigIssue[] {
       const [host, ifname] = link[side].split(".") as [string, string];
       const hostSpec = t.hosts[host];
       if (!hostSpec) issues.push(source.issue(["links", i, side], `no host named "${host}"`));
-      else if (!hostSpec.interfaces[ifname]) issues.push(source.issue(["links", i, side], `host "${host}" has no interface "${ifname}"`));
-      else if (hostSpec.interfaces[ifname]?.segment) issues.push(source.issue(["links", i, side], `interface is already on segment "${hostSpec.interfaces[ifname]?.segment}"`));
-      if (linkEnds.has(link[side])) issues.push(source.issue(["links", i, side], "interface used by two links"));
+      else if (!hostSpec.interfaces[ifname])
+        issues.push(source.issue(["links", i, side], `host "${host}" has no interface "${ifname}"`));
+      else if (hostSpec.interfaces[ifname]?.segment)
+        issues.push(
+          source.issue(
+            ["links", i, side],
+            `interface is already on segment "${hostSpec.interfaces[ifname]?.segment}"`,
+          ),
+        );
+      if (linkEnds.has(link[side]))
+        issues.push(source.issue(["links", i, side], "interface used by two links"));
       linkEnds.add(link[side]);
     }
   });
@@ -56,7 +64,12 @@ function crossCheck(t: Topology, source: SourceDocument): ConfigIssue[] {
     for (const [ifName, iface] of Object.entries(host.interfaces)) {
       const at = ["hosts", hostName, "interfaces", ifName];
       if (iface.segment && !t.segments[iface.segment]) {
-        issues.push(source.issue([...at, "segment"], `no segment named "${iface.segment}" (known: ${Object.keys(t.segments).join(", ") || "none"})`));
+        issues.push(
+          source.issue(
+            [...at, "segment"],
+            `no segment named "${iface.segment}" (known: ${Object.keys(t.segments).join(", ") || "none"})`,
+          ),
+        );
       }
       if (!iface.segment && !linkEnds.has(`${hostName}.${ifName}`)) {
         issues.push(source.issue(at, "interface is on no segment and in no link"));
@@ -67,17 +80,26 @@ function crossCheck(t: Topology, source: SourceDocument): ConfigIssue[] {
         if (owner) issues.push(source.issue([...at, "addresses", k], `address already used by ${owner}`));
         seenAddresses.set(address, `${hostName}.${ifName}`);
         if (plan.length > 0 && !plan.some((p) => cidrContains(p, address))) {
-          issues.push(source.issue([...at, "addresses", k], `address is outside the lab's address plan (${Object.values(t.addressPlan).join(", ")})`));
+          issues.push(
+            source.issue(
+              [...at, "addresses", k],
+              `address is outside the lab's address plan (${Object.values(t.addressPlan).join(", ")})`,
+            ),
+          );
         }
       });
     }
     host.routes.forEach((route, k) => {
-      if (route.dev && !host.interfaces[route.dev]) issues.push(source.issue(["hosts", hostName, "routes", k, "dev"], `host has no interface "${route.dev}"`));
+      if (route.dev && !host.interfaces[route.dev])
+        issues.push(
+          source.issue(["hosts", hostName, "routes", k, "dev"], `host has no interface "${route.dev}"`),
+        );
     });
   }
   if (t.inventory) {
     for (const name of Object.keys(t.inventory)) {
-      if (!t.hosts[name]) issues.push(source.issue(["inventory", name], `inventory names a host that is not in hosts`));
+      if (!t.hosts[name])
+        issues.push(source.issue(["inventory", name], `inventory names a host that is not in hosts`));
     }
   }
   return issues;

@@ -11,13 +11,19 @@ const ipv4 = String.raw`(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\
 export const Ipv4 = z.string().regex(new RegExp(`^${ipv4}$`), "expected an IPv4 address like 198.18.0.1");
 export const Ipv4Cidr = z
   .string()
-  .regex(new RegExp(`^${ipv4}/(3[0-2]|[12]?\\d)$`), "expected an IPv4 address with prefix length like 198.18.0.1/24");
+  .regex(
+    new RegExp(`^${ipv4}/(3[0-2]|[12]?\\d)$`),
+    "expected an IPv4 address with prefix length like 198.18.0.1/24",
+  );
 export const Mac = z
   .string()
   .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, "expected a MAC address like 02:00:00:00:00:01 (lowercase)");
 const Name = z
   .string()
-  .regex(/^[a-z][a-z0-9_-]{0,11}$/, "expected a name of 1-12 lowercase letters, digits, '-' or '_' starting with a letter");
+  .regex(
+    /^[a-z][a-z0-9_-]{0,11}$/,
+    "expected a name of 1-12 lowercase letters, digits, '-' or '_' starting with a letter",
+  );
 const IfName = z
   .string()
   .regex(/^[a-z][a-z0-9]{0,7}$/, "expected an interface name of 1-8 lowercase letters and digits, like eth0");
@@ -68,7 +74,9 @@ export const HostSpec = z
     description: z.string().optional(),
     interfaces: z.record(IfName, InterfaceSpec).default({}),
     routes: z.array(RouteSpec).default([]),
-    sysctls: z.record(z.string().regex(/^[a-z0-9_.-]+(\.[a-z0-9_*-]+)+$/), z.union([z.string(), z.number()])).default({}),
+    sysctls: z
+      .record(z.string().regex(/^[a-z0-9_.-]+(\.[a-z0-9_*-]+)+$/), z.union([z.string(), z.number()]))
+      .default({}),
     /** Forward IPv4 between interfaces (sets net.ipv4.ip_forward=1). */
     forwarding: z.boolean().default(false),
     services: z.record(Name, ServiceSpec).default({}),
@@ -87,7 +95,9 @@ export const SegmentSpec = z
   })
   .strict();
 
-const Endpoint = z.string().regex(/^[a-z][a-z0-9_-]{0,11}\.[a-z][a-z0-9]{0,7}$/, "expected HOST.IFACE like r1.eth1");
+const Endpoint = z
+  .string()
+  .regex(/^[a-z][a-z0-9_-]{0,11}\.[a-z][a-z0-9]{0,7}$/, "expected HOST.IFACE like r1.eth1");
 export const LinkSpec = z.object({ a: Endpoint, b: Endpoint }).strict();
 
 /** A physical host named by SSH coordinates instead of being created (physical backend). */

@@ -1,0 +1,247 @@
+import { readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { type ExecOptions, type ExecResult, RemoteHost, startSshd, writeLabKeys } from "../remote/index.ts";
+import { type LoadedTopology, loadTopology } from "../topology/load.ts";
+import type { HostSpecT, Topology } from "../topology/schema.ts";
+import { mapLimit } from "./limit.ts";
+import { namespaceName, newRunPrefix, stateDir } from "./prefix.ts";
+import { registerLiveLab, unregisterLiveLab } from "./signals.ts";
+import { findLabRecord, type LabRecord, readLabRecords, writeLabRecord } from "./state.ts";
+import { teardownPrefix } from "./teardown.ts";
+import { buildNetwork, type Progress } from "./virtual.ts";
+
+/** One host of a running lab, reached over SSH. */
+export class LabHost {
+  private remoteHost: RemoteHost | undefined;
+
+  constructor(
+    readonly name: string,
+    readonly spec: HostSpecT | undefined,
+    private readonly record: LabRecord,
+  ) {}
+
+  /** The host's network namespace (virtual labs only). */
+  get namespace(): string | undefined {
+    return this.record.hosts[this.name]?.namespace;
+  }
+
+  /** The host's SSH session (one reused connection, opened on first use). */
+  get remote(): RemoteHost {
+    if (!this.remoteHost) {
+      const h = this.record.hosts[this.name];
+      if (!h) throw new Error(`lab ${this.record.name}: no host named "${this.name}"`);
+      const privateKey = readFileSync(h.keyPath);
+      const hostPublicKey = h.hostKeyPath ? readFileSync(`${h.hostKeyPath}.pub`, "utf8") : undefined;
+      this.remoteHost = new RemoteHost({
+        name: this.name,
+        target: h.namespace
+          ? { kind: "namespace", namespace: h.namespace, port: h.port }
+          : { kind: "tcp", host: h.address ?? "127.0.0.1", port: h.port },
+        username: h.user,
+        privateKey,
+        ...(hostPublicKey ? { hostPublicKey } : {}),
+      });
+    }
+    return this.remoteHost;
+  }
+
+  /** Runs a command on the host over SSH. */
+  exec(command: string | readonly string[], options?: ExecOptions): Promise<ExecResult> {
+    return this.remote.exec(command, options);
+  }
+
+  close(): void {
+    this.remoteHost?.close();
+    this.remoteHost = undefined;
+  }
+}
+
+export interface UpOptions {
+  /** A name to find the lab by from other commands (`tandem lab exec NAME ...`); default: the prefix. */
+  name?: string;
+  /** Force a backend; default: physical when the topology has an inventory, else virtual. */
+  backend?: "virtual" | "physical";
+  progress?: Progress;
+  /** Keep the lab registered for teardown on SIGINT/SIGTERM in this process (default true). */
+  teardownOnSignal?: boolean;
+}
+
+/** A running lab: its hosts, reached over SSH, and its teardown. */
+export class Lab {
+  private readonly hostHandles = new Map<string, LabHost>();
+  private downed: Promise<void> | undefined;
+
+  constructor(
+    readonly record: LabRecord,
+    readonly topology: Topology | undefined,
+  ) {
+    for (const name of Object.keys(record.hosts)) {
+      this.hostHandles.set(name, new LabHost(name, topology?.hosts[name], record));
+    }
+  }
+
+  get name(): string {
+    return this.record.name;
+  }
+  get prefix(): string {
+    return this.record.prefix;
+  }
+  get backend(): "virtual" | "physical" {
+    return this.record.backend;
+  }
+  get hostNames(): string[] {
+    return [...this.hostHandles.keys()];
+  }
+
+  host(name: string): LabHost {
+    const h = this.hostHandles.get(name);
+    if (!h)
+      throw new Error(`lab ${this.name}: no host named "${name}" (hosts: ${this.hostNames.join(", ")})`);
+    return h;
+  }
+
+  /** The network namespace of a host (virtual labs); throws on a physical lab. */
+  namespace(host: string): string {
+    const ns = this.host(host).namespace;
+    if (!ns) throw new Error(`lab ${this.name} is ${this.backend}: host "${host}" has no namespace`);
+    return ns;
+  }
+
+  /** Closes SSH sessions and, for a virtual lab, removes every object of the run. Idempotent. */
+  down(): Promise<void> {
+    this.downed ??= (async () => {
+      for (const h of this.hostHandles.values()) h.close();
+      unregisterLiveLab(this.prefix);
+      if (this.backend === "virtual") await teardownPrefix(this.prefix);
+    })();
+    return this.downed;
+  }
+}
+
+function load(source: string | LoadedTopology): LoadedTopology {
+  return typeof source === "string" ? loadTopology(source) : source;
+}
+
+/** Brings a lab up (virtual: namespaces + sshd per host; physical: the inventory) and returns it. */
+export async function upLab(source: string | LoadedTopology, options: UpOptions = {}): Promise<Lab> {
+  const loaded = load(source);
+  const backend = options.backend ?? (loaded.topology.inventory ? "physical" : "virtual");
+  const name = options.name ?? loaded.topology.lab;
+  if (options.name) {
+    const clash = (await readLabRecords()).find((r) => r.name === options.name);
+    if (clash)
+      throw new Error(
+        `a lab named "${options.name}" is already running (${clash.prefix}); take it down first`,
+      );
+  }
+  return backend === "physical" ? upPhysical(loaded, name) : upVirtual(loaded, name, options);
+}
+
+async function upVirtual(loaded: LoadedTopology, name: string, options: UpOptions): Promise<Lab> {
+  const prefix = newRunPrefix();
+  const progress = options.progress ?? (() => {});
+  const dir = stateDir(prefix);
+  const hosts = Object.keys(loaded.topology.hosts);
+  // Registered before anything exists, so an interrupt during bring-up still cleans up.
+  if (options.teardownOnSignal !== false) registerLiveLab(prefix, () => teardownPrefix(prefix));
+  try {
+    await buildNetwork(loaded.topology, prefix, progress);
+    const keys = await writeLabKeys(join(dir, "keys"), `tandem-${prefix}`);
+    const record: LabRecord = {
+      name: options.name ?? name,
+      prefix,
+      backend: "virtual",
+      topologyFile: resolve(loaded.file),
+      createdAt: new Date().toISOString(),
+      pid: process.pid,
+      hosts: Object.fromEntries(
+        hosts.map((h) => [
+          h,
+          {
+            namespace: namespaceName(prefix, h),
+            port: 22,
+            user: "root",
+            keyPath: keys.clientKeyPath,
+            hostKeyPath: keys.hostKeyPath,
+          },
+        ]),
+      ),
+    };
+    await writeLabRecord(record);
+    let started = 0;
+    await mapLimit(hosts, 16, async (h) => {
+      await startSshd({
+        dir: join(dir, "hosts", h),
+        namespace: namespaceName(prefix, h),
+        listenAddress: "0.0.0.0",
+        port: 22,
+        hostKeyPath: keys.hostKeyPath,
+        authorizedKeysPath: keys.authorizedKeysPath,
+      });
+      progress("sshd", ++started, hosts.length);
+    });
+    const lab = new Lab(record, loaded.topology);
+    if (options.teardownOnSignal !== false) registerLiveLab(prefix, () => lab.down());
+    return lab;
+  } catch (error) {
+    unregisterLiveLab(prefix);
+    await teardownPrefix(prefix);
+    throw error;
+  }
+}
+
+async function upPhysical(loaded: LoadedTopology, name: string): Promise<Lab> {
+  const inventory = loaded.topology.inventory ?? {};
+  const missing = Object.keys(loaded.topology.hosts).filter((h) => !inventory[h]);
+  if (missing.length > 0) {
+    throw new Error(
+      `${loaded.file}: inventory: a physical lab needs an inventory entry for every host; missing: ${missing.join(", ")}`,
+    );
+  }
+  const prefix = newRunPrefix();
+  const home = process.env.HOME ?? "/root";
+  const record: LabRecord = {
+    name,
+    prefix,
+    backend: "physical",
+    topologyFile: resolve(loaded.file),
+    createdAt: new Date().toISOString(),
+    pid: process.pid,
+    hosts: Object.fromEntries(
+      Object.entries(inventory).map(([h, e]) => [
+        h,
+        { address: e.address, port: e.port, user: e.user, keyPath: e.key.replace(/^~(?=\/)/, home) },
+      ]),
+    ),
+  };
+  await writeLabRecord(record);
+  const lab = new Lab(record, loaded.topology);
+  registerLiveLab(prefix, () => lab.down().then(() => teardownPrefix(prefix)));
+  return lab;
+}
+
+/** Attaches to a lab brought up by another process (`tandem lab up`), by name or prefix. */
+export async function attachLab(nameOrPrefix: string): Promise<Lab> {
+  const record = await findLabRecord(nameOrPrefix);
+  let topology: Topology | undefined;
+  try {
+    topology = loadTopology(record.topologyFile).topology;
+  } catch {
+    topology = undefined; // the file moved or changed; the record still reaches the hosts
+  }
+  return new Lab(record, topology);
+}
+
+/** Brings a lab up, runs `fn`, and always tears the lab down (also on throw and on SIGINT). */
+export async function withLab<T>(
+  source: string | LoadedTopology,
+  fn: (lab: Lab) => Promise<T>,
+  options: UpOptions = {},
+): Promise<T> {
+  const lab = await upLab(source, options);
+  try {
+    return await fn(lab);
+  } finally {
+    await lab.down();
+  }
+}
