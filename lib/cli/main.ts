@@ -1,4 +1,18 @@
 import { Command } from "commander";
+import { registerBenchCommands } from "./bench-commands.ts";
+import { registerDoctor } from "./doctor.ts";
+import { registerLabCommands } from "./lab-commands.ts";
 
-const program = new Command("tandem").description("Conformance lab for active/active routers and NAT load balancers");
-await program.parseAsync(process.argv);
+const program = new Command("tandem")
+  .description("Conformance lab for active/active routers (VRLS) and NAT load balancers (NAT-LB)")
+  .showHelpAfterError();
+registerDoctor(program);
+registerLabCommands(program);
+registerBenchCommands(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (error) {
+  process.stderr.write(`tandem: ${(error as Error).message}\n`);
+  process.exitCode = process.exitCode || 1;
+}

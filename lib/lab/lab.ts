@@ -112,7 +112,8 @@ export class Lab {
     this.downed ??= (async () => {
       for (const h of this.hostHandles.values()) h.close();
       unregisterLiveLab(this.prefix);
-      if (this.backend === "virtual") await teardownPrefix(this.prefix);
+      // Virtual: processes, namespaces and state. Physical: only the state dir (the hosts are not ours).
+      await teardownPrefix(this.prefix);
     })();
     return this.downed;
   }
@@ -216,7 +217,7 @@ async function upPhysical(loaded: LoadedTopology, name: string): Promise<Lab> {
   };
   await writeLabRecord(record);
   const lab = new Lab(record, loaded.topology);
-  registerLiveLab(prefix, () => lab.down().then(() => teardownPrefix(prefix)));
+  registerLiveLab(prefix, () => lab.down());
   return lab;
 }
 

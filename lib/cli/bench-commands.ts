@@ -1,0 +1,30 @@
+import type { Command } from "commander";
+
+/**
+ * `tandem bench NAME`: each benchmark lives in bench/NAME.ts and prints a table and,
+ * on its last line, one JSON object. Loaded on demand so `tandem lab ...` stays quick.
+ */
+const BENCHES: Record<string, { about: string; run: () => Promise<void> }> = {
+  lab: {
+    about: "bring-up/teardown of 8, 32 and 64-host labs",
+    run: async () => {
+      const { runLabBench, printLabBench } = await import("../../bench/lab.ts");
+      printLabBench(await runLabBench());
+    },
+  },
+};
+
+export function registerBenchCommands(program: Command): void {
+  const bench = program
+    .command("bench")
+    .description("benchmarks: a table, then one JSON object on the last line");
+  for (const [name, b] of Object.entries(BENCHES)) {
+    bench
+      .command(name)
+      .description(b.about)
+      .option("--json", "(the JSON line is always printed last)")
+      .action(async () => {
+        await b.run();
+      });
+  }
+}

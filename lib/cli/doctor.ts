@@ -1,0 +1,173 @@
+import { existsSync } from "node:fs";
+import type { Command } from "commander";
+import { run } from "../lab/command.ts";
+import { newRunPrefix } from "../lab/prefix.ts";
+import { teardownPrefix } from "../lab/teardown.ts";
+
+interface Check {
+  name: string;
+  ok: boolean;
+  detail: string;
+  /** What to install (Debian package) or do when it fails. */
+  fix?: string;
+}
+
+const BINARIES: { name: string; path: string[]; pkg: string }[] = [
+  { name: "ip (iproute2)", path: ["/usr/sbin/ip", "/usr/bin/ip", "/sbin/ip"], pkg: "iproute2" },
+  { name: "nft", path: ["/usr/sbin/nft"], pkg: "nftables" },
+  { name: "iptables (nf_tables)", path: ["/usr/sbin/iptables"], pkg: "iptables" },
+  { name: "conntrack", path: ["/usr/sbin/conntrack"], pkg: "conntrack" },
+  { name: "sshd", path: ["/usr/sbin/sshd"], pkg: "openssh-server" },
+  { name: "socat", path: ["/usr/bin/socat"], pkg: "socat" },
+  { name: "tcpdump", path: ["/usr/bin/tcpdump", "/usr/sbin/tcpdump"], pkg: "tcpdump" },
+  { name: "tcpreplay", path: ["/usr/bin/tcpreplay"], pkg: "tcpreplay" },
+  { name: "keepalived", path: ["/usr/sbin/keepalived"], pkg: "keepalived" },
+  { name: "frr vrrpd", path: ["/usr/lib/frr/vrrpd"], pkg: "frr" },
+  { name: "vtysh", path: ["/usr/bin/vtysh"], pkg: "frr" },
+  { name: "java (allure-commandline)", path: ["/usr/bin/java"], pkg: "default-jre-headless" },
+  { name: "chromium", path: ["/usr/bin/chromium"], pkg: "chromium" },
+  { name: "python3", path: ["/usr/bin/python3"], pkg: "python3" },
+];
+
+async function probe(name: string, argv: string[], fix: string): Promise<Check> {
+  const r = await run(argv, { allowFailure: true, timeoutMs: 10_000 }).catch((e: Error) => ({
+    code: 127,
+    stdout: "",
+    stderr: e.message,
+  }));
+  return {
+    name,
+    ok: r.code === 0,
+    detail: r.code === 0 ? "ok" : (r.stderr.trim().split("\n").slice(-1)[0] ?? "failed"),
+    fix,
+  };
+}
+
+/** Kernel features, tried for real in a throwaway namespace. */
+async function kernelChecks(): Promise<Check[]> {
+  const prefix = newRunPrefix();
+  const ns = `${prefix}-doctor`;
+  const checks: Check[] = [];
+  try {
+    checks.push(
+      await probe("network namespaces", ["ip", "netns", "add", ns], "a kernel with CONFIG_NET_NS and root"),
+    );
+    if (!checks[0]?.ok) return checks;
+    checks.push(
+      await probe(
+        "veth",
+        ["ip", "-n", ns, "link", "add", "v0", "type", "veth", "peer", "name", "v1"],
+        "CONFIG_VETH",
+      ),
+    );
+    checks.push(
+      await probe(
+        "bridge",
+        ["ip", "-n", ns, "link", "add", "b0", "type", "bridge", "ageing_time", "0"],
+        "CONFIG_BRIDGE",
+      ),
+    );
+    checks.push(
+      await probe(
+        "nftables sets with counters",
+        ["ip", "netns", "exec", ns, "nft", "add table inet t; add set inet t s { type ipv4_addr; counter; }"],
+        "CONFIG_NF_TABLES (and nftables >= 0.9.9)",
+      ),
+    );
+    checks.push(
+      await probe(
+        "NFQUEUE (iptables-nft)",
+        [
+          "ip",
+          "netns",
+          "exec",
+          ns,
+          "iptables",
+          "-A",
+          "OUTPUT",
+          "-m",
+          "mark",
+          "--mark",
+          "1",
+          "-j",
+          "NFQUEUE",
+          "--queue-num",
+          "7",
+        ],
+        "CONFIG_NETFILTER_XT_TARGET_NFQUEUE and the iptables package",
+      ),
+    );
+    checks.push(
+      await probe(
+        "conntrack in a namespace",
+        ["ip", "netns", "exec", ns, "conntrack", "-L"],
+        "CONFIG_NF_CONNTRACK_NETLINK",
+      ),
+    );
+  } finally {
+    await teardownPrefix(prefix);
+  }
+  return checks;
+}
+
+export async function runDoctor(): Promise<Check[]> {
+  const checks: Check[] = [];
+  const root = process.getuid?.() === 0;
+  checks.push({
+    name: "running as root",
+    ok: root,
+    detail: root ? "ok" : "not root",
+    fix: "run as root (labs create namespaces)",
+  });
+  for (const b of BINARIES) {
+    const found = b.path.find((p) => existsSync(p));
+    checks.push({
+      name: b.name,
+      ok: Boolean(found),
+      detail: found ?? "not found",
+      fix: `apt-get install ${b.pkg}`,
+    });
+  }
+  checks.push(
+    await probe(
+      "python3 scapy",
+      ["/usr/bin/python3", "-c", "import scapy.all"],
+      "apt-get install python3-scapy",
+    ),
+  );
+  const addon = existsSync(new URL("../../node_modules/tandem-nfqueue/package.json", import.meta.url));
+  checks.push({
+    name: "NFQUEUE addon (tandem-nfqueue)",
+    ok: addon,
+    detail: addon ? "ok" : "not built",
+    fix: "apt-get install libnetfilter-queue-dev; npm ci",
+  });
+  if (root) checks.push(...(await kernelChecks()));
+  return checks;
+}
+
+export function registerDoctor(program: Command): void {
+  program
+    .command("doctor")
+    .description("check root, kernel features and tools; say what to install")
+    .option("--json", "JSON output")
+    .action(async (opts: { json?: boolean }) => {
+      const checks = await runDoctor();
+      if (opts.json) process.stdout.write(`${JSON.stringify(checks)}\n`);
+      else {
+        for (const c of checks) {
+          process.stdout.write(
+            `${c.ok ? "ok  " : "FAIL"}  ${c.name.padEnd(32)} ${c.ok ? "" : `${c.detail} -> ${c.fix}`}\n`,
+          );
+        }
+      }
+      const failed = checks.filter((c) => !c.ok);
+      if (failed.length > 0) {
+        const pkgs = [
+          ...new Set(failed.map((c) => c.fix).filter((f) => f?.startsWith("apt-get install"))),
+        ].map((f) => f?.slice(16));
+        if (pkgs.length > 0) process.stderr.write(`to fix: apt-get install ${pkgs.join(" ")}\n`);
+        process.exitCode = 1;
+      }
+    });
+}
