@@ -596,3 +596,28 @@ export function hasVrlsExtension(vrrpBytes: Uint8Array): boolean {
 export function handoffModeCode(mode: HandoffMode): number {
   return MODE_CODE[mode];
 }
+
+/**
+ * Recomputes the HMAC (taken as the last 32 bytes) and the checksum of a possibly
+ * malformed VRLS message, so tests can hand hostile bodies to a receiver that will
+ * authenticate them. Never use on received data.
+ */
+export function resealVrls(bytes: Uint8Array, options: VrlsCodecOptions): Uint8Array {
+  const out = bytes.slice();
+  if (out.length < 8 + VRLS_HMAC_LENGTH) return out;
+  const macOffset = out.length - VRLS_HMAC_LENGTH;
+  out[6] = 0;
+  out[7] = 0;
+  out.set(hmac(options.key, out.subarray(0, macOffset)), macOffset);
+  const version = out[0]! >> 4;
+  if (version === 2 || version === 3) {
+    const sum = vrrpChecksum(out, version, {
+      src: options.src,
+      dst: options.dst,
+      mode: options.checksumMode ?? "rfc",
+    });
+    out[6] = sum >> 8;
+    out[7] = sum & 0xff;
+  }
+  return out;
+}
