@@ -4,6 +4,7 @@
 // filesystem and run the bundle in place.
 import { mkdirSync, readdirSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
+import { execFileSync } from "node:child_process";
 import { build } from "esbuild";
 
 const root = new URL("..", import.meta.url).pathname;
@@ -51,4 +52,13 @@ await Promise.all([
     }),
   ),
 ]);
-console.log(`built dist/cli.mjs and ${agents.length} agent(s)`);
+// Small native helper programs (plain C, one file each) are rebuilt every time so they are never stale.
+const helpers = ["native/pktgen/build.sh"].filter((script) => {
+  try {
+    return statSync(join(root, script)).isFile();
+  } catch {
+    return false;
+  }
+});
+for (const script of helpers) execFileSync("sh", [join(root, script)], { stdio: "inherit" });
+console.log(`built dist/cli.mjs, ${agents.length} agent(s), ${helpers.length} native helper(s)`);
