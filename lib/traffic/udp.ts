@@ -54,11 +54,17 @@ export async function resolveL2Path(host: TrafficHost, dstIp: string): Promise<L
 }
 
 /** Sends one stream from `host` and returns what the generator says it sent. */
+export interface NativeSenderTotals extends SenderTotals {
+  /** CPU time (user + system) the generator used, and its wall time. */
+  cpuMs: number;
+  wallMs: number;
+}
+
 export async function sendUdpStream(
   host: TrafficHost,
   options: UdpStreamOptions,
   path?: L2Path,
-): Promise<SenderTotals> {
+): Promise<NativeSenderTotals> {
   if (options.count === undefined && options.durationMs === undefined) {
     throw new Error("sendUdpStream: give count or durationMs");
   }
@@ -98,8 +104,12 @@ export async function sendUdpStream(
     errors: number;
     firstSendMs: number;
     lastSendMs: number;
+    cpuMs: number;
+    wallMs: number;
   };
   return {
+    cpuMs: totals.cpuMs,
+    wallMs: totals.wallMs,
     streamId: options.streamId,
     sent: totals.sent,
     sendErrors: totals.errors,
