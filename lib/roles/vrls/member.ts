@@ -1,0 +1,301 @@
+/**
+ * Every member's side of the allocation exchange (seed Figs. 10A/10B, 12, 13):
+ * applies allocations (type 3) idempotently, confirms them (type 4), and runs
+ * the hand-off of each condition it gains or gives up in the configured
+ * operation mode (seed Fig. 9A "operation mode"; see handoff.ts). The master
+ * runs this too, for its own conditions. Pure and clock-injected: events in,
+ * actions out.
+ *
+ * Per condition the data plane disposition is one of
+ *   forward  - the kernel forwards (this member is the router in charge)
+ *   drop     - the kernel drops (another member's condition)
+ *   hold     - packets are queued to user space and held (new owner, before markers)
+ *   observe  - packets are queued to user space and accepted, recording per-flow markers
+ *              (old owner between the allocation and its stop)
+ */
+import type { AllocationEntry, Destination, FlowMarker, HandoffMode, VrlsMessage } from "./messages.ts";
+import { compareVersion } from "./messages.ts";
+
+export type Disposition = "forward" | "drop" | "hold" | "observe";
+
+export type MemberAction =
+  | { type: "send"; to: Destination; message: VrlsMessage }
+  /** The complete desired per-condition data plane state (applied atomically). */
+  | { type: "dataplane"; dispositions: ReadonlyMap<string, Disposition> }
+  /**
+   * Old owner: stop forwarding `conditions` (drop from now on, atomically with
+   * reading the observers) and send their markers to `to` as a type 5 message.
+   */
+  | {
+      type: "stopAndSendMarkers";
+      to: string;
+      epoch: number;
+      version: number;
+      conditions: string[];
+      mode: HandoffMode;
+    }
+  /** New owner: decide the held packets of `conditions` with the markers, then forward. */
+  | { type: "resolveHeld"; conditions: string[]; mode: HandoffMode; markers: FlowMarker[] }
+  /** New owner, superseded hand-off: release whatever is held for `conditions` (no markers will come). */
+  | { type: "releaseHeld"; conditions: string[] }
+  | { type: "log"; message: string };
+
+type Gain =
+  | { phase: "waitObserving"; from: string }
+  | { phase: "holding"; from: string }
+  | { phase: "delay"; until: number };
+type Loss = { to: string; phase: "observing" | "stopped" };
+
+export interface MemberOptions {
+  self: string;
+  /** Timer mode: how long the new owner waits before forwarding (seed "certain delay"). */
+  timerDelayMs: number;
+  /** Retransmission interval of an incomplete confirmation. */
+  retryMs: number;
+}
+
+export interface MemberSnapshot {
+  epoch: number;
+  version: number;
+  mode: HandoffMode | null;
+  dispositions: Record<string, Disposition>;
+  gaining: Record<string, string>;
+  losing: Record<string, string>;
+  owners: Record<string, string>;
+  staleAllocations: number;
+}
+
+export class MemberEngine {
+  private epoch = 0;
+  private version = 0;
+  private mode: HandoffMode | null = null;
+  private entries: AllocationEntry[] = [];
+  private readonly owned = new Set<string>();
+  private readonly gains = new Map<string, Gain>();
+  private readonly losses = new Map<string, Loss>();
+  /** What other members announced in their confirmations of the current version. */
+  private readonly peerObserving = new Map<string, Set<string>>();
+  private readonly peerHolding = new Map<string, Set<string>>();
+  private lastDispositions = new Map<string, Disposition>();
+  private lastConfirmAt = Number.NEGATIVE_INFINITY;
+  staleAllocations = 0;
+
+  constructor(private readonly opts: MemberOptions) {}
+
+  get currentVersion(): { epoch: number; version: number } {
+    return { epoch: this.epoch, version: this.version };
+  }
+
+  /** The allocation last applied (every member keeps it, so a new master can start from it). */
+  get allocation(): readonly AllocationEntry[] {
+    return this.entries;
+  }
+
+  get complete(): boolean {
+    return this.gains.size === 0 && [...this.losses.values()].every((l) => l.phase === "stopped");
+  }
+
+  onAllocation(msg: Extract<VrlsMessage, { type: "allocation" }>, now: number): MemberAction[] {
+    const order = compareVersion(msg, { epoch: this.epoch, version: this.version });
+    if (order < 0) {
+      this.staleAllocations++;
+      return [];
+    }
+    if (order === 0) return [this.confirmation(now)];
+    const actions: MemberAction[] = [];
+    this.settle(actions);
+    this.epoch = msg.epoch;
+    this.version = msg.version;
+    this.mode = msg.mode;
+    this.entries = msg.entries;
+    this.peerObserving.clear();
+    this.peerHolding.clear();
+    const self = this.opts.self;
+    const nowOwner = new Map(msg.entries.map((e) => [e.condition, e]));
+    for (const c of [...this.owned]) {
+      const e = nowOwner.get(c);
+      if (e && (e.owner === self || e.previousOwner === self)) continue;
+      // Unallocated now, or the master believes someone else had it: stop at once.
+      this.owned.delete(c);
+    }
+    for (const e of msg.entries) {
+      // Ours before (allocated, or forwarded by the master as not yet allocated): hand it off.
+      if (e.owner !== self && e.previousOwner === self)
+        this.losses.set(e.condition, { to: e.owner, phase: "observing" });
+    }
+    for (const e of msg.entries) {
+      if (e.owner !== self || this.owned.has(e.condition)) continue;
+      if (e.previousOwner === null || e.previousOwner === self) {
+        this.owned.add(e.condition);
+      } else if (msg.mode === "timer") {
+        this.gains.set(e.condition, { phase: "delay", until: now + this.opts.timerDelayMs });
+      } else {
+        this.gains.set(e.condition, { phase: "waitObserving", from: e.previousOwner });
+      }
+    }
+    actions.push(...this.dataplane(), this.confirmation(now));
+    return actions;
+  }
+
+  onConfirmation(
+    from: string,
+    msg: Extract<VrlsMessage, { type: "confirmation" }>,
+    now: number,
+  ): MemberAction[] {
+    if (compareVersion(msg, { epoch: this.epoch, version: this.version }) !== 0) return [];
+    this.peerObserving.set(from, new Set(msg.observing));
+    this.peerHolding.set(from, new Set(msg.holding));
+    const actions: MemberAction[] = [];
+    // New owner: the old owner observes now, so holding can begin (seq / exactly-once).
+    let startedHolding = false;
+    for (const [c, g] of this.gains) {
+      if (g.phase === "waitObserving" && g.from === from && msg.observing.includes(c)) {
+        this.gains.set(c, { phase: "holding", from });
+        startedHolding = true;
+      }
+    }
+    // Old owner: the new owner holds (or, in timer mode, has taken over): stop.
+    const stop: string[] = [];
+    const resend: string[] = [];
+    for (const [c, l] of this.losses) {
+      if (l.to !== from || !msg.holding.includes(c)) continue;
+      if (l.phase === "observing") {
+        l.phase = "stopped";
+        stop.push(c);
+      } else resend.push(c);
+    }
+    if (stop.length > 0 || resend.length > 0) {
+      if (this.mode === "timer") {
+        for (const c of stop) this.finishLoss(c);
+      } else {
+        // The driver keeps the markers it sent, so a repeated request gets identical markers.
+        actions.push({
+          type: "stopAndSendMarkers",
+          to: from,
+          epoch: this.epoch,
+          version: this.version,
+          conditions: [...stop, ...resend],
+          mode: this.mode ?? "exactly-once",
+        });
+        for (const c of stop) this.owned.delete(c);
+      }
+    }
+    actions.push(...this.dataplane());
+    if (startedHolding || stop.length > 0) actions.push(this.confirmation(now));
+    return actions;
+  }
+
+  onMarkers(from: string, msg: Extract<VrlsMessage, { type: "markers" }>, now: number): MemberAction[] {
+    if (compareVersion(msg, { epoch: this.epoch, version: this.version }) !== 0) return [];
+    const ready = msg.conditions.filter((c) => {
+      const g = this.gains.get(c);
+      return g !== undefined && g.phase === "holding" && g.from === from;
+    });
+    if (ready.length === 0) return [];
+    for (const c of ready) {
+      this.gains.delete(c);
+      this.owned.add(c);
+    }
+    return [
+      { type: "resolveHeld", conditions: ready, mode: this.mode ?? "exactly-once", markers: msg.markers },
+      ...this.dataplane(),
+      this.confirmation(now),
+    ];
+  }
+
+  /** Timer-mode delays and retransmission of an incomplete confirmation. */
+  onTick(now: number): MemberAction[] {
+    const actions: MemberAction[] = [];
+    let changed = false;
+    for (const [c, g] of this.gains) {
+      if (g.phase === "delay" && now >= g.until) {
+        this.gains.delete(c);
+        this.owned.add(c);
+        changed = true;
+      }
+    }
+    if (changed) actions.push(...this.dataplane(), this.confirmation(now));
+    else if (!this.complete && now - this.lastConfirmAt >= this.opts.retryMs)
+      actions.push(this.confirmation(now));
+    return actions;
+  }
+
+  dispositionOf(condition: string): Disposition {
+    return this.lastDispositions.get(condition) ?? "drop";
+  }
+
+  snapshot(): MemberSnapshot {
+    return {
+      epoch: this.epoch,
+      version: this.version,
+      mode: this.mode,
+      dispositions: Object.fromEntries(this.lastDispositions),
+      gaining: Object.fromEntries([...this.gains].map(([c, g]) => [c, g.phase])),
+      losing: Object.fromEntries([...this.losses].map(([c, l]) => [c, `${l.phase}->${l.to}`])),
+      owners: Object.fromEntries(this.entries.map((e) => [e.condition, e.owner])),
+      staleAllocations: this.staleAllocations,
+    };
+  }
+
+  private finishLoss(c: string): void {
+    this.losses.delete(c);
+    this.owned.delete(c);
+  }
+
+  /** A newer allocation supersedes unfinished hand-offs: settle each to a plain owner/not-owner state. */
+  private settle(actions: MemberAction[]): void {
+    const release: string[] = [];
+    for (const [c, g] of this.gains) {
+      // Whoever we waited for is presumed gone (that is why the master reallocated): take over.
+      if (g.phase === "holding") release.push(c);
+      this.owned.add(c);
+    }
+    this.gains.clear();
+    for (const [c, l] of this.losses) {
+      if (l.phase === "observing") this.owned.add(c);
+      else this.owned.delete(c);
+    }
+    this.losses.clear();
+    if (release.length > 0) actions.push({ type: "releaseHeld", conditions: release });
+  }
+
+  private confirmation(now: number): MemberAction {
+    this.lastConfirmAt = now;
+    const observing = [...this.losses]
+      .filter(([, l]) => l.phase === "observing" || this.mode === "timer")
+      .map(([c]) => c);
+    const holding = [...this.gains].filter(([, g]) => g.phase !== "waitObserving").map(([c]) => c);
+    return {
+      type: "send",
+      to: "all",
+      message: {
+        type: "confirmation",
+        epoch: this.epoch,
+        version: this.version,
+        observing,
+        holding,
+        done: this.complete,
+      },
+    };
+  }
+
+  private dataplane(): MemberAction[] {
+    const d = new Map<string, Disposition>();
+    for (const e of this.entries) d.set(e.condition, "drop");
+    for (const c of this.owned) d.set(c, "forward");
+    for (const [c, l] of this.losses) {
+      if (l.phase === "observing") d.set(c, this.mode === "timer" ? "forward" : "observe");
+      else d.set(c, "drop");
+    }
+    for (const [c, g] of this.gains) d.set(c, g.phase === "holding" ? "hold" : "drop");
+    if (sameMap(d, this.lastDispositions)) return [];
+    this.lastDispositions = d;
+    return [{ type: "dataplane", dispositions: d }];
+  }
+}
+
+function sameMap<K, V>(a: ReadonlyMap<K, V>, b: ReadonlyMap<K, V>): boolean {
+  if (a.size !== b.size) return false;
+  for (const [k, v] of a) if (b.get(k) !== v) return false;
+  return true;
+}

@@ -1,0 +1,304 @@
+/**
+ * One member of a load-sharing virtual router, as a pure, clock-injected core:
+ * the RFC 5798 state machine (type 1, vrrp-state.ts) plus the seed's extension
+ * (types 2-8): responses to advertisements, the master's allocation
+ * (master.ts) and every member's hand-off (member.ts), and end-system
+ * discovery (discovery.ts). The router agent turns received packets into
+ * events and carries out the actions; tests drive several cores over a
+ * simulated LAN.
+ */
+import { bucketConditions, type Condition, conditionKey } from "./conditions.ts";
+import { Discovery, type LearnedBy, type SubnetSpec } from "./discovery.ts";
+import { MasterEngine, type MasterSnapshot } from "./master.ts";
+import { type MemberAction, MemberEngine, type MemberSnapshot } from "./member.ts";
+import type { Destination, HandoffMode, VrlsMessage } from "./messages.ts";
+import { initialVrrpState, nextDeadline, step, type VrrpAction, type VrrpState } from "./vrrp-state.ts";
+
+export type ConditionScheme =
+  | { kind: "address" }
+  | { kind: "prefix"; prefixes: string[] }
+  | { kind: "bucket"; over: "src" | "src+dst"; count: number; seed: number };
+
+export interface RouterCoreOptions {
+  vrid: number;
+  self: string;
+  priority: number;
+  advertIntervalCs: number;
+  preempt: boolean;
+  virtualAddresses: string[];
+  members: { id: string; priority: number }[];
+  mode: HandoffMode;
+  timerDelayMs: number;
+  retryMs: number;
+  maxRetries: number;
+  responseTimeoutMs: number;
+  discoveryMs: number;
+  infoRequestIntervalMs: number;
+  subnets: SubnetSpec[];
+  conditions: ConditionScheme;
+}
+
+export type CoreAction =
+  | Exclude<VrrpAction, { type: "transition" }>
+  | { type: "role"; role: "initialize" | "backup" | "master"; now: number }
+  | { type: "send"; to: Destination; message: VrlsMessage }
+  | Exclude<MemberAction, { type: "send" }>
+  | { type: "sendInfoRequest"; subnets: SubnetSpec[] };
+
+export type CoreEvent =
+  | { type: "startup"; now: number }
+  | { type: "shutdown"; now: number }
+  | { type: "tick"; now: number }
+  | { type: "advertisement"; now: number; from: string; priority: number; maxAdverIntCs: number }
+  | { type: "message"; now: number; from: string; message: VrlsMessage }
+  | { type: "learned"; now: number; address: string; by: LearnedBy }
+  | {
+      type: "reallocate";
+      now: number;
+      explicit?: ReadonlyMap<string, string>;
+      ratesBps?: ReadonlyMap<string, number>;
+    };
+
+export interface CoreSnapshot {
+  self: string;
+  vrid: number;
+  role: VrrpState["name"];
+  masterAddress: string | null;
+  mode: HandoffMode;
+  member: MemberSnapshot;
+  master: MasterSnapshot | null;
+  endSystems: ReturnType<Discovery["list"]>;
+  counters: Record<string, number>;
+}
+
+export class RouterCore {
+  private vrrp: VrrpState;
+  readonly member: MemberEngine;
+  readonly master: MasterEngine;
+  readonly discovery: Discovery;
+  private lastInfoRequest = Number.NEGATIVE_INFINITY;
+  readonly counters: Record<string, number> = {
+    advertisementsIn: 0,
+    responsesSent: 0,
+    allocationsIn: 0,
+    confirmationsIn: 0,
+    markersIn: 0,
+    unknownSender: 0,
+  };
+
+  constructor(readonly opts: RouterCoreOptions) {
+    if (!opts.members.some((m) => m.id === opts.self))
+      throw new Error(`members must include this router (${opts.self})`);
+    this.vrrp = initialVrrpState({
+      vrid: opts.vrid,
+      priority: opts.priority,
+      advertIntervalCs: opts.advertIntervalCs,
+      preempt: opts.preempt,
+      primaryAddress: opts.self,
+      virtualAddresses: opts.virtualAddresses,
+    });
+    this.member = new MemberEngine({
+      self: opts.self,
+      timerDelayMs: opts.timerDelayMs,
+      retryMs: opts.retryMs,
+    });
+    this.master = new MasterEngine({
+      self: opts.self,
+      members: opts.members,
+      mode: opts.mode,
+      retryMs: opts.retryMs,
+      maxRetries: opts.maxRetries,
+      responseTimeoutMs: opts.responseTimeoutMs,
+      discoveryMs: opts.discoveryMs,
+    });
+    this.discovery = new Discovery(opts.subnets, [
+      ...opts.virtualAddresses,
+      ...opts.members.map((m) => m.id),
+    ]);
+    if (opts.conditions.kind !== "address")
+      this.master.addConditions(this.fixedConditions().map(conditionKey));
+  }
+
+  get role(): VrrpState["name"] {
+    return this.vrrp.name;
+  }
+
+  get vrrpState(): VrrpState {
+    return this.vrrp;
+  }
+
+  /** When the driver should call tick next (VRRP timers; the extension ticks at retryMs). */
+  nextWake(now: number): number {
+    const v = nextDeadline(this.vrrp);
+    const ext = now + Math.max(1, Math.min(this.opts.retryMs, 10 * this.opts.advertIntervalCs));
+    return v === null ? ext : Math.min(v, ext);
+  }
+
+  handle(event: CoreEvent): CoreAction[] {
+    const out: CoreAction[] = [];
+    const loopback: { from: string; message: VrlsMessage }[] = [];
+    const emit = (actions: readonly (MemberAction | CoreAction | { type: "log"; message: string })[]) => {
+      for (const a of actions) {
+        if (a.type === "send") {
+          out.push(a);
+          // Our own multicast is not looped back by the socket: deliver it to ourselves here.
+          if (a.to === "all" || a.to.member === this.opts.self)
+            loopback.push({ from: this.opts.self, message: a.message });
+        } else out.push(a as CoreAction);
+      }
+    };
+    this.dispatch(event, emit);
+    for (let i = 0; i < loopback.length && i < 64; i++) {
+      const l = loopback[i];
+      if (l) this.dispatch({ type: "message", now: event.now, from: l.from, message: l.message }, emit, true);
+    }
+    return out.filter((a) => !(a.type === "send" && a.to !== "all" && a.to.member === this.opts.self));
+  }
+
+  private dispatch(
+    event: CoreEvent,
+    emit: (a: readonly (MemberAction | CoreAction)[]) => void,
+    fromSelf = false,
+  ): void {
+    const now = event.now;
+    switch (event.type) {
+      case "startup":
+      case "shutdown":
+      case "tick":
+      case "advertisement": {
+        if (event.type === "advertisement")
+          this.counters.advertisementsIn = (this.counters.advertisementsIn ?? 0) + 1;
+        const before = this.vrrp;
+        const r = step(this.vrrp, event);
+        this.vrrp = r.state;
+        for (const a of r.actions) {
+          if (a.type === "transition") emit(this.onTransition(before, a.to, now));
+          else emit([a]);
+        }
+        if (event.type === "shutdown") {
+          emit([{ type: "dataplane", dispositions: new Map() }]);
+        }
+        if (event.type === "advertisement" && this.vrrp.name === "backup" && event.priority > 0) {
+          // Seed: "on receiving an advertisement packet, a backup router transmits a response (Type 2)".
+          const v = this.member.currentVersion;
+          this.counters.responsesSent = (this.counters.responsesSent ?? 0) + 1;
+          emit([
+            {
+              type: "send",
+              to: { member: event.from },
+              message: { type: "response", priority: this.opts.priority, ...v },
+            },
+          ]);
+        }
+        if (event.type === "tick") {
+          if (this.vrrp.name !== "initialize") emit(this.member.onTick(now));
+          if (this.master.isActive) {
+            emit(this.master.onTick(now));
+            if (
+              now - this.lastInfoRequest >= this.opts.infoRequestIntervalMs &&
+              this.opts.infoRequestIntervalMs > 0
+            ) {
+              this.lastInfoRequest = now;
+              emit([{ type: "sendInfoRequest", subnets: this.discovery.subnetSpecs() }]);
+            }
+          }
+        }
+        return;
+      }
+      case "learned": {
+        if (this.discovery.learn(event.address, event.by, now) && this.opts.conditions.kind === "address") {
+          this.master.addConditions([event.address]);
+        }
+        return;
+      }
+      case "reallocate":
+        if (this.master.isActive) this.master.requestReallocation(event.explicit, event.ratesBps);
+        return;
+      case "message":
+        this.onMessage(event.from, event.message, now, emit, fromSelf);
+        return;
+    }
+  }
+
+  private onMessage(
+    from: string,
+    m: VrlsMessage,
+    now: number,
+    emit: (a: readonly (MemberAction | CoreAction)[]) => void,
+    fromSelf: boolean,
+  ): void {
+    if (!this.opts.members.some((x) => x.id === from)) {
+      this.counters.unknownSender = (this.counters.unknownSender ?? 0) + 1;
+      return;
+    }
+    if (this.vrrp.name === "initialize") return;
+    switch (m.type) {
+      case "response":
+        if (this.master.isActive) emit(this.master.onResponse(from, m, now));
+        return;
+      case "allocation":
+        this.counters.allocationsIn = (this.counters.allocationsIn ?? 0) + 1;
+        emit(this.member.onAllocation(m, now));
+        return;
+      case "confirmation":
+        this.counters.confirmationsIn = (this.counters.confirmationsIn ?? 0) + 1;
+        if (!fromSelf) emit(this.member.onConfirmation(from, m, now));
+        if (this.master.isActive) emit(this.master.onConfirmation(from, m, now));
+        return;
+      case "markers":
+        this.counters.markersIn = (this.counters.markersIn ?? 0) + 1;
+        emit(this.member.onMarkers(from, m, now));
+        return;
+      case "reviewRequest":
+      case "rateRequest":
+      case "rateResponse":
+        // Issue 6 (allocation review); accepted and ignored for now.
+        return;
+    }
+  }
+
+  private onTransition(before: VrrpState, to: VrrpState["name"], now: number): CoreAction[] {
+    const actions: CoreAction[] = [{ type: "role", role: to, now }];
+    if (to === "master") {
+      const dead = before.name === "backup" ? before.masterAddress : null;
+      for (const a of this.master.start(
+        now,
+        this.member.currentVersion.epoch,
+        this.member.allocation,
+        dead,
+      )) {
+        if (a.type === "log") actions.push(a);
+      }
+      this.lastInfoRequest = Number.NEGATIVE_INFINITY;
+    } else if (this.master.isActive) {
+      this.master.stop();
+    }
+    return actions;
+  }
+
+  private fixedConditions(): Condition[] {
+    const c = this.opts.conditions;
+    if (c.kind === "bucket") return bucketConditions(c.over, c.count, c.seed);
+    if (c.kind === "prefix") {
+      return c.prefixes.map((p) => {
+        const [network, len] = p.split("/");
+        return { kind: "prefix", network: network ?? "0.0.0.0", length: Number(len) };
+      });
+    }
+    return [];
+  }
+
+  snapshot(now: number): CoreSnapshot {
+    return {
+      self: this.opts.self,
+      vrid: this.opts.vrid,
+      role: this.vrrp.name,
+      masterAddress: this.vrrp.masterAddress,
+      mode: this.opts.mode,
+      member: this.member.snapshot(),
+      master: this.master.isActive ? this.master.snapshot(now) : null,
+      endSystems: this.discovery.list(),
+      counters: { ...this.counters, discoveryIgnored: this.discovery.ignored },
+    };
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * The RFC 5798 (VRRPv3, IPv4) state machine as a pure, clock-injected reducer:
+ * `step(state, event) -> { state, actions }`. Nothing here touches a socket or a
+ * timer; the router agent feeds it events (startup, shutdown, received
+ * advertisements, clock ticks) and carries out the actions (send an
+ * advertisement, broadcast gratuitous ARP, start/stop answering ARP for the VIP).
+ *
+ * Section references are RFC 5798 6.4.1 (Initialize), 6.4.2 (Backup), 6.4.3 (Master).
+ * This is type 1 (the seed's Fig. 3 advertisement); the load-sharing extension
+ * (types 2-8, seed Figs. 10A-10F) runs beside it in lib/roles/vrls/router-core.ts.
+ */
+import { ipToInt } from "../../topology/address.ts";
+import { masterDownIntervalMs, OWNER_PRIORITY, RESIGN_PRIORITY, skewTimeMs } from "./timers.ts";
+
+export type VrrpStateName = "initialize" | "backup" | "master";
+
+export interface VrrpParams {
+  vrid: number;
+  /** 1..254 for a backup-capable router, 255 for the address owner (RFC 5798 5.2.4). */
+  priority: number;
+  /** Advertisement_Interval in centiseconds (RFC 5798 6.1). */
+  advertIntervalCs: number;
+  /** Preempt_Mode (RFC 5798 6.1): a higher-priority backup takes over from a lower-priority master. */
+  preempt: boolean;
+  /** This router's primary IPv4 address on the LAN (tie-break, RFC 5798 6.4.3). */
+  primaryAddress: string;
+  /** IPvX_Address(es) of the virtual router. */
+  virtualAddresses: readonly string[];
+}
+
+export interface VrrpState {
+  readonly name: VrrpStateName;
+  readonly params: VrrpParams;
+  /** Master_Adver_Interval in centiseconds, learned from the master's advertisements. */
+  readonly masterAdverIntCs: number;
+  /** Absolute clock times (ms) at which the timers fire, or null when stopped. */
+  readonly adverDeadline: number | null;
+  readonly masterDownDeadline: number | null;
+  /** Primary address of the router believed to be master (ourselves when master). */
+  readonly masterAddress: string | null;
+}
+
+export type VrrpEvent =
+  | { type: "startup"; now: number }
+  | { type: "shutdown"; now: number }
+  /** The clock advanced; fires every timer whose deadline is <= now. */
+  | { type: "tick"; now: number }
+  /** A type 1 advertisement for our VRID that passed the RFC 5798 7.1 receive checks. */
+  | { type: "advertisement"; now: number; from: string; priority: number; maxAdverIntCs: number };
+
+export type VrrpAction =
+  | { type: "sendAdvertisement"; priority: number; advertIntervalCs: number }
+  | { type: "sendGratuitousArp"; addresses: readonly string[] }
+  /** Entering master: answer ARP for the VIPs and accept the virtual MAC; leaving: stop. */
+  | { type: "transition"; from: VrrpStateName; to: VrrpStateName; now: number };
+
+export interface VrrpStep {
+  state: VrrpState;
+  actions: VrrpAction[];
+}
+
+export function initialVrrpState(params: VrrpParams): VrrpState {
+  validateParams(params);
+  return {
+    name: "initialize",
+    params,
+    masterAdverIntCs: params.advertIntervalCs,
+    adverDeadline: null,
+    masterDownDeadline: null,
+    masterAddress: null,
+  };
+}
+
+function validateParams(p: VrrpParams): void {
+  if (!Number.isInteger(p.vrid) || p.vrid < 1 || p.vrid > 255)
+    throw new RangeError(`VRID must be 1..255, got ${p.vrid}`);
+  if (!Number.isInteger(p.priority) || p.priority < 1 || p.priority > 255) {
+    throw new RangeError(`priority must be 1..255, got ${p.priority}`);
+  }
+  if (!Number.isInteger(p.advertIntervalCs) || p.advertIntervalCs < 1 || p.advertIntervalCs > 0xfff) {
+    throw new RangeError(`advertisement interval must be 1..4095 centiseconds, got ${p.advertIntervalCs}`);
+  }
+}
+
+/** The earliest pending timer deadline, for the driver's single wake-up timer. */
+export function nextDeadline(state: VrrpState): number | null {
+  const d = [state.adverDeadline, state.masterDownDeadline].filter((x): x is number => x !== null);
+  return d.length === 0 ? null : Math.min(...d);
+}
+
+/** Master_Down_Interval for this router given what it learned from the master. */
+export function masterDownMs(state: VrrpState): number {
+  return masterDownIntervalMs(state.params.priority, state.masterAdverIntCs);
+}
+
+export function step(state: VrrpState, event: VrrpEvent): VrrpStep {
+  switch (state.name) {
+    case "initialize":
+      return onInitialize(state, event);
+    case "backup":
+      return onBackup(state, event);
+    case "master":
+      return onMaster(state, event);
+  }
+}
+
+function advert(state: VrrpState, priority = state.params.priority): VrrpAction {
+  return { type: "sendAdvertisement", priority, advertIntervalCs: state.params.advertIntervalCs };
+}
+
+function becomeMaster(state: VrrpState, now: number): VrrpStep {
+  const next: VrrpState = {
+    ...state,
+    name: "master",
+    adverDeadline: now + state.params.advertIntervalCs * 10,
+    masterDownDeadline: null,
+    masterAddress: state.params.primaryAddress,
+  };
+  return {
+    state: next,
+    actions: [
+      advert(state),
+      { type: "sendGratuitousArp", addresses: state.params.virtualAddresses },
+      { type: "transition", from: state.name, to: "master", now },
+    ],
+  };
+}
+
+// RFC 5798 6.4.1
+function onInitialize(state: VrrpState, event: VrrpEvent): VrrpStep {
+  if (event.type !== "startup") return { state, actions: [] };
+  if (state.params.priority === OWNER_PRIORITY) return becomeMaster(state, event.now);
+  const learned = { ...state, masterAdverIntCs: state.params.advertIntervalCs };
+  return {
+    state: {
+      ...learned,
+      name: "backup",
+      masterDownDeadline: event.now + masterDownMs(learned),
+      adverDeadline: null,
+      masterAddress: null,
+    },
+    actions: [{ type: "transition", from: "initialize", to: "backup", now: event.now }],
+  };
+}
+
+// RFC 5798 6.4.2
+function onBackup(state: VrrpState, event: VrrpEvent): VrrpStep {
+  switch (event.type) {
+    case "startup":
+      return { state, actions: [] };
+    case "shutdown":
+      return {
+        state: {
+          ...state,
+          name: "initialize",
+          masterDownDeadline: null,
+          adverDeadline: null,
+          masterAddress: null,
+        },
+        actions: [{ type: "transition", from: "backup", to: "initialize", now: event.now }],
+      };
+    case "tick":
+      if (state.masterDownDeadline !== null && event.now >= state.masterDownDeadline) {
+        return becomeMaster(state, event.now);
+      }
+      return { state, actions: [] };
+    case "advertisement": {
+      if (event.priority === RESIGN_PRIORITY) {
+        // The master is leaving: take over after Skew_Time only.
+        return {
+          state: {
+            ...state,
+            masterDownDeadline: event.now + skewTimeMs(state.params.priority, state.masterAdverIntCs),
+          },
+          actions: [],
+        };
+      }
+      if (!state.params.preempt || event.priority >= state.params.priority) {
+        const learned = { ...state, masterAdverIntCs: event.maxAdverIntCs, masterAddress: event.from };
+        return { state: { ...learned, masterDownDeadline: event.now + masterDownMs(learned) }, actions: [] };
+      }
+      // Preempt: a lower-priority master is ignored, so our Master_Down_Timer will fire.
+      return { state, actions: [] };
+    }
+  }
+}
+
+// RFC 5798 6.4.3
+function onMaster(state: VrrpState, event: VrrpEvent): VrrpStep {
+  switch (event.type) {
+    case "startup":
+      return { state, actions: [] };
+    case "shutdown":
+      return {
+        state: {
+          ...state,
+          name: "initialize",
+          adverDeadline: null,
+          masterDownDeadline: null,
+          masterAddress: null,
+        },
+        actions: [
+          advert(state, RESIGN_PRIORITY),
+          { type: "transition", from: "master", to: "initialize", now: event.now },
+        ],
+      };
+    case "tick":
+      if (state.adverDeadline !== null && event.now >= state.adverDeadline) {
+        return {
+          state: { ...state, adverDeadline: event.now + state.params.advertIntervalCs * 10 },
+          actions: [advert(state)],
+        };
+      }
+      return { state, actions: [] };
+    case "advertisement": {
+      if (event.priority === RESIGN_PRIORITY) {
+        return {
+          state: { ...state, adverDeadline: event.now + state.params.advertIntervalCs * 10 },
+          actions: [advert(state)],
+        };
+      }
+      if (outranks(event.priority, event.from, state.params.priority, state.params.primaryAddress)) {
+        const learned = { ...state, masterAdverIntCs: event.maxAdverIntCs };
+        return {
+          state: {
+            ...learned,
+            name: "backup",
+            adverDeadline: null,
+            masterDownDeadline: event.now + masterDownMs(learned),
+            masterAddress: event.from,
+          },
+          actions: [{ type: "transition", from: "master", to: "backup", now: event.now }],
+        };
+      }
+      return { state, actions: [] };
+    }
+  }
+}
+
+/** RFC 5798 6.4.3: greater priority wins; equal priority goes to the greater primary address. */
+export function outranks(
+  priority: number,
+  address: string,
+  otherPriority: number,
+  otherAddress: string,
+): boolean {
+  if (priority !== otherPriority) return priority > otherPriority;
+  return ipToInt(address) > ipToInt(otherAddress);
+}
