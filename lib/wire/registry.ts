@@ -201,9 +201,24 @@ const vrlsBodyArb: fc.Arbitrary<VrlsBody> = fc.oneof(
     allocationSerial: u32,
     mode: modeArb,
     timerDelayMs: u16,
-    assignments: fc.array(fc.record({ router: ipv4Address, conditions }), { maxLength: 4 }),
+    assignments: fc.array(
+      fc.record(
+        { router: ipv4Address, previousRouter: ipv4Address, conditions },
+        { requiredKeys: ["router", "conditions"] },
+      ),
+      { maxLength: 4 },
+    ),
   }),
-  fc.record({ type: fc.constant(4 as const), allocationSerial: u32, accepted: fc.boolean(), conditions }),
+  fc.record(
+    {
+      type: fc.constant(4 as const),
+      allocationSerial: u32,
+      accepted: fc.boolean(),
+      done: fc.constant(true as const),
+      conditions,
+    },
+    { requiredKeys: ["type", "allocationSerial", "accepted", "conditions"] },
+  ),
   fc
     .tuple(u32, partsArb, fc.array(sequenceEntryArb, { maxLength: 5 }), fc.array(markerArb, { maxLength: 5 }))
     .map(([allocationSerial, p, sequences, markers]) => ({

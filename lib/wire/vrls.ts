@@ -82,6 +82,11 @@ export interface FlowRateEntry {
 export interface Assignment {
   /** Registered address of the router that gets these conditions. */
   router: string;
+  /**
+   * The live router that had these conditions before (the hand-off's old owner), when
+   * there is one; absent: nothing to hand off. Assignment flags bit 0 (additive).
+   */
+  previousRouter?: string;
   conditions: Condition[];
 }
 
@@ -97,7 +102,14 @@ export type VrlsBody =
   | { type: 1; allocationSerial: number; mode: HandoffMode; memberCount: number }
   | { type: 2; allocationSerial: number; state: MemberState }
   | { type: 3; allocationSerial: number; mode: HandoffMode; timerDelayMs: number; assignments: Assignment[] }
-  | { type: 4; allocationSerial: number; accepted: boolean; conditions: Condition[] }
+  | {
+      type: 4;
+      allocationSerial: number;
+      accepted: boolean;
+      /** Every hand-off of the sender in this allocation is finished (flags bit 0, additive). */
+      done?: boolean;
+      conditions: Condition[];
+    }
   | {
       type: 5;
       allocationSerial: number;
@@ -196,14 +208,17 @@ function writeBody(w: ByteWriter, body: VrlsBody): void {
         .u16(count16("assignments", body.assignments.length))
         .u16(0);
       for (const a of body.assignments) {
-        w.ipv4(a.router).u16(count16("conditions", a.conditions.length)).u16(0);
+        w.ipv4(a.router)
+          .u16(count16("conditions", a.conditions.length))
+          .u16(a.previousRouter !== undefined ? 1 : 0);
+        if (a.previousRouter !== undefined) w.ipv4(a.previousRouter);
         writeConditions(w, a.conditions);
       }
       return;
     case 4:
       w.u32(body.allocationSerial)
         .u8(body.accepted ? 1 : 0)
-        .u8(0)
+        .u8(body.done ? 1 : 0)
         .u16(count16("conditions", body.conditions.length));
       writeConditions(w, body.conditions);
       return;
@@ -393,8 +408,15 @@ function readBody(type: number, r: ByteReader): VrlsBody {
       for (let i = 0; i < n; i++) {
         const router = r.ipv4("assignment router");
         const c = r.u16("assignment condition count");
-        r.u16("reserved");
-        assignments.push({ router, conditions: readConditions(r, c) });
+        const flagsAt = r.offset;
+        const flags = r.u16("assignment flags");
+        if (flags > 1) r.fail(`unknown assignment flags 0x${flags.toString(16)}`, flagsAt);
+        if (flags & 1) {
+          const previousRouter = r.ipv4("assignment previous router");
+          assignments.push({ router, previousRouter, conditions: readConditions(r, c) });
+        } else {
+          assignments.push({ router, conditions: readConditions(r, c) });
+        }
       }
       return { type, allocationSerial, mode, timerDelayMs, assignments };
     }
@@ -403,9 +425,13 @@ function readBody(type: number, r: ByteReader): VrlsBody {
       const at = r.offset;
       const accepted = r.u8("accepted flag");
       if (accepted > 1) r.fail(`accepted flag ${accepted}`, at);
-      r.u8("reserved");
+      const flags = r.u8("confirmation flags");
+      if (flags > 1) r.fail(`unknown confirmation flags 0x${flags.toString(16)}`, at + 1);
       const n = r.u16("condition count");
-      return { type, allocationSerial, accepted: accepted === 1, conditions: readConditions(r, n) };
+      const conditions = readConditions(r, n);
+      return flags & 1
+        ? { type, allocationSerial, accepted: accepted === 1, done: true, conditions }
+        : { type, allocationSerial, accepted: accepted === 1, conditions };
     }
     case 5: {
       const allocationSerial = r.u32("allocation serial");
