@@ -70,7 +70,7 @@ export const NatlbSection = z
     balancers: z.record(HostName, BalancerSpec),
     vips: z.array(VipSpec).min(1),
     /** NFQUEUE number used for transition-mode holding on every balancer. */
-    queueNum: z.number().int().min(0).max(65535).default(7),
+    queueNum: z.number().int().min(0).max(65535).default(200),
     transition: TransitionBounds.default({ maxPackets: 20000, maxBytes: 32 * 1024 * 1024, maxHoldMs: 3000 }),
     keeper: z
       .object({ pushIntervalMs: z.number().int().min(20).default(200) })

@@ -1,7 +1,8 @@
+import { ROLE_QUEUES } from "../../dataplane/conventions.ts";
 import type { NatlbConfig, VipConfig } from "./config.ts";
 
 /** The mark nftables puts on packets of a VIP in transition; one iptables rule queues them. */
-export const HOLD_MARK = 0x4e4c0001;
+export const HOLD_MARK: number = ROLE_QUEUES.natlb.mark;
 export const TABLE = "natlb";
 
 /** Named counter of a VIP (bytes/packets both directions, read by the controller for load). */

@@ -1,0 +1,334 @@
+import { appendFileSync, closeSync, fsyncSync, openSync, readFileSync } from "node:fs";
+import type { ConnEntry } from "./conn-table.ts";
+import { emptyReport, type HoldReport } from "./hold.ts";
+
+/**
+ * The control function's VIP move (seed 002, first embodiment, "the IP address is moved
+ * through a process comprising the following four steps"), as a journaled state machine:
+ *
+ *   1 transition  the new owner puts the VIP in transition mode (Fig. 8A): its packets are held
+ *   2 route       the new owner takes the VIP's addresses + gratuitous ARP; the old one drops them
+ *   3 entries     the VIP's entries go from the old owner's table (or, on failover, from the
+ *                 servers' copies, third embodiment) into the new owner's; the old owner deletes them
+ *   4 end         end-of-switch: the old owner forgets the VIP (Fig. 8B); the new owner returns
+ *                 it to normal mode and sends the held packets through the new entries (Fig. 8C)
+ *
+ * Every step is a call that resolves only when the balancer confirms it. Every step is
+ * idempotent, so a step can be repeated after a crash. The journal (one JSON line per
+ * event, fsync'd) lets a restarted controller finish or undo a half-done move:
+ * before the old owner deleted its entries the move is rolled back (the old owner
+ * re-takes the route; the held packets are dropped and TCP retransmits them), after
+ * that it is completed. A VIP is therefore never left without an owner.
+ */
+
+export interface BalancerPort {
+  readonly name: string;
+  beginTransition(vip: string): Promise<void>;
+  abortTransition(vip: string): Promise<HoldReport>;
+  claim(vip: string): Promise<void>;
+  release(vip: string): Promise<void>;
+  exportEntries(vip: string): Promise<ConnEntry[]>;
+  importEntries(entries: readonly ConnEntry[]): Promise<{ imported: number; alreadyPresent: number }>;
+  deleteEntries(vip: string): Promise<number>;
+  endSwitch(vip: string, side: "old" | "new"): Promise<HoldReport>;
+}
+
+/** Where a failover finds the entries of a failed balancer: the servers' copies (Fig. 13). */
+export interface CopySource {
+  entriesFor(vip: string, failedBalancer: string): Promise<ConnEntry[]>;
+}
+
+/**
+ * planned: the four steps, entries from the old owner (first embodiment).
+ * failover: the old owner is dead; entries from the servers' copies (third embodiment).
+ * entries-first: Modification 2 (entries set before the route moves; no transition mode).
+ * naive: the prior art (route first, entries after, no transition mode), for comparison.
+ */
+export type MoveKind = "planned" | "failover" | "entries-first" | "naive";
+export type MoveStep = "transition" | "route" | "entries" | "end";
+
+export interface MoveRequest {
+  id: string;
+  vip: string;
+  from: string;
+  to: string;
+  kind: MoveKind;
+}
+
+export interface StepTiming {
+  step: MoveStep;
+  ms: number;
+}
+
+export interface MoveReport extends MoveRequest {
+  outcome: "completed" | "rolled-back";
+  totalMs: number;
+  steps: StepTiming[];
+  entriesMoved: number;
+  entriesSource: "old-owner" | "copies" | "none";
+  hold: HoldReport;
+  error?: string;
+}
+
+type JournalEvent =
+  | { ev: "begin"; at: number; move: MoveRequest }
+  | { ev: "step"; at: number; id: string; step: MoveStep; ms: number; detail?: unknown }
+  | { ev: "done"; at: number; id: string; outcome: MoveReport["outcome"]; error?: string };
+
+export interface JournalRecord {
+  move: MoveRequest;
+  steps: MoveStep[];
+  outcome?: MoveReport["outcome"];
+}
+
+/** Append-only move journal: one JSON object per line, fsync'd after every event. */
+export class MoveJournal {
+  constructor(readonly file: string) {}
+
+  append(event: JournalEvent): void {
+    appendFileSync(this.file, `${JSON.stringify(event)}\n`);
+    const fd = openSync(this.file, "r");
+    try {
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  /** Every move in the journal; a torn last line (crash mid-write) is ignored. */
+  load(): Map<string, JournalRecord> {
+    const out = new Map<string, JournalRecord>();
+    let text = "";
+    try {
+      text = readFileSync(this.file, "utf8");
+    } catch {
+      return out;
+    }
+    for (const line of text.split("\n")) {
+      if (!line.trim()) continue;
+      let e: JournalEvent;
+      try {
+        e = JSON.parse(line) as JournalEvent;
+      } catch {
+        continue;
+      }
+      if (e.ev === "begin") out.set(e.move.id, { move: e.move, steps: [] });
+      else if (e.ev === "step") out.get(e.id)?.steps.push(e.step);
+      else if (e.ev === "done") {
+        const r = out.get(e.id);
+        if (r) r.outcome = e.outcome;
+      }
+    }
+    return out;
+  }
+
+  unfinished(): JournalRecord[] {
+    return [...this.load().values()].filter((r) => !r.outcome);
+  }
+}
+
+export interface MoveContext {
+  balancers: ReadonlyMap<string, BalancerPort>;
+  journal: MoveJournal;
+  copies?: CopySource;
+  /** Called between steps (tests use it to inject a crash at a known point). */
+  onStep?: (id: string, step: MoveStep) => void | Promise<void>;
+  /** For the naive move: how long traffic reaches the new owner before its entries do. */
+  naiveGapMs?: number;
+  /** Budget for calls to a balancer that may be dead (failover). */
+  deadCallTimeoutMs?: number;
+}
+
+class StepError extends Error {
+  constructor(
+    readonly step: MoveStep,
+    cause: unknown,
+  ) {
+    super(`step ${step} failed: ${(cause as Error)?.message ?? String(cause)}`);
+  }
+}
+
+function port(ctx: MoveContext, name: string): BalancerPort {
+  const p = ctx.balancers.get(name);
+  if (!p) throw new Error(`no balancer named "${name}" (known: ${[...ctx.balancers.keys()].join(", ")})`);
+  return p;
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms);
+    p.then(
+      (v) => {
+        clearTimeout(t);
+        resolve(v);
+      },
+      (e) => {
+        clearTimeout(t);
+        reject(e);
+      },
+    );
+  });
+}
+
+/** Runs one move to completion or rollback. Never leaves the VIP without an owner. */
+export async function moveVip(ctx: MoveContext, req: MoveRequest): Promise<MoveReport> {
+  ctx.journal.append({ ev: "begin", at: Date.now(), move: req });
+  return runMove(ctx, req, new Set());
+}
+
+/** Finishes or undoes every move the journal shows as unfinished (controller restart). */
+export async function recoverMoves(ctx: MoveContext): Promise<MoveReport[]> {
+  const out: MoveReport[] = [];
+  for (const rec of ctx.journal.unfinished()) out.push(await runMove(ctx, rec.move, new Set(rec.steps)));
+  return out;
+}
+
+async function runMove(ctx: MoveContext, req: MoveRequest, done: Set<MoveStep>): Promise<MoveReport> {
+  const t0 = performance.now();
+  const to = port(ctx, req.to);
+  const from = port(ctx, req.from);
+  const deadMs = ctx.deadCallTimeoutMs ?? 1500;
+  const fromAlive = req.kind !== "failover";
+  const report: MoveReport = {
+    ...req,
+    outcome: "completed",
+    totalMs: 0,
+    steps: [],
+    entriesMoved: 0,
+    entriesSource: "none",
+    hold: emptyReport(req.vip),
+  };
+  const step = async (name: MoveStep, fn: () => Promise<unknown>) => {
+    if (done.has(name)) return;
+    const s = performance.now();
+    let detail: unknown;
+    try {
+      detail = await fn();
+    } catch (e) {
+      throw new StepError(name, e);
+    }
+    const ms = Math.round((performance.now() - s) * 10) / 10;
+    report.steps.push({ step: name, ms });
+    ctx.journal.append({ ev: "step", at: Date.now(), id: req.id, step: name, ms, detail });
+    done.add(name);
+    await ctx.onStep?.(req.id, name);
+  };
+
+  const transfer = async () => {
+    let entries: ConnEntry[];
+    if (req.kind === "failover") {
+      if (!ctx.copies) throw new Error("failover needs the servers' table copies (no CopySource)");
+      entries = await ctx.copies.entriesFor(req.vip, req.from);
+      report.entriesSource = "copies";
+    } else {
+      entries = await from.exportEntries(req.vip);
+      report.entriesSource = "old-owner";
+    }
+    const r = await to.importEntries(entries);
+    report.entriesMoved = entries.length;
+    // "An entry which becomes unnecessary is deleted from the access correspondence table 9a"
+    // -- once the route has moved: until then the old owner still translates the VIP.
+    if (done.has("route")) await forgetOld();
+    return { entries: entries.length, ...r };
+  };
+  const forgetOld = async () => {
+    if (fromAlive) await from.deleteEntries(req.vip);
+    else await withTimeout(from.deleteEntries(req.vip), deadMs, `${req.from} deleteEntries`).catch(() => 0);
+  };
+  const switchRoute = async () => {
+    await to.claim(req.vip);
+    if (fromAlive) await from.release(req.vip);
+    else await withTimeout(from.release(req.vip), deadMs, `${req.from} release`).catch(() => undefined);
+    // Modification 2: the entries are already on the new owner; the old copies can go.
+    if (done.has("entries")) await forgetOld();
+  };
+
+  try {
+    if (req.kind === "planned" || req.kind === "failover") {
+      await step("transition", () => to.beginTransition(req.vip));
+      await step("route", switchRoute);
+      await step("entries", transfer);
+    } else if (req.kind === "entries-first") {
+      await step("entries", transfer);
+      await step("route", switchRoute);
+    } else {
+      await step("route", switchRoute);
+      await new Promise((r) => setTimeout(r, ctx.naiveGapMs ?? 0));
+      await step("entries", transfer);
+    }
+    await step("end", async () => {
+      if (fromAlive) await from.endSwitch(req.vip, "old");
+      else await withTimeout(from.endSwitch(req.vip, "old"), deadMs, `${req.from} endSwitch`).catch(() => undefined);
+      report.hold = await to.endSwitch(req.vip, "new");
+      return report.hold;
+    });
+  } catch (e) {
+    report.error = (e as Error).message;
+    // Before the old owner deleted its entries the move can be undone; after, only finished.
+    const entriesGone = done.has("entries") && done.has("route");
+    if (!entriesGone && fromAlive) {
+      await rollback(ctx, req, from, to);
+      report.outcome = "rolled-back";
+    } else {
+      // Complete what is missing; every step is idempotent, so repeat until it holds.
+      await completeAfterFailure(ctx, req, done, step, switchRoute, transfer, from, to, report, fromAlive, deadMs);
+    }
+  }
+  report.totalMs = Math.round((performance.now() - t0) * 10) / 10;
+  ctx.journal.append({
+    ev: "done",
+    at: Date.now(),
+    id: req.id,
+    outcome: report.outcome,
+    ...(report.error ? { error: report.error } : {}),
+  });
+  return report;
+}
+
+async function rollback(ctx: MoveContext, req: MoveRequest, from: BalancerPort, to: BalancerPort): Promise<void> {
+  // The old owner still has every entry: give it the route back and release the new one.
+  await from.claim(req.vip);
+  await to.release(req.vip).catch(() => undefined);
+  await to.abortTransition(req.vip).catch(() => undefined);
+  await to.deleteEntries(req.vip).catch(() => 0);
+  await from.endSwitch(req.vip, "new").catch(() => undefined);
+  ctx.journal.append({ ev: "step", at: Date.now(), id: req.id, step: "end", ms: 0, detail: "rolled back" });
+}
+
+async function completeAfterFailure(
+  ctx: MoveContext,
+  req: MoveRequest,
+  done: Set<MoveStep>,
+  step: (name: MoveStep, fn: () => Promise<unknown>) => Promise<void>,
+  switchRoute: () => Promise<void>,
+  transfer: () => Promise<unknown>,
+  from: BalancerPort,
+  to: BalancerPort,
+  report: MoveReport,
+  fromAlive: boolean,
+  deadMs: number,
+): Promise<void> {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    try {
+      if (!done.has("transition") && (req.kind === "planned" || req.kind === "failover")) {
+        await step("transition", () => to.beginTransition(req.vip));
+      }
+      await step("route", switchRoute);
+      await step("entries", transfer);
+      await step("end", async () => {
+        await withTimeout(from.endSwitch(req.vip, "old"), fromAlive ? 30_000 : deadMs, "endSwitch old").catch(
+          () => undefined,
+        );
+        report.hold = await to.endSwitch(req.vip, "new");
+        return report.hold;
+      });
+      return;
+    } catch (e) {
+      lastError = e;
+      await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
+    }
+  }
+  void ctx;
+  throw new Error(`move ${req.id} of ${req.vip} could not be completed: ${(lastError as Error)?.message}`);
+}

@@ -1,0 +1,283 @@
+// NAT-LB phase 1 (seed 002): the kernel recipe proven in namespaces this test builds
+// itself. Embodiment 1 (DNAT) and 2 (full NAT), strict conntrack answering a mid-stream
+// packet without entry with a RST, and live TCP connections surviving a conntrack entry
+// move + VIP move between two balancer namespaces; the naive order resets them.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ipBatch, run } from "../lib/lab/command.ts";
+import { namespaceName, newRunPrefix } from "../lib/lab/prefix.ts";
+import { namespacesOf, teardownPrefix } from "../lib/lab/teardown.ts";
+import { Balancer } from "../lib/roles/natlb/balancer.ts";
+import type { ClientLoadReport } from "../lib/roles/natlb/client-load.ts";
+import { type NatlbConfig, NatlbSection } from "../lib/roles/natlb/config.ts";
+import { namespaceExec } from "../lib/roles/natlb/exec.ts";
+import { LocalAgent } from "../lib/roles/natlb/local-agent.ts";
+import { type BalancerPort, type MoveKind, MoveJournal, type MoveReport, moveVip } from "../lib/roles/natlb/move.ts";
+import { NfqueueHold } from "../lib/roles/natlb/nfqueue-hold.ts";
+import type { WebServerStats } from "../lib/roles/natlb/web-server.ts";
+
+const VIP = "198.18.0.100";
+const VIP_INTERNAL = "198.19.0.100";
+const SERVER = "198.19.0.10";
+const CLIENT = "198.18.0.10";
+
+function config(embodiment: "dnat" | "fullnat"): NatlbConfig {
+  return NatlbSection.parse({
+    embodiment,
+    controller: "s1",
+    balancers: { a: { external: "eth0", internal: "eth1" }, b: { external: "eth0", internal: "eth1" } },
+    vips: [
+      {
+        label: "31a-IP-1",
+        address: VIP,
+        port: 80,
+        internal: VIP_INTERNAL,
+        servers: [{ host: "s1", address: SERVER, port: 8080 }],
+        owner: "a",
+      },
+    ],
+    control: { key: "00112233445566778899aabbccddeeff" },
+  });
+}
+
+/** c (client) -- ext -- a, b -- int -- s1 (server); the bridges live in <prefix>-sw. */
+async function buildNamespaces(prefix: string, embodiment: "dnat" | "fullnat"): Promise<void> {
+  const ns = (h: string) => namespaceName(prefix, h);
+  const hosts = ["sw", "c", "a", "b", "s1"];
+  await run(["ip", "-batch", "-"], { input: hosts.map((h) => `netns add ${ns(h)}`).join("\n") + "\n" });
+  await ipBatch(ns("sw"), [
+    "link add ext type bridge",
+    "link add int type bridge",
+    "link set ext up",
+    "link set int up",
+    "link set lo up",
+  ]);
+  const plugs: [string, string, string][] = [
+    ["c", "eth0", "ext"],
+    ["a", "eth0", "ext"],
+    ["b", "eth0", "ext"],
+    ["a", "eth1", "int"],
+    ["b", "eth1", "int"],
+    ["s1", "eth0", "int"],
+  ];
+  await ipBatch(
+    undefined,
+    plugs.map(([h, i]) => `link add ${i} netns ${ns(h)} type veth peer name ${h}${i} netns ${ns("sw")}`),
+  );
+  await ipBatch(
+    ns("sw"),
+    plugs.map(([h, i, br]) => `link set ${h}${i} master ${br} up`),
+  );
+  const addr: Record<string, string[]> = {
+    c: ["addr add 198.18.0.10/24 dev eth0", "link set eth0 up"],
+    a: [
+      "addr add 198.18.0.1/24 dev eth0",
+      "addr add 198.19.0.1/24 dev eth1",
+      "link set eth0 up",
+      "link set eth1 up",
+    ],
+    b: [
+      "addr add 198.18.0.2/24 dev eth0",
+      "addr add 198.19.0.2/24 dev eth1",
+      "link set eth0 up",
+      "link set eth1 up",
+    ],
+    // Embodiment 1: the server answers through the balancer that owns its VIP (the VIP's
+    // internal address is its gateway). Embodiment 2 needs no route to the clients.
+    s1: [
+      "addr add 198.19.0.10/24 dev eth0",
+      "link set eth0 up",
+      ...(embodiment === "dnat" ? [`route add default via ${VIP_INTERNAL}`] : []),
+    ],
+  };
+  for (const [h, cmds] of Object.entries(addr)) await ipBatch(ns(h), ["link set lo up", ...cmds]);
+}
+
+interface Rig {
+  prefix: string;
+  journal: MoveJournal;
+  cfg: NatlbConfig;
+  a: Balancer;
+  b: Balancer;
+  web: LocalAgent;
+  clients: LocalAgent;
+}
+
+async function startLoad(
+  rig: Rig,
+  id: string,
+  connections: number,
+  downloads: number,
+): Promise<ClientLoadReport> {
+  return rig.clients.call<ClientLoadReport>("start", {
+    id,
+    target: VIP,
+    port: 80,
+    connections,
+    requestIntervalMs: 100,
+    downloads,
+    downloadBytes: 2_000_000,
+    downloadRate: 200_000,
+    rampMs: 200,
+    stallMs: 1000,
+  });
+}
+
+async function report(rig: Rig, id: string): Promise<ClientLoadReport> {
+  return rig.clients.call<ClientLoadReport>("report", { id });
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+let moveSeq = 0;
+function move(rig: Rig, from: string, to: string, kind: MoveKind): Promise<MoveReport> {
+  const balancers = new Map<string, BalancerPort>([
+    ["a", rig.a],
+    ["b", rig.b],
+  ]);
+  return moveVip(
+    { balancers, journal: rig.journal, naiveGapMs: 300 },
+    { id: `m${++moveSeq}`, vip: VIP, from, to, kind },
+  );
+}
+
+describe.each(["dnat", "fullnat"] as const)("NAT-LB kernel recipe, embodiment %s", (embodiment) => {
+  const rig = {} as Rig;
+
+  beforeAll(async () => {
+    rig.prefix = newRunPrefix();
+    rig.cfg = config(embodiment);
+    try {
+      await buildNamespaces(rig.prefix, embodiment);
+      rig.journal = new MoveJournal(join(mkdtempSync(join(tmpdir(), "natlb-")), "moves.jsonl"));
+      for (const name of ["a", "b"] as const) {
+        const ns = namespaceName(rig.prefix, name);
+        const exec = namespaceExec(ns);
+        rig[name] = new Balancer(name, rig.cfg, exec, new NfqueueHold(rig.cfg, exec, { netns: ns }));
+      }
+      await rig.a.setup();
+      await rig.b.setup();
+      rig.web = LocalAgent.start(namespaceName(rig.prefix, "s1"), "natlb-web");
+      await rig.web.call("start", { port: 8080, name: "s1" });
+      rig.clients = LocalAgent.start(namespaceName(rig.prefix, "c"), "natlb-clients");
+    } catch (e) {
+      await teardownPrefix(rig.prefix);
+      throw e;
+    }
+  });
+
+  afterAll(async () => {
+    await rig.clients?.stop();
+    await rig.web?.stop();
+    await rig.a?.teardown();
+    await rig.b?.teardown();
+    await teardownPrefix(rig.prefix);
+    expect(await namespacesOf(rig.prefix)).toEqual([]);
+  });
+
+  it("translates accesses to the VIP: the owner's conntrack holds them in the seed's columns", async () => {
+    const start = await startLoad(rig, "basic", 5, 0);
+    expect(start.established).toBe(5);
+    await sleep(300);
+    const r = await rig.clients.call<ClientLoadReport>("stop", { id: "basic" });
+    expect(r.requestsOk).toBeGreaterThan(5);
+    expect(r.resets + r.corrupt + r.failedConnects).toBe(0);
+    const entries = await rig.a.exportEntries(VIP);
+    expect(entries.length).toBeGreaterThanOrEqual(5);
+    const e = entries[0];
+    expect(e?.clientAddr).toBe(CLIENT);
+    expect(e?.serverAddr).toBe(SERVER);
+    expect(e?.serverPort).toBe(8080);
+    if (embodiment === "fullnat") expect(e?.internalAddr).toBe(VIP_INTERNAL);
+    else expect(e?.internalAddr).toBeUndefined();
+    // The server sees the client itself (embodiment 1) or the VIP's internal address (2, Fig. 11B).
+    const stats = await rig.web.call<WebServerStats>("stats");
+    const peers = Object.keys(stats.peers);
+    expect(peers).toEqual([embodiment === "dnat" ? CLIENT : VIP_INTERNAL]);
+    expect(await rig.b.exportEntries(VIP)).toEqual([]);
+  });
+
+  it("strict conntrack: a mid-stream packet with no entry is answered with a TCP RST", async () => {
+    await startLoad(rig, "strict", 4, 0);
+    await sleep(200);
+    const before = await rig.a.counters();
+    expect(await rig.a.deleteEntries(VIP)).toBeGreaterThanOrEqual(4);
+    await sleep(600);
+    const r = await rig.clients.call<ClientLoadReport>("stop", { id: "strict" });
+    expect(r.resets).toBe(4);
+    const after = await rig.a.counters();
+    expect(after.invalidRejected).toBeGreaterThan(before.invalidRejected);
+  });
+
+  it("live connections survive a conntrack entry move + VIP move (entries first, then route)", async () => {
+    const start = await startLoad(rig, "move", 40, 4);
+    expect(start.established).toBe(44);
+    await sleep(500);
+    const moved = await move(rig, "a", "b", "entries-first");
+    expect(moved.outcome).toBe("completed");
+    expect(moved.entriesMoved).toBeGreaterThanOrEqual(44);
+    const mid = await report(rig, "move");
+    await sleep(1500);
+    const end = await report(rig, "move");
+    expect(end.resets).toBe(0);
+    expect(end.corrupt).toBe(0);
+    expect(end.stalls).toBe(0);
+    expect(end.open).toBe(44);
+    // Traffic goes on through b now: requests keep being answered and b counts them.
+    expect(end.requestsOk).toBeGreaterThan(mid.requestsOk + 40);
+    expect(await rig.b.ownedVips()).toEqual([VIP]);
+    expect(await rig.a.ownedVips()).toEqual([]);
+    expect((await rig.a.exportEntries(VIP)).length).toBe(0);
+    const bCounters = await rig.b.counters();
+    expect(bCounters.vips[0]?.packets).toBeGreaterThan(100);
+    // And back again, so the next test starts from a.
+    await move(rig, "b", "a", "entries-first");
+    await sleep(800);
+    const back = await rig.clients.call<ClientLoadReport>("stop", { id: "move" });
+    expect(back.resets + back.corrupt + back.stalls).toBe(0);
+    expect(back.open).toBe(44);
+  });
+
+  it("the naive order (route first, entries after, no transition mode) resets connections", async () => {
+    await startLoad(rig, "naive", 40, 0);
+    await sleep(500);
+    await move(rig, "a", "b", "naive");
+    await sleep(800);
+    const r = await rig.clients.call<ClientLoadReport>("stop", { id: "naive" });
+    // Every connection that sent a packet during the 300 ms gap was reset by b.
+    expect(r.resets).toBeGreaterThan(0);
+    const bCounters = await rig.b.counters();
+    expect(bCounters.invalidRejected).toBeGreaterThan(0);
+    await move(rig, "b", "a", "entries-first");
+  });
+
+  it("the four steps (transition, route, entries, end) keep every connection; held packets drain in order", async () => {
+    await startLoad(rig, "planned", 40, 4);
+    await sleep(500);
+    const before = await rig.b.counters();
+    const m = await move(rig, "a", "b", "planned");
+    expect(m.outcome).toBe("completed");
+    expect(m.steps.map((s) => s.step)).toEqual(["transition", "route", "entries", "end"]);
+    expect(m.entriesMoved).toBeGreaterThanOrEqual(44);
+    // Packets arrived at b between the route switch and the entries, and were held, not rejected.
+    expect(m.hold.held).toBeGreaterThan(0);
+    expect(m.hold.released).toBe(m.hold.held);
+    expect(m.hold.overflowDropped + m.hold.timeoutDropped + m.hold.discarded).toBe(0);
+    expect(m.hold.inOrder).toBe(true);
+    expect(m.hold.holdMs).toBeGreaterThan(0);
+    await sleep(1200);
+    const r = await rig.clients.call<ClientLoadReport>("stop", { id: "planned" });
+    expect(r.resets).toBe(0);
+    expect(r.corrupt).toBe(0);
+    expect(r.stalls).toBe(0);
+    expect(r.open).toBe(44);
+    const after = await rig.b.counters();
+    expect(after.invalidRejected).toBe(before.invalidRejected);
+    expect(rig.b.modes.get(VIP)).toBe("normal");
+    expect(rig.a.modes.get(VIP)).toBeUndefined();
+    const back = await move(rig, "b", "a", "planned");
+    expect(back.outcome).toBe("completed");
+  });
+});
