@@ -327,7 +327,7 @@ export class RemoteHost {
           target.namespace,
           "socat",
           "STDIO",
-          `TCP:${target.address ?? "127.0.0.1"}:${target.port ?? DEFAULT_PORT}`,
+          `TCP:${target.address ?? "127.0.0.1"}:${target.port ?? DEFAULT_PORT},nodelay`,
         ],
         { stdio: ["pipe", "pipe", "pipe"] },
       );
