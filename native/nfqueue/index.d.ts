@@ -63,6 +63,8 @@ export interface QueueCounters {
   verdicts: number;
   /** Errors the kernel returned for verdicts (e.g. unknown id). */
   verdictErrors: number;
+  /** Deferred verdict batches that could not be sent (see lastErrno). */
+  sendErrors: number;
   /** recv() ENOBUFS: the socket receive buffer overflowed and the kernel dropped messages. */
   enobufs: number;
   /** Netlink messages that were not parseable queue packets (counted and skipped). */

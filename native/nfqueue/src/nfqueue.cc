@@ -3,9 +3,11 @@
 // older nfq_open/nfq_handle_packet API hides the socket and its errors).
 //
 // Event-loop integration: a uv_poll handle watches the netlink socket; when it is
-// readable we recv() with MSG_DONTWAIT until EAGAIN (bounded per wake-up so other
+// readable we recvmmsg() with MSG_DONTWAIT until EAGAIN (bounded per wake-up so other
 // handles are not starved) and hand the packets to JavaScript as one array per
-// wake-up (one JS call per batch, not per packet). No threads.
+// wake-up (one JS call per batch, not per packet). No threads. Verdicts given while
+// that JS call runs are collected and sent in one sendto() when it returns (in the
+// order they were given); verdicts given at any other time are sent at once.
 //
 // Overflow is visible: NETLINK_NO_ENOBUFS is explicitly off, so when the socket's
 // receive buffer overflows recv() fails with ENOBUFS and we count it; packets the
@@ -44,7 +46,8 @@ namespace {
 // MNL_SOCKET_BUFFER_SIZE is a sysconf() call (not constexpr); fixed sizes instead.
 constexpr size_t kMsgBufSize = 8192;
 constexpr size_t kRecvBufSize = 0xffff + kMsgBufSize;
-constexpr int kMaxDatagramsPerWake = 512;
+constexpr int kSlots = 32;                // datagrams per recvmmsg()
+constexpr int kMaxRoundsPerWake = 32;     // recvmmsg() calls per wake-up at most
 constexpr size_t kVerdictBufSize = 64 * 1024;
 
 std::string ErrnoText(const char* what, int err) {
@@ -298,8 +301,17 @@ class Queue : public Napi::ObjectWrap<Queue> {
     }
     early_.clear();
     int fd = mnl_socket_get_fd(nl_);
-    for (int i = 0; i < kMaxDatagramsPerWake; i++) {
-      ssize_t n = recv(fd, rbuf_.data(), rbuf_.size(), MSG_DONTWAIT);
+    struct mmsghdr msgs[kSlots];
+    struct iovec iov[kSlots];
+    for (int round = 0; round < kMaxRoundsPerWake; round++) {
+      memset(msgs, 0, sizeof(msgs));
+      for (int i = 0; i < kSlots; i++) {
+        iov[i].iov_base = slab_.data() + static_cast<size_t>(i) * kRecvBufSize;
+        iov[i].iov_len = kRecvBufSize;
+        msgs[i].msg_hdr.msg_iov = &iov[i];
+        msgs[i].msg_hdr.msg_iovlen = 1;
+      }
+      int n = recvmmsg(fd, msgs, kSlots, MSG_DONTWAIT, nullptr);
       if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) break;
         if (errno == EINTR) continue;
@@ -310,20 +322,49 @@ class Queue : public Napi::ObjectWrap<Queue> {
         lastErrno_ = errno;
         break;
       }
-      datagrams_++;
-      ParseDatagram(env, rbuf_.data(), static_cast<int>(n), batch, &count);
+      for (int i = 0; i < n; i++) {
+        datagrams_++;
+        if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
+          malformed_++;
+          continue;
+        }
+        ParseDatagram(env, static_cast<char*>(iov[i].iov_base), static_cast<int>(msgs[i].msg_len), batch, &count);
+      }
+      if (n < kSlots) break;
     }
     if (count == 0) return;
     batches_++;
     napi_value result;
     napi_value argv[] = {batch};
+    inBatch_ = true;
     napi_status st = napi_make_callback(env, asyncContext_ ? static_cast<napi_async_context>(*asyncContext_) : nullptr,
                                         Value(), onBatch_.Value(), 1, argv, &result);
+    inBatch_ = false;
+    FlushPending();
     if (st == napi_pending_exception) {
       napi_value err;
       napi_get_and_clear_last_exception(env, &err);
       napi_fatal_exception(env, err);
     }
+  }
+
+  // Sends the verdicts collected during a batch callback (no JS frame: errors are counted).
+  void FlushPending() {
+    if (pendingLen_ == 0 || nl_ == nullptr) {
+      pendingLen_ = 0;
+      return;
+    }
+    if (mnl_socket_sendto(nl_, pending_.data(), pendingLen_) < 0) {
+      sendErrors_++;
+      lastErrno_ = errno;
+    }
+    pendingLen_ = 0;
+  }
+
+  // Room for one more verdict message (without payload) in the pending buffer.
+  char* PendingSlot() {
+    if (pendingLen_ + 128 > pending_.size()) FlushPending();
+    return pending_.data() + pendingLen_;
   }
 
   void ParseDatagram(Napi::Env env, char* data, int len, Napi::Array& batch, uint32_t* count) {
@@ -422,10 +463,21 @@ class Queue : public Napi::ObjectWrap<Queue> {
       payload = info[3].As<Napi::Buffer<uint8_t>>();
       extra = payload.Length();
     }
+    bool hasMark = info.Length() > 2 && info[2].IsNumber();
+    uint32_t mark = hasMark ? info[2].As<Napi::Number>().Uint32Value() : 0;
+    if (inBatch_ && extra == 0) {
+      struct nlmsghdr* nlh = nfq_nlmsg_put(PendingSlot(), NFQNL_MSG_VERDICT, queueNum_);
+      nfq_nlmsg_verdict_put(nlh, static_cast<int>(id), verdict);
+      if (hasMark) nfq_nlmsg_verdict_put_mark(nlh, mark);
+      pendingLen_ += NLMSG_ALIGN(nlh->nlmsg_len);
+      verdicts_++;
+      return env.Undefined();
+    }
+    FlushPending();  // keep the order of verdicts given earlier in this batch
     std::vector<char> buf(kMsgBufSize + extra);
     struct nlmsghdr* nlh = nfq_nlmsg_put(buf.data(), NFQNL_MSG_VERDICT, queueNum_);
     nfq_nlmsg_verdict_put(nlh, static_cast<int>(id), verdict);
-    if (info.Length() > 2 && info[2].IsNumber()) nfq_nlmsg_verdict_put_mark(nlh, info[2].As<Napi::Number>().Uint32Value());
+    if (hasMark) nfq_nlmsg_verdict_put_mark(nlh, mark);
     if (extra > 0) nfq_nlmsg_verdict_put_pkt(nlh, payload.Data(), static_cast<uint32_t>(extra));
     if (Send(env, nlh, nlh->nlmsg_len)) verdicts_++;
     return env.Undefined();
@@ -445,6 +497,7 @@ class Queue : public Napi::ObjectWrap<Queue> {
     Napi::Uint32Array ids = info[0].As<Napi::Uint32Array>();
     bool hasMark = info.Length() > 2 && info[2].IsNumber();
     uint32_t mark = hasMark ? info[2].As<Napi::Number>().Uint32Value() : 0;
+    FlushPending();  // verdicts given earlier in this batch go first
     std::vector<char> buf(kVerdictBufSize);
     size_t used = 0;
     for (size_t i = 0; i < ids.ElementLength(); i++) {
@@ -472,6 +525,7 @@ class Queue : public Napi::ObjectWrap<Queue> {
       Napi::TypeError::New(env, "verdictUpTo(id: number, verdict: 0|1|4, mark?)").ThrowAsJavaScriptException();
       return env.Undefined();
     }
+    FlushPending();
     std::vector<char> buf(kMsgBufSize);
     struct nlmsghdr* nlh = nfq_nlmsg_put(buf.data(), NFQNL_MSG_VERDICT_BATCH, queueNum_);
     nfq_nlmsg_verdict_put(nlh, static_cast<int>(info[0].As<Napi::Number>().Uint32Value()), verdict);
@@ -487,6 +541,7 @@ class Queue : public Napi::ObjectWrap<Queue> {
   }
 
   void Shutdown(bool unbind) {
+    FlushPending();
     open_ = false;
     if (unbind && nl_ != nullptr) {
       // Unbinding makes the kernel drop the packets still queued (no verdict).
@@ -526,6 +581,7 @@ class Queue : public Napi::ObjectWrap<Queue> {
     o.Set("batches", Napi::Number::New(env, static_cast<double>(batches_)));
     o.Set("verdicts", Napi::Number::New(env, static_cast<double>(verdicts_)));
     o.Set("verdictErrors", Napi::Number::New(env, static_cast<double>(verdictErrors_)));
+    o.Set("sendErrors", Napi::Number::New(env, static_cast<double>(sendErrors_)));
     o.Set("enobufs", Napi::Number::New(env, static_cast<double>(enobufs_)));
     o.Set("malformed", Napi::Number::New(env, static_cast<double>(malformed_)));
     o.Set("lastErrno", Napi::Number::New(env, lastErrno_));
@@ -563,14 +619,18 @@ class Queue : public Napi::ObjectWrap<Queue> {
   Napi::FunctionReference onBatch_;
   Napi::AsyncContext* asyncContext_ = nullptr;
   std::vector<char> rbuf_;
+  std::vector<char> slab_ = std::vector<char>(static_cast<size_t>(kSlots) * kRecvBufSize);
+  std::vector<char> pending_ = std::vector<char>(kVerdictBufSize);
+  size_t pendingLen_ = 0;
+  bool inBatch_ = false;
   std::vector<std::vector<char>> early_;
   uint32_t queueNum_ = 0;
   uint32_t portid_ = 0;
   uint32_t seq_ = 0;
   int nsFd_ = -1;
   bool open_ = false;
-  uint64_t received_ = 0, datagrams_ = 0, batches_ = 0, verdicts_ = 0, verdictErrors_ = 0, enobufs_ = 0,
-           malformed_ = 0;
+  uint64_t received_ = 0, datagrams_ = 0, batches_ = 0, verdicts_ = 0, verdictErrors_ = 0, sendErrors_ = 0,
+           enobufs_ = 0, malformed_ = 0;
   int lastErrno_ = 0;
 };
 
