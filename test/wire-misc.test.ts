@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { decodeArp, gratuitousArpFrame, isGratuitousArp } from "../lib/wire/arp.ts";
+import { parseIpv4 } from "../lib/wire/bytes.ts";
 import { decodeEthernet, ETHERTYPE } from "../lib/wire/ethernet.ts";
 import { decodeIpv4, encodeIpv4 } from "../lib/wire/ipv4.ts";
 import { decodeNatlb, encodeNatlb, entriesPerDatagram, type NatlbMessage } from "../lib/wire/natlb.ts";
@@ -98,5 +99,25 @@ describe("NAT-LB control", () => {
     expect(truncated.ok).toBe(false);
     const wrongKey = decodeNatlb(bytes, new TextEncoder().encode("x"));
     expect(wrongKey.ok ? "" : wrongKey.error.reason).toBe("bad HMAC");
+  });
+});
+
+describe("IPv4 address text", () => {
+  it("parses dotted quads and rejects everything else with the value in the message", () => {
+    expect([...parseIpv4("198.18.0.255")]).toEqual([198, 18, 0, 255]);
+    expect([...parseIpv4("0.0.0.0")]).toEqual([0, 0, 0, 0]);
+    for (const bad of [
+      "256.1.1.1",
+      "1.2.3",
+      "1.2.3.4.",
+      "a.b.c.d",
+      "1..2.3",
+      "",
+      "1.2.3.4.5",
+      " 1.2.3.4",
+      "1234.1.1.1",
+    ]) {
+      expect(() => parseIpv4(bad), bad).toThrow(`invalid IPv4 address: ${JSON.stringify(bad)}`);
+    }
   });
 });

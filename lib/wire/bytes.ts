@@ -140,7 +140,9 @@ export class ByteWriter {
 
   ipv4(address: string): this {
     this.ensure(4);
-    this.buf.set(parseIpv4(address), this.length);
+    if (!writeIpv4(address, this.buf, this.length)) {
+      throw new Error(`invalid IPv4 address: ${JSON.stringify(address)}`);
+    }
     this.length += 4;
     return this;
   }
@@ -172,23 +174,42 @@ export class ByteWriter {
     return this;
   }
 
+  /** The bytes written; no copy when the initial size was exact. */
   finish(): Uint8Array {
-    return this.buf.slice(0, this.length);
+    return this.length === this.buf.length ? this.buf : this.buf.slice(0, this.length);
   }
 }
 
-const IPV4_PATTERN = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/;
+/**
+ * Writes dotted-quad IPv4 into `out` at `offset`; false when the text is not an address.
+ * Hand-parsed (no regex, no allocation): encoders call it for every address they write.
+ */
+export function writeIpv4(address: string, out: Uint8Array, offset: number): boolean {
+  let part = 0;
+  let digits = 0;
+  let value = 0;
+  for (let i = 0; i <= address.length; i++) {
+    const c = i < address.length ? address.charCodeAt(i) : 46; // virtual trailing "."
+    if (c === 46) {
+      if (digits === 0 || value > 255 || part > 3) return false;
+      out[offset + part] = value;
+      part++;
+      digits = 0;
+      value = 0;
+    } else if (c >= 48 && c <= 57 && digits < 3) {
+      value = value * 10 + (c - 48);
+      digits++;
+    } else {
+      return false;
+    }
+  }
+  return part === 4;
+}
 
 /** Parses dotted-quad IPv4; throws a clear error (encoders reject bad input loudly). */
 export function parseIpv4(address: string): Uint8Array {
-  const m = IPV4_PATTERN.exec(address);
-  if (!m) throw new Error(`invalid IPv4 address: ${JSON.stringify(address)}`);
   const out = new Uint8Array(4);
-  for (let i = 0; i < 4; i++) {
-    const n = Number(m[i + 1]);
-    if (n > 255) throw new Error(`invalid IPv4 address: ${JSON.stringify(address)}`);
-    out[i] = n;
-  }
+  if (!writeIpv4(address, out, 0)) throw new Error(`invalid IPv4 address: ${JSON.stringify(address)}`);
   return out;
 }
 

@@ -1,4 +1,4 @@
-import { parseIpv4 } from "./bytes.ts";
+import { writeIpv4 } from "./bytes.ts";
 
 /**
  * The Internet checksum (RFC 1071), the only implementation in the project: IPv4
@@ -27,9 +27,14 @@ export function internetChecksum(bytes: Uint8Array, start = 0, end = bytes.lengt
 }
 
 /** Partial sum of the IPv4 pseudo-header (RFC 768/793; RFC 5798 section 5.2.8 for VRRP). */
+const pseudoScratch = new Uint8Array(8);
+
 export function pseudoHeaderSum(src: string, dst: string, protocol: number, length: number): number {
-  const s = parseIpv4(src);
-  const d = parseIpv4(dst);
+  const s = pseudoScratch;
+  const d = pseudoScratch.subarray(4);
+  if (!writeIpv4(src, s, 0) || !writeIpv4(dst, s, 4)) {
+    throw new Error(`invalid IPv4 address in pseudo-header: ${JSON.stringify(src)} / ${JSON.stringify(dst)}`);
+  }
   return (
     ((s[0]! << 8) | s[1]!) +
     ((s[2]! << 8) | s[3]!) +
