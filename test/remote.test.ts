@@ -12,7 +12,10 @@ import {
   RemoteError,
   RemoteHost,
   RemoteTimeoutError,
+  SshdStartError,
   sshdConfig,
+  startSshd,
+  stopSshdByPid,
 } from "../lib/remote/index.ts";
 import {
   type LoopbackSshd,
@@ -62,6 +65,44 @@ describe("keys and sshd", () => {
         pidPath: "p",
       }),
     ).toContain("ListenAddress [::1]:2222");
+  });
+});
+
+describe("sshd launcher failures", () => {
+  it("reports an sshd that cannot start, with its log, and stops one by pid", async () => {
+    const busy = await startSshd({
+      dir: join(lab.dir, "busy"),
+      listenAddress: "127.0.0.1",
+      port: lab.sshd.port, // taken by the fixture's sshd
+      hostKeyPath: lab.keys.hostKeyPath,
+      authorizedKeysPath: lab.keys.authorizedKeysPath,
+    }).catch((e: unknown) => e);
+    expect(busy).toBeInstanceOf(SshdStartError);
+    expect(String(busy)).toMatch(/exited \(code \d+\) before listening: .*Address already in use/);
+
+    const noNamespace = await startSshd({
+      dir: join(lab.dir, "nons"),
+      namespace: "td00000-missing",
+      listenAddress: "127.0.0.1",
+      port: 22,
+      hostKeyPath: lab.keys.hostKeyPath,
+      authorizedKeysPath: lab.keys.authorizedKeysPath,
+    }).catch((e: unknown) => e);
+    expect(noNamespace).toBeInstanceOf(SshdStartError);
+    expect(String(noNamespace)).toMatch(
+      /in namespace td00000-missing exited .*Cannot open network namespace/,
+    );
+
+    const other = await startSshd({
+      dir: join(lab.dir, "other"),
+      listenAddress: "127.0.0.1",
+      port: 0,
+      hostKeyPath: lab.keys.hostKeyPath,
+      authorizedKeysPath: lab.keys.authorizedKeysPath,
+    });
+    expect(await processAlive(other.pid)).toBe(true);
+    await stopSshdByPid(other.pid);
+    expect(await waitUntil(async () => !(await processAlive(other.pid)), 3000)).toBe(true);
   });
 });
 
@@ -241,6 +282,22 @@ describe("RemoteHost over TCP", () => {
     // A failed connect is not cached: the next call tries again (and fails again).
     await expect(closed.exec("true")).rejects.toBeInstanceOf(HostUnreachableError);
     closed.close();
+  });
+
+  it("sends commands verbatim to a raw (non-POSIX) shell", async () => {
+    const raw = new RemoteHost({
+      name: "raw",
+      target: { kind: "tcp", host: "127.0.0.1", port: lab.sshd.port },
+      privateKey: lab.keys.client.privateKey,
+      shell: "raw",
+    });
+    try {
+      const r = await raw.execOrThrow("echo first; echo second");
+      expect(r.stdout).toBe("first\nsecond\n"); // no pid line was added, none was eaten
+      await expect(raw.exec("true", { env: { A: "b" } })).rejects.toThrow(/shell: raw/);
+    } finally {
+      raw.close();
+    }
   });
 
   it("rejects calls after close()", async () => {

@@ -130,11 +130,11 @@ export class AgentClient extends EventEmitter<AgentEvents> {
   constructor(
     readonly host: string,
     readonly agent: string,
-    private readonly process: RemoteProcess,
+    private readonly remoteProcess: RemoteProcess,
     private readonly maxLogLines: number,
   ) {
     super();
-    this.exited = process.done.then((result) => {
+    this.exited = remoteProcess.done.then((result) => {
       const unterminated = this.stderrLines.rest();
       if (unterminated) this.addLog(unterminated);
       const exit = { code: result.code, signal: result.signal };
@@ -179,7 +179,7 @@ export class AgentClient extends EventEmitter<AgentEvents> {
       this.pending.set(id, entry);
       const request =
         params === undefined ? { jsonrpc: "2.0", id, method } : { jsonrpc: "2.0", id, method, params };
-      this.process.write(`${JSON.stringify(request)}\n`);
+      this.remoteProcess.write(`${JSON.stringify(request)}\n`);
     });
   }
 
@@ -231,12 +231,12 @@ export class AgentClient extends EventEmitter<AgentEvents> {
     const graceMs = options.graceMs ?? 2000;
     this.stopping = true;
     await this.call("shutdown", undefined, { timeoutMs: graceMs }).catch(() => undefined);
-    this.process.endInput();
+    this.remoteProcess.endInput();
     if (await settlesWithin(this.exited, graceMs)) return this.exited;
     this.addLog(`[launcher] ${this.agent} did not exit within ${graceMs} ms of shutdown; killing it`);
-    await this.process.kill("KILL");
+    await this.remoteProcess.kill("KILL");
     if (await settlesWithin(this.exited, 5000)) return this.exited;
-    this.process.channel.close(); // connection unresponsive: give up on it
+    this.remoteProcess.channel.close(); // connection unresponsive: give up on it
     return this.exited;
   }
 

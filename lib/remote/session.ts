@@ -52,6 +52,12 @@ export interface RemoteHostOptions {
    * our sshd's MaxSessions 64; use 8 for a stock sshd (MaxSessions 10).
    */
   maxChannels?: number;
+  /**
+   * "posix" (default): the login shell is sh-like, so each command is prefixed with
+   * `echo $$;` to learn its process group for kill(). "raw": commands go verbatim (a
+   * vendor CLI); kill() then sends an SSH signal request and closes the channel.
+   */
+  shell?: "posix" | "raw";
   /** SSH keepalive interval; default 10 s (a dead peer is noticed after 3 missed). */
   keepaliveIntervalMs?: number;
 }
@@ -178,7 +184,9 @@ export class RemoteHost {
     // requires privilege separation", which sshd turns off after a root login), so each
     // command first prints its shell's pid (= its process group: sshd runs every session
     // under setsid) as the first stdout line, and kill() signals that group instead.
-    const wrapped = `echo $$; ${line}`;
+    const posix = this.options.shell !== "raw";
+    if (!posix && options.env) throw new Error(`env is not supported on ${this.name} (shell: raw)`);
+    const wrapped = posix ? `echo $$; ${line}` : line;
     const release = await this.slots.acquire();
     const killGroup = async (group: number, signalName: string) => {
       await this.exec(["kill", "-s", signalName, "--", `-${group}`]).catch(() => undefined);
@@ -190,7 +198,11 @@ export class RemoteHost {
         (client, callback) =>
           client.exec(wrapped, (err, channel) => {
             if (err) callback(err, undefined as never);
-            else callback(undefined, watchProcess(line, channel, options, release, killGroup));
+            else
+              callback(
+                undefined,
+                watchProcess(line, channel, options, release, posix ? killGroup : undefined),
+              );
           }),
         line,
       );
@@ -423,13 +435,14 @@ function watchProcess(
   channel: ClientChannel,
   options: StreamOptions,
   release: () => void,
-  killGroup: (group: number, signal: string) => Promise<void>,
+  /** Absent for a raw shell: then there is no pid line and kill() uses an SSH signal request. */
+  killGroup: ((group: number, signal: string) => Promise<void>) | undefined,
 ): RemoteProcess {
   const stdout: Buffer[] = [];
   const stderr: Buffer[] = [];
   let code: number | null = null;
   let signal: string | null = null;
-  let header: Buffer | undefined = Buffer.alloc(0);
+  let header: Buffer | undefined = killGroup ? Buffer.alloc(0) : undefined;
   let tellGroup: (group: number | undefined) => void = () => {};
   const processGroup = new Promise<number | undefined>((resolve) => {
     tellGroup = resolve;
@@ -458,6 +471,7 @@ function watchProcess(
     else signal = signalName ?? null;
   });
   let closed = false;
+  if (!killGroup) tellGroup(undefined);
   const done = new Promise<ExecResult>((resolve) => {
     channel.on("close", () => {
       closed = true;
@@ -481,8 +495,10 @@ function watchProcess(
       channel.end();
     },
     kill: async (signalName = "KILL") => {
+      const name = signalName.replace(/^SIG/, "");
+      if (!killGroup) sendSignalRequest(channel, name);
       const group = closed ? undefined : await processGroup;
-      if (group !== undefined && !closed) await killGroup(group, signalName.replace(/^SIG/, ""));
+      if (group !== undefined && !closed && killGroup) await killGroup(group, name);
       channel.close();
     },
   };
@@ -491,6 +507,29 @@ function watchProcess(
 function describeTarget(target: RemoteTarget): string {
   if (target.kind === "tcp") return `${target.host}:${target.port ?? DEFAULT_PORT}`;
   return `${target.namespace}/${target.address ?? "127.0.0.1"}:${target.port ?? DEFAULT_PORT}`;
+}
+
+/**
+ * An SSH "signal" channel request (RFC 4254 6.9). ssh2's Channel.signal() does nothing
+ * once our side has ended stdin (it checks `writable`) although the protocol allows it
+ * until the channel closes, so this goes to ssh2's protocol object when it can.
+ */
+function sendSignalRequest(channel: ClientChannel, name: string): void {
+  const internal = channel as unknown as {
+    outgoing?: { id: number; state: string };
+    _client?: { _protocol?: { signal(id: number, name: string): void } };
+  };
+  try {
+    const state = internal.outgoing?.state;
+    const protocol = internal._client?._protocol;
+    if (internal.outgoing && protocol && (state === "open" || state === "eof")) {
+      protocol.signal(internal.outgoing.id, name);
+    } else {
+      channel.signal(name);
+    }
+  } catch {
+    // channel or connection already gone: nothing to signal
+  }
 }
 
 function lastLine(text: string): string {

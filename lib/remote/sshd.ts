@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
@@ -128,11 +129,15 @@ async function startSshdOnce(options: SshdOptions): Promise<SshdHandle> {
   const sshdArgv = [SSHD, "-D", "-f", configPath, "-E", logPath];
   const argv = options.namespace ? ["ip", "netns", "exec", options.namespace, ...sshdArgv] : sshdArgv;
   // `ip netns exec` execs sshd in place, so the child's pid is sshd's pid.
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "ignore", "pipe"], detached: true });
-  let earlyStderr = "";
-  child.stderr.on("data", (d: Buffer) => {
-    earlyStderr += d.toString();
-  });
+  // stdout/stderr go to the log too (e.g. `ip netns exec`'s "Cannot open network
+  // namespace"); a pipe would outlive our interest and could break sshd when closed.
+  const logFd = openSync(logPath, "a");
+  let child: ReturnType<typeof spawn>;
+  try {
+    child = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", logFd, logFd], detached: true });
+  } finally {
+    closeSync(logFd);
+  }
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.on("exit", (code, signal) => resolve({ code, signal }));
     child.on("error", () => resolve({ code: 127, signal: null }));
@@ -151,8 +156,9 @@ async function startSshdOnce(options: SshdOptions): Promise<SshdHandle> {
     if (/Server listening on /.test(log)) break;
     if (hasExited) {
       const { code } = await exited;
+      const lastWords = await readFile(logPath, "utf8").catch(() => log); // written before it exited
       throw new SshdStartError(
-        `${what} exited (code ${code}) before listening: ${(log + earlyStderr).trim().split("\n").slice(-5).join(" | ")}`,
+        `${what} exited (code ${code}) before listening: ${lastWords.trim().split("\n").slice(-5).join(" | ")}`,
         logPath,
       );
     }
@@ -166,7 +172,6 @@ async function startSshdOnce(options: SshdOptions): Promise<SshdHandle> {
     await sleep(delay);
     delay = Math.min(delay * 2, 50);
   }
-  child.stderr.destroy();
   child.unref();
 
   const pid = child.pid!;
@@ -194,6 +199,29 @@ async function startSshdOnce(options: SshdOptions): Promise<SshdHandle> {
   };
   if (options.namespace) handle.namespace = options.namespace;
   return handle;
+}
+
+/**
+ * Stops an sshd started by another process (e.g. `tandem lab down` after `lab up`), by
+ * its pid: SIGTERM to it and its connection children, SIGKILL after `graceMs`.
+ */
+export async function stopSshdByPid(pid: number, graceMs = 2000): Promise<void> {
+  const connections = await connectionChildren(pid);
+  killQuietly(pid, "SIGTERM");
+  for (const connection of connections) killQuietly(connection, "SIGTERM");
+  const deadline = Date.now() + graceMs;
+  while (await isRunning(pid)) {
+    if (Date.now() > deadline) {
+      killQuietly(pid, "SIGKILL");
+      return;
+    }
+    await sleep(20);
+  }
+}
+
+async function isRunning(pid: number): Promise<boolean> {
+  const status = await readFile(`/proc/${pid}/status`, "utf8").catch(() => "");
+  return status !== "" && !/^State:\s+Z/m.test(status);
 }
 
 async function connectionChildren(pid: number): Promise<number[]> {
