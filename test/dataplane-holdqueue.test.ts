@@ -2,6 +2,10 @@
 // forwarder counts per source (set with per-element counters) and marks the sources to
 // queue; one iptables-nft rule (mangle FORWARD) queues marked packets to NFQUEUE; the
 // HoldQueue in this process (queue opened inside the forwarder's namespace) decides.
+import { spawn } from "node:child_process";
+import { createRequire } from "node:module";
+import { createInterface } from "node:readline";
+import { parseQueueStats } from "tandem-nfqueue";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type HoldBounds, HoldQueue } from "../lib/dataplane/hold-queue.ts";
 import { ensureQueueRule, type QueueRule, removeQueueRule } from "../lib/dataplane/iptables-queue.ts";
@@ -260,6 +264,48 @@ describe("HoldQueue in a forwarding namespace", () => {
     await settle();
     expect(lab.receivedOf("c1")).toHaveLength(0);
     expect(hq.counters(SOURCE_A)).toMatchObject({ discarded: 10, held: 0 });
+  });
+
+  it("a consumer killed mid-hold: the kernel drops what it held, nothing leaks, the queue can be bound again", async () => {
+    const addon = createRequire(import.meta.url).resolve("tandem-nfqueue");
+    const child = spawn(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        `import { openQueue } from ${JSON.stringify(addon)};
+         let n = 0;
+         openQueue(${QUEUE}, { netns: ${JSON.stringify(lab.forwarder)} }, () => { if (++n === 20) console.log("held 20"); });
+         console.log("ready");
+         setInterval(() => {}, 1000);`,
+      ],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    try {
+      const lines: string[] = [];
+      createInterface({ input: child.stdout }).on("line", (l) => lines.push(l));
+      await waitFor("the child to bind", () => lines.includes("ready"));
+      await lab.send(SOURCE_A, "k1", 20);
+      await waitFor("the child to hold 20", () => lines.includes("held 20"));
+      const kernelQueue = async () => {
+        const text = (await lab.exec.forwarder(["cat", "/proc/net/netfilter/nfnetlink_queue"])).stdout;
+        return parseQueueStats(text).find((q) => q.queueNum === QUEUE);
+      };
+      expect((await kernelQueue())?.queueTotal).toBe(20);
+      child.kill("SIGKILL");
+      await waitFor("the kernel to unbind the queue", async () => (await kernelQueue()) === undefined);
+      const hq = openHoldQueue();
+      try {
+        await lab.send(SOURCE_A, "k2", 10);
+        await waitFor("10 after rebinding", () => lab.receivedOf("k2").length >= 10);
+        await settle();
+        expect(lab.receivedOf("k1")).toHaveLength(0);
+      } finally {
+        hq.close();
+      }
+    } finally {
+      child.kill("SIGKILL");
+    }
   });
 
   it("the queue rule is idempotent", async () => {
