@@ -14,7 +14,8 @@ import type { ClientLoadReport } from "../lib/roles/natlb/client-load.ts";
 import { type NatlbConfig, NatlbSection } from "../lib/roles/natlb/config.ts";
 import { namespaceExec } from "../lib/roles/natlb/exec.ts";
 import { LocalAgent } from "../lib/roles/natlb/local-agent.ts";
-import { type BalancerPort, type MoveKind, MoveJournal, type MoveReport, moveVip } from "../lib/roles/natlb/move.ts";
+import { localPorts } from "../lib/roles/natlb/local-port.ts";
+import { type MoveKind, MoveJournal, type MoveReport, moveVip } from "../lib/roles/natlb/move.ts";
 import { NfqueueHold } from "../lib/roles/natlb/nfqueue-hold.ts";
 import type { WebServerStats } from "../lib/roles/natlb/web-server.ts";
 
@@ -133,12 +134,8 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 let moveSeq = 0;
 function move(rig: Rig, from: string, to: string, kind: MoveKind): Promise<MoveReport> {
-  const balancers = new Map<string, BalancerPort>([
-    ["a", rig.a],
-    ["b", rig.b],
-  ]);
   return moveVip(
-    { balancers, journal: rig.journal, naiveGapMs: 300 },
+    { balancers: localPorts([rig.a, rig.b]), journal: rig.journal, naiveGapMs: 300 },
     { id: `m${++moveSeq}`, vip: VIP, from, to, kind },
   );
 }

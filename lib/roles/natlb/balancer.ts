@@ -136,6 +136,9 @@ export class Balancer {
     const v = vipByAddress(this.config, vipAddress);
     if (side === "old") {
       this.modes.remove(v.address);
+      // Whatever entry is left of the VIP (all of them after a rolled-back move) goes too,
+      // unless the VIP came back to this balancer.
+      if (!(await this.ownedVips()).includes(v.address)) await this.table.deleteVip(v.address);
       return emptyReport(v.address);
     }
     const report =
@@ -167,7 +170,18 @@ export class Balancer {
     return this.table.import(entries);
   }
 
-  /** Step 3 (source side, after the copy): "an entry which becomes unnecessary is deleted". */
+  /**
+   * Step 3 on the old owner, after `deliver` (the new owner) confirmed the entries: when
+   * the route has already moved away, "an entry which becomes unnecessary is deleted".
+   */
+  async sendEntries(vipAddress: string, deliver: (entries: ConnEntry[]) => Promise<unknown>): Promise<number> {
+    const entries = await this.exportEntries(vipAddress);
+    await deliver(entries);
+    if (!(await this.ownedVips()).includes(vipAddress)) await this.table.deleteVip(vipAddress);
+    return entries.length;
+  }
+
+  /** Deletes every entry of the VIP. */
   deleteEntries(vipAddress: string): Promise<number> {
     return this.table.deleteVip(vipAddress);
   }

@@ -1,5 +1,4 @@
 import { appendFileSync, closeSync, fsyncSync, openSync, readFileSync } from "node:fs";
-import type { ConnEntry } from "./conn-table.ts";
 import { emptyReport, type HoldReport } from "./hold.ts";
 
 /**
@@ -23,19 +22,26 @@ import { emptyReport, type HoldReport } from "./hold.ts";
 
 export interface BalancerPort {
   readonly name: string;
+  /** Step 1 (enter) on the new owner; also the undo of step 1 (leave). */
   beginTransition(vip: string): Promise<void>;
   abortTransition(vip: string): Promise<HoldReport>;
+  /** Step 2: take (claim) or give up (release) the VIP's addresses. */
   claim(vip: string): Promise<void>;
   release(vip: string): Promise<void>;
-  exportEntries(vip: string): Promise<ConnEntry[]>;
-  importEntries(entries: readonly ConnEntry[]): Promise<{ imported: number; alreadyPresent: number }>;
-  deleteEntries(vip: string): Promise<number>;
+  /**
+   * Step 3 on a live old owner: send the VIP's entries straight to balancer `to` (which
+   * confirms them); when this balancer no longer holds the VIP's route it then deletes
+   * them ("an entry which becomes unnecessary is deleted"). Resolves with the count.
+   */
+  sendEntries(vip: string, to: string): Promise<number>;
+  /** Step 4. Old side: forget the VIP (mode row and any entry left). New side: normal mode, drain. */
   endSwitch(vip: string, side: "old" | "new"): Promise<HoldReport>;
 }
 
 /** Where a failover finds the entries of a failed balancer: the servers' copies (Fig. 13). */
 export interface CopySource {
-  entriesFor(vip: string, failedBalancer: string): Promise<ConnEntry[]>;
+  /** Step 3 of a failover: the keepers send their copies of `failed`'s entries for `vip` to `to`. */
+  sendCopies(vip: string, failed: string, to: string): Promise<number>;
 }
 
 /**
@@ -139,6 +145,17 @@ export interface MoveContext {
   deadCallTimeoutMs?: number;
 }
 
+/**
+ * Thrown by an onStep hook to stop a move dead, as a controller crash would: no rollback,
+ * no completion, no "done" in the journal. recoverMoves() picks the move up.
+ */
+export class ControllerCrash extends Error {
+  constructor(step: MoveStep) {
+    super(`controller crashed after step ${step}`);
+    this.name = "ControllerCrash";
+  }
+}
+
 class StepError extends Error {
   constructor(
     readonly step: MoveStep,
@@ -211,36 +228,30 @@ async function runMove(ctx: MoveContext, req: MoveRequest, done: Set<MoveStep>):
     report.steps.push({ step: name, ms });
     ctx.journal.append({ ev: "step", at: Date.now(), id: req.id, step: name, ms, detail });
     done.add(name);
-    await ctx.onStep?.(req.id, name);
+    try {
+      await ctx.onStep?.(req.id, name);
+    } catch (e) {
+      if (e instanceof ControllerCrash) throw e;
+    }
   };
 
   const transfer = async () => {
-    let entries: ConnEntry[];
+    let n: number;
     if (req.kind === "failover") {
       if (!ctx.copies) throw new Error("failover needs the servers' table copies (no CopySource)");
-      entries = await ctx.copies.entriesFor(req.vip, req.from);
+      n = await ctx.copies.sendCopies(req.vip, req.from, req.to);
       report.entriesSource = "copies";
     } else {
-      entries = await from.exportEntries(req.vip);
+      n = await from.sendEntries(req.vip, req.to);
       report.entriesSource = "old-owner";
     }
-    const r = await to.importEntries(entries);
-    report.entriesMoved = entries.length;
-    // "An entry which becomes unnecessary is deleted from the access correspondence table 9a"
-    // -- once the route has moved: until then the old owner still translates the VIP.
-    if (done.has("route")) await forgetOld();
-    return { entries: entries.length, ...r };
-  };
-  const forgetOld = async () => {
-    if (fromAlive) await from.deleteEntries(req.vip);
-    else await withTimeout(from.deleteEntries(req.vip), deadMs, `${req.from} deleteEntries`).catch(() => 0);
+    report.entriesMoved = n;
+    return { entries: n };
   };
   const switchRoute = async () => {
     await to.claim(req.vip);
     if (fromAlive) await from.release(req.vip);
     else await withTimeout(from.release(req.vip), deadMs, `${req.from} release`).catch(() => undefined);
-    // Modification 2: the entries are already on the new owner; the old copies can go.
-    if (done.has("entries")) await forgetOld();
   };
 
   try {
@@ -263,15 +274,17 @@ async function runMove(ctx: MoveContext, req: MoveRequest, done: Set<MoveStep>):
       return report.hold;
     });
   } catch (e) {
+    if (e instanceof ControllerCrash) throw e;
     report.error = (e as Error).message;
     // Before the old owner deleted its entries the move can be undone; after, only finished.
+    // The old owner deletes its copy only when both the entries and the route have moved.
     const entriesGone = done.has("entries") && done.has("route");
     if (!entriesGone && fromAlive) {
       await rollback(ctx, req, from, to);
       report.outcome = "rolled-back";
     } else {
       // Complete what is missing; every step is idempotent, so repeat until it holds.
-      await completeAfterFailure(ctx, req, done, step, switchRoute, transfer, from, to, report, fromAlive, deadMs);
+      await completeAfterFailure(req, done, step, switchRoute, transfer, from, to, report, fromAlive, deadMs);
     }
   }
   report.totalMs = Math.round((performance.now() - t0) * 10) / 10;
@@ -286,17 +299,17 @@ async function runMove(ctx: MoveContext, req: MoveRequest, done: Set<MoveStep>):
 }
 
 async function rollback(ctx: MoveContext, req: MoveRequest, from: BalancerPort, to: BalancerPort): Promise<void> {
-  // The old owner still has every entry: give it the route back and release the new one.
+  // The old owner still has every entry: give it the route back, undo the new owner's
+  // transition mode (held packets are dropped; TCP retransmits them) and its copies.
   await from.claim(req.vip);
   await to.release(req.vip).catch(() => undefined);
   await to.abortTransition(req.vip).catch(() => undefined);
-  await to.deleteEntries(req.vip).catch(() => 0);
+  await to.endSwitch(req.vip, "old").catch(() => undefined);
   await from.endSwitch(req.vip, "new").catch(() => undefined);
   ctx.journal.append({ ev: "step", at: Date.now(), id: req.id, step: "end", ms: 0, detail: "rolled back" });
 }
 
 async function completeAfterFailure(
-  ctx: MoveContext,
   req: MoveRequest,
   done: Set<MoveStep>,
   step: (name: MoveStep, fn: () => Promise<unknown>) => Promise<void>,
@@ -329,6 +342,5 @@ async function completeAfterFailure(
       await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
     }
   }
-  void ctx;
   throw new Error(`move ${req.id} of ${req.vip} could not be completed: ${(lastError as Error)?.message}`);
 }

@@ -1,0 +1,219 @@
+// NAT-LB model (seed 002): the access correspondence table view of conntrack, the copy
+// keeping function's columns per embodiment, the load assignment and the move journal.
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { computeAssignment } from "../lib/roles/natlb/assignment.ts";
+import {
+  type ConnEntry,
+  entryToInsertLine,
+  parseConntrackLine,
+  parseConntrackListing,
+} from "../lib/roles/natlb/conn-table.ts";
+import { NatlbSection } from "../lib/roles/natlb/config.ts";
+import { CopyStore, toCopyRow } from "../lib/roles/natlb/keeper.ts";
+import { MoveJournal } from "../lib/roles/natlb/move.ts";
+
+// Lines as `conntrack -L -o extended` printed them in this machine's namespaces.
+const DNAT_LINE =
+  "ipv4     2 tcp      6 431999 ESTABLISHED src=198.18.0.10 dst=198.18.0.100 sport=46612 dport=80 src=198.19.0.10 dst=198.18.0.10 sport=8080 dport=46612 [ASSURED] mark=0 use=1";
+const FULLNAT_LINE =
+  "ipv4     2 tcp      6 299 ESTABLISHED src=198.18.0.10 dst=198.18.0.100 sport=47568 dport=80 src=198.19.0.10 dst=198.19.0.100 sport=8080 dport=47568 [ASSURED] mark=7 use=1";
+const SYN_LINE =
+  "tcp      6 29 SYN_SENT src=198.18.1.9 dst=198.18.0.100 sport=2 dport=80 [UNREPLIED] src=198.19.0.10 dst=198.18.1.9 sport=8080 dport=2 mark=0 use=1";
+const VIPS = new Set(["198.18.0.100"]);
+
+describe("access correspondence table (conntrack view, Figs. 5 and 12)", () => {
+  it("reads a DNAT entry into the seed's columns", () => {
+    const t = parseConntrackListing(DNAT_LINE, VIPS);
+    expect(t.malformed).toEqual([]);
+    expect(t.entries).toEqual([
+      {
+        protocol: "tcp",
+        clientAddr: "198.18.0.10",
+        clientPort: 46612,
+        vip: "198.18.0.100",
+        vipPort: 80,
+        serverAddr: "198.19.0.10",
+        serverPort: 8080,
+        tcpState: "ESTABLISHED",
+        seqDelta: 0,
+        timeoutS: 431999,
+        seenReply: true,
+        assured: true,
+        mark: 0,
+      },
+    ]);
+  });
+
+  it("reads a full-NAT entry with the internal address/port (913/914)", () => {
+    const [e] = parseConntrackListing(FULLNAT_LINE, VIPS).entries;
+    expect(e?.internalAddr).toBe("198.19.0.100");
+    expect(e?.internalPort).toBe(47568);
+    expect(e?.mark).toBe(7);
+  });
+
+  it("keeps an unreplied SYN as such and skips flows to other addresses", () => {
+    const t = parseConntrackListing(
+      `${SYN_LINE}\nudp      17 20 src=10.0.0.1 dst=10.0.0.2 sport=1 dport=2 src=10.0.0.2 dst=10.0.0.1 sport=2 dport=1 mark=0 use=1\nconntrack v1.4.7 (conntrack-tools): 2 flow entries have been shown.`,
+      VIPS,
+    );
+    expect(t.entries).toHaveLength(1);
+    expect(t.entries[0]?.seenReply).toBe(false);
+    expect(t.entries[0]?.tcpState).toBe("SYN_SENT");
+    expect(t.skipped).toBe(1);
+  });
+
+  it("writes the conntrack -R line that recreates the NAT binding", () => {
+    const [dnat] = parseConntrackListing(DNAT_LINE, VIPS).entries as [ConnEntry];
+    expect(entryToInsertLine(dnat)).toBe(
+      "-I -p tcp -s 198.18.0.10 -d 198.18.0.100 --sport 46612 --dport 80 --dst-nat 198.19.0.10:8080 --state ESTABLISHED -u ASSURED,SEEN_REPLY -t 431999",
+    );
+    const [full] = parseConntrackListing(FULLNAT_LINE, VIPS).entries as [ConnEntry];
+    expect(entryToInsertLine(full)).toContain("--src-nat 198.19.0.100:47568");
+    expect(entryToInsertLine(full)).toContain("-m 7");
+    const [syn] = parseConntrackListing(SYN_LINE, VIPS).entries as [ConnEntry];
+    expect(entryToInsertLine(syn)).toContain("--state SYN_SENT -u UNSET");
+  });
+
+  it("never throws on hostile lines; malformed ones are reported with a reason", () => {
+    fc.assert(
+      fc.property(fc.string({ maxLength: 200 }), (line) => {
+        const r = parseConntrackLine(line);
+        expect(typeof r.ok).toBe("boolean");
+      }),
+    );
+    const cut = DNAT_LINE.slice(0, 80);
+    const t = parseConntrackListing(cut, VIPS);
+    expect(t.entries).toEqual([]);
+    expect(t.malformed[0]?.reason).toMatch(/missing or bad/);
+    expect(parseConntrackLine(DNAT_LINE.replace("sport=46612", "sport=99999")).ok).toBe(false);
+  });
+});
+
+describe("copy keeping function (third embodiment, Fig. 13)", () => {
+  const [dnat] = parseConntrackListing(DNAT_LINE, VIPS).entries as [ConnEntry];
+  const [full] = parseConntrackListing(FULLNAT_LINE, VIPS).entries as [ConnEntry];
+
+  it("embodiment 1 keeps 901, 902, 905, 906-908 only; 903/904 come from the control function", () => {
+    const row = toCopyRow(dnat, "dnat");
+    expect(Object.keys(row).sort()).toEqual(
+      ["assured", "clientAddr", "clientPort", "mark", "protocol", "seenReply", "serverPort", "tcpState", "timeoutS"].sort(),
+    );
+    const store = new CopyStore("dnat");
+    store.apply("lba", 1, "full", [dnat]);
+    expect(store.restore("lba", { vip: "198.18.0.100", vipPort: 80, serverAddr: "198.19.0.10" })).toEqual([dnat]);
+  });
+
+  it("embodiment 2 keeps everything but the server address 904", () => {
+    const row = toCopyRow(full, "fullnat");
+    expect(row).not.toHaveProperty("serverAddr");
+    expect(row.internalAddr).toBe("198.19.0.100");
+    expect(row.vip).toBe("198.18.0.100");
+    const store = new CopyStore("fullnat");
+    store.apply("lba", 1, "full", [full]);
+    expect(store.restore("lba", { vip: "198.18.0.100", vipPort: 80, serverAddr: "198.19.0.10" })).toEqual([full]);
+    expect(store.restore("lba", { vip: "198.18.0.101", vipPort: 80, serverAddr: "198.19.0.10" })).toEqual([]);
+  });
+
+  it("a full push replaces, a delta adds/removes, an older generation is ignored", () => {
+    const store = new CopyStore("dnat");
+    const other = { ...dnat, clientPort: 1000 };
+    store.apply("lba", 5, "full", [dnat, other]);
+    expect(store.size("lba")).toBe(2);
+    expect(store.apply("lba", 4, "full", [])).toBe(false);
+    expect(store.size("lba")).toBe(2);
+    store.apply("lba", 6, "delta", [], [other]);
+    expect(store.size("lba")).toBe(1);
+    store.apply("lba", 7, "full", [other]);
+    expect(store.copyRows("lba", "198.18.0.100").map((r) => r.clientPort)).toEqual([1000]);
+    // Parts of one full push (same generation) accumulate.
+    store.apply("lba", 7, "full", [dnat]);
+    expect(store.size("lba")).toBe(2);
+  });
+});
+
+describe("load assignment (communication load assignment step)", () => {
+  const balancers = ["lba", "lbb", "lbc"];
+  const arb = fc.record({
+    loads: fc.array(fc.integer({ min: 0, max: 1000 }), { minLength: 1, maxLength: 12 }),
+    owners: fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 12, maxLength: 12 }),
+    healthy: fc.subarray(balancers, { minLength: 1 }),
+  });
+
+  it("gives a failed balancer nothing and never worsens the balance", () => {
+    fc.assert(
+      fc.property(arb, ({ loads, owners, healthy }) => {
+        const vips = loads.map((load, i) => ({
+          vip: `v${i}`,
+          load,
+          owner: (owners[i] ?? 0) < 3 ? balancers[owners[i] ?? 0] : undefined,
+        }));
+        const r = computeAssignment(vips, healthy);
+        for (const owner of r.assignment.values()) expect(healthy).toContain(owner);
+        expect(r.assignment.size).toBe(vips.length);
+        const total = loads.reduce((a, b) => a + b, 0);
+        expect([...r.loads.values()].reduce((a, b) => a + b, 0)).toBe(total);
+        // Each healthy balancer's load is at most the mean plus the biggest VIP.
+        const mean = total / healthy.length;
+        const biggest = Math.max(...loads);
+        for (const l of r.loads.values()) expect(l).toBeLessThanOrEqual(mean + biggest);
+        // VIPs already on healthy balancers move only if that helped.
+        for (const m of r.moves) if (m.from && healthy.includes(m.from)) expect(r.moves.length).toBeGreaterThan(0);
+      }),
+    );
+  });
+
+  it("evens skewed loads across two balancers to within 15% of the mean", () => {
+    const vips = [900, 700, 500, 300, 200, 200, 100, 100].map((load, i) => ({ vip: `v${i}`, load, owner: "lba" }));
+    const r = computeAssignment(vips, ["lba", "lbb"]);
+    expect(r.imbalance).toBeLessThanOrEqual(0.15);
+    expect(r.moves.every((m) => m.to === "lbb")).toBe(true);
+  });
+
+  it("moves every VIP of a failed balancer to the survivors and evens them", () => {
+    const vips = [
+      { vip: "a1", load: 500, owner: "lba" },
+      { vip: "a2", load: 100, owner: "lba" },
+      { vip: "b1", load: 300, owner: "lbb" },
+      { vip: "c1", load: 300, owner: "lbc" },
+    ];
+    const r = computeAssignment(vips, ["lbb", "lbc"]);
+    expect(r.moves.map((m) => m.vip)).toEqual(expect.arrayContaining(["a1", "a2"]));
+    expect([...r.assignment.values()]).not.toContain("lba");
+    // 1200 over two: 600 each is reachable (a1 + a2 | b1 + c1) and found.
+    expect([...r.loads.values()].sort()).toEqual([600, 600]);
+  });
+});
+
+describe("move journal", () => {
+  it("survives a torn last line and lists unfinished moves", () => {
+    const file = join(mkdtempSync(join(tmpdir(), "natlb-j-")), "moves.jsonl");
+    const j = new MoveJournal(file);
+    j.append({ ev: "begin", at: 1, move: { id: "m1", vip: "v", from: "lba", to: "lbb", kind: "planned" } });
+    j.append({ ev: "step", at: 2, id: "m1", step: "transition", ms: 1 });
+    j.append({ ev: "begin", at: 3, move: { id: "m2", vip: "w", from: "lba", to: "lbb", kind: "planned" } });
+    j.append({ ev: "done", at: 4, id: "m2", outcome: "completed" });
+    writeFileSync(file, `${readFileSync(file, "utf8")}{"ev":"step","at":5,"id":"m1","st`);
+    const open = j.unfinished();
+    expect(open.map((r) => r.move.id)).toEqual(["m1"]);
+    expect(open[0]?.steps).toEqual(["transition"]);
+  });
+});
+
+describe("natlb: section", () => {
+  it("names the file path and value of a bad owner", () => {
+    const r = NatlbSection.safeParse({
+      embodiment: "dnat",
+      controller: "s5c",
+      balancers: { lba: { external: "eth0", internal: "eth1" } },
+      vips: [{ address: "198.51.100.11", internal: "198.18.10.101", owner: "lbz", servers: [{ host: "s5a", address: "198.18.10.11", port: 8080 }] }],
+      control: { key: "00112233445566778899aabbccddeeff" },
+    });
+    expect(r.success).toBe(false);
+    expect(r.error?.issues[0]?.path).toEqual(["vips", 0, "owner"]);
+    expect(r.error?.issues[0]?.message).toContain('no balancer named "lbz"');
+  });
+});
