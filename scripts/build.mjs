@@ -2,9 +2,10 @@
 // Agents are bundled into one file each so the launcher can upload a single file
 // to a physical host over SFTP; in the virtual lab the namespaces share this
 // filesystem and run the bundle in place.
+
+import { execFileSync } from "node:child_process";
 import { mkdirSync, readdirSync, statSync } from "node:fs";
 import { basename, join } from "node:path";
-import { execFileSync } from "node:child_process";
 import { build } from "esbuild";
 
 const root = new URL("..", import.meta.url).pathname;

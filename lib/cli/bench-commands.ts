@@ -12,6 +12,20 @@ const BENCHES: Record<string, { about: string; run: () => Promise<void> }> = {
       printLabBench(await runLabBench());
     },
   },
+  wire: {
+    about: "encode+decode rate of a VRRP advertisement and a VRLS allocation message",
+    run: async () => {
+      const { runWireBench, printWireBench } = await import("../../bench/wire.ts");
+      printWireBench(await runWireBench());
+    },
+  },
+  traffic: {
+    about: "highest exact UDP rate of the generator and of a capture vs tcpreplay, through one kernel router",
+    run: async () => {
+      const { runTrafficBench } = await import("../../bench/traffic.ts");
+      await runTrafficBench();
+    },
+  },
 };
 
 export function registerBenchCommands(program: Command): void {
