@@ -1,11 +1,11 @@
-// A throwaway three-namespace lab for the data-plane tests: sender -> forwarder -> receiver,
-// built with lib/lab/command.ts (withLab is not needed for three veths). Every namespace
-// carries the run prefix and teardown removes exactly those namespaces.
+// The data-plane tests' lab: sender -> forwarder -> receiver, a virtual lab (lib/lab upLab)
+// with its own run prefix; teardown (lab.down) removes exactly that run's objects.
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { createInterface } from "node:readline";
-import { type Executor, namespaceExecutor } from "../lib/dataplane/exec.ts";
+import { type Executor, hostExecutor } from "../lib/dataplane/exec.ts";
 import { run } from "../lib/lab/command.ts";
-import { namespaceName, newRunPrefix } from "../lib/lab/prefix.ts";
+import { type Lab, upLab } from "../lib/lab/index.ts";
+import { parseTopologyText } from "../lib/topology/load.ts";
 
 export const SOURCE_A = "198.18.1.10";
 export const SOURCE_B = "198.18.1.11";
@@ -67,86 +67,43 @@ async function sh(ns: string, argv: string[]): Promise<void> {
   await run(["ip", "netns", "exec", ns, ...argv]);
 }
 
+const TOPOLOGY = `
+lab: dataplane
+description: sender -> one kernel-forwarding namespace -> receiver (test/dataplane-fixture.ts)
+segments:
+  lan: { subnet: 198.18.1.0/24 }
+  far: { subnet: 198.18.2.0/24 }
+hosts:
+  snd:
+    interfaces: { eth0: { segment: lan, addresses: [${SOURCE_A}/24, ${SOURCE_B}/24], mac: "02:00:00:00:01:10" } }
+    routes: [{ to: default, via: 198.18.1.1 }]
+  fwd:
+    forwarding: true
+    interfaces:
+      eth0: { segment: lan, addresses: [198.18.1.1/24], mac: "02:00:00:00:01:01" }
+      eth1: { segment: far, addresses: [198.18.2.1/24], mac: "02:00:00:00:02:01" }
+  rcv:
+    interfaces: { eth0: { segment: far, addresses: [${RECEIVER}/24], mac: "02:00:00:00:02:10" } }
+    routes: [{ to: default, via: 198.18.2.1 }]
+`;
+
+/**
+ * Brings the three-host lab up with upLab (namespaces, bridges, sshd per host). nft and
+ * iptables run over each host's SSH session (hostExecutor), as a controller would; the
+ * UDP sender/receiver and the HoldQueue reach into the namespaces directly.
+ */
 export async function buildForwardingLab(): Promise<ForwardingLab> {
-  const prefix = newRunPrefix();
-  const sender = namespaceName(prefix, "snd");
-  const forwarder = namespaceName(prefix, "fwd");
-  const receiver = namespaceName(prefix, "rcv");
-  const created: string[] = [];
+  const lab: Lab = await upLab(parseTopologyText(TOPOLOGY, "test/dataplane-fixture.ts"));
   let receiverProcess: ChildProcessWithoutNullStreams | undefined;
   const teardown = async () => {
     receiverProcess?.stdin.end();
     receiverProcess?.kill("SIGKILL");
-    for (const ns of created) {
-      // Only our own namespaces: kill what runs in them, then delete them.
-      const pids = await run(["ip", "netns", "pids", ns], { allowFailure: true });
-      for (const pid of pids.stdout.split(/\s+/).filter(Boolean)) {
-        await run(["kill", "-9", pid], { allowFailure: true });
-      }
-      await run(["ip", "netns", "del", ns], { allowFailure: true });
-    }
+    await lab.down();
   };
   try {
-    for (const ns of [sender, forwarder, receiver]) {
-      await run(["ip", "netns", "add", ns]);
-      created.push(ns);
-      await run(["ip", "-n", ns, "link", "set", "lo", "up"]);
-    }
-    await run([
-      "ip",
-      "link",
-      "add",
-      "eth0",
-      "netns",
-      sender,
-      "type",
-      "veth",
-      "peer",
-      "name",
-      "eth0",
-      "netns",
-      forwarder,
-    ]);
-    await run([
-      "ip",
-      "link",
-      "add",
-      "eth1",
-      "netns",
-      forwarder,
-      "type",
-      "veth",
-      "peer",
-      "name",
-      "eth0",
-      "netns",
-      receiver,
-    ]);
-    await run(["ip", "-n", sender, "-batch", "-"], {
-      input: [
-        `addr add ${SOURCE_A}/24 dev eth0`,
-        `addr add ${SOURCE_B}/24 dev eth0`,
-        "link set eth0 up",
-        "route add default via 198.18.1.1",
-      ].join("\n"),
-    });
-    await run(["ip", "-n", forwarder, "-batch", "-"], {
-      input: [
-        "addr add 198.18.1.1/24 dev eth0",
-        "addr add 198.18.2.1/24 dev eth1",
-        "link set eth0 up",
-        "link set eth1 up",
-      ].join("\n"),
-    });
-    await run(["ip", "-n", receiver, "-batch", "-"], {
-      input: [
-        `addr add ${RECEIVER}/24 dev eth0`,
-        "link set eth0 up",
-        "route add default via 198.18.2.1",
-      ].join("\n"),
-    });
-    await sh(forwarder, ["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
-
+    const sender = lab.namespace("snd");
+    const forwarder = lab.namespace("fwd");
+    const receiver = lab.namespace("rcv");
     const received: Datagram[] = [];
     receiverProcess = spawn("ip", ["netns", "exec", receiver, process.execPath, "-e", RECEIVER_SCRIPT], {
       stdio: ["pipe", "pipe", "pipe"],
@@ -169,14 +126,14 @@ export async function buildForwardingLab(): Promise<ForwardingLab> {
     await sh(sender, ["ping", "-c1", "-W2", "-I", SOURCE_B, RECEIVER]);
 
     return {
-      prefix,
+      prefix: lab.prefix,
       sender,
       forwarder,
       receiver,
       exec: {
-        sender: namespaceExecutor(sender),
-        forwarder: namespaceExecutor(forwarder),
-        receiver: namespaceExecutor(receiver),
+        sender: hostExecutor(lab.host("snd")),
+        forwarder: hostExecutor(lab.host("fwd")),
+        receiver: hostExecutor(lab.host("rcv")),
       },
       received,
       async send(src, tag, count) {

@@ -25,3 +25,22 @@ export function namespaceExecutor(namespace: string, timeoutMs = 30_000): Execut
   return (argv, options) =>
     runInNamespace(namespace, argv, { input: options?.input, allowFailure: true, timeoutMs });
 }
+
+/** Anything that runs an argv and reports its exit code: a lab host (`LabHost`), a `RemoteHost`. */
+export interface CommandHost {
+  exec(
+    command: readonly string[],
+    options?: { input?: string; timeoutMs?: number },
+  ): Promise<{ code: number | null; stdout: string; stderr: string }>;
+}
+
+/** Runs commands on a lab host over its SSH session (code null = killed/disconnected -> 255). */
+export function hostExecutor(host: CommandHost, timeoutMs = 30_000): Executor {
+  return async (argv, options) => {
+    const r = await host.exec(argv, {
+      ...(options?.input !== undefined ? { input: options.input } : {}),
+      timeoutMs,
+    });
+    return { code: r.code ?? 255, stdout: r.stdout, stderr: r.stderr };
+  };
+}

@@ -4,7 +4,14 @@
 
 export type { QueuedPacket, QueueOptions, QueueStats } from "tandem-nfqueue";
 export { QUEUE_MARK_MASK, ROLE_QUEUES } from "./conventions.ts";
-export { type ExecResult, type Executor, localExecutor, namespaceExecutor } from "./exec.ts";
+export {
+  type CommandHost,
+  type ExecResult,
+  type Executor,
+  hostExecutor,
+  localExecutor,
+  namespaceExecutor,
+} from "./exec.ts";
 export {
   type ArrivalAction,
   type FlowObservation,
