@@ -225,6 +225,31 @@ describe("RemoteHost over TCP", () => {
     expect(await waitUntil(async () => !(await processAlive(pid)), 3000)).toBe(true);
   });
 
+  it("kills timed-out commands even when they hold every channel slot", async () => {
+    const narrow = new RemoteHost({
+      name: "narrow",
+      target: { kind: "tcp", host: "127.0.0.1", port: lab.sshd.port },
+      privateKey: lab.keys.client.privateKey,
+      maxChannels: 2,
+    });
+    try {
+      const pidFiles = [0, 1].map((i) => join(lab.dir, `narrow-${i}.pid`));
+      const errors = await Promise.all(
+        pidFiles.map((f) =>
+          narrow.exec(`sh -c 'echo $$ > ${f}; exec sleep 60'`, { timeoutMs: 500 }).catch((e: unknown) => e),
+        ),
+      );
+      for (const e of errors) expect(e).toBeInstanceOf(RemoteTimeoutError);
+      for (const f of pidFiles) {
+        const pid = Number((await readFile(f, "utf8")).trim());
+        expect(await waitUntil(async () => !(await processAlive(pid)), 3000)).toBe(true);
+      }
+      expect((await narrow.execOrThrow("echo free")).stdout).toBe("free\n");
+    } finally {
+      narrow.close();
+    }
+  });
+
   it("reuses one SSH connection for many concurrent execs (more than sshd's MaxSessions)", async () => {
     const fresh = lab.host({ name: "reuse" });
     const results = await Promise.all(

@@ -91,7 +91,10 @@ export interface RemoteProcess {
   readonly channel: ClientChannel;
   /** Resolves when the channel closes (never rejects). */
   readonly done: Promise<ExecResult>;
-  /** The remote process group (the session shell's pid); undefined if it ended before telling. */
+  /**
+   * The remote process group (the session shell's pid; sshd runs each session under
+   * setsid); undefined if it ended before telling or the shell is raw.
+   */
   readonly processGroup: Promise<number | undefined>;
   write(data: string | Buffer): boolean;
   endInput(): void;
@@ -103,6 +106,8 @@ export interface RemoteProcess {
 }
 
 const DEFAULT_PORT = 22;
+/** Prefix of the line carrying a command's process group (see startProcess). */
+const PGID_MARKER = "tandem-pgid=";
 
 /**
  * One lab host reached over SSH. Holds one ssh2 connection, opened lazily on first
@@ -129,10 +134,11 @@ export class RemoteHost {
 
   /** Runs a command and collects its output; a non-zero exit is a result, not an error. */
   async exec(command: string | readonly string[], options: ExecOptions = {}): Promise<ExecResult> {
-    const proc = await this.execStream(command, {
-      collect: true,
-      ...(options.env ? { env: options.env } : {}),
-    });
+    const proc = await this.startProcess(
+      command,
+      { collect: true, ...(options.env ? { env: options.env } : {}) },
+      true,
+    );
     if (options.input !== undefined) proc.channel.end(options.input);
     else proc.endInput();
     if (!options.timeoutMs) return this.checkConnectionLost(proc, await proc.done);
@@ -178,7 +184,19 @@ export class RemoteHost {
   }
 
   /** Starts a (long-running) command on its own channel and streams its output. */
-  async execStream(command: string | readonly string[], options: StreamOptions = {}): Promise<RemoteProcess> {
+  execStream(command: string | readonly string[], options: StreamOptions = {}): Promise<RemoteProcess> {
+    return this.startProcess(command, options, true);
+  }
+
+  /**
+   * `queued: false` skips the channel limit: a kill must not wait for a slot held by the
+   * very command it is killing (sshd's MaxSessions 64 leaves room above our 48).
+   */
+  private async startProcess(
+    command: string | readonly string[],
+    options: StreamOptions,
+    queued: boolean,
+  ): Promise<RemoteProcess> {
     const line = withEnvironment(commandLine(command), options.env);
     // OpenSSH refuses "signal" channel requests in root sessions ("session signalling
     // requires privilege separation", which sshd turns off after a root login), so each
@@ -186,10 +204,12 @@ export class RemoteHost {
     // under setsid) as the first stdout line, and kill() signals that group instead.
     const posix = this.options.shell !== "raw";
     if (!posix && options.env) throw new Error(`env is not supported on ${this.name} (shell: raw)`);
-    const wrapped = posix ? `echo $$; ${line}` : line;
-    const release = await this.slots.acquire();
+    const wrapped = posix ? `echo ${PGID_MARKER}$$; ${line}` : line;
+    const release = queued ? await this.slots.acquire() : () => {};
     const killGroup = async (group: number, signalName: string) => {
-      await this.exec(["kill", "-s", signalName, "--", `-${group}`]).catch(() => undefined);
+      const killer = await this.startProcess(["kill", "-s", signalName, "--", `-${group}`], {}, false);
+      killer.endInput();
+      await killer.done;
     };
     try {
       // Listeners go on inside ssh2's callback: the exit status and the first output can
@@ -454,13 +474,28 @@ function watchProcess(
   channel.on("data", (chunk: Buffer) => {
     if (header === undefined) return onOutput(chunk);
     header = Buffer.concat([header, chunk]);
-    const newline = header.indexOf(10);
-    if (newline < 0) return;
-    const group = Number(header.subarray(0, newline).toString());
-    tellGroup(Number.isInteger(group) && group > 1 ? group : undefined);
-    const rest = header.subarray(newline + 1);
-    header = undefined;
-    if (rest.length) onOutput(rest);
+    // Lines before the marker come from the login shell's rc files: they are output.
+    for (;;) {
+      const newline: number = header.indexOf(10);
+      if (newline < 0) break;
+      const text = header.subarray(0, newline).toString();
+      if (text.startsWith(PGID_MARKER)) {
+        const group = Number(text.slice(PGID_MARKER.length));
+        tellGroup(Number.isInteger(group) && group > 1 ? group : undefined);
+        const rest = header.subarray(newline + 1);
+        header = undefined;
+        if (rest.length) onOutput(rest);
+        return;
+      }
+      onOutput(header.subarray(0, newline + 1));
+      header = header.subarray(newline + 1);
+    }
+    if (header.length > 65536) {
+      // No marker after this much output: not a POSIX shell after all; stop looking.
+      tellGroup(undefined);
+      onOutput(header);
+      header = undefined;
+    }
   });
   channel.stderr.on("data", (chunk: Buffer) => {
     if (options.collect) stderr.push(chunk);
@@ -498,7 +533,10 @@ function watchProcess(
       const name = signalName.replace(/^SIG/, "");
       if (!killGroup) sendSignalRequest(channel, name);
       const group = closed ? undefined : await processGroup;
-      if (group !== undefined && !closed && killGroup) await killGroup(group, name);
+      if (group !== undefined && !closed && killGroup) {
+        // Bounded: on a hung connection the kill never completes; close regardless.
+        await Promise.race([killGroup(group, name).catch(() => undefined), sleep(3000)]);
+      }
       channel.close();
     },
   };
