@@ -27,6 +27,10 @@ export interface HoldQueueBenchResult {
   nfqueue_accept_pps: number;
   holdqueue_pass_pps: number;
   holdqueue_observe_pps: number;
+  /** Consumer CPU per packet (µs, user+system of this process): independent of machine load. */
+  nfqueue_accept_cpu_us: number;
+  holdqueue_pass_cpu_us: number;
+  holdqueue_observe_cpu_us: number;
   release_packets: number;
   /** Time of the release() call: verdicts for the whole backlog. */
   release_call_ms: number;
@@ -124,10 +128,13 @@ interface ReplayRun {
   sent: number;
   seconds: number;
   delivered: number;
+  /** CPU time (user + system) this process spent during the run, per delivered packet (µs). */
+  cpuUsPerPacket: number;
 }
 
 async function replay(lab: ForwardingLab, file: string, packets: number): Promise<ReplayRun> {
   const before = await delivered(lab);
+  const cpu0 = process.cpuUsage();
   const loops = Math.max(1, Math.round(packets / FRAMES_IN_FILE));
   const r = await run([
     "ip",
@@ -145,7 +152,14 @@ async function replay(lab: ForwardingLab, file: string, packets: number): Promis
   const m = /Actual: (\d+) packets .* sent in ([\d.]+) seconds/.exec(r.stdout);
   if (!m) throw new Error(`tcpreplay output not understood:\n${r.stdout}\n${r.stderr}`);
   const after = await settle(lab);
-  return { sent: Number(m[1]), seconds: Number(m[2]), delivered: after - before };
+  const cpu = process.cpuUsage(cpu0);
+  const n = after - before;
+  return {
+    sent: Number(m[1]),
+    seconds: Number(m[2]),
+    delivered: n,
+    cpuUsPerPacket: n > 0 ? Math.round(((cpu.user + cpu.system) / n) * 100) / 100 : 0,
+  };
 }
 
 function pps(r: ReplayRun): number {
@@ -227,6 +241,9 @@ export async function runHoldQueueBench(options: HoldQueueBenchOptions = {}): Pr
       nfqueue_accept_pps: pps(accept),
       holdqueue_pass_pps: pps(pass),
       holdqueue_observe_pps: pps(observe),
+      nfqueue_accept_cpu_us: accept.cpuUsPerPacket,
+      holdqueue_pass_cpu_us: pass.cpuUsPerPacket,
+      holdqueue_observe_cpu_us: observe.cpuUsPerPacket,
       release_packets: held,
       release_call_ms: Math.round(callMs * 10) / 10,
       release_pps: Math.round(held / (drainMs / 1000)),
@@ -237,10 +254,10 @@ export async function runHoldQueueBench(options: HoldQueueBenchOptions = {}): Pr
       ["HoldQueue pass", pass],
       ["HoldQueue observe", observe],
     ];
-    console.log("mode                   sent      delivered  seconds  delivered pps");
+    console.log("mode                   sent      delivered  seconds  delivered pps  consumer CPU µs/pkt");
     for (const [name, r] of rows) {
       console.log(
-        `${name.padEnd(22)} ${String(r.sent).padStart(8)}  ${String(r.delivered).padStart(9)}  ${r.seconds.toFixed(3).padStart(7)}  ${String(pps(r)).padStart(13)}`,
+        `${name.padEnd(22)} ${String(r.sent).padStart(8)}  ${String(r.delivered).padStart(9)}  ${r.seconds.toFixed(3).padStart(7)}  ${String(pps(r)).padStart(13)}  ${name === "plain forwarding" ? "-" : r.cpuUsPerPacket.toFixed(2)}`,
       );
     }
     console.log(
