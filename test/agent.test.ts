@@ -1,5 +1,8 @@
-import { readFile, readlink } from "node:fs/promises";
+import { mkdtemp, readFile, readlink, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { run } from "../lib/lab/command.ts";
 import {
   AgentCallError,
   AgentCallTimeoutError,
@@ -33,8 +36,45 @@ afterAll(async () => {
 const gone = (pid: number) => waitUntil(async () => !(await processAlive(pid)), 5000);
 
 describe("agent launcher and runtime", () => {
-  it("finds the checkout and the echo agent's bundle", () => {
+  it("finds the checkout and the echo agent's bundle, from source and from a bundle", async () => {
     expect(agentBundlePath("echo")).toBe(`${repoRoot()}/dist/agents/echo.mjs`);
+    // The launcher may run bundled (dist/cli.mjs): bundle repo-root.ts somewhere deeper
+    // inside the checkout, and once outside it (where only TANDEM_ROOT can help).
+    const entry = join(lab.dir, "entry.ts");
+    await writeFile(
+      entry,
+      `import { repoRoot } from ${JSON.stringify(join(repoRoot(), "lib/remote/repo-root.ts"))};\n` +
+        "try { console.log(repoRoot()); } catch (e) { console.log(String(e)); }\n",
+    );
+    const inside = await mkdtemp(join(repoRoot(), "dist", ".repo-root-test-"));
+    try {
+      await build({
+        entryPoints: [entry],
+        bundle: true,
+        platform: "node",
+        format: "esm",
+        outfile: join(inside, "a/b.mjs"),
+      });
+      await build({
+        entryPoints: [entry],
+        bundle: true,
+        platform: "node",
+        format: "esm",
+        outfile: join(lab.dir, "out.mjs"),
+      });
+      expect((await run([process.execPath, join(inside, "a/b.mjs")])).stdout.trim()).toBe(repoRoot());
+      const outside = await run(["env", "-u", "TANDEM_ROOT", process.execPath, join(lab.dir, "out.mjs")]);
+      expect(outside.stdout).toMatch(/cannot find the Tandem checkout above .*out\.mjs \(set TANDEM_ROOT\)/);
+      const overridden = await run([
+        "env",
+        "TANDEM_ROOT=/opt/tandem",
+        process.execPath,
+        join(lab.dir, "out.mjs"),
+      ]);
+      expect(overridden.stdout.trim()).toBe("/opt/tandem");
+    } finally {
+      await rm(inside, { recursive: true, force: true });
+    }
   });
 
   it("round-trips JSON-RPC calls, passes args, and reports method errors", async () => {
