@@ -181,6 +181,16 @@ describe("RemoteHost over TCP", () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toBe(""); // not collected unless asked
     expect(errors.join("")).toBe("oops\n");
+    expect(proc.write("after the end\n")).toBe(false); // ignored, no stream error
+  });
+
+  it("writes to a streamed process's stdin until endInput()", async () => {
+    const proc = await host.execStream("cat; echo done", { collect: true });
+    expect(proc.write("one\n")).toBe(true);
+    proc.write(Buffer.from("two\n"));
+    proc.endInput();
+    expect(proc.write("three\n")).toBe(false);
+    expect((await proc.done).stdout).toBe("one\ntwo\ndone\n");
   });
 
   it("kills a streamed process group on kill()", async () => {

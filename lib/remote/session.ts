@@ -501,6 +501,10 @@ function watchProcess(
     if (options.collect) stderr.push(chunk);
     options.onStderr?.(chunk);
   });
+  // A write after the remote end went away surfaces as a stream error; without a listener
+  // it would crash the controller. The close event reports the end anyway.
+  channel.on("error", () => {});
+  channel.stderr.on("error", () => {});
   channel.on("exit", (exitCode: number | null, signalName?: string) => {
     if (typeof exitCode === "number") code = exitCode;
     else signal = signalName ?? null;
@@ -525,7 +529,7 @@ function watchProcess(
     channel,
     done,
     processGroup,
-    write: (data) => channel.write(data),
+    write: (data) => !closed && channel.writable && channel.write(data),
     endInput: () => {
       channel.end();
     },
