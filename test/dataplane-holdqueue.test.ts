@@ -308,6 +308,29 @@ describe("HoldQueue in a forwarding namespace", () => {
     }
   });
 
+  it("a throwing key function or hook is counted; the packets still get a verdict", async () => {
+    const hq = HoldQueue.open<string>({
+      queueNum: QUEUE,
+      queue: { netns: lab.forwarder },
+      key: (s) => {
+        if (s.src === SOURCE_B) throw new Error("key bug");
+        return s.src;
+      },
+      onPacket: () => {
+        throw new Error("hook bug");
+      },
+    });
+    try {
+      await Promise.all([lab.send(SOURCE_A, "e1", 10), lab.send(SOURCE_B, "e2", 10)]);
+      await waitFor("20 datagrams", () => lab.receivedOf("e1").length + lab.receivedOf("e2").length >= 20);
+      const stats = hq.stats();
+      expect(stats).toMatchObject({ received: 20, keyErrors: 10, hookErrors: 10, malformed: 0 });
+      expect(hq.counters(SOURCE_A).passed).toBe(10);
+    } finally {
+      hq.close();
+    }
+  });
+
   it("the queue rule is idempotent", async () => {
     expect(await ensureQueueRule(lab.exec.forwarder, rule)).toBe(false);
     const listed = await lab.exec.forwarder(["iptables", "-t", "mangle", "-S", "FORWARD"]);

@@ -185,6 +185,59 @@ describe("tandem-nfqueue addon", () => {
     }
   });
 
+  it("a full socket buffer is visible: ENOBUFS counted, the kernel's user_dropped accounts for every lost packet", async () => {
+    // The smallest receive buffer, and this process's event loop blocked while 300 packets arrive.
+    const { queue, packets } = collect({ rcvBufBytes: 4096 });
+    try {
+      const sending = send(300);
+      const until = Date.now() + 2000;
+      while (Date.now() < until) {
+        // busy: the netlink socket fills up while the sender (another process) runs
+      }
+      await sending;
+      for (const p of packets.splice(0)) queue.verdict(p.id, "accept");
+      await waitFor("the queue to drain", () => queue.stats().kernel?.queueTotal === 0);
+      let seen = 0;
+      await waitFor("no more packets", async () => {
+        for (const p of packets.splice(0)) queue.verdict(p.id, "accept");
+        const now = queue.counters().received;
+        const quiet = now === seen;
+        seen = now;
+        await new Promise((r) => setTimeout(r, 100));
+        return quiet;
+      });
+      const stats = queue.stats();
+      expect(stats.enobufs).toBeGreaterThan(0);
+      expect(stats.kernel?.userDropped).toBeGreaterThan(0);
+      expect(stats.received + (stats.kernel?.userDropped ?? 0)).toBe(300);
+      expect(stats.kernel?.idSequence).toBe(300);
+    } finally {
+      queue.close();
+    }
+  });
+
+  it("a throwing handler does not cost the rest of the batch its delivery", async () => {
+    const seen: number[] = [];
+    const errors: unknown[] = [];
+    const onError = (e: unknown) => errors.push(e);
+    process.on("uncaughtException", onError);
+    const queue = openQueue(QUEUE, { netns: ns }, (p) => {
+      seen.push(p.id);
+      queue.verdict(p.id, "accept");
+      if (seen.length === 1) throw new Error("handler bug");
+    });
+    try {
+      const before = await rx();
+      await send(10);
+      await waitFor("10 delivered", async () => (await rx()).packets - before.packets >= 10);
+      expect(seen).toHaveLength(10);
+      expect(errors.map((e) => (e as Error).message)).toEqual(["handler bug"]);
+    } finally {
+      process.off("uncaughtException", onError);
+      queue.close();
+    }
+  });
+
   it("close() is idempotent and verdicts after close throw", () => {
     const { queue } = collect();
     queue.close();

@@ -128,8 +128,14 @@ export interface MarkerReleaseResult extends ReleaseResult {
 
 export interface HoldQueueStats<K> {
   received: number;
+  /** Packets without a parseable IP header (dropped). */
   malformed: number;
+  /** Packets the key function mapped to undefined (accepted). */
   unkeyed: number;
+  /** Packets whose key function threw (accepted). */
+  keyErrors: number;
+  /** Times the per-packet hook threw (the verdict was already given). */
+  hookErrors: number;
   keys: Array<{ key: K; mode: KeyMode } & KeyCounters>;
   totals: KeyCounters;
   queue: QueueStats;
@@ -170,6 +176,8 @@ export class HoldQueue<K = string> {
   #arrivals = 0;
   #malformed = 0;
   #unkeyed = 0;
+  #keyErrors = 0;
+  #hookErrors = 0;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -232,7 +240,15 @@ export class HoldQueue<K = string> {
       packet.mark,
       packet.indev,
     );
-    const key = this.#options.key(decoded.value, packet);
+    let key: K | undefined;
+    try {
+      key = this.#options.key(decoded.value, packet);
+    } catch {
+      // A bug in the role's key function: the packet is not ours to hold; keep traffic flowing.
+      this.#keyErrors++;
+      this.#queue.verdict(packet.id, "accept");
+      return;
+    }
     let action: ArrivalAction;
     if (key === undefined) {
       this.#unkeyed++;
@@ -241,7 +257,11 @@ export class HoldQueue<K = string> {
     } else {
       action = this.#decide(this.#state(key), record);
     }
-    this.#options.onPacket?.(record, key, action);
+    try {
+      this.#options.onPacket?.(record, key, action);
+    } catch {
+      this.#hookErrors++;
+    }
   }
 
   #decide(st: KeyState, record: QueuedRecord): ArrivalAction {
@@ -458,6 +478,8 @@ export class HoldQueue<K = string> {
       received: this.#arrivals + this.#malformed,
       malformed: this.#malformed,
       unkeyed: this.#unkeyed,
+      keyErrors: this.#keyErrors,
+      hookErrors: this.#hookErrors,
       keys,
       totals,
       queue: this.#queue.stats(),

@@ -41,7 +41,17 @@ export class NfQueue {
   constructor(queueNum, options, onPacket) {
     this.#queueNum = queueNum;
     this.#native = new binding.Queue(queueNum, options ?? {}, (batch) => {
-      for (const packet of batch) onPacket(packet);
+      // A throwing handler must not cost the rest of the batch its delivery (each packet
+      // needs a verdict); the first error is rethrown afterwards (uncaughtException).
+      let failure;
+      for (const packet of batch) {
+        try {
+          onPacket(packet);
+        } catch (e) {
+          failure ??= { e };
+        }
+      }
+      if (failure) throw failure.e;
     });
     // Packets that arrived while the queue was being configured.
     setImmediate(() => {
