@@ -34,6 +34,8 @@ export type MemberAction =
       conditions: string[];
       mode: HandoffMode;
     }
+  /** Old owner, timer mode: stop forwarding `conditions` now (no markers in this mode). */
+  | { type: "stopForwarding"; conditions: string[] }
   /** New owner: decide the held packets of `conditions` with the markers, then forward. */
   | { type: "resolveHeld"; conditions: string[]; mode: HandoffMode; markers: FlowMarker[] }
   /** New owner, superseded hand-off: release whatever is held for `conditions` (no markers will come). */
@@ -167,6 +169,7 @@ export class MemberEngine {
     if (stop.length > 0 || resend.length > 0) {
       if (this.mode === "timer") {
         for (const c of stop) this.finishLoss(c);
+        if (stop.length > 0) actions.push({ type: "stopForwarding", conditions: stop });
       } else {
         // The driver keeps the markers it sent, so a repeated request gets identical markers.
         actions.push({
@@ -284,7 +287,9 @@ export class MemberEngine {
     for (const e of this.entries) d.set(e.condition, "drop");
     for (const c of this.owned) d.set(c, "forward");
     for (const [c, l] of this.losses) {
-      if (l.phase === "observing") d.set(c, this.mode === "timer" ? "forward" : "observe");
+      // Observed in user space in every mode, so the stop is instantaneous (timer mode
+      // keeps no markers, it only needs the stop).
+      if (l.phase === "observing") d.set(c, "observe");
       else d.set(c, "drop");
     }
     for (const [c, g] of this.gains) d.set(c, g.phase === "holding" ? "hold" : "drop");

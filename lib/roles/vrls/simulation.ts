@@ -235,6 +235,12 @@ export class LanSimulation {
           this.deliverHeld(r, d.release);
           break;
         }
+        case "stopForwarding": {
+          const next = new Map(r.dispositions);
+          for (const c of a.conditions) next.set(c, "drop");
+          r.dispositions = next;
+          break;
+        }
         case "releaseHeld": {
           const held = a.conditions.flatMap((c) => r.held.get(c) ?? []).sort((x, y) => x.id - y.id);
           for (const c of a.conditions) r.held.delete(c);

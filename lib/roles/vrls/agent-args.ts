@@ -1,0 +1,25 @@
+/** What the controller passes to a VRLS router agent (resolved from the lab's `vrls:` section). */
+import type { VirtualRouterConfig } from "./config.ts";
+import { coreOptionsFor } from "./config.ts";
+import type { RouterCoreOptions } from "./router-core.ts";
+
+export interface RouterAgentArgs {
+  name: string;
+  interface: string;
+  virtualAddress: string;
+  key: string;
+  bucketSeed: number;
+  core: RouterCoreOptions;
+}
+
+export function routerAgentArgs(vr: VirtualRouterConfig, host: string): RouterAgentArgs {
+  const core = coreOptionsFor(vr, host);
+  return {
+    name: vr.name,
+    interface: vr.spec.interface,
+    virtualAddress: vr.virtualAddress,
+    key: vr.spec.key,
+    bucketSeed: vr.spec.conditions.kind === "bucket" ? vr.spec.conditions.seed : 0,
+    core,
+  };
+}

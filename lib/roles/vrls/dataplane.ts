@@ -1,0 +1,350 @@
+/**
+ * A member's data plane (seed: "determination data table 40" and "buffer processor 38"),
+ * programmed inside the member's network namespace:
+ *
+ * - a macvlan `vr<VRID>` on the LAN interface carries the virtual MAC 00:00:5e:00:01:VRID
+ *   on every member (the virtual address /32 only on the master); on a hub every member
+ *   receives every frame sent to the virtual MAC. arp_ignore=1 and arp_announce=2 on the
+ *   LAN interface, and on the macvlan 1 for the master and 8 for backups, so only the
+ *   master answers ARP for the VIP and nobody announces the VIP with its own MAC.
+ * - nftables table `ip vrls<VRID>`, forward hook at priority -200, for packets that came
+ *   in on the macvlan: source in set `own` -> accept (forwarded by the kernel), in `inqueue`
+ *   -> mark 0x1000 (held or observed in user space), in `others` -> drop; anything else
+ *   (an end system not allocated yet) -> the master queues it (forwarded at once and
+ *   learned: passive discovery), a backup drops it. Per-element counters on every set.
+ * - one iptables-nft rule (filter FORWARD, priority 0) sends marked packets to NFQUEUE 100,
+ *   where a HoldQueue keyed by condition holds, observes, passes or blocks them.
+ * Set changes are single nft transactions; the hold/observe/stop decisions that must be
+ * instantaneous happen in the HoldQueue (user space, one thread), never by waiting for nft.
+ */
+import {
+  deleteTable,
+  type Executor,
+  ensureQueueRule,
+  HoldQueue,
+  listSet,
+  nftApply,
+  type QueuedRecord,
+  type QueueRule,
+  ROLE_QUEUES,
+  removeQueueRule,
+  replaceTable,
+} from "../../dataplane/index.ts";
+import { virtualMac } from "../../wire/vrrp.ts";
+import { type Condition, conditionMatches, parseConditionKey } from "./conditions.ts";
+import { decideExactlyOnce, decideSequenceNumber, type PacketInfo } from "./handoff.ts";
+import type { Disposition } from "./member.ts";
+import type { FlowMarker, HandoffMode } from "./messages.ts";
+
+export interface MemberDataplaneOptions {
+  exec: Executor;
+  vrid: number;
+  lanInterface: string;
+  virtualAddress: string;
+  /** Unknown sources (not in any condition) seen by the master: passive discovery. */
+  onUnknownSource: (address: string) => void;
+  log: (line: string) => void;
+  queueNum?: number;
+  mark?: number;
+}
+
+export interface SetCounters {
+  set: string;
+  elements: { condition: string; packets: number; bytes: number }[];
+}
+
+// Not "fwd": that is an nft keyword.
+const SETS = { forward: "own", queued: "inqueue", blocked: "others" } as const;
+
+function setOf(d: Disposition): string {
+  return d === "forward" ? SETS.forward : d === "drop" ? SETS.blocked : SETS.queued;
+}
+
+export class MemberDataplane {
+  readonly macvlan: string;
+  readonly table: string;
+  private queue: HoldQueue<string> | undefined;
+  private readonly applied = new Map<string, Disposition>();
+  private conditions: { key: string; parsed: Condition }[] = [];
+  private readonly rule: QueueRule;
+  private readonly learned = new Set<string>();
+  private role: "master" | "backup" | "initialize" = "initialize";
+  /** Markers already sent per (peer, version, conditions), so a repeated request gets the same. */
+  private readonly sentMarkers = new Map<string, FlowMarker[]>();
+  readonly counters = { nftTransactions: 0, nftFailures: 0, released: 0, droppedAtResolve: 0, stopped: 0 };
+
+  constructor(private readonly opts: MemberDataplaneOptions) {
+    this.macvlan = `vr${opts.vrid}`;
+    this.table = `vrls${opts.vrid}`;
+    this.rule = {
+      table: "filter",
+      chain: "FORWARD",
+      mark: opts.mark ?? ROLE_QUEUES.vrls.mark,
+      mask: 0xf000,
+      queueNum: opts.queueNum ?? ROLE_QUEUES.vrls.queueNum,
+    };
+  }
+
+  private async sh(argv: string[]): Promise<void> {
+    const r = await this.opts.exec(argv);
+    if (r.code !== 0) throw new Error(`${argv.join(" ")} failed (${r.code}): ${r.stderr.trim()}`);
+  }
+
+  async setup(): Promise<void> {
+    const { lanInterface: lan, virtualAddress: vip } = this.opts;
+    const mv = this.macvlan;
+    await this.opts.exec(["ip", "link", "del", mv]);
+    await this.sh(["ip", "link", "add", mv, "link", lan, "type", "macvlan", "mode", "bridge"]);
+    await this.sh(["ip", "link", "set", mv, "address", virtualMac(this.opts.vrid)]);
+    for (const [k, v] of [
+      [`net.ipv4.conf.${lan}.arp_ignore`, "1"],
+      // ARP requests carry the LAN address, never the VIP: a backup asking "who has X,
+      // tell VIP" from its own MAC would teach end systems the wrong MAC for the VIP.
+      [`net.ipv4.conf.${lan}.arp_announce`, "2"],
+      [`net.ipv4.conf.${lan}.rp_filter`, "0"],
+      [`net.ipv4.conf.${mv}.arp_ignore`, "8"],
+      [`net.ipv4.conf.${mv}.rp_filter`, "0"],
+      ["net.ipv4.conf.all.rp_filter", "0"],
+      [`net.ipv4.conf.${mv}.send_redirects`, "0"],
+      ["net.ipv4.conf.all.send_redirects", "0"],
+    ] as const) {
+      await this.sh(["sysctl", "-qw", `${k}=${v}`]);
+    }
+    await this.sh(["ip", "link", "set", mv, "up"]);
+    void vip; // the VIP is configured on the macvlan only while master (setRole)
+    this.queue = HoldQueue.open<string>({
+      queueNum: this.rule.queueNum,
+      queue: { maxLen: 16384 },
+      bounds: { packets: 100_000 },
+      defaultMode: "pass",
+      key: (s) => this.keyOf(s.src, s.dst),
+      onPacket: (record, key, action) => {
+        if (
+          (action === "passed" || action === "unkeyed") &&
+          !this.applied.has(key ?? "") &&
+          !this.learned.has(record.summary.src)
+        ) {
+          this.learned.add(record.summary.src);
+          this.opts.onUnknownSource(record.summary.src);
+        }
+      },
+    });
+    const mark = `0x${this.rule.mark.toString(16)}`;
+    const setDecl = (name: string) => `set ${name} { type ipv4_addr; flags interval; counter; }`;
+    await replaceTable(
+      this.opts.exec,
+      { family: "ip", table: this.table },
+      [
+        setDecl(SETS.forward),
+        setDecl(SETS.queued),
+        setDecl(SETS.blocked),
+        "counter unknown_master { }",
+        "counter unknown_backup { }",
+        "chain classify {",
+        "  type filter hook forward priority -200; policy accept;",
+        `  iifname != "${mv}" accept`,
+        `  ip saddr @${SETS.forward} accept`,
+        `  ip saddr @${SETS.queued} meta mark set mark or ${mark} accept`,
+        `  ip saddr @${SETS.blocked} drop`,
+        "  jump unknown",
+        "}",
+        "chain unknown {",
+        '  counter name "unknown_backup" drop',
+        "}",
+      ].join("\n"),
+    );
+    await ensureQueueRule(this.opts.exec, this.rule);
+  }
+
+  /** Master: answers ARP for the VIP and forwards (and learns) unallocated sources; backup: neither. */
+  async setRole(role: "master" | "backup" | "initialize"): Promise<void> {
+    this.role = role;
+    const mark = `0x${this.rule.mark.toString(16)}`;
+    const rule =
+      role === "master"
+        ? `counter name "unknown_master" meta mark set mark or ${mark} accept`
+        : 'counter name "unknown_backup" drop';
+    await this.sh(["sysctl", "-qw", `net.ipv4.conf.${this.macvlan}.arp_ignore=${role === "master" ? 1 : 8}`]);
+    // Only the master owns the VIP (answers ARP and traffic addressed to it, RFC 5798
+    // accept mode); every member still receives the frames sent to the virtual MAC.
+    const vip = `${this.opts.virtualAddress}/32`;
+    if (role === "master") await this.opts.exec(["ip", "addr", "replace", vip, "dev", this.macvlan]);
+    else await this.opts.exec(["ip", "addr", "del", vip, "dev", this.macvlan]);
+    await this.nft(`flush chain ip ${this.table} unknown\nadd rule ip ${this.table} unknown ${rule}\n`);
+  }
+
+  get currentRole(): string {
+    return this.role;
+  }
+
+  /** The condition a packet belongs to (address conditions: its source). */
+  private keyOf(src: string, dst: string): string | undefined {
+    if (this.applied.has(src)) return src;
+    for (const c of this.conditions)
+      if (c.parsed.kind !== "address" && conditionMatches(c.parsed, src, dst)) return c.key;
+    return src;
+  }
+
+  private async nft(script: string): Promise<void> {
+    this.counters.nftTransactions++;
+    try {
+      await nftApply(this.opts.exec, script);
+    } catch (e) {
+      this.counters.nftFailures++;
+      throw e;
+    }
+  }
+
+  /** Makes the kernel and the hold queue match the core's dispositions. */
+  async apply(desired: ReadonlyMap<string, Disposition>): Promise<void> {
+    const q = this.queue;
+    if (!q) throw new Error("data plane not set up");
+    this.conditions = [...desired.keys()]
+      .map((key) => ({ key, parsed: parseConditionKey(key) as Condition }))
+      .filter((c) => c.parsed);
+    const lines: string[] = [];
+    const all = new Set([...desired.keys(), ...this.applied.keys()]);
+    for (const c of all) {
+      const before = this.applied.get(c);
+      const after = desired.get(c);
+      if (before === after) continue;
+      // Queue modes first: packets reach the queue only once nft marks them.
+      if (after === "hold") q.hold(c);
+      else if (after === "observe") q.observe(c);
+      else if (after === "drop") q.block(c);
+      else if (after === "forward" && q.mode(c) !== "pass") q.passThrough(c);
+      const elem = c.includes("/") || !c.includes("#") ? c : undefined;
+      if (!elem) continue; // hash buckets are not in the kernel sets (docs/vrls.md)
+      if (before !== undefined && (after === undefined || setOf(before) !== setOf(after))) {
+        lines.push(`delete element ip ${this.table} ${setOf(before)} { ${elem} }`);
+      }
+      if (after !== undefined && (before === undefined || setOf(before) !== setOf(after))) {
+        lines.push(`add element ip ${this.table} ${setOf(after)} { ${elem} }`);
+      }
+    }
+    for (const c of all) {
+      const d = desired.get(c);
+      if (d === undefined) this.applied.delete(c);
+      else this.applied.set(c, d);
+    }
+    if (lines.length > 0) await this.nft(`${lines.join("\n")}\n`);
+  }
+
+  /** Old owner: stop forwarding now (user space, instantaneous) and return the markers. */
+  stop(
+    peer: string,
+    epoch: number,
+    version: number,
+    conditions: readonly string[],
+    mode: HandoffMode,
+  ): FlowMarker[] {
+    const q = this.queue;
+    if (!q) return [];
+    const key = `${peer} ${epoch}.${version} ${conditions.join(",")}`;
+    const known = this.sentMarkers.get(key);
+    if (known) return known;
+    const markers: FlowMarker[] = [];
+    for (const c of conditions) {
+      if (q.mode(c) === "observe") {
+        q.block(c);
+        this.counters.stopped++;
+      }
+      for (const o of q.takeObservations(c)) {
+        if (mode === "exactly-once") markers.push({ flow: o.flow, identity: o.identity, count: o.packets });
+        else if (o.tcpNextSeq !== undefined)
+          markers.push({ flow: o.flow, nextSeq: o.tcpNextSeq, count: o.packets });
+      }
+    }
+    this.sentMarkers.set(key, markers);
+    if (this.sentMarkers.size > 64) this.sentMarkers.delete(this.sentMarkers.keys().next().value as string);
+    return markers;
+  }
+
+  /** Timer mode: the old owner stops at once (no markers). */
+  block(conditions: readonly string[]): void {
+    for (const c of conditions) this.queue?.block(c);
+  }
+
+  /** New owner: drop what the old owner forwarded, release the rest in order, then pass. */
+  resolve(
+    conditions: readonly string[],
+    mode: HandoffMode,
+    markers: readonly FlowMarker[],
+  ): { released: number; dropped: number } {
+    const q = this.queue;
+    if (!q) return { released: 0, dropped: 0 };
+    const held: PacketInfo[] = [];
+    const records = new Map<number, QueuedRecord>();
+    for (const c of conditions) {
+      for (const r of q.held(c)) {
+        records.set(r.arrival, r);
+        held.push(toPacketInfo(r));
+      }
+    }
+    held.sort((a, b) => a.id - b.id);
+    const decision =
+      mode === "sequence-number" ? decideSequenceNumber(held, markers) : decideExactlyOnce(held, markers);
+    const drop = new Set(decision.drop);
+    let released = 0;
+    let dropped = 0;
+    for (const c of conditions) {
+      const r = q.release(c, { filter: (rec) => !drop.has(rec.arrival), nextMode: "pass" });
+      released += r.released;
+      dropped += r.discarded;
+    }
+    this.counters.released += released;
+    this.counters.droppedAtResolve += dropped;
+    return { released, dropped };
+  }
+
+  releaseAll(conditions: readonly string[]): void {
+    for (const c of conditions) this.queue?.passThrough(c);
+  }
+
+  async setCounters(): Promise<SetCounters[]> {
+    const out: SetCounters[] = [];
+    for (const set of Object.values(SETS)) {
+      const listing = await listSet(this.opts.exec, { family: "ip", table: this.table, set });
+      out.push({
+        set,
+        elements: listing.elements.map((e) => ({
+          condition: e.value,
+          packets: e.counter?.packets ?? 0,
+          bytes: e.counter?.bytes ?? 0,
+        })),
+      });
+    }
+    return out;
+  }
+
+  queueStats(): unknown {
+    return this.queue?.stats();
+  }
+
+  async teardown(): Promise<void> {
+    try {
+      await removeQueueRule(this.opts.exec, this.rule);
+    } catch (e) {
+      this.opts.log(`queue rule removal: ${(e as Error).message}`);
+    }
+    await deleteTable(this.opts.exec, { family: "ip", table: this.table }).catch(() => undefined);
+    this.queue?.close("accept");
+    this.queue = undefined;
+    await this.opts.exec(["ip", "link", "del", this.macvlan]);
+  }
+}
+
+function toPacketInfo(r: QueuedRecord): PacketInfo {
+  const s = r.summary;
+  const info: PacketInfo = { id: r.arrival, flow: s.flow, identity: r.identity, protocol: s.protocol };
+  if (s.tcp) {
+    info.tcp = {
+      seq: s.tcp.seq,
+      ack: s.tcp.ack,
+      payloadLength: s.tcp.payloadLength,
+      syn: (s.tcp.flags & 0x02) !== 0,
+      fin: (s.tcp.flags & 0x01) !== 0,
+    };
+  }
+  return info;
+}

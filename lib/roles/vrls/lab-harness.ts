@@ -1,0 +1,137 @@
+/**
+ * Starts a virtual router of a lab's `vrls:` section on its member hosts (one router
+ * agent per reference member, keepalived for keepalived members) and the ICMP
+ * information responder on end systems; used by the tests, the benches and the CLI.
+ */
+import type { Lab } from "../../lab/index.ts";
+import { type AgentClient, launchAgent } from "../../remote/index.ts";
+import type { LoadedTopology } from "../../topology/load.ts";
+import { routerAgentArgs } from "./agent-args.ts";
+import { loadVrlsConfig, type VirtualRouterConfig, type VirtualRouterSpecT } from "./config.ts";
+import type { CoreSnapshot } from "./router-core.ts";
+
+export interface RunningVirtualRouter {
+  config: VirtualRouterConfig;
+  agents: Map<string, AgentClient>;
+  /** Member host -> its role events ({role, at}) as notified. */
+  roleEvents: { host: string; role: string; at: number }[];
+  status(host: string): Promise<CoreSnapshot & Record<string, unknown>>;
+  /** The host whose agent reports master (undefined when none or several). */
+  master(): Promise<string | undefined>;
+  waitForMaster(timeoutMs?: number): Promise<string>;
+  /** Waits until the master has allocated `conditions` end systems and nothing is in flight. */
+  waitAllocated(conditions: number, timeoutMs?: number): Promise<Record<string, string>>;
+  /** Each agent's status (or error) and last log lines, for failure messages. */
+  diagnostics(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export function virtualRouterConfig(
+  loaded: LoadedTopology,
+  name?: string,
+  overrides: Partial<VirtualRouterSpecT> = {},
+): VirtualRouterConfig {
+  const all = loadVrlsConfig(loaded);
+  const vr = name ? all.find((v) => v.name === name) : all[0];
+  if (!vr) throw new Error(`${loaded.file}: no virtual router ${name ?? ""} in its vrls: section`);
+  return { ...vr, spec: { ...vr.spec, ...overrides } };
+}
+
+export async function startInfoResponders(
+  lab: Lab,
+  hosts: readonly string[],
+  iface = "eth0",
+): Promise<AgentClient[]> {
+  return Promise.all(
+    hosts.map((h) => launchAgent(lab.host(h).remote, "vrls-info-responder", { args: { interface: iface } })),
+  );
+}
+
+export async function startVirtualRouter(
+  lab: Lab,
+  vr: VirtualRouterConfig,
+  only?: readonly string[],
+): Promise<RunningVirtualRouter> {
+  const agents = new Map<string, AgentClient>();
+  const roleEvents: { host: string; role: string; at: number }[] = [];
+  const members = vr.members.filter(
+    (m) => m.implementation === "reference" && (!only || only.includes(m.host)),
+  );
+  try {
+    await Promise.all(
+      members.map(async (m) => {
+        const agent = await launchAgent(lab.host(m.host).remote, "vrls-router", {
+          args: routerAgentArgs(vr, m.host),
+        });
+        agent.on("notification", (method: string, params: unknown) => {
+          if (method === "role")
+            roleEvents.push({ host: m.host, ...(params as { role: string; at: number }) });
+        });
+        agents.set(m.host, agent);
+      }),
+    );
+  } catch (e) {
+    await Promise.all([...agents.values()].map((a) => a.stop().catch(() => undefined)));
+    throw e;
+  }
+  const running: RunningVirtualRouter = {
+    config: vr,
+    agents,
+    roleEvents,
+    status: async (host) => {
+      const a = agents.get(host);
+      if (!a) throw new Error(`no router agent on ${host}`);
+      return a.call("status");
+    },
+    master: async () => {
+      const roles = await Promise.all(
+        [...agents].map(
+          async ([h, a]) =>
+            [h, (await a.call<{ role: string }>("status").catch(() => ({ role: "dead" }))).role] as const,
+        ),
+      );
+      const masters = roles.filter(([, r]) => r === "master");
+      return masters.length === 1 ? masters[0]?.[0] : undefined;
+    },
+    waitForMaster: async (timeoutMs = 15_000) => {
+      const until = Date.now() + timeoutMs;
+      while (Date.now() < until) {
+        const m = await running.master();
+        if (m) return m;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(`no single master within ${timeoutMs} ms`);
+    },
+    waitAllocated: async (conditions, timeoutMs = 20_000) => {
+      const until = Date.now() + timeoutMs;
+      let last: unknown;
+      while (Date.now() < until) {
+        const m = await running.master();
+        if (m) {
+          const s = await running.status(m);
+          last = s.master;
+          const alloc = s.master?.allocation ?? {};
+          if (Object.keys(alloc).length >= conditions && s.master?.inFlight === null) return alloc;
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      throw new Error(
+        `allocation of ${conditions} conditions not complete within ${timeoutMs} ms: ${JSON.stringify(last)}`,
+      );
+    },
+    diagnostics: async () => {
+      const parts: string[] = [];
+      for (const [h, a] of agents) {
+        const st = await a
+          .call("status", undefined, { timeoutMs: 2000 })
+          .catch((e: Error) => `status failed: ${e.message}`);
+        parts.push(`== ${h}: ${JSON.stringify(st)}\n${a.logText().split("\n").slice(-40).join("\n")}`);
+      }
+      return parts.join("\n");
+    },
+    stop: async () => {
+      await Promise.all([...agents.values()].map((a) => a.stop().catch(() => undefined)));
+    },
+  };
+  return running;
+}

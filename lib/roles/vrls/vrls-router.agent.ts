@@ -1,0 +1,357 @@
+/**
+ * The VRLS reference router agent (one member of one virtual router), started on a lab
+ * host over SSH. It wires the pure RouterCore (RFC 5798 + the seed's extension) to:
+ *  - raw sockets through the RawIo helper: VRRP/VRLS (IP protocol 112, 224.0.0.18 and
+ *    unicast to registered addresses), ICMP information replies (type 16), advertisements
+ *    and gratuitous ARP sent from the virtual MAC;
+ *  - the data plane (MemberDataplane: macvlan with the virtual MAC, nftables sets,
+ *    NFQUEUE HoldQueue).
+ * JSON-RPC methods: status, show, reallocate, waitIdle, handoffStats, counters.
+ */
+import { performance } from "node:perf_hooks";
+import { localExecutor } from "../../dataplane/index.ts";
+import { agentArgs, log, notify, serveAgent } from "../../remote/agent-runtime.ts";
+import { intToIp, maskOf, parseCidr } from "../../topology/address.ts";
+import { gratuitousArpFrame } from "../../wire/arp.ts";
+import { ETHERTYPE, encodeEthernet } from "../../wire/ethernet.ts";
+import { decodeIcmp, encodeIcmp, ICMP_TYPE } from "../../wire/icmp.ts";
+import { decodeIpv4, encodeIpv4, IP_PROTOCOL } from "../../wire/ipv4.ts";
+import { ReplayWindow } from "../../wire/replay.ts";
+import { decodeVrls, encodeVrlsIpv4, type VrlsMessage as WireMessage } from "../../wire/vrls.ts";
+import { encodeVrrp, VRRP_MULTICAST, virtualMac } from "../../wire/vrrp.ts";
+import { validateVrrpPacket } from "../../wire/vrrp-validate.ts";
+import type { RouterAgentArgs } from "./agent-args.ts";
+import { MemberDataplane } from "./dataplane.ts";
+import type { Destination, VrlsMessage } from "./messages.ts";
+import { RawIo } from "./rawio.ts";
+import { type CoreAction, type CoreEvent, RouterCore } from "./router-core.ts";
+import { fromWire, toWire } from "./wire-map.ts";
+
+const args = agentArgs<RouterAgentArgs>();
+const core = new RouterCore(args.core);
+const self = args.core.self;
+const vrid = args.core.vrid;
+const key = Buffer.from(args.key, "utf8");
+const vmac = virtualMac(vrid);
+const replay = new ReplayWindow();
+const incarnation = Math.floor(Date.now() / 1000) >>> 0;
+let sequence = 0;
+const rx: Record<string, number> = {};
+const count = (k: string) => {
+  rx[k] = (rx[k] ?? 0) + 1;
+};
+const now = () => performance.now();
+
+const dp = new MemberDataplane({
+  exec: localExecutor(),
+  vrid,
+  lanInterface: args.interface,
+  virtualAddress: args.virtualAddress,
+  onUnknownSource: (address) => handle({ type: "learned", now: now(), address, by: "passive" }),
+  log: (l) => log(l),
+});
+
+let io: RawIo;
+let stopped = false;
+let timer: NodeJS.Timeout | undefined;
+
+// ---- actions: carried out strictly in order (a confirmation leaves only after the data
+// plane change before it is in place).
+const pending: CoreAction[] = [];
+let draining = false;
+
+function handle(event: CoreEvent): void {
+  if (stopped && event.type !== "shutdown") return;
+  pending.push(...core.handle(event));
+  void drain();
+  schedule();
+}
+
+async function drain(): Promise<void> {
+  if (draining) return;
+  draining = true;
+  try {
+    while (pending.length > 0) {
+      const a = pending.shift() as CoreAction;
+      try {
+        await perform(a);
+      } catch (e) {
+        log(`action ${a.type} failed: ${(e as Error).message}`);
+        count(`actionFailed.${a.type}`);
+      }
+    }
+  } finally {
+    draining = false;
+  }
+}
+
+function sendMessage(to: Destination, message: VrlsMessage): void {
+  const dst = to === "all" ? VRRP_MULTICAST : to.member;
+  for (const part of toWire(message)) {
+    const wire = {
+      vrid,
+      priority: args.core.priority,
+      maxAdverIntCs: args.core.advertIntervalCs,
+      addresses: [args.virtualAddress],
+      sender: self,
+      senderIncarnation: incarnation,
+      sequence: ++sequence,
+      masterEpoch: part.masterEpoch,
+      inReplyTo: 0,
+      ...part.body,
+    } as WireMessage;
+    io.sendIp(encodeVrlsIpv4(wire, { key, src: self, dst }));
+    count(`tx.type${part.body.type}`);
+  }
+}
+
+function advertisementFrame(priority: number, advertIntervalCs: number): Uint8Array {
+  const vrrp = encodeVrrp(
+    {
+      version: 3,
+      type: 1,
+      vrid,
+      priority,
+      maxAdverIntCs: advertIntervalCs,
+      addresses: [args.virtualAddress],
+      extension: new Uint8Array(0),
+    },
+    { src: self, dst: VRRP_MULTICAST },
+  );
+  const ip = encodeIpv4({
+    src: self,
+    dst: VRRP_MULTICAST,
+    protocol: IP_PROTOCOL.vrrp,
+    ttl: 255,
+    tos: 0xc0,
+    payload: vrrp,
+  });
+  // RFC 5798 7.3: the advertisement's source MAC is the virtual router MAC.
+  return encodeEthernet({ dst: "01:00:5e:00:00:12", src: vmac, etherType: ETHERTYPE.ipv4, payload: ip });
+}
+
+function broadcastOf(cidr: string): string {
+  const c = parseCidr(cidr);
+  return intToIp((c.network | (~maskOf(c.prefix) >>> 0)) >>> 0);
+}
+
+let infoSeq = 0;
+async function perform(a: CoreAction): Promise<void> {
+  switch (a.type) {
+    case "sendAdvertisement":
+      io.sendFrame(advertisementFrame(a.priority, a.advertIntervalCs));
+      count("tx.advertisement");
+      return;
+    case "sendGratuitousArp":
+      for (const ip of a.addresses) io.sendFrame(gratuitousArpFrame(vmac, ip));
+      count("tx.garp");
+      return;
+    case "role":
+      await dp.setRole(a.role);
+      log(`role ${a.role}`);
+      notify("role", { role: a.role, at: Date.now(), self });
+      return;
+    case "send":
+      sendMessage(a.to, a.message);
+      return;
+    case "dataplane":
+      await dp.apply(a.dispositions);
+      return;
+    case "stopAndSendMarkers": {
+      const markers = dp.stop(a.to, a.epoch, a.version, a.conditions, a.mode);
+      sendMessage(
+        { member: a.to },
+        { type: "markers", epoch: a.epoch, version: a.version, conditions: a.conditions, markers },
+      );
+      return;
+    }
+    case "stopForwarding":
+      dp.block(a.conditions);
+      return;
+    case "resolveHeld": {
+      const r = dp.resolve(a.conditions, a.mode, a.markers);
+      count("handoff.resolved");
+      rx.releasedPackets = (rx.releasedPackets ?? 0) + r.released;
+      rx.droppedHeldPackets = (rx.droppedHeldPackets ?? 0) + r.dropped;
+      return;
+    }
+    case "releaseHeld":
+      dp.releaseAll(a.conditions);
+      return;
+    case "sendInfoRequest":
+      // Seed Figs. 8A/8B: ICMP information request (type 15) broadcast on each subnet. A remote
+      // subnet's directed broadcast passes its router only if that router forwards it.
+      for (const s of a.subnets) {
+        const icmp = encodeIcmp({
+          type: ICMP_TYPE.informationRequest,
+          code: 0,
+          identifier: vrid,
+          sequence: ++infoSeq & 0xffff,
+          data: new Uint8Array(0),
+        });
+        io.sendIp(
+          encodeIpv4({
+            src: self,
+            dst: broadcastOf(s.cidr),
+            protocol: IP_PROTOCOL.icmp,
+            ttl: 64,
+            payload: icmp,
+          }),
+        );
+      }
+      count("tx.infoRequest");
+      return;
+    case "log":
+      log(a.message);
+      return;
+  }
+}
+
+function schedule(): void {
+  if (stopped) return;
+  if (timer) clearTimeout(timer);
+  const t = now();
+  const wake = core.nextWake(t);
+  timer = setTimeout(() => handle({ type: "tick", now: now() }), Math.max(0, wake - t));
+}
+
+// ---- receive path: every rejection is counted by reason, nothing throws.
+function onVrrp(packet: Buffer): void {
+  const v = validateVrrpPacket(packet, {
+    version: 3,
+    vrids: [vrid],
+    acceptedTypes: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+  });
+  if (!v.ok) {
+    count(`rx.rejected.${v.reason}`);
+    return;
+  }
+  if (v.ip.src === self) return;
+  if (v.vrrp.type === 1 && v.vrrp.extension.length === 0 && v.vrrp.version === 3) {
+    count("rx.advertisement");
+    handle({
+      type: "advertisement",
+      now: now(),
+      from: v.ip.src,
+      priority: v.vrrp.priority,
+      maxAdverIntCs: v.vrrp.maxAdverIntCs,
+    });
+    return;
+  }
+  const d = decodeVrls(v.ip.payload, { key, src: v.ip.src, dst: v.ip.dst });
+  if (!d.ok) {
+    count(/HMAC/.test(d.error.reason) ? "rx.rejected.unauthenticated" : "rx.rejected.malformed");
+    log(`VRLS message from ${v.ip.src} dropped: ${d.error.reason} (offset ${d.error.offset})`);
+    return;
+  }
+  const w = d.value;
+  if (w.sender !== v.ip.src) {
+    count("rx.rejected.sender-mismatch");
+    return;
+  }
+  const verdict = replay.check(w.sender, w.senderIncarnation, w.sequence);
+  if (verdict !== "accept") {
+    count(`rx.rejected.${verdict}`);
+    return;
+  }
+  const m = fromWire(w, args.bucketSeed, { ...core.member.currentVersion, entries: core.member.allocation });
+  if (!m) {
+    count(`rx.ignored.type${w.type}`);
+    return;
+  }
+  count(`rx.${m.type}`);
+  handle({ type: "message", now: now(), from: w.sender, message: m });
+}
+
+function onIcmp(packet: Buffer): void {
+  const ip = decodeIpv4(packet);
+  if (!ip.ok || ip.value.protocol !== IP_PROTOCOL.icmp) return;
+  const icmp = decodeIcmp(ip.value.payload);
+  if (!icmp.ok || !icmp.value.checksumValid) {
+    count("rx.icmp.malformed");
+    return;
+  }
+  if (icmp.value.type === ICMP_TYPE.informationReply) {
+    count("rx.infoReply");
+    handle({ type: "learned", now: now(), address: ip.value.src, by: "icmp-info" });
+  }
+}
+
+async function shutdownRouter(): Promise<void> {
+  if (stopped) return;
+  handle({ type: "shutdown", now: now() });
+  await drain();
+  stopped = true;
+  if (timer) clearTimeout(timer);
+  await dp.teardown().catch((e) => log(`teardown: ${(e as Error).message}`));
+  io?.close();
+}
+
+function status() {
+  const t = now();
+  return {
+    ...core.snapshot(t),
+    rx,
+    dataplane: { role: dp.currentRole, ...dp.counters },
+    pendingActions: pending.length,
+  };
+}
+
+serveAgent({
+  name: "vrls-router",
+  methods: {
+    status: () => status(),
+    show: async () => ({ ...status(), sets: await dp.setCounters(), queue: dp.queueStats() }),
+    /** Master only: move conditions ({condition: member address}) or rebalance (no moves). */
+    reallocate: (p: { moves?: Record<string, string> } | undefined) => {
+      if (core.role !== "master") return { accepted: false, role: core.role };
+      const explicit = p?.moves ? new Map(Object.entries(p.moves)) : undefined;
+      handle({ type: "reallocate", now: now(), explicit });
+      return { accepted: true };
+    },
+    /** Resolves when this master has no allocation in flight (or times out). */
+    waitIdle: async (p: { timeoutMs?: number } | undefined) => {
+      const until = Date.now() + (p?.timeoutMs ?? 5000);
+      while (Date.now() < until) {
+        if (core.role === "master" && !core.master.busy && pending.length === 0) {
+          return {
+            idle: true,
+            completed: core.master.completedAllocations,
+            lastHandoffMs: core.master.lastHandoffMs,
+          };
+        }
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      return { idle: false, completed: core.master.completedAllocations };
+    },
+    handoffStats: () => ({
+      durationsMs: core.master.handoffDurationsMs,
+      completed: core.master.completedAllocations,
+    }),
+    counters: () => rx,
+    stopRouter: async () => {
+      await shutdownRouter();
+      return { stopped: true };
+    },
+  },
+  onShutdown: shutdownRouter,
+});
+
+try {
+  await dp.setup();
+  io = await RawIo.open({
+    interface: args.interface,
+    listen: ["vrrp", "icmp"],
+    onVrrp,
+    onIcmp,
+    onLog: (l) => log(l),
+  });
+  log(
+    `vrls router ${self} (VRID ${vrid}, priority ${args.core.priority}, mode ${args.core.mode}) on ${args.interface}`,
+  );
+  handle({ type: "startup", now: now() });
+} catch (e) {
+  log(`startup failed: ${(e as Error).stack ?? e}`);
+  await dp.teardown().catch(() => undefined);
+  process.exit(2);
+}
