@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from "node:child_process";
+import { Socket } from "node:net";
 import { Duplex } from "node:stream";
 import type { ClientChannel, ConnectConfig, SFTPWrapper } from "ssh2";
 import ssh2 from "ssh2";
@@ -337,6 +338,8 @@ export class RemoteHost {
       readyTimeout: timeoutMs,
       keepaliveInterval: this.options.keepaliveIntervalMs ?? 10_000,
       keepaliveCountMax: 3,
+      // Key only: skipping ssh2's default "none" attempt saves a round trip per connect.
+      authHandler: ["publickey"],
     };
     let hostKeyMismatch = false;
     const pinned = this.pinnedHostKey;
@@ -348,6 +351,12 @@ export class RemoteHost {
     }
     let proxy: { child: ChildProcess; stderr: string; exited: Promise<number | null> } | undefined;
     if (target.kind === "tcp") {
+      // Our own socket so Nagle is off from the first byte: with it on, the small
+      // handshake messages wait out delayed ACKs (~40 ms each). ssh2 waits for 'connect'.
+      const socket = new Socket();
+      socket.setNoDelay(true);
+      socket.connect({ host: target.host, port: target.port ?? DEFAULT_PORT });
+      config.sock = socket;
       config.host = target.host;
       config.port = target.port ?? DEFAULT_PORT;
     } else {
