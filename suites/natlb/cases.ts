@@ -1,0 +1,64 @@
+import { defineCases } from "../support/cases.ts";
+
+/**
+ * The natlb suite's cases (seed 002). Skipped as "not yet available" until the reference
+ * balancer, control server and keeper agents exist (lib/roles/natlb).
+ */
+const WAITING = "the NAT-LB reference roles have no balancer/controller agents yet (lib/roles/natlb)";
+
+export const natlbCases = defineCases("natlb", {
+  "natlb.dnat": {
+    title: "destination NAT to a server of the VIP and back",
+    requirements: ["NATLB-NAT-001"],
+    needs: ["natlb"],
+    notYetAvailable: WAITING,
+  },
+  "natlb.fullnat": {
+    title: "full NAT through the balancer's internal address",
+    requirements: ["NATLB-NAT-002"],
+    needs: ["natlb", "natlb-full-nat"],
+    notYetAvailable: WAITING,
+  },
+  "natlb.conn-table": {
+    title: "access correspondence entries live as long as their connections",
+    requirements: ["NATLB-TABLE-001"],
+    needs: ["natlb"],
+    notYetAvailable: WAITING,
+  },
+  "natlb.unknown-vip": {
+    title: "an address in neither mode is refused with an error",
+    requirements: ["NATLB-MODE-001"],
+    needs: ["natlb"],
+    notYetAvailable: WAITING,
+  },
+  "natlb.move": {
+    title: "a VIP moves in four steps without a reset or a lost packet",
+    requirements: ["NATLB-MOVE-001", "NATLB-MOVE-002", "NATLB-MOVE-003", "NATLB-MOVE-004"],
+    needs: ["natlb"],
+    notYetAvailable: WAITING,
+  },
+  "natlb.rebalance": {
+    title: "the control server moves VIPs toward the best assignment",
+    requirements: ["NATLB-CTRL-001"],
+    needs: ["natlb"],
+    notYetAvailable: WAITING,
+  },
+  "natlb.copy-keeping": {
+    title: "servers keep copies of their connections' entries",
+    requirements: ["NATLB-FAIL-001"],
+    needs: ["natlb", "natlb-copy-keeping"],
+    notYetAvailable: WAITING,
+  },
+  "natlb.failover": {
+    title: "a failed balancer's connections survive on another",
+    requirements: ["NATLB-FAIL-002"],
+    needs: ["natlb", "natlb-copy-keeping", "fault-crash"],
+    notYetAvailable: WAITING,
+  },
+  "natlb.failover-no-transition": {
+    title: "entries installed first make transition mode unnecessary",
+    requirements: ["NATLB-FAIL-003"],
+    needs: ["natlb", "natlb-copy-keeping", "fault-crash"],
+    notYetAvailable: WAITING,
+  },
+});

@@ -1,0 +1,43 @@
+import type { Capability } from "../../vendor-adapters/types.ts";
+
+/**
+ * A suite case as declared in suites/<suite>/cases.ts: its stable ID, what it shows,
+ * the catalogue requirements it verifies and the device capabilities it needs (without
+ * them the case is "not applicable" for that device).
+ */
+export interface CaseDef {
+  id: string;
+  title: string;
+  requirements: readonly string[];
+  needs?: readonly Capability[];
+  /** Set while the reference role a case drives is not built yet: the case is skipped with this reason. */
+  notYetAvailable?: string;
+}
+
+export type CaseTable = Readonly<Record<string, CaseDef>>;
+
+export function defineCases<const T extends Record<string, Omit<CaseDef, "id">>>(
+  suite: string,
+  table: T,
+): { [K in keyof T]: CaseDef } {
+  const out: Record<string, CaseDef> = {};
+  for (const [id, def] of Object.entries(table)) {
+    if (!id.startsWith(`${suite}.`)) throw new Error(`case ${id} must start with "${suite}."`);
+    out[id] = { id, ...def };
+  }
+  return out as { [K in keyof T]: CaseDef };
+}
+
+/** The per-case record a suite run leaves in OUT/cases/<id>.json for the summary. */
+export interface CaseRecord {
+  id: string;
+  suite: string;
+  title: string;
+  requirements: string[];
+  status: "passed" | "failed" | "not-applicable" | "not-available";
+  reason?: string;
+  error?: string;
+  evidence: { name: string; file: string; contentType: string }[];
+  startedAt: string;
+  durationMs: number;
+}

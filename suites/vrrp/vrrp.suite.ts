@@ -1,0 +1,480 @@
+import { mkdir } from "node:fs/promises";
+import { resolve } from "node:path";
+import { afterAll, beforeAll, describe, expect } from "vitest";
+import { type Lab, upLab } from "../../lib/lab/index.ts";
+import { isGratuitousArp } from "../../lib/wire/index.ts";
+import { createAdapter } from "../../vendor-adapters/index.ts";
+import type { VendorAdapter, VrrpInstanceConfig } from "../../vendor-adapters/types.ts";
+import { suiteEnv } from "../support/env.ts";
+import { type CaseContext, certCase, useDevice } from "../support/requirement.ts";
+import { vrrpCases as C } from "./cases.ts";
+import {
+  advertsFrom,
+  attachScenario,
+  type Driver,
+  dutConfig,
+  masterDownMs,
+  PLAN,
+  runScenario,
+  type ScenarioResult,
+  skewMs,
+  testerAdvert,
+} from "./scenario.ts";
+import { FrameSpeaker } from "./speaker.ts";
+
+/**
+ * VRRP (RFC 5798) conformance of any router behind an adapter. The DUT sits on a hub
+ * with the tester, which drives its state machine with crafted advertisements and
+ * watches everything on the wire; the sink on the far side sees what it forwards.
+ * Timing tolerances: 150 ms around RFC timer values (the RFC states exact formulas; the
+ * slack covers process scheduling on a loaded 2-core lab machine).
+ */
+const env = suiteEnv();
+const LAB_FILE = resolve(env.lab ?? "labs/vrrp-dut.yaml");
+const TOLERANCE_MS = 150;
+
+let lab: Lab | undefined;
+let adapter: VendorAdapter | undefined;
+let speaker: FrameSpeaker | undefined;
+useDevice(() => (adapter && lab ? { adapter, lab: lab.name } : undefined));
+
+beforeAll(async () => {
+  await mkdir(env.out, { recursive: true });
+  lab = await upLab(LAB_FILE);
+  adapter = createAdapter(env.dut, {
+    hosts: { dut: lab.host("dut") },
+    primary: "dut",
+    workDir: `/tmp/tandem-dut-${lab.prefix}`,
+    options: env.dutOptions,
+  });
+  speaker = await FrameSpeaker.start(lab.host("tester").remote, "eth0");
+}, 120_000);
+
+afterAll(async () => {
+  await speaker?.close().catch(() => undefined);
+  await adapter?.dispose().catch(() => undefined);
+  await lab?.down();
+}, 60_000);
+
+/** Each scenario runs once; the cases that share it assert on the same captures. */
+const scenarios = new Map<string, Promise<ScenarioResult>>();
+function scenario(
+  name: string,
+  config: VrrpInstanceConfig,
+  script: (d: Driver, at: Record<string, number>) => Promise<void>,
+): Promise<ScenarioResult> {
+  let p = scenarios.get(name);
+  if (!p) {
+    if (!lab || !adapter || !speaker) throw new Error("the vrrp lab is not up");
+    p = runScenario(name, lab, adapter, speaker, config, script);
+    scenarios.set(name, p);
+  }
+  return p;
+}
+
+const firstAfter = <T extends { tsMs: number }>(list: readonly T[], t: number) =>
+  list.find((x) => x.tsMs >= t);
+
+// ------------------------------------------------------------ A: a lone router becomes master
+const alone = () =>
+  scenario("alone", dutConfig(), async (d, at) => {
+    at.dut = await d.startDut();
+    await d.sleep(masterDownMs(PLAN.priority, PLAN.intervalMs) + 1400);
+    at.arp = await d.arpForVip();
+    d.mark("ARP request for VIP");
+    at.udp = await d.udpViaVmac(10);
+    d.mark("10 UDP to the virtual MAC");
+    await d.sleep(3500);
+  });
+
+function dutAdverts(r: ScenarioResult, from = 0, to = Number.POSITIVE_INFINITY) {
+  return advertsFrom(r, PLAN.dutIp, from, to);
+}
+
+async function expectBecameMaster(ctx: CaseContext, r: ScenarioResult) {
+  const adverts = dutAdverts(r);
+  await attachScenario(ctx, r, { dutAdverts: adverts.length });
+  expect(adverts.length, "the DUT never advertised: it did not become master").toBeGreaterThan(0);
+  return adverts;
+}
+
+describe("vrrp: advertisements, timers, ARP and forwarding of a master", () => {
+  certCase(C["vrrp.adv-format"], async (ctx) => {
+    const r = await alone();
+    const adverts = await expectBecameMaster(ctx, r);
+    const bad = adverts
+      .map((a) => {
+        const problems: string[] = [];
+        if (a.ip.dst !== "224.0.0.18") problems.push(`IP destination ${a.ip.dst}`);
+        if (a.ip.ttl !== 255) problems.push(`TTL ${a.ip.ttl}`);
+        if (a.vrrp.version !== 3) problems.push(`version ${a.vrrp.version}`);
+        if (a.vrrp.type !== 1) problems.push(`type ${a.vrrp.type}`);
+        if (a.vrrp.vrid !== PLAN.vrid) problems.push(`VRID ${a.vrrp.vrid}`);
+        if (a.vrrp.priority !== PLAN.priority) problems.push(`priority ${a.vrrp.priority}`);
+        if (a.vrrp.count !== 1 || a.vrrp.addresses.join() !== PLAN.vip)
+          problems.push(`addresses ${a.vrrp.addresses.join()}`);
+        if (!a.checksumOk) problems.push(`checksum 0x${a.vrrp.checksum.toString(16)} (not RFC 5798 5.2.8)`);
+        if (a.vrrp.version === 3 && a.vrrp.maxAdverIntCs !== PLAN.intervalMs / 10)
+          problems.push(`Max Adver Int ${a.vrrp.maxAdverIntCs} cs`);
+        return problems.length ? `advert at ${new Date(a.tsMs).toISOString()}: ${problems.join(", ")}` : "";
+      })
+      .filter(Boolean);
+    expect(bad, "advertisements that break RFC 5798 section 5").toEqual([]);
+  });
+
+  certCase(C["vrrp.adv-vmac"], async (ctx) => {
+    const r = await alone();
+    const adverts = await expectBecameMaster(ctx, r);
+    const macs = [...new Set(adverts.map((a) => a.srcMac))];
+    expect(macs, "Ethernet source of the DUT's advertisements").toEqual([PLAN.vmac]);
+  });
+
+  certCase(C["vrrp.tmr-adver-interval"], async (ctx) => {
+    const r = await alone();
+    const adverts = await expectBecameMaster(ctx, r);
+    const gaps = adverts.slice(1).map((a, i) => Math.round(a.tsMs - adverts[i]!.tsMs));
+    await ctx.attachText("intervals (ms)", JSON.stringify(gaps), "application/json", "intervals.json");
+    expect(gaps.length, "advertisement intervals observed").toBeGreaterThanOrEqual(3);
+    const off = gaps.filter((g) => Math.abs(g - PLAN.intervalMs) > TOLERANCE_MS);
+    expect(off, `intervals outside ${PLAN.intervalMs} +- ${TOLERANCE_MS} ms`).toEqual([]);
+  });
+
+  certCase(C["vrrp.arp-garp"], async (ctx) => {
+    const r = await alone();
+    const adverts = await expectBecameMaster(ctx, r);
+    const first = adverts[0]!.tsMs;
+    const garps = r.tester.arps.filter((a) => isGratuitousArp(a.arp) && a.arp.senderIp === PLAN.vip);
+    await ctx.attachText("gratuitous ARPs", JSON.stringify(garps, null, 2), "application/json", "garps.json");
+    const prompt = garps.filter((g) => Math.abs(g.tsMs - first) <= 1000);
+    expect(prompt.length, "gratuitous ARPs for the VIP within 1 s of becoming master").toBeGreaterThan(0);
+    expect([...new Set(prompt.map((g) => g.arp.senderMac))], "MAC announced for the VIP").toEqual([
+      PLAN.vmac,
+    ]);
+  });
+
+  certCase(C["vrrp.arp-master-replies"], async (ctx) => {
+    const r = await alone();
+    await expectBecameMaster(ctx, r);
+    const replies = r.tester.arps.filter(
+      (a) => a.arp.operation === 2 && a.arp.senderIp === PLAN.vip && a.tsMs >= r.at.arp! - 5,
+    );
+    await ctx.attachText(
+      "ARP replies",
+      JSON.stringify(replies, null, 2),
+      "application/json",
+      "arp-replies.json",
+    );
+    expect(replies.length, "ARP replies for the VIP").toBeGreaterThan(0);
+    expect([...new Set(replies.map((x) => x.arp.senderMac))], "MAC in the replies").toEqual([PLAN.vmac]);
+  });
+
+  certCase(C["vrrp.fwd-master"], async (ctx) => {
+    const r = await alone();
+    await expectBecameMaster(ctx, r);
+    const got = r.sink.udp.filter((u) => u.src === PLAN.testerIp).length;
+    expect(got, "datagrams forwarded to the far side (10 sent to the virtual MAC)").toBe(10);
+  });
+});
+
+// ------------------------------------------------------------ B: backup under a live master, then the master falls silent
+const backup = () =>
+  scenario("backup", dutConfig(), async (d, at) => {
+    const stop = await d.speaker.every(PLAN.intervalMs, testerAdvert(200));
+    d.mark("tester advertises priority 200");
+    await d.sleep(1500);
+    at.dut = await d.startDut();
+    await d.sleep(masterDownMs(PLAN.priority, PLAN.intervalMs) + 900);
+    at.arp = await d.arpForVip();
+    await d.udpViaVmac(10);
+    d.mark("ARP + 10 UDP to the virtual MAC");
+    await d.sleep(1500);
+    at.silent = await stop();
+    d.mark("tester falls silent");
+    await d.sleep(masterDownMs(PLAN.priority, PLAN.intervalMs) + 2000);
+  });
+
+describe("vrrp: backup state", () => {
+  certCase(C["vrrp.stm-backup-silent"], async (ctx) => {
+    const r = await backup();
+    const early = dutAdverts(r, r.at.dut!, r.at.silent!);
+    await attachScenario(ctx, r, { dutAdvertsWhileTesterAlive: early.length });
+    expect(early.length, "DUT advertisements while a priority-200 master advertised").toBe(0);
+  });
+
+  certCase(C["vrrp.arp-backup-silent"], async (ctx) => {
+    const r = await backup();
+    const replies = r.tester.arps.filter(
+      (a) =>
+        a.arp.operation === 2 &&
+        a.arp.senderIp === PLAN.vip &&
+        a.tsMs >= r.at.arp! - 5 &&
+        a.tsMs <= r.at.silent!,
+    );
+    await attachScenario(ctx, r, { arpRepliesFromBackup: replies });
+    expect(replies.length, "ARP replies for the VIP from a backup").toBe(0);
+  });
+
+  certCase(C["vrrp.fwd-backup-silent"], async (ctx) => {
+    const r = await backup();
+    const got = r.sink.udp.filter((u) => u.src === PLAN.testerIp && u.tsMs <= r.at.silent!).length;
+    await attachScenario(ctx, r, { forwardedByBackup: got });
+    expect(got, "datagrams a backup forwarded (10 sent to the virtual MAC)").toBe(0);
+  });
+
+  certCase(C["vrrp.tmr-master-down"], async (ctx) => {
+    const r = await backup();
+    const last = advertsFrom(r, PLAN.testerIp).at(-1);
+    expect(last, "the tester's advertisements are in the capture").toBeDefined();
+    const takeover = firstAfter(dutAdverts(r), last!.tsMs);
+    const expected = masterDownMs(PLAN.priority, PLAN.intervalMs);
+    const delay = takeover ? takeover.tsMs - last!.tsMs : null;
+    await attachScenario(ctx, r, {
+      expectedMs: expected,
+      measuredMs: delay,
+      skewMs: skewMs(PLAN.priority, PLAN.intervalMs),
+    });
+    expect(delay, "the DUT never took over").not.toBeNull();
+    expect(
+      Math.abs(delay! - expected),
+      `takeover after ${delay?.toFixed(0)} ms, RFC: ${expected.toFixed(0)} ms`,
+    ).toBeLessThanOrEqual(TOLERANCE_MS);
+  });
+});
+
+// ------------------------------------------------------------ C, D: learned interval, priority 0 to a backup
+describe("vrrp: timers learned and cut short", () => {
+  certCase(C["vrrp.tmr-learn-interval"], async (ctx) => {
+    const r = await scenario("learn-interval", dutConfig(), async (d, at) => {
+      const stop = await d.speaker.every(2000, testerAdvert(200, { interval: 200 }));
+      d.mark("tester advertises every 2 s");
+      await d.sleep(1000);
+      at.dut = await d.startDut();
+      await d.sleep(5000);
+      at.silent = await stop();
+      d.mark("tester falls silent");
+      await d.sleep(masterDownMs(PLAN.priority, 2000) + 2000);
+    });
+    const last = advertsFrom(r, PLAN.testerIp).at(-1)!;
+    const takeover = firstAfter(dutAdverts(r), last.tsMs);
+    const expected = masterDownMs(PLAN.priority, 2000);
+    const delay = takeover ? takeover.tsMs - last.tsMs : null;
+    await attachScenario(ctx, r, {
+      expectedMs: expected,
+      ifNotLearnedMs: masterDownMs(PLAN.priority, PLAN.intervalMs),
+      measuredMs: delay,
+    });
+    expect(
+      dutAdverts(r, r.at.dut!, r.at.silent!).length,
+      "DUT advertisements while the master advertised",
+    ).toBe(0);
+    expect(delay, "the DUT never took over").not.toBeNull();
+    expect(
+      Math.abs(delay! - expected),
+      `takeover after ${delay?.toFixed(0)} ms, RFC (learned 2 s interval): ${expected.toFixed(0)} ms`,
+    ).toBeLessThanOrEqual(2 * TOLERANCE_MS);
+  });
+
+  certCase(C["vrrp.pri0-backup"], async (ctx) => {
+    const r = await scenario("pri0-backup", dutConfig(), async (d, at) => {
+      const stop = await d.speaker.every(PLAN.intervalMs, testerAdvert(200));
+      d.mark("tester advertises priority 200");
+      await d.sleep(1000);
+      at.dut = await d.startDut();
+      await d.sleep(3000);
+      await stop();
+      at.pri0 = await d.speaker.send(testerAdvert(0));
+      d.mark("tester sends priority 0");
+      await d.sleep(3000);
+    });
+    const resign = r.tester.adverts.find((a) => a.ip.src === PLAN.testerIp && a.vrrp.priority === 0);
+    expect(resign, "the tester's priority-0 advertisement is in the capture").toBeDefined();
+    const takeover = firstAfter(dutAdverts(r), resign!.tsMs);
+    const expected = skewMs(PLAN.priority, PLAN.intervalMs);
+    const delay = takeover ? takeover.tsMs - resign!.tsMs : null;
+    await attachScenario(ctx, r, { expectedMs: expected, measuredMs: delay });
+    expect(delay, "the DUT never took over").not.toBeNull();
+    expect(
+      Math.abs(delay! - expected),
+      `takeover ${delay?.toFixed(0)} ms after priority 0, RFC Skew_Time: ${expected.toFixed(0)} ms`,
+    ).toBeLessThanOrEqual(TOLERANCE_MS);
+  });
+});
+
+// ------------------------------------------------------------ E-I: a master meets other advertisements
+function masterThen(
+  name: string,
+  action: (d: Driver, at: Record<string, number>) => Promise<void>,
+  config = dutConfig(),
+) {
+  return scenario(name, config, async (d, at) => {
+    at.dut = await d.startDut();
+    await d.sleep(masterDownMs(PLAN.priority, PLAN.intervalMs) + 1400);
+    at.action = d.mark(name);
+    await action(d, at);
+  });
+}
+
+async function yieldCase(ctx: CaseContext, r: ScenarioResult) {
+  const before = dutAdverts(r, r.at.dut!, r.at.action!);
+  const firstTester = advertsFrom(r, PLAN.testerIp)[0];
+  expect(firstTester, "the tester's advertisements are in the capture").toBeDefined();
+  const after = dutAdverts(r, firstTester!.tsMs + 50);
+  await attachScenario(ctx, r, { dutAdvertsBefore: before.length, dutAdvertsAfterTester: after.length });
+  expect(before.length, "the DUT was master before the tester spoke").toBeGreaterThan(0);
+  expect(
+    after.map((a) => new Date(a.tsMs).toISOString()),
+    "DUT advertisements after it should have yielded",
+  ).toEqual([]);
+}
+
+describe("vrrp: master meets other advertisements", () => {
+  certCase(C["vrrp.stm-master-yields-higher"], async (ctx) => {
+    const r = await masterThen("yield-higher", async (d) => {
+      const stop = await d.speaker.every(PLAN.intervalMs, testerAdvert(200));
+      await d.sleep(4000);
+      await stop();
+    });
+    await yieldCase(ctx, r);
+  });
+
+  certCase(C["vrrp.stm-master-yields-tie"], async (ctx) => {
+    const r = await masterThen("yield-tie", async (d) => {
+      const stop = await d.speaker.every(PLAN.intervalMs, testerAdvert(PLAN.priority));
+      await d.sleep(4000);
+      await stop();
+    });
+    await yieldCase(ctx, r);
+  });
+
+  certCase(C["vrrp.stm-master-keeps-lower"], async (ctx) => {
+    const r = await masterThen("keep-lower", async (d, at) => {
+      const stop = await d.speaker.every(PLAN.intervalMs, testerAdvert(50));
+      await d.sleep(4000);
+      at.end = await stop();
+    });
+    const after = dutAdverts(r, r.at.action!, r.at.end!);
+    await attachScenario(ctx, r, { dutAdvertsWhileLowerAdvertised: after.length });
+    expect(after.length, "DUT advertisements during 4 s of a priority-50 peer").toBeGreaterThanOrEqual(3);
+  });
+
+  certCase(C["vrrp.pri0-master"], async (ctx) => {
+    const r = await masterThen("pri0-master", async (d) => {
+      for (let i = 0; i < 3; i++) {
+        await d.sleep(1300);
+        await d.speaker.send(testerAdvert(0));
+        d.mark("priority 0");
+      }
+      await d.sleep(1000);
+    });
+    const resigns = r.tester.adverts.filter((a) => a.ip.src === PLAN.testerIp && a.vrrp.priority === 0);
+    const answers = resigns.map((p) => {
+      const next = firstAfter(dutAdverts(r), p.tsMs);
+      return next ? Math.round(next.tsMs - p.tsMs) : null;
+    });
+    await attachScenario(ctx, r, { answerDelaysMs: answers });
+    expect(resigns.length, "priority-0 advertisements sent").toBe(3);
+    expect(
+      answers.filter((a) => a === null || a > 200),
+      "answers later than 200 ms (RFC: at once)",
+    ).toEqual([]);
+  });
+
+  certCase(C["vrrp.pri0-shutdown"], async (ctx) => {
+    const r = await masterThen("pri0-shutdown", async (d, at) => {
+      at.stop = d.mark("graceful stop");
+      await d.adapter.stop("graceful");
+      await d.sleep(500);
+    });
+    const resign = dutAdverts(r, r.at.stop! - 50).filter((a) => a.vrrp.priority === 0);
+    await attachScenario(ctx, r, { priority0Adverts: resign.length });
+    expect(dutAdverts(r, r.at.dut!, r.at.stop!).length, "the DUT was master").toBeGreaterThan(0);
+    expect(resign.length, "priority-0 advertisements after the shutdown").toBeGreaterThan(0);
+  });
+});
+
+// ------------------------------------------------------------ J, K: preemption
+function lowerMasterFirst(name: string, config: VrrpInstanceConfig) {
+  return scenario(name, config, async (d, at) => {
+    const stop = await d.speaker.every(PLAN.intervalMs, testerAdvert(50));
+    d.mark("tester advertises priority 50");
+    await d.sleep(1500);
+    at.dut = await d.startDut();
+    await d.sleep(masterDownMs(PLAN.priority, PLAN.intervalMs) + 2400);
+    at.end = await stop();
+  });
+}
+
+describe("vrrp: preemption", () => {
+  certCase(C["vrrp.pre-on"], async (ctx) => {
+    const r = await lowerMasterFirst("preempt-on", dutConfig({ preempt: true }));
+    const mine = dutAdverts(r, r.at.dut!, r.at.end!);
+    await attachScenario(ctx, r, {
+      dutAdverts: mine.length,
+      firstAfterStartMs: mine[0] ? mine[0].tsMs - r.at.dut! : null,
+    });
+    expect(mine.length, "the DUT (priority 100, preempt) never took over from priority 50").toBeGreaterThan(
+      0,
+    );
+  });
+
+  certCase(C["vrrp.pre-off"], async (ctx) => {
+    const r = await lowerMasterFirst("preempt-off", dutConfig({ preempt: false }));
+    const mine = dutAdverts(r, r.at.dut!, r.at.end!);
+    await attachScenario(ctx, r, { dutAdverts: mine.length });
+    expect(mine.length, "DUT advertisements with preemption off under a live priority-50 master").toBe(0);
+  });
+});
+
+// ------------------------------------------------------------ L, M: receive checks (RFC 5798 7.1, RFC 3768 7.1)
+function invalidMaster(name: string, frame: Uint8Array, config = dutConfig()) {
+  return scenario(name, config, async (d, at) => {
+    const stop = await d.speaker.every(PLAN.intervalMs, frame);
+    d.mark(`tester sends ${name} advertisements`);
+    await d.sleep(1500);
+    at.dut = await d.startDut();
+    await d.sleep(masterDownMs(PLAN.priority, PLAN.intervalMs) + 2400);
+    at.end = await stop();
+  });
+}
+
+async function ignoredCase(ctx: CaseContext, r: ScenarioResult) {
+  const mine = dutAdverts(r, r.at.dut!, r.at.end!);
+  const firstMs = mine[0] ? Math.round(mine[0].tsMs - r.at.dut!) : null;
+  await attachScenario(ctx, r, {
+    dutAdverts: mine.length,
+    becameMasterAfterMs: firstMs,
+    undecodableFrames: r.tester.undecodable,
+  });
+  expect(mine.length, "the DUT obeyed invalid advertisements (it never became master)").toBeGreaterThan(0);
+  expect(firstMs!, "became master later than Master_Down_Interval + 1 s").toBeLessThanOrEqual(
+    masterDownMs(PLAN.priority, PLAN.intervalMs) + 1000,
+  );
+}
+
+describe("vrrp: receive checks", () => {
+  certCase(C["vrrp.rx-ttl"], async (ctx) =>
+    ignoredCase(ctx, await invalidMaster("ttl-254", testerAdvert(200, { ttl: 254 }))),
+  );
+  certCase(C["vrrp.rx-version"], async (ctx) =>
+    ignoredCase(ctx, await invalidMaster("version-2", testerAdvert(200, { version: 2, interval: 1 }))),
+  );
+  certCase(C["vrrp.rx-length"], async (ctx) =>
+    ignoredCase(ctx, await invalidMaster("truncated", testerAdvert(200, { corrupt: "truncate" }))),
+  );
+  certCase(C["vrrp.rx-checksum"], async (ctx) =>
+    ignoredCase(ctx, await invalidMaster("bad-checksum", testerAdvert(200, { corrupt: "checksum" }))),
+  );
+  certCase(C["vrrp.rx-vrid"], async (ctx) =>
+    ignoredCase(ctx, await invalidMaster("other-vrid", testerAdvert(200, { vrid: PLAN.vrid + 1 }))),
+  );
+  certCase(C["vrrp.rx-interval-v2"], async (ctx) =>
+    ignoredCase(
+      ctx,
+      await invalidMaster(
+        "v2-interval-2s",
+        testerAdvert(200, { version: 2, interval: 2 }),
+        dutConfig({ version: 2 }),
+      ),
+    ),
+  );
+});

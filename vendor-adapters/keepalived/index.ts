@@ -1,0 +1,200 @@
+import {
+  linkFault,
+  mustExec,
+  primaryHost,
+  readPid,
+  readRemoteFile,
+  signalPid,
+  waitPidGone,
+  writeRemoteFile,
+} from "../common.ts";
+import type {
+  AdapterHost,
+  AdapterRegistration,
+  Capability,
+  DeviceConfig,
+  DeviceIdentity,
+  DeviceState,
+  DeviceTarget,
+  Fault,
+  VendorAdapter,
+  VrrpInstanceConfig,
+  VrrpStateName,
+} from "../types.ts";
+
+/**
+ * keepalived (Debian's 2.2.7) as a VRRP router: one keepalived per device host, run in
+ * the foreground inside the host's namespace with its own config, pid and log files
+ * (`keepalived -n -l -D -P -f CONF -p PID -r VRRP_PID`), so several run side by side.
+ * The configuration is the plain RFC one: state BACKUP, use_vmac (the RFC's virtual MAC),
+ * VRRPv3 unless asked otherwise. Nothing is tuned to pass a case.
+ */
+export class KeepalivedAdapter implements VendorAdapter {
+  readonly name = "keepalived";
+  readonly capabilities: ReadonlySet<Capability> = new Set<Capability>([
+    "vrrp-v3",
+    "vrrp-v2",
+    "vrrp-preempt-off",
+    "vrrp-graceful-stop",
+    "vrrp-state-readback",
+    "fault-crash",
+    "fault-link",
+    "logs",
+    "config-readback",
+  ]);
+  private readonly host: AdapterHost;
+  private readonly dir: string;
+  private config: DeviceConfig | undefined;
+
+  constructor(target: DeviceTarget) {
+    this.host = primaryHost(target.hosts, target.primary);
+    this.dir = `${target.workDir}/keepalived`;
+  }
+
+  private get confPath(): string {
+    return `${this.dir}/keepalived.conf`;
+  }
+  private get pidPath(): string {
+    return `${this.dir}/keepalived.pid`;
+  }
+  private get vrrpPidPath(): string {
+    return `${this.dir}/vrrp.pid`;
+  }
+  private get logPath(): string {
+    return `${this.dir}/keepalived.log`;
+  }
+
+  async identity(): Promise<DeviceIdentity> {
+    const r = await this.host.exec(["keepalived", "--version"], { timeoutMs: 10_000 });
+    const line = `${r.stdout}${r.stderr}`.split("\n").find((l) => l.startsWith("Keepalived")) ?? "Keepalived";
+    return {
+      vendor: "keepalived.org",
+      product: "keepalived",
+      version: line.replace(/^Keepalived\s+/, "").trim(),
+    };
+  }
+
+  async deploy(config: DeviceConfig): Promise<void> {
+    if (!config.vrrp?.length) throw new Error("keepalived adapter: the configuration has no vrrp instance");
+    this.config = config;
+    await this.host.exec(["rm", "-f", this.logPath]);
+    await writeRemoteFile(this.host, this.confPath, renderKeepalivedConf(this.host.name, config.vrrp));
+  }
+
+  async start(): Promise<void> {
+    if (!this.config) throw new Error("keepalived adapter: deploy() before start()");
+    await this.host.exec(["rm", "-f", this.pidPath, this.vrrpPidPath]);
+    // Foreground (-n) under setsid so the SSH channel can close; output appended to the log file.
+    const cmd =
+      `setsid keepalived -n -l -D -P -f ${this.confPath} -p ${this.pidPath} -r ${this.vrrpPidPath} ` +
+      `>> ${this.logPath} 2>&1 < /dev/null &`;
+    await mustExec(this.host, ["sh", "-c", cmd], "start keepalived");
+    const deadline = Date.now() + 10_000;
+    while (Date.now() < deadline) {
+      if ((await readPid(this.host, this.vrrpPidPath)) !== undefined) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`keepalived did not start within 10 s: ${(await this.collectLogs()).slice(-2000)}`);
+  }
+
+  async stop(how: "graceful" | "crash" = "graceful"): Promise<void> {
+    const parent = await readPid(this.host, this.pidPath);
+    const child = await readPid(this.host, this.vrrpPidPath);
+    if (how === "crash") {
+      // Parent first, or it would restart the VRRP child.
+      if (parent) await signalPid(this.host, parent, "KILL");
+      if (child) await signalPid(this.host, child, "KILL");
+    } else if (parent) {
+      await signalPid(this.host, parent, "TERM");
+    }
+    for (const pid of [parent, child]) if (pid) await waitPidGone(this.host, pid, 10_000);
+    await this.host.exec(["rm", "-f", this.pidPath, this.vrrpPidPath]);
+  }
+
+  async readState(): Promise<DeviceState> {
+    const child = await readPid(this.host, this.vrrpPidPath);
+    const running = child !== undefined && (await this.host.exec(["kill", "-0", String(child)])).code === 0;
+    const log = await this.collectLogs();
+    const vrrp = (this.config?.vrrp ?? []).map((v) => ({
+      vrid: v.vrid,
+      state: lastState(log, instanceName(v)),
+    }));
+    return { running, vrrp, counters: {} };
+  }
+
+  async injectFault(fault: Fault): Promise<void> {
+    if (await linkFault(this.host, fault)) return;
+    if (fault.kind === "crash") return this.stop("crash");
+  }
+
+  collectLogs(): Promise<string> {
+    return readRemoteFile(this.host, this.logPath);
+  }
+
+  collectConfig(): Promise<string> {
+    return readRemoteFile(this.host, this.confPath);
+  }
+
+  async dispose(): Promise<void> {
+    await this.stop("crash").catch(() => {});
+    // use_vmac interfaces outlive a killed keepalived; remove them so the next case starts clean.
+    for (const v of this.config?.vrrp ?? []) {
+      await this.host.exec(["ip", "link", "del", vmacName(v)]).catch(() => {});
+    }
+  }
+}
+
+function instanceName(v: VrrpInstanceConfig): string {
+  return `VR_${v.vrid}`;
+}
+
+function vmacName(v: VrrpInstanceConfig): string {
+  return `vrrp.${v.vrid}`;
+}
+
+/** The state from keepalived's last "(VR_n) Entering X STATE" log line. */
+export function lastState(log: string, instance: string): VrrpStateName {
+  const re = new RegExp(`\\(${instance}\\) Entering (MASTER|BACKUP|FAULT) STATE`, "g");
+  let state: VrrpStateName = "initialize";
+  for (const m of log.matchAll(re))
+    state = m[1] === "MASTER" ? "master" : m[1] === "BACKUP" ? "backup" : "unknown";
+  return state;
+}
+
+export function renderKeepalivedConf(hostName: string, instances: readonly VrrpInstanceConfig[]): string {
+  const version = instances[0]?.version ?? 3;
+  const blocks = instances.map((v) => {
+    if (v.version === 2 && v.advertIntervalMs % 1000 !== 0)
+      throw new Error(`VRRPv2 advertisement interval must be whole seconds, got ${v.advertIntervalMs} ms`);
+    return [
+      `vrrp_instance ${instanceName(v)} {`,
+      "  state BACKUP",
+      `  interface ${v.interface}`,
+      `  use_vmac ${vmacName(v)}`,
+      `  virtual_router_id ${v.vrid}`,
+      `  priority ${v.priority}`,
+      `  advert_int ${v.advertIntervalMs / 1000}`,
+      ...(v.preempt ? [] : ["  nopreempt"]),
+      "  virtual_ipaddress {",
+      ...v.virtualAddresses.map((a) => `    ${a}`),
+      "  }",
+      "}",
+    ].join("\n");
+  });
+  return [
+    "# Written by Tandem's keepalived adapter",
+    "global_defs {",
+    `  router_id tandem_${hostName}`,
+    `  vrrp_version ${version}`,
+    "}",
+    ...blocks,
+    "",
+  ].join("\n");
+}
+
+export const keepalivedRegistration: AdapterRegistration = {
+  name: "keepalived",
+  description: "keepalived 2.2.x (Debian) VRRP daemon in a lab host",
+  suites: ["vrrp"],
+  create: (target) => new KeepalivedAdapter(target),
+};

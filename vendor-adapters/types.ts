@@ -1,0 +1,110 @@
+import type { ExecOptions, ExecResult, RemoteHost } from "../lib/remote/index.ts";
+
+/**
+ * The one interface every device family implements. A suite never talks to a device
+ * directly: it asks the adapter to deploy a configuration, start, stop, read state and
+ * counters, inject faults and collect logs and configuration (the evidence).
+ */
+
+/** What a device can do; a case that needs a missing capability is "not applicable". */
+export type Capability =
+  | "vrrp-v3"
+  | "vrrp-v2"
+  | "vrrp-preempt-off"
+  | "vrrp-graceful-stop"
+  | "vrrp-state-readback"
+  | "vrls"
+  | "vrls-timer"
+  | "vrls-sequence-number"
+  | "vrls-exactly-once"
+  | "vrls-substitution"
+  | "natlb"
+  | "natlb-full-nat"
+  | "natlb-copy-keeping"
+  | "fault-crash"
+  | "fault-link"
+  | "logs"
+  | "config-readback";
+
+/** A lab host as an adapter needs it (LabHost satisfies it). */
+export interface AdapterHost {
+  readonly name: string;
+  readonly remote: RemoteHost;
+  exec(command: string | readonly string[], options?: ExecOptions): Promise<ExecResult>;
+}
+
+/** One VRRP virtual router on one interface of the device. */
+export interface VrrpInstanceConfig {
+  interface: string;
+  vrid: number;
+  priority: number;
+  advertIntervalMs: number;
+  preempt: boolean;
+  version: 2 | 3;
+  /** Virtual addresses with prefix length, e.g. 198.18.2.1/24. */
+  virtualAddresses: string[];
+}
+
+/** What a suite deploys; each suite fills its own part. */
+export interface DeviceConfig {
+  vrrp?: VrrpInstanceConfig[];
+  /** Role-specific configuration (VRLS / NAT-LB sections of the lab file). */
+  vrls?: unknown;
+  natlb?: unknown;
+}
+
+export type VrrpStateName = "initialize" | "backup" | "master" | "unknown";
+
+export interface DeviceState {
+  running: boolean;
+  vrrp: { vrid: number; state: VrrpStateName }[];
+  counters: Record<string, number>;
+}
+
+export type Fault =
+  | { kind: "crash" }
+  | { kind: "link-down"; interface: string }
+  | { kind: "link-up"; interface: string };
+
+export interface DeviceIdentity {
+  vendor: string;
+  product: string;
+  version: string;
+}
+
+/** Where the device is: its hosts in the lab and a private working directory on them. */
+export interface DeviceTarget {
+  /** Device hosts by lab host name (one for a VRRP router, several for a VRLS group). */
+  hosts: Readonly<Record<string, AdapterHost>>;
+  /** The host the single-device operations act on. */
+  primary: string;
+  /** A directory private to this run on the device hosts (config, pid and log files). */
+  workDir: string;
+  /** Adapter options (from `tandem certify --dut-option k=v`, or the suite). */
+  options: Readonly<Record<string, string>>;
+}
+
+export interface VendorAdapter {
+  readonly name: string;
+  readonly capabilities: ReadonlySet<Capability>;
+  identity(): Promise<DeviceIdentity>;
+  /** Writes the device configuration (does not start it). */
+  deploy(config: DeviceConfig): Promise<void>;
+  start(): Promise<void>;
+  /** graceful: the device's own shutdown (VRRP: priority 0); crash: killed without a word. */
+  stop(how?: "graceful" | "crash"): Promise<void>;
+  readState(): Promise<DeviceState>;
+  injectFault(fault: Fault): Promise<void>;
+  collectLogs(): Promise<string>;
+  collectConfig(): Promise<string>;
+  /** Releases everything the adapter started (idempotent). */
+  dispose(): Promise<void>;
+}
+
+export interface AdapterRegistration {
+  name: string;
+  description: string;
+  /** Suites this adapter can be certified with. */
+  suites: readonly ("vrrp" | "vrls" | "natlb")[];
+  create(target: DeviceTarget): VendorAdapter;
+}
