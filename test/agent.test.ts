@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run } from "../lib/lab/command.ts";
+import { withLab } from "../lib/lab/index.ts";
 import {
   AgentCallError,
   AgentCallTimeoutError,
@@ -14,6 +15,7 @@ import {
   type RemoteHost,
   repoRoot,
 } from "../lib/remote/index.ts";
+import { parseTopologyText } from "../lib/topology/index.ts";
 import {
   type LoopbackSshd,
   loopbackSshd,
@@ -97,6 +99,10 @@ describe("agent launcher and runtime", () => {
       const unknown = await agent.call("nope").catch((e: unknown) => e);
       expect(unknown).toBeInstanceOf(AgentCallError);
       expect((unknown as AgentCallError).code).toBe(-32601);
+
+      const notJson = await agent.call("bigint").catch((e: unknown) => e);
+      expect(notJson).toBeInstanceOf(AgentCallError);
+      expect(String(notJson)).toMatch(/bigint returned a result that is not JSON/);
 
       const slow = await agent.call("sleep", { ms: 2000 }, { timeoutMs: 100 }).catch((e: unknown) => e);
       expect(slow).toBeInstanceOf(AgentCallTimeoutError);
@@ -241,5 +247,40 @@ describe("agent launcher and runtime", () => {
     } finally {
       await ns.dispose();
     }
+  });
+
+  it("runs agents on the hosts of a virtual lab (withLab) and they talk over the lab's links", async () => {
+    const topology = parseTopologyText(
+      [
+        "lab: agents",
+        "segments:",
+        "  lan: { hub: true, subnet: 198.18.60.0/24 }",
+        "hosts:",
+        "  a: { interfaces: { eth0: { segment: lan, addresses: [198.18.60.1/24] } } }",
+        "  b: { interfaces: { eth0: { segment: lan, addresses: [198.18.60.2/24] } } }",
+        "",
+      ].join("\n"),
+      "<agent test lab>",
+    );
+    const pids: number[] = [];
+    await withLab(topology, async (virtual) => {
+      const agents = await Promise.all(
+        virtual.hostNames.map((h) => launchAgent(virtual.host(h).remote, "echo", { args: { greeting: h } })),
+      );
+      for (const [i, h] of virtual.hostNames.entries()) {
+        const agent = agents[i]!;
+        pids.push(agent.pid!);
+        expect(agent.host).toBe(h);
+        expect(await agent.call("args")).toEqual({ greeting: h });
+        const netns = (
+          await virtual.host(h).remote.execOrThrow(["readlink", "/proc/self/ns/net"])
+        ).stdout.trim();
+        expect(await readlink(`/proc/${agent.pid}/ns/net`)).toBe(netns);
+      }
+      const ping = await virtual.host("a").exec(["ping", "-c", "1", "-W", "2", "198.18.60.2"]);
+      expect(ping.code).toBe(0);
+      await Promise.all(agents.map((a) => a.stop()));
+    });
+    for (const pid of pids) expect(await gone(pid)).toBe(true);
   });
 });

@@ -169,7 +169,19 @@ export function serveAgent(definition: AgentDefinition): AgentServer {
         };
       }
     }
-    send(response);
+    try {
+      send(response);
+    } catch (error) {
+      // A result JSON cannot carry (BigInt, a cycle): answer with an error, do not crash.
+      send({
+        jsonrpc: "2.0",
+        id: response.id,
+        error: {
+          code: RPC_METHOD_FAILED,
+          message: `${message.method} returned a result that is not JSON: ${(error as Error).message}`,
+        },
+      });
+    }
   };
 
   const splitter = new LineSplitter();

@@ -32,6 +32,8 @@ serveAgent({
       }
       return { blocked: params.ms };
     },
+    /** A result JSON.stringify rejects: the runtime must answer with an error, not crash. */
+    bigint: () => ({ value: 10n }),
     notifyMe: (params: { count: number; method?: string }) => {
       for (let i = 0; i < params.count; i++) notify(params.method ?? "tick", { seq: i });
       return { sent: params.count };
