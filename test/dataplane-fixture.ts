@@ -1,6 +1,6 @@
 // The data-plane tests' lab: sender -> forwarder -> receiver, a virtual lab (lib/lab upLab)
 // with its own run prefix; teardown (lab.down) removes exactly that run's objects.
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
 import { type Executor, hostExecutor } from "../lib/dataplane/exec.ts";
 import { run } from "../lib/lab/command.ts";
@@ -41,6 +41,77 @@ s.bind(${UDP_PORT}, "${RECEIVER}", () => process.stdout.write("ready\\n"));
 process.stdin.on("end", () => process.exit(0));
 process.stdin.resume();
 `;
+
+const PACED_SENDER_SCRIPT = `
+const dgram = require("node:dgram");
+const [src, dst, port, tag, count, pps] = process.argv.slice(1).map((v, i) => (i >= 4 ? Number(v) : v));
+const s = dgram.createSocket("udp4");
+const perTick = Math.max(1, Math.round(pps / 200));
+let i = 0;
+s.bind({ address: src, port: 0 }, () => {
+  const timer = setInterval(() => {
+    for (let k = 0; k < perTick && i < count; k++, i++) s.send(tag + ":" + i, port, dst);
+    if (i >= count) {
+      clearInterval(timer);
+      setTimeout(() => s.close(), 50);
+    }
+  }, 5);
+});
+`;
+
+/** Sends `count` datagrams "tag:seq" from `src` (in namespace `ns`) to the receiver at about `pps`. */
+export async function sendPaced(
+  ns: string,
+  src: string,
+  tag: string,
+  count: number,
+  pps: number,
+): Promise<void> {
+  await sh(ns, [
+    process.execPath,
+    "-e",
+    PACED_SENDER_SCRIPT,
+    src,
+    RECEIVER,
+    String(UDP_PORT),
+    tag,
+    String(count),
+    String(pps),
+  ]);
+}
+
+export interface UdpReceiver {
+  received: Datagram[];
+  stop(): void;
+}
+
+/** Starts the UDP receiver (RECEIVER:UDP_PORT) in a namespace; lines "src tag:seq" are collected. */
+export async function startUdpReceiver(ns: string): Promise<UdpReceiver> {
+  const received: Datagram[] = [];
+  const proc = spawn("ip", ["netns", "exec", ns, process.execPath, "-e", RECEIVER_SCRIPT], {
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let ready = false;
+  createInterface({ input: proc.stdout }).on("line", (line) => {
+    if (line === "ready") {
+      ready = true;
+      return;
+    }
+    const [src, payload] = line.split(" ");
+    const [tag, seq] = (payload ?? "").split(":");
+    if (src && tag && seq !== undefined) received.push({ src, tag, seq: Number(seq) });
+  });
+  const stop = () => {
+    proc.stdin.end();
+    proc.kill("SIGKILL");
+  };
+  await waitFor("the receiver to bind", () => ready || proc.exitCode !== null);
+  if (!ready) {
+    stop();
+    throw new Error(`receiver exited with ${proc.exitCode}`);
+  }
+  return { received, stop };
+}
 
 const SENDER_SCRIPT = `
 const dgram = require("node:dgram");
@@ -94,33 +165,17 @@ hosts:
  */
 export async function buildForwardingLab(): Promise<ForwardingLab> {
   const lab: Lab = await upLab(parseTopologyText(TOPOLOGY, "test/dataplane-fixture.ts"));
-  let receiverProcess: ChildProcessWithoutNullStreams | undefined;
+  let udpReceiver: UdpReceiver | undefined;
   const teardown = async () => {
-    receiverProcess?.stdin.end();
-    receiverProcess?.kill("SIGKILL");
+    udpReceiver?.stop();
     await lab.down();
   };
   try {
     const sender = lab.namespace("snd");
     const forwarder = lab.namespace("fwd");
     const receiver = lab.namespace("rcv");
-    const received: Datagram[] = [];
-    receiverProcess = spawn("ip", ["netns", "exec", receiver, process.execPath, "-e", RECEIVER_SCRIPT], {
-      stdio: ["pipe", "pipe", "pipe"],
-    });
-    const proc = receiverProcess;
-    let ready = false;
-    createInterface({ input: proc.stdout }).on("line", (line) => {
-      if (line === "ready") {
-        ready = true;
-        return;
-      }
-      const [src, payload] = line.split(" ");
-      const [tag, seq] = (payload ?? "").split(":");
-      if (src && tag && seq !== undefined) received.push({ src, tag, seq: Number(seq) });
-    });
-    await waitFor("the receiver to bind", () => ready || proc.exitCode !== null);
-    if (!ready) throw new Error(`receiver exited with ${proc.exitCode}`);
+    udpReceiver = await startUdpReceiver(receiver);
+    const received = udpReceiver.received;
     // Neighbours resolved up front so the first datagrams are not queued behind ARP.
     await sh(sender, ["ping", "-c1", "-W2", "-I", SOURCE_A, RECEIVER]);
     await sh(sender, ["ping", "-c1", "-W2", "-I", SOURCE_B, RECEIVER]);
