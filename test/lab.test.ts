@@ -51,10 +51,16 @@ describe("virtual lab", () => {
     expect(await processesNaming(prefix)).toEqual([]);
   });
 
-  it("passes exit codes and stderr through SSH", async () => {
+  it("passes exit codes and stderr through SSH, and runs agents on a host", async () => {
     await withLab(FIG7, async (lab) => {
       const r = await lab.host("server").exec(["sh", "-c", "echo out; echo oops >&2; exit 3"]);
       expect(r).toMatchObject({ code: 3, stdout: "out\n", stderr: "oops\n" });
+      const agent = await lab.host("server").launchAgent("echo");
+      try {
+        expect(await agent.call("echo", { hello: "fig7" })).toEqual({ hello: "fig7" });
+      } finally {
+        await agent.stop();
+      }
     });
   });
 

@@ -12,6 +12,13 @@ const BENCHES: Record<string, { about: string; run: () => Promise<void> }> = {
       printLabBench(await runLabBench());
     },
   },
+  remote: {
+    about: "SSH to 64 namespace hosts: sshd start, connect, exec latency, agent launch and JSON-RPC",
+    run: async () => {
+      const { runRemoteBench, printRemoteBench } = await import("../../bench/remote.ts");
+      printRemoteBench(await runRemoteBench());
+    },
+  },
   wire: {
     about: "encode+decode rate of a VRRP advertisement and a VRLS allocation message",
     run: async () => {

@@ -1,6 +1,15 @@
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { type ExecOptions, type ExecResult, RemoteHost, startSshd, writeLabKeys } from "../remote/index.ts";
+import {
+  type AgentClient,
+  type ExecOptions,
+  type ExecResult,
+  type LaunchAgentOptions,
+  launchAgent,
+  RemoteHost,
+  startSshd,
+  writeLabKeys,
+} from "../remote/index.ts";
 import { type LoadedTopology, loadTopology } from "../topology/load.ts";
 import type { HostSpecT, Topology } from "../topology/schema.ts";
 import { mapLimit } from "./limit.ts";
@@ -48,6 +57,23 @@ export class LabHost {
   /** Runs a command on the host over SSH. */
   exec(command: string | readonly string[], options?: ExecOptions): Promise<ExecResult> {
     return this.remote.exec(command, options);
+  }
+
+  /**
+   * Starts an agent (dist/agents/NAME.mjs) on this host over SSH. On a physical host
+   * the bundle is uploaded first; a virtual host runs it from the shared checkout.
+   */
+  launchAgent(
+    agentName: string,
+    args?: unknown,
+    options: Omit<LaunchAgentOptions, "args"> = {},
+  ): Promise<AgentClient> {
+    const upload = this.record.backend === "physical";
+    return launchAgent(this.remote, agentName, {
+      upload,
+      ...options,
+      ...(args === undefined ? {} : { args }),
+    });
   }
 
   close(): void {
