@@ -1,4 +1,5 @@
-// `tandem bench holdqueue`: packets per second through one kernel-forwarding namespace,
+// `tandem bench holdqueue` (runHoldQueueBench prints the table, then the JSON line last):
+// packets per second through one kernel-forwarding namespace,
 // plain and through NFQUEUE (raw addon accept-all, HoldQueue pass, HoldQueue observe),
 // plus the rate at which a HoldQueue drains a large held backlog on release.
 // Offered load: tcpreplay --topspeed of 64-byte UDP frames from the sender namespace.
@@ -263,13 +264,10 @@ export async function runHoldQueueBench(options: HoldQueueBenchOptions = {}): Pr
     console.log(
       `release of ${held} held packets: release() ${result.release_call_ms} ms, all delivered after ${Math.round(drainMs)} ms (${result.release_pps} pps; delivery polled every ~10 ms)`,
     );
+    console.log(JSON.stringify(result));
     return result;
   } finally {
     await run(["rm", "-f", file], { allowFailure: true });
     await lab.teardown();
   }
-}
-
-export function printHoldQueueBench(result: HoldQueueBenchResult): void {
-  console.log(JSON.stringify(result));
 }
