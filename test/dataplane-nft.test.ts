@@ -97,6 +97,23 @@ describe("nft helpers in a namespace", () => {
     expect(lab.receivedOf("w1")).toHaveLength(0);
   });
 
+  it("control: the same replacement in two transactions (delete, then define) does leak", async () => {
+    const fwd = lab.exec.forwarder;
+    const body = `chain classify { type filter hook forward priority -200; policy accept; ip saddr ${SOURCE_A} drop; }`;
+    await replaceTable(fwd, t, body);
+    let sending = true;
+    const flood = lab.send(SOURCE_A, "w2", 4000).finally(() => {
+      sending = false;
+    });
+    while (sending) {
+      await deleteTable(fwd, t);
+      await nftApply(fwd, `table inet tdnft {\n${body}\n}\n`);
+    }
+    await flood;
+    await new Promise((r) => setTimeout(r, 300));
+    expect(lab.receivedOf("w2").length).toBeGreaterThan(0);
+  });
+
   it("deleteTable is idempotent", async () => {
     await deleteTable(lab.exec.forwarder, t);
     await deleteTable(lab.exec.forwarder, t);
