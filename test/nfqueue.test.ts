@@ -238,6 +238,37 @@ describe("tandem-nfqueue addon", () => {
     }
   });
 
+  it("queues IPv6 too (ip6tables rule), with the IPv6 EtherType", async () => {
+    await ensureQueueRule(exec, {
+      table: "mangle",
+      chain: "OUTPUT",
+      mark: 0x3000,
+      mask: 0xf000,
+      queueNum: QUEUE,
+      ipv6: true,
+    });
+    const { queue, packets } = collect();
+    try {
+      const script = `const s = require("node:dgram").createSocket("udp6");
+        s.send("v6", ${PORT}, "::1", () => s.close());`;
+      await run(["ip", "netns", "exec", ns, process.execPath, "-e", script]);
+      await waitFor("1 queued", () => packets.length >= 1);
+      const p = packets[0]!;
+      expect(p.hwProtocol).toBe(0x86dd);
+      const s = summarizePacket(p.payload);
+      expect(s.ok && s.value).toMatchObject({
+        version: 6,
+        src: "::1",
+        dst: "::1",
+        protocol: 17,
+        dstPort: PORT,
+      });
+      queue.verdict(p.id, "accept");
+    } finally {
+      queue.close();
+    }
+  });
+
   it("close() is idempotent and verdicts after close throw", () => {
     const { queue } = collect();
     queue.close();
