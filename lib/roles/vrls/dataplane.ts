@@ -185,14 +185,17 @@ export class MemberDataplane {
     return src;
   }
 
-  private async nft(script: string): Promise<void> {
+  private nftChain: Promise<void> = Promise.resolve();
+
+  /** nft transactions run one at a time, in the order they were asked for. */
+  private nft(script: string): Promise<void> {
     this.counters.nftTransactions++;
-    try {
-      await nftApply(this.opts.exec, script);
-    } catch (e) {
+    const next = this.nftChain.then(() => nftApply(this.opts.exec, script));
+    this.nftChain = next.catch(() => undefined);
+    return next.catch((e) => {
       this.counters.nftFailures++;
       throw e;
-    }
+    });
   }
 
   /** Makes the kernel and the hold queue match the core's dispositions. */
@@ -260,9 +263,23 @@ export class MemberDataplane {
     return markers;
   }
 
-  /** Timer mode: the old owner stops at once (no markers). */
-  block(conditions: readonly string[]): void {
-    for (const c of conditions) this.queue?.block(c);
+  /**
+   * Timer mode, old owner: stop now. Blocks in the queue and moves the conditions to the
+   * `others` set in the next nft transaction (queued behind at most the one running),
+   * without waiting for earlier actions of the agent.
+   */
+  stopNow(conditions: readonly string[]): Promise<void> {
+    const lines: string[] = [];
+    for (const c of conditions) {
+      this.queue?.block(c);
+      const before = this.applied.get(c);
+      if (before === undefined || before === "drop") continue;
+      this.applied.set(c, "drop");
+      if (c.includes("#")) continue;
+      lines.push(`delete element ip ${this.table} ${setOf(before)} { ${c} }`);
+      lines.push(`add element ip ${this.table} ${SETS.blocked} { ${c} }`);
+    }
+    return lines.length > 0 ? this.nft(`${lines.join("\n")}\n`) : Promise.resolve();
   }
 
   /** New owner: drop what the old owner forwarded, release the rest in order, then pass. */

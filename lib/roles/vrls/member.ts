@@ -223,6 +223,11 @@ export class MemberEngine {
     return actions;
   }
 
+  /** The newest desired data plane state (a driver applies this, not an older action's copy). */
+  get dispositions(): ReadonlyMap<string, Disposition> {
+    return this.lastDispositions;
+  }
+
   dispositionOf(condition: string): Disposition {
     return this.lastDispositions.get(condition) ?? "drop";
   }
@@ -287,9 +292,9 @@ export class MemberEngine {
     for (const e of this.entries) d.set(e.condition, "drop");
     for (const c of this.owned) d.set(c, "forward");
     for (const [c, l] of this.losses) {
-      // Observed in user space in every mode, so the stop is instantaneous (timer mode
-      // keeps no markers, it only needs the stop).
-      if (l.phase === "observing") d.set(c, "observe");
+      // Timer mode keeps forwarding in the kernel until the stop (one nft transaction);
+      // the other modes observe in user space, where the stop is instantaneous.
+      if (l.phase === "observing") d.set(c, this.mode === "timer" ? "forward" : "observe");
       else d.set(c, "drop");
     }
     for (const [c, g] of this.gains) d.set(c, g.phase === "holding" ? "hold" : "drop");

@@ -62,7 +62,13 @@ let draining = false;
 
 function handle(event: CoreEvent): void {
   if (stopped && event.type !== "shutdown") return;
-  pending.push(...core.handle(event));
+  for (const a of core.handle(event)) {
+    // Timer mode's stop must not wait behind earlier actions (its delay budget is small).
+    if (a.type === "stopForwarding") {
+      dp.stopNow(a.conditions).catch((e) => log(`stop failed: ${(e as Error).message}`));
+      count("handoff.timerStops");
+    } else pending.push(a);
+  }
   void drain();
   schedule();
 }
@@ -155,7 +161,8 @@ async function perform(a: CoreAction): Promise<void> {
       sendMessage(a.to, a.message);
       return;
     case "dataplane":
-      await dp.apply(a.dispositions);
+      // The newest state, not this action's copy: a later stop may already have changed it.
+      await dp.apply(core.member.dispositions);
       return;
     case "stopAndSendMarkers": {
       const markers = dp.stop(a.to, a.epoch, a.version, a.conditions, a.mode);
@@ -166,7 +173,7 @@ async function perform(a: CoreAction): Promise<void> {
       return;
     }
     case "stopForwarding":
-      dp.block(a.conditions);
+      await dp.stopNow(a.conditions);
       return;
     case "resolveHeld": {
       const r = dp.resolve(a.conditions, a.mode, a.markers);
