@@ -182,7 +182,6 @@ describe("physical lab backend (inventory)", () => {
           ),
         ].join("\n"),
       );
-      const before = await listNamespaces();
       const lab = await upLab(file);
       try {
         expect(lab.backend).toBe("physical");
@@ -191,7 +190,7 @@ describe("physical lab backend (inventory)", () => {
         expect(a.stdout.trim().split(" ")[3]).toBe(String(daemons[0]?.port));
         expect(b.code).toBe(4);
         expect(b.stdout.trim().split(" ")[3]).toBe(String(daemons[1]?.port));
-        expect(await listNamespaces()).toEqual(before);
+        expect(await namespacesOf(lab.prefix)).toEqual([]);
       } finally {
         await lab.down();
       }

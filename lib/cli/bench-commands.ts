@@ -19,6 +19,13 @@ const BENCHES: Record<string, { about: string; run: () => Promise<void> }> = {
       printRemoteBench(await runRemoteBench());
     },
   },
+  "traffic-agent": {
+    about: "the traffic agent's portable paths: TCP connections and dgram UDP rates",
+    run: async () => {
+      const { runTrafficAgentBench } = await import("../../bench/traffic-agent.ts");
+      await runTrafficAgentBench();
+    },
+  },
   wire: {
     about: "encode+decode rate of a VRRP advertisement and a VRLS allocation message",
     run: async () => {
