@@ -19,6 +19,13 @@ const BENCHES: Record<string, { about: string; run: () => Promise<void> }> = {
       printRemoteBench(await runRemoteBench());
     },
   },
+  holdqueue: {
+    about: "NFQUEUE through the addon and HoldQueue (pass / observe) vs plain kernel forwarding",
+    run: async () => {
+      const { runHoldQueueBench } = await import("../../bench/holdqueue.ts");
+      await runHoldQueueBench();
+    },
+  },
   "traffic-agent": {
     about: "the traffic agent's portable paths: TCP connections and dgram UDP rates",
     run: async () => {
