@@ -107,4 +107,9 @@ export interface AdapterRegistration {
   /** Suites this adapter can be certified with. */
   suites: readonly ("vrrp" | "vrls" | "natlb")[];
   create(target: DeviceTarget): VendorAdapter;
+  /**
+   * Documented, verified explanations of this device's deviations, by case ID. Shown next
+   * to a failed case in the report; a case still fails on its own evidence.
+   */
+  knownDeviations?: Readonly<Record<string, string>>;
 }

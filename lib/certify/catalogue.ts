@@ -1,6 +1,6 @@
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import { z } from "zod";
+import { repoRoot } from "../remote/repo-root.ts";
 import { ConfigError, SourceDocument } from "../topology/errors.ts";
 
 /**
@@ -54,7 +54,7 @@ export const CatalogueSpec = z
 export type Catalogue = z.infer<typeof CatalogueSpec> & { file: string };
 
 export function defaultCataloguePath(): string {
-  return join(dirname(fileURLToPath(import.meta.url)), "..", "..", "suites", "catalogue.yaml");
+  return join(repoRoot(), "suites", "catalogue.yaml");
 }
 
 /** Loads and validates the catalogue; throws ConfigError naming file, path, line and value. */

@@ -1,5 +1,6 @@
 import { Command } from "commander";
 import { registerBenchCommands } from "./bench-commands.ts";
+import { registerCertifyCommands } from "./certify-commands.ts";
 import { registerDoctor } from "./doctor.ts";
 import { registerLabCommands } from "./lab-commands.ts";
 
@@ -9,6 +10,7 @@ const program = new Command("tandem")
 registerDoctor(program);
 registerLabCommands(program);
 registerBenchCommands(program);
+registerCertifyCommands(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -3,6 +3,7 @@ import { basename, join } from "node:path";
 import * as allure from "allure-js-commons";
 import { test } from "vitest";
 import { loadCatalogue, type Requirement, severityOf } from "../../lib/certify/catalogue.ts";
+import { findAdapter } from "../../vendor-adapters/index.ts";
 import type { Capability, VendorAdapter } from "../../vendor-adapters/types.ts";
 import type { CaseDef, CaseRecord } from "./cases.ts";
 import { suiteEnv } from "./env.ts";
@@ -23,6 +24,17 @@ export interface Device {
 }
 
 let currentDevice: (() => Device | undefined) | undefined;
+
+/** Writes OUT/device.json (who was certified) for the summary; called by each suite's beforeAll. */
+export async function recordDevice(adapter: VendorAdapter): Promise<void> {
+  const env = suiteEnv();
+  const identity = await adapter.identity();
+  await mkdir(env.out, { recursive: true });
+  await writeFile(
+    join(env.out, "device.json"),
+    `${JSON.stringify({ adapter: adapter.name, ...identity }, null, 2)}\n`,
+  );
+}
 
 /** The suite file tells the helper where its device is (set in beforeAll). */
 export function useDevice(get: () => Device | undefined): void {
@@ -145,6 +157,8 @@ export function certCase(def: CaseDef, body: (ctx: CaseContext) => Promise<void>
     } catch (error) {
       record.status = "failed";
       record.error = (error as Error).message;
+      const known = findAdapter(env.dut).knownDeviations?.[def.id];
+      if (known) await allure.descriptionHtml(`<p><b>Known deviation of ${env.dut}:</b> ${known}</p>`);
       throw error;
     } finally {
       // Device logs and configuration are evidence for every case, passed or failed.

@@ -6,7 +6,7 @@ import { isGratuitousArp } from "../../lib/wire/index.ts";
 import { createAdapter } from "../../vendor-adapters/index.ts";
 import type { VendorAdapter, VrrpInstanceConfig } from "../../vendor-adapters/types.ts";
 import { suiteEnv } from "../support/env.ts";
-import { type CaseContext, certCase, useDevice } from "../support/requirement.ts";
+import { type CaseContext, certCase, recordDevice, useDevice } from "../support/requirement.ts";
 import { vrrpCases as C } from "./cases.ts";
 import {
   advertsFrom,
@@ -47,6 +47,7 @@ beforeAll(async () => {
     workDir: `/tmp/tandem-dut-${lab.prefix}`,
     options: env.dutOptions,
   });
+  await recordDevice(adapter);
   speaker = await FrameSpeaker.start(lab.host("tester").remote, "eth0");
 }, 120_000);
 

@@ -85,12 +85,10 @@ export class FrrAdapter implements VendorAdapter {
   async start(): Promise<void> {
     if (!this.config?.vrrp) throw new Error("frr adapter: deploy() before start()");
     for (const v of this.config.vrrp) await this.createMacvlan(v);
+    // The daemons drop privileges to FRR's own user (as packaged); that user owns the dir.
+    await mustExec(this.host, ["chown", "-R", "frr:frr", this.dir], "chown the FRR dir");
     const common = (daemon: string) => [
       "-d",
-      "-u",
-      "root",
-      "-g",
-      "root",
       "-f",
       this.path(`${daemon}.conf`),
       "-i",
@@ -123,24 +121,10 @@ export class FrrAdapter implements VendorAdapter {
     const name = macvlanName(v);
     await this.host.exec(["ip", "link", "del", name]);
     const mac = `00:00:5e:00:01:${v.vrid.toString(16).padStart(2, "0")}`;
-    await mustExec(
-      this.host,
-      [
-        "ip",
-        "link",
-        "add",
-        name,
-        "link",
-        v.interface,
-        "addrgenmode",
-        "random",
-        "type",
-        "macvlan",
-        "mode",
-        "bridge",
-      ],
-      "create macvlan",
-    );
+    // FRR's docs add `addrgenmode random` for IPv6 link-locals; IPv4 VRRP does not need it,
+    // and kernels without IPv6 (like this lab machine's) refuse it.
+    const add = ["ip", "link", "add", name, "link", v.interface, "type", "macvlan", "mode", "bridge"];
+    await mustExec(this.host, add, "create macvlan");
     await mustExec(this.host, ["ip", "link", "set", "dev", name, "address", mac], "set vmac");
     for (const a of v.virtualAddresses)
       await mustExec(this.host, ["ip", "addr", "add", a, "dev", name], "add VIP");

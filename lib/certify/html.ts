@@ -1,0 +1,113 @@
+import type { CertificationSummary, Verdict } from "./summary.ts";
+
+/** One line of OUT/history.json: earlier runs into the same directory, for the trend. */
+export interface HistoryEntry {
+  finishedAt: string;
+  verdict: CertificationSummary["verdict"];
+  pass: number;
+  fail: number;
+  notApplicable: number;
+  notRun: number;
+  wallTimeMs: number;
+}
+
+const esc = (s: unknown) =>
+  String(s).replace(
+    /[&<>"']/g,
+    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] ?? c,
+  );
+
+const LABEL: Record<Verdict, string> = {
+  pass: "pass",
+  fail: "fail",
+  "not-applicable": "not applicable",
+  "not-run": "not run",
+};
+
+function badge(v: Verdict): string {
+  return `<span class="badge v-${v}">${LABEL[v]}</span>`;
+}
+
+const caseAnchor = (id: string) => `case-${id.replace(/[^a-z0-9-]/g, "-")}`;
+
+/** The certification page (DIR/index.html): static, self-contained, links to the evidence and the Allure site. */
+export function renderCertificationPage(s: CertificationSummary, history: readonly HistoryEntry[]): string {
+  const groups = [...new Set(s.requirements.map((r) => r.group))];
+  const reqRows = groups
+    .map((g) => {
+      const rows = s.requirements
+        .filter((r) => r.group === g)
+        .map(
+          (r) => `<tr class="req" data-requirement="${esc(r.id)}" data-verdict="${r.verdict}">
+  <td class="id">${esc(r.id)}</td><td>${esc(r.level)}</td><td>${badge(r.verdict)}</td>
+  <td>${esc(r.text)}<div class="source">${esc(r.source)}</div></td>
+  <td>${r.cases.map((c) => `<a href="#${caseAnchor(c)}">${esc(c)}</a>`).join("<br>")}</td></tr>`,
+        )
+        .join("\n");
+      return `<tr class="group"><th colspan="5">${esc(g)}</th></tr>\n${rows}`;
+    })
+    .join("\n");
+  const caseBlocks = s.cases
+    .map((c) => {
+      const charts = c.evidence.filter((e) => e.contentType === "image/svg+xml");
+      return `<section class="case" id="${caseAnchor(c.id)}" data-case="${esc(c.id)}" data-verdict="${c.verdict}">
+  <h3>${badge(c.verdict)} <code>${esc(c.id)}</code> ${esc(c.title)} <span class="dur">${(c.durationMs / 1000).toFixed(1)} s</span></h3>
+  ${c.reason ? `<p class="reason">${esc(c.reason)}</p>` : ""}
+  ${c.error ? `<pre class="error">${esc(c.error)}</pre>` : ""}
+  ${c.explanation ? `<p class="explanation"><b>Why:</b> ${esc(c.explanation)}</p>` : ""}
+  ${c.evidence.length ? `<ul class="evidence">${c.evidence.map((e) => `<li><a href="${esc(e.href)}" data-type="${esc(e.contentType)}">${esc(e.name)}</a></li>`).join("")}</ul>` : ""}
+  ${charts.map((e) => `<img class="chart" src="${esc(e.href)}" alt="${esc(e.name)}">`).join("")}
+</section>`;
+    })
+    .join("\n");
+  const trend = history.length
+    ? `<table class="trend"><tr><th>finished</th><th>verdict</th><th>pass</th><th>fail</th><th>n/a</th><th>not run</th><th>wall time</th></tr>
+${history
+  .map(
+    (h) =>
+      `<tr><td>${esc(h.finishedAt)}</td><td>${esc(h.verdict)}</td><td>${h.pass}</td><td>${h.fail}</td><td>${h.notApplicable}</td><td>${h.notRun}</td><td>${(h.wallTimeMs / 1000).toFixed(0)} s</td></tr>`,
+  )
+  .join("\n")}</table>`
+    : "<p>first run into this directory</p>";
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>Certification: ${esc(s.device.product)} - ${esc(s.suiteTitle)}</title>
+<style>
+body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100px; color: #222; }
+h1 { font-size: 1.5em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
+.verdict { font-size: 1.3em; padding: .6em 1em; border-radius: 6px; }
+.verdict.certified { background: #e3f6e3; border: 1px solid #3a3; } .verdict.not { background: #fde8e8; border: 1px solid #c33; }
+table { border-collapse: collapse; width: 100%; } td, th { border-bottom: 1px solid #eee; padding: 4px 6px; text-align: left; vertical-align: top; }
+tr.group th { background: #f3f3f3; } td.id { white-space: nowrap; font-family: monospace; }
+.source { color: #777; font-size: .85em; }
+.badge { display: inline-block; padding: 0 .5em; border-radius: 3px; font-size: .85em; white-space: nowrap; }
+.v-pass { background: #3a3; color: #fff; } .v-fail { background: #c33; color: #fff; }
+.v-not-applicable { background: #999; color: #fff; } .v-not-run { background: #e90; color: #fff; }
+.case { border-left: 3px solid #ddd; padding-left: 1em; margin: 1em 0; } .case[data-verdict=fail] { border-color: #c33; }
+pre.error { background: #fff4f4; padding: .5em; white-space: pre-wrap; } .explanation { background: #fffbe6; padding: .4em; }
+img.chart { max-width: 100%; border: 1px solid #eee; } .dur { color: #888; font-weight: normal; font-size: .8em; }
+dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 1em; } dl.meta dt { font-weight: bold; }
+</style></head>
+<body>
+<h1>Certification summary: ${esc(s.device.product)} - ${esc(s.suiteTitle)}</h1>
+<p class="verdict ${s.verdict === "certified" ? "certified" : "not"}" id="verdict"><b>${esc(s.verdict.toUpperCase())}</b> - ${esc(s.verdictReason)}</p>
+<dl class="meta">
+<dt>device</dt><dd>${esc(s.device.vendor)} ${esc(s.device.product)} ${esc(s.device.version)} (adapter <code>${esc(s.device.adapter)}</code>)</dd>
+<dt>suite</dt><dd>${esc(s.suite)} - ${esc(s.suiteTitle)}</dd>
+<dt>lab</dt><dd>${esc(s.lab.name)} (${esc(s.lab.file)})</dd>
+<dt>mode</dt><dd>${esc(s.mode)}</dd>
+<dt>date</dt><dd>${esc(s.startedAt)} - ${esc(s.finishedAt)} (${(s.wallTimeMs / 1000).toFixed(0)} s)</dd>
+<dt>requirements</dt><dd>${s.counts.requirements}: ${s.counts.pass} pass, ${s.counts.fail} fail, ${s.counts["not-applicable"]} not applicable, ${s.counts["not-run"]} not run (${s.counts.cases} cases)</dd>
+<dt>details</dt><dd><a href="${esc(s.allure)}" id="allure-link">Allure report</a> - <a href="summary.json">summary.json</a></dd>
+</dl>
+<h2>Requirements</h2>
+<table class="requirements"><tr><th>ID</th><th>level</th><th>verdict</th><th>requirement</th><th>cases</th></tr>
+${reqRows}
+</table>
+<h2>Cases and evidence</h2>
+${caseBlocks}
+<h2>Earlier runs</h2>
+${trend}
+</body></html>
+`;
+}
