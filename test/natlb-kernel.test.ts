@@ -27,8 +27,11 @@ const CLIENT = "198.18.0.10";
 function config(embodiment: "dnat" | "fullnat"): NatlbConfig {
   return NatlbSection.parse({
     embodiment,
-    controller: "s1",
-    balancers: { a: { external: "eth0", internal: "eth1" }, b: { external: "eth0", internal: "eth1" } },
+    controller: { host: "s1", address: "198.19.0.10" },
+    balancers: {
+      a: { external: "eth0", internal: "eth1", address: "198.19.0.1" },
+      b: { external: "eth0", internal: "eth1", address: "198.19.0.2" },
+    },
     vips: [
       {
         label: "31a-IP-1",
@@ -152,7 +155,7 @@ describe.each(["dnat", "fullnat"] as const)("NAT-LB kernel recipe, embodiment %s
       for (const name of ["a", "b"] as const) {
         const ns = namespaceName(rig.prefix, name);
         const exec = namespaceExec(ns);
-        rig[name] = new Balancer(name, rig.cfg, exec, new NfqueueHold(rig.cfg, exec, { netns: ns }));
+        rig[name] = new Balancer(name, rig.cfg, exec, new NfqueueHold(rig.cfg, exec, { netns: ns }), { namespace: ns });
       }
       await rig.a.setup();
       await rig.b.setup();
@@ -256,7 +259,7 @@ describe.each(["dnat", "fullnat"] as const)("NAT-LB kernel recipe, embodiment %s
     const before = await rig.b.counters();
     const m = await move(rig, "a", "b", "planned");
     expect(m.outcome).toBe("completed");
-    expect(m.steps.map((s) => s.step)).toEqual(["transition", "route", "entries", "end"]);
+    expect(m.steps.map((s) => s.step)).toEqual(["transition", "precopy", "route", "entries", "end"]);
     expect(m.entriesMoved).toBeGreaterThanOrEqual(44);
     // Packets arrived at b between the route switch and the entries, and were held, not rejected.
     expect(m.hold.held).toBeGreaterThan(0);

@@ -207,8 +207,8 @@ describe("natlb: section", () => {
   it("names the file path and value of a bad owner", () => {
     const r = NatlbSection.safeParse({
       embodiment: "dnat",
-      controller: "s5c",
-      balancers: { lba: { external: "eth0", internal: "eth1" } },
+      controller: { host: "s5c", address: "198.18.10.13" },
+      balancers: { lba: { external: "eth0", internal: "eth1", address: "198.18.10.2" } },
       vips: [{ address: "198.51.100.11", internal: "198.18.10.101", owner: "lbz", servers: [{ host: "s5a", address: "198.18.10.11", port: 8080 }] }],
       control: { key: "00112233445566778899aabbccddeeff" },
     });

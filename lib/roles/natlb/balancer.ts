@@ -1,8 +1,8 @@
 import { type NatlbConfig, type VipConfig, vipByAddress } from "./config.ts";
-import type { ConnEntry } from "./conn-table.ts";
-import { ConntrackTable } from "./conntrack.ts";
+import { type ConnEntry, entryKey } from "./conn-table.ts";
+import { ConntrackTable, CtEventWatcher } from "./conntrack.ts";
 import type { Exec } from "./exec.ts";
-import { interfaceMac, sendGratuitousArp } from "./garp.ts";
+import { GarpSender, interfaceMac } from "./garp.ts";
 import { emptyReport, type HoldReport, noHold, type TransitionHold } from "./hold.ts";
 import { type ModeRow, ModeTable } from "./mode-table.ts";
 import { BALANCER_SYSCTLS, buildRuleset, TABLE, transitionElements, vipCounterName } from "./ruleset.ts";
@@ -38,13 +38,22 @@ export class Balancer {
   readonly modes = new ModeTable();
   readonly table: ConntrackTable;
   private readonly vipSet: Set<string>;
+  private readonly garp: GarpSender;
+  private macs: { external: string; internal: string } | undefined;
+  private readonly transfers = new Map<string, { watcher: CtEventWatcher; sent: Set<string> }>();
+  /** Flows that ended on this balancer during a move's delta (for the record). */
+  readonly deltaRemoved = new Map<string, ConnEntry[]>();
+  private readonly namespace: string | undefined;
 
   constructor(
     readonly name: string,
     readonly config: NatlbConfig,
     private readonly exec: Exec,
     private readonly hold: TransitionHold = noHold,
+    options: { namespace?: string } = {},
   ) {
+    this.garp = new GarpSender(options.namespace);
+    this.namespace = options.namespace;
     if (!config.balancers[name]) throw new Error(`no balancer named "${name}" in the natlb section`);
     this.vipSet = new Set(config.vips.map((v) => v.address));
     this.table = new ConntrackTable(exec, () => this.vipSet);
@@ -73,6 +82,8 @@ export class Balancer {
 
   /** Removes this balancer's table, queue and VIP addresses (lab teardown does the rest). */
   async teardown(): Promise<void> {
+    this.garp.close();
+    for (const t of this.transfers.values()) t.watcher.stop();
     await this.hold.close();
     await this.exec(["nft", "delete", "table", "ip", TABLE], { allowFailure: true });
   }
@@ -99,13 +110,13 @@ export class Balancer {
       `addr replace ${v.internal}/32 dev ${internal}`,
     ]);
     if (!this.modes.get(v.address)) this.modes.setNormal(v.address);
-    const [extMac, intMac] = await Promise.all([
-      interfaceMac(this.exec, external),
-      interfaceMac(this.exec, internal),
-    ]);
-    await sendGratuitousArp(this.exec, [
-      { ifname: external, mac: extMac, address: v.address },
-      { ifname: internal, mac: intMac, address: v.internal },
+    if (!this.macs) {
+      const [e, i] = await Promise.all([interfaceMac(this.exec, external), interfaceMac(this.exec, internal)]);
+      this.macs = { external: e, internal: i };
+    }
+    await this.garp.send([
+      { ifname: external, mac: this.macs.external, address: v.address },
+      { ifname: internal, mac: this.macs.internal, address: v.internal },
     ]);
   }
 
@@ -171,13 +182,48 @@ export class Balancer {
   }
 
   /**
-   * Step 3 on the old owner, after `deliver` (the new owner) confirmed the entries: when
-   * the route has already moved away, "an entry which becomes unnecessary is deleted".
+   * Step 3 on the old owner: the VIP's entries go to the new owner (`deliver` resolves
+   * when it confirmed them). Called twice with the same `transferId` (a pre-copy before
+   * the route switch, then the transfer proper), the second call sends only the entries
+   * the first did not: the new owner holds packets only for the time of that small delta.
+   * The old entries are deleted at the end of switch (endSwitch "old"), once the new owner
+   * has drained: "an entry which becomes unnecessary is deleted".
    */
-  async sendEntries(vipAddress: string, deliver: (entries: ConnEntry[]) => Promise<unknown>): Promise<number> {
-    const entries = await this.exportEntries(vipAddress);
+  async sendEntries(
+    vipAddress: string,
+    deliver: (entries: ConnEntry[]) => Promise<unknown>,
+    transferId?: string,
+  ): Promise<number> {
+    const previous = transferId ? this.transfers.get(transferId) : undefined;
+    if (previous?.watcher.running) {
+      // The delta: what the event watcher saw appear or change since the pre-copy.
+      const { changed, removed } = await previous.watcher.take();
+      previous.watcher.stop();
+      this.transfers.delete(transferId as string);
+      await deliver(changed);
+      this.deltaRemoved.set(vipAddress, removed);
+      return changed.length;
+    }
+    let watcher: CtEventWatcher | undefined;
+    if (transferId) {
+      // Subscribe before the dump, so nothing born in between is missed.
+      watcher = new CtEventWatcher(vipAddress, this.namespace);
+      await watcher.start();
+    }
+    let entries = await this.exportEntries(vipAddress);
+    if (previous) {
+      // The watcher died: fall back to a full listing minus what was sent.
+      entries = entries.filter((e) => !previous.sent.has(entryKey(e)));
+    }
     await deliver(entries);
-    if (!(await this.ownedVips()).includes(vipAddress)) await this.table.deleteVip(vipAddress);
+    if (transferId && watcher) {
+      this.transfers.set(transferId, { watcher, sent: new Set(entries.map(entryKey)) });
+      for (const [id, t] of this.transfers) {
+        if (this.transfers.size <= 16) break;
+        t.watcher.stop();
+        this.transfers.delete(id);
+      }
+    }
     return entries.length;
   }
 

@@ -44,6 +44,8 @@ export const BalancerSpec = z
     external: IfName,
     /** Interface towards the servers (32a/32b). */
     internal: IfName,
+    /** The balancer's own address on the internal network: where control messages reach it. */
+    address: Ipv4,
   })
   .strict();
 
@@ -65,8 +67,8 @@ export const NatlbSection = z
   .object({
     /** 1: destination NAT only (Figs. 4A/4B); 2: full NAT (Figs. 11A/11B, 12). */
     embodiment: z.enum(["dnat", "fullnat"]),
-    /** The host with the control function 52 (the seed's control server 5c). */
-    controller: HostName,
+    /** The host with the control function 52 (the seed's control server 5c) and its address. */
+    controller: z.object({ host: HostName, address: Ipv4 }).strict(),
     balancers: z.record(HostName, BalancerSpec),
     vips: z.array(VipSpec).min(1),
     /** NFQUEUE number used for transition-mode holding on every balancer. */
@@ -141,4 +143,28 @@ export function vipByAddress(c: NatlbConfig, address: string): VipConfig {
   const v = c.vips.find((x) => x.address === address);
   if (!v) throw new Error(`unknown VIP ${address} (known: ${c.vips.map((x) => x.address).join(", ")})`);
   return v;
+}
+
+/**
+ * Sender ids of the control messages: the controller 1, balancers 10 + their index in
+ * the section, keepers (servers) 100 + their index among the distinct servers.
+ */
+export interface NodeIds {
+  controller: number;
+  balancer: Map<string, number>;
+  keeper: Map<string, number>;
+  nameOf: Map<number, string>;
+  /** Server host -> its address (a server's keeper listens there). */
+  serverAddress: Map<string, string>;
+}
+
+export function nodeIds(c: NatlbConfig): NodeIds {
+  const balancer = new Map(Object.keys(c.balancers).map((b, i) => [b, 10 + i]));
+  const serverAddress = new Map<string, string>();
+  for (const v of c.vips) for (const s of v.servers) if (!serverAddress.has(s.host)) serverAddress.set(s.host, s.address);
+  const keeper = new Map([...serverAddress.keys()].map((h, i) => [h, 100 + i]));
+  const nameOf = new Map<number, string>([[1, "controller"]]);
+  for (const [n, id] of balancer) nameOf.set(id, n);
+  for (const [n, id] of keeper) nameOf.set(id, n);
+  return { controller: 1, balancer, keeper, nameOf, serverAddress };
 }

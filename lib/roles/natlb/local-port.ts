@@ -29,10 +29,10 @@ export class LocalBalancerPort implements BalancerPort {
   release(vip: string): Promise<void> {
     return this.balancer.release(vip);
   }
-  sendEntries(vip: string, to: string): Promise<number> {
+  sendEntries(vip: string, to: string, transferId?: string): Promise<number> {
     const peer = this.peers.get(to);
     if (!peer) throw new Error(`no balancer named "${to}"`);
-    return this.balancer.sendEntries(vip, (entries) => peer.importEntries(entries));
+    return this.balancer.sendEntries(vip, (entries) => peer.importEntries(entries), transferId);
   }
   endSwitch(vip: string, side: "old" | "new"): Promise<HoldReport> {
     return this.balancer.endSwitch(vip, side);

@@ -30,10 +30,10 @@ export interface BalancerPort {
   release(vip: string): Promise<void>;
   /**
    * Step 3 on a live old owner: send the VIP's entries straight to balancer `to` (which
-   * confirms them); when this balancer no longer holds the VIP's route it then deletes
-   * them ("an entry which becomes unnecessary is deleted"). Resolves with the count.
+   * confirms them). Resolves with the count. A second call with the same `transferId`
+   * sends only the entries the first did not (pre-copy, then delta).
    */
-  sendEntries(vip: string, to: string): Promise<number>;
+  sendEntries(vip: string, to: string, transferId?: string): Promise<number>;
   /** Step 4. Old side: forget the VIP (mode row and any entry left). New side: normal mode, drain. */
   endSwitch(vip: string, side: "old" | "new"): Promise<HoldReport>;
 }
@@ -47,11 +47,12 @@ export interface CopySource {
 /**
  * planned: the four steps, entries from the old owner (first embodiment).
  * failover: the old owner is dead; entries from the servers' copies (third embodiment).
+ * failover-entries-first: Modification 2 for a failover: the copies first, then the route.
  * entries-first: Modification 2 (entries set before the route moves; no transition mode).
  * naive: the prior art (route first, entries after, no transition mode), for comparison.
  */
-export type MoveKind = "planned" | "failover" | "entries-first" | "naive";
-export type MoveStep = "transition" | "route" | "entries" | "end";
+export type MoveKind = "planned" | "failover" | "failover-entries-first" | "entries-first" | "naive";
+export type MoveStep = "transition" | "precopy" | "route" | "entries" | "end";
 
 export interface MoveRequest {
   id: string;
@@ -71,6 +72,8 @@ export interface MoveReport extends MoveRequest {
   totalMs: number;
   steps: StepTiming[];
   entriesMoved: number;
+  /** Entries sent ahead of the route switch (planned moves with pre-copy). */
+  entriesPrecopied: number;
   entriesSource: "old-owner" | "copies" | "none";
   hold: HoldReport;
   error?: string;
@@ -141,6 +144,8 @@ export interface MoveContext {
   onStep?: (id: string, step: MoveStep) => void | Promise<void>;
   /** For the naive move: how long traffic reaches the new owner before its entries do. */
   naiveGapMs?: number;
+  /** Planned moves send the entries ahead of the route switch too (default true). */
+  precopy?: boolean;
   /** Budget for calls to a balancer that may be dead (failover). */
   deadCallTimeoutMs?: number;
 }
@@ -205,13 +210,15 @@ async function runMove(ctx: MoveContext, req: MoveRequest, done: Set<MoveStep>):
   const to = port(ctx, req.to);
   const from = port(ctx, req.from);
   const deadMs = ctx.deadCallTimeoutMs ?? 1500;
-  const fromAlive = req.kind !== "failover";
+  const failover = req.kind === "failover" || req.kind === "failover-entries-first";
+  const fromAlive = !failover;
   const report: MoveReport = {
     ...req,
     outcome: "completed",
     totalMs: 0,
     steps: [],
     entriesMoved: 0,
+    entriesPrecopied: 0,
     entriesSource: "none",
     hold: emptyReport(req.vip),
   };
@@ -237,15 +244,15 @@ async function runMove(ctx: MoveContext, req: MoveRequest, done: Set<MoveStep>):
 
   const transfer = async () => {
     let n: number;
-    if (req.kind === "failover") {
+    if (failover) {
       if (!ctx.copies) throw new Error("failover needs the servers' table copies (no CopySource)");
       n = await ctx.copies.sendCopies(req.vip, req.from, req.to);
       report.entriesSource = "copies";
     } else {
-      n = await from.sendEntries(req.vip, req.to);
+      n = await from.sendEntries(req.vip, req.to, req.id);
       report.entriesSource = "old-owner";
     }
-    report.entriesMoved = n;
+    report.entriesMoved = report.entriesPrecopied + n;
     return { entries: n };
   };
   const switchRoute = async () => {
@@ -257,9 +264,18 @@ async function runMove(ctx: MoveContext, req: MoveRequest, done: Set<MoveStep>):
   try {
     if (req.kind === "planned" || req.kind === "failover") {
       await step("transition", () => to.beginTransition(req.vip));
+      if (req.kind === "planned" && (ctx.precopy ?? true)) {
+        // Beyond the seed: the bulk of the entries goes before the route switch (the new
+        // owner has no traffic of the VIP yet), step 3 sends only what appeared since, so
+        // packets are held for milliseconds rather than for a whole table transfer.
+        await step("precopy", async () => {
+          report.entriesPrecopied = await from.sendEntries(req.vip, req.to, req.id);
+          return { entries: report.entriesPrecopied };
+        });
+      }
       await step("route", switchRoute);
       await step("entries", transfer);
-    } else if (req.kind === "entries-first") {
+    } else if (req.kind === "entries-first" || req.kind === "failover-entries-first") {
       await step("entries", transfer);
       await step("route", switchRoute);
     } else {
@@ -268,9 +284,10 @@ async function runMove(ctx: MoveContext, req: MoveRequest, done: Set<MoveStep>):
       await step("entries", transfer);
     }
     await step("end", async () => {
+      // The new owner first: its held packets wait for this, the old owner's cleanup does not.
+      report.hold = await to.endSwitch(req.vip, "new");
       if (fromAlive) await from.endSwitch(req.vip, "old");
       else await withTimeout(from.endSwitch(req.vip, "old"), deadMs, `${req.from} endSwitch`).catch(() => undefined);
-      report.hold = await to.endSwitch(req.vip, "new");
       return report.hold;
     });
   } catch (e) {

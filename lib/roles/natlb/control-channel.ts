@@ -1,0 +1,244 @@
+import { createSocket, type Socket } from "node:dgram";
+import { decodeNatlb, encodeNatlb, NATLB_TYPE, type NatlbBody, type NatlbMessage } from "../../wire/natlb.ts";
+import { decodeLoadReport, encodeLoadReport, type LoadReport, NATLB_TYPE_LOAD_REPORT } from "../../wire/natlb-status.ts";
+import { ReplayWindow } from "../../wire/replay.ts";
+
+/**
+ * The NAT-LB control messages (lib/wire/natlb.ts + the load report, lib/wire/natlb-status.ts)
+ * over UDP, between the control function 52, the balancers and the servers' keepers.
+ *
+ * - Every datagram is authenticated (HMAC-SHA256) and checked against a per-sender replay
+ *   window; unauthenticated, malformed (truncated, bad length) and replayed datagrams are
+ *   counted and dropped, never acted on.
+ * - A request (types 1-4, and 3 as a transfer request) is answered with an ack (type 6)
+ *   when the receiver has done it: that is the step's confirmation. The sender retransmits
+ *   the same bytes until the ack comes; a retransmission of a request already done gets
+ *   its cached ack again, and one still in progress is ignored (its ack follows).
+ */
+export interface ChannelCounters {
+  received: number;
+  accepted: number;
+  badAuth: number;
+  malformed: number;
+  replayed: number;
+  retransmitAnswered: number;
+  sent: number;
+  retransmitted: number;
+  acksSent: number;
+}
+
+export type Handler = (msg: NatlbMessage, from: { address: string; port: number }) => Promise<number | undefined>;
+
+interface Pending {
+  resolve: (detail: number) => void;
+  reject: (e: Error) => void;
+}
+
+export class ControlChannel {
+  private readonly socket: Socket;
+  private readonly key: Uint8Array;
+  private readonly replay = new ReplayWindow();
+  private readonly pending = new Map<bigint, Pending>();
+  /** (sender, sequence) -> cached ack bytes, or "busy" while the request runs. */
+  private readonly answered = new Map<string, Uint8Array | "busy">();
+  private seqCounter = 0n;
+  private readonly seqBase = BigInt(Date.now()) << 16n;
+  readonly counters: ChannelCounters = {
+    received: 0,
+    accepted: 0,
+    badAuth: 0,
+    malformed: 0,
+    replayed: 0,
+    retransmitAnswered: 0,
+    sent: 0,
+    retransmitted: 0,
+    acksSent: 0,
+  };
+  /** Last problems seen (for the log and the tests). */
+  readonly lastRejects: string[] = [];
+  onLoadReport: ((r: LoadReport, from: { address: string }) => void) | undefined;
+
+  private constructor(
+    readonly id: number,
+    keyHex: string,
+    private handler: Handler | undefined,
+  ) {
+    this.key = Buffer.from(keyHex, "hex");
+    this.socket = createSocket({ type: "udp4", reuseAddr: true });
+    this.socket.on("message", (buf, rinfo) => void this.onDatagram(buf, rinfo));
+  }
+
+  static async open(options: { id: number; keyHex: string; port: number; address?: string; handler?: Handler }) {
+    const ch = new ControlChannel(options.id, options.keyHex, options.handler);
+    await new Promise<void>((resolve, reject) => {
+      ch.socket.once("error", reject);
+      ch.socket.bind(options.port, options.address ?? "0.0.0.0", () => resolve());
+    });
+    return ch;
+  }
+
+  setHandler(h: Handler): void {
+    this.handler = h;
+  }
+
+  /** Strictly increasing across restarts: ms clock at start x 65536 + counter. */
+  nextSequence(): bigint {
+    this.seqCounter++;
+    return this.seqBase + this.seqCounter;
+  }
+
+  private reject(reason: string): void {
+    this.lastRejects.push(reason);
+    if (this.lastRejects.length > 20) this.lastRejects.shift();
+  }
+
+  private async onDatagram(buf: Buffer, rinfo: { address: string; port: number }): Promise<void> {
+    this.counters.received++;
+    const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
+    if (bytes.length >= 2 && bytes[1] === NATLB_TYPE_LOAD_REPORT) {
+      const d = decodeLoadReport(bytes, this.key);
+      if (!d.ok) return this.countBad(d.error.reason);
+      if (this.replay.check(`s${d.value.sender}`, 0, d.value.sequence) !== "accept") {
+        this.counters.replayed++;
+        return this.reject(`replayed load report from ${d.value.sender}`);
+      }
+      this.counters.accepted++;
+      this.onLoadReport?.(d.value, rinfo);
+      return;
+    }
+    const d = decodeNatlb(bytes, this.key);
+    if (!d.ok) return this.countBad(d.error.reason);
+    const msg = d.value;
+    const tag = `${msg.sender}/${msg.sequence}`;
+    if (this.replay.check(`s${msg.sender}`, 0, msg.sequence) !== "accept") {
+      const cached = this.answered.get(tag);
+      if (cached instanceof Uint8Array) {
+        // A retransmission of a request we did: the ack was lost; answer again, act not.
+        this.counters.retransmitAnswered++;
+        this.socket.send(cached, rinfo.port, rinfo.address);
+      } else if (cached !== "busy") {
+        this.counters.replayed++;
+        this.reject(`replayed type ${msg.type} from ${msg.sender} seq ${msg.sequence}`);
+      }
+      return;
+    }
+    this.counters.accepted++;
+    if (msg.type === NATLB_TYPE.ack) {
+      const p = this.pending.get(msg.inReplyTo);
+      if (p) {
+        this.pending.delete(msg.inReplyTo);
+        if (msg.status === "ok") p.resolve(msg.detail);
+        else p.reject(new Error(`sender ${msg.sender} refused (detail ${msg.detail})`));
+      }
+      return;
+    }
+    const wantsAck = msg.type !== NATLB_TYPE.tableCopyPush;
+    if (wantsAck) this.answered.set(tag, "busy");
+    let status: "ok" | "failed" = "ok";
+    let detail = 0;
+    try {
+      detail = (await this.handler?.(msg, rinfo)) ?? 0;
+    } catch (e) {
+      status = "failed";
+      this.reject(`handler failed for type ${msg.type}: ${(e as Error).message}`);
+    }
+    if (!wantsAck) return;
+    const ack = encodeNatlb(
+      {
+        type: 6,
+        sender: this.id,
+        sequence: this.nextSequence(),
+        moveId: msg.moveId,
+        inReplyTo: msg.sequence,
+        status,
+        detail: detail >>> 0,
+      },
+      this.key,
+    );
+    this.answered.set(tag, ack);
+    if (this.answered.size > 4096) {
+      const first = this.answered.keys().next().value;
+      if (first !== undefined) this.answered.delete(first);
+    }
+    this.counters.acksSent++;
+    this.socket.send(ack, rinfo.port, rinfo.address);
+  }
+
+  private countBad(reason: string): void {
+    if (reason.includes("HMAC")) this.counters.badAuth++;
+    else this.counters.malformed++;
+    this.reject(reason);
+  }
+
+  /** Sends a message without waiting for anything (copy pushes). */
+  send(body: NatlbBody, to: { address: string; port: number }, moveId = 0): void {
+    const bytes = encodeNatlb({ ...body, sender: this.id, sequence: this.nextSequence(), moveId }, this.key);
+    this.counters.sent++;
+    this.socket.send(bytes, to.port, to.address);
+  }
+
+  sendLoadReport(r: Omit<LoadReport, "sender" | "sequence">, to: { address: string; port: number }): void {
+    const bytes = encodeLoadReport({ ...r, sender: this.id, sequence: this.nextSequence() }, this.key);
+    this.counters.sent++;
+    this.socket.send(bytes, to.port, to.address);
+  }
+
+  /** Raw bytes (tests: crafted, truncated or replayed datagrams). */
+  sendRaw(bytes: Uint8Array, to: { address: string; port: number }): void {
+    this.socket.send(bytes, to.port, to.address);
+  }
+
+  /** Encodes without sending (tests keep a copy to replay it). */
+  encode(body: NatlbBody, moveId = 0): Uint8Array {
+    return encodeNatlb({ ...body, sender: this.id, sequence: this.nextSequence(), moveId }, this.key);
+  }
+
+  /**
+   * Sends a request and resolves with the ack's detail once the receiver confirmed it.
+   * Retransmits every `retryMs` until `timeoutMs`.
+   */
+  request(
+    body: NatlbBody,
+    to: { address: string; port: number },
+    options: { moveId?: number; timeoutMs?: number; retryMs?: number } = {},
+  ): Promise<number> {
+    const sequence = this.nextSequence();
+    const bytes = encodeNatlb({ ...body, sender: this.id, sequence, moveId: options.moveId ?? 0 }, this.key);
+    const timeoutMs = options.timeoutMs ?? 5000;
+    const retryMs = options.retryMs ?? 300;
+    return new Promise<number>((resolve, reject) => {
+      const started = Date.now();
+      let timer: NodeJS.Timeout;
+      const done = () => clearTimeout(timer);
+      this.pending.set(sequence, {
+        resolve: (d) => {
+          done();
+          resolve(d);
+        },
+        reject: (e) => {
+          done();
+          reject(e);
+        },
+      });
+      const shoot = (first: boolean) => {
+        if (!this.pending.has(sequence)) return;
+        if (Date.now() - started >= timeoutMs) {
+          this.pending.delete(sequence);
+          reject(new Error(`no ack from ${to.address} for type ${body.type} within ${timeoutMs} ms`));
+          return;
+        }
+        if (first) this.counters.sent++;
+        else this.counters.retransmitted++;
+        this.socket.send(bytes, to.port, to.address);
+        timer = setTimeout(() => shoot(false), retryMs);
+      };
+      shoot(true);
+    });
+  }
+
+  close(): void {
+    for (const p of this.pending.values()) p.reject(new Error("control channel closed"));
+    this.pending.clear();
+    this.socket.close();
+  }
+}

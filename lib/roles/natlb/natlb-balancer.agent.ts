@@ -1,0 +1,173 @@
+// Balancer agent (load balancers 3a/3b of seed 002): the kernel translates, this agent
+// runs the control side (Balancer), answers the control function's messages over UDP
+// (control-channel.ts), pushes table copies to the servers (Fig. 13) and reports load.
+import { agentArgs, log, serveAgent } from "../../remote/agent-runtime.ts";
+import { Balancer } from "./balancer.ts";
+import { type NatlbConfig, NatlbSection, nodeIds } from "./config.ts";
+import { ControlChannel } from "./control-channel.ts";
+import { localExec } from "./exec.ts";
+import type { HoldReport } from "./hold.ts";
+import { NfqueueHold } from "./nfqueue-hold.ts";
+import { PartAssembler, sendEntryParts, wireEntries } from "./transfer.ts";
+import { toWireEntry } from "./wire-entry.ts";
+import { entriesPerDatagram } from "../../wire/natlb.ts";
+
+interface Args {
+  config: unknown;
+  name: string;
+}
+
+const args = agentArgs<Args>();
+const config: NatlbConfig = NatlbSection.parse(args.config);
+const ids = nodeIds(config);
+const myId = ids.balancer.get(args.name);
+if (myId === undefined) throw new Error(`no balancer named "${args.name}"`);
+const hold = new NfqueueHold(config, localExec);
+const balancer = new Balancer(args.name, config, localExec, hold);
+const holdReports: (HoldReport & { moveId: number; at: number })[] = [];
+const assembler = new PartAssembler();
+let channel: ControlChannel | undefined;
+let generation = Date.now() % 0x7fffffff;
+let timers: NodeJS.Timeout[] = [];
+let pushes = 0;
+
+function balancerAddress(id: number): { address: string; port: number } {
+  const name = ids.nameOf.get(id);
+  const b = name ? config.balancers[name] : undefined;
+  if (!b) throw new Error(`unknown balancer id ${id}`);
+  return { address: b.address, port: config.control.port };
+}
+
+
+async function startChannel(): Promise<ControlChannel> {
+  const ch = await ControlChannel.open({ id: myId as number, keyHex: config.control.key, port: config.control.port });
+  ch.setHandler(async (msg) => {
+    switch (msg.type) {
+      case 1: // transition notification (step 1)
+        if (msg.to !== myId) return 0;
+        if (msg.enter) await balancer.beginTransition(msg.vip);
+        else await balancer.abortTransition(msg.vip);
+        return 0;
+      case 2: // route switch (step 2)
+        if (msg.to === myId) await balancer.claim(msg.vip);
+        else if (msg.from === myId) await balancer.release(msg.vip);
+        return 0;
+      case 3: {
+        if (msg.sender === ids.controller) {
+          // A transfer request from the control function (an empty type 3 from the
+          // controller itself): send our entries of the VIP to `to`.
+          const dest = balancerAddress(msg.to);
+          return balancer.sendEntries(
+            msg.vip,
+            (entries) => sendEntryParts(ch, { vip: msg.vip, from: myId as number, to: msg.to, dest, moveId: msg.moveId }, entries),
+            `${msg.moveId}/${msg.vip}/${msg.to}`,
+          );
+        }
+        const all = assembler.add(msg.sender, msg.moveId, msg.vip, msg.part, msg.parts, wireEntries(msg.entries));
+        if (!all) return msg.entries.length;
+        const r = await balancer.importEntries(all);
+        log(`imported ${r.imported} entries of ${msg.vip} (${r.alreadyPresent} already present)`);
+        return all.length;
+      }
+      case 4: {
+        // end of switch (step 4)
+        if (msg.to === myId) {
+          const r = await balancer.endSwitch(msg.vip, "new");
+          holdReports.push({ ...r, moveId: msg.moveId, at: Date.now() });
+          return r.released;
+        }
+        if (msg.from === myId) await balancer.endSwitch(msg.vip, "old");
+        return 0;
+      }
+      default:
+        return 0;
+    }
+  });
+  return ch;
+}
+
+/** Copy keeping (third embodiment): every entry goes, per server, to that server's keeper. */
+async function pushCopies(ch: ControlChannel): Promise<void> {
+  const { entries } = await balancer.table.list();
+  generation = (generation + 1) % 0x7fffffff;
+  const per = entriesPerDatagram();
+  for (const address of ids.serverAddress.values()) {
+    const mine = entries.filter((e) => e.serverAddr === address);
+    const parts = Math.max(1, Math.ceil(mine.length / per));
+    for (let part = 0; part < parts; part++) {
+      ch.send(
+        {
+          type: 5,
+          balancer: myId as number,
+          kind: "full",
+          generation,
+          part,
+          parts,
+          entries: mine.slice(part * per, (part + 1) * per).map((e) => toWireEntry(e)),
+        },
+        { address, port: config.control.port },
+      );
+    }
+  }
+  pushes++;
+}
+
+async function reportLoad(ch: ControlChannel): Promise<void> {
+  const [counters, owned] = await Promise.all([balancer.counters(), balancer.ownedVips()]);
+  ch.sendLoadReport(
+    {
+      balancer: myId as number,
+      invalidRejected: BigInt(counters.invalidRejected),
+      vips: counters.vips.map((v) => ({
+        vip: v.vip,
+        owned: owned.includes(v.vip),
+        transition: balancer.modes.get(v.vip) === "transition",
+        packets: BigInt(v.packets),
+        bytes: BigInt(v.bytes),
+      })),
+    },
+    { address: config.controller.address, port: config.control.port },
+  );
+}
+
+function loop(every: number, fn: () => Promise<void>): NodeJS.Timeout {
+  let busy = false;
+  return setInterval(() => {
+    if (busy) return;
+    busy = true;
+    fn()
+      .catch((e) => log(`loop failed: ${(e as Error).message}`))
+      .finally(() => {
+        busy = false;
+      });
+  }, every);
+}
+
+serveAgent({
+  name: "natlb-balancer",
+  methods: {
+    async start(p: { claimInitial?: boolean; push?: boolean; report?: boolean } = {}) {
+      await balancer.setup({ claimInitial: p.claimInitial ?? true });
+      channel ??= await startChannel();
+      const ch = channel;
+      if (p.push ?? true) timers.push(loop(config.keeper.pushIntervalMs, () => pushCopies(ch)));
+      if (p.report ?? true) timers.push(loop(200, () => reportLoad(ch)));
+      return { id: myId, owned: await balancer.ownedVips() };
+    },
+    state: () => balancer.state(),
+    counters: () => balancer.counters(),
+    holdReports: () => holdReports,
+    holdStats: () => hold.stats(),
+    channel: () => ({ counters: channel?.counters, lastRejects: channel?.lastRejects, pushes }),
+    /** Direct calls (the naive comparison and tests drive the balancer without the controller). */
+    claim: (p: { vip: string }) => balancer.claim(p.vip),
+    release: (p: { vip: string }) => balancer.release(p.vip),
+    exportEntries: (p: { vip: string }) => balancer.exportEntries(p.vip),
+  },
+  onShutdown: async () => {
+    for (const t of timers) clearInterval(t);
+    timers = [];
+    channel?.close();
+    await balancer.teardown();
+  },
+});

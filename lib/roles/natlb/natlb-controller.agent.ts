@@ -1,0 +1,90 @@
+// Controller agent: the control function 52 of seed 002 on the control server 5c
+// (controller.ts), driven over JSON-RPC by the lab and talking to the balancers and the
+// servers' keepers with the NAT-LB control messages over UDP.
+import { agentArgs, log, serveAgent } from "../../remote/agent-runtime.ts";
+import { type NatlbConfig, NatlbSection } from "./config.ts";
+import { ControlChannel } from "./control-channel.ts";
+import { Controller } from "./controller.ts";
+import type { MoveKind, MoveStep } from "./move.ts";
+import { encodeNatlb } from "../../wire/natlb.ts";
+
+interface Args {
+  config: unknown;
+  /** The move journal (kept across controller restarts). */
+  journal: string;
+}
+
+const args = agentArgs<Args>();
+const config: NatlbConfig = NatlbSection.parse(args.config);
+let controller: Controller | undefined;
+
+function ctl(): Controller {
+  if (!controller) throw new Error("controller not started");
+  return controller;
+}
+
+serveAgent({
+  name: "natlb-controller",
+  methods: {
+    async start(p: { waitForReports?: boolean; recover?: boolean; auto?: boolean } = {}) {
+      if (!controller) {
+        const ch = await ControlChannel.open({ id: 1, keyHex: config.control.key, port: config.control.port });
+        controller = new Controller(config, ch, args.journal);
+      }
+      if (p.waitForReports ?? true) await controller.waitForReports();
+      const recovered = p.recover ?? true ? await controller.recover() : [];
+      if (p.auto) controller.startAuto();
+      return { recovered, status: controller.status() };
+    },
+    status: () => ctl().status(),
+    move: (p: { vip: string; to: string; kind?: MoveKind; from?: string }) => ctl().move(p.vip, p.to, p.kind ?? "planned", p.from),
+    rebalance: () => ctl().rebalance(),
+    checkFailures: () => ctl().checkFailures(),
+    startAuto: (p: { everyMs?: number; entriesFirst?: boolean } = {}) => {
+      ctl().entriesFirstFailover = p.entriesFirst ?? false;
+      ctl().startAuto(p.everyMs ?? 100);
+      return { auto: true };
+    },
+    stopAuto: () => ctl().stopAuto(),
+    /** Test hook: the process dies (exit 3) right after `step` of the next move, as in a crash. */
+    crashAfter: (p: { step: MoveStep }) => {
+      ctl().crashAfter(p.step, () => {
+        log(`crashing after step ${p.step} (test hook)`);
+        process.exit(3);
+      });
+      return { armed: p.step };
+    },
+    /**
+     * Test hook: sends bad control messages to a balancer. "unauthenticated": a valid
+     * message sealed with a wrong key; "truncated": a valid message cut short; "replayed":
+     * a valid, harmless message (leave transition mode for a VIP) sent twice.
+     */
+    sendBad: (p: { to: string; kind: "unauthenticated" | "truncated" | "replayed"; vip: string; count?: number }) => {
+      const c = ctl();
+      const b = config.balancers[p.to];
+      const toId = c.ids.balancer.get(p.to);
+      if (!b || toId === undefined) throw new Error(`no balancer named "${p.to}"`);
+      const dest = { address: b.address, port: config.control.port };
+      const body = { type: 1 as const, vip: p.vip, from: 0, to: toId, enter: false };
+      for (let i = 0; i < (p.count ?? 1); i++) {
+        if (p.kind === "unauthenticated") {
+          const wrong = Buffer.alloc(32, 0x5a);
+          c.channel.sendRaw(encodeNatlb({ ...body, sender: 1, sequence: c.channel.nextSequence(), moveId: 0 }, wrong), dest);
+        } else if (p.kind === "truncated") {
+          const good = c.channel.encode(body);
+          c.channel.sendRaw(good.subarray(0, Math.max(1, good.length - 7 - i)), dest);
+        } else {
+          const good = c.channel.encode(body);
+          c.channel.sendRaw(good, dest);
+          c.channel.sendRaw(good, dest);
+        }
+      }
+      return { sent: p.count ?? 1 };
+    },
+    channel: () => ({ counters: controller?.channel.counters, lastRejects: controller?.channel.lastRejects }),
+  },
+  onShutdown: () => {
+    controller?.stopAuto();
+    controller?.channel.close();
+  },
+});
