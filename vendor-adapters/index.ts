@@ -1,5 +1,7 @@
 import { frrRegistration } from "./frr/index.ts";
 import { keepalivedRegistration } from "./keepalived/index.ts";
+import { referenceRegistration } from "./reference/index.ts";
+import { sshCliRegistration } from "./ssh-cli/index.ts";
 import type { AdapterRegistration, DeviceTarget, VendorAdapter } from "./types.ts";
 
 export * from "./types.ts";
@@ -8,7 +10,12 @@ export * from "./types.ts";
  * The adapter registry: `tandem certify --dut NAME` and the suites find a device family
  * here by name. Adding a family = one folder in vendor-adapters/ + one line below.
  */
-const registrations: AdapterRegistration[] = [keepalivedRegistration, frrRegistration];
+const registrations: AdapterRegistration[] = [
+  referenceRegistration,
+  keepalivedRegistration,
+  frrRegistration,
+  sshCliRegistration,
+];
 
 export function registerAdapter(registration: AdapterRegistration): void {
   const i = registrations.findIndex((r) => r.name === registration.name);

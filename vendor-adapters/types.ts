@@ -1,3 +1,4 @@
+import type { Lab } from "../lib/lab/index.ts";
 import type { ExecOptions, ExecResult, RemoteHost } from "../lib/remote/index.ts";
 
 /**
@@ -82,6 +83,42 @@ export interface DeviceTarget {
   workDir: string;
   /** Adapter options (from `tandem certify --dut-option k=v`, or the suite). */
   options: Readonly<Record<string, string>>;
+  /** The lab (for system adapters whose device spans several hosts: VRLS, NAT-LB). */
+  lab?: Lab;
+}
+
+/** Per-member end system as a VRLS master reports it (seed Fig. 9B). */
+export interface VrlsEndSystem {
+  address: string;
+  learnedBy: string;
+}
+
+/**
+ * The control surface of a VRLS virtual router (seed 000), for the vrls suite: the
+ * management operations a vendor's device would offer through its own API.
+ */
+export interface VrlsControl {
+  /** Starts every member; `mode` overrides the operation mode (seed Fig. 9A). */
+  start(options: {
+    mode?: "timer" | "sequence-number" | "exactly-once";
+    infoResponders?: string[];
+  }): Promise<void>;
+  stop(): Promise<void>;
+  /** The member host that is master now (undefined: none or several). */
+  master(): Promise<string | undefined>;
+  waitForMaster(timeoutMs?: number): Promise<string>;
+  /** Waits until `conditions` conditions are allocated and nothing is in flight; returns condition -> member address. */
+  waitAllocated(conditions: number, timeoutMs?: number): Promise<Record<string, string>>;
+  endSystems(): Promise<VrlsEndSystem[]>;
+  members(): Promise<{ id: string; condition: string }[]>;
+  /** Master moves conditions to members (condition -> member address) and waits until done. */
+  reallocate(moves: Record<string, string>): Promise<void>;
+  /** Kills one member without a word (its agent process). */
+  crashMember(host: string): Promise<void>;
+  /** Per-member diagnostic state for the evidence. */
+  diagnostics(): Promise<string>;
+  /** The operation mode in force (after any adapter option). */
+  readonly mode: string;
 }
 
 export interface VendorAdapter {
@@ -99,6 +136,8 @@ export interface VendorAdapter {
   collectConfig(): Promise<string>;
   /** Releases everything the adapter started (idempotent). */
   dispose(): Promise<void>;
+  /** Present when the device is a VRLS virtual router. */
+  readonly vrls?: VrlsControl;
 }
 
 export interface AdapterRegistration {

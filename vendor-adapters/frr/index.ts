@@ -229,4 +229,11 @@ export const frrRegistration: AdapterRegistration = {
   description: "FRR 8.x vrrpd + zebra (Debian) in a lab host",
   suites: ["vrrp"],
   create: (target) => new FrrAdapter(target),
+  knownDeviations: {
+    "vrrp.fwd-backup-silent":
+      "FRR puts its macvlan in protodown while Backup (zebra log: 'Setting protodown on - interface vrrp4-7'), " +
+      "but frames addressed to the virtual MAC still enter the kernel and are routed: the far-side capture shows " +
+      "them leaving the DUT's eth1 while vrrpd was Backup. On a learning switch a backup seldom receives such " +
+      "frames; on a hub, or when a switch floods, it forwards them (RFC 5798 6.4.2 says it MUST NOT).",
+  },
 };

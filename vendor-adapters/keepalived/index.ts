@@ -197,4 +197,12 @@ export const keepalivedRegistration: AdapterRegistration = {
   description: "keepalived 2.2.x (Debian) VRRP daemon in a lab host",
   suites: ["vrrp"],
   create: (target) => new KeepalivedAdapter(target),
+  knownDeviations: {
+    "vrrp.fwd-backup-silent":
+      "keepalived keeps its use_vmac interface (vrrp.7, carrying the virtual MAC) up in BACKUP state and only " +
+      "removes the virtual address, so the kernel still accepts frames sent to the virtual MAC and routes them: " +
+      "the far-side capture shows them leaving the DUT's eth1 while keepalived logged BACKUP. On a learning " +
+      "switch a backup seldom receives such frames; on a hub, or when a switch floods, it forwards them " +
+      "(RFC 5798 6.4.2 says it MUST NOT).",
+  },
 };

@@ -1,0 +1,104 @@
+import type { Lab } from "../../lib/lab/index.ts";
+import {
+  type AnalyzerResult,
+  analyzeCapture,
+  analyzeStream,
+  mergeTimelines,
+} from "../../lib/traffic/analyzer.ts";
+import { Capture } from "../../lib/traffic/capture.ts";
+import type { Timeline } from "../../lib/traffic/stream-tally.ts";
+import { sendUdpStream, UdpReceiver } from "../../lib/traffic/udp.ts";
+
+/** One UDP stream per end system through the virtual router, judged by lib/traffic's analyzer. */
+export interface StreamsRun {
+  results: { host: string; result: AnalyzerResult }[];
+  totals: { sent: number; received: number; lost: number; dupReceiver: number; dupWire: number };
+  timeline: Timeline;
+  capturePath: string;
+}
+
+export async function runStreams(
+  lab: Lab,
+  hosts: readonly string[],
+  options: { port: number; pps: number; durationMs: number; during?: () => Promise<void> },
+): Promise<StreamsRun> {
+  const server = lab.host("server").remote;
+  const receiver = await UdpReceiver.start(server, { port: options.port });
+  const capture = await Capture.start(server, { interface: "eth0", filter: `udp dst port ${options.port}` });
+  const senders = Promise.all(
+    hosts.map((h, i) =>
+      sendUdpStream(lab.host(h).remote, {
+        streamId: options.port * 10 + i,
+        dstIp: "198.18.100.10",
+        dstPort: options.port,
+        pps: options.pps,
+        durationMs: options.durationMs,
+      }),
+    ),
+  );
+  let duringError: unknown;
+  if (options.during) {
+    await new Promise((r) => setTimeout(r, 300));
+    await options.during().catch((e) => {
+      duringError = e;
+    });
+  }
+  const sent = await senders;
+  await new Promise((r) => setTimeout(r, 400));
+  const report = await receiver.stop();
+  await capture.stop();
+  const wire = await analyzeCapture(capture.reader());
+  if (duringError) throw duringError;
+  const results = sent.map((s, i) => ({
+    host: hosts[i]!,
+    result: analyzeStream({
+      sender: s,
+      receiver: report.streams.find((x) => x.streamId === s.streamId),
+      wire: wire.streams.find((x) => x.streamId === s.streamId),
+    }),
+  }));
+  const totals = { sent: 0, received: 0, lost: 0, dupReceiver: 0, dupWire: 0 };
+  let timeline: Timeline | undefined;
+  for (const { result } of results) {
+    totals.sent += result.sent;
+    totals.received += result.received;
+    totals.lost += result.lost;
+    totals.dupReceiver += result.duplicated.receiver;
+    totals.dupWire += result.duplicated.wire;
+    const wireOnly: Timeline = {
+      ...result.timeline,
+      series: Object.fromEntries(Object.entries(result.timeline.series).filter(([k]) => k !== "received")),
+    };
+    timeline = timeline ? sumTimelines(timeline, wireOnly) : wireOnly;
+  }
+  return {
+    results,
+    totals,
+    timeline: timeline ?? { binMs: 10, startMs: 0, series: {} },
+    capturePath: capture.path,
+  };
+}
+
+/** Adds two timelines bin by bin, series by series (same bin width). */
+function sumTimelines(a: Timeline, b: Timeline): Timeline {
+  const merged = mergeTimelines(a, { ...b, series: {} });
+  const startMs = Math.min(a.startMs, b.startMs);
+  const end = Math.max(a.startMs + binsOf(a) * a.binMs, b.startMs + binsOf(b) * b.binMs);
+  const bins = Math.max(1, Math.round((end - startMs) / a.binMs));
+  const series: Record<string, number[]> = {};
+  for (const t of [a, b]) {
+    const offset = Math.round((t.startMs - startMs) / t.binMs);
+    for (const [k, counts] of Object.entries(t.series)) {
+      const s = series[k] ?? new Array<number>(bins).fill(0);
+      counts.forEach((c, i) => {
+        s[offset + i] = (s[offset + i] ?? 0) + c;
+      });
+      series[k] = s;
+    }
+  }
+  return { binMs: merged.binMs, startMs, series };
+}
+
+function binsOf(t: Timeline): number {
+  return Math.max(0, ...Object.values(t.series).map((s) => s.length));
+}

@@ -1,0 +1,182 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Lab } from "../../lib/lab/index.ts";
+import type { AgentClient } from "../../lib/remote/index.ts";
+import { repoRoot } from "../../lib/remote/repo-root.ts";
+import {
+  type RunningVirtualRouter,
+  startInfoResponders,
+  startVirtualRouter,
+  virtualRouterConfig,
+} from "../../lib/roles/vrls/lab-harness.ts";
+import { loadTopology } from "../../lib/topology/load.ts";
+import type {
+  AdapterRegistration,
+  Capability,
+  DeviceConfig,
+  DeviceIdentity,
+  DeviceState,
+  DeviceTarget,
+  Fault,
+  VendorAdapter,
+  VrlsControl,
+  VrlsEndSystem,
+} from "../types.ts";
+
+/**
+ * Tandem's own reference roles as a device: the VRLS virtual router of the lab's `vrls:`
+ * section (lib/roles/vrls, one router agent per member) started through the role's lab
+ * harness. Option `handoffProtection=off` deliberately breaks it: every hand-off runs
+ * in timer mode with a zero delay, i.e. without protection, so the new owner forwards
+ * while the old one still does (the "broken reference" of the certification docs).
+ */
+export class ReferenceAdapter implements VendorAdapter {
+  readonly name = "reference";
+  readonly capabilities: ReadonlySet<Capability>;
+  readonly vrls?: VrlsControl;
+  private running: RunningVirtualRouter | undefined;
+  private responders: AgentClient[] = [];
+  private readonly lab: Lab;
+  private readonly broken: boolean;
+
+  constructor(private readonly target: DeviceTarget) {
+    if (!target.lab) throw new Error("reference adapter: needs the lab (DeviceTarget.lab)");
+    this.lab = target.lab;
+    this.broken = target.options.handoffProtection === "off";
+    const caps: Capability[] = ["fault-crash", "logs", "config-readback"];
+    const loaded = this.topology();
+    if (loaded.topology.vrls) {
+      caps.push("vrls", "vrls-timer", "vrls-exactly-once", "vrls-sequence-number");
+      this.vrls = this.vrlsControl();
+    }
+    this.capabilities = new Set(caps);
+  }
+
+  private topology() {
+    return loadTopology(this.lab.record.topologyFile);
+  }
+
+  async identity(): Promise<DeviceIdentity> {
+    const pkg = JSON.parse(readFileSync(join(repoRoot(), "package.json"), "utf8")) as { version: string };
+    return {
+      vendor: "Tandem",
+      product: "reference roles",
+      version: `${pkg.version}${this.broken ? " (hand-off protection OFF)" : ""}`,
+    };
+  }
+
+  async deploy(_config: DeviceConfig): Promise<void> {
+    // The reference reads its configuration from the lab file's role sections.
+  }
+  async start(): Promise<void> {
+    await this.vrls?.start({});
+  }
+  async stop(): Promise<void> {
+    await this.vrls?.stop();
+  }
+
+  async readState(): Promise<DeviceState> {
+    const master = await this.running?.master();
+    return { running: Boolean(this.running), vrrp: [], counters: master ? { [`master:${master}`]: 1 } : {} };
+  }
+
+  async injectFault(fault: Fault): Promise<void> {
+    if (fault.kind === "crash") await this.vrls?.crashMember(this.target.primary);
+    else
+      await this.lab
+        .host(this.target.primary)
+        .exec(["ip", "link", "set", "dev", fault.interface, fault.kind === "link-down" ? "down" : "up"]);
+  }
+
+  async collectLogs(): Promise<string> {
+    if (!this.running) return "(no reference agent running)";
+    return [...this.running.agents].map(([h, a]) => `==== ${h} ====\n${a.logText()}`).join("\n");
+  }
+
+  async collectConfig(): Promise<string> {
+    const vr = this.running?.config;
+    return vr
+      ? JSON.stringify({ name: vr.name, spec: vr.spec, members: vr.members }, null, 2)
+      : readFileSync(this.lab.record.topologyFile, "utf8");
+  }
+
+  async dispose(): Promise<void> {
+    await this.vrls?.stop();
+  }
+
+  private vrlsControl(): VrlsControl {
+    const self = this;
+    const need = () => {
+      if (!self.running) throw new Error("the virtual router is not started");
+      return self.running;
+    };
+    let mode = "exactly-once";
+    return {
+      get mode() {
+        return mode;
+      },
+      async start(options) {
+        await this.stop();
+        const loaded = self.topology();
+        const base = virtualRouterConfig(loaded);
+        mode = options.mode ?? base.spec.mode;
+        const overrides = self.broken
+          ? { mode: "timer" as const, timerDelayMs: 0 }
+          : { mode: mode as typeof base.spec.mode };
+        if (self.broken) mode = "timer (delay 0: hand-off protection off)";
+        self.responders = options.infoResponders
+          ? await startInfoResponders(self.lab, options.infoResponders)
+          : [];
+        self.running = await startVirtualRouter(self.lab, virtualRouterConfig(loaded, base.name, overrides));
+      },
+      async stop() {
+        const r = self.running;
+        self.running = undefined;
+        await r?.stop();
+        await Promise.all(self.responders.map((a) => a.stop().catch(() => undefined)));
+        self.responders = [];
+      },
+      master: () => need().master(),
+      waitForMaster: (t) => need().waitForMaster(t),
+      waitAllocated: (n, t) => need().waitAllocated(n, t),
+      async endSystems(): Promise<VrlsEndSystem[]> {
+        const r = need();
+        const m = await r.waitForMaster();
+        const s = await r.status(m);
+        return s.endSystems.map((e) => ({ address: e.address, learnedBy: e.learnedBy }));
+      },
+      async members() {
+        const r = need();
+        const m = await r.waitForMaster();
+        const s = await r.status(m);
+        return (s.master?.members ?? []).map((x) => ({ id: x.id, condition: x.condition }));
+      },
+      async reallocate(moves) {
+        const r = need();
+        const m = await r.waitForMaster();
+        const agent = r.agents.get(m)!;
+        await agent.call("reallocate", { moves });
+        const idle = await agent.call<{ idle: boolean }>("waitIdle", { timeoutMs: 5000 });
+        if (!idle.idle) throw new Error(`reallocation did not complete within 5 s\n${await r.diagnostics()}`);
+      },
+      async crashMember(host) {
+        const r = need();
+        const agent = r.agents.get(host);
+        if (!agent) throw new Error(`no reference member on ${host}`);
+        // SIGKILL first: no resignation (priority 0), no cleanup - a crash. Then reap the channel.
+        if (agent.pid) await self.lab.host(host).exec(["kill", "-KILL", String(agent.pid)]);
+        await agent.stop({ graceMs: 100 }).catch(() => undefined);
+        r.agents.delete(host);
+      },
+      diagnostics: () => need().diagnostics(),
+    };
+  }
+}
+
+export const referenceRegistration: AdapterRegistration = {
+  name: "reference",
+  description:
+    "Tandem's reference roles (VRLS router agents; option handoffProtection=off breaks the hand-off)",
+  suites: ["vrls", "natlb"],
+  create: (target) => new ReferenceAdapter(target),
+};
