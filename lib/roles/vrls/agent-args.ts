@@ -10,6 +10,8 @@ export interface RouterAgentArgs {
   key: string;
   bucketSeed: number;
   core: RouterCoreOptions;
+  /** Log every data plane change, stop and release (diagnostics). */
+  trace?: boolean;
 }
 
 export function routerAgentArgs(vr: VirtualRouterConfig, host: string): RouterAgentArgs {
@@ -21,5 +23,6 @@ export function routerAgentArgs(vr: VirtualRouterConfig, host: string): RouterAg
     key: vr.spec.key,
     bucketSeed: vr.spec.conditions.kind === "bucket" ? vr.spec.conditions.seed : 0,
     core,
+    trace: process.env.VRLS_TRACE === "1",
   };
 }

@@ -41,6 +41,7 @@ const count = (k: string) => {
   rx[k] = (rx[k] ?? 0) + 1;
 };
 const now = () => performance.now();
+const RESOLVE_SETTLE_MS = 5;
 
 const dp = new MemberDataplane({
   exec: localExecutor(),
@@ -161,11 +162,15 @@ async function perform(a: CoreAction): Promise<void> {
       sendMessage(a.to, a.message);
       return;
     case "dataplane":
+      if (args.trace)
+        log(`apply at ${Date.now()} ${JSON.stringify(Object.fromEntries(core.member.dispositions))}`);
       // The newest state, not this action's copy: a later stop may already have changed it.
       await dp.apply(core.member.dispositions);
       return;
     case "stopAndSendMarkers": {
       const markers = dp.stop(a.to, a.epoch, a.version, a.conditions, a.mode);
+      if (args.trace)
+        log(`stop ${a.conditions} at ${Date.now()} v${a.version} -> ${a.to}: ${markers.length} markers`);
       sendMessage(
         { member: a.to },
         { type: "markers", epoch: a.epoch, version: a.version, conditions: a.conditions, markers },
@@ -176,7 +181,14 @@ async function perform(a: CoreAction): Promise<void> {
       await dp.stopNow(a.conditions);
       return;
     case "resolveHeld": {
+      // The markers came through the raw-socket helper; packets that reached the hub (and
+      // this member's NFQUEUE) before them may still wait in the netlink socket. Let the
+      // event loop read them first, or they would meet the "pass" mode after the release
+      // and be forwarded although the old owner forwarded them too.
+      await new Promise((r) => setTimeout(r, RESOLVE_SETTLE_MS));
       const r = dp.resolve(a.conditions, a.mode, a.markers);
+      if (args.trace)
+        log(`resolve ${a.conditions} at ${Date.now()}: released ${r.released} dropped ${r.dropped}`);
       count("handoff.resolved");
       rx.releasedPackets = (rx.releasedPackets ?? 0) + r.released;
       rx.droppedHeldPackets = (rx.droppedHeldPackets ?? 0) + r.dropped;
