@@ -2,6 +2,8 @@ import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect } from "vitest";
 import { type Lab, upLab } from "../../lib/lab/index.ts";
+import { compareTcpWire } from "../../lib/roles/vrls/tcp-wire.ts";
+import { TrafficAgent } from "../../lib/traffic/agent-client.ts";
 import { Capture } from "../../lib/traffic/capture.ts";
 import { renderTimelineSvg } from "../../lib/traffic/chart.ts";
 import { sendUdpStream } from "../../lib/traffic/udp.ts";
@@ -292,7 +294,9 @@ async function handoffRun(mode: "timer" | "exactly-once", port: number) {
   let moves = 0;
   const run = await runStreams(lab!, ES, {
     port,
-    pps: 334,
+    // 1000 pps per end system: a packet every ms, so a hand-off that lets both routers
+    // forward for even a millisecond shows up as duplicates on the wire.
+    pps: 1000,
     durationMs: 9000,
     during: async () => {
       const until = Date.now() + 7500;
@@ -338,6 +342,86 @@ describe("vrls: hand-off under load", () => {
         { dupReceiver: run.totals.dupReceiver, dupWire: run.totals.dupWire },
         `${moves} hand-offs in mode ${mode}`,
       ).toEqual({ dupReceiver: 0, dupWire: 0 });
+    },
+    180_000,
+  );
+});
+
+/** Sequence-number mode: one TCP connection per end system while conditions move (seed Fig. 10C, type 5). */
+async function seqnumRun(port: number) {
+  await bringUp("sequence-number");
+  const server = lab!.host("server").remote;
+  const sinkAgent = await TrafficAgent.launch(server);
+  const clients: TrafficAgent[] = [];
+  try {
+    const sink = await sinkAgent.startTcpSink({ ports: [port] });
+    // LAN side: a hub port (es1) sees every segment sent to the virtual MAC; far side: what was forwarded.
+    const lan = await Capture.start(lab!.host("es1").remote, {
+      interface: "eth0",
+      filter: `tcp dst port ${port}`,
+      snapLength: 200,
+    });
+    const far = await Capture.start(server, {
+      interface: "eth0",
+      filter: `tcp dst port ${port}`,
+      snapLength: 200,
+    });
+    clients.push(...(await Promise.all(ES.map((h) => TrafficAgent.launch(lab!.host(h).remote)))));
+    const streams = await Promise.all(
+      clients.map((c) =>
+        c.startTcpStreams({
+          dstIp: "198.18.100.10",
+          ports: [port],
+          connections: 1,
+          recordsPerSecond: 1000,
+          recordBytes: 100,
+        }),
+      ),
+    );
+    await new Promise((r) => setTimeout(r, 500));
+    let current = (await vrls().waitAllocated(6)) as Record<string, string>;
+    let moves = 0;
+    const until = Date.now() + 7000;
+    for (let i = 0; Date.now() < until; i++) {
+      const cond = ES_ADDR[ES[i % ES.length]!]!;
+      const to = current[cond] === MEMBER.ra!.addr ? MEMBER.rb!.addr : MEMBER.ra!.addr;
+      await vrls().reallocate({ [cond]: to });
+      current = { ...current, [cond]: to };
+      moves++;
+      await new Promise((r) => setTimeout(r, 400));
+    }
+    await Promise.all(streams.map((s) => s.stop()));
+    await new Promise((r) => setTimeout(r, 300));
+    const sinkReport = await sink.stop();
+    await lan.stop();
+    await far.stop();
+    const tcp = await compareTcpWire(lan.reader(), far.reader(), port);
+    return { tcp, moves, resets: sinkReport.totals.resets, lanPath: lan.path, farPath: far.path };
+  } finally {
+    await Promise.all([...clients, sinkAgent].map((c) => c.close().catch(() => undefined)));
+  }
+}
+
+describe("vrls: sequence-number hand-off (TCP)", () => {
+  certCase(
+    C["vrls.handoff-seqnum"],
+    async (ctx) => {
+      const r = await seqnumRun(6500);
+      await ctx.attachFile("capture hub 2 (TCP sent)", r.lanPath, "application/vnd.tcpdump.pcap");
+      await ctx.attachFile("capture far side (TCP forwarded)", r.farPath, "application/vnd.tcpdump.pcap");
+      await ctx.attachText(
+        "measurements",
+        JSON.stringify({ mode: vrls().mode, reallocations: r.moves, tcp: r.tcp, resets: r.resets }, null, 2),
+        "application/json",
+        "measurements-seqnum.json",
+      );
+      expect(r.moves, "reallocations done").toBeGreaterThanOrEqual(10);
+      expect(r.tcp.connections, "TCP connections seen").toBe(6);
+      expect(r.tcp.sent, "TCP data segments sent").toBeGreaterThan(1000);
+      expect(
+        { lost: r.tcp.lost, duplicated: r.tcp.duplicated, resets: r.resets },
+        `${r.moves} hand-offs in mode ${vrls().mode}`,
+      ).toEqual({ lost: 0, duplicated: 0, resets: 0 });
     },
     180_000,
   );
