@@ -20,7 +20,9 @@ export interface ChannelCounters {
   accepted: number;
   badAuth: number;
   malformed: number;
+  /** Dropped by the replay window (includes retransmissions of requests already done). */
   replayed: number;
+  /** Of those, copies of a request already done that got the cached ack again. */
   retransmitAnswered: number;
   sent: number;
   retransmitted: number;
@@ -111,14 +113,14 @@ export class ControlChannel {
     const msg = d.value;
     const tag = `${msg.sender}/${msg.sequence}`;
     if (this.replay.check(`s${msg.sender}`, 0, msg.sequence) !== "accept") {
+      // Dropped, never acted on. An exact copy of a request already done cannot be told
+      // from a retransmission whose ack was lost: it gets the cached ack again.
+      this.counters.replayed++;
+      this.reject(`replayed type ${msg.type} from ${msg.sender} seq ${msg.sequence}`);
       const cached = this.answered.get(tag);
       if (cached instanceof Uint8Array) {
-        // A retransmission of a request we did: the ack was lost; answer again, act not.
         this.counters.retransmitAnswered++;
         this.socket.send(cached, rinfo.port, rinfo.address);
-      } else if (cached !== "busy") {
-        this.counters.replayed++;
-        this.reject(`replayed type ${msg.type} from ${msg.sender} seq ${msg.sequence}`);
       }
       return;
     }

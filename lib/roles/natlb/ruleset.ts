@@ -55,7 +55,11 @@ export function buildRuleset(config: NatlbConfig, balancer: string): string {
   lines.push("  set transition_src {", "    type ipv4_addr", "  }");
   lines.push("  chain hold_mark {", "    type filter hook prerouting priority -350; policy accept;");
   lines.push(`    ip daddr @transition_dst meta mark set ${hex(HOLD_MARK)}`);
-  lines.push(`    iifname "${b.internal}" ip saddr @transition_src meta mark set ${hex(HOLD_MARK)}`);
+  // Only what the server sends through the balancer (not to it: the control server may be
+  // one of a VIP's servers, and its control messages must not wait behind the move).
+  lines.push(
+    `    iifname "${b.internal}" ip saddr @transition_src fib daddr type != local meta mark set ${hex(HOLD_MARK)}`,
+  );
   lines.push("  }");
   lines.push("  chain nat_pre {", "    type nat hook prerouting priority dstnat; policy accept;");
   for (const v of vips)
