@@ -146,7 +146,7 @@ export interface MoveContext {
   naiveGapMs?: number;
   /** Planned moves send the entries ahead of the route switch too (default true). */
   precopy?: boolean;
-  /** Budget for calls to a balancer that may be dead (failover). */
+  /** How long a failover waits for the failed balancer's answers (default 0: it does not). */
   deadCallTimeoutMs?: number;
 }
 
@@ -174,6 +174,15 @@ function port(ctx: MoveContext, name: string): BalancerPort {
   const p = ctx.balancers.get(name);
   if (!p) throw new Error(`no balancer named "${name}" (known: ${[...ctx.balancers.keys()].join(", ")})`);
   return p;
+}
+
+/**
+ * A failed balancer is still told (it may only have lost its control path), but the move
+ * does not wait for an answer that will likely never come: at most `ms` (default 0).
+ */
+async function tellDead(p: Promise<unknown>, ms: number): Promise<void> {
+  p.catch(() => undefined);
+  if (ms > 0) await withTimeout(p, ms, "failed balancer").catch(() => undefined);
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -209,7 +218,7 @@ async function runMove(ctx: MoveContext, req: MoveRequest, done: Set<MoveStep>):
   const t0 = performance.now();
   const to = port(ctx, req.to);
   const from = port(ctx, req.from);
-  const deadMs = ctx.deadCallTimeoutMs ?? 1500;
+  const deadMs = ctx.deadCallTimeoutMs ?? 0;
   const failover = req.kind === "failover" || req.kind === "failover-entries-first";
   const fromAlive = !failover;
   const report: MoveReport = {
@@ -258,7 +267,7 @@ async function runMove(ctx: MoveContext, req: MoveRequest, done: Set<MoveStep>):
   const switchRoute = async () => {
     await to.claim(req.vip);
     if (fromAlive) await from.release(req.vip);
-    else await withTimeout(from.release(req.vip), deadMs, `${req.from} release`).catch(() => undefined);
+    else await tellDead(from.release(req.vip), deadMs);
   };
 
   try {
@@ -287,7 +296,7 @@ async function runMove(ctx: MoveContext, req: MoveRequest, done: Set<MoveStep>):
       // The new owner first: its held packets wait for this, the old owner's cleanup does not.
       report.hold = await to.endSwitch(req.vip, "new");
       if (fromAlive) await from.endSwitch(req.vip, "old");
-      else await withTimeout(from.endSwitch(req.vip, "old"), deadMs, `${req.from} endSwitch`).catch(() => undefined);
+      else await tellDead(from.endSwitch(req.vip, "old"), deadMs);
       return report.hold;
     });
   } catch (e) {
@@ -347,9 +356,8 @@ async function completeAfterFailure(
       await step("route", switchRoute);
       await step("entries", transfer);
       await step("end", async () => {
-        await withTimeout(from.endSwitch(req.vip, "old"), fromAlive ? 30_000 : deadMs, "endSwitch old").catch(
-          () => undefined,
-        );
+        if (fromAlive) await withTimeout(from.endSwitch(req.vip, "old"), 30_000, "endSwitch old").catch(() => undefined);
+        else await tellDead(from.endSwitch(req.vip, "old"), deadMs);
         report.hold = await to.endSwitch(req.vip, "new");
         return report.hold;
       });
