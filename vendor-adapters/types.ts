@@ -87,6 +87,38 @@ export interface DeviceTarget {
   lab?: Lab;
 }
 
+/** A VIP move as the balancers' control function reports it (seed 002, four steps). */
+export interface NatlbMoveResult {
+  id: string;
+  outcome: string;
+  steps: string[];
+  entriesMoved: number;
+  totalMs: number;
+  hold?: { held: number; released: number; dropped: number; inOrder: boolean; holdMs: number };
+  raw: unknown;
+}
+
+export interface NatlbLoadResult {
+  established: number;
+  resets: number;
+  stalls: number;
+  corrupt: number;
+  failedConnects: number;
+  open: number;
+  raw: unknown;
+}
+
+/** The control surface of NAT-LB balancers (seed 002) for the natlb suite. */
+export interface NatlbControl {
+  start(options: { embodiment: "dnat" | "fullnat" }): Promise<void>;
+  stop(): Promise<void>;
+  owner(vip: string): Promise<string | undefined>;
+  move(vip: string, to: string): Promise<NatlbMoveResult>;
+  startLoad(id: string, vip: string, connections: number, downloads: number): Promise<number>;
+  loadReport(id: string, stop?: boolean): Promise<NatlbLoadResult>;
+  diagnostics(): Promise<string>;
+}
+
 /** Per-member end system as a VRLS master reports it (seed Fig. 9B). */
 export interface VrlsEndSystem {
   address: string;
@@ -138,6 +170,8 @@ export interface VendorAdapter {
   dispose(): Promise<void>;
   /** Present when the device is a VRLS virtual router. */
   readonly vrls?: VrlsControl;
+  /** Present when the device is a set of NAT-LB balancers with their control function. */
+  readonly natlb?: NatlbControl;
 }
 
 export interface AdapterRegistration {

@@ -77,7 +77,19 @@ function vrls(): VrlsControl {
 async function bringUp(mode?: "timer" | "sequence-number" | "exactly-once") {
   const v = vrls();
   await v.start({ infoResponders: LAN_ES, ...(mode ? { mode } : {}) });
-  const master = await v.waitForMaster(20_000);
+  // Members start within a few hundred ms of each other: a lower-priority member may lead
+  // until the higher one preempts. The election result is the master that holds for 1 s.
+  await v.waitForMaster(20_000);
+  let master = "";
+  let stableSince = Date.now();
+  for (const until = Date.now() + 10_000; Date.now() < until; ) {
+    const m = (await v.master()) ?? "";
+    if (m !== master) {
+      master = m;
+      stableSince = Date.now();
+    } else if (m && Date.now() - stableSince >= 1000) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   // es5/es6 sit behind router C: no directed broadcast reaches them, their traffic does.
   await Promise.all(
     ["es5", "es6"].map((h, i) =>

@@ -3,6 +3,18 @@ import { join } from "node:path";
 import type { Lab } from "../../lib/lab/index.ts";
 import type { AgentClient } from "../../lib/remote/index.ts";
 import { repoRoot } from "../../lib/remote/repo-root.ts";
+import type { NatlbConfig } from "../../lib/roles/natlb/config.ts";
+import {
+  holdReportOf,
+  loadReport,
+  move,
+  type NatlbRig,
+  startLoad,
+  startNatlb,
+  status,
+  stopNatlb,
+} from "../../lib/roles/natlb/lab-harness.ts";
+import { loadNatlbSection } from "../../lib/roles/natlb/section.ts";
 import {
   type RunningVirtualRouter,
   startInfoResponders,
@@ -18,6 +30,7 @@ import type {
   DeviceState,
   DeviceTarget,
   Fault,
+  NatlbControl,
   VendorAdapter,
   VrlsControl,
   VrlsEndSystem,
@@ -34,6 +47,8 @@ export class ReferenceAdapter implements VendorAdapter {
   readonly name = "reference";
   readonly capabilities: ReadonlySet<Capability>;
   readonly vrls?: VrlsControl;
+  readonly natlb?: NatlbControl;
+  private rig: NatlbRig | undefined;
   private running: RunningVirtualRouter | undefined;
   private responders: AgentClient[] = [];
   private readonly lab: Lab;
@@ -48,6 +63,10 @@ export class ReferenceAdapter implements VendorAdapter {
     if (loaded.topology.vrls) {
       caps.push("vrls", "vrls-timer", "vrls-exactly-once", "vrls-sequence-number");
       this.vrls = this.vrlsControl();
+    }
+    if (loaded.topology.natlb) {
+      caps.push("natlb", "natlb-full-nat", "natlb-copy-keeping");
+      this.natlb = this.natlbControl();
     }
     this.capabilities = new Set(caps);
   }
@@ -89,6 +108,7 @@ export class ReferenceAdapter implements VendorAdapter {
   }
 
   async collectLogs(): Promise<string> {
+    if (this.rig) return this.natlb?.diagnostics() ?? "";
     if (!this.running) return "(no reference agent running)";
     return [...this.running.agents].map(([h, a]) => `==== ${h} ====\n${a.logText()}`).join("\n");
   }
@@ -102,6 +122,77 @@ export class ReferenceAdapter implements VendorAdapter {
 
   async dispose(): Promise<void> {
     await this.vrls?.stop();
+    await this.natlb?.stop();
+  }
+
+  private natlbControl(): NatlbControl {
+    const self = this;
+    const need = () => {
+      if (!self.rig) throw new Error("the balancers are not started");
+      return self.rig;
+    };
+    return {
+      async start({ embodiment }) {
+        await this.stop();
+        const config: NatlbConfig = { ...loadNatlbSection(self.topology()), embodiment };
+        self.rig = await startNatlb(self.lab, config);
+      },
+      async stop() {
+        const r = self.rig;
+        self.rig = undefined;
+        await stopNatlb(r);
+      },
+      async owner(vip) {
+        return (await status(need())).vips.find((v) => v.vip === vip)?.owner ?? undefined;
+      },
+      async move(vip, to) {
+        const r = need();
+        const m = await move(r, vip, to, "planned");
+        const hold = await holdReportOf(r, to, m.id);
+        return {
+          id: m.id,
+          outcome: m.outcome,
+          steps: m.steps.map((x) => x.step),
+          entriesMoved: m.entriesMoved,
+          totalMs: m.totalMs,
+          ...(hold
+            ? {
+                hold: {
+                  held: hold.held,
+                  released: hold.released,
+                  dropped: (hold.overflowDropped ?? 0) + (hold.timeoutDropped ?? 0) + (hold.discarded ?? 0),
+                  inOrder: hold.inOrder,
+                  holdMs: hold.holdMs,
+                },
+              }
+            : {}),
+          raw: { move: m, hold },
+        };
+      },
+      async startLoad(id, vip, connections, downloads) {
+        const started = await startLoad(need(), id, vip, { connections, downloads });
+        return started.reduce((a, s) => a + s.established, 0);
+      },
+      async loadReport(id, stop = false) {
+        const l = await loadReport(need(), id, stop);
+        return {
+          established: l.established,
+          resets: l.resets,
+          stalls: l.stalls,
+          corrupt: l.corrupt,
+          failedConnects: l.failedConnects,
+          open: l.open,
+          raw: l,
+        };
+      },
+      async diagnostics() {
+        const r = self.rig;
+        if (!r) return "(balancers not started)";
+        return [...r.balancers]
+          .map(([n, a]) => `==== ${n} ====\n${a.logText().split("\n").slice(-80).join("\n")}`)
+          .join("\n");
+      },
+    };
   }
 
   private vrlsControl(): VrlsControl {
