@@ -138,7 +138,7 @@ describe("VRLS hand-off under load on the Fig. 7 lab", () => {
         virtualRouterConfig(loaded, "vr1", { mode, advertIntervalMs: 100, discoveryMs: 200 }),
       );
       try {
-        await vr.waitForMaster();
+        await vr.waitForMaster(15_000, "ra");
         // Passive discovery of all six end systems.
         await Promise.all(
           ES.map((h, i) =>

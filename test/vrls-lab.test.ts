@@ -45,7 +45,7 @@ describe("VRLS reference router on the Fig. 7 lab", () => {
   it("two members: one master, discovery (ICMP + passive), 3/3 split, each end system forwarded by exactly its member", async () => {
     responders = await startInfoResponders(lab, ["es1", "es2", "es3", "es4"]);
     vr = await startVirtualRouter(lab, virtualRouterConfig(loaded, "vr1", { advertIntervalMs: 100 }));
-    const master = await vr.waitForMaster().catch(async (e) => {
+    const master = await vr.waitForMaster(15_000, "ra").catch(async (e) => {
       throw new Error(`${e.message}\n${await vr?.diagnostics()}`);
     });
     expect(master).toBe("ra");

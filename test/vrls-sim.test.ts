@@ -211,6 +211,33 @@ describe("VRLS protocol over a simulated hub LAN", () => {
     expect([...(after ?? new Map()).values()].filter((o) => o === "198.18.1.2")).toHaveLength(0);
   });
 
+  it("staggered start: a lower-priority router is master first, the owner preempts, the allocation converges", () => {
+    for (const offset of [0, 10, 30, 34, 36, 40, 80]) {
+      const sim = new LanSimulation({
+        routers: routers(2, "exactly-once"),
+        flows: flows(),
+        minDelayMs: 0.05,
+        maxDelayMs: 1,
+        lossRate: 0.01,
+        seed: offset,
+        startAt: [offset, 0],
+      });
+      sim.start();
+      sim.runUntil(offset + 200);
+      settle(sim, 3000);
+      sim.runUntil(sim.now + 100);
+      const m = sim.master();
+      expect(m?.core.opts.self, `offset ${offset}`).toBe("198.18.1.2");
+      const owners = Object.values(m?.core.snapshot(sim.now).master?.allocation ?? {});
+      expect(
+        owners.filter((o) => o === "198.18.1.2"),
+        `offset ${offset}`,
+      ).toHaveLength(3);
+      const t = sim.tally(sim.now - 60, sim.now - 5);
+      expect(t.lost + t.duplicated, `offset ${offset}`).toBe(0);
+    }
+  });
+
   it("backup killed: the master marks it faulty after its responses stop and reallocates its end systems", () => {
     const sim = new LanSimulation({
       routers: routers(2, "exactly-once"),

@@ -18,7 +18,8 @@ export interface RunningVirtualRouter {
   status(host: string): Promise<CoreSnapshot & Record<string, unknown>>;
   /** The host whose agent reports master (undefined when none or several). */
   master(): Promise<string | undefined>;
-  waitForMaster(timeoutMs?: number): Promise<string>;
+  /** Waits for a single master (`expected`, when given: e.g. after preemption settles). */
+  waitForMaster(timeoutMs?: number, expected?: string): Promise<string>;
   /** Waits until the master has allocated `conditions` end systems and nothing is in flight. */
   waitAllocated(conditions: number, timeoutMs?: number): Promise<Record<string, string>>;
   /** Each agent's status (or error) and last log lines, for failure messages. */
@@ -93,11 +94,11 @@ export async function startVirtualRouter(
       const masters = roles.filter(([, r]) => r === "master");
       return masters.length === 1 ? masters[0]?.[0] : undefined;
     },
-    waitForMaster: async (timeoutMs = 15_000) => {
+    waitForMaster: async (timeoutMs = 15_000, expected?: string) => {
       const until = Date.now() + timeoutMs;
       while (Date.now() < until) {
         const m = await running.master();
-        if (m) return m;
+        if (m && (expected === undefined || m === expected)) return m;
         await new Promise((r) => setTimeout(r, 50));
       }
       throw new Error(`no single master within ${timeoutMs} ms`);
@@ -116,7 +117,7 @@ export async function startVirtualRouter(
         await new Promise((r) => setTimeout(r, 50));
       }
       throw new Error(
-        `allocation of ${conditions} conditions not complete within ${timeoutMs} ms: ${JSON.stringify(last)}`,
+        `allocation of ${conditions} conditions not complete within ${timeoutMs} ms: ${JSON.stringify(last)}\n${await running.diagnostics()}`,
       );
     },
     diagnostics: async () => {

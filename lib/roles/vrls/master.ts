@@ -7,6 +7,7 @@
  * Pure and clock-injected. The master's own forwarding is run by its
  * MemberEngine, which receives the allocations like everybody else.
  */
+import { ipToInt } from "../../topology/address.ts";
 import { type Assignment, allocateByRate, allocateEqualCounts } from "./allocation.ts";
 import type { AllocationEntry, Destination, HandoffMode, VrlsMessage } from "./messages.ts";
 import { compareVersion } from "./messages.ts";
@@ -87,7 +88,10 @@ export class MasterEngine {
   ): MasterAction[] {
     this.active = true;
     this.startedAt = now;
-    this.epoch = lastEpoch + 1;
+    // Unique per master even when two routers become master at once (both from the same
+    // lastEpoch): the low byte is the master's own (last address octet, distinct on a subnet
+    // of /24 or longer), so two masters never issue the same (epoch, version).
+    this.epoch = (Math.floor(lastEpoch / 256) + 1) * 256 + (ipToInt(this.opts.self) & 0xff);
     this.version = 0;
     this.inFlight = null;
     this.current = new Map(previous.map((e) => [e.condition, e.owner]));
@@ -187,7 +191,7 @@ export class MasterEngine {
     if (f && now - f.lastSent >= this.opts.retryMs) {
       f.attempts++;
       for (const m of f.waiting) {
-        if (!f.confirmedOnce.has(m) && f.attempts > this.opts.maxRetries)
+        if (m !== this.opts.self && !f.confirmedOnce.has(m) && f.attempts > this.opts.maxRetries)
           this.markFaulty(m, "no confirmation", actions);
       }
       if (this.inFlight === f) {

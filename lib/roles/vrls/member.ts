@@ -69,6 +69,7 @@ export interface MemberSnapshot {
 
 export class MemberEngine {
   private epoch = 0;
+  private allocator = "";
   private version = 0;
   private mode: HandoffMode | null = null;
   private entries: AllocationEntry[] = [];
@@ -97,8 +98,17 @@ export class MemberEngine {
     return this.gains.size === 0 && [...this.losses.values()].every((l) => l.phase === "stopped");
   }
 
-  onAllocation(msg: Extract<VrlsMessage, { type: "allocation" }>, now: number): MemberAction[] {
-    const order = compareVersion(msg, { epoch: this.epoch, version: this.version });
+  /**
+   * `from` is the master that sent it. Versions compare within one master's series; a
+   * different master starts a new series, accepted when its epoch is not older.
+   */
+  onAllocation(msg: Extract<VrlsMessage, { type: "allocation" }>, now: number, from = ""): MemberAction[] {
+    const sameSeries = from === this.allocator;
+    const order = sameSeries
+      ? compareVersion(msg, { epoch: this.epoch, version: this.version })
+      : msg.epoch >= this.epoch
+        ? 1
+        : -1;
     if (order < 0) {
       this.staleAllocations++;
       return [];
@@ -108,6 +118,7 @@ export class MemberEngine {
     this.settle(actions);
     this.epoch = msg.epoch;
     this.version = msg.version;
+    this.allocator = from;
     this.mode = msg.mode;
     this.entries = msg.entries;
     this.peerObserving.clear();

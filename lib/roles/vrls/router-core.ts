@@ -236,10 +236,18 @@ export class RouterCore {
       case "response":
         if (this.master.isActive) emit(this.master.onResponse(from, m, now));
         return;
-      case "allocation":
+      case "allocation": {
         this.counters.allocationsIn = (this.counters.allocationsIn ?? 0) + 1;
-        emit(this.member.onAllocation(m, now));
+        // Only the master VRRP elected allocates (a master that just lost its place may
+        // still have allocations in flight).
+        const master = this.vrrp.name === "master" ? this.opts.self : this.vrrp.masterAddress;
+        if (master !== null && from !== master) {
+          this.counters.allocationsFromNonMaster = (this.counters.allocationsFromNonMaster ?? 0) + 1;
+          return;
+        }
+        emit(this.member.onAllocation(m, now, from));
         return;
+      }
       case "confirmation":
         this.counters.confirmationsIn = (this.counters.confirmationsIn ?? 0) + 1;
         if (!fromSelf) emit(this.member.onConfirmation(from, m, now));

@@ -29,6 +29,8 @@ export interface SimOptions {
   maxDelayMs: number;
   lossRate: number;
   seed: number;
+  /** Startup time of each router (ms); default all at 0. */
+  startAt?: number[];
 }
 
 interface SimRouter {
@@ -75,7 +77,11 @@ export class LanSimulation {
   }
 
   start(): void {
-    for (const r of this.routers) this.apply(r, r.core.handle({ type: "startup", now: this.now }));
+    for (const [i, r] of this.routers.entries()) {
+      this.schedule(this.opts.startAt?.[i] ?? 0, () =>
+        this.apply(r, r.core.handle({ type: "startup", now: this.now })),
+      );
+    }
     for (const [i, f] of this.opts.flows.entries())
       this.schedule(this.rng() * f.periodMs, () => this.sendPacket(i));
     this.schedule(1, () => this.tickAll());

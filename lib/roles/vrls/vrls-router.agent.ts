@@ -65,6 +65,7 @@ function handle(event: CoreEvent): void {
   if (stopped && event.type !== "shutdown") return;
   for (const a of core.handle(event)) {
     // Timer mode's stop must not wait behind earlier actions (its delay budget is small).
+    if (a.type === "role") notify("role", { role: a.role, at: Date.now(), self });
     if (a.type === "stopForwarding") {
       dp.stopNow(a.conditions).catch((e) => log(`stop failed: ${(e as Error).message}`));
       count("handoff.timerStops");
@@ -156,7 +157,6 @@ async function perform(a: CoreAction): Promise<void> {
     case "role":
       await dp.setRole(a.role);
       log(`role ${a.role}`);
-      notify("role", { role: a.role, at: Date.now(), self });
       return;
     case "send":
       sendMessage(a.to, a.message);
