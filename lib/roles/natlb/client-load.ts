@@ -256,3 +256,56 @@ export class ClientLoad {
     return rep;
   }
 }
+
+/**
+ * Short connections as fast as `concurrency` loops can go for `durationMs`: connect,
+ * one keep-alive-less request, close. Measures connections per second through the
+ * balancers (each one is a new conntrack entry and a new NAT binding).
+ */
+export interface BurstReport {
+  completed: number;
+  failed: number;
+  durationMs: number;
+  perSecond: number;
+}
+
+export async function connectionBurst(o: {
+  target: string;
+  port: number;
+  concurrency: number;
+  durationMs: number;
+  localAddresses?: string[];
+}): Promise<BurstReport> {
+  let completed = 0;
+  let failed = 0;
+  const t0 = Date.now();
+  const end = t0 + o.durationMs;
+  const one = (i: number) =>
+    new Promise<boolean>((resolve) => {
+      const locals = o.localAddresses ?? [];
+      const localAddress = locals.length > 0 ? locals[i % locals.length] : undefined;
+      const sock = connect({ host: o.target, port: o.port, ...(localAddress ? { localAddress } : {}) });
+      let got = "";
+      const timer = setTimeout(() => sock.destroy(new Error("timeout")), 5000);
+      sock.setNoDelay(true);
+      sock.on("connect", () => sock.write(`GET /tick?c=${i}&s=1 HTTP/1.1\r\nHost: vip\r\nConnection: close\r\n\r\n`));
+      sock.on("data", (d: Buffer) => {
+        got += d.toString("latin1");
+      });
+      sock.on("error", () => undefined);
+      sock.on("close", () => {
+        clearTimeout(timer);
+        resolve(got.startsWith("HTTP/1.1 200"));
+      });
+    });
+  await Promise.all(
+    Array.from({ length: o.concurrency }, async (_, i) => {
+      while (Date.now() < end) {
+        if (await one(i)) completed++;
+        else failed++;
+      }
+    }),
+  );
+  const durationMs = Date.now() - t0;
+  return { completed, failed, durationMs, perSecond: Math.round((completed * 1000) / durationMs) };
+}

@@ -1,7 +1,7 @@
 // Client agent (clients 1a-1c of seed 002, FIG. 3): many long-lived TCP connections to a
 // VIP, counting resets, stalls and corrupted bytes (see client-load.ts).
 import { serveAgent } from "../../remote/agent-runtime.ts";
-import { ClientLoad, type ClientLoadOptions } from "./client-load.ts";
+import { ClientLoad, type ClientLoadOptions, connectionBurst } from "./client-load.ts";
 
 const loads = new Map<string, ClientLoad>();
 
@@ -21,6 +21,8 @@ serveAgent({
       if (!load) throw new Error(`no load ${p.id}`);
       return load.report();
     },
+    /** Short connections as fast as possible (connections per second). */
+    burst: (p: Parameters<typeof connectionBurst>[0]) => connectionBurst(p),
     stop: (p: { id: string }) => {
       const load = loads.get(p.id);
       if (!load) throw new Error(`no load ${p.id}`);

@@ -1,0 +1,172 @@
+import { type Lab, upLab } from "../lib/lab/index.ts";
+import type { BurstReport } from "../lib/roles/natlb/client-load.ts";
+import type { NatlbConfig } from "../lib/roles/natlb/config.ts";
+import {
+  holdReportOf,
+  loadReport,
+  move,
+  type NatlbRig,
+  startLoad,
+  startNatlb,
+  status,
+  stopNatlb,
+  sumReports,
+} from "../lib/roles/natlb/lab-harness.ts";
+import { loadNatlbSection } from "../lib/roles/natlb/section.ts";
+import { loadTopology } from "../lib/topology/load.ts";
+
+/**
+ * `tandem bench natlb`: on the seed's Fig. 3 lab, with 1000 TCP connections on one VIP,
+ * N planned moves of that VIP back and forth (move time, hold time, connections kept);
+ * connections per second through one balancer vs two; then on the Fig. 13 lab, balancer
+ * A killed with 1000 connections on its VIPs (connections kept by the failover).
+ */
+export interface NatlbBenchResult {
+  move_ms_p50: number;
+  move_ms_p99: number;
+  hold_ms_p99: number;
+  planned_preserved_pct: number;
+  failover_preserved_pct: number;
+  cps_two: number;
+  cps_one: number;
+}
+
+export interface NatlbBenchOptions {
+  moves?: number;
+  embodiment?: "dnat" | "fullnat";
+  burstMs?: number;
+  log?: (line: string) => void;
+}
+
+const FIG3 = new URL("../labs/natlb-fig3.yaml", import.meta.url).pathname;
+const FIG13 = new URL("../labs/natlb-fig13.yaml", import.meta.url).pathname;
+const VIP11 = "198.51.100.11";
+const VIP12 = "198.51.100.12";
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function percentile(values: number[], p: number): number {
+  if (values.length === 0) return 0;
+  const s = [...values].sort((a, b) => a - b);
+  const i = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
+  return s[i] as number;
+}
+
+async function burst(rig: NatlbRig, vips: string[], durationMs: number): Promise<number> {
+  const hosts = [...rig.clients.entries()];
+  const reports = await Promise.all(
+    hosts.map(([, c], i) =>
+      c.call<BurstReport>(
+        "burst",
+        { target: vips[i % vips.length], port: 80, concurrency: 24, durationMs },
+        { timeoutMs: durationMs + 30_000 },
+      ),
+    ),
+  );
+  return reports.reduce((a, r) => a + r.perSecond, 0);
+}
+
+async function withRig<T>(file: string, config: (c: NatlbConfig) => NatlbConfig, fn: (rig: NatlbRig) => Promise<T>) {
+  const loaded = loadTopology(file);
+  const cfg = config(loadNatlbSection(loaded));
+  let lab: Lab | undefined;
+  let rig: NatlbRig | undefined;
+  try {
+    lab = await upLab(loaded);
+    rig = await startNatlb(lab, cfg);
+    return await fn(rig);
+  } finally {
+    await stopNatlb(rig);
+    await lab?.down();
+  }
+}
+
+export async function runNatlbBench(options: NatlbBenchOptions = {}): Promise<NatlbBenchResult> {
+  const log = options.log ?? ((line: string) => console.log(line));
+  const moves = options.moves ?? 8;
+  const embodiment = options.embodiment ?? "dnat";
+  const burstMs = options.burstMs ?? 5000;
+  const moveMs: number[] = [];
+  const holdMs: number[] = [];
+  let plannedPreserved = 0;
+  let cpsOne = 0;
+  let cpsTwo = 0;
+
+  await withRig(FIG3, (c) => ({ ...c, embodiment }), async (rig) => {
+    await startLoad(rig, "bench", VIP11, { connections: 960, downloads: 40 });
+    await sleep(1500);
+    let owner = "lba";
+    for (let i = 0; i < moves; i++) {
+      const to = owner === "lba" ? "lbb" : "lba";
+      const m = await move(rig, VIP11, to, "planned");
+      if (m.outcome !== "completed") throw new Error(`move ${i} ${m.outcome}: ${m.error}`);
+      const hold = await holdReportOf(rig, to, m.id);
+      moveMs.push(m.totalMs);
+      holdMs.push(hold?.holdMs ?? 0);
+      log(`move ${i + 1}: ${owner} -> ${to} ${m.totalMs} ms, held ${hold?.held ?? 0} packets for up to ${hold?.holdMs ?? 0} ms`);
+      owner = to;
+      await sleep(700);
+    }
+    await sleep(1500);
+    const load = await loadReport(rig, "bench", true);
+    plannedPreserved = load.established > 0 ? (100 * load.open) / load.established : 0;
+    log(`planned moves: ${load.open}/${load.established} connections open, ${load.resets} reset, ${load.stalls} stalls > 1 s`);
+
+    // Connections per second: both VIPs on one balancer, then one VIP on each.
+    const st = await status(rig);
+    for (const v of [VIP11, VIP12]) {
+      if (st.vips.find((x) => x.vip === v)?.owner !== "lba") await move(rig, v, "lba", "planned");
+    }
+    cpsOne = await burst(rig, [VIP11, VIP12], burstMs);
+    await move(rig, VIP12, "lbb", "planned");
+    cpsTwo = await burst(rig, [VIP11, VIP12], burstMs);
+    log(`short connections: ${cpsOne}/s through one balancer, ${cpsTwo}/s through two`);
+  });
+
+  let failoverPreserved = 0;
+  await withRig(FIG13, (c) => ({ ...c, embodiment }), async (rig) => {
+    await rig.controller.call("startAuto", { everyMs: 50 });
+    await Promise.all([
+      startLoad(rig, "fo-11", VIP11, { connections: 480, downloads: 20 }),
+      startLoad(rig, "fo-12", VIP12, { connections: 480, downloads: 20 }),
+    ]);
+    await sleep(2000);
+    const ping = await rig.balancers.get("lba")?.call<{ pid: number }>("ping");
+    await rig.lab.host("lba").exec(["sh", "-c", `ip link set eth0 down; ip link set eth1 down; kill -9 ${ping?.pid}`]);
+    await sleep(5000);
+    const load = sumReports(await Promise.all([loadReport(rig, "fo-11", true), loadReport(rig, "fo-12", true)]));
+    failoverPreserved = load.established > 0 ? (100 * load.open) / load.established : 0;
+    log(`failover: ${load.open}/${load.established} connections kept, longest interruption ${load.maxLatencyMs} ms`);
+  });
+
+  const result: NatlbBenchResult = {
+    move_ms_p50: percentile(moveMs, 50),
+    move_ms_p99: percentile(moveMs, 99),
+    hold_ms_p99: percentile(holdMs, 99),
+    planned_preserved_pct: Math.round(plannedPreserved * 10) / 10,
+    failover_preserved_pct: Math.round(failoverPreserved * 10) / 10,
+    cps_two: cpsTwo,
+    cps_one: cpsOne,
+  };
+  printNatlbBench(result, log);
+  return result;
+}
+
+export function printNatlbBench(r: NatlbBenchResult, log: (line: string) => void = console.log): void {
+  const rows: [string, string][] = [
+    ["planned move, p50 (ms)", String(r.move_ms_p50)],
+    ["planned move, p99 (ms)", String(r.move_ms_p99)],
+    ["transition hold, p99 (ms)", String(r.hold_ms_p99)],
+    ["connections kept, planned moves (%)", String(r.planned_preserved_pct)],
+    ["connections kept, failover (%)", String(r.failover_preserved_pct)],
+    ["short connections/s, one balancer", String(r.cps_one)],
+    ["short connections/s, two balancers", String(r.cps_two)],
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length));
+  for (const [k, v] of rows) log(`${k.padEnd(w)}  ${v}`);
+  log(JSON.stringify(r));
+}
+
+// Direct run (the CLI wires `tandem bench natlb --json`).
+if (import.meta.url === `file://${process.argv[1]}`) {
+  await runNatlbBench();
+}
