@@ -19,6 +19,7 @@ import {
   tcpCounters,
 } from "../lib/roles/natlb/lab-harness.ts";
 import { loadNatlbSection } from "../lib/roles/natlb/section.ts";
+import { formatBalancerTables, readBalancerTables } from "../lib/roles/natlb/show.ts";
 import { compareCaptures, type Segment, segmentOf } from "../lib/roles/natlb/wire-check.ts";
 import { Capture } from "../lib/traffic/capture.ts";
 import { loadTopology } from "../lib/topology/load.ts";
@@ -123,6 +124,15 @@ describe.each(["dnat", "fullnat"] as const)("Fig. 3 lab, embodiment %s", (embodi
     expect(wire.c2s.lost + wire.c2s.duplicated + wire.s2c.lost + wire.s2c.duplicated).toBe(0);
     const after = await status(r);
     expect(after.vips.find((v) => v.vip === VIP1)?.owner).toBe("lbb");
+    // `tandem natlb show`: the tables as the kernels hold them, in the seed's columns.
+    const tables = await readBalancerTables(r.lab, r.config);
+    const lbb = tables.find((t) => t.balancer === "lbb");
+    const lba = tables.find((t) => t.balancer === "lba");
+    expect(lbb?.modes).toContainEqual({ address: VIP1, mode: "normal" });
+    expect(lba?.modes.map((m) => m.address)).not.toContain(VIP1);
+    expect(lbb?.total).toBeGreaterThanOrEqual(1000);
+    expect(lbb?.entries[0]).toHaveProperty(["client 901/902"]);
+    console.log(formatBalancerTables(tables, 3));
     await loadReport(r, "planned", true);
   }, 120_000);
 
