@@ -3,6 +3,7 @@ import { keepalivedRegistration } from "./keepalived/index.ts";
 import { referenceRegistration } from "./reference/index.ts";
 import { sshCliRegistration } from "./ssh-cli/index.ts";
 import type { AdapterRegistration, DeviceTarget, VendorAdapter } from "./types.ts";
+import { webUiRegistration } from "./web-ui/index.ts";
 
 export * from "./types.ts";
 
@@ -15,6 +16,7 @@ const registrations: AdapterRegistration[] = [
   keepalivedRegistration,
   frrRegistration,
   sshCliRegistration,
+  webUiRegistration,
 ];
 
 export function registerAdapter(registration: AdapterRegistration): void {
