@@ -35,7 +35,15 @@ export function virtualRouterConfig(
   const all = loadVrlsConfig(loaded);
   const vr = name ? all.find((v) => v.name === name) : all[0];
   if (!vr) throw new Error(`${loaded.file}: no virtual router ${name ?? ""} in its vrls: section`);
-  return { ...vr, spec: { ...vr.spec, ...overrides } };
+  const spec = { ...vr.spec, ...overrides };
+  const members = overrides.members
+    ? overrides.members.map((m) => {
+        const known = vr.members.find((x) => x.host === m.host);
+        if (!known) throw new Error(`${loaded.file}: ${m.host} is not a member of ${vr.name}`);
+        return { ...known, priority: m.priority, implementation: m.implementation };
+      })
+    : vr.members;
+  return { ...vr, spec, members };
 }
 
 export async function startInfoResponders(
