@@ -15,7 +15,7 @@ import { type NatlbConfig, NatlbSection } from "../lib/roles/natlb/config.ts";
 import { namespaceExec } from "../lib/roles/natlb/exec.ts";
 import { LocalAgent } from "../lib/roles/natlb/local-agent.ts";
 import { localPorts } from "../lib/roles/natlb/local-port.ts";
-import { type MoveKind, MoveJournal, type MoveReport, moveVip } from "../lib/roles/natlb/move.ts";
+import { type BalancerPort, type MoveKind, MoveJournal, type MoveReport, moveVip } from "../lib/roles/natlb/move.ts";
 import { NfqueueHold } from "../lib/roles/natlb/nfqueue-hold.ts";
 import type { WebServerStats } from "../lib/roles/natlb/web-server.ts";
 
@@ -279,5 +279,40 @@ describe.each(["dnat", "fullnat"] as const)("NAT-LB kernel recipe, embodiment %s
     expect(rig.a.modes.get(VIP)).toBeUndefined();
     const back = await move(rig, "b", "a", "planned");
     expect(back.outcome).toBe("completed");
+  });
+
+  it("a move that fails after the route switch is rolled back: the old owner takes the VIP back, no connection lost", async () => {
+    await startLoad(rig, "rollback", 40, 4);
+    await sleep(500);
+    const ports = localPorts([rig.a, rig.b]);
+    const realA = ports.get("a") as BalancerPort;
+    // Failure injection: the old owner cannot deliver the entries in step 3.
+    const failingA: BalancerPort = {
+      name: "a",
+      beginTransition: (v) => realA.beginTransition(v),
+      abortTransition: (v) => realA.abortTransition(v),
+      claim: (v) => realA.claim(v),
+      release: (v) => realA.release(v),
+      sendEntries: async (v, to, id, phase) => {
+        if (phase === "final") throw new Error("injected: entry transfer failed");
+        return realA.sendEntries(v, to, id, phase);
+      },
+      endSwitch: (v, side) => realA.endSwitch(v, side),
+    };
+    ports.set("a", failingA);
+    const m = await moveVip({ balancers: ports, journal: rig.journal }, { id: `m${++moveSeq}`, vip: VIP, from: "a", to: "b", kind: "planned" });
+    expect(m.outcome).toBe("rolled-back");
+    expect(m.error).toContain("injected");
+    expect(m.steps.map((s) => s.step)).toEqual(["transition", "precopy", "route"]);
+    expect(await rig.a.ownedVips()).toEqual([VIP]);
+    expect(await rig.b.ownedVips()).toEqual([]);
+    expect(rig.b.modes.get(VIP)).toBeUndefined();
+    expect(await rig.b.exportEntries(VIP)).toEqual([]);
+    expect(rig.journal.unfinished()).toEqual([]);
+    await sleep(1500);
+    const r = await rig.clients.call<ClientLoadReport>("stop", { id: "rollback" });
+    // Packets held by b were dropped on rollback; TCP sent them again through a.
+    expect(r.resets + r.corrupt).toBe(0);
+    expect(r.open).toBe(44);
   });
 });

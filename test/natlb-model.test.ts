@@ -129,9 +129,19 @@ describe("copy keeping function (third embodiment, Fig. 13)", () => {
     expect(store.size("lba")).toBe(1);
     store.apply("lba", 7, "full", [other]);
     expect(store.copyRows("lba", "198.18.0.100").map((r) => r.clientPort)).toEqual([1000]);
-    // Parts of one full push (same generation) accumulate.
-    store.apply("lba", 7, "full", [dnat]);
-    expect(store.size("lba")).toBe(2);
+  });
+
+  it("a push cut short (balancer died between parts) keeps the last complete copy", () => {
+    const store = new CopyStore("dnat");
+    const conns = Array.from({ length: 6 }, (_, i) => ({ ...dnat, clientPort: 2000 + i }));
+    store.apply("lba", 1, "full", conns.slice(0, 3), [], 1, 0, 2);
+    store.apply("lba", 1, "full", conns.slice(3), [], 1, 1, 2);
+    expect(store.size("lba")).toBe(6);
+    // Generation 2: only its first part arrives, with a newer state of one connection.
+    store.apply("lba", 2, "full", [{ ...conns[0], tcpState: "FIN_WAIT" } as ConnEntry], [], 2, 0, 3);
+    const rows = store.copyRows("lba", "198.18.0.100");
+    expect(rows).toHaveLength(6);
+    expect(rows.find((r) => r.clientPort === 2000)?.tcpState).toBe("FIN_WAIT");
   });
 });
 

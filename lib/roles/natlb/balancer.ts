@@ -40,7 +40,7 @@ export class Balancer {
   private readonly vipSet: Set<string>;
   private readonly garp: GarpSender;
   private macs: { external: string; internal: string } | undefined;
-  private readonly transfers = new Map<string, { watcher: CtEventWatcher; sent: Set<string> }>();
+  private readonly transfers = new Map<string, { vip: string; watcher: CtEventWatcher; sent: Set<string> }>();
   /** Flows that ended on this balancer during a move's delta (for the record). */
   readonly deltaRemoved = new Map<string, ConnEntry[]>();
   private readonly namespace: string | undefined;
@@ -145,6 +145,12 @@ export class Balancer {
    */
   async endSwitch(vipAddress: string, side: "old" | "new"): Promise<HoldReport> {
     const v = vipByAddress(this.config, vipAddress);
+    // A pre-copy whose move ended (completed or rolled back) needs its watcher no more.
+    for (const [id, t] of this.transfers) {
+      if (t.vip !== v.address) continue;
+      t.watcher.stop();
+      this.transfers.delete(id);
+    }
     if (side === "old") {
       this.modes.remove(v.address);
       // Whatever entry is left of the VIP (all of them after a rolled-back move) goes too,
@@ -193,33 +199,42 @@ export class Balancer {
     vipAddress: string,
     deliver: (entries: ConnEntry[]) => Promise<unknown>,
     transferId?: string,
+    phase: "precopy" | "final" = "final",
   ): Promise<number> {
     const previous = transferId ? this.transfers.get(transferId) : undefined;
-    if (previous?.watcher.running) {
-      // The delta: what the event watcher saw appear or change since the pre-copy.
-      const { changed, removed } = await previous.watcher.take();
-      previous.watcher.stop();
+    if (phase === "final" && previous) {
       this.transfers.delete(transferId as string);
-      await deliver(changed);
-      this.deltaRemoved.set(vipAddress, removed);
-      return changed.length;
+      if (previous.watcher.running) {
+        // The delta: what the event watcher saw appear or change since the pre-copy.
+        const { changed, removed } = await previous.watcher.take();
+        previous.watcher.stop();
+        await deliver(changed);
+        this.deltaRemoved.set(vipAddress, removed);
+        return changed.length;
+      }
+      // The watcher died: a full listing minus what the pre-copy sent.
+      const rest = (await this.exportEntries(vipAddress)).filter((e) => !previous.sent.has(entryKey(e)));
+      await deliver(rest);
+      return rest.length;
     }
     let watcher: CtEventWatcher | undefined;
-    if (transferId) {
+    if (phase === "precopy" && transferId) {
       // Subscribe before the dump, so nothing born in between is missed.
+      previous?.watcher.stop();
       watcher = new CtEventWatcher(vipAddress, this.namespace);
       await watcher.start();
     }
-    let entries = await this.exportEntries(vipAddress);
-    if (previous) {
-      // The watcher died: fall back to a full listing minus what was sent.
-      entries = entries.filter((e) => !previous.sent.has(entryKey(e)));
+    const entries = await this.exportEntries(vipAddress);
+    try {
+      await deliver(entries);
+    } catch (e) {
+      watcher?.stop();
+      throw e;
     }
-    await deliver(entries);
-    if (transferId && watcher) {
-      this.transfers.set(transferId, { watcher, sent: new Set(entries.map(entryKey)) });
+    if (watcher && transferId) {
+      this.transfers.set(transferId, { vip: vipAddress, watcher, sent: new Set(entries.map(entryKey)) });
       for (const [id, t] of this.transfers) {
-        if (this.transfers.size <= 16) break;
+        if (this.transfers.size <= 8) break;
         t.watcher.stop();
         this.transfers.delete(id);
       }

@@ -12,6 +12,7 @@ import {
   type MoveReport,
   type MoveStep,
   moveVip,
+  type TransferPhase,
   recoverMoves,
 } from "./move.ts";
 
@@ -60,13 +61,15 @@ export class UdpBalancerPort implements BalancerPort {
   async release(vip: string): Promise<void> {
     await this.ask({ type: 2, vip, from: this.id, to: 0, method: "garp" });
   }
-  /** Repeated within one move (same move id), the balancer sends only what it has not sent. */
-  sendEntries(vip: string, to: string, _transferId?: string): Promise<number> {
+  /** The balancer keys the pre-copy/delta pair by the move id of the messages. */
+  sendEntries(vip: string, to: string, _transferId?: string, phase: TransferPhase = "final"): Promise<number> {
     const toId = this.ids.balancer.get(to);
     if (toId === undefined) throw new Error(`no balancer named "${to}"`);
     // An empty type 3 from the controller is a transfer request: the old owner sends its
     // entries to `to` itself (entries travel balancer to balancer, as in the seed's step 3).
-    return this.ask({ type: 3, vip, from: this.id, to: toId, part: 0, parts: 1, entries: [] }, 30_000);
+    // parts 1 / part 0: the transfer proper; parts 2 / part 1: the pre-copy.
+    const part = phase === "precopy" ? { part: 1, parts: 2 } : { part: 0, parts: 1 };
+    return this.ask({ type: 3, vip, from: this.id, to: toId, ...part, entries: [] }, 30_000);
   }
   async endSwitch(vip: string, side: "old" | "new"): Promise<HoldReport> {
     const released = await this.ask(

@@ -90,18 +90,28 @@ function rowKey(r: CopyRow): string {
   return `${r.protocol} ${r.clientAddr}:${r.clientPort} ${r.vip ?? ""}:${r.vipPort ?? ""}`;
 }
 
+interface BalancerCopy {
+  /** The last generation whose every part arrived. */
+  complete: { generation: number; at: number; rows: Map<string, CopyRow> } | undefined;
+  /** The generation being received (parts still missing). */
+  staging: { generation: number; parts: number; got: Set<number>; rows: Map<string, CopyRow> } | undefined;
+}
+
 /**
- * One server's copy 54: per balancer, the rows of its latest full push (a full push
- * replaces that balancer's copy; a delta adds and removes rows). Only the seed's columns
- * for the embodiment are stored (toCopyRow). Old generations are ignored, so a reordered
- * datagram cannot roll a copy back.
+ * One server's copy 54: per balancer, the rows of its latest complete full push. A push
+ * of many entries comes in parts; the new generation replaces the copy only once every
+ * part arrived, so a balancer that dies in the middle of a push leaves the previous
+ * complete copy, overlaid with the parts that did arrive (newer states of the same
+ * connections, and connections born since). A delta adds and removes rows. Older
+ * generations are ignored, so a reordered datagram cannot roll a copy back. Only the
+ * seed's columns for the embodiment are stored (toCopyRow).
  */
 export class CopyStore {
-  private readonly byBalancer = new Map<string, { generation: number; at: number; rows: Map<string, CopyRow> }>();
+  private readonly byBalancer = new Map<string, BalancerCopy>();
 
   constructor(private readonly embodiment: Embodiment) {}
 
-  /** Applies a push; returns false when it is older than what the store has. */
+  /** Applies a push (or one part of it); returns false when it is older than what the store has. */
   apply(
     balancer: string,
     generation: number,
@@ -109,24 +119,55 @@ export class CopyStore {
     entries: readonly ConnEntry[],
     removed: readonly ConnEntry[] = [],
     now = Date.now(),
+    part = 0,
+    parts = 1,
   ): boolean {
-    const cur = this.byBalancer.get(balancer);
-    if (cur && generation < cur.generation) return false;
-    const rows = kind === "full" && !(cur && generation === cur.generation) ? new Map<string, CopyRow>() : (cur?.rows ?? new Map());
+    let c = this.byBalancer.get(balancer);
+    if (!c) {
+      c = { complete: undefined, staging: undefined };
+      this.byBalancer.set(balancer, c);
+    }
+    const newest = Math.max(c.complete?.generation ?? -1, c.staging?.generation ?? -1);
+    if (generation < newest || (c.complete && generation === c.complete.generation && kind === "full")) return false;
+    if (kind === "delta") {
+      const target = c.complete ?? { generation, at: now, rows: new Map<string, CopyRow>() };
+      for (const e of entries) {
+        const r = toCopyRow(e, this.embodiment);
+        target.rows.set(rowKey(r), r);
+      }
+      for (const e of removed) target.rows.delete(rowKey(toCopyRow(e, this.embodiment)));
+      target.generation = generation;
+      target.at = now;
+      c.complete = target;
+      return true;
+    }
+    if (!c.staging || c.staging.generation !== generation) {
+      c.staging = { generation, parts, got: new Set(), rows: new Map() };
+    }
+    const st = c.staging;
+    st.got.add(part);
     for (const e of entries) {
       const r = toCopyRow(e, this.embodiment);
-      rows.set(rowKey(r), r);
+      st.rows.set(rowKey(r), r);
     }
-    for (const e of removed) rows.delete(rowKey(toCopyRow(e, this.embodiment)));
-    this.byBalancer.set(balancer, { generation, at: now, rows });
+    if (st.got.size >= st.parts) {
+      c.complete = { generation, at: now, rows: st.rows };
+      c.staging = undefined;
+    }
     return true;
+  }
+
+  private rows(balancer: string): CopyRow[] {
+    const c = this.byBalancer.get(balancer);
+    if (!c) return [];
+    const merged = new Map(c.complete?.rows ?? []);
+    for (const [k, r] of c.staging?.rows ?? []) merged.set(k, r);
+    return [...merged.values()];
   }
 
   /** The copy 54 rows of `balancer`'s entries for `vip` (rows without a VIP column belong to this server's VIP). */
   copyRows(balancer: string, vip: string): CopyRow[] {
-    const cur = this.byBalancer.get(balancer);
-    if (!cur) return [];
-    return [...cur.rows.values()].filter((r) => r.vip === undefined || r.vip === vip);
+    return this.rows(balancer).filter((r) => r.vip === undefined || r.vip === vip);
   }
 
   /** Entries rebuilt from the copy (third step of failover). */
@@ -135,13 +176,18 @@ export class CopyStore {
   }
 
   info(): PushInfo[] {
-    return [...this.byBalancer.entries()].map(([balancer, v]) => ({ balancer, generation: v.generation, at: v.at, rows: v.rows.size }));
+    return [...this.byBalancer.entries()].map(([balancer, c]) => ({
+      balancer,
+      generation: c.complete?.generation ?? -1,
+      at: c.complete?.at ?? 0,
+      rows: this.rows(balancer).length,
+    }));
   }
 
   size(balancer?: string): number {
-    if (balancer) return this.byBalancer.get(balancer)?.rows.size ?? 0;
+    if (balancer) return this.rows(balancer).length;
     let n = 0;
-    for (const v of this.byBalancer.values()) n += v.rows.size;
+    for (const b of this.byBalancer.keys()) n += this.rows(b).length;
     return n;
   }
 }

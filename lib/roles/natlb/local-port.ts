@@ -1,6 +1,6 @@
 import type { Balancer } from "./balancer.ts";
 import type { HoldReport } from "./hold.ts";
-import type { BalancerPort } from "./move.ts";
+import type { BalancerPort, TransferPhase } from "./move.ts";
 
 /**
  * BalancerPort over Balancer objects in this process (namespace tests drive several
@@ -29,10 +29,10 @@ export class LocalBalancerPort implements BalancerPort {
   release(vip: string): Promise<void> {
     return this.balancer.release(vip);
   }
-  sendEntries(vip: string, to: string, transferId?: string): Promise<number> {
+  sendEntries(vip: string, to: string, transferId?: string, phase: TransferPhase = "final"): Promise<number> {
     const peer = this.peers.get(to);
     if (!peer) throw new Error(`no balancer named "${to}"`);
-    return this.balancer.sendEntries(vip, (entries) => peer.importEntries(entries), transferId);
+    return this.balancer.sendEntries(vip, (entries) => peer.importEntries(entries), transferId, phase);
   }
   endSwitch(vip: string, side: "old" | "new"): Promise<HoldReport> {
     return this.balancer.endSwitch(vip, side);

@@ -30,13 +30,16 @@ export interface BalancerPort {
   release(vip: string): Promise<void>;
   /**
    * Step 3 on a live old owner: send the VIP's entries straight to balancer `to` (which
-   * confirms them). Resolves with the count. A second call with the same `transferId`
-   * sends only the entries the first did not (pre-copy, then delta).
+   * confirms them). Resolves with the count. "precopy" sends everything and starts
+   * watching for changes; a later "final" call with the same `transferId` sends only
+   * what appeared or changed since (the delta); "final" without a pre-copy sends all.
    */
-  sendEntries(vip: string, to: string, transferId?: string): Promise<number>;
+  sendEntries(vip: string, to: string, transferId?: string, phase?: TransferPhase): Promise<number>;
   /** Step 4. Old side: forget the VIP (mode row and any entry left). New side: normal mode, drain. */
   endSwitch(vip: string, side: "old" | "new"): Promise<HoldReport>;
 }
+
+export type TransferPhase = "precopy" | "final";
 
 /** Where a failover finds the entries of a failed balancer: the servers' copies (Fig. 13). */
 export interface CopySource {
@@ -258,7 +261,7 @@ async function runMove(ctx: MoveContext, req: MoveRequest, done: Set<MoveStep>):
       n = await ctx.copies.sendCopies(req.vip, req.from, req.to);
       report.entriesSource = "copies";
     } else {
-      n = await from.sendEntries(req.vip, req.to, req.id);
+      n = await from.sendEntries(req.vip, req.to, req.id, "final");
       report.entriesSource = "old-owner";
     }
     report.entriesMoved = report.entriesPrecopied + n;
@@ -278,7 +281,7 @@ async function runMove(ctx: MoveContext, req: MoveRequest, done: Set<MoveStep>):
         // owner has no traffic of the VIP yet), step 3 sends only what appeared since, so
         // packets are held for milliseconds rather than for a whole table transfer.
         await step("precopy", async () => {
-          report.entriesPrecopied = await from.sendEntries(req.vip, req.to, req.id);
+          report.entriesPrecopied = await from.sendEntries(req.vip, req.to, req.id, "precopy");
           return { entries: report.entriesPrecopied };
         });
       }

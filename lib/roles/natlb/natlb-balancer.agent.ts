@@ -61,6 +61,7 @@ async function startChannel(): Promise<ControlChannel> {
             msg.vip,
             (entries) => sendEntryParts(ch, { vip: msg.vip, from: myId as number, to: msg.to, dest, moveId: msg.moveId }, entries),
             `${msg.moveId}/${msg.vip}/${msg.to}`,
+            msg.parts === 2 ? "precopy" : "final",
           );
         }
         const all = assembler.add(msg.sender, msg.moveId, msg.vip, msg.part, msg.parts, wireEntries(msg.entries));

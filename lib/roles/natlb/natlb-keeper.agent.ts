@@ -34,7 +34,8 @@ serveAgent({
       ch.setHandler(async (msg) => {
         if (msg.type === 5) {
           const name = ids.nameOf.get(msg.balancer) ?? `#${msg.balancer}`;
-          if (store.apply(name, msg.generation, msg.kind, wireEntries(msg.entries))) pushesApplied++;
+          if (store.apply(name, msg.generation, msg.kind, wireEntries(msg.entries), [], Date.now(), msg.part, msg.parts))
+            pushesApplied++;
           else pushesStale++;
           return 0;
         }
