@@ -116,6 +116,14 @@ export interface NatlbControl {
   move(vip: string, to: string): Promise<NatlbMoveResult>;
   startLoad(id: string, vip: string, connections: number, downloads: number): Promise<number>;
   loadReport(id: string, stop?: boolean): Promise<NatlbLoadResult>;
+  /** The access correspondence table of `balancer` for `vip` (seed Fig. 5: 901-908). */
+  entries(balancer: string, vip: string): Promise<Record<string, unknown>[]>;
+  /** The copy a server keeps of `balancer`'s entries for `vip` (Fig. 13, copy keeping function 53). */
+  copies(server: string, balancer: string, vip: string): Promise<Record<string, unknown>[]>;
+  /** Takes a balancer down hard (process killed, interfaces down). */
+  failBalancer(name: string): Promise<void>;
+  /** Lets the control function notice failed balancers and move their VIPs; returns the moves. */
+  handleFailures(): Promise<NatlbMoveResult[]>;
   diagnostics(): Promise<string>;
 }
 

@@ -22,7 +22,6 @@ export const natlbCases = defineCases("natlb", {
     title: "access correspondence entries live as long as their connections",
     requirements: ["NATLB-TABLE-001"],
     needs: ["natlb"],
-    notYetAvailable: WAITING,
   },
   "natlb.unknown-vip": {
     title: "an address in neither mode is refused with an error",
@@ -45,13 +44,11 @@ export const natlbCases = defineCases("natlb", {
     title: "servers keep copies of their connections' entries",
     requirements: ["NATLB-FAIL-001"],
     needs: ["natlb", "natlb-copy-keeping"],
-    notYetAvailable: WAITING,
   },
   "natlb.failover": {
     title: "a failed balancer's connections survive on another",
     requirements: ["NATLB-FAIL-002"],
     needs: ["natlb", "natlb-copy-keeping", "fault-crash"],
-    notYetAvailable: WAITING,
   },
   "natlb.failover-no-transition": {
     title: "entries installed first make transition mode unnecessary",

@@ -243,6 +243,130 @@ describe("natlb: destination NAT and a planned VIP move (Fig. 3, Figs. 4-10)", (
   );
 });
 
+interface FailoverScenario {
+  entries: Record<string, unknown>[];
+  copies: Record<string, unknown>[];
+  established: number;
+  moves: NatlbMoveResult[];
+  ownerAfter: string | undefined;
+  load: NatlbLoadResult;
+  requestsBefore: unknown;
+  recoveredMs: number;
+}
+
+/**
+ * After the planned move (VIP1 on lbb, destination NAT lab): 200 new connections, the
+ * tables read, then lbb fails hard and the control function moves VIP1 back to lba with
+ * the entries rebuilt from the copies the server keeps (third embodiment, Fig. 13).
+ */
+let failover: Promise<FailoverScenario> | undefined;
+function failoverScenario(): Promise<FailoverScenario> {
+  failover ??= (async () => {
+    await moveScenario("dnat");
+    const c = control();
+    // Connections that end: their entries must go (Fig. 5 entries live as long as the connection).
+    await c.startLoad("short", VIP1, 50, 0);
+    await sleep(1500);
+    await c.loadReport("short", true);
+    await sleep(1500);
+    const established = await c.startLoad("failover", VIP1, 200, 0);
+    await sleep(2000); // the keeper's copies are pushed every 200 ms
+    const entries = await c.entries("lbb", VIP1);
+    const copies = await c.copies("s5a", "lbb", VIP1);
+    const before = await c.loadReport("failover");
+    const failedAt = Date.now();
+    await c.failBalancer("lbb");
+    // The control function declares a balancer failed after its failure timeout; ask until it does.
+    let moves: NatlbMoveResult[] = [];
+    while (moves.length === 0 && Date.now() - failedAt < 15_000) {
+      await sleep(100);
+      moves = await c.handleFailures();
+    }
+    const recoveredMs = Date.now() - failedAt;
+    await sleep(3000);
+    const load = await c.loadReport("failover");
+    const ownerAfter = await c.owner(VIP1);
+    await c.loadReport("failover", true);
+    return { entries, copies, established, moves, ownerAfter, load, requestsBefore: before.raw, recoveredMs };
+  })();
+  return failover;
+}
+
+async function attachFailover(ctx: CaseContext, f: FailoverScenario) {
+  await ctx.attachText(
+    "measurements",
+    JSON.stringify(
+      {
+        ...f,
+        entries: f.entries.slice(0, 5),
+        entryCount: f.entries.length,
+        copies: f.copies.slice(0, 5),
+        copyCount: f.copies.length,
+        moves: f.moves.map((m) => m.raw),
+      },
+      null,
+      2,
+    ),
+    "application/json",
+    "measurements-failover.json",
+  );
+}
+
+describe("natlb: tables, copy keeping and failover (Fig. 5, Fig. 13)", () => {
+  certCase(
+    C["natlb.conn-table"],
+    async (ctx) => {
+      const f = await failoverScenario();
+      await attachFailover(ctx, f);
+      const live = f.entries.filter((e) => e.tcpState === "ESTABLISHED" || e.tcpState === "established");
+      expect(f.entries.length, "entries for VIP1 on its owner").toBeGreaterThanOrEqual(200);
+      const e = f.entries[0] ?? {};
+      for (const field of ["clientAddr", "clientPort", "vip", "serverAddr", "serverPort", "tcpState"]) {
+        expect(e, `entry field ${field} (Fig. 5)`).toHaveProperty(field);
+      }
+      expect(live.length, "established entries = the 200 open connections").toBe(200);
+    },
+    300_000,
+  );
+
+  certCase(
+    C["natlb.copy-keeping"],
+    async (ctx) => {
+      const f = await failoverScenario();
+      await attachFailover(ctx, f);
+      expect(f.copies.length, "rows the server keeps for lbb / VIP1").toBeGreaterThanOrEqual(200);
+    },
+    300_000,
+  );
+
+  certCase(
+    C["natlb.failover"],
+    async (ctx) => {
+      const f = await failoverScenario();
+      await attachFailover(ctx, f);
+      expect(f.established, "connections before the failure").toBe(200);
+      expect(f.moves.length, "failover moves of lbb's VIPs").toBeGreaterThan(0);
+      expect(
+        f.moves.map((m) => m.outcome).filter((o) => o !== "completed"),
+        "failover moves not completed",
+      ).toEqual([]);
+      expect(f.ownerAfter, "VIP1's owner after lbb failed").toBe("lba");
+      // Survive = not reset, still open, and still answering: a failover interrupts traffic for
+      // the failure timeout, so a stall (> 1 s without data) is recorded, not failed.
+      const okBefore = (f.requestsBefore as { requestsOk: number }).requestsOk;
+      const okAfter = (f.load.raw as { requestsOk: number }).requestsOk;
+      expect(
+        { resets: f.load.resets, corrupt: f.load.corrupt, open: f.load.open },
+        `the 200 connections after the failover (${f.load.stalls} stalled during the ${f.recoveredMs} ms failover)`,
+      ).toEqual({ resets: 0, corrupt: 0, open: 200 });
+      expect(okAfter - okBefore, "requests answered in the 3 s after the failover").toBeGreaterThanOrEqual(
+        200,
+      );
+    },
+    300_000,
+  );
+});
+
 describe("natlb: full NAT (Figs. 11-12)", () => {
   certCase(
     C["natlb.fullnat"],

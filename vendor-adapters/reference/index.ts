@@ -14,6 +14,7 @@ import {
   status,
   stopNatlb,
 } from "../../lib/roles/natlb/lab-harness.ts";
+import type { MoveReport } from "../../lib/roles/natlb/move.ts";
 import { loadNatlbSection } from "../../lib/roles/natlb/section.ts";
 import {
   type RunningVirtualRouter,
@@ -184,6 +185,36 @@ export class ReferenceAdapter implements VendorAdapter {
           open: l.open,
           raw: l,
         };
+      },
+      async entries(balancer, vip) {
+        return need().balancers.get(balancer)!.call<Record<string, unknown>[]>("exportEntries", { vip });
+      },
+      async copies(server, balancer, vip) {
+        return need().keepers.get(server)!.call<Record<string, unknown>[]>("copyRows", { balancer, vip });
+      },
+      async failBalancer(name) {
+        const r = need();
+        const agent = r.balancers.get(name);
+        if (agent?.pid) await self.lab.host(name).exec(["kill", "-KILL", String(agent.pid)]);
+        const spec = r.config.balancers[name];
+        for (const ifname of [spec?.external, spec?.internal]) {
+          if (ifname) await self.lab.host(name).exec(["ip", "link", "set", "dev", ifname, "down"]);
+        }
+        await agent?.stop({ graceMs: 100 }).catch(() => undefined);
+        r.balancers.delete(name);
+      },
+      async handleFailures() {
+        const moves = await need().controller.call<MoveReport[]>("checkFailures", undefined, {
+          timeoutMs: 60_000,
+        });
+        return moves.map((m) => ({
+          id: m.id,
+          outcome: m.outcome,
+          steps: m.steps.map((x) => x.step),
+          entriesMoved: m.entriesMoved,
+          totalMs: m.totalMs,
+          raw: m,
+        }));
       },
       async diagnostics() {
         const r = self.rig;
