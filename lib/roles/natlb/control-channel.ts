@@ -79,6 +79,11 @@ export class ControlChannel {
     return ch;
   }
 
+  /** The UDP port the channel is bound to. */
+  get port(): number {
+    return this.socket.address().port;
+  }
+
   setHandler(h: Handler): void {
     this.handler = h;
   }

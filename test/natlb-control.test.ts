@@ -1,0 +1,90 @@
+// NAT-LB control channel (control-channel.ts) on loopback: requests confirmed by acks,
+// retransmission of a request already done answered from the cache (not redone), and
+// unauthenticated, truncated and replayed datagrams counted and dropped.
+import { afterEach, describe, expect, it } from "vitest";
+import { ControlChannel } from "../lib/roles/natlb/control-channel.ts";
+import { encodeNatlb } from "../lib/wire/natlb.ts";
+
+const KEY = "00112233445566778899aabbccddeeff";
+const opened: ControlChannel[] = [];
+
+async function pair(handler: (calls: number) => number) {
+  const server = await ControlChannel.open({ id: 10, keyHex: KEY, port: 0, address: "127.0.0.1" });
+  const client = await ControlChannel.open({ id: 1, keyHex: KEY, port: 0, address: "127.0.0.1" });
+  opened.push(server, client);
+  let calls = 0;
+  server.setHandler(async (msg) => {
+    calls++;
+    return msg.type === 1 ? handler(calls) : 0;
+  });
+  return { server, client, calls: () => calls, dest: { address: "127.0.0.1", port: server.port } };
+}
+
+afterEach(() => {
+  for (const c of opened.splice(0)) c.close();
+});
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const body = { type: 1 as const, vip: "198.51.100.11", from: 0, to: 10, enter: true };
+
+describe("NAT-LB control channel", () => {
+  it("a request resolves with the ack's detail once the handler has run", async () => {
+    const { client, dest, calls } = await pair(() => 42);
+    expect(await client.request(body, dest)).toBe(42);
+    expect(calls()).toBe(1);
+  });
+
+  it("a handler error becomes a failed ack and a rejected request", async () => {
+    const server = await ControlChannel.open({ id: 10, keyHex: KEY, port: 0, address: "127.0.0.1" });
+    const client = await ControlChannel.open({ id: 1, keyHex: KEY, port: 0, address: "127.0.0.1" });
+    opened.push(server, client);
+    server.setHandler(async () => {
+      throw new Error("cannot");
+    });
+    await expect(client.request(body, { address: "127.0.0.1", port: server.port })).rejects.toThrow(/refused/);
+  });
+
+  it("a copy of a request already done gets the cached ack and is not acted on again", async () => {
+    const { client, server, dest, calls } = await pair(() => 7);
+    const bytes = client.encode(body);
+    client.sendRaw(bytes, dest);
+    await sleep(100);
+    client.sendRaw(bytes, dest);
+    await sleep(100);
+    expect(calls()).toBe(1);
+    expect(server.counters.replayed).toBe(1);
+    expect(server.counters.retransmitAnswered).toBe(1);
+    expect(server.counters.acksSent).toBe(1);
+  });
+
+  it("unauthenticated, truncated and replayed datagrams are counted and dropped", async () => {
+    const { client, server, dest, calls } = await pair(() => 0);
+    const wrongKey = Buffer.alloc(16, 0x5a);
+    client.sendRaw(encodeNatlb({ ...body, sender: 1, sequence: client.nextSequence(), moveId: 0 }, wrongKey), dest);
+    const good = client.encode(body);
+    client.sendRaw(good.subarray(0, good.length - 5), dest);
+    client.sendRaw(new Uint8Array([1]), dest);
+    // A replay of an old, already superseded message (lower sequence than the last accepted).
+    const old = client.encode(body);
+    const newer = client.encode(body);
+    client.sendRaw(newer, dest);
+    await sleep(50);
+    client.sendRaw(old, dest);
+    await sleep(150);
+    expect(server.counters.badAuth).toBe(1);
+    expect(server.counters.malformed).toBe(2);
+    expect(server.counters.replayed).toBe(1);
+    expect(server.counters.accepted).toBe(1);
+    expect(calls()).toBe(1);
+    expect(server.lastRejects.some((r) => r.includes("HMAC"))).toBe(true);
+  });
+
+  it("a request to nobody times out with a clear error", async () => {
+    const client = await ControlChannel.open({ id: 1, keyHex: KEY, port: 0, address: "127.0.0.1" });
+    opened.push(client);
+    await expect(client.request(body, { address: "127.0.0.1", port: 9 }, { timeoutMs: 400, retryMs: 100 })).rejects.toThrow(
+      /no ack from 127.0.0.1 for type 1 within 400 ms/,
+    );
+    expect(client.counters.retransmitted).toBeGreaterThanOrEqual(2);
+  });
+});
