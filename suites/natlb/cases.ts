@@ -27,7 +27,6 @@ export const natlbCases = defineCases("natlb", {
     title: "an address in neither mode is refused with an error",
     requirements: ["NATLB-MODE-001"],
     needs: ["natlb"],
-    notYetAvailable: WAITING,
   },
   "natlb.move": {
     title: "a VIP moves in four steps without a reset or a lost packet",

@@ -5,7 +5,16 @@ import { type Lab, upLab } from "../../lib/lab/index.ts";
 import { compareCaptures, type Segment, segmentOf } from "../../lib/roles/natlb/wire-check.ts";
 import { Capture } from "../../lib/traffic/capture.ts";
 import { PcapReader } from "../../lib/traffic/pcap-reader.ts";
-import { decodeEthernet, decodeIpv4, ETHERTYPE } from "../../lib/wire/index.ts";
+import {
+  decodeEthernet,
+  decodeIpv4,
+  decodeTcp,
+  ETHERTYPE,
+  encodeEthernet,
+  encodeIpv4,
+  encodeTcp,
+  IP_PROTOCOL,
+} from "../../lib/wire/index.ts";
 import { createAdapter } from "../../vendor-adapters/index.ts";
 import type {
   NatlbControl,
@@ -15,6 +24,7 @@ import type {
 } from "../../vendor-adapters/types.ts";
 import { suiteEnv } from "../support/env.ts";
 import { type CaseContext, certCase, recordDevice, useDevice } from "../support/requirement.ts";
+import { FrameSpeaker } from "../vrrp/speaker.ts";
 import { natlbCases as C } from "./cases.ts";
 
 /**
@@ -238,6 +248,155 @@ describe("natlb: destination NAT and a planned VIP move (Fig. 3, Figs. 4-10)", (
         s.wire.c2s.lost + s.wire.c2s.duplicated + s.wire.s2c.lost + s.wire.s2c.duplicated,
         "bytes lost or duplicated between the two captures",
       ).toBe(0);
+    },
+    300_000,
+  );
+});
+
+/**
+ * After the planned move lba holds VIP1 in neither mode. A client whose ARP cache still
+ * points at lba (simulated: frames from the Internet router to lba's MAC) must get its
+ * packet discarded with an error back (seed: "discards the received packet and returns an
+ * error message"), not forwarded to a server.
+ */
+const STALE_CLIENT = "203.0.113.50";
+const LBA_EXTERNAL_MAC = "02:00:00:00:3a:31";
+const INET_EXTERNAL_MAC = "02:00:00:00:00:01";
+
+function tcpFrame(flags: Partial<Record<"syn" | "ack" | "psh", boolean>>, srcPort: number): Uint8Array {
+  const tcp = encodeTcp(
+    {
+      srcPort,
+      dstPort: 80,
+      seq: 1000,
+      ack: flags.ack ? 5000 : 0,
+      flags: {
+        fin: false,
+        syn: false,
+        rst: false,
+        psh: false,
+        ack: false,
+        urg: false,
+        ece: false,
+        cwr: false,
+        ...flags,
+      },
+      window: 65535,
+      urgentPointer: 0,
+      options: new Uint8Array(0),
+      payload: new Uint8Array(0),
+    },
+    STALE_CLIENT,
+    VIP1,
+  );
+  const ip = encodeIpv4({ src: STALE_CLIENT, dst: VIP1, protocol: IP_PROTOCOL.tcp, ttl: 63, payload: tcp });
+  return encodeEthernet(
+    { dst: LBA_EXTERNAL_MAC, src: INET_EXTERNAL_MAC, etherType: ETHERTYPE.ipv4, payload: ip },
+    true,
+  );
+}
+
+interface StaleScenario {
+  ownerOfVip1: string | undefined;
+  sent: number;
+  forwardedToServer: number;
+  errorsBack: { kind: string; from: string }[];
+  internetPath: string;
+  serverPath: string;
+}
+
+let stale: Promise<StaleScenario> | undefined;
+function staleScenario(): Promise<StaleScenario> {
+  stale ??= (async () => {
+    await moveScenario("dnat"); // VIP1 now on lbb; lba forgot it (step 4)
+    const l = lab!;
+    const inet = l.host("inet").remote;
+    const internet = await Capture.start(inet, {
+      interface: "eth1",
+      filter: `host ${STALE_CLIENT}`,
+      snapLength: 128,
+      path: `/tmp/tandem-natlb-${l.prefix}-stale-internet.pcap`,
+    });
+    const server = await Capture.start(l.host("s5a").remote, {
+      interface: "eth0",
+      filter: `host ${STALE_CLIENT}`,
+      snapLength: 128,
+      path: `/tmp/tandem-natlb-${l.prefix}-stale-server.pcap`,
+    });
+    const speaker = await FrameSpeaker.start(inet, "eth1");
+    try {
+      await speaker.send(tcpFrame({ syn: true }, 41000), tcpFrame({ ack: true, psh: true }, 41001));
+      await sleep(1000);
+    } finally {
+      await speaker.close();
+      await internet.stop();
+      await server.stop();
+    }
+    const errorsBack: { kind: string; from: string }[] = [];
+    for await (const rec of PcapReader.fromFile(internet.path)) {
+      const eth = decodeEthernet(rec.data);
+      if (!eth.ok || eth.value.etherType !== ETHERTYPE.ipv4) continue;
+      const ip = decodeIpv4(eth.value.payload);
+      if (!ip.ok || ip.value.dst !== STALE_CLIENT) continue;
+      if (ip.value.protocol === IP_PROTOCOL.icmp)
+        errorsBack.push({ kind: `icmp type ${ip.value.payload[0]}`, from: eth.value.src });
+      if (ip.value.protocol === IP_PROTOCOL.tcp) {
+        const t = decodeTcp(ip.value.payload);
+        if (t.ok && t.value.flags.rst) errorsBack.push({ kind: "tcp rst", from: eth.value.src });
+        else errorsBack.push({ kind: "tcp (not an error)", from: eth.value.src });
+      }
+    }
+    let forwardedToServer = 0;
+    for await (const rec of PcapReader.fromFile(server.path)) {
+      const eth = decodeEthernet(rec.data);
+      const ip = eth.ok ? decodeIpv4(eth.value.payload) : undefined;
+      if (ip?.ok && ip.value.src === STALE_CLIENT) forwardedToServer++;
+    }
+    return {
+      ownerOfVip1: await control().owner(VIP1),
+      sent: 2,
+      forwardedToServer,
+      errorsBack,
+      internetPath: internet.path,
+      serverPath: server.path,
+    };
+  })();
+  return stale;
+}
+
+describe("natlb: an address in neither mode (Fig. 7A, 7B)", () => {
+  certCase(
+    C["natlb.unknown-vip"],
+    async (ctx) => {
+      const s = await staleScenario();
+      await ctx.attachFile(
+        "capture Internet side (stale client)",
+        s.internetPath,
+        "application/vnd.tcpdump.pcap",
+      );
+      await ctx.attachFile(
+        "capture server side (stale client)",
+        s.serverPath,
+        "application/vnd.tcpdump.pcap",
+      );
+      await ctx.attachText(
+        "measurements",
+        JSON.stringify(s, null, 2),
+        "application/json",
+        "measurements-stale.json",
+      );
+      expect(s.ownerOfVip1, "VIP1 has moved away from lba").toBe("lbb");
+      expect(
+        s.forwardedToServer,
+        "packets lba forwarded to the server for an address it no longer serves",
+      ).toBe(0);
+      const errors = s.errorsBack.filter(
+        (e) => e.kind !== "tcp (not an error)" && e.from === LBA_EXTERNAL_MAC,
+      );
+      expect(
+        errors.length,
+        `errors returned by lba for 2 packets (seen: ${JSON.stringify(s.errorsBack)})`,
+      ).toBeGreaterThanOrEqual(2);
     },
     300_000,
   );
