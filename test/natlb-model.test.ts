@@ -13,7 +13,7 @@ import {
   parseConntrackListing,
 } from "../lib/roles/natlb/conn-table.ts";
 import { NatlbSection } from "../lib/roles/natlb/config.ts";
-import { CopyStore, toCopyRow } from "../lib/roles/natlb/keeper.ts";
+import { CopyStore, entriesFromSocketTable, toCopyRow } from "../lib/roles/natlb/keeper.ts";
 import { MoveJournal } from "../lib/roles/natlb/move.ts";
 
 // Lines as `conntrack -L -o extended` printed them in this machine's namespaces.
@@ -142,6 +142,30 @@ describe("copy keeping function (third embodiment, Fig. 13)", () => {
     const rows = store.copyRows("lba", "198.18.0.100");
     expect(rows).toHaveLength(6);
     expect(rows.find((r) => r.clientPort === 2000)?.tcpState).toBe("FIN_WAIT");
+  });
+});
+
+describe("Modification 1: the server's TCP/IP connection table (Fig. 14) as the copy", () => {
+  it("rebuilds embodiment 1 entries from ss output, skipping what it does not understand", () => {
+    const out = "0      0      198.19.0.10:8080   198.18.0.10:46612\n0 0 198.19.0.10:22 198.18.0.10:5000\ngarbage\n";
+    const r = entriesFromSocketTable(out, { vip: "198.18.0.100", vipPort: 80, serverAddr: "198.19.0.10", serverPort: 8080 });
+    expect(r.malformed).toBe(2);
+    expect(r.entries).toHaveLength(1);
+    const [dnat] = parseConntrackListing(DNAT_LINE, VIPS).entries as [ConnEntry];
+    expect(r.entries[0]).toEqual({ ...dnat, timeoutS: 432_000 });
+  });
+
+  it("is refused for full NAT (the server's peers are not the clients)", () => {
+    const r = NatlbSection.safeParse({
+      embodiment: "fullnat",
+      controller: { host: "s5c", address: "198.18.10.13" },
+      balancers: { lba: { external: "eth0", internal: "eth1", address: "198.18.10.2" } },
+      vips: [{ address: "198.51.100.11", internal: "198.18.10.101", owner: "lba", servers: [{ host: "s5a", address: "198.18.10.11", port: 8080 }] }],
+      keeper: { source: "socket-table" },
+      control: { key: "00112233445566778899aabbccddeeff" },
+    });
+    expect(r.success).toBe(false);
+    expect(r.error?.issues[0]?.path).toEqual(["keeper", "source"]);
   });
 });
 

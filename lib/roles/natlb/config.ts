@@ -75,9 +75,16 @@ export const NatlbSection = z
     queueNum: z.number().int().min(0).max(65535).default(200),
     transition: TransitionBounds.default({ maxPackets: 20000, maxBytes: 32 * 1024 * 1024, maxHoldMs: 3000 }),
     keeper: z
-      .object({ pushIntervalMs: z.number().int().min(20).default(200) })
+      .object({
+        pushIntervalMs: z.number().int().min(20).default(200),
+        /**
+         * Where a failover takes a failed balancer's entries from: the pushed copies (third
+         * embodiment), or the server's own TCP connection table (Modification 1, DNAT only).
+         */
+        source: z.enum(["copies", "socket-table"]).default("copies"),
+      })
       .strict()
-      .default({ pushIntervalMs: 200 }),
+      .default({ pushIntervalMs: 200, source: "copies" }),
     control: z
       .object({
         /** UDP port of the NAT-LB control messages. */
@@ -111,6 +118,13 @@ export const NatlbSection = z
         });
       seen.add(v.internal);
     });
+    if (s.keeper.source === "socket-table" && s.embodiment !== "dnat") {
+      ctx.addIssue({
+        code: "custom",
+        path: ["keeper", "source"],
+        message: "Modification 1 (socket-table) applies to embodiment 1 (dnat) only: in full NAT the server's peers are not the clients",
+      });
+    }
     if (s.embodiment === "dnat") {
       // Embodiment 1: a server routes back through the balancer that owns its VIP, so it
       // can belong to one VIP only ("each server belongs to the specific external IP address").

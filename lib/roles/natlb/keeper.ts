@@ -191,3 +191,48 @@ export class CopyStore {
     return n;
   }
 }
+
+/**
+ * Modification 1 (embodiment 1 only): the server's own TCP/IP connection table (Fig. 14,
+ * `ss -Htn state established '( sport = :PORT )'`) stands in for the copy: its peers are
+ * the clients (901/902), its local port is 905, the VIP (903) and the server (904) are
+ * known, and the flow-control delta (907) is zero. Lines the parser does not understand
+ * are skipped and counted. In full NAT the peer would be the balancer's internal
+ * address, not the client, so this source does not apply there.
+ */
+export function entriesFromSocketTable(
+  ssOutput: string,
+  ctx: RestoreContext & { serverPort: number },
+): { entries: ConnEntry[]; malformed: number } {
+  const entries: ConnEntry[] = [];
+  let malformed = 0;
+  for (const line of ssOutput.split("\n")) {
+    if (!line.trim()) continue;
+    const cols = line.trim().split(/\s+/);
+    const local = cols[cols.length - 2];
+    const peer = cols[cols.length - 1];
+    const lm = local ? /^(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(local) : null;
+    const pm = peer ? /^(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(peer) : null;
+    if (!lm || !pm || Number(lm[2]) !== ctx.serverPort) {
+      malformed++;
+      continue;
+    }
+    entries.push({
+      protocol: "tcp",
+      clientAddr: pm[1] as string,
+      clientPort: Number(pm[2]),
+      vip: ctx.vip,
+      vipPort: ctx.vipPort,
+      serverAddr: ctx.serverAddr,
+      serverPort: ctx.serverPort,
+      tcpState: "ESTABLISHED",
+      seqDelta: 0,
+      // The kernel's default established timeout (nf_conntrack_tcp_timeout_established).
+      timeoutS: 432_000,
+      seenReply: true,
+      assured: true,
+      mark: 0,
+    });
+  }
+  return { entries, malformed };
+}

@@ -36,7 +36,7 @@ async function launch(lab: Lab, host: string, agent: string, args: unknown): Pro
 export async function startNatlb(
   lab: Lab,
   config: NatlbConfig,
-  options: { clientHosts?: string[]; controllerAuto?: boolean } = {},
+  options: { clientHosts?: string[]; controllerAuto?: boolean; push?: boolean } = {},
 ): Promise<NatlbRig> {
   const servers = [...new Set(config.vips.flatMap((v) => v.servers.map((s) => s.host)))];
   const journal = `/run/tandem/${lab.prefix}/natlb-moves.jsonl`;
@@ -58,7 +58,7 @@ export async function startNatlb(
   await Promise.all(
     Object.keys(config.balancers).map(async (name) => {
       const b = await launch(lab, name, "natlb-balancer", { config, name });
-      await b.call("start", {}, { timeoutMs: 30_000 });
+      await b.call("start", { push: options.push ?? true }, { timeoutMs: 30_000 });
       balancers.set(name, b);
     }),
   );

@@ -4,7 +4,8 @@
 import { agentArgs, log, serveAgent } from "../../remote/agent-runtime.ts";
 import { type NatlbConfig, NatlbSection, nodeIds } from "./config.ts";
 import { ControlChannel } from "./control-channel.ts";
-import { CopyStore } from "./keeper.ts";
+import { run } from "../../lab/command.ts";
+import { CopyStore, entriesFromSocketTable } from "./keeper.ts";
 import { sendEntryParts, wireEntries } from "./transfer.ts";
 
 interface Args {
@@ -44,7 +45,16 @@ serveAgent({
           const failed = ids.nameOf.get(msg.from) ?? "";
           const vip = config.vips.find((v) => v.address === msg.vip);
           if (!vip) throw new Error(`unknown VIP ${msg.vip}`);
-          const entries = store.restore(failed, { vip: vip.address, vipPort: vip.port, serverAddr: myAddress as string });
+          const ctx = { vip: vip.address, vipPort: vip.port, serverAddr: myAddress as string };
+          let entries = store.restore(failed, ctx);
+          if (config.keeper.source === "socket-table") {
+            // Modification 1: the server's own TCP/IP connection table (Fig. 14).
+            const serverPort = vip.servers.find((x) => x.address === myAddress)?.port ?? 80;
+            const ss = await run(["ss", "-Htn", "state", "established", `( sport = :${serverPort} )`]);
+            const r = entriesFromSocketTable(ss.stdout, { ...ctx, serverPort });
+            entries = r.entries;
+            if (r.malformed > 0) log(`ss: ${r.malformed} lines not understood`);
+          }
           const survivor = ids.nameOf.get(msg.to);
           const b = survivor ? config.balancers[survivor] : undefined;
           if (!b) throw new Error(`unknown balancer id ${msg.to}`);
