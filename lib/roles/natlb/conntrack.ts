@@ -113,10 +113,18 @@ export class CtEventWatcher {
   private ready: Promise<void> = Promise.resolve();
   malformed = 0;
 
+  private readonly vips: Set<string>;
+
+  /** One VIP (filtered by the kernel tool) or several (filtered here). */
   constructor(
-    private readonly vip: string,
+    vip: string | readonly string[],
     private readonly namespace?: string,
-  ) {}
+  ) {
+    this.vips = new Set(typeof vip === "string" ? [vip] : vip);
+    this.filter = typeof vip === "string" ? vip : undefined;
+  }
+
+  private readonly filter: string | undefined;
 
   /** Starts listening; resolves once the subscription is in place. */
   start(): Promise<void> {
@@ -126,8 +134,7 @@ export class CtEventWatcher {
       "-E",
       "-e",
       "NEW,UPDATE,DESTROY",
-      "-d",
-      this.vip,
+      ...(this.filter ? ["-d", this.filter] : []),
       "-o",
       "extended",
     ];
@@ -158,7 +165,7 @@ export class CtEventWatcher {
       this.malformed++;
       return;
     }
-    const entry = flowToEntry(parsed.flow, new Set([this.vip]));
+    const entry = flowToEntry(parsed.flow, this.vips);
     if (!entry) return;
     const key = entryKey(entry);
     if (m[1] === "DESTROY") {

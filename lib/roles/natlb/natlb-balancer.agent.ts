@@ -8,6 +8,8 @@ import { ControlChannel } from "./control-channel.ts";
 import { localExec } from "./exec.ts";
 import type { HoldReport } from "./hold.ts";
 import { NfqueueHold } from "./nfqueue-hold.ts";
+import { CtEventWatcher } from "./conntrack.ts";
+import type { ConnEntry } from "./conn-table.ts";
 import { PartAssembler, sendEntryParts, wireEntries } from "./transfer.ts";
 import { toWireEntry } from "./wire-entry.ts";
 import { entriesPerDatagram } from "../../wire/natlb.ts";
@@ -30,6 +32,7 @@ let channel: ControlChannel | undefined;
 let generation = Date.now() % 0x7fffffff;
 let timers: NodeJS.Timeout[] = [];
 let pushes = 0;
+let fullPushes = 0;
 
 function balancerAddress(id: number): { address: string; port: number } {
   const name = ids.nameOf.get(id);
@@ -87,28 +90,49 @@ async function startChannel(): Promise<ControlChannel> {
   return ch;
 }
 
-/** Copy keeping (third embodiment): every entry goes, per server, to that server's keeper. */
-async function pushCopies(ch: ControlChannel): Promise<void> {
-  const { entries } = await balancer.table.list();
+/**
+ * Copy keeping (third embodiment): every entry goes, per server, to that server's keeper.
+ * A full push every FULL_EVERY_MS (and whenever the event watcher is not running); in
+ * between, deltas: the flows conntrack events showed appearing, changing or ending since
+ * the last push (conntrack -E), so a balancer does not dump its whole table five times a
+ * second. The watcher is subscribed before each full dump, so nothing falls in between.
+ */
+const FULL_EVERY_MS = 5000;
+let lastFull = 0;
+let pushWatcher: CtEventWatcher | undefined;
+
+function sendPush(ch: ControlChannel, kind: "full" | "delta", entries: ConnEntry[], removed: ConnEntry[]): void {
   generation = (generation + 1) % 0x7fffffff;
   const per = entriesPerDatagram();
   for (const address of ids.serverAddress.values()) {
-    const mine = entries.filter((e) => e.serverAddr === address);
+    const mine = [
+      ...entries.filter((e) => e.serverAddr === address).map((e) => toWireEntry(e)),
+      ...removed.filter((e) => e.serverAddr === address).map((e) => toWireEntry(e, true)),
+    ];
+    if (kind === "delta" && mine.length === 0) continue;
     const parts = Math.max(1, Math.ceil(mine.length / per));
     for (let part = 0; part < parts; part++) {
       ch.send(
-        {
-          type: 5,
-          balancer: myId as number,
-          kind: "full",
-          generation,
-          part,
-          parts,
-          entries: mine.slice(part * per, (part + 1) * per).map((e) => toWireEntry(e)),
-        },
+        { type: 5, balancer: myId as number, kind, generation, part, parts, entries: mine.slice(part * per, (part + 1) * per) },
         { address, port: config.control.port },
       );
     }
+  }
+}
+
+async function pushCopies(ch: ControlChannel): Promise<void> {
+  const now = Date.now();
+  if (!pushWatcher?.running || now - lastFull >= FULL_EVERY_MS) {
+    pushWatcher?.stop();
+    pushWatcher = new CtEventWatcher(config.vips.map((v) => v.address));
+    await pushWatcher.start();
+    const { entries } = await balancer.table.list();
+    lastFull = now;
+    sendPush(ch, "full", entries, []);
+    fullPushes++;
+  } else {
+    const { changed, removed } = await pushWatcher.take(0);
+    sendPush(ch, "delta", changed, removed);
   }
   pushes++;
 }
@@ -159,7 +183,7 @@ serveAgent({
     counters: () => balancer.counters(),
     holdReports: () => holdReports,
     holdStats: () => hold.stats(),
-    channel: () => ({ counters: channel?.counters, lastRejects: channel?.lastRejects, pushes }),
+    channel: () => ({ counters: channel?.counters, lastRejects: channel?.lastRejects, pushes, fullPushes }),
     /** Direct calls (the naive comparison and tests drive the balancer without the controller). */
     claim: (p: { vip: string }) => balancer.claim(p.vip),
     release: (p: { vip: string }) => balancer.release(p.vip),
@@ -168,6 +192,7 @@ serveAgent({
   onShutdown: async () => {
     for (const t of timers) clearInterval(t);
     timers = [];
+    pushWatcher?.stop();
     channel?.close();
     await balancer.teardown();
   },

@@ -35,8 +35,9 @@ serveAgent({
       ch.setHandler(async (msg) => {
         if (msg.type === 5) {
           const name = ids.nameOf.get(msg.balancer) ?? `#${msg.balancer}`;
-          if (store.apply(name, msg.generation, msg.kind, wireEntries(msg.entries), [], Date.now(), msg.part, msg.parts))
-            pushesApplied++;
+          const live = wireEntries(msg.entries.filter((e) => !e.removed));
+          const gone = wireEntries(msg.entries.filter((e) => e.removed));
+          if (store.apply(name, msg.generation, msg.kind, live, gone, Date.now(), msg.part, msg.parts)) pushesApplied++;
           else pushesStale++;
           return 0;
         }
