@@ -1,0 +1,157 @@
+/**
+ * The hand-off experiment on the Fig. 7 lab, shared by test/vrls-handoff.test.ts and
+ * bench/handoff.ts: N reallocations (one end system moved each time) while every end
+ * system sends a UDP stream (2000 pps in all) and a TCP stream (2000 segments/s in all).
+ * Loss and duplicates come from the traffic library (receiver tallies + far-side capture
+ * for UDP) and from comparing TCP segments on the LAN and the far segment; the hand-off
+ * time is the master's (allocation sent -> every member done).
+ */
+import type { Lab } from "../../lab/index.ts";
+import { TrafficAgent } from "../../traffic/agent-client.ts";
+import { analyzeCapture, analyzeStream } from "../../traffic/analyzer.ts";
+import { Capture } from "../../traffic/capture.ts";
+import { sendUdpStream, UdpReceiver } from "../../traffic/udp.ts";
+import type { RunningVirtualRouter } from "./lab-harness.ts";
+import type { HandoffMode } from "./messages.ts";
+import { compareTcpWire } from "./tcp-wire.ts";
+
+export const FIG7_END_SYSTEMS = ["es1", "es2", "es3", "es4", "es5", "es6"];
+export const FIG7_END_SYSTEM_ADDRESSES = [
+  "198.18.1.11",
+  "198.18.1.12",
+  "198.18.1.13",
+  "198.18.1.14",
+  "198.18.2.11",
+  "198.18.2.12",
+];
+const ES = FIG7_END_SYSTEMS;
+const ES_ADDR = FIG7_END_SYSTEM_ADDRESSES;
+const MEMBERS = ["198.18.1.2", "198.18.1.3"];
+
+/** Sends a few packets from every end system so the master learns them passively. */
+export async function primeDiscovery(lab: Lab, port = 5999): Promise<void> {
+  await Promise.all(
+    ES.map((h, i) =>
+      sendUdpStream(lab.host(h).remote, {
+        streamId: 9000 + i,
+        dstIp: "198.18.100.10",
+        dstPort: port,
+        pps: 100,
+        count: 30,
+      }),
+    ),
+  );
+}
+
+export function percentile(values: readonly number[], p: number): number {
+  if (values.length === 0) return Number.NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+
+export async function runHandoffs(
+  lab: Lab,
+  vr: RunningVirtualRouter,
+  mode: HandoffMode,
+  port: number,
+  reallocations: number,
+) {
+  const server = lab.host("server").remote;
+  const receiver = await UdpReceiver.start(server, { port });
+  const capture = await Capture.start(server, { interface: "eth0", filter: `udp dst port ${port}` });
+  // TCP: one long-lived connection per end system, ~333 segments/s each (2000 pps in all).
+  const tcpPort = port + 1000;
+  const sinkAgent = await TrafficAgent.launch(server);
+  const sink = await sinkAgent.startTcpSink({ ports: [tcpPort] });
+  const tcpLan = await Capture.start(lab.host("ra").remote, {
+    interface: "vr51",
+    filter: `tcp dst port ${tcpPort}`,
+    snapLength: 200,
+  });
+  const tcpFar = await Capture.start(server, {
+    interface: "eth0",
+    filter: `tcp dst port ${tcpPort}`,
+    snapLength: 200,
+  });
+  const clients = await Promise.all(ES.map((h) => TrafficAgent.launch(lab.host(h).remote)));
+  const streams = await Promise.all(
+    clients.map((c) =>
+      c.startTcpStreams({
+        dstIp: "198.18.100.10",
+        ports: [tcpPort],
+        connections: 1,
+        recordsPerSecond: 333,
+        recordBytes: 100,
+      }),
+    ),
+  );
+  const durationMs = 45_000;
+  const senders = Promise.all(
+    ES.map((h, i) =>
+      sendUdpStream(lab.host(h).remote, {
+        streamId: port * 10 + i,
+        dstIp: "198.18.100.10",
+        dstPort: port,
+        pps: 334,
+        durationMs,
+      }),
+    ),
+  );
+  const master = vr.agents.get("ra")!;
+  await new Promise((r) => setTimeout(r, 300));
+  const started = Date.now();
+  let allocation = (await vr.status("ra")).master?.allocation ?? {};
+  let done = 0;
+  for (let i = 0; i < reallocations && Date.now() - started < durationMs - 1500; i++) {
+    const cond = ES_ADDR[i % ES_ADDR.length]!;
+    const to = MEMBERS.find((m) => m !== allocation[cond])!;
+    await master.call("reallocate", { moves: { [cond]: to } });
+    const idle = await master.call<{ idle: boolean }>("waitIdle", { timeoutMs: 5000 });
+    if (!idle.idle) throw new Error(`reallocation ${i} did not complete\n${await vr.diagnostics()}`);
+    allocation = { ...allocation, [cond]: to };
+    done++;
+  }
+  const elapsed = Date.now() - started;
+  await Promise.all(streams.map((s) => s.stop()));
+  await new Promise((r) => setTimeout(r, 300));
+  const sinkReport = await sink.stop();
+  await tcpLan.stop();
+  await tcpFar.stop();
+  const tcp = await compareTcpWire(tcpLan.reader(), tcpFar.reader(), tcpPort);
+  await Promise.all([tcpLan.remove(), tcpFar.remove()]);
+  await Promise.all([...clients, sinkAgent].map((c) => c.close()));
+  const sent = await senders;
+  await new Promise((r) => setTimeout(r, 300));
+  const report = await receiver.stop();
+  await capture.stop();
+  const wire = await analyzeCapture(capture.reader());
+  await capture.remove();
+  const totals = { sent: 0, received: 0, lost: 0, duplicatedReceiver: 0, duplicatedWire: 0 };
+  for (const [i, s] of sent.entries()) {
+    const id = port * 10 + i;
+    const r = analyzeStream({
+      sender: s,
+      receiver: report.streams.find((x) => x.streamId === id),
+      wire: wire.streams.find((x) => x.streamId === id),
+    });
+    totals.sent += r.sent;
+    totals.received += r.received;
+    totals.lost += r.lost;
+    totals.duplicatedReceiver += r.duplicated.receiver;
+    totals.duplicatedWire += r.duplicated.wire;
+  }
+  const handoff = await master.call<{ durationsMs: number[] }>("handoffStats");
+  return {
+    mode,
+    reallocations: done,
+    elapsedMs: elapsed,
+    udp: totals,
+    tcp,
+    tcpSink: {
+      records: sinkReport.totals.records,
+      discontinuities: sinkReport.totals.discontinuities,
+      resets: sinkReport.totals.resets,
+    },
+    handoffMs: handoff.durationsMs.slice(-done),
+  };
+}
