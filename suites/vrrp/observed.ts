@@ -100,6 +100,7 @@ export function advertTimeline(
   const bins = Math.max(1, Math.floor((end - startMs) / binMs) + 1);
   const series: Record<string, number[]> = {};
   for (const a of adverts) {
+    if (a.vrrp.type !== 1) continue; // the chart shows advertisements only
     const key = `${names[a.ip.src] ?? a.ip.src}${a.vrrp.priority === 0 ? " (priority 0)" : ""}`;
     const s = series[key] ?? new Array<number>(bins).fill(0);
     series[key] = s;

@@ -198,6 +198,20 @@ export async function attachScenario(
   );
 }
 
+/**
+ * Advertisements (RFC 5798: type 1 only) from `ip` in a time window. Other VRRP-format
+ * types from the DUT (a VRLS member's type 2-10 extension messages) are not advertisements;
+ * they are kept in the capture and listed by `otherTypesFrom`.
+ */
 export function advertsFrom(r: ScenarioResult, ip: string, fromMs = 0, toMs = Number.POSITIVE_INFINITY) {
-  return r.tester.adverts.filter((a) => a.ip.src === ip && a.tsMs >= fromMs && a.tsMs <= toMs);
+  return r.tester.adverts.filter(
+    (a) => a.ip.src === ip && a.vrrp.type === 1 && a.tsMs >= fromMs && a.tsMs <= toMs,
+  );
+}
+
+export function otherTypesFrom(r: ScenarioResult, ip: string): Record<number, number> {
+  const out: Record<number, number> = {};
+  for (const a of r.tester.adverts)
+    if (a.ip.src === ip && a.vrrp.type !== 1) out[a.vrrp.type] = (out[a.vrrp.type] ?? 0) + 1;
+  return out;
 }

@@ -46,6 +46,7 @@ beforeAll(async () => {
     primary: "dut",
     workDir: `/tmp/tandem-dut-${lab.prefix}`,
     options: env.dutOptions,
+    lab,
   });
   await recordDevice(adapter);
   speaker = await FrameSpeaker.start(lab.host("tester").remote, "eth0");

@@ -54,6 +54,8 @@ export class ReferenceAdapter implements VendorAdapter {
   private responders: AgentClient[] = [];
   private readonly lab: Lab;
   private readonly broken: boolean;
+  private vrrpMode = false;
+  private vrrpConfig: DeviceConfig["vrrp"];
 
   constructor(private readonly target: DeviceTarget) {
     if (!target.lab) throw new Error("reference adapter: needs the lab (DeviceTarget.lab)");
@@ -62,8 +64,15 @@ export class ReferenceAdapter implements VendorAdapter {
     const caps: Capability[] = ["fault-crash", "logs", "config-readback"];
     const loaded = this.topology();
     if (loaded.topology.vrls) {
-      caps.push("vrls", "vrls-timer", "vrls-exactly-once", "vrls-sequence-number");
-      this.vrls = this.vrlsControl();
+      const vr = virtualRouterConfig(loaded);
+      if (vr.members.length === 1 && vr.members[0]?.host === target.primary) {
+        // A one-member virtual router on the DUT: the reference as a plain VRRPv3 router.
+        caps.push("vrrp-v3", "vrrp-preempt-off", "vrrp-graceful-stop");
+        this.vrrpMode = true;
+      } else {
+        caps.push("vrls", "vrls-timer", "vrls-exactly-once", "vrls-sequence-number");
+        this.vrls = this.vrlsControl();
+      }
     }
     if (loaded.topology.natlb) {
       caps.push("natlb", "natlb-full-nat", "natlb-copy-keeping");
@@ -85,14 +94,45 @@ export class ReferenceAdapter implements VendorAdapter {
     };
   }
 
-  async deploy(_config: DeviceConfig): Promise<void> {
-    // The reference reads its configuration from the lab file's role sections.
+  /** VRRP mode: priority, interval and preemption of the first instance; otherwise the lab's role sections. */
+  async deploy(config: DeviceConfig): Promise<void> {
+    this.vrrpConfig = config.vrrp;
   }
+
   async start(): Promise<void> {
-    await this.vrls?.start({});
+    if (!this.vrrpMode) return this.vrls?.start({});
+    const v = this.vrrpConfig?.[0];
+    if (!v) throw new Error("reference adapter: deploy a vrrp instance first");
+    if (v.version !== 3) throw new Error("reference adapter: VRRPv3 only");
+    await this.stopRouter();
+    const loaded = this.topology();
+    const base = virtualRouterConfig(loaded);
+    const vr = virtualRouterConfig(loaded, base.name, {
+      advertIntervalMs: v.advertIntervalMs,
+      preempt: v.preempt,
+    });
+    this.running = await startVirtualRouter(this.lab, {
+      ...vr,
+      members: vr.members.map((m) => ({ ...m, priority: v.priority })),
+    });
   }
-  async stop(): Promise<void> {
-    await this.vrls?.stop();
+
+  /** graceful: the agent's own shutdown (it resigns with priority 0); crash: SIGKILL. */
+  async stop(how: "graceful" | "crash" = "graceful"): Promise<void> {
+    if (!this.vrrpMode) return this.vrls?.stop();
+    const r = this.running;
+    if (!r) return;
+    if (how === "crash") {
+      for (const [host, agent] of r.agents)
+        if (agent.pid) await this.lab.host(host).exec(["kill", "-KILL", String(agent.pid)]);
+    }
+    await this.stopRouter();
+  }
+
+  private async stopRouter(): Promise<void> {
+    const r = this.running;
+    this.running = undefined;
+    await r?.stop();
   }
 
   async readState(): Promise<DeviceState> {
@@ -122,6 +162,7 @@ export class ReferenceAdapter implements VendorAdapter {
   }
 
   async dispose(): Promise<void> {
+    await this.stopRouter();
     await this.vrls?.stop();
     await this.natlb?.stop();
   }
@@ -299,6 +340,6 @@ export const referenceRegistration: AdapterRegistration = {
   name: "reference",
   description:
     "Tandem's reference roles (VRLS router agents; option handoffProtection=off breaks the hand-off)",
-  suites: ["vrls", "natlb"],
+  suites: ["vrrp", "vrls", "natlb"],
   create: (target) => new ReferenceAdapter(target),
 };
