@@ -12,9 +12,11 @@ export interface RouterAgentArgs {
   core: RouterCoreOptions;
   /** Log every data plane change, stop and release (diagnostics). */
   trace?: boolean;
+  /** Where the agent keeps its live sharing table (JSON, rewritten twice a second) for `tandem vrls show`. */
+  statusFile?: string;
 }
 
-export function routerAgentArgs(vr: VirtualRouterConfig, host: string): RouterAgentArgs {
+export function routerAgentArgs(vr: VirtualRouterConfig, host: string, statusFile?: string): RouterAgentArgs {
   const core = coreOptionsFor(vr, host);
   return {
     name: vr.name,
@@ -24,5 +26,6 @@ export function routerAgentArgs(vr: VirtualRouterConfig, host: string): RouterAg
     bucketSeed: vr.spec.conditions.kind === "bucket" ? vr.spec.conditions.seed : 0,
     core,
     trace: process.env.VRLS_TRACE === "1",
+    ...(statusFile ? { statusFile } : {}),
   };
 }

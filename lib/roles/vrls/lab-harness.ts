@@ -4,6 +4,7 @@
  * information responder on end systems; used by the tests, the benches and the CLI.
  */
 import type { Lab } from "../../lab/index.ts";
+import { stateDir } from "../../lab/prefix.ts";
 import { type AgentClient, launchAgent } from "../../remote/index.ts";
 import type { LoadedTopology } from "../../topology/load.ts";
 import { routerAgentArgs } from "./agent-args.ts";
@@ -44,6 +45,11 @@ export function virtualRouterConfig(
       })
     : vr.members;
   return { ...vr, spec, members };
+}
+
+/** Where a member's agent keeps its live sharing table (read by `tandem vrls show`). */
+export function vrlsStatusFile(prefix: string, vrName: string, host: string): string {
+  return `${stateDir(prefix)}/vrls-${vrName}-${host}.json`;
 }
 
 export async function startInfoResponders(

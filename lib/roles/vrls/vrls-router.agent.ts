@@ -8,6 +8,7 @@
  *    NFQUEUE HoldQueue).
  * JSON-RPC methods: status, show, reallocate, waitIdle, handoffStats, counters.
  */
+import { rename, writeFile } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
 import { localExecutor } from "../../dataplane/index.ts";
 import { agentArgs, log, notify, serveAgent } from "../../remote/agent-runtime.ts";
@@ -369,6 +370,15 @@ try {
     `vrls router ${self} (VRID ${vrid}, priority ${args.core.priority}, mode ${args.core.mode}) on ${args.interface}`,
   );
   handle({ type: "startup", now: now() });
+  if (args.statusFile) {
+    const file = args.statusFile;
+    const writer = setInterval(() => {
+      writeFile(`${file}.tmp`, JSON.stringify({ at: Date.now(), ...status() }))
+        .then(() => rename(`${file}.tmp`, file))
+        .catch(() => undefined);
+    }, 500);
+    writer.unref();
+  }
 } catch (e) {
   log(`startup failed: ${(e as Error).stack ?? e}`);
   await dp.teardown().catch(() => undefined);
