@@ -35,13 +35,18 @@ describe("requirement catalogue (suites/catalogue.yaml)", () => {
     expect(problems).toEqual([]);
   });
 
-  it("every case is run by its suite file", () => {
+  it("every case is run by its suite file (by name, or in the not-yet-available loop)", () => {
     for (const [suite, cases] of Object.entries(SUITE_CASES)) {
       const source = readFileSync(`suites/${suite}/${suite}.suite.ts`, "utf8");
-      const loops = source.includes(`Object.values(${suite}Cases)`);
-      for (const id of Object.keys(cases)) {
-        expect(loops || source.includes(`C["${id}"]`), `${id} in suites/${suite}/${suite}.suite.ts`).toBe(
-          true,
+      const loop = /Object\.values\(C\)\.filter\(\(d\) => d\.notYetAvailable\)/.test(source);
+      for (const [id, def] of Object.entries(cases)) {
+        const named = source.includes(`C["${id}"]`);
+        expect(
+          named || (loop && Boolean(def.notYetAvailable)),
+          `${id} in suites/${suite}/${suite}.suite.ts`,
+        ).toBe(true);
+        expect(named && Boolean(def.notYetAvailable), `${id} is driven and marked not yet available`).toBe(
+          false,
         );
       }
     }

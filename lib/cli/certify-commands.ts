@@ -19,7 +19,10 @@ export function registerCertifyCommands(program: Command): void {
     .option("--lab <file>", "lab topology file (default: the suite's lab)")
     .option("--out <dir>", "output directory", "reports/certify")
     .option("--dut-option <key=value>", "adapter option (repeatable)", collectOption, {})
-    .option("--mode <mode>", "hand-off / operation mode passed to the suite")
+    .option(
+      "--mode <mode>",
+      "vrls: operation mode (timer, sequence-number, exactly-once) for the cases that do not test a mode themselves",
+    )
     .option("--cases <pattern>", "run only cases whose title matches (vitest -t)")
     .option("--quiet", "do not echo the suite's output")
     .action(async (o) => {

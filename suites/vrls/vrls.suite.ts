@@ -74,7 +74,11 @@ function vrls(): VrlsControl {
 }
 
 /** Starts the virtual router, lets es5/es6 be learned passively, waits for the 6-condition allocation. */
-async function bringUp(mode?: "timer" | "sequence-number" | "exactly-once") {
+type Mode = "timer" | "sequence-number" | "exactly-once";
+/** `tandem certify --mode M` sets the operation mode of the cases that do not test a mode themselves. */
+const DEFAULT_MODE = (["timer", "sequence-number", "exactly-once"] as const).find((m) => m === env.mode);
+
+async function bringUp(mode: Mode | undefined = DEFAULT_MODE) {
   const v = vrls();
   await v.start({ infoResponders: LAN_ES, ...(mode ? { mode } : {}) });
   // Members start within a few hundred ms of each other: a lower-priority member may lead

@@ -1,0 +1,150 @@
+import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { parseCatalogueText } from "../lib/certify/catalogue.ts";
+import { renderCertificationPage } from "../lib/certify/html.ts";
+import { buildSummary } from "../lib/certify/summary.ts";
+
+// Verdict rules of the certification summary, on the files a suite run leaves behind.
+const catalogue = parseCatalogueText(
+  [
+    "version: 1",
+    "suites:",
+    "  vrrp: { title: VRRP, description: d }",
+    "requirements:",
+    ...[
+      ["VRRP-A-001", "MUST", "[vrrp.one]"],
+      ["VRRP-A-002", "MUST", "[vrrp.one, vrrp.two]"],
+      ["VRRP-A-003", "SHOULD", "[vrrp.three]"],
+      ["VRRP-A-004", "MUST", "[vrrp.four]"],
+    ].flatMap(([id, level, cases]) => [
+      `  - id: ${id}`,
+      "    suite: vrrp",
+      "    group: G",
+      `    level: ${level}`,
+      "    source: RFC 5798 6.1",
+      "    text: t <b>",
+      `    cases: ${cases}`,
+    ]),
+  ].join("\n"),
+);
+
+let out: string | undefined;
+afterEach(async () => {
+  if (out) await rm(out, { recursive: true, force: true });
+});
+
+async function run(
+  statuses: Record<string, string>,
+  records: Record<string, { status: string; reason?: string }>,
+) {
+  out = await mkdtemp(join(tmpdir(), "tandem-summary-"));
+  mkdirSync(join(out, "cases"));
+  for (const [id, r] of Object.entries(records)) {
+    writeFileSync(
+      join(out, "cases", `${id}.json`),
+      JSON.stringify({
+        id,
+        suite: "vrrp",
+        title: id,
+        requirements: [],
+        evidence: [],
+        startedAt: "",
+        durationMs: 5,
+        ...r,
+      }),
+    );
+  }
+  writeFileSync(
+    join(out, "vitest.json"),
+    JSON.stringify({
+      testResults: [
+        {
+          assertionResults: Object.entries(statuses).map(([id, status]) => ({
+            title: `[${id}] t`,
+            status,
+            failureMessages: status === "failed" ? ["boom"] : [],
+          })),
+        },
+      ],
+    }),
+  );
+  return buildSummary({
+    catalogue,
+    suite: "vrrp",
+    caseTitles: {
+      "vrrp.one": { title: "1" },
+      "vrrp.two": { title: "2" },
+      "vrrp.three": { title: "3" },
+      "vrrp.four": { title: "4" },
+    },
+    out,
+    device: { adapter: "x", vendor: "v", product: "p", version: "1" },
+    lab: { file: "f", name: "n" },
+    mode: "default",
+    startedAt: new Date(0),
+    finishedAt: new Date(1000),
+    explanations: { "vrrp.two": "because" },
+  });
+}
+
+describe("certification summary", () => {
+  it("a failed case fails every requirement it verifies, and a failed MUST blocks certification", async () => {
+    const s = await run(
+      { "vrrp.one": "passed", "vrrp.two": "failed", "vrrp.three": "passed", "vrrp.four": "passed" },
+      { "vrrp.two": { status: "failed" } },
+    );
+    expect(Object.fromEntries(s.requirements.map((r) => [r.id, r.verdict]))).toEqual({
+      "VRRP-A-001": "pass",
+      "VRRP-A-002": "fail",
+      "VRRP-A-003": "pass",
+      "VRRP-A-004": "pass",
+    });
+    expect(s.verdict).toBe("not certified");
+    expect(s.verdictReason).toMatch(/VRRP-A-002/);
+    expect(s.cases.find((c) => c.id === "vrrp.two")).toMatchObject({
+      verdict: "fail",
+      error: "boom",
+      explanation: "because",
+    });
+  });
+
+  it("not applicable does not block; a MUST that did not run does", async () => {
+    const na = await run(
+      { "vrrp.one": "passed", "vrrp.two": "passed", "vrrp.three": "skipped", "vrrp.four": "skipped" },
+      {
+        "vrrp.three": { status: "not-applicable", reason: "lacks x" },
+        "vrrp.four": { status: "not-applicable", reason: "lacks y" },
+      },
+    );
+    expect(na.verdict).toBe("certified");
+    expect(na.counts).toMatchObject({ pass: 2, "not-applicable": 2, fail: 0, "not-run": 0 });
+    const unrun = await run(
+      { "vrrp.one": "passed", "vrrp.two": "passed", "vrrp.three": "passed", "vrrp.four": "skipped" },
+      { "vrrp.four": { status: "not-available", reason: "later" } },
+    );
+    expect(unrun.verdict).toBe("not certified");
+    expect(unrun.requirements.find((r) => r.id === "VRRP-A-004")?.verdict).toBe("not-run");
+    expect(unrun.cases.find((c) => c.id === "vrrp.four")?.reason).toBe("later");
+  });
+
+  it("a suite that never ran leaves every case not run, and nothing passes", async () => {
+    const s = await run({}, {});
+    expect(s.counts["not-run"]).toBe(4);
+    expect(s.verdict).toBe("not certified");
+    expect(s.cases[0]?.reason).toMatch(/did not run/);
+  });
+
+  it("the page escapes what it shows", async () => {
+    const s = await run(
+      { "vrrp.one": "passed", "vrrp.two": "passed", "vrrp.three": "passed", "vrrp.four": "passed" },
+      {},
+    );
+    const html = renderCertificationPage(s, []);
+    expect(html).toContain("t &lt;b&gt;");
+    expect(html).not.toContain("t <b>");
+    expect(html).toContain('data-requirement="VRRP-A-001" data-verdict="pass"');
+  });
+});
