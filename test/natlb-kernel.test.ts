@@ -315,4 +315,29 @@ describe.each(["dnat", "fullnat"] as const)("NAT-LB kernel recipe, embodiment %s
     expect(r.resets + r.corrupt).toBe(0);
     expect(r.open).toBe(44);
   });
+
+  it("a balancer holding the VIP in neither mode refuses its packets with an error and forwards nothing", async () => {
+    expect((await move(rig, "a", "b", "planned")).outcome).toBe("completed");
+    const client = namespaceName(rig.prefix, "c");
+    const aMac = (JSON.parse((await run(["ip", "-n", namespaceName(rig.prefix, "a"), "-j", "link", "show", "eth0"])).stdout) as {
+      address: string;
+    }[])[0]?.address as string;
+    const before = await rig.a.counters();
+    const web0 = await rig.web.call<WebServerStats>("stats");
+    // A client whose ARP cache still points at a (the old owner) after the move.
+    await run(["ip", "-n", client, "neigh", "replace", VIP, "lladdr", aMac, "dev", "eth0", "nud", "permanent"]);
+    try {
+      const r = await startLoad(rig, "stale", 3, 0);
+      expect(r.failedConnects).toBe(3);
+      expect(Object.keys(r.errorCodes)).toEqual(["ECONNREFUSED"]);
+      await rig.clients.call("stop", { id: "stale" });
+    } finally {
+      await run(["ip", "-n", client, "neigh", "del", VIP, "dev", "eth0"], { allowFailure: true });
+    }
+    const after = await rig.a.counters();
+    expect(after.unknownVip - before.unknownVip).toBeGreaterThanOrEqual(3);
+    const web1 = await rig.web.call<WebServerStats>("stats");
+    expect(web1.requests).toBe(web0.requests);
+    expect((await move(rig, "b", "a", "planned")).outcome).toBe("completed");
+  });
 });

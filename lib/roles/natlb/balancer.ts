@@ -18,6 +18,8 @@ export interface BalancerCounters {
   vips: VipCounter[];
   invalidRejected: number;
   invalidDropped: number;
+  /** Packets for a VIP in neither mode, refused with an error. */
+  unknownVip: number;
 }
 
 export interface BalancerState {
@@ -109,7 +111,10 @@ export class Balancer {
       `addr replace ${v.address}/32 dev ${external}`,
       `addr replace ${v.internal}/32 dev ${internal}`,
     ]);
-    if (!this.modes.get(v.address)) this.modes.setNormal(v.address);
+    if (!this.modes.get(v.address)) {
+      this.modes.setNormal(v.address);
+      await this.setModeElement(v.address, "add");
+    }
     if (!this.macs) {
       const [e, i] = await Promise.all([interfaceMac(this.exec, external), interfaceMac(this.exec, internal)]);
       this.macs = { external: e, internal: i };
@@ -136,6 +141,7 @@ export class Balancer {
     this.modes.setTransition(v.address);
     await this.hold.hold(v.address);
     await this.setTransitionElements(v, "add");
+    await this.setModeElement(v.address, "add");
   }
 
   /**
@@ -153,6 +159,7 @@ export class Balancer {
     }
     if (side === "old") {
       this.modes.remove(v.address);
+      if (!(await this.ownedVips()).includes(v.address)) await this.setModeElement(v.address, "delete");
       // Whatever entry is left of the VIP (all of them after a rolled-back move) goes too,
       // unless the VIP came back to this balancer.
       if (!(await this.ownedVips()).includes(v.address)) await this.table.deleteVip(v.address);
@@ -164,6 +171,7 @@ export class Balancer {
         : emptyReport(v.address);
     await this.setTransitionElements(v, "delete");
     this.modes.setNormal(v.address);
+    await this.setModeElement(v.address, "add");
     return report;
   }
 
@@ -172,7 +180,10 @@ export class Balancer {
     const v = vipByAddress(this.config, vipAddress);
     await this.setTransitionElements(v, "delete");
     const report = await this.hold.discard(v.address);
-    if (this.modes.get(v.address) === "transition") this.modes.remove(v.address);
+    if (this.modes.get(v.address) === "transition") {
+      this.modes.remove(v.address);
+      await this.setModeElement(v.address, "delete");
+    }
     return report;
   }
 
@@ -264,6 +275,7 @@ export class Balancer {
       })),
       invalidRejected: byName.get("invalid_rejected")?.packets ?? 0,
       invalidDropped: byName.get("invalid_dropped")?.packets ?? 0,
+      unknownVip: byName.get("unknown_vip")?.packets ?? 0,
     };
   }
 
@@ -271,6 +283,13 @@ export class Balancer {
   async state(): Promise<BalancerState> {
     const [owned, parsed] = await Promise.all([this.ownedVips(), this.table.list()]);
     return { name: this.name, owned, modes: this.modes.list(), entries: parsed.entries };
+  }
+
+  /** Keeps the nftables set mode_vips equal to the mode table's addresses (idempotent). */
+  private async setModeElement(address: string, op: "add" | "delete"): Promise<void> {
+    const cmds = [`add element ip ${TABLE} mode_vips { ${address} }`];
+    if (op === "delete") cmds.push(`delete element ip ${TABLE} mode_vips { ${address} }`);
+    await this.exec(["nft", "-f", "-"], { input: `${cmds.join("\n")}\n` });
   }
 
   private async setTransitionElements(v: VipConfig, op: "add" | "delete"): Promise<void> {

@@ -33,6 +33,8 @@ function dnatTarget(v: VipConfig): string {
  *   the VIP's servers on the internal interface; embodiment 2: to the VIP's internal address).
  * - nat_pre / nat_post: embodiment 1 DNAT; embodiment 2 DNAT + SNAT to the VIP's
  *   internal address (Fig. 11B).
+ * - mode_vips: the VIPs of this balancer's mode table; packets for a VIP in neither mode
+ *   are not translated and are refused (TCP RST / ICMP administratively prohibited).
  * - filter: strict conntrack (sysctl nf_conntrack_tcp_loose=0 makes a mid-stream TCP
  *   packet without an entry INVALID); INVALID TCP is answered with a TCP RST, the seed's
  *   prior-art "error message". Per-VIP counters on both directions.
@@ -44,13 +46,15 @@ export function buildRuleset(config: NatlbConfig, balancer: string): string {
   const lines: string[] = [];
   lines.push(`table ip ${TABLE} {`);
   for (let i = 0; i < vips.length; i++) lines.push(`  counter ${vipCounterName(i)} {`, "  }");
-  lines.push("  counter invalid_rejected {", "  }", "  counter invalid_dropped {", "  }");
+  lines.push("  counter invalid_rejected {", "  }", "  counter invalid_dropped {", "  }", "  counter unknown_vip {", "  }");
   lines.push(
     "  set vips {",
     "    type ipv4_addr",
     `    elements = { ${vips.map((v) => v.address).join(", ")} }`,
     "  }",
   );
+  // The VIPs in this balancer's transfer processing mode table (normal or transition).
+  lines.push("  set mode_vips {", "    type ipv4_addr", "  }");
   lines.push("  set transition_dst {", "    type ipv4_addr", "  }");
   lines.push("  set transition_src {", "    type ipv4_addr", "  }");
   lines.push("  chain hold_mark {", "    type filter hook prerouting priority -350; policy accept;");
@@ -62,6 +66,8 @@ export function buildRuleset(config: NatlbConfig, balancer: string): string {
   );
   lines.push("  }");
   lines.push("  chain nat_pre {", "    type nat hook prerouting priority dstnat; policy accept;");
+  // A VIP in neither mode is not translated (and is refused in filter_fwd).
+  lines.push("    ip daddr != @mode_vips return");
   for (const v of vips)
     lines.push(`    ip daddr ${v.address} ${v.protocol} dport ${v.port} ${dnatTarget(v)}`);
   lines.push("  }");
@@ -72,6 +78,10 @@ export function buildRuleset(config: NatlbConfig, balancer: string): string {
     lines.push("  }");
   }
   lines.push("  chain filter_fwd {", "    type filter hook forward priority filter; policy accept;");
+  // Seed: a packet for an address in neither mode is discarded and an error message returned
+  // (a client whose ARP cache still points here after a move).
+  lines.push('    ip daddr @vips ip daddr != @mode_vips meta l4proto tcp counter name "unknown_vip" reject with tcp reset');
+  lines.push('    ip daddr @vips ip daddr != @mode_vips counter name "unknown_vip" reject with icmp type admin-prohibited');
   vips.forEach((v, i) => {
     lines.push(`    ct original ip daddr ${v.address} counter name "${vipCounterName(i)}"`);
   });

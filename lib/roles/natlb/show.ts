@@ -23,26 +23,22 @@ export async function readBalancerTables(lab: Lab, config: NatlbConfig): Promise
   return Promise.all(
     Object.entries(config.balancers).map(async ([name, b]) => {
       const host = lab.host(name);
-      const [addr, set, ct] = await Promise.all([
-        host.exec(["ip", "-j", "-4", "addr", "show", "dev", b.external]),
+      const [modeSet, set, ct] = await Promise.all([
+        host.exec(["nft", "-j", "list", "set", "ip", TABLE, "mode_vips"]),
         host.exec(["nft", "-j", "list", "set", "ip", TABLE, "transition_dst"]),
         host.exec(["conntrack", "-L", "-o", "extended"]),
       ]);
-      let owned: string[] = [];
-      try {
-        const parsed = JSON.parse(addr.stdout) as { addr_info?: { local: string }[] }[];
-        owned = (parsed[0]?.addr_info ?? []).map((a) => a.local).filter((a) => vips.has(a));
-      } catch {
-        owned = [];
-      }
-      let transition: string[] = [];
-      try {
-        const parsed = JSON.parse(set.stdout) as { nftables: { set?: { elem?: unknown[] } }[] };
-        const elems = parsed.nftables.find((x) => x.set)?.set?.elem ?? [];
-        transition = elems.filter((e): e is string => typeof e === "string").filter((e) => vips.has(e));
-      } catch {
-        transition = [];
-      }
+      const elements = (json: string): string[] => {
+        try {
+          const parsed = JSON.parse(json) as { nftables: { set?: { elem?: unknown[] } }[] };
+          const elems = parsed.nftables.find((x) => x.set)?.set?.elem ?? [];
+          return elems.filter((e): e is string => typeof e === "string").filter((e) => vips.has(e));
+        } catch {
+          return [];
+        }
+      };
+      const owned = elements(modeSet.stdout);
+      const transition = elements(set.stdout);
       const modes = [
         ...transition.map((address) => ({ address, mode: "transition" as const })),
         ...owned.filter((a) => !transition.includes(a)).map((address) => ({ address, mode: "normal" as const })),
