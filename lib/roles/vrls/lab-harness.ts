@@ -76,7 +76,7 @@ export async function startVirtualRouter(
     await Promise.all(
       members.map(async (m) => {
         const agent = await launchAgent(lab.host(m.host).remote, "vrls-router", {
-          args: routerAgentArgs(vr, m.host),
+          args: routerAgentArgs(vr, m.host, vrlsStatusFile(lab.prefix, vr.name, m.host)),
         });
         agent.on("notification", (method: string, params: unknown) => {
           if (method === "role")

@@ -14,6 +14,8 @@ export interface MemberView {
   virtualRouter: string;
   host: string;
   status: Record<string, unknown> | null;
+  /** Why the status could not be read (no agent running, ...). */
+  statusError?: string;
   /** nft set -> condition -> packets forwarded/held/dropped by this member. */
   counters: Record<string, Record<string, number>>;
 }
@@ -48,6 +50,7 @@ export async function readVrls(labNameOrPrefix: string): Promise<MemberView[]> {
           virtualRouter: vr.name,
           host: m.host,
           status: file.code === 0 ? (JSON.parse(file.stdout) as Record<string, unknown>) : null,
+          ...(file.code === 0 ? {} : { statusError: file.stderr.trim() }),
           counters,
         });
       }
