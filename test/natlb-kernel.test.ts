@@ -15,7 +15,15 @@ import { type NatlbConfig, NatlbSection } from "../lib/roles/natlb/config.ts";
 import { namespaceExec } from "../lib/roles/natlb/exec.ts";
 import { LocalAgent } from "../lib/roles/natlb/local-agent.ts";
 import { localPorts } from "../lib/roles/natlb/local-port.ts";
-import { type BalancerPort, type MoveKind, MoveJournal, type MoveReport, moveVip } from "../lib/roles/natlb/move.ts";
+import {
+  type BalancerPort,
+  ControllerCrash,
+  type MoveKind,
+  MoveJournal,
+  type MoveReport,
+  moveVip,
+  recoverMoves,
+} from "../lib/roles/natlb/move.ts";
 import { NfqueueHold } from "../lib/roles/natlb/nfqueue-hold.ts";
 import type { WebServerStats } from "../lib/roles/natlb/web-server.ts";
 
@@ -338,6 +346,39 @@ describe.each(["dnat", "fullnat"] as const)("NAT-LB kernel recipe, embodiment %s
     expect(after.unknownVip - before.unknownVip).toBeGreaterThanOrEqual(3);
     const web1 = await rig.web.call<WebServerStats>("stats");
     expect(web1.requests).toBe(web0.requests);
+    expect((await move(rig, "b", "a", "planned")).outcome).toBe("completed");
+  });
+
+  it("a controller crash after the route switch: held packets age out (counted), recovery completes the move", async () => {
+    await startLoad(rig, "crash", 20, 2);
+    await sleep(500);
+    const id = `m${++moveSeq}`;
+    await expect(
+      moveVip(
+        {
+          balancers: localPorts([rig.a, rig.b]),
+          journal: rig.journal,
+          onStep: (_id, step) => {
+            if (step === "route") throw new ControllerCrash(step);
+          },
+        },
+        { id, vip: VIP, from: "a", to: "b", kind: "planned" },
+      ),
+    ).rejects.toBeInstanceOf(ControllerCrash);
+    expect(rig.journal.unfinished().map((r) => r.move.id)).toEqual([id]);
+    expect(rig.b.modes.get(VIP)).toBe("transition");
+    // Nobody ends the switch: b holds the VIP's packets up to maxHoldMs (3 s), then drops them.
+    await sleep(rig.cfg.transition.maxHoldMs + 800);
+    const [recovered] = await recoverMoves({ balancers: localPorts([rig.a, rig.b]), journal: rig.journal });
+    expect(recovered?.outcome).toBe("completed");
+    expect(recovered?.steps.map((s) => s.step)).toEqual(["entries", "end"]);
+    expect(recovered?.hold.timeoutDropped).toBeGreaterThan(0);
+    expect(rig.journal.unfinished()).toEqual([]);
+    await sleep(3000);
+    const r = await rig.clients.call<ClientLoadReport>("stop", { id: "crash" });
+    // TCP retransmitted what was dropped: slow (stalls), but nothing was reset.
+    expect(r.resets + r.corrupt).toBe(0);
+    expect(r.open).toBe(22);
     expect((await move(rig, "b", "a", "planned")).outcome).toBe("completed");
   });
 });
