@@ -3,6 +3,7 @@
 // on the far segment by source MAC, sums, and the live sharing table as `vrls show` reads it.
 import { describe, expect, it } from "vitest";
 import { withLab } from "../lib/lab/index.ts";
+import { bucketOf } from "../lib/roles/vrls/conditions.ts";
 import {
   startInfoResponders,
   startVirtualRouter,
@@ -136,3 +137,53 @@ for (const [file, members] of [
     }, 180_000);
   });
 }
+
+describe("VRLS hash-bucket conditions on labs/vrls-fig7.yaml", () => {
+  it("8 buckets of jhash(source) split 4/4; each end system is forwarded by the owner of its bucket", async () => {
+    const loaded = loadTopology("labs/vrls-fig7.yaml");
+    await withLab(loaded, async (lab) => {
+      const vr = await startVirtualRouter(
+        lab,
+        virtualRouterConfig(loaded, "vr1", {
+          advertIntervalMs: 100,
+          conditions: { kind: "bucket", over: "src", count: 8, seed: 7 },
+        }),
+      );
+      try {
+        await vr.waitForMaster(15_000, "ra");
+        const allocation = await vr.waitAllocated(8);
+        const counts: Record<string, number> = {};
+        for (const m of Object.values(allocation)) counts[m] = (counts[m] ?? 0) + 1;
+        expect(counts).toEqual({ "198.18.1.2": 4, "198.18.1.3": 4 });
+        const server = lab.host("server").remote;
+        const capture = await Capture.start(server, { interface: "eth0", filter: "udp dst port 5001" });
+        const senders = await Promise.all(
+          ES.map((h, i) =>
+            sendUdpStream(lab.host(h).remote, {
+              streamId: 50 + i,
+              dstIp: "198.18.100.10",
+              dstPort: 5001,
+              pps: 1000,
+              count: 1000,
+            }),
+          ),
+        );
+        await new Promise((r) => setTimeout(r, 300));
+        await capture.stop();
+        const wire = await analyzeCapture(capture.reader());
+        for (const [i, h] of ES.entries()) {
+          const bucket = bucketOf("src", ES_ADDR[h]!, "198.18.100.10", 8, 7);
+          const owner = allocation[`src#${bucket}/8@7`];
+          const mac = Object.values(MEMBERS).find((m) => m.address === owner)?.farMac ?? "?";
+          const result = analyzeStream({
+            sender: senders[i]!,
+            wire: wire.streams.find((s) => s.streamId === 50 + i),
+          });
+          expect(result.attribution, `${h} (bucket ${bucket}) served by ${owner}`).toEqual({ [mac]: 1000 });
+        }
+      } finally {
+        await vr.stop();
+      }
+    });
+  }, 180_000);
+});

@@ -46,6 +46,12 @@ export interface MemberDataplaneOptions {
   log: (line: string) => void;
   queueNum?: number;
   mark?: number;
+  /**
+   * Hash-bucket conditions: the kernel computes `jhash <over> mod count seed S` into the
+   * packet mark (values < 0x1000, clear of the queue mark bits) and looks it up in the
+   * bucket sets; lib/roles/vrls/jhash.ts predicts the same value (tested against the kernel).
+   */
+  buckets?: { over: "src" | "src+dst"; count: number; seed: number };
 }
 
 export interface SetCounters {
@@ -56,8 +62,15 @@ export interface SetCounters {
 // Not "fwd": that is an nft keyword.
 const SETS = { forward: "own", queued: "inqueue", blocked: "others" } as const;
 
-function setOf(d: Disposition): string {
-  return d === "forward" ? SETS.forward : d === "drop" ? SETS.blocked : SETS.queued;
+function setOf(d: Disposition, bucket = false): string {
+  const name = d === "forward" ? SETS.forward : d === "drop" ? SETS.blocked : SETS.queued;
+  return bucket ? `${name}_b` : name;
+}
+
+/** The kernel set element of a condition: an address or prefix, or a bucket's number. */
+function elementOf(condition: string): { element: string; bucket: boolean } {
+  const b = /#(\d+)\//.exec(condition);
+  return b ? { element: b[1] as string, bucket: true } : { element: condition, bucket: false };
 }
 
 export class MemberDataplane {
@@ -131,6 +144,17 @@ export class MemberDataplane {
     });
     const mark = `0x${this.rule.mark.toString(16)}`;
     const setDecl = (name: string) => `set ${name} { type ipv4_addr; flags interval; counter; }`;
+    const b = this.opts.buckets;
+    const bucketDecl = (name: string) => `set ${name}_b { typeof meta mark; counter; }`;
+    const bucketRules = b
+      ? [
+          `  meta mark set jhash ${b.over === "src" ? "ip saddr" : "ip saddr . ip daddr"} mod ${b.count} seed 0x${b.seed.toString(16)}`,
+          `  meta mark @${SETS.forward}_b meta mark set 0 accept`,
+          `  meta mark @${SETS.queued}_b meta mark set ${mark} accept`,
+          `  meta mark @${SETS.blocked}_b meta mark set 0 drop`,
+          "  meta mark set 0",
+        ]
+      : [];
     await replaceTable(
       this.opts.exec,
       { family: "ip", table: this.table },
@@ -138,6 +162,7 @@ export class MemberDataplane {
         setDecl(SETS.forward),
         setDecl(SETS.queued),
         setDecl(SETS.blocked),
+        ...(b ? [bucketDecl(SETS.forward), bucketDecl(SETS.queued), bucketDecl(SETS.blocked)] : []),
         "counter unknown_master { }",
         "counter unknown_backup { }",
         "chain classify {",
@@ -146,6 +171,7 @@ export class MemberDataplane {
         `  ip saddr @${SETS.forward} accept`,
         `  ip saddr @${SETS.queued} meta mark set mark or ${mark} accept`,
         `  ip saddr @${SETS.blocked} drop`,
+        ...bucketRules,
         "  jump unknown",
         "}",
         "chain unknown {",
@@ -216,13 +242,13 @@ export class MemberDataplane {
       else if (after === "observe") q.observe(c);
       else if (after === "drop") q.block(c);
       else if (after === "forward" && q.mode(c) !== "pass") q.passThrough(c);
-      const elem = c.includes("/") || !c.includes("#") ? c : undefined;
-      if (!elem) continue; // hash buckets are not in the kernel sets (docs/vrls.md)
+      const { element, bucket } = elementOf(c);
+      if (bucket && !this.opts.buckets) continue;
       if (before !== undefined && (after === undefined || setOf(before) !== setOf(after))) {
-        lines.push(`delete element ip ${this.table} ${setOf(before)} { ${elem} }`);
+        lines.push(`delete element ip ${this.table} ${setOf(before, bucket)} { ${element} }`);
       }
       if (after !== undefined && (before === undefined || setOf(before) !== setOf(after))) {
-        lines.push(`add element ip ${this.table} ${setOf(after)} { ${elem} }`);
+        lines.push(`add element ip ${this.table} ${setOf(after, bucket)} { ${element} }`);
       }
     }
     for (const c of all) {
@@ -275,9 +301,10 @@ export class MemberDataplane {
       const before = this.applied.get(c);
       if (before === undefined || before === "drop") continue;
       this.applied.set(c, "drop");
-      if (c.includes("#")) continue;
-      lines.push(`delete element ip ${this.table} ${setOf(before)} { ${c} }`);
-      lines.push(`add element ip ${this.table} ${SETS.blocked} { ${c} }`);
+      const { element, bucket } = elementOf(c);
+      if (bucket && !this.opts.buckets) continue;
+      lines.push(`delete element ip ${this.table} ${setOf(before, bucket)} { ${element} }`);
+      lines.push(`add element ip ${this.table} ${setOf("drop", bucket)} { ${element} }`);
     }
     return lines.length > 0 ? this.nft(`${lines.join("\n")}\n`) : Promise.resolve();
   }
@@ -320,7 +347,9 @@ export class MemberDataplane {
 
   async setCounters(): Promise<SetCounters[]> {
     const out: SetCounters[] = [];
-    for (const set of Object.values(SETS)) {
+    const names: string[] = Object.values(SETS);
+    if (this.opts.buckets) names.push(...Object.values(SETS).map((n) => `${n}_b`));
+    for (const set of names) {
       const listing = await listSet(this.opts.exec, { family: "ip", table: this.table, set });
       out.push({
         set,

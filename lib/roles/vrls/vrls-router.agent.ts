@@ -49,6 +49,15 @@ const dp = new MemberDataplane({
   vrid,
   lanInterface: args.interface,
   virtualAddress: args.virtualAddress,
+  ...(args.core.conditions.kind === "bucket"
+    ? {
+        buckets: {
+          over: args.core.conditions.over,
+          count: args.core.conditions.count,
+          seed: args.core.conditions.seed,
+        },
+      }
+    : {}),
   onUnknownSource: (address) => handle({ type: "learned", now: now(), address, by: "passive" }),
   log: (l) => log(l),
 });
