@@ -176,11 +176,19 @@ describe.each(["dnat", "fullnat"] as const)("Fig. 3 lab, embodiment %s", (embodi
       return m;
     };
     const before = perBalancer(await status(r));
-    const result = await r.controller.call<{ moves: { outcome: string; vip: string; to: string }[]; imbalance: number }>(
-      "rebalance",
-      {},
-      { timeoutMs: 60_000 },
-    );
+    // The control function measures and decides by itself: automatic rebalancing on.
+    const movesBefore = (await status(r)).moves.length;
+    await r.controller.call("startAuto", { everyMs: 100, rebalance: { everyMs: 1000, threshold: 0.15, holdDownMs: 1500 } });
+    let moved: Awaited<ReturnType<typeof status>>["moves"] = [];
+    for (let i = 0; i < 60; i++) {
+      await sleep(250);
+      const st = await status(r);
+      moved = st.moves.slice(movesBefore);
+      const b = await r.controller.call<{ imbalance: number }>("balance");
+      if (moved.length > 0 && b.imbalance <= 0.15 && i > 8) break;
+    }
+    await r.controller.call("stopAuto");
+    const result = { moves: moved };
     if (!result.moves.every((m) => m.outcome === "completed")) {
       console.log(JSON.stringify(result));
       for (const [n, a] of r.balancers) console.log(n, JSON.stringify(await a.call("channel").catch(String)), a.logText().slice(-2000));
@@ -188,7 +196,7 @@ describe.each(["dnat", "fullnat"] as const)("Fig. 3 lab, embodiment %s", (embodi
     expect(result.moves.length).toBeGreaterThan(0);
     expect(result.moves.every((m) => m.outcome === "completed")).toBe(true);
     // Average a few reports: one download stream catching up after the move skews a single sample.
-    await sleep(2000);
+    await sleep(1000);
     const after = new Map<string, number>();
     for (let i = 0; i < 6; i++) {
       for (const [b, l] of perBalancer(await status(r))) after.set(b, (after.get(b) ?? 0) + l / 6);

@@ -146,6 +146,7 @@ export class Controller {
   private moveCounter = Date.now() % 100_000;
   private busy: Promise<unknown> = Promise.resolve();
   private autoTimer: NodeJS.Timeout | undefined;
+  private lastMoveAt = 0;
   readonly moves: MoveReport[] = [];
   onStep: MoveContext["onStep"];
   entriesFirstFailover = false;
@@ -266,6 +267,7 @@ export class Controller {
       this.copies.moveId = moveId;
       const report = await moveVip(this.context(), { id: String(moveId), vip, from: owner, to, kind });
       this.moves.push(report);
+      this.lastMoveAt = Date.now();
       return report;
     });
   }
@@ -306,14 +308,39 @@ export class Controller {
     return out;
   }
 
-  /** Watches for failures every `everyMs`. */
-  startAuto(everyMs = 100): void {
+  /** Per-balancer load now (bytes/s of the VIPs each owns) and its spread around the mean. */
+  balance(): { loads: Map<string, number>; imbalance: number } {
+    const healthy = Object.keys(this.config.balancers).filter((b) => this.isAlive(b));
+    const loads = new Map(healthy.map((b) => [b, 0]));
+    for (const v of this.status().vips) if (v.owner && loads.has(v.owner)) loads.set(v.owner, (loads.get(v.owner) ?? 0) + v.bytesPerS);
+    const values = [...loads.values()];
+    const mean = values.length > 0 ? values.reduce((a, b) => a + b, 0) / values.length : 0;
+    const imbalance = mean > 0 ? Math.max(...values.map((l) => Math.abs(l - mean))) / mean : 0;
+    return { loads, imbalance };
+  }
+
+  /**
+   * Watches for failures every `everyMs`; with `rebalanceEveryMs`, also recomputes the
+   * assignment that often and carries it out when the per-balancer load strays more than
+   * `threshold` from the mean (and at least `holdDownMs` after the last move, so the
+   * rates measured after a move settle first).
+   */
+  startAuto(everyMs = 100, rebalance?: { everyMs: number; threshold?: number; holdDownMs?: number }): void {
     this.stopAuto();
     let running = false;
+    let lastRebalance = Date.now();
     this.autoTimer = setInterval(() => {
       if (running) return;
       running = true;
-      this.checkFailures()
+      (async () => {
+        await this.checkFailures();
+        if (!rebalance) return;
+        const now = Date.now();
+        const lastMove = this.moves.length > 0 ? this.lastMoveAt : 0;
+        if (now - lastRebalance < rebalance.everyMs || now - lastMove < (rebalance.holdDownMs ?? 2000)) return;
+        lastRebalance = now;
+        if (this.balance().imbalance > (rebalance.threshold ?? 0.15)) await this.rebalance();
+      })()
         .catch(() => undefined)
         .finally(() => {
           running = false;

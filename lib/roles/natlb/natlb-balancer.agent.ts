@@ -9,7 +9,7 @@ import { localExec } from "./exec.ts";
 import type { HoldReport } from "./hold.ts";
 import { NfqueueHold } from "./nfqueue-hold.ts";
 import { CtEventWatcher } from "./conntrack.ts";
-import type { ConnEntry } from "./conn-table.ts";
+import { type ConnEntry, entryRow } from "./conn-table.ts";
 import { PartAssembler, sendEntryParts, wireEntries } from "./transfer.ts";
 import { toWireEntry } from "./wire-entry.ts";
 import { entriesPerDatagram } from "../../wire/natlb.ts";
@@ -180,6 +180,11 @@ serveAgent({
       return { id: myId, owned: await balancer.ownedVips() };
     },
     state: () => balancer.state(),
+    /** The tables in the seed's columns (Figs. 5/12 rows, Figs. 7/8 modes). */
+    tables: async () => {
+      const st = await balancer.state();
+      return { modes: st.modes, entries: st.entries.map(entryRow) };
+    },
     counters: () => balancer.counters(),
     holdReports: () => holdReports,
     holdStats: () => hold.stats(),

@@ -40,9 +40,19 @@ serveAgent({
     move: (p: { vip: string; to: string; kind?: MoveKind; from?: string }) => ctl().move(p.vip, p.to, p.kind ?? "planned", p.from),
     rebalance: () => ctl().rebalance(),
     checkFailures: () => ctl().checkFailures(),
-    startAuto: (p: { everyMs?: number; entriesFirst?: boolean } = {}) => {
+    balance: () => {
+      const b = ctl().balance();
+      return { loads: Object.fromEntries(b.loads), imbalance: b.imbalance };
+    },
+    startAuto: (
+      p: {
+        everyMs?: number;
+        entriesFirst?: boolean;
+        rebalance?: { everyMs: number; threshold?: number; holdDownMs?: number };
+      } = {},
+    ) => {
       ctl().entriesFirstFailover = p.entriesFirst ?? false;
-      ctl().startAuto(p.everyMs ?? 100);
+      ctl().startAuto(p.everyMs ?? 100, p.rebalance);
       return { auto: true };
     },
     stopAuto: () => ctl().stopAuto(),
