@@ -85,7 +85,7 @@ export async function runHandoffs(
       }),
     ),
   );
-  const durationMs = 45_000;
+  const durationMs = 60_000;
   const senders = Promise.all(
     ES.map((h, i) =>
       sendUdpStream(lab.host(h).remote, {
