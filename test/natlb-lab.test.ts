@@ -7,6 +7,7 @@
 // missing load reports, moves the VIPs to 3b and has the servers' keepers (copy 54, or
 // the servers' own connection tables: Modification 1) send 3a's entries to 3b.
 // One file, so the 1000-connection runs never compete with each other for the two cores.
+import { loadavg } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Lab, upLab } from "../lib/lab/lab.ts";
 import type { ClientLoadReport } from "../lib/roles/natlb/client-load.ts";
@@ -81,8 +82,10 @@ describe.each(["dnat", "fullnat"] as const)("Fig. 3 lab, embodiment %s", (embodi
     await sleep(1500);
     // Baseline: the same load for the same time without a move.
     const tcpIdle0 = await sumTcp(r.lab, endpoints);
+    const stalls0 = (await loadReport(r, "planned")).stalls;
     await sleep(3000);
     const tcpIdle = delta(tcpIdle0, await sumTcp(r.lab, endpoints));
+    const baselineStalls = (await loadReport(r, "planned")).stalls - stalls0;
     console.log(`${embodiment} baseline (no move, 3 s): tcp ${JSON.stringify(tcpIdle)}`);
     const outer = await Capture.start(r.lab.host("inet").remote, { interface: "eth1", filter: "tcp", snapLength: 96 });
     const inner = await Capture.start(r.lab.host("s5a").remote, { interface: "eth0", filter: "tcp port 8080", snapLength: 96 });
@@ -91,6 +94,7 @@ describe.each(["dnat", "fullnat"] as const)("Fig. 3 lab, embodiment %s", (embodi
     const tcpBefore = await sumTcp(r.lab, endpoints);
     const before = await status(r);
     expect(before.vips.find((v) => v.vip === VIP1)?.owner).toBe("lba");
+    const preMove = await loadReport(r, "planned");
     const m = await move(r, VIP1, "lbb", "planned");
     if (m.outcome !== "completed") {
       console.log(JSON.stringify(m));
@@ -123,7 +127,12 @@ describe.each(["dnat", "fullnat"] as const)("Fig. 3 lab, embodiment %s", (embodi
     );
     expect(load.resets).toBe(0);
     expect(load.corrupt).toBe(0);
-    expect(load.stalls).toBe(0);
+    // A stall is a request or download gap over 1 s seen by a client. If the same load
+    // stalls without any move, the machine (shared, 2 cores) is too busy to judge: say so.
+    expect(
+      load.stalls - preMove.stalls,
+      `stalls past 1 s during the move (baseline without a move: ${baselineStalls}; load average ${loadavg()[0]?.toFixed(1)})`,
+    ).toBe(0);
     expect(load.failedConnects).toBe(0);
     expect(load.open).toBe(1000);
     // On the wire: every segment that entered the balancers on one side left on the other, once.

@@ -112,6 +112,8 @@ export class CtEventWatcher {
   private readonly removed = new Map<string, ConnEntry>();
   private ready: Promise<void> = Promise.resolve();
   malformed = 0;
+  /** Events were lost (netlink overflow): the changes collected are not complete. */
+  lost = false;
 
   private readonly vips: Set<string>;
 
@@ -134,12 +136,20 @@ export class CtEventWatcher {
       "-E",
       "-e",
       "NEW,UPDATE,DESTROY",
+      // A large socket buffer: a burst of new connections must not overflow it (ENOBUFS).
+      "-b",
+      String(16 << 20),
       ...(this.filter ? ["-d", this.filter] : []),
       "-o",
       "extended",
     ];
     const child = spawn(argv[0] as string, argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
     this.child = child;
+    child.stderr.setEncoding("utf8");
+    child.stderr.on("data", (d: string) => {
+      // The kernel dropped events for us: what we collected is incomplete.
+      if (/ENOBUFS|No buffer space/i.test(d)) this.lost = true;
+    });
     child.stdout.setEncoding("utf8");
     child.stdout.on("data", (d: string) => {
       this.buffer += d;
@@ -187,8 +197,9 @@ export class CtEventWatcher {
     return out;
   }
 
+  /** Listening, and nothing lost so far. */
   get running(): boolean {
-    return !!this.child && this.child.exitCode === null;
+    return !!this.child && this.child.exitCode === null && !this.lost;
   }
 
   stop(): void {

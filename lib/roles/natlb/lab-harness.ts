@@ -113,7 +113,7 @@ export async function startLoad(
           port: rig.config.vips.find((v) => v.address === vip)?.port ?? 80,
           connections: share(total.connections, i),
           downloads: share(total.downloads, i),
-          requestIntervalMs: 500,
+          requestIntervalMs: 1000,
           downloadBytes: 50_000_000,
           downloadRate: 50_000,
           rampMs: 1500,

@@ -92,12 +92,12 @@ async function startChannel(): Promise<ControlChannel> {
 
 /**
  * Copy keeping (third embodiment): every entry goes, per server, to that server's keeper.
- * A full push every FULL_EVERY_MS (and whenever the event watcher is not running); in
+ * A full push every FULL_EVERY_MS (and whenever the event watcher stopped or lost events); in
  * between, deltas: the flows conntrack events showed appearing, changing or ending since
  * the last push (conntrack -E), so a balancer does not dump its whole table five times a
  * second. The watcher is subscribed before each full dump, so nothing falls in between.
  */
-const FULL_EVERY_MS = 5000;
+const FULL_EVERY_MS = 2000;
 let lastFull = 0;
 let pushWatcher: CtEventWatcher | undefined;
 
