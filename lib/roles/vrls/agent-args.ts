@@ -1,6 +1,8 @@
 /** What the controller passes to a VRLS router agent (resolved from the lab's `vrls:` section). */
 import type { VirtualRouterConfig } from "./config.ts";
 import { coreOptionsFor } from "./config.ts";
+import { type MonitorOptions, reviewOptionsOf } from "./review-config.ts";
+import type { ReviewOptions } from "./reviewer.ts";
 import type { RouterCoreOptions } from "./router-core.ts";
 
 export interface RouterAgentArgs {
@@ -14,6 +16,9 @@ export interface RouterAgentArgs {
   trace?: boolean;
   /** Where the agent keeps its live sharing table (JSON, rewritten twice a second) for `tandem vrls show`. */
   statusFile?: string;
+  /** Allocation review and the flow monitor (issue 6); absent: no reviews. */
+  review?: ReviewOptions;
+  monitor?: MonitorOptions;
 }
 
 export function routerAgentArgs(vr: VirtualRouterConfig, host: string, statusFile?: string): RouterAgentArgs {
@@ -27,5 +32,6 @@ export function routerAgentArgs(vr: VirtualRouterConfig, host: string, statusFil
     core,
     trace: process.env.VRLS_TRACE === "1",
     ...(statusFile ? { statusFile } : {}),
+    ...(vr.spec.review ? reviewOptionsOf(vr.spec.review) : {}),
   };
 }

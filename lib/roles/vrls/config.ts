@@ -9,6 +9,7 @@ import { cidrContains, parseCidr } from "../../topology/address.ts";
 import { ConfigError, type ConfigIssue } from "../../topology/errors.ts";
 import type { LoadedTopology } from "../../topology/load.ts";
 import { Ipv4, Ipv4Cidr } from "../../topology/schema.ts";
+import { ReviewSpec } from "./review-config.ts";
 import type { RouterCoreOptions } from "./router-core.ts";
 
 const HostName = z.string().regex(/^[a-z][a-z0-9_-]{0,11}$/, "expected a host name");
@@ -68,6 +69,8 @@ export const VirtualRouterSpec = z
     infoRequestIntervalMs: z.number().int().min(0).default(10_000),
     /** Forget end systems not seen for this long (0: never). */
     endSystemMaxAgeMs: z.number().int().min(0).default(0),
+    /** Allocation review thresholds and flow monitor (issue 6, review-config.ts); absent: no reviews. */
+    review: ReviewSpec.optional(),
   })
   .strict();
 

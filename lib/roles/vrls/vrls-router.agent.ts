@@ -23,13 +23,17 @@ import { encodeVrrp, VRRP_MULTICAST, virtualMac } from "../../wire/vrrp.ts";
 import { validateVrrpPacket } from "../../wire/vrrp-validate.ts";
 import type { RouterAgentArgs } from "./agent-args.ts";
 import { MemberDataplane } from "./dataplane.ts";
+import { FlowMonitor, type FlowReading } from "./flow-monitor.ts";
 import type { Destination, VrlsMessage } from "./messages.ts";
 import { RawIo } from "./rawio.ts";
-import { type CoreAction, type CoreEvent, RouterCore } from "./router-core.ts";
+import { ReviewedCore, type ReviewedEvent } from "./reviewed-core.ts";
+import { type CoreAction, RouterCore } from "./router-core.ts";
 import { fromWire, toWire } from "./wire-map.ts";
 
 const args = agentArgs<RouterAgentArgs>();
 const core = new RouterCore(args.core);
+// Issue 6: review messages (types 6-8) and flow monitor samples go through the reviewer.
+const reviewed = new ReviewedCore(core, args.review);
 const self = args.core.self;
 const vrid = args.core.vrid;
 const key = Buffer.from(args.key, "utf8");
@@ -71,9 +75,9 @@ let timer: NodeJS.Timeout | undefined;
 const pending: CoreAction[] = [];
 let draining = false;
 
-function handle(event: CoreEvent): void {
+function handle(event: ReviewedEvent): void {
   if (stopped && event.type !== "shutdown") return;
-  for (const a of core.handle(event)) {
+  for (const a of reviewed.handle(event)) {
     // Timer mode's stop must not wait behind earlier actions (its delay budget is small).
     if (a.type === "role") notify("role", { role: a.role, at: Date.now(), self });
     if (a.type === "stopForwarding") {
@@ -316,12 +320,58 @@ async function shutdownRouter(): Promise<void> {
   io?.close();
 }
 
+// ---- flow monitor (issue 6): per-condition rate and overflows, fed to the reviewer.
+let lastReading: FlowReading | null = null;
+function startFlowMonitor(): void {
+  const m = args.monitor;
+  if (!m) return;
+  const cs = args.core.conditions;
+  const monitor = new FlowMonitor({
+    exec: localExecutor(),
+    table: dp.table,
+    conditionOf: (set, element) =>
+      set.endsWith("_b")
+        ? cs.kind === "bucket"
+          ? `${cs.over}#${element}/${cs.count}@${cs.seed}`
+          : undefined
+        : element,
+    ignoreDevices: [args.interface, dp.macvlan],
+    windowMs: m.windowMs,
+    timeUnitMs: m.timeUnitMs,
+    queueOverflows: () => {
+      const q = dp.queueStats() as { totals?: { overflowDropped?: number } } | undefined;
+      return q?.totals?.overflowDropped ?? 0;
+    },
+  });
+  let busy = false;
+  const t = setInterval(() => {
+    if (busy || stopped) return;
+    busy = true;
+    monitor
+      .sample(now())
+      .then((r) => {
+        if (!r) return;
+        lastReading = r;
+        handle({ type: "flowSample", now: r.at, rates: r.rates, overflowsPerUnit: r.overflowsPerUnit });
+      })
+      .catch((e) => log(`flow monitor: ${(e as Error).message}`))
+      .finally(() => {
+        busy = false;
+      });
+  }, m.sampleMs);
+  t.unref();
+}
+
 function status() {
   const t = now();
   return {
     ...core.snapshot(t),
     rx,
     dataplane: { role: dp.currentRole, ...dp.counters },
+    review: reviewed.snapshot(t),
+    monitor: lastReading
+      ? { qdiscDrops: lastReading.qdiscDrops, queueOverflows: lastReading.queueOverflows }
+      : null,
     pendingActions: pending.length,
   };
 }
@@ -379,6 +429,7 @@ try {
     `vrls router ${self} (VRID ${vrid}, priority ${args.core.priority}, mode ${args.core.mode}) on ${args.interface}`,
   );
   handle({ type: "startup", now: now() });
+  startFlowMonitor();
   if (args.statusFile) {
     const file = args.statusFile;
     const writer = setInterval(() => {

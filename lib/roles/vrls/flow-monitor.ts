@@ -1,0 +1,127 @@
+/**
+ * The packet monitor of one member (seed Fig. 6: buffer checker 392 / flow rate checker
+ * 393, buffer overflow monitor 390 / counter 391, flow rate record controller 396):
+ * per-condition flow rate (bps) from the per-element byte counters of the member's
+ * nftables sets, and buffer overflows per time unit: the egress qdiscs' drops (a
+ * router's capacity, `tc -s qdisc`) plus the HoldQueue's overflow drops (NFQUEUE).
+ *
+ * One `nft -j list table` and one `tc -s -j qdisc show` per sample. A condition that
+ * moves between sets loses its element (and counter) in one set and gets a fresh one in
+ * the other, so counters are followed per (set, element) and a counter that went down
+ * is taken as having restarted from zero.
+ */
+import type { Executor } from "../../dataplane/index.ts";
+import { parseSetJson } from "../../dataplane/nft.ts";
+
+export interface FlowMonitorOptions {
+  exec: Executor;
+  table: string;
+  /** The condition key of a set element (address/prefix, or a bucket's mark value in the `_b` sets). */
+  conditionOf: (set: string, element: string) => string | undefined;
+  /** Devices whose qdisc drops are not the router's egress (the LAN side, the macvlan). */
+  ignoreDevices: readonly string[];
+  /** Rates are averaged over this window (seed: "measured before for a certain time period"). */
+  windowMs: number;
+  /** Overflows are reported per this time unit. */
+  timeUnitMs: number;
+  /** Overflow drops of the hold queue so far (cumulative). */
+  queueOverflows: () => number;
+}
+
+export interface FlowReading {
+  at: number;
+  rates: Map<string, number>;
+  overflowsPerUnit: number;
+  /** Cumulative egress qdisc drops and queue overflows (diagnostics). */
+  qdiscDrops: number;
+  queueOverflows: number;
+}
+
+interface Point {
+  at: number;
+  bytes: Map<string, number>;
+  overflows: number;
+}
+
+export class FlowMonitor {
+  private readonly lastCounter = new Map<string, number>();
+  private readonly cumulative = new Map<string, number>();
+  private readonly history: Point[] = [];
+  private lastQdisc = new Map<string, number>();
+  private qdiscDrops = 0;
+  failures = 0;
+
+  constructor(private readonly opts: FlowMonitorOptions) {}
+
+  /** Reads the kernel counters and returns the averages over the window. */
+  async sample(now: number): Promise<FlowReading | null> {
+    const [nft, tc] = await Promise.all([
+      this.opts.exec(["nft", "-j", "list", "table", "ip", this.opts.table]),
+      this.opts.exec(["tc", "-s", "-j", "qdisc", "show"]),
+    ]);
+    if (nft.code !== 0) {
+      this.failures++;
+      return null;
+    }
+    this.readSets(nft.stdout);
+    if (tc.code === 0) this.readQdiscs(tc.stdout);
+    const queueOverflows = this.opts.queueOverflows();
+    const point: Point = {
+      at: now,
+      bytes: new Map(this.cumulative),
+      overflows: this.qdiscDrops + queueOverflows,
+    };
+    this.history.push(point);
+    while (this.history.length > 2 && (this.history[1]?.at ?? now) <= now - this.opts.windowMs)
+      this.history.shift();
+    const first = this.history[0] as Point;
+    const dt = now - first.at;
+    const rates = new Map<string, number>();
+    for (const [c, b] of point.bytes)
+      rates.set(c, dt > 0 ? ((b - (first.bytes.get(c) ?? 0)) * 8 * 1000) / dt : 0);
+    const overflowsPerUnit = dt > 0 ? ((point.overflows - first.overflows) * this.opts.timeUnitMs) / dt : 0;
+    return { at: now, rates, overflowsPerUnit, qdiscDrops: this.qdiscDrops, queueOverflows };
+  }
+
+  private readSets(json: string): void {
+    let doc: { nftables?: Record<string, unknown>[] };
+    try {
+      doc = JSON.parse(json);
+    } catch {
+      this.failures++;
+      return;
+    }
+    for (const item of doc.nftables ?? []) {
+      const set = item.set as Record<string, unknown> | undefined;
+      if (!set || typeof set.name !== "string") continue;
+      const listing = parseSetJson({ family: "ip", table: this.opts.table, set: set.name }, set);
+      for (const e of listing.elements) {
+        const condition = this.opts.conditionOf(set.name, e.value);
+        if (condition === undefined || !e.counter) continue;
+        const id = `${set.name} ${e.value}`;
+        const prev = this.lastCounter.get(id) ?? 0;
+        const delta = e.counter.bytes >= prev ? e.counter.bytes - prev : e.counter.bytes;
+        this.lastCounter.set(id, e.counter.bytes);
+        this.cumulative.set(condition, (this.cumulative.get(condition) ?? 0) + delta);
+      }
+    }
+  }
+
+  private readQdiscs(json: string): void {
+    let list: { dev?: string; root?: boolean; drops?: number; kind?: string }[];
+    try {
+      list = JSON.parse(json);
+    } catch {
+      return;
+    }
+    const seen = new Map<string, number>();
+    for (const q of list) {
+      if (!q.root || !q.dev || this.opts.ignoreDevices.includes(q.dev) || typeof q.drops !== "number")
+        continue;
+      const prev = this.lastQdisc.get(q.dev) ?? 0;
+      this.qdiscDrops += q.drops >= prev ? q.drops - prev : q.drops;
+      seen.set(q.dev, q.drops);
+    }
+    this.lastQdisc = seen;
+  }
+}
