@@ -18,8 +18,9 @@ import { loadTopology } from "../lib/topology/load.ts";
 export interface FailoverBenchResult {
   advert_ms: number;
   reference: { dead_router_interruption_ms: number; other_interruption_ms: number };
-  keepalived: { interruption_ms: number };
-  details: { reference: FailoverOutcome; keepalived: FailoverOutcome };
+  /** interruption_ms: links-down failure (as specified); silent_failure_interruption_ms: links up, box dead. */
+  keepalived: { interruption_ms: number; silent_failure_interruption_ms: number };
+  details: { reference: FailoverOutcome; keepalived: FailoverOutcome; keepalivedSilent: FailoverOutcome };
 }
 
 export async function runFailoverBench(
@@ -31,6 +32,7 @@ export async function runFailoverBench(
   // (measured: every packet twice). It runs on the same topology with a learning switch.
   const switched = loadTopology(options.switchedLabFile ?? "labs/vrls-fig7sw.yaml");
   let keepalived: FailoverOutcome;
+  let keepalivedSilent: FailoverOutcome;
   let reference: FailoverOutcome = { advertMs, takeoverMs: Number.NaN, endSystems: [], baselineMs: [] };
   if (process.env.VRLS_BENCH_ONLY !== "keepalived") {
     const lab = await upLab(loaded);
@@ -43,6 +45,8 @@ export async function runFailoverBench(
   const labSw = await upLab(switched);
   try {
     keepalived = await keepalivedFailover(labSw, switched, advertMs);
+    // The same with a silent failure (links stay up), where the switch does not help.
+    keepalivedSilent = await keepalivedFailover(labSw, switched, advertMs, 5500, "silent");
   } finally {
     await labSw.down();
   }
@@ -55,8 +59,14 @@ export async function runFailoverBench(
         dead_router_interruption_ms: Math.max(0, ...dead.map((e) => e.interruptionMs)),
         other_interruption_ms: Math.max(0, ...others.map((e) => e.interruptionMs)),
       },
-      keepalived: { interruption_ms: Math.max(0, ...keepalived.endSystems.map((e) => e.interruptionMs)) },
-      details: { reference, keepalived },
+      keepalived: {
+        interruption_ms: Math.max(0, ...keepalived.endSystems.map((e) => e.interruptionMs)),
+        silent_failure_interruption_ms: Math.max(
+          0,
+          ...keepalivedSilent.endSystems.map((e) => e.interruptionMs),
+        ),
+      },
+      details: { reference, keepalived, keepalivedSilent },
     };
   }
 }
@@ -65,6 +75,16 @@ export function printFailoverBench(r: FailoverBenchResult): void {
   const rows = [
     ...r.details.reference.endSystems.map((e) => ({
       run: "reference",
+      host: e.host,
+      served_by: e.owner,
+      "interruption ms": e.interruptionMs,
+      lost: e.lost,
+      dup: e.duplicated,
+      "before: by MAC": JSON.stringify(e.forwardedBy.before),
+      "after: by MAC": JSON.stringify(e.forwardedBy.after),
+    })),
+    ...r.details.keepalivedSilent.endSystems.map((e) => ({
+      run: "keepalived, silent failure",
       host: e.host,
       served_by: e.owner,
       "interruption ms": e.interruptionMs,

@@ -117,11 +117,9 @@ describe("VRLS extension messages that must be dropped", () => {
         timeoutMs: 3000,
         count: 1,
       });
-      await vr.agents
-        .get("ra")!
-        .call("reallocate", {
-          moves: { "198.18.1.11": before["198.18.1.11"] === "198.18.1.2" ? "198.18.1.3" : "198.18.1.2" },
-        });
+      await vr.agents.get("ra")!.call("reallocate", {
+        moves: { "198.18.1.11": before["198.18.1.11"] === "198.18.1.2" ? "198.18.1.3" : "198.18.1.2" },
+      });
       await vr.agents.get("ra")!.call("waitIdle", { timeoutMs: 5000 });
       const captured = await attacker.sniffWait(sniff.handle);
       expect(captured.length).toBe(1);

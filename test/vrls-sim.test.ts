@@ -238,6 +238,46 @@ describe("VRLS protocol over a simulated hub LAN", () => {
     }
   });
 
+  it("a brief partition makes two masters; after it heals the owner is master again and the allocation converges", () => {
+    const sim = new LanSimulation({
+      routers: routers(2, "exactly-once"),
+      flows: flows(),
+      minDelayMs: 0.05,
+      maxDelayMs: 1,
+      lossRate: 0,
+      seed: 11,
+    });
+    sim.start();
+    settle(sim, 2000);
+    sim.partition(300);
+    sim.runUntil(sim.now + 150);
+    expect(sim.routers.filter((r) => r.core.role === "master")).toHaveLength(2);
+    sim.runUntil(sim.now + 400);
+    settle(sim, 3000);
+    sim.runUntil(sim.now + 100);
+    expect(sim.master()?.core.opts.self).toBe("198.18.1.2");
+    const alloc = sim.master()?.core.master.allocationInForce ?? new Map();
+    expect([...alloc.values()].filter((o) => o === "198.18.1.3")).toHaveLength(3);
+    // Both members apply the owner's allocation again: each packet forwarded exactly once.
+    const t = sim.tally(sim.now - 60, sim.now - 5);
+    expect(t.lost + t.duplicated).toBe(0);
+    // And hand-offs still work.
+    sim.reallocate(
+      new Map([
+        [
+          "198.18.1.11",
+          [...alloc.entries()].find(([c]) => c === "198.18.1.11")?.[1] === "198.18.1.2"
+            ? "198.18.1.3"
+            : "198.18.1.2",
+        ],
+      ]),
+    );
+    settle(sim, 2000);
+    sim.runUntil(sim.now + 50);
+    const t2 = sim.tally(sim.now - 100, sim.now - 5);
+    expect(t2.lost + t2.duplicated).toBe(0);
+  });
+
   it("backup killed: the master marks it faulty after its responses stop and reallocates its end systems", () => {
     const sim = new LanSimulation({
       routers: routers(2, "exactly-once"),

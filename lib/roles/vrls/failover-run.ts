@@ -96,6 +96,17 @@ async function quietBaseline(lab: Lab, port: number, paths: L2Path[]): Promise<n
   return (await quiet.stop()).streams.map((s) => round(s.longestInterruption?.ms ?? 0));
 }
 
+/** The longest gap at the receiver, or the silence at the end when the stream never came back. */
+function interruption(
+  s: { longestInterruption: { ms: number } | null; lastArrivalMs: number | null } | undefined,
+  sent: { lastSendMs?: number } | undefined,
+): number {
+  const gap = s?.longestInterruption?.ms ?? 0;
+  const tail =
+    sent?.lastSendMs !== undefined && s?.lastArrivalMs != null ? sent.lastSendMs - s.lastArrivalMs : 0;
+  return round(Math.max(gap, tail));
+}
+
 function round(x: number): number {
   return Math.round(x * 10) / 10;
 }
@@ -158,7 +169,7 @@ export async function referenceFailover(
       return {
         host,
         owner: allocation[FIG7_END_SYSTEM_ADDRESSES[i] as string] ?? "?",
-        interruptionMs: round(s?.longestInterruption?.ms ?? 0),
+        interruptionMs: interruption(s, run.sent[i]),
         lost: (run.sent[i]?.sent ?? 0) - (s?.unique ?? 0),
         duplicated: s?.duplicates ?? 0,
         forwardedBy: run.attribution(port * 10 + i),
@@ -171,11 +182,23 @@ export async function referenceFailover(
   }
 }
 
+/**
+ * How the master dies. "links-down": its interfaces go down and its process is killed
+ * (a switch notices the dead port at once and floods to the others). "silent": its
+ * process is killed and it drops everything, links up (a hung box: the switch keeps
+ * sending it the virtual MAC's frames until someone else sends from that MAC).
+ */
+export type FailureKind = "links-down" | "silent";
+
+const SILENT =
+  "nft add table ip tdsilent; nft add chain ip tdsilent pre '{ type filter hook prerouting priority -500; policy drop; }'; nft add chain ip tdsilent out '{ type filter hook output priority -500; policy drop; }'";
+
 export async function keepalivedFailover(
   lab: Lab,
   loaded: LoadedTopology,
   advertMs: number,
   port = 5400,
+  failure: FailureKind = "links-down",
 ): Promise<FailoverOutcome> {
   const cfg = virtualRouterConfig(loaded, undefined, {
     advertIntervalMs: advertMs,
@@ -202,29 +225,18 @@ export async function keepalivedFailover(
     const l2 = await paths(lab, 51);
     const baselineMs = await quietBaseline(lab, port + 1, l2);
     const run = await streams(lab, port, 3000, l2, 1000, async () => {
-      await lab.host("ra").exec("ip link set eth0 down; ip link set eth1 down");
+      await lab
+        .host("ra")
+        .exec(failure === "silent" ? SILENT : "ip link set eth0 down; ip link set eth1 down");
       await ka.kill();
     });
-    if (process.env.VRLS_DEBUG) {
-      console.error(JSON.stringify(l2.map((p) => p.nextHopMac)));
-      console.error(
-        (
-          await lab
-            .host("rb")
-            .exec(
-              "ip -s link show vrrp51; ip -s link show eth0; bridge fdb 2>/dev/null | head; ip addr show vrrp51",
-            )
-        ).stdout,
-      );
-      console.error((await lab.host("es1").exec("timeout 1 tcpdump -c 3 -nn -e -i eth0 udp 2>&1")).stdout);
-    }
     const takeover = (await kb.transitions()).find((t) => t.state === "MASTER" && t.at >= run.killedAt);
     const endSystems = FIG7_END_SYSTEMS.map((host, i) => {
       const s = run.report.streams.find((x) => x.streamId === port * 10 + i);
       return {
         host,
         owner: "198.18.1.2",
-        interruptionMs: round(s?.longestInterruption?.ms ?? 0),
+        interruptionMs: interruption(s, run.sent[i]),
         lost: (run.sent[i]?.sent ?? 0) - (s?.unique ?? 0),
         duplicated: s?.duplicates ?? 0,
         forwardedBy: run.attribution(port * 10 + i),
@@ -236,7 +248,9 @@ export async function keepalivedFailover(
     await kb.kill();
     await lab
       .host("ra")
-      .exec("ip link set eth0 up; ip link set eth1 up; ip link del vrrp51 2>/dev/null; true");
+      .exec(
+        "nft delete table ip tdsilent 2>/dev/null; ip link set eth0 up; ip link set eth1 up; ip link del vrrp51 2>/dev/null; true",
+      );
     await lab.host("rb").exec("ip link del vrrp51 2>/dev/null; true");
   }
 }

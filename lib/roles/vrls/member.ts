@@ -100,15 +100,14 @@ export class MemberEngine {
 
   /**
    * `from` is the master that sent it. Versions compare within one master's series; a
-   * different master starts a new series, accepted when its epoch is not older.
+   * different master starts a new series.
    */
   onAllocation(msg: Extract<VrlsMessage, { type: "allocation" }>, now: number, from = ""): MemberAction[] {
     const sameSeries = from === this.allocator;
-    const order = sameSeries
-      ? compareVersion(msg, { epoch: this.epoch, version: this.version })
-      : msg.epoch >= this.epoch
-        ? 1
-        : -1;
+    // Another master's series always starts afresh: the core passes on allocations only from
+    // the master VRRP elected, and after two routers were briefly master at once the true
+    // master's epoch may well be the lower one.
+    const order = sameSeries ? compareVersion(msg, { epoch: this.epoch, version: this.version }) : 1;
     if (order < 0) {
       this.staleAllocations++;
       return [];
@@ -137,6 +136,10 @@ export class MemberEngine {
         this.losses.set(e.condition, { to: e.owner, phase: "observing" });
     }
     for (const e of msg.entries) {
+      // The master says another router had it: whatever we believed (a stale series, e.g.
+      // while we were master during a partition), it is handed over to us properly.
+      if (e.owner === self && e.previousOwner !== null && e.previousOwner !== self)
+        this.owned.delete(e.condition);
       if (e.owner !== self || this.owned.has(e.condition)) continue;
       if (e.previousOwner === null || e.previousOwner === self) {
         this.owned.add(e.condition);

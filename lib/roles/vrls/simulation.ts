@@ -100,6 +100,13 @@ export class LanSimulation {
     this.now = until;
   }
 
+  /** Control messages are lost for `ms` from now (a partition or a stalled LAN). */
+  partition(ms: number): void {
+    this.partitionUntil = this.now + ms;
+  }
+
+  private partitionUntil = Number.NEGATIVE_INFINITY;
+
   kill(index: number): void {
     const r = this.routers[index];
     if (r) r.alive = false;
@@ -288,7 +295,7 @@ export class LanSimulation {
 
   private transmit(to: SimRouter, event: () => Parameters<RouterCore["handle"]>[0]): void {
     this.controlMessages++;
-    if (this.rng() < this.opts.lossRate) {
+    if (this.now < this.partitionUntil || this.rng() < this.opts.lossRate) {
       this.controlLost++;
       return;
     }
