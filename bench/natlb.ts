@@ -65,7 +65,11 @@ async function burst(rig: NatlbRig, vips: string[], durationMs: number): Promise
   return reports.reduce((a, r) => a + r.perSecond, 0);
 }
 
-async function withRig<T>(file: string, config: (c: NatlbConfig) => NatlbConfig, fn: (rig: NatlbRig) => Promise<T>) {
+async function withRig<T>(
+  file: string,
+  config: (c: NatlbConfig) => NatlbConfig,
+  fn: (rig: NatlbRig) => Promise<T>,
+) {
   const loaded = loadTopology(file);
   const cfg = config(loadNatlbSection(loaded));
   let lab: Lab | undefined;
@@ -91,52 +95,70 @@ export async function runNatlbBench(options: NatlbBenchOptions = {}): Promise<Na
   let cpsOne = 0;
   let cpsTwo = 0;
 
-  await withRig(FIG3, (c) => ({ ...c, embodiment }), async (rig) => {
-    await startLoad(rig, "bench", VIP11, { connections: 960, downloads: 40 });
-    await sleep(1500);
-    let owner = "lba";
-    for (let i = 0; i < moves; i++) {
-      const to = owner === "lba" ? "lbb" : "lba";
-      const m = await move(rig, VIP11, to, "planned");
-      if (m.outcome !== "completed") throw new Error(`move ${i} ${m.outcome}: ${m.error}`);
-      const hold = await holdReportOf(rig, to, m.id);
-      moveMs.push(m.totalMs);
-      holdMs.push(hold?.holdMs ?? 0);
-      log(`move ${i + 1}: ${owner} -> ${to} ${m.totalMs} ms, held ${hold?.held ?? 0} packets for up to ${hold?.holdMs ?? 0} ms`);
-      owner = to;
-      await sleep(700);
-    }
-    await sleep(1500);
-    const load = await loadReport(rig, "bench", true);
-    plannedPreserved = load.established > 0 ? (100 * load.open) / load.established : 0;
-    log(`planned moves: ${load.open}/${load.established} connections open, ${load.resets} reset, ${load.stalls} stalls > 1 s`);
+  await withRig(
+    FIG3,
+    (c) => ({ ...c, embodiment }),
+    async (rig) => {
+      await startLoad(rig, "bench", VIP11, { connections: 960, downloads: 40 });
+      await sleep(1500);
+      let owner = "lba";
+      for (let i = 0; i < moves; i++) {
+        const to = owner === "lba" ? "lbb" : "lba";
+        const m = await move(rig, VIP11, to, "planned");
+        if (m.outcome !== "completed") throw new Error(`move ${i} ${m.outcome}: ${m.error}`);
+        const hold = await holdReportOf(rig, to, m.id);
+        moveMs.push(m.totalMs);
+        holdMs.push(hold?.holdMs ?? 0);
+        log(
+          `move ${i + 1}: ${owner} -> ${to} ${m.totalMs} ms, held ${hold?.held ?? 0} packets for up to ${hold?.holdMs ?? 0} ms`,
+        );
+        owner = to;
+        await sleep(700);
+      }
+      await sleep(1500);
+      const load = await loadReport(rig, "bench", true);
+      plannedPreserved = load.established > 0 ? (100 * load.open) / load.established : 0;
+      log(
+        `planned moves: ${load.open}/${load.established} connections open, ${load.resets} reset, ${load.stalls} stalls > 1 s`,
+      );
 
-    // Connections per second: both VIPs on one balancer, then one VIP on each.
-    const st = await status(rig);
-    for (const v of [VIP11, VIP12]) {
-      if (st.vips.find((x) => x.vip === v)?.owner !== "lba") await move(rig, v, "lba", "planned");
-    }
-    cpsOne = await burst(rig, [VIP11, VIP12], burstMs);
-    await move(rig, VIP12, "lbb", "planned");
-    cpsTwo = await burst(rig, [VIP11, VIP12], burstMs);
-    log(`short connections: ${cpsOne}/s through one balancer, ${cpsTwo}/s through two`);
-  });
+      // Connections per second: both VIPs on one balancer, then one VIP on each.
+      const st = await status(rig);
+      for (const v of [VIP11, VIP12]) {
+        if (st.vips.find((x) => x.vip === v)?.owner !== "lba") await move(rig, v, "lba", "planned");
+      }
+      cpsOne = await burst(rig, [VIP11, VIP12], burstMs);
+      await move(rig, VIP12, "lbb", "planned");
+      cpsTwo = await burst(rig, [VIP11, VIP12], burstMs);
+      log(`short connections: ${cpsOne}/s through one balancer, ${cpsTwo}/s through two`);
+    },
+  );
 
   let failoverPreserved = 0;
-  await withRig(FIG13, (c) => ({ ...c, embodiment }), async (rig) => {
-    await rig.controller.call("startAuto", { everyMs: 50 });
-    await Promise.all([
-      startLoad(rig, "fo-11", VIP11, { connections: 480, downloads: 20 }),
-      startLoad(rig, "fo-12", VIP12, { connections: 480, downloads: 20 }),
-    ]);
-    await sleep(2000);
-    const ping = await rig.balancers.get("lba")?.call<{ pid: number }>("ping");
-    await rig.lab.host("lba").exec(["sh", "-c", `ip link set eth0 down; ip link set eth1 down; kill -9 ${ping?.pid}`]);
-    await sleep(5000);
-    const load = sumReports(await Promise.all([loadReport(rig, "fo-11", true), loadReport(rig, "fo-12", true)]));
-    failoverPreserved = load.established > 0 ? (100 * load.open) / load.established : 0;
-    log(`failover: ${load.open}/${load.established} connections kept, longest interruption ${load.maxLatencyMs} ms`);
-  });
+  await withRig(
+    FIG13,
+    (c) => ({ ...c, embodiment }),
+    async (rig) => {
+      await rig.controller.call("startAuto", { everyMs: 50 });
+      await Promise.all([
+        startLoad(rig, "fo-11", VIP11, { connections: 480, downloads: 20 }),
+        startLoad(rig, "fo-12", VIP12, { connections: 480, downloads: 20 }),
+      ]);
+      await sleep(2000);
+      const ping = await rig.balancers.get("lba")?.call<{ pid: number }>("ping");
+      await rig.lab
+        .host("lba")
+        .exec(["sh", "-c", `ip link set eth0 down; ip link set eth1 down; kill -9 ${ping?.pid}`]);
+      await sleep(5000);
+      const load = sumReports(
+        await Promise.all([loadReport(rig, "fo-11", true), loadReport(rig, "fo-12", true)]),
+      );
+      failoverPreserved = load.established > 0 ? (100 * load.open) / load.established : 0;
+      log(
+        `failover: ${load.open}/${load.established} connections kept, longest interruption ${load.maxLatencyMs} ms`,
+      );
+    },
+  );
 
   const result: NatlbBenchResult = {
     move_ms_p50: percentile(moveMs, 50),

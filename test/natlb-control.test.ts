@@ -41,7 +41,9 @@ describe("NAT-LB control channel", () => {
     server.setHandler(async () => {
       throw new Error("cannot");
     });
-    await expect(client.request(body, { address: "127.0.0.1", port: server.port })).rejects.toThrow(/refused/);
+    await expect(client.request(body, { address: "127.0.0.1", port: server.port })).rejects.toThrow(
+      /refused/,
+    );
   });
 
   it("a copy of a request already done gets the cached ack and is not acted on again", async () => {
@@ -60,7 +62,10 @@ describe("NAT-LB control channel", () => {
   it("unauthenticated, truncated and replayed datagrams are counted and dropped", async () => {
     const { client, server, dest, calls } = await pair(() => 0);
     const wrongKey = Buffer.alloc(16, 0x5a);
-    client.sendRaw(encodeNatlb({ ...body, sender: 1, sequence: client.nextSequence(), moveId: 0 }, wrongKey), dest);
+    client.sendRaw(
+      encodeNatlb({ ...body, sender: 1, sequence: client.nextSequence(), moveId: 0 }, wrongKey),
+      dest,
+    );
     const good = client.encode(body);
     client.sendRaw(good.subarray(0, good.length - 5), dest);
     client.sendRaw(new Uint8Array([1]), dest);
@@ -82,9 +87,9 @@ describe("NAT-LB control channel", () => {
   it("a request to nobody times out with a clear error", async () => {
     const client = await ControlChannel.open({ id: 1, keyHex: KEY, port: 0, address: "127.0.0.1" });
     opened.push(client);
-    await expect(client.request(body, { address: "127.0.0.1", port: 9 }, { timeoutMs: 400, retryMs: 100 })).rejects.toThrow(
-      /no ack from 127.0.0.1 for type 1 within 400 ms/,
-    );
+    await expect(
+      client.request(body, { address: "127.0.0.1", port: 9 }, { timeoutMs: 400, retryMs: 100 }),
+    ).rejects.toThrow(/no ack from 127.0.0.1 for type 1 within 400 ms/);
     expect(client.counters.retransmitted).toBeGreaterThanOrEqual(2);
   });
 });

@@ -18,8 +18,8 @@ import { localPorts } from "../lib/roles/natlb/local-port.ts";
 import {
   type BalancerPort,
   ControllerCrash,
-  type MoveKind,
   MoveJournal,
+  type MoveKind,
   type MoveReport,
   moveVip,
   recoverMoves,
@@ -163,7 +163,9 @@ describe.each(["dnat", "fullnat"] as const)("NAT-LB kernel recipe, embodiment %s
       for (const name of ["a", "b"] as const) {
         const ns = namespaceName(rig.prefix, name);
         const exec = namespaceExec(ns);
-        rig[name] = new Balancer(name, rig.cfg, exec, new NfqueueHold(rig.cfg, exec, { netns: ns }), { namespace: ns });
+        rig[name] = new Balancer(name, rig.cfg, exec, new NfqueueHold(rig.cfg, exec, { netns: ns }), {
+          namespace: ns,
+        });
       }
       await rig.a.setup();
       await rig.b.setup();
@@ -308,7 +310,10 @@ describe.each(["dnat", "fullnat"] as const)("NAT-LB kernel recipe, embodiment %s
       endSwitch: (v, side) => realA.endSwitch(v, side),
     };
     ports.set("a", failingA);
-    const m = await moveVip({ balancers: ports, journal: rig.journal }, { id: `m${++moveSeq}`, vip: VIP, from: "a", to: "b", kind: "planned" });
+    const m = await moveVip(
+      { balancers: ports, journal: rig.journal },
+      { id: `m${++moveSeq}`, vip: VIP, from: "a", to: "b", kind: "planned" },
+    );
     expect(m.outcome).toBe("rolled-back");
     expect(m.error).toContain("injected");
     expect(m.steps.map((s) => s.step)).toEqual(["transition", "precopy", "route"]);
@@ -327,13 +332,30 @@ describe.each(["dnat", "fullnat"] as const)("NAT-LB kernel recipe, embodiment %s
   it("a balancer holding the VIP in neither mode refuses its packets with an error and forwards nothing", async () => {
     expect((await move(rig, "a", "b", "planned")).outcome).toBe("completed");
     const client = namespaceName(rig.prefix, "c");
-    const aMac = (JSON.parse((await run(["ip", "-n", namespaceName(rig.prefix, "a"), "-j", "link", "show", "eth0"])).stdout) as {
-      address: string;
-    }[])[0]?.address as string;
+    const aMac = (
+      JSON.parse(
+        (await run(["ip", "-n", namespaceName(rig.prefix, "a"), "-j", "link", "show", "eth0"])).stdout,
+      ) as {
+        address: string;
+      }[]
+    )[0]?.address as string;
     const before = await rig.a.counters();
     const web0 = await rig.web.call<WebServerStats>("stats");
     // A client whose ARP cache still points at a (the old owner) after the move.
-    await run(["ip", "-n", client, "neigh", "replace", VIP, "lladdr", aMac, "dev", "eth0", "nud", "permanent"]);
+    await run([
+      "ip",
+      "-n",
+      client,
+      "neigh",
+      "replace",
+      VIP,
+      "lladdr",
+      aMac,
+      "dev",
+      "eth0",
+      "nud",
+      "permanent",
+    ]);
     try {
       const r = await startLoad(rig, "stale", 3, 0);
       expect(r.failedConnects).toBe(3);

@@ -12,14 +12,13 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Lab, upLab } from "../lib/lab/lab.ts";
 import type { ClientLoadReport } from "../lib/roles/natlb/client-load.ts";
 import type { NatlbConfig } from "../lib/roles/natlb/config.ts";
-import type { MoveReport } from "../lib/roles/natlb/move.ts";
 import {
   type ControllerStatus,
   holdReportOf,
-  restartController,
   loadReport,
   move,
   type NatlbRig,
+  restartController,
   startLoad,
   startNatlb,
   status,
@@ -27,11 +26,12 @@ import {
   sumReports,
   tcpCounters,
 } from "../lib/roles/natlb/lab-harness.ts";
+import type { MoveReport } from "../lib/roles/natlb/move.ts";
 import { loadNatlbSection } from "../lib/roles/natlb/section.ts";
 import { formatBalancerTables, readBalancerTables } from "../lib/roles/natlb/show.ts";
 import { compareCaptures, type Segment, segmentOf } from "../lib/roles/natlb/wire-check.ts";
-import { Capture } from "../lib/traffic/capture.ts";
 import { loadTopology } from "../lib/topology/load.ts";
+import { Capture } from "../lib/traffic/capture.ts";
 
 const FIG3 = new URL("../labs/natlb-fig3.yaml", import.meta.url).pathname;
 const FIG13 = new URL("../labs/natlb-fig13.yaml", import.meta.url).pathname;
@@ -39,7 +39,10 @@ const VIPS_OF_A = ["198.51.100.11", "198.51.100.12"];
 const VIP1 = "198.51.100.11"; // 31a-IP-1 -> server 5a
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function segments(capture: Capture, towardsServer: (src: string, dst: string) => boolean | undefined): Promise<Segment[]> {
+async function segments(
+  capture: Capture,
+  towardsServer: (src: string, dst: string) => boolean | undefined,
+): Promise<Segment[]> {
   const out: Segment[] = [];
   for await (const rec of capture.reader()) {
     const s = segmentOf(rec, towardsServer);
@@ -50,7 +53,8 @@ async function segments(capture: Capture, towardsServer: (src: string, dst: stri
 
 async function sumTcp(lab: Lab, hosts: string[]): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
-  for (const h of hosts) for (const [k, v] of Object.entries(await tcpCounters(lab, h))) out[k] = (out[k] ?? 0) + v;
+  for (const h of hosts)
+    for (const [k, v] of Object.entries(await tcpCounters(lab, h))) out[k] = (out[k] ?? 0) + v;
   return out;
 }
 
@@ -87,8 +91,16 @@ describe.each(["dnat", "fullnat"] as const)("Fig. 3 lab, embodiment %s", (embodi
     const tcpIdle = delta(tcpIdle0, await sumTcp(r.lab, endpoints));
     const baselineStalls = (await loadReport(r, "planned")).stalls - stalls0;
     console.log(`${embodiment} baseline (no move, 3 s): tcp ${JSON.stringify(tcpIdle)}`);
-    const outer = await Capture.start(r.lab.host("inet").remote, { interface: "eth1", filter: "tcp", snapLength: 96 });
-    const inner = await Capture.start(r.lab.host("s5a").remote, { interface: "eth0", filter: "tcp port 8080", snapLength: 96 });
+    const outer = await Capture.start(r.lab.host("inet").remote, {
+      interface: "eth1",
+      filter: "tcp",
+      snapLength: 96,
+    });
+    const inner = await Capture.start(r.lab.host("s5a").remote, {
+      interface: "eth0",
+      filter: "tcp port 8080",
+      snapLength: 96,
+    });
     const capFrom = Date.now();
     await sleep(1000);
     const tcpBefore = await sumTcp(r.lab, endpoints);
@@ -121,7 +133,9 @@ describe.each(["dnat", "fullnat"] as const)("Fig. 3 lab, embodiment %s", (embodi
       { from: capFrom + 500, to: capTo - 1500 },
     );
     await Promise.all([outer.remove(), inner.remove()]);
-    console.log(`${embodiment} wire check: ${JSON.stringify(wire)}; capture drops ${outerStats.droppedByKernel}/${innerStats.droppedByKernel}`);
+    console.log(
+      `${embodiment} wire check: ${JSON.stringify(wire)}; capture drops ${outerStats.droppedByKernel}/${innerStats.droppedByKernel}`,
+    );
     console.log(
       `${embodiment} planned move: ${m.totalMs} ms (${m.steps.map((s) => `${s.step} ${s.ms}`).join(", ")}); held ${hold?.held} packets, longest ${hold?.holdMs} ms; clients: ${JSON.stringify(load)}; tcp ${JSON.stringify(tcp)}`,
     );
@@ -163,7 +177,9 @@ describe.each(["dnat", "fullnat"] as const)("Fig. 3 lab, embodiment %s", (embodi
     expect(m.outcome).toBe("completed");
     await sleep(2500);
     const load = await loadReport(r, "naive", true);
-    console.log(`${embodiment} naive move: ${m.totalMs} ms; ${load.resets} of 1000 connections reset; ${JSON.stringify(load.errorCodes)}`);
+    console.log(
+      `${embodiment} naive move: ${m.totalMs} ms; ${load.resets} of 1000 connections reset; ${JSON.stringify(load.errorCodes)}`,
+    );
     // The harness sees the failure the seed fixes: connections that sent a packet between
     // the route switch and the arrival of their entry got a RST from the new owner.
     expect(load.resets).toBeGreaterThan(0);
@@ -176,7 +192,13 @@ describe.each(["dnat", "fullnat"] as const)("Fig. 3 lab, embodiment %s", (embodi
     // Owners now: .11 and .12 on lba, .21 on lbb. Skew: 30, 20 and 10 downloads of 40 kB/s.
     const rates = { "198.51.100.11": 30, "198.51.100.12": 20, "198.51.100.21": 10 };
     for (const [vip, n] of Object.entries(rates)) {
-      await startLoad(r, `skew-${vip}`, vip, { connections: 0, downloads: n }, { downloadRate: 40_000, rampMs: 300 });
+      await startLoad(
+        r,
+        `skew-${vip}`,
+        vip,
+        { connections: 0, downloads: n },
+        { downloadRate: 40_000, rampMs: 300 },
+      );
     }
     await sleep(3000);
     const perBalancer = (st: Awaited<ReturnType<typeof status>>) => {
@@ -187,7 +209,10 @@ describe.each(["dnat", "fullnat"] as const)("Fig. 3 lab, embodiment %s", (embodi
     const before = perBalancer(await status(r));
     // The control function measures and decides by itself: automatic rebalancing on.
     const movesBefore = (await status(r)).moves.length;
-    await r.controller.call("startAuto", { everyMs: 100, rebalance: { everyMs: 1000, threshold: 0.15, holdDownMs: 1500 } });
+    await r.controller.call("startAuto", {
+      everyMs: 100,
+      rebalance: { everyMs: 1000, threshold: 0.15, holdDownMs: 1500 },
+    });
     let moved: Awaited<ReturnType<typeof status>>["moves"] = [];
     for (let i = 0; i < 60; i++) {
       await sleep(250);
@@ -200,7 +225,8 @@ describe.each(["dnat", "fullnat"] as const)("Fig. 3 lab, embodiment %s", (embodi
     const result = { moves: moved };
     if (!result.moves.every((m) => m.outcome === "completed")) {
       console.log(JSON.stringify(result));
-      for (const [n, a] of r.balancers) console.log(n, JSON.stringify(await a.call("channel").catch(String)), a.logText().slice(-2000));
+      for (const [n, a] of r.balancers)
+        console.log(n, JSON.stringify(await a.call("channel").catch(String)), a.logText().slice(-2000));
     }
     expect(result.moves.length).toBeGreaterThan(0);
     expect(result.moves.every((m) => m.outcome === "completed")).toBe(true);
@@ -251,7 +277,9 @@ describe.each(["dnat", "fullnat"] as const)("Fig. 3 lab, embodiment %s", (embodi
     await r.controller.call("crashAfter", { step: "route" });
     await expect(move(r, vip, target)).rejects.toThrow();
     const { recovered, status: st } = await restartController(r);
-    console.log(`${embodiment} controller restart: recovered ${JSON.stringify(recovered.map((m) => [m.vip, m.outcome, m.steps]))}`);
+    console.log(
+      `${embodiment} controller restart: recovered ${JSON.stringify(recovered.map((m) => [m.vip, m.outcome, m.steps]))}`,
+    );
     expect(recovered).toHaveLength(1);
     expect(recovered[0]?.outcome).toBe("completed");
     await sleep(1500);
@@ -273,72 +301,93 @@ describe.each([
   { embodiment: "fullnat", order: "four steps", source: "copies" },
   { embodiment: "dnat", order: "Modification 2", source: "copies" },
   { embodiment: "dnat", order: "four steps", source: "socket-table" },
-] as const)("Fig. 13 failover, embodiment $embodiment, $order, entries from $source", ({ embodiment, order, source }) => {
-  let lab: Lab | undefined;
-  let rig: NatlbRig | undefined;
+] as const)(
+  "Fig. 13 failover, embodiment $embodiment, $order, entries from $source",
+  ({ embodiment, order, source }) => {
+    let lab: Lab | undefined;
+    let rig: NatlbRig | undefined;
 
-  beforeAll(async () => {
-    const loaded = loadTopology(FIG13);
-    const section = loadNatlbSection(loaded);
-    const config: NatlbConfig = { ...section, embodiment, keeper: { ...section.keeper, source } };
-    lab = await upLab(loaded);
-    // Modification 1: no copies are pushed at all; the servers' own connection tables serve.
-    rig = await startNatlb(lab, config, { push: source === "copies" });
-    await rig.controller.call("startAuto", { everyMs: 50, entriesFirst: order === "Modification 2" });
-  }, 120_000);
+    beforeAll(async () => {
+      const loaded = loadTopology(FIG13);
+      const section = loadNatlbSection(loaded);
+      const config: NatlbConfig = { ...section, embodiment, keeper: { ...section.keeper, source } };
+      lab = await upLab(loaded);
+      // Modification 1: no copies are pushed at all; the servers' own connection tables serve.
+      rig = await startNatlb(lab, config, { push: source === "copies" });
+      await rig.controller.call("startAuto", { everyMs: 50, entriesFirst: order === "Modification 2" });
+    }, 120_000);
 
-  afterAll(async () => {
-    await stopNatlb(rig);
-    await lab?.down();
-  }, 60_000);
+    afterAll(async () => {
+      await stopNatlb(rig);
+      await lab?.down();
+    }, 60_000);
 
-  it("balancer A killed under 1000 connections: its VIPs move to B with entries from the servers' copies", async () => {
-    const r = rig as NatlbRig;
-    await Promise.all([
-      startLoad(r, "fo-11", VIPS_OF_A[0] as string, { connections: 480, downloads: 20 }),
-      startLoad(r, "fo-12", VIPS_OF_A[1] as string, { connections: 480, downloads: 20 }),
-    ]);
-    await sleep(2000);
-    // The copy keeping function has every connection by now (pushes every 200 ms).
-    const copies = await Promise.all(
-      ["s5a", "s5b"].map((h) => r.keepers.get(h)?.call<{ copies: { balancer: string; rows: number }[] }>("stats")),
-    );
-    const copied = copies.flatMap((c) => c?.copies ?? []).filter((c) => c.balancer === "lba").reduce((a, c) => a + c.rows, 0);
-    if (source === "copies") expect(copied).toBeGreaterThanOrEqual(1000);
-    else expect(copied).toBe(0);
+    it("balancer A killed under 1000 connections: its VIPs move to B with entries from the servers' copies", async () => {
+      const r = rig as NatlbRig;
+      await Promise.all([
+        startLoad(r, "fo-11", VIPS_OF_A[0] as string, { connections: 480, downloads: 20 }),
+        startLoad(r, "fo-12", VIPS_OF_A[1] as string, { connections: 480, downloads: 20 }),
+      ]);
+      await sleep(2000);
+      // The copy keeping function has every connection by now (pushes every 200 ms).
+      const copies = await Promise.all(
+        ["s5a", "s5b"].map((h) =>
+          r.keepers.get(h)?.call<{ copies: { balancer: string; rows: number }[] }>("stats"),
+        ),
+      );
+      const copied = copies
+        .flatMap((c) => c?.copies ?? [])
+        .filter((c) => c.balancer === "lba")
+        .reduce((a, c) => a + c.rows, 0);
+      if (source === "copies") expect(copied).toBeGreaterThanOrEqual(1000);
+      else expect(copied).toBe(0);
 
-    // Kill balancer A: interfaces down, agent process killed (kill -9: no clean-up).
-    const ping = await r.balancers.get("lba")?.call<{ pid: number }>("ping");
-    const killedAt = Date.now();
-    await r.lab.host("lba").exec(["sh", "-c", `ip link set eth0 down; ip link set eth1 down; kill -9 ${ping?.pid}`]);
+      // Kill balancer A: interfaces down, agent process killed (kill -9: no clean-up).
+      const ping = await r.balancers.get("lba")?.call<{ pid: number }>("ping");
+      const killedAt = Date.now();
+      await r.lab
+        .host("lba")
+        .exec(["sh", "-c", `ip link set eth0 down; ip link set eth1 down; kill -9 ${ping?.pid}`]);
 
-    let st: ControllerStatus | undefined;
-    for (let i = 0; i < 200; i++) {
-      st = await status(r);
-      if (VIPS_OF_A.every((v) => st?.vips.find((x) => x.vip === v)?.owner === "lbb") && st.moves.length >= 2) break;
-      await sleep(50);
-    }
-    const movedAt = Date.now();
-    const moves = (st?.moves ?? []) as MoveReport[];
-    await sleep(4000);
-    const reports = await Promise.all([loadReport(r, "fo-11", true), loadReport(r, "fo-12", true)]);
-    const load = sumReports(reports);
-    const survived = load.open;
-    console.log(
-      `failover (${embodiment}, ${order}, ${source}): detected and moved in ${movedAt - killedAt} ms; moves ${JSON.stringify(
-        moves.map((m) => ({ vip: m.vip, kind: m.kind, outcome: m.outcome, ms: m.totalMs, entries: m.entriesMoved, src: m.entriesSource })),
-      )}; copied ${copied}; survived ${survived}/1000 (${(survived / 10).toFixed(1)}%); longest interruption ${load.maxLatencyMs} ms; ${JSON.stringify(load.errorCodes)}`,
-    );
-    expect(st?.balancers.find((b) => b.name === "lba")?.alive).toBe(false);
-    for (const v of VIPS_OF_A) expect(st?.vips.find((x) => x.vip === v)?.owner).toBe("lbb");
-    expect(moves.filter((m) => m.kind.startsWith("failover")).length).toBe(2);
-    for (const m of moves) {
-      expect(m.outcome).toBe("completed");
-      expect(m.entriesSource).toBe("copies");
-    }
-    expect(moves.reduce((a, m) => a + m.entriesMoved, 0)).toBeGreaterThanOrEqual(1000);
-    // Goal: every connection whose entry was copied survives.
-    expect(load.resets).toBe(0);
-    expect(survived).toBe(1000);
-  }, 120_000);
-});
+      let st: ControllerStatus | undefined;
+      for (let i = 0; i < 200; i++) {
+        st = await status(r);
+        if (
+          VIPS_OF_A.every((v) => st?.vips.find((x) => x.vip === v)?.owner === "lbb") &&
+          st.moves.length >= 2
+        )
+          break;
+        await sleep(50);
+      }
+      const movedAt = Date.now();
+      const moves = (st?.moves ?? []) as MoveReport[];
+      await sleep(4000);
+      const reports = await Promise.all([loadReport(r, "fo-11", true), loadReport(r, "fo-12", true)]);
+      const load = sumReports(reports);
+      const survived = load.open;
+      console.log(
+        `failover (${embodiment}, ${order}, ${source}): detected and moved in ${movedAt - killedAt} ms; moves ${JSON.stringify(
+          moves.map((m) => ({
+            vip: m.vip,
+            kind: m.kind,
+            outcome: m.outcome,
+            ms: m.totalMs,
+            entries: m.entriesMoved,
+            src: m.entriesSource,
+          })),
+        )}; copied ${copied}; survived ${survived}/1000 (${(survived / 10).toFixed(1)}%); longest interruption ${load.maxLatencyMs} ms; ${JSON.stringify(load.errorCodes)}`,
+      );
+      expect(st?.balancers.find((b) => b.name === "lba")?.alive).toBe(false);
+      for (const v of VIPS_OF_A) expect(st?.vips.find((x) => x.vip === v)?.owner).toBe("lbb");
+      expect(moves.filter((m) => m.kind.startsWith("failover")).length).toBe(2);
+      for (const m of moves) {
+        expect(m.outcome).toBe("completed");
+        expect(m.entriesSource).toBe("copies");
+      }
+      expect(moves.reduce((a, m) => a + m.entriesMoved, 0)).toBeGreaterThanOrEqual(1000);
+      // Goal: every connection whose entry was copied survives.
+      expect(load.resets).toBe(0);
+      expect(survived).toBe(1000);
+    }, 120_000);
+  },
+);

@@ -6,13 +6,13 @@ import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { computeAssignment } from "../lib/roles/natlb/assignment.ts";
+import { NatlbSection } from "../lib/roles/natlb/config.ts";
 import {
   type ConnEntry,
   entryToInsertLine,
   parseConntrackLine,
   parseConntrackListing,
 } from "../lib/roles/natlb/conn-table.ts";
-import { NatlbSection } from "../lib/roles/natlb/config.ts";
 import { CopyStore, entriesFromSocketTable, toCopyRow } from "../lib/roles/natlb/keeper.ts";
 import { MoveJournal } from "../lib/roles/natlb/move.ts";
 
@@ -100,11 +100,23 @@ describe("copy keeping function (third embodiment, Fig. 13)", () => {
   it("embodiment 1 keeps 901, 902, 905, 906-908 only; 903/904 come from the control function", () => {
     const row = toCopyRow(dnat, "dnat");
     expect(Object.keys(row).sort()).toEqual(
-      ["assured", "clientAddr", "clientPort", "mark", "protocol", "seenReply", "serverPort", "tcpState", "timeoutS"].sort(),
+      [
+        "assured",
+        "clientAddr",
+        "clientPort",
+        "mark",
+        "protocol",
+        "seenReply",
+        "serverPort",
+        "tcpState",
+        "timeoutS",
+      ].sort(),
     );
     const store = new CopyStore("dnat");
     store.apply("lba", 1, "full", [dnat]);
-    expect(store.restore("lba", { vip: "198.18.0.100", vipPort: 80, serverAddr: "198.19.0.10" })).toEqual([dnat]);
+    expect(store.restore("lba", { vip: "198.18.0.100", vipPort: 80, serverAddr: "198.19.0.10" })).toEqual([
+      dnat,
+    ]);
   });
 
   it("embodiment 2 keeps everything but the server address 904", () => {
@@ -114,7 +126,9 @@ describe("copy keeping function (third embodiment, Fig. 13)", () => {
     expect(row.vip).toBe("198.18.0.100");
     const store = new CopyStore("fullnat");
     store.apply("lba", 1, "full", [full]);
-    expect(store.restore("lba", { vip: "198.18.0.100", vipPort: 80, serverAddr: "198.19.0.10" })).toEqual([full]);
+    expect(store.restore("lba", { vip: "198.18.0.100", vipPort: 80, serverAddr: "198.19.0.10" })).toEqual([
+      full,
+    ]);
     expect(store.restore("lba", { vip: "198.18.0.101", vipPort: 80, serverAddr: "198.19.0.10" })).toEqual([]);
   });
 
@@ -147,8 +161,14 @@ describe("copy keeping function (third embodiment, Fig. 13)", () => {
 
 describe("Modification 1: the server's TCP/IP connection table (Fig. 14) as the copy", () => {
   it("rebuilds embodiment 1 entries from ss output, skipping what it does not understand", () => {
-    const out = "0      0      198.19.0.10:8080   198.18.0.10:46612\n0 0 198.19.0.10:22 198.18.0.10:5000\ngarbage\n";
-    const r = entriesFromSocketTable(out, { vip: "198.18.0.100", vipPort: 80, serverAddr: "198.19.0.10", serverPort: 8080 });
+    const out =
+      "0      0      198.19.0.10:8080   198.18.0.10:46612\n0 0 198.19.0.10:22 198.18.0.10:5000\ngarbage\n";
+    const r = entriesFromSocketTable(out, {
+      vip: "198.18.0.100",
+      vipPort: 80,
+      serverAddr: "198.19.0.10",
+      serverPort: 8080,
+    });
     expect(r.malformed).toBe(2);
     expect(r.entries).toHaveLength(1);
     const [dnat] = parseConntrackListing(DNAT_LINE, VIPS).entries as [ConnEntry];
@@ -160,7 +180,14 @@ describe("Modification 1: the server's TCP/IP connection table (Fig. 14) as the 
       embodiment: "fullnat",
       controller: { host: "s5c", address: "198.18.10.13" },
       balancers: { lba: { external: "eth0", internal: "eth1", address: "198.18.10.2" } },
-      vips: [{ address: "198.51.100.11", internal: "198.18.10.101", owner: "lba", servers: [{ host: "s5a", address: "198.18.10.11", port: 8080 }] }],
+      vips: [
+        {
+          address: "198.51.100.11",
+          internal: "198.18.10.101",
+          owner: "lba",
+          servers: [{ host: "s5a", address: "198.18.10.11", port: 8080 }],
+        },
+      ],
       keeper: { source: "socket-table" },
       control: { key: "00112233445566778899aabbccddeeff" },
     });
@@ -195,13 +222,18 @@ describe("load assignment (communication load assignment step)", () => {
         const biggest = Math.max(...loads);
         for (const l of r.loads.values()) expect(l).toBeLessThanOrEqual(mean + biggest);
         // VIPs already on healthy balancers move only if that helped.
-        for (const m of r.moves) if (m.from && healthy.includes(m.from)) expect(r.moves.length).toBeGreaterThan(0);
+        for (const m of r.moves)
+          if (m.from && healthy.includes(m.from)) expect(r.moves.length).toBeGreaterThan(0);
       }),
     );
   });
 
   it("evens skewed loads across two balancers to within 15% of the mean", () => {
-    const vips = [900, 700, 500, 300, 200, 200, 100, 100].map((load, i) => ({ vip: `v${i}`, load, owner: "lba" }));
+    const vips = [900, 700, 500, 300, 200, 200, 100, 100].map((load, i) => ({
+      vip: `v${i}`,
+      load,
+      owner: "lba",
+    }));
     const r = computeAssignment(vips, ["lba", "lbb"]);
     expect(r.imbalance).toBeLessThanOrEqual(0.15);
     expect(r.moves.every((m) => m.to === "lbb")).toBe(true);
@@ -243,7 +275,14 @@ describe("natlb: section", () => {
       embodiment: "dnat",
       controller: { host: "s5c", address: "198.18.10.13" },
       balancers: { lba: { external: "eth0", internal: "eth1", address: "198.18.10.2" } },
-      vips: [{ address: "198.51.100.11", internal: "198.18.10.101", owner: "lbz", servers: [{ host: "s5a", address: "198.18.10.11", port: 8080 }] }],
+      vips: [
+        {
+          address: "198.51.100.11",
+          internal: "198.18.10.101",
+          owner: "lbz",
+          servers: [{ host: "s5a", address: "198.18.10.11", port: 8080 }],
+        },
+      ],
       control: { key: "00112233445566778899aabbccddeeff" },
     });
     expect(r.success).toBe(false);

@@ -62,7 +62,8 @@ export function decodeLoadReport(bytes: Uint8Array, key: Uint8Array): DecodeResu
     if (type !== NATLB_TYPE_LOAD_REPORT) r.fail(`not a load report (type ${type})`, 1);
     const bodyLength = r.u16("body length");
     const at = NATLB_HEADER_LENGTH + bodyLength;
-    if (at + NATLB_HMAC_LENGTH !== bytes.length) r.fail(`body length ${bodyLength} disagrees with datagram length ${bytes.length}`, 2);
+    if (at + NATLB_HMAC_LENGTH !== bytes.length)
+      r.fail(`body length ${bodyLength} disagrees with datagram length ${bytes.length}`, 2);
     const expected = createHmac("sha256", key).update(bytes.subarray(0, at)).digest();
     if (!timingSafeEqual(expected, bytes.subarray(at))) r.fail("bad HMAC", at);
     const sender = r.u32("sender");
@@ -79,7 +80,13 @@ export function decodeLoadReport(bytes: Uint8Array, key: Uint8Array): DecodeResu
       const vip = r.ipv4("VIP");
       const flags = r.u8("flags");
       r.take(3, "reserved");
-      vips.push({ vip, owned: (flags & 1) !== 0, transition: (flags & 2) !== 0, packets: r.u64("packets"), bytes: r.u64("bytes") });
+      vips.push({
+        vip,
+        owned: (flags & 1) !== 0,
+        transition: (flags & 2) !== 0,
+        packets: r.u64("packets"),
+        bytes: r.u64("bytes"),
+      });
     }
     return ok({ sender, sequence, balancer, invalidRejected, vips });
   });

@@ -43,7 +43,8 @@ export function computeAssignment(
       loads.set(v.owner, (loads.get(v.owner) ?? 0) + (loadOf.get(v.vip) ?? 0));
     } else orphans.push(v);
   }
-  const leastLoaded = () => [...loads.entries()].sort((a, b) => a[1] - b[1] || a[0].localeCompare(b[0]))[0]?.[0] as string;
+  const leastLoaded = () =>
+    [...loads.entries()].sort((a, b) => a[1] - b[1] || a[0].localeCompare(b[0]))[0]?.[0] as string;
   orphans.sort((a, b) => b.load - a.load || a.vip.localeCompare(b.vip));
   for (const v of orphans) {
     const b = leastLoaded();

@@ -116,7 +116,10 @@ export class Balancer {
       await this.setModeElement(v.address, "add");
     }
     if (!this.macs) {
-      const [e, i] = await Promise.all([interfaceMac(this.exec, external), interfaceMac(this.exec, internal)]);
+      const [e, i] = await Promise.all([
+        interfaceMac(this.exec, external),
+        interfaceMac(this.exec, internal),
+      ]);
       this.macs = { external: e, internal: i };
     }
     await this.garp.send([

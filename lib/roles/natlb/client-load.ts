@@ -288,7 +288,9 @@ export async function connectionBurst(o: {
       let got = "";
       const timer = setTimeout(() => sock.destroy(new Error("timeout")), 5000);
       sock.setNoDelay(true);
-      sock.on("connect", () => sock.write(`GET /tick?c=${i}&s=1 HTTP/1.1\r\nHost: vip\r\nConnection: close\r\n\r\n`));
+      sock.on("connect", () =>
+        sock.write(`GET /tick?c=${i}&s=1 HTTP/1.1\r\nHost: vip\r\nConnection: close\r\n\r\n`),
+      );
       sock.on("data", (d: Buffer) => {
         got += d.toString("latin1");
       });

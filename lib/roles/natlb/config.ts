@@ -122,7 +122,8 @@ export const NatlbSection = z
       ctx.addIssue({
         code: "custom",
         path: ["keeper", "source"],
-        message: "Modification 1 (socket-table) applies to embodiment 1 (dnat) only: in full NAT the server's peers are not the clients",
+        message:
+          "Modification 1 (socket-table) applies to embodiment 1 (dnat) only: in full NAT the server's peers are not the clients",
       });
     }
     if (s.embodiment === "dnat") {
@@ -175,7 +176,8 @@ export interface NodeIds {
 export function nodeIds(c: NatlbConfig): NodeIds {
   const balancer = new Map(Object.keys(c.balancers).map((b, i) => [b, 10 + i]));
   const serverAddress = new Map<string, string>();
-  for (const v of c.vips) for (const s of v.servers) if (!serverAddress.has(s.host)) serverAddress.set(s.host, s.address);
+  for (const v of c.vips)
+    for (const s of v.servers) if (!serverAddress.has(s.host)) serverAddress.set(s.host, s.address);
   const keeper = new Map([...serverAddress.keys()].map((h, i) => [h, 100 + i]));
   const nameOf = new Map<number, string>([[1, "controller"]]);
   for (const [n, id] of balancer) nameOf.set(id, n);

@@ -1,6 +1,11 @@
 import { createSocket, type Socket } from "node:dgram";
 import { decodeNatlb, encodeNatlb, NATLB_TYPE, type NatlbBody, type NatlbMessage } from "../../wire/natlb.ts";
-import { decodeLoadReport, encodeLoadReport, type LoadReport, NATLB_TYPE_LOAD_REPORT } from "../../wire/natlb-status.ts";
+import {
+  decodeLoadReport,
+  encodeLoadReport,
+  type LoadReport,
+  NATLB_TYPE_LOAD_REPORT,
+} from "../../wire/natlb-status.ts";
 import { ReplayWindow } from "../../wire/replay.ts";
 
 /**
@@ -29,7 +34,10 @@ export interface ChannelCounters {
   acksSent: number;
 }
 
-export type Handler = (msg: NatlbMessage, from: { address: string; port: number }) => Promise<number | undefined>;
+export type Handler = (
+  msg: NatlbMessage,
+  from: { address: string; port: number },
+) => Promise<number | undefined>;
 
 interface Pending {
   resolve: (detail: number) => void;
@@ -70,7 +78,13 @@ export class ControlChannel {
     this.socket.on("message", (buf, rinfo) => void this.onDatagram(buf, rinfo));
   }
 
-  static async open(options: { id: number; keyHex: string; port: number; address?: string; handler?: Handler }) {
+  static async open(options: {
+    id: number;
+    keyHex: string;
+    port: number;
+    address?: string;
+    handler?: Handler;
+  }) {
     const ch = new ControlChannel(options.id, options.keyHex, options.handler);
     await new Promise<void>((resolve, reject) => {
       ch.socket.once("error", reject);

@@ -12,8 +12,8 @@ import {
   type MoveReport,
   type MoveStep,
   moveVip,
-  type TransferPhase,
   recoverMoves,
+  type TransferPhase,
 } from "./move.ts";
 
 /**
@@ -62,7 +62,12 @@ export class UdpBalancerPort implements BalancerPort {
     await this.ask({ type: 2, vip, from: this.id, to: 0, method: "garp" });
   }
   /** The balancer keys the pre-copy/delta pair by the move id of the messages. */
-  sendEntries(vip: string, to: string, _transferId?: string, phase: TransferPhase = "final"): Promise<number> {
+  sendEntries(
+    vip: string,
+    to: string,
+    _transferId?: string,
+    phase: TransferPhase = "final",
+  ): Promise<number> {
     const toId = this.ids.balancer.get(to);
     if (toId === undefined) throw new Error(`no balancer named "${to}"`);
     // An empty type 3 from the controller is a transfer request: the old owner sends its
@@ -157,7 +162,9 @@ export class Controller {
     journalFile: string,
   ) {
     this.ids = nodeIds(config);
-    this.ports = new Map(Object.keys(config.balancers).map((b) => [b, new UdpBalancerPort(b, channel, config, this.ids)]));
+    this.ports = new Map(
+      Object.keys(config.balancers).map((b) => [b, new UdpBalancerPort(b, channel, config, this.ids)]),
+    );
     this.copies = new UdpCopySource(channel, config, this.ids);
     this.journal = new MoveJournal(journalFile);
     channel.onLoadReport = (r) => this.onReport(r);
@@ -182,7 +189,11 @@ export class Controller {
       s.cur = cur;
       if (prev && cur.at > prev.at) {
         const dt = (cur.at - prev.at) / 1000;
-        const rate = { at: now, packets: (cur.packets - prev.packets) / dt, bytes: (cur.bytes - prev.bytes) / dt };
+        const rate = {
+          at: now,
+          packets: (cur.packets - prev.packets) / dt,
+          bytes: (cur.bytes - prev.bytes) / dt,
+        };
         // Smooth over a few reports (EWMA, alpha 0.5): one report interval is short.
         s.rate = {
           at: now,
@@ -296,13 +307,19 @@ export class Controller {
       if (healthy.length === 0) continue;
       const st = this.status();
       const plan = computeAssignment(
-        st.vips.map((v) => ({ vip: v.vip, load: v.bytesPerS, owner: v.owner === name ? undefined : v.owner })),
+        st.vips.map((v) => ({
+          vip: v.vip,
+          load: v.bytesPerS,
+          owner: v.owner === name ? undefined : v.owner,
+        })),
         healthy,
       );
       const orphans = st.vips.filter((v) => v.owner === name);
       for (const v of orphans) {
         const to = plan.assignment.get(v.vip) as string;
-        out.push(await this.move(v.vip, to, this.entriesFirstFailover ? "failover-entries-first" : "failover", name));
+        out.push(
+          await this.move(v.vip, to, this.entriesFirstFailover ? "failover-entries-first" : "failover", name),
+        );
       }
     }
     return out;
@@ -312,7 +329,8 @@ export class Controller {
   balance(): { loads: Map<string, number>; imbalance: number } {
     const healthy = Object.keys(this.config.balancers).filter((b) => this.isAlive(b));
     const loads = new Map(healthy.map((b) => [b, 0]));
-    for (const v of this.status().vips) if (v.owner && loads.has(v.owner)) loads.set(v.owner, (loads.get(v.owner) ?? 0) + v.bytesPerS);
+    for (const v of this.status().vips)
+      if (v.owner && loads.has(v.owner)) loads.set(v.owner, (loads.get(v.owner) ?? 0) + v.bytesPerS);
     const values = [...loads.values()];
     const mean = values.length > 0 ? values.reduce((a, b) => a + b, 0) / values.length : 0;
     const imbalance = mean > 0 ? Math.max(...values.map((l) => Math.abs(l - mean))) / mean : 0;
@@ -337,7 +355,8 @@ export class Controller {
         if (!rebalance) return;
         const now = Date.now();
         const lastMove = this.moves.length > 0 ? this.lastMoveAt : 0;
-        if (now - lastRebalance < rebalance.everyMs || now - lastMove < (rebalance.holdDownMs ?? 2000)) return;
+        if (now - lastRebalance < rebalance.everyMs || now - lastMove < (rebalance.holdDownMs ?? 2000))
+          return;
         lastRebalance = now;
         if (this.balance().imbalance > (rebalance.threshold ?? 0.15)) await this.rebalance();
       })()

@@ -60,7 +60,13 @@ export class GarpSender {
   constructor(private readonly namespace?: string) {}
 
   private start(): ChildProcessWithoutNullStreams {
-    const argv = [...(this.namespace ? ["ip", "netns", "exec", this.namespace] : []), "/usr/bin/python3", "-u", "-c", SENDER];
+    const argv = [
+      ...(this.namespace ? ["ip", "netns", "exec", this.namespace] : []),
+      "/usr/bin/python3",
+      "-u",
+      "-c",
+      SENDER,
+    ];
     const child = spawn(argv[0] as string, argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
     child.stdout.setEncoding("utf8");
     child.stdout.on("data", (d: string) => {

@@ -128,7 +128,8 @@ export class CopyStore {
       this.byBalancer.set(balancer, c);
     }
     const newest = Math.max(c.complete?.generation ?? -1, c.staging?.generation ?? -1);
-    if (generation < newest || (c.complete && generation === c.complete.generation && kind === "full")) return false;
+    if (generation < newest || (c.complete && generation === c.complete.generation && kind === "full"))
+      return false;
     if (kind === "delta") {
       const target = c.complete ?? { generation, at: now, rows: new Map<string, CopyRow>() };
       for (const e of entries) {

@@ -71,12 +71,20 @@ export async function startNatlb(
 
 export async function stopNatlb(rig: NatlbRig | undefined): Promise<void> {
   if (!rig) return;
-  const all = [rig.controller, ...rig.clients.values(), ...rig.balancers.values(), ...rig.keepers.values(), ...rig.webs.values()];
+  const all = [
+    rig.controller,
+    ...rig.clients.values(),
+    ...rig.balancers.values(),
+    ...rig.keepers.values(),
+    ...rig.webs.values(),
+  ];
   await Promise.all(all.map((a) => a.stop().catch(() => undefined)));
 }
 
 /** Restarts the controller agent (same journal): it finishes or undoes a half-done move. */
-export async function restartController(rig: NatlbRig): Promise<{ recovered: MoveReport[]; status: ControllerStatus }> {
+export async function restartController(
+  rig: NatlbRig,
+): Promise<{ recovered: MoveReport[]; status: ControllerStatus }> {
   await rig.controller.stop().catch(() => undefined);
   rig.controller = await launch(rig.lab, rig.config.controller.host, "natlb-controller", {
     config: rig.config,
@@ -85,7 +93,12 @@ export async function restartController(rig: NatlbRig): Promise<{ recovered: Mov
   return rig.controller.call("start", { recover: true }, { timeoutMs: 60_000 });
 }
 
-export function move(rig: NatlbRig, vip: string, to: string, kind: MoveKind = "planned"): Promise<MoveReport> {
+export function move(
+  rig: NatlbRig,
+  vip: string,
+  to: string,
+  kind: MoveKind = "planned",
+): Promise<MoveReport> {
   return rig.controller.call<MoveReport>("move", { vip, to, kind }, { timeoutMs: 60_000 });
 }
 
@@ -172,10 +185,14 @@ export async function loadReport(rig: NatlbRig, id: string, stop = false): Promi
 }
 
 /** The new owner's full hold report of a move (the ack carries only the count). */
-export async function holdReportOf(rig: NatlbRig, balancer: string, moveId: string): Promise<HoldReport | undefined> {
-  const reports = await (rig.balancers.get(balancer) as AgentClient).call<(HoldReport & { moveId: number })[]>(
-    "holdReports",
-  );
+export async function holdReportOf(
+  rig: NatlbRig,
+  balancer: string,
+  moveId: string,
+): Promise<HoldReport | undefined> {
+  const reports = await (rig.balancers.get(balancer) as AgentClient).call<
+    (HoldReport & { moveId: number })[]
+  >("holdReports");
   return reports.find((r) => String(r.moveId) === moveId);
 }
 
@@ -184,7 +201,9 @@ export async function holdReportOf(rig: NatlbRig, balancer: string, moveId: stri
  * segment shows up as a retransmission, a duplicated one as a D-SACK.
  */
 export async function tcpCounters(lab: Lab, host: string): Promise<Record<string, number>> {
-  const r = await lab.host(host).exec(["nstat", "-asz", "TcpRetransSegs", "TcpExtTCPDSACKRecv", "TcpExtTCPDSACKOldSent", "TcpOutRsts"]);
+  const r = await lab
+    .host(host)
+    .exec(["nstat", "-asz", "TcpRetransSegs", "TcpExtTCPDSACKRecv", "TcpExtTCPDSACKOldSent", "TcpOutRsts"]);
   const out: Record<string, number> = {};
   for (const line of r.stdout.split("\n")) {
     const m = /^(\S+)\s+(\d+)/.exec(line);

@@ -327,7 +327,12 @@ async function runMove(ctx: MoveContext, req: MoveRequest, done: Set<MoveStep>):
   return report;
 }
 
-async function rollback(ctx: MoveContext, req: MoveRequest, from: BalancerPort, to: BalancerPort): Promise<void> {
+async function rollback(
+  ctx: MoveContext,
+  req: MoveRequest,
+  from: BalancerPort,
+  to: BalancerPort,
+): Promise<void> {
   // The old owner still has every entry: give it the route back, undo the new owner's
   // transition mode (held packets are dropped; TCP retransmits them) and its copies.
   await from.claim(req.vip);
@@ -359,7 +364,8 @@ async function completeAfterFailure(
       await step("route", switchRoute);
       await step("entries", transfer);
       await step("end", async () => {
-        if (fromAlive) await withTimeout(from.endSwitch(req.vip, "old"), 30_000, "endSwitch old").catch(() => undefined);
+        if (fromAlive)
+          await withTimeout(from.endSwitch(req.vip, "old"), 30_000, "endSwitch old").catch(() => undefined);
         else await tellDead(from.endSwitch(req.vip, "old"), deadMs);
         report.hold = await to.endSwitch(req.vip, "new");
         return report.hold;

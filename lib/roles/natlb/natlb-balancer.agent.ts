@@ -2,17 +2,17 @@
 // runs the control side (Balancer), answers the control function's messages over UDP
 // (control-channel.ts), pushes table copies to the servers (Fig. 13) and reports load.
 import { agentArgs, log, serveAgent } from "../../remote/agent-runtime.ts";
+import { entriesPerDatagram } from "../../wire/natlb.ts";
 import { Balancer } from "./balancer.ts";
 import { type NatlbConfig, NatlbSection, nodeIds } from "./config.ts";
+import { type ConnEntry, entryRow } from "./conn-table.ts";
+import { CtEventWatcher } from "./conntrack.ts";
 import { ControlChannel } from "./control-channel.ts";
 import { localExec } from "./exec.ts";
 import type { HoldReport } from "./hold.ts";
 import { NfqueueHold } from "./nfqueue-hold.ts";
-import { CtEventWatcher } from "./conntrack.ts";
-import { type ConnEntry, entryRow } from "./conn-table.ts";
 import { PartAssembler, sendEntryParts, wireEntries } from "./transfer.ts";
 import { toWireEntry } from "./wire-entry.ts";
-import { entriesPerDatagram } from "../../wire/natlb.ts";
 
 interface Args {
   config: unknown;
@@ -41,9 +41,12 @@ function balancerAddress(id: number): { address: string; port: number } {
   return { address: b.address, port: config.control.port };
 }
 
-
 async function startChannel(): Promise<ControlChannel> {
-  const ch = await ControlChannel.open({ id: myId as number, keyHex: config.control.key, port: config.control.port });
+  const ch = await ControlChannel.open({
+    id: myId as number,
+    keyHex: config.control.key,
+    port: config.control.port,
+  });
   ch.setHandler(async (msg) => {
     switch (msg.type) {
       case 1: // transition notification (step 1)
@@ -62,12 +65,24 @@ async function startChannel(): Promise<ControlChannel> {
           const dest = balancerAddress(msg.to);
           return balancer.sendEntries(
             msg.vip,
-            (entries) => sendEntryParts(ch, { vip: msg.vip, from: myId as number, to: msg.to, dest, moveId: msg.moveId }, entries),
+            (entries) =>
+              sendEntryParts(
+                ch,
+                { vip: msg.vip, from: myId as number, to: msg.to, dest, moveId: msg.moveId },
+                entries,
+              ),
             `${msg.moveId}/${msg.vip}/${msg.to}`,
             msg.parts === 2 ? "precopy" : "final",
           );
         }
-        const all = assembler.add(msg.sender, msg.moveId, msg.vip, msg.part, msg.parts, wireEntries(msg.entries));
+        const all = assembler.add(
+          msg.sender,
+          msg.moveId,
+          msg.vip,
+          msg.part,
+          msg.parts,
+          wireEntries(msg.entries),
+        );
         if (!all) return msg.entries.length;
         const r = await balancer.importEntries(all);
         log(`imported ${r.imported} entries of ${msg.vip} (${r.alreadyPresent} already present)`);
@@ -101,7 +116,12 @@ const FULL_EVERY_MS = 2000;
 let lastFull = 0;
 let pushWatcher: CtEventWatcher | undefined;
 
-function sendPush(ch: ControlChannel, kind: "full" | "delta", entries: ConnEntry[], removed: ConnEntry[]): void {
+function sendPush(
+  ch: ControlChannel,
+  kind: "full" | "delta",
+  entries: ConnEntry[],
+  removed: ConnEntry[],
+): void {
   generation = (generation + 1) % 0x7fffffff;
   const per = entriesPerDatagram();
   for (const address of ids.serverAddress.values()) {
@@ -113,7 +133,15 @@ function sendPush(ch: ControlChannel, kind: "full" | "delta", entries: ConnEntry
     const parts = Math.max(1, Math.ceil(mine.length / per));
     for (let part = 0; part < parts; part++) {
       ch.send(
-        { type: 5, balancer: myId as number, kind, generation, part, parts, entries: mine.slice(part * per, (part + 1) * per) },
+        {
+          type: 5,
+          balancer: myId as number,
+          kind,
+          generation,
+          part,
+          parts,
+          entries: mine.slice(part * per, (part + 1) * per),
+        },
         { address, port: config.control.port },
       );
     }

@@ -2,11 +2,11 @@
 // (controller.ts), driven over JSON-RPC by the lab and talking to the balancers and the
 // servers' keepers with the NAT-LB control messages over UDP.
 import { agentArgs, log, serveAgent } from "../../remote/agent-runtime.ts";
+import { encodeNatlb } from "../../wire/natlb.ts";
 import { type NatlbConfig, NatlbSection } from "./config.ts";
 import { ControlChannel } from "./control-channel.ts";
 import { Controller } from "./controller.ts";
 import type { MoveKind, MoveStep } from "./move.ts";
-import { encodeNatlb } from "../../wire/natlb.ts";
 
 interface Args {
   config: unknown;
@@ -28,16 +28,21 @@ serveAgent({
   methods: {
     async start(p: { waitForReports?: boolean; recover?: boolean; auto?: boolean } = {}) {
       if (!controller) {
-        const ch = await ControlChannel.open({ id: 1, keyHex: config.control.key, port: config.control.port });
+        const ch = await ControlChannel.open({
+          id: 1,
+          keyHex: config.control.key,
+          port: config.control.port,
+        });
         controller = new Controller(config, ch, args.journal);
       }
       if (p.waitForReports ?? true) await controller.waitForReports();
-      const recovered = p.recover ?? true ? await controller.recover() : [];
+      const recovered = (p.recover ?? true) ? await controller.recover() : [];
       if (p.auto) controller.startAuto();
       return { recovered, status: controller.status() };
     },
     status: () => ctl().status(),
-    move: (p: { vip: string; to: string; kind?: MoveKind; from?: string }) => ctl().move(p.vip, p.to, p.kind ?? "planned", p.from),
+    move: (p: { vip: string; to: string; kind?: MoveKind; from?: string }) =>
+      ctl().move(p.vip, p.to, p.kind ?? "planned", p.from),
     rebalance: () => ctl().rebalance(),
     checkFailures: () => ctl().checkFailures(),
     balance: () => {
@@ -69,7 +74,12 @@ serveAgent({
      * message sealed with a wrong key; "truncated": a valid message cut short; "replayed":
      * a valid, harmless message (leave transition mode for a VIP) sent twice.
      */
-    sendBad: (p: { to: string; kind: "unauthenticated" | "truncated" | "replayed"; vip: string; count?: number }) => {
+    sendBad: (p: {
+      to: string;
+      kind: "unauthenticated" | "truncated" | "replayed";
+      vip: string;
+      count?: number;
+    }) => {
       const c = ctl();
       const b = config.balancers[p.to];
       const toId = c.ids.balancer.get(p.to);
@@ -79,7 +89,10 @@ serveAgent({
       for (let i = 0; i < (p.count ?? 1); i++) {
         if (p.kind === "unauthenticated") {
           const wrong = Buffer.alloc(32, 0x5a);
-          c.channel.sendRaw(encodeNatlb({ ...body, sender: 1, sequence: c.channel.nextSequence(), moveId: 0 }, wrong), dest);
+          c.channel.sendRaw(
+            encodeNatlb({ ...body, sender: 1, sequence: c.channel.nextSequence(), moveId: 0 }, wrong),
+            dest,
+          );
         } else if (p.kind === "truncated") {
           const good = c.channel.encode(body);
           c.channel.sendRaw(good.subarray(0, Math.max(1, good.length - 7 - i)), dest);

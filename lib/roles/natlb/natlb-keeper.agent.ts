@@ -1,10 +1,11 @@
 // Connection-table keeper agent on every server (copy keeping function 53, copy 54 of
 // seed 002's third embodiment, Fig. 13): keeps the balancers' pushed entries and, on the
 // control function's request, sends a failed balancer's entries of a VIP to the survivor.
+
+import { run } from "../../lab/command.ts";
 import { agentArgs, log, serveAgent } from "../../remote/agent-runtime.ts";
 import { type NatlbConfig, NatlbSection, nodeIds } from "./config.ts";
 import { ControlChannel } from "./control-channel.ts";
-import { run } from "../../lab/command.ts";
 import { CopyStore, entriesFromSocketTable } from "./keeper.ts";
 import { sendEntryParts, wireEntries } from "./transfer.ts";
 
@@ -19,7 +20,8 @@ const config: NatlbConfig = NatlbSection.parse(args.config);
 const ids = nodeIds(config);
 const myId = ids.keeper.get(args.host);
 const myAddress = ids.serverAddress.get(args.host);
-if (myId === undefined || myAddress === undefined) throw new Error(`host "${args.host}" is no server of any VIP`);
+if (myId === undefined || myAddress === undefined)
+  throw new Error(`host "${args.host}" is no server of any VIP`);
 const store = new CopyStore(config.embodiment);
 let channel: ControlChannel | undefined;
 let pushesApplied = 0;
@@ -31,13 +33,18 @@ serveAgent({
   methods: {
     async start() {
       if (channel) return { id: myId };
-      const ch = await ControlChannel.open({ id: myId as number, keyHex: config.control.key, port: config.control.port });
+      const ch = await ControlChannel.open({
+        id: myId as number,
+        keyHex: config.control.key,
+        port: config.control.port,
+      });
       ch.setHandler(async (msg) => {
         if (msg.type === 5) {
           const name = ids.nameOf.get(msg.balancer) ?? `#${msg.balancer}`;
           const live = wireEntries(msg.entries.filter((e) => !e.removed));
           const gone = wireEntries(msg.entries.filter((e) => e.removed));
-          if (store.apply(name, msg.generation, msg.kind, live, gone, Date.now(), msg.part, msg.parts)) pushesApplied++;
+          if (store.apply(name, msg.generation, msg.kind, live, gone, Date.now(), msg.part, msg.parts))
+            pushesApplied++;
           else pushesStale++;
           return 0;
         }
@@ -61,7 +68,13 @@ serveAgent({
           if (!b) throw new Error(`unknown balancer id ${msg.to}`);
           const n = await sendEntryParts(
             ch,
-            { vip: vip.address, from: msg.from, to: msg.to, dest: { address: b.address, port: config.control.port }, moveId: msg.moveId },
+            {
+              vip: vip.address,
+              from: msg.from,
+              to: msg.to,
+              dest: { address: b.address, port: config.control.port },
+              moveId: msg.moveId,
+            },
             entries,
           );
           sentToSurvivor += n;

@@ -43,7 +43,8 @@ export class NfqueueHold implements TransitionHold {
   }
 
   private get executor(): Executor {
-    return (argv, o) => this.exec(argv, { ...(o?.input !== undefined ? { input: o.input } : {}), allowFailure: true });
+    return (argv, o) =>
+      this.exec(argv, { ...(o?.input !== undefined ? { input: o.input } : {}), allowFailure: true });
   }
 
   async open(): Promise<void> {
@@ -57,7 +58,8 @@ export class NfqueueHold implements TransitionHold {
       key: (s) => this.keyOf.get(s.dst) ?? this.fromServer.get(s.src),
       bounds: { packets: t.maxPackets, bytes: t.maxBytes, ageMs: t.maxHoldMs },
       onPacket: (record, key, action) => {
-        if (key !== undefined && action === "held" && !this.firstHeldAt.has(key)) this.firstHeldAt.set(key, record.arrivedAt);
+        if (key !== undefined && action === "held" && !this.firstHeldAt.has(key))
+          this.firstHeldAt.set(key, record.arrivedAt);
       },
     });
     await ensureQueueRule(this.executor, this.rule);
@@ -97,7 +99,8 @@ export class NfqueueHold implements TransitionHold {
     const held = q.held(vip);
     // HoldQueue keeps arrival order; check it rather than assume it.
     let inOrder = true;
-    for (let i = 1; i < held.length; i++) if ((held[i]?.arrival ?? 0) <= (held[i - 1]?.arrival ?? 0)) inOrder = false;
+    for (let i = 1; i < held.length; i++)
+      if ((held[i]?.arrival ?? 0) <= (held[i - 1]?.arrival ?? 0)) inOrder = false;
     const r = q.release(vip, { nextMode: "pass" });
     return this.episode(vip, r.released, r.discarded, inOrder);
   }

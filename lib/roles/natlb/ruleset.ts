@@ -46,7 +46,14 @@ export function buildRuleset(config: NatlbConfig, balancer: string): string {
   const lines: string[] = [];
   lines.push(`table ip ${TABLE} {`);
   for (let i = 0; i < vips.length; i++) lines.push(`  counter ${vipCounterName(i)} {`, "  }");
-  lines.push("  counter invalid_rejected {", "  }", "  counter invalid_dropped {", "  }", "  counter unknown_vip {", "  }");
+  lines.push(
+    "  counter invalid_rejected {",
+    "  }",
+    "  counter invalid_dropped {",
+    "  }",
+    "  counter unknown_vip {",
+    "  }",
+  );
   lines.push(
     "  set vips {",
     "    type ipv4_addr",
@@ -80,8 +87,12 @@ export function buildRuleset(config: NatlbConfig, balancer: string): string {
   lines.push("  chain filter_fwd {", "    type filter hook forward priority filter; policy accept;");
   // Seed: a packet for an address in neither mode is discarded and an error message returned
   // (a client whose ARP cache still points here after a move).
-  lines.push('    ip daddr @vips ip daddr != @mode_vips meta l4proto tcp counter name "unknown_vip" reject with tcp reset');
-  lines.push('    ip daddr @vips ip daddr != @mode_vips counter name "unknown_vip" reject with icmp type admin-prohibited');
+  lines.push(
+    '    ip daddr @vips ip daddr != @mode_vips meta l4proto tcp counter name "unknown_vip" reject with tcp reset',
+  );
+  lines.push(
+    '    ip daddr @vips ip daddr != @mode_vips counter name "unknown_vip" reject with icmp type admin-prohibited',
+  );
   vips.forEach((v, i) => {
     lines.push(`    ct original ip daddr ${v.address} counter name "${vipCounterName(i)}"`);
   });

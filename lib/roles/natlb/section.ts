@@ -18,12 +18,16 @@ export function loadNatlbSection(loaded: LoadedTopology): NatlbConfig {
     if (!host) issues.push(source.issue(["natlb", "balancers", name], `no host named "${name}"`));
     else
       for (const f of ["external", "internal"] as const) {
-        if (!host.interfaces[b[f]]) issues.push(source.issue(["natlb", "balancers", name, f], `host "${name}" has no interface "${b[f]}"`));
+        if (!host.interfaces[b[f]])
+          issues.push(
+            source.issue(["natlb", "balancers", name, f], `host "${name}" has no interface "${b[f]}"`),
+          );
       }
   }
   config.vips.forEach((v, i) => {
     v.servers.forEach((s, k) => {
-      if (!topology.hosts[s.host]) issues.push(source.issue(["natlb", "vips", i, "servers", k, "host"], `no host named "${s.host}"`));
+      if (!topology.hosts[s.host])
+        issues.push(source.issue(["natlb", "vips", i, "servers", k, "host"], `no host named "${s.host}"`));
     });
   });
   if (!topology.hosts[config.controller.host]) {

@@ -1,7 +1,7 @@
 import { attachLab, type Lab } from "../../lab/lab.ts";
 import { loadTopology } from "../../topology/load.ts";
-import { entryRow, parseConntrackListing } from "./conn-table.ts";
 import type { NatlbConfig } from "./config.ts";
+import { entryRow, parseConntrackListing } from "./conn-table.ts";
 import { TABLE } from "./ruleset.ts";
 import { loadNatlbSection } from "./section.ts";
 
@@ -21,7 +21,7 @@ export interface BalancerTables {
 export async function readBalancerTables(lab: Lab, config: NatlbConfig): Promise<BalancerTables[]> {
   const vips = new Set(config.vips.map((v) => v.address));
   return Promise.all(
-    Object.entries(config.balancers).map(async ([name, b]) => {
+    Object.keys(config.balancers).map(async (name) => {
       const host = lab.host(name);
       const [modeSet, set, ct] = await Promise.all([
         host.exec(["nft", "-j", "list", "set", "ip", TABLE, "mode_vips"]),
@@ -41,7 +41,9 @@ export async function readBalancerTables(lab: Lab, config: NatlbConfig): Promise
       const transition = elements(set.stdout);
       const modes = [
         ...transition.map((address) => ({ address, mode: "transition" as const })),
-        ...owned.filter((a) => !transition.includes(a)).map((address) => ({ address, mode: "normal" as const })),
+        ...owned
+          .filter((a) => !transition.includes(a))
+          .map((address) => ({ address, mode: "normal" as const })),
       ].sort((x, y) => x.address.localeCompare(y.address));
       const table = parseConntrackListing(ct.stdout, vips);
       return { balancer: name, modes, entries: table.entries.map(entryRow), total: table.entries.length };
@@ -64,7 +66,8 @@ export function formatBalancerTables(tables: readonly BalancerTables[], maxRows 
       const cols = Object.keys(first);
       const width = cols.map((c) => Math.max(c.length, ...rows.map((r) => (r[c] ?? "").length)));
       out.push(`    ${cols.map((c, i) => c.padEnd(width[i] ?? 0)).join("  ")}`);
-      for (const r of rows) out.push(`    ${cols.map((c, i) => (r[c] ?? "").padEnd(width[i] ?? 0)).join("  ")}`);
+      for (const r of rows)
+        out.push(`    ${cols.map((c, i) => (r[c] ?? "").padEnd(width[i] ?? 0)).join("  ")}`);
       if (t.total > rows.length) out.push(`    ... ${t.total - rows.length} more`);
     }
   }
@@ -72,7 +75,10 @@ export function formatBalancerTables(tables: readonly BalancerTables[], maxRows 
 }
 
 /** For the CLI: attach to a running lab by name or prefix and print its NAT-LB tables. */
-export async function showNatlbLab(nameOrPrefix: string, options: { maxRows?: number } = {}): Promise<string> {
+export async function showNatlbLab(
+  nameOrPrefix: string,
+  options: { maxRows?: number } = {},
+): Promise<string> {
   const lab = await attachLab(nameOrPrefix);
   try {
     const config = loadNatlbSection(loadTopology(lab.record.topologyFile));

@@ -36,7 +36,14 @@ export class PartAssembler {
   private readonly open = new Map<string, { parts: number; got: Map<number, ConnEntry[]> }>();
 
   /** Returns every entry once the last part arrived, else undefined. */
-  add(sender: number, moveId: number, vip: string, part: number, parts: number, entries: ConnEntry[]): ConnEntry[] | undefined {
+  add(
+    sender: number,
+    moveId: number,
+    vip: string,
+    part: number,
+    parts: number,
+    entries: ConnEntry[],
+  ): ConnEntry[] | undefined {
     const key = `${sender}/${moveId}/${vip}`;
     let t = this.open.get(key);
     if (!t || t.parts !== parts) {

@@ -49,7 +49,8 @@ export function segmentOf(
   if (dirC2s === undefined) return undefined;
   const t = ip + ihl;
   if (d.length < t + 20) return undefined;
-  const u32 = (o: number) => (((d[o] ?? 0) << 24) | ((d[o + 1] ?? 0) << 16) | ((d[o + 2] ?? 0) << 8) | (d[o + 3] ?? 0)) >>> 0;
+  const u32 = (o: number) =>
+    (((d[o] ?? 0) << 24) | ((d[o + 1] ?? 0) << 16) | ((d[o + 2] ?? 0) << 8) | (d[o + 3] ?? 0)) >>> 0;
   const seq = u32(t + 4);
   const ack = u32(t + 8);
   const dataOffset = ((d[t + 12] ?? 0) >> 4) * 4;
@@ -84,7 +85,11 @@ export function segmentOf(
  * arrive at `inner`; an s2c segment the other way. Only segments sent inside
  * [from, to] are judged (a capture's edges cut flows in half).
  */
-export function compareCaptures(outer: Segment[], inner: Segment[], window: { from: number; to: number }): WireCheck {
+export function compareCaptures(
+  outer: Segment[],
+  inner: Segment[],
+  window: { from: number; to: number },
+): WireCheck {
   const count = (list: Segment[], dir: Segment["dir"]) => {
     const m = new Map<string, { n: number; first: number }>();
     for (const s of list) {
