@@ -42,6 +42,9 @@ const CLIENT_NET = "203.0.113.";
 
 interface MoveScenario {
   embodiment: "dnat" | "fullnat";
+  /** Client stalls (> 1 s) in 3 s of the same load without a move, and during the move. */
+  baselineStalls: number;
+  stallsDuringMove: number;
   established: number;
   ownerBefore: string | undefined;
   ownerAfter: string | undefined;
@@ -129,6 +132,11 @@ function moveScenario(embodiment: "dnat" | "fullnat"): Promise<MoveScenario> {
     const id = `move-${embodiment}`;
     const established = await c.startLoad(id, VIP1, 960, 40);
     await sleep(1500);
+    // Baseline: stalls (client gaps over 1 s) of the same load for 3 s without a move; on
+    // a busy shared machine they are not zero, which is why the move is judged by its own delta.
+    const baseline0 = (await c.loadReport(id)).stalls;
+    await sleep(3000);
+    const baselineStalls = (await c.loadReport(id)).stalls - baseline0;
     const outer = await Capture.start(l.host("inet").remote, {
       interface: "eth1",
       filter: "tcp",
@@ -144,9 +152,11 @@ function moveScenario(embodiment: "dnat" | "fullnat"): Promise<MoveScenario> {
     const capFrom = Date.now();
     await sleep(1000);
     const ownerBefore = await c.owner(VIP1);
+    const preMoveStalls = (await c.loadReport(id)).stalls;
     const move = await c.move(VIP1, "lbb");
     await sleep(2500);
     const load = await c.loadReport(id);
+    const stallsDuringMove = load.stalls - preMoveStalls;
     const capTo = Date.now();
     await Promise.all([outer.stop(), inner.stop()]);
     const ownerAfter = await c.owner(VIP1);
@@ -162,6 +172,8 @@ function moveScenario(embodiment: "dnat" | "fullnat"): Promise<MoveScenario> {
       embodiment,
       established,
       ownerBefore,
+      baselineStalls,
+      stallsDuringMove,
       ownerAfter,
       move,
       load,
@@ -237,13 +249,13 @@ describe("natlb: destination NAT and a planned VIP move (Fig. 3, Figs. 4-10)", (
       expect(
         {
           resets: s.load.resets,
-          stalls: s.load.stalls,
+          stallsDuringMove: s.stallsDuringMove,
           corrupt: s.load.corrupt,
           failedConnects: s.load.failedConnects,
           open: s.load.open,
         },
-        "what the 1000 clients saw",
-      ).toEqual({ resets: 0, stalls: 0, corrupt: 0, failedConnects: 0, open: 1000 });
+        `what the 1000 clients saw (stalls over 1 s without a move, baseline: ${s.baselineStalls})`,
+      ).toEqual({ resets: 0, stallsDuringMove: 0, corrupt: 0, failedConnects: 0, open: 1000 });
       expect(
         s.wire.c2s.lost + s.wire.c2s.duplicated + s.wire.s2c.lost + s.wire.s2c.duplicated,
         "bytes lost or duplicated between the two captures",
@@ -540,9 +552,9 @@ describe("natlb: full NAT (Figs. 11-12)", () => {
       expect(s.serverSideSources.length, "balancer-side source addresses").toBeGreaterThan(0);
       expect(s.move.outcome).toBe("completed");
       expect(
-        { resets: s.load.resets, stalls: s.load.stalls, open: s.load.open },
-        "clients through the move",
-      ).toEqual({ resets: 0, stalls: 0, open: 1000 });
+        { resets: s.load.resets, stallsDuringMove: s.stallsDuringMove, open: s.load.open },
+        `clients through the move (baseline stalls without a move: ${s.baselineStalls})`,
+      ).toEqual({ resets: 0, stallsDuringMove: 0, open: 1000 });
     },
     300_000,
   );
