@@ -69,6 +69,8 @@ export const VirtualRouterSpec = z
     infoRequestIntervalMs: z.number().int().min(0).default(10_000),
     /** Forget end systems not seen for this long (0: never). */
     endSystemMaxAgeMs: z.number().int().min(0).default(0),
+    /** A member that failed gets conditions again only after answering this long. */
+    rejoinHoldDownMs: z.number().int().min(0).max(3_600_000).default(0),
     /** Allocation review thresholds and flow monitor (issue 6, review-config.ts); absent: no reviews. */
     review: ReviewSpec.optional(),
   })
@@ -178,6 +180,7 @@ export function coreOptionsFor(vr: VirtualRouterConfig, host: string): RouterCor
     maxRetries: s.maxRetries,
     responseTimeoutMs: s.responseTimeoutMs ?? 4 * s.advertIntervalMs + 50,
     discoveryMs: s.discoveryMs,
+    rejoinHoldDownMs: s.rejoinHoldDownMs,
     infoRequestIntervalMs: s.infoRequestIntervalMs,
     subnets: s.subnets.map((x) => ({ cidr: x.cidr, via: x.via ?? null })),
     conditions: s.conditions,

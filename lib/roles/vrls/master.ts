@@ -26,6 +26,8 @@ export interface MasterOptions {
   responseTimeoutMs: number;
   /** Time to collect end systems after becoming master before the first allocation (Fig. 12, P2). */
   discoveryMs: number;
+  /** A faulty member that answers again gets conditions only after answering this long (issue 6). */
+  rejoinHoldDownMs?: number;
 }
 
 export type MasterAction =
@@ -62,6 +64,8 @@ export class MasterEngine {
   private current = new Map<string, string>();
   private readonly lastHeard = new Map<string, number>();
   private readonly status = new Map<string, MemberCondition>();
+  /** Faulty members answering again, since when (rejoin hold-down). */
+  private readonly backSince = new Map<string, number>();
   private inFlight: InFlight | null = null;
   private wanted: { explicit: Map<string, string> | null; rates: Map<string, number> | null } | null = null;
   completedAllocations = 0;
@@ -181,6 +185,8 @@ export class MasterEngine {
     if (!this.active) return [];
     const actions: MasterAction[] = [];
     // Backups that stopped answering are faulty (seed: registered into the data table).
+    for (const [m, since] of this.backSince)
+      if (now - (this.lastHeard.get(m) ?? since) > this.opts.responseTimeoutMs) this.backSince.delete(m);
     for (const m of this.opts.members) {
       if (m.id === this.opts.self || this.status.get(m.id) === "faulty") continue;
       if (now - (this.lastHeard.get(m.id) ?? now) > this.opts.responseTimeoutMs) {
@@ -250,7 +256,14 @@ export class MasterEngine {
     this.lastHeard.set(from, now);
     const before = this.status.get(from);
     if (before === "faulty") {
-      // A member is back: give it a share (seed: allocation only to routers not in fault).
+      // A member is back: give it a share (seed: allocation only to routers not in fault),
+      // once it has kept answering for the rejoin hold-down (a flapping member gets nothing).
+      const hold = this.opts.rejoinHoldDownMs ?? 0;
+      if (hold > 0) {
+        if (!this.backSince.has(from)) this.backSince.set(from, now);
+        if (now - (this.backSince.get(from) ?? now) < hold) return [];
+      }
+      this.backSince.delete(from);
       this.status.set(from, "suspended");
       if (this.active) this.wanted ??= { explicit: null, rates: null };
       return [{ type: "log", message: `member ${from} is back` }];

@@ -33,6 +33,8 @@ export interface RouterCoreOptions {
   maxRetries: number;
   responseTimeoutMs: number;
   discoveryMs: number;
+  /** A member that failed gets conditions again only after answering this long (issue 6). */
+  rejoinHoldDownMs?: number;
   infoRequestIntervalMs: number;
   subnets: SubnetSpec[];
   conditions: ConditionScheme;
@@ -110,6 +112,7 @@ export class RouterCore {
       maxRetries: opts.maxRetries,
       responseTimeoutMs: opts.responseTimeoutMs,
       discoveryMs: opts.discoveryMs,
+      rejoinHoldDownMs: opts.rejoinHoldDownMs ?? 0,
     });
     this.discovery = new Discovery(opts.subnets, [
       ...opts.virtualAddresses,
