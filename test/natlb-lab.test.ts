@@ -276,7 +276,7 @@ describe.each(["dnat", "fullnat"] as const)("Fig. 3 lab, embodiment %s", (embodi
     const target = owner === "lba" ? "lbb" : "lba";
     await r.controller.call("crashAfter", { step: "route" });
     await expect(move(r, vip, target)).rejects.toThrow();
-    const { recovered, status: st } = await restartController(r);
+    const { recovered } = await restartController(r);
     console.log(
       `${embodiment} controller restart: recovered ${JSON.stringify(recovered.map((m) => [m.vip, m.outcome, m.steps]))}`,
     );
@@ -290,7 +290,6 @@ describe.each(["dnat", "fullnat"] as const)("Fig. 3 lab, embodiment %s", (embodi
     }
     expect(now.vips.find((v) => v.vip === vip)?.owner).toBe(target);
     expect(now.balancers.every((b) => b.transition.length === 0)).toBe(true);
-    void st;
     const load = await loadReport(r, "restart", true);
     console.log(`${embodiment} connections through the restart: ${JSON.stringify(load)}`);
     expect(load.resets).toBe(0);

@@ -15,6 +15,11 @@ import {
 } from "../lib/roles/natlb/conn-table.ts";
 import { CopyStore, entriesFromSocketTable, toCopyRow } from "../lib/roles/natlb/keeper.ts";
 import { MoveJournal } from "../lib/roles/natlb/move.ts";
+import { compareCaptures, type Segment, segmentOf } from "../lib/roles/natlb/wire-check.ts";
+import type { PcapRecord } from "../lib/traffic/pcap-reader.ts";
+import { ETHERTYPE, encodeEthernet } from "../lib/wire/ethernet.ts";
+import { encodeIpv4, IP_PROTOCOL } from "../lib/wire/ipv4.ts";
+import { encodeTcp } from "../lib/wire/tcp.ts";
 
 // Lines as `conntrack -L -o extended` printed them in this machine's namespaces.
 const DNAT_LINE =
@@ -193,6 +198,74 @@ describe("Modification 1: the server's TCP/IP connection table (Fig. 14) as the 
     });
     expect(r.success).toBe(false);
     expect(r.error?.issues[0]?.path).toEqual(["keeper", "source"]);
+  });
+});
+
+describe("wire check: captures on both sides of the balancers", () => {
+  // A TCP segment with a timestamp option, as a capture would hold it.
+  function frame(src: string, dst: string, seq: number, payload: number, tsval: number): PcapRecord {
+    const ts = new Uint8Array([1, 1, 8, 10, 0, 0, 0, 0, 0, 0, 0, 0]);
+    new DataView(ts.buffer).setUint32(4, tsval);
+    const flags = {
+      fin: false,
+      syn: false,
+      rst: false,
+      psh: true,
+      ack: true,
+      urg: false,
+      ece: false,
+      cwr: false,
+    };
+    const tcp = encodeTcp(
+      {
+        srcPort: 40000,
+        dstPort: 80,
+        seq,
+        ack: 7,
+        flags,
+        window: 500,
+        urgentPointer: 0,
+        options: ts,
+        payload: new Uint8Array(payload),
+      },
+      src,
+      dst,
+    );
+    const ip = encodeIpv4({ src, dst, protocol: IP_PROTOCOL.tcp, ttl: 64, payload: tcp });
+    const data = encodeEthernet({
+      dst: "02:00:00:00:00:02",
+      src: "02:00:00:00:00:01",
+      etherType: ETHERTYPE.ipv4,
+      payload: ip,
+    });
+    return { tsMs: 1000, caplen: data.length, origlen: data.length, data };
+  }
+  const outerDir = (src: string, dst: string) =>
+    dst === "198.51.100.11" ? true : src === "198.51.100.11" ? false : undefined;
+  const innerDir = (src: string, dst: string) =>
+    dst === "198.18.10.11" ? true : src === "198.18.10.11" ? false : undefined;
+  const seg = (r: PcapRecord, d: typeof outerDir) => segmentOf(r, d) as Segment;
+  const win = { from: 0, to: 2000 };
+
+  it("matches a segment across NAT, and a GSO packet split in two by its bytes", () => {
+    const sent = [seg(frame("203.0.113.11", "198.51.100.11", 1, 2800, 99), outerDir)];
+    const arrived = [
+      seg(frame("203.0.113.11", "198.18.10.11", 1, 1400, 99), innerDir),
+      seg(frame("203.0.113.11", "198.18.10.11", 1401, 1400, 99), innerDir),
+    ];
+    expect(compareCaptures(sent, arrived, win).c2s).toEqual({ sent: 2800, lost: 0, duplicated: 0 });
+  });
+
+  it("sees a lost and a duplicated segment", () => {
+    const a = seg(frame("203.0.113.11", "198.51.100.11", 1, 100, 1), outerDir);
+    const b = seg(frame("203.0.113.11", "198.51.100.11", 101, 100, 2), outerDir);
+    const b2 = seg(frame("203.0.113.11", "198.18.10.11", 101, 100, 2), innerDir);
+    const r = compareCaptures([a, b], [b2, b2], win);
+    expect(r.c2s).toEqual({ sent: 200, lost: 100, duplicated: 100 });
+    expect(r.examples).toHaveLength(2);
+    // A TCP retransmission has a new TSval: a packet of its own, not a duplicate.
+    const retrans = seg(frame("203.0.113.11", "198.18.10.11", 101, 100, 3), innerDir);
+    expect(compareCaptures([b], [b2, retrans], win).c2s.duplicated).toBe(0);
   });
 });
 

@@ -51,10 +51,8 @@ export function segmentOf(
   if (d.length < t + 20) return undefined;
   const u32 = (o: number) =>
     (((d[o] ?? 0) << 24) | ((d[o + 1] ?? 0) << 16) | ((d[o + 2] ?? 0) << 8) | (d[o + 3] ?? 0)) >>> 0;
-  const seq = u32(t + 4);
   const ack = u32(t + 8);
   const dataOffset = ((d[t + 12] ?? 0) >> 4) * 4;
-  const flags = (d[t + 13] ?? 0) & 0x3f;
   const payload = totalLength - ihl - dataOffset;
   let tsval = 0;
   let tsecr = 0;
@@ -75,8 +73,6 @@ export function segmentOf(
     o += len;
   }
   const dir = dirC2s ? "c2s" : "s2c";
-  void seq;
-  void flags;
   return { tsMs: rec.tsMs, dir, id: `${dir} ${ack} ${tsval} ${tsecr}`, weight: payload > 0 ? payload : 1 };
 }
 
