@@ -33,6 +33,36 @@ const BENCHES: Record<string, { about: string; run: () => Promise<void> }> = {
       await runTrafficAgentBench();
     },
   },
+  handoff: {
+    about: "VRLS hand-off per mode: reallocations, lost, duplicated, hand-off time p50/p99",
+    run: async () => {
+      const { runHandoffBench, printHandoffBench } = await import("../../bench/handoff.ts");
+      printHandoffBench(await runHandoffBench());
+    },
+  },
+  failover: {
+    about: "VRLS master failure: reference vs keepalived on the same lab, stream and advertisement interval",
+    run: async () => {
+      const { runFailoverBench, printFailoverBench } = await import("../../bench/failover.ts");
+      printFailoverBench(await runFailoverBench());
+    },
+  },
+  sharing: {
+    about:
+      "VRLS load sharing: goodput of 1/2/3 members vs keepalived active/standby, imbalance before/after review",
+    run: async () => {
+      const { runSharingBench } = await import("../../bench/sharing.ts");
+      await runSharingBench();
+    },
+  },
+  natlb: {
+    about:
+      "NAT-LB: move time, hold time, connections preserved (planned, failover), connections/s with 2 vs 1 balancers",
+    run: async () => {
+      const { runNatlbBench } = await import("../../bench/natlb.ts");
+      await runNatlbBench();
+    },
+  },
   wire: {
     about: "encode+decode rate of a VRRP advertisement and a VRLS allocation message",
     run: async () => {

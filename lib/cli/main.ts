@@ -3,6 +3,7 @@ import { registerBenchCommands } from "./bench-commands.ts";
 import { registerCertifyCommands } from "./certify-commands.ts";
 import { registerDoctor } from "./doctor.ts";
 import { registerLabCommands } from "./lab-commands.ts";
+import { registerRoleCommands } from "./role-commands.ts";
 
 const program = new Command("tandem")
   .description("Conformance lab for active/active routers (VRLS) and NAT load balancers (NAT-LB)")
@@ -11,6 +12,7 @@ registerDoctor(program);
 registerLabCommands(program);
 registerBenchCommands(program);
 registerCertifyCommands(program);
+registerRoleCommands(program);
 
 try {
   await program.parseAsync(process.argv);

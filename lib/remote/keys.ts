@@ -26,9 +26,20 @@ export interface LabKeyFiles {
  * (no ssh-keygen fork per lab), and sshd reads its output directly.
  */
 export function generateKeyPair(comment = "tandem"): KeyPair {
-  const pair = ssh2.utils.generateKeyPairSync("ed25519", { comment });
-  return { privateKey: ensureTrailingNewline(pair.private), publicKey: pair.public.trim() };
+  // ssh2 drops a leading zero byte of the 32-byte ed25519 public key (about one key in
+  // 256), writing a 31-byte key that OpenSSH refuses ("error in libcrypto"). Such a key
+  // is simply drawn again.
+  for (;;) {
+    const pair = ssh2.utils.generateKeyPairSync("ed25519", { comment });
+    const blob = Buffer.from(pair.public.trim().split(" ")[1] ?? "", "base64");
+    if (blob.length === ED25519_BLOB_LENGTH) {
+      return { privateKey: ensureTrailingNewline(pair.private), publicKey: pair.public.trim() };
+    }
+  }
 }
+
+/** string "ssh-ed25519" (4 + 11) + string key (4 + 32). */
+const ED25519_BLOB_LENGTH = 4 + 11 + 4 + 32;
 
 /** The line for an authorized_keys file granting `publicKey` a login. */
 export function authorizedKeysLine(publicKey: string): string {
