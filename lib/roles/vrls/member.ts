@@ -114,7 +114,7 @@ export class MemberEngine {
     }
     if (order === 0) return [this.confirmation(now)];
     const actions: MemberAction[] = [];
-    this.settle(actions);
+    this.settle(actions, msg.entries);
     this.epoch = msg.epoch;
     this.version = msg.version;
     this.allocator = from;
@@ -265,13 +265,25 @@ export class MemberEngine {
   }
 
   /** A newer allocation supersedes unfinished hand-offs: settle each to a plain owner/not-owner state. */
-  private settle(actions: MemberAction[]): void {
+  private settle(actions: MemberAction[], next: readonly AllocationEntry[] = []): void {
     const release: string[] = [];
+    const discard: string[] = [];
+    const nextOf = new Map(next.map((e) => [e.condition, e]));
     for (const [c, g] of this.gains) {
       // Whoever we waited for is presumed gone (that is why the master reallocated): take over.
-      if (g.phase === "holding") release.push(c);
+      // When the master says the old owner is dead (previous owner none), what we hold may
+      // already have been forwarded by it before it died (it forwarded while observing) and no
+      // markers will tell which: discard (loss bounded by the detection time, never a
+      // duplicate; issue 6). The stop blocks the condition in the queue at once (dropping the
+      // held packets); the data plane change that follows forwards it.
+      if (g.phase === "holding") {
+        const e = nextOf.get(c);
+        if (e && e.owner === this.opts.self && e.previousOwner === null) discard.push(c);
+        else release.push(c);
+      }
       this.owned.add(c);
     }
+    if (discard.length > 0) actions.push({ type: "stopForwarding", conditions: discard });
     this.gains.clear();
     for (const [c, l] of this.losses) {
       if (l.phase === "observing") this.owned.add(c);
