@@ -59,6 +59,19 @@ export type VrlsMessage =
       epoch: number;
       rates: { condition: string; bps: number }[];
       overflowsPerUnit: number;
+    }
+  /**
+   * Type 9: registration request of a substitution server (seed Fig. 14: "registered ... as
+   * a server for substitution"), to the master; repeated as the server's keepalive.
+   */
+  | { type: "registration"; epoch: number; role: "router" | "coordinator" }
+  /** Type 10: the master's answer to a registration. */
+  | {
+      type: "registrationAck";
+      epoch: number;
+      accepted: boolean;
+      role: "router" | "coordinator";
+      member: string;
     };
 
 /** Where a message goes: the VRRP multicast group, or one member's registered address. */

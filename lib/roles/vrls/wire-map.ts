@@ -128,6 +128,18 @@ export function toWire(m: VrlsMessage): { masterEpoch: number; body: VrlsBody }[
       ];
     case "rateRequest":
       return [{ masterEpoch: m.epoch, body: { type: 7, allocationSerial: 0, conditions: [] } }];
+    case "registration":
+      // The registered address is the sender's (the envelope's sender field).
+      return [
+        { masterEpoch: m.epoch, body: { type: 9, role: m.role, registeredAddress: "0.0.0.0", priority: 0 } },
+      ];
+    case "registrationAck":
+      return [
+        {
+          masterEpoch: m.epoch,
+          body: { type: 10, accepted: m.accepted, role: m.role, registeredAddress: m.member },
+        },
+      ];
     case "rateResponse":
       return [
         {
@@ -293,6 +305,16 @@ export function fromWire(
           bps: Number(r.rateBps),
         })),
         overflowsPerUnit: w.overflowCount,
+      };
+    case 9:
+      return { type: "registration", epoch, role: w.role };
+    case 10:
+      return {
+        type: "registrationAck",
+        epoch,
+        accepted: w.accepted,
+        role: w.role,
+        member: w.registeredAddress,
       };
     default:
       return undefined;
