@@ -69,6 +69,19 @@ export const VirtualRouterSpec = z
     infoRequestIntervalMs: z.number().int().min(0).default(10_000),
     /** Forget end systems not seen for this long (0: never). */
     endSystemMaxAgeMs: z.number().int().min(0).default(0),
+    /**
+     * Substitution server (seed Fig. 14): the host that registers as the special member and
+     * does the master's allocation and review work; the master takes over when it is silent
+     * for `timeoutMs` (default: the response timeout).
+     */
+    coordinator: z
+      .object({
+        host: HostName,
+        timeoutMs: z.number().int().min(10).optional(),
+        keepaliveMs: z.number().int().min(5).default(50),
+      })
+      .strict()
+      .optional(),
     /** A member that failed gets conditions again only after answering this long. */
     rejoinHoldDownMs: z.number().int().min(0).max(3_600_000).default(0),
     /** Allocation review thresholds and flow monitor (issue 6, review-config.ts); absent: no reviews. */
@@ -93,6 +106,8 @@ export interface VirtualRouterConfig {
   members: ResolvedMember[];
   virtualAddress: string;
   prefixLength: number;
+  /** The substitution server's address on the LAN interface (seed Fig. 14), when configured. */
+  coordinatorAddress?: string;
 }
 
 /** Validates the `vrls:` section against the topology (hosts, interfaces, addresses). */
@@ -151,7 +166,26 @@ export function loadVrlsConfig(loaded: LoadedTopology): VirtualRouterConfig[] {
       }
       members.push({ host: m.host, address, priority: m.priority, implementation: m.implementation });
     });
-    out.push({ name, spec, members, virtualAddress: vip, prefixLength: Number(len) });
+    let coordinatorAddress: string | undefined;
+    if (spec.coordinator) {
+      const host = topology.hosts[spec.coordinator.host];
+      coordinatorAddress = host?.interfaces[spec.interface]?.addresses[0]?.split("/")[0];
+      if (!coordinatorAddress)
+        issues.push(
+          source.issue(
+            [...at, "coordinator", "host"],
+            `no host "${spec.coordinator.host}" with an address on interface "${spec.interface}"`,
+          ),
+        );
+    }
+    out.push({
+      name,
+      spec,
+      members,
+      virtualAddress: vip,
+      prefixLength: Number(len),
+      ...(coordinatorAddress ? { coordinatorAddress } : {}),
+    });
   }
   if (issues.length > 0) throw new ConfigError(source.file, issues);
   return out;
@@ -181,6 +215,13 @@ export function coreOptionsFor(vr: VirtualRouterConfig, host: string): RouterCor
     responseTimeoutMs: s.responseTimeoutMs ?? 4 * s.advertIntervalMs + 50,
     discoveryMs: s.discoveryMs,
     rejoinHoldDownMs: s.rejoinHoldDownMs,
+    ...(vr.coordinatorAddress
+      ? {
+          coordinator: vr.coordinatorAddress,
+          coordinatorTimeoutMs:
+            s.coordinator?.timeoutMs ?? s.responseTimeoutMs ?? 4 * s.advertIntervalMs + 50,
+        }
+      : {}),
     infoRequestIntervalMs: s.infoRequestIntervalMs,
     subnets: s.subnets.map((x) => ({ cidr: x.cidr, via: x.via ?? null })),
     conditions: s.conditions,

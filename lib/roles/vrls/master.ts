@@ -72,6 +72,12 @@ export class MasterEngine {
   /** Allocation sent -> every member done, for the last completed allocation. */
   lastHandoffMs: number | null = null;
   readonly handoffDurationsMs: number[] = [];
+  /**
+   * Who forwards conditions never allocated (unknown sources go to the VRRP master). Null:
+   * this engine's own router. A substitution server (coordinator.ts), which forwards nothing,
+   * sets the master router here.
+   */
+  unallocatedForwarder: string | null = null;
 
   constructor(private readonly opts: MasterOptions) {}
 
@@ -310,7 +316,11 @@ export class MasterEngine {
       // A condition never allocated was forwarded by the master (unknown sources go to the
       // master), so the master hands it off like any old owner.
       const previousOwner =
-        prev === undefined ? this.opts.self : prev === owner || members.includes(prev) ? prev : null;
+        prev === undefined
+          ? (this.unallocatedForwarder ?? this.opts.self)
+          : prev === owner || members.includes(prev)
+            ? prev
+            : null;
       return { condition, owner, previousOwner };
     });
     this.version++;

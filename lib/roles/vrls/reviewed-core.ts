@@ -33,8 +33,10 @@ export class ReviewedCore {
     if (event.type === "message" && r) {
       const m = event.message;
       if (m.type === "reviewRequest" || m.type === "rateRequest" || m.type === "rateResponse") {
-        if (!this.core.opts.members.some((x) => x.id === event.from) || this.core.role === "initialize")
-          return out;
+        const known =
+          this.core.opts.members.some((x) => x.id === event.from) ||
+          event.from === this.core.activeCoordinator;
+        if (!known || this.core.role === "initialize") return out;
         const ctx = this.context(event.now);
         if (m.type === "reviewRequest")
           out.push(
@@ -89,7 +91,14 @@ export class ReviewedCore {
 
   private context(now: number) {
     const core = this.core;
-    const role = core.role === "master" ? "master" : core.role === "backup" ? "backup" : "initialize";
+    // With a substitution server the master asks it for reviews like a backup (Fig. 16, P30).
+    const coordinator = core.activeCoordinator;
+    const role =
+      core.role === "master" && !coordinator
+        ? "master"
+        : core.role === "backup" || core.role === "master"
+          ? "backup"
+          : "initialize";
     const self = core.opts.self;
     let allocation: ReadonlyMap<string, string>;
     let healthy: string[];
@@ -109,7 +118,8 @@ export class ReviewedCore {
       epoch = core.member.currentVersion.epoch;
       healthy = [];
     }
-    return { now, role, master: core.vrrpState.masterAddress, healthy, allocation, epoch } as const;
+    const master = coordinator ?? core.vrrpState.masterAddress;
+    return { now, role, master, healthy, allocation, epoch } as const;
   }
 
   snapshot(now: number) {

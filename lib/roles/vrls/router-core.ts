@@ -36,6 +36,12 @@ export interface RouterCoreOptions {
   /** A member that failed gets conditions again only after answering this long (issue 6). */
   rejoinHoldDownMs?: number;
   infoRequestIntervalMs: number;
+  /**
+   * Substitution server (seed Fig. 14, coordinator.ts): its registered address, and how long
+   * without its keepalive (type 9) before the master does the work itself again.
+   */
+  coordinator?: string;
+  coordinatorTimeoutMs?: number;
   subnets: SubnetSpec[];
   conditions: ConditionScheme;
 }
@@ -79,6 +85,9 @@ export class RouterCore {
   readonly master: MasterEngine;
   readonly discovery: Discovery;
   private lastInfoRequest = Number.NEGATIVE_INFINITY;
+  /** Substitution server: last keepalive heard, and whether it does the master's work now. */
+  private coordinatorHeard = Number.NEGATIVE_INFINITY;
+  private coordinatorOn = false;
   readonly counters: Record<string, number> = {
     advertisementsIn: 0,
     responsesSent: 0,
@@ -120,6 +129,11 @@ export class RouterCore {
     ]);
     if (opts.conditions.kind !== "address")
       this.master.addConditions(this.fixedConditions().map(conditionKey));
+  }
+
+  /** The substitution server's address while it does the allocation work (Fig. 14), else null. */
+  get activeCoordinator(): string | null {
+    return this.coordinatorOn ? (this.opts.coordinator ?? null) : null;
   }
 
   get role(): VrrpState["name"] {
@@ -192,8 +206,41 @@ export class RouterCore {
               message: { type: "response", priority: this.opts.priority, ...v },
             },
           ]);
+          // Fig. 15 P25: the substitution server hears the backups' responses too.
+          const coord = this.activeCoordinator;
+          if (coord)
+            emit([
+              {
+                type: "send",
+                to: { member: coord },
+                message: { type: "response", priority: this.opts.priority, ...v },
+              },
+            ]);
         }
         if (event.type === "tick") {
+          if (
+            this.coordinatorOn &&
+            now - this.coordinatorHeard > (this.opts.coordinatorTimeoutMs ?? this.opts.responseTimeoutMs)
+          ) {
+            // Seed: "the condition of substitution server (fault) is set into master router 3-1
+            // and master router 3-1 performs the processing without using substitution server 6".
+            this.coordinatorOn = false;
+            this.counters.coordinatorFaults = (this.counters.coordinatorFaults ?? 0) + 1;
+            emit([{ type: "log", message: `substitution server ${this.opts.coordinator} faulty` }]);
+            if (this.vrrp.name === "master" && !this.master.isActive) {
+              for (const a of this.master.start(
+                now,
+                this.member.currentVersion.epoch,
+                this.member.allocation,
+                null,
+              ))
+                if (a.type === "log") emit([a]);
+              // The allocation in force stays as it is (same owners: a new series, no hand-off).
+              this.master.requestReallocation(
+                new Map(this.member.allocation.map((e) => [e.condition, e.owner])),
+              );
+            }
+          }
           if (this.vrrp.name !== "initialize") emit(this.member.onTick(now));
           if (this.master.isActive) {
             emit(this.master.onTick(now));
@@ -230,6 +277,10 @@ export class RouterCore {
     emit: (a: readonly (MemberAction | CoreAction)[]) => void,
     fromSelf: boolean,
   ): void {
+    if (this.opts.coordinator !== undefined && from === this.opts.coordinator) {
+      if (this.vrrp.name !== "initialize") this.onCoordinatorMessage(m, now, emit);
+      return;
+    }
     if (!this.opts.members.some((x) => x.id === from)) {
       this.counters.unknownSender = (this.counters.unknownSender ?? 0) + 1;
       return;
@@ -244,7 +295,7 @@ export class RouterCore {
         // Only the master VRRP elected allocates (a master that just lost its place may
         // still have allocations in flight).
         const master = this.vrrp.name === "master" ? this.opts.self : this.vrrp.masterAddress;
-        if (master !== null && from !== master) {
+        if (this.coordinatorOn || (master !== null && from !== master)) {
           this.counters.allocationsFromNonMaster = (this.counters.allocationsFromNonMaster ?? 0) + 1;
           return;
         }
@@ -263,14 +314,71 @@ export class RouterCore {
       case "reviewRequest":
       case "rateRequest":
       case "rateResponse":
-        // Issue 6 (allocation review); accepted and ignored for now.
+        // Allocation review: handled by the Reviewer (reviewed-core.ts) before the core.
+        return;
+      case "registration":
+      case "registrationAck":
+        // Only a substitution server registers (seed Fig. 14); routers are configured members.
+        this.counters.registrationFromRouter = (this.counters.registrationFromRouter ?? 0) + 1;
+        return;
+    }
+  }
+
+  /**
+   * The substitution server (seed Figs. 14-16): its registration (type 9) doubles as its
+   * keepalive; while it is registered it allocates (the master engine rests) and its
+   * allocations are the ones members apply.
+   */
+  private onCoordinatorMessage(
+    m: VrlsMessage,
+    now: number,
+    emit: (a: readonly (MemberAction | CoreAction)[]) => void,
+  ): void {
+    const from = this.opts.coordinator as string;
+    switch (m.type) {
+      case "registration": {
+        this.coordinatorHeard = now;
+        if (this.vrrp.name === "master") {
+          emit([
+            {
+              type: "send",
+              to: { member: from },
+              message: {
+                type: "registrationAck",
+                epoch: this.member.currentVersion.epoch,
+                accepted: true,
+                role: "coordinator",
+                member: from,
+              },
+            },
+          ]);
+        }
+        if (!this.coordinatorOn) {
+          this.coordinatorOn = true;
+          this.counters.coordinatorRegistrations = (this.counters.coordinatorRegistrations ?? 0) + 1;
+          if (this.master.isActive) this.master.stop();
+          emit([{ type: "log", message: `substitution server ${from} registered: it allocates now` }]);
+        }
+        return;
+      }
+      case "allocation":
+        this.counters.allocationsIn = (this.counters.allocationsIn ?? 0) + 1;
+        if (!this.coordinatorOn) {
+          this.counters.allocationsFromNonMaster = (this.counters.allocationsFromNonMaster ?? 0) + 1;
+          return;
+        }
+        emit(this.member.onAllocation(m, now, from));
+        return;
+      default:
         return;
     }
   }
 
   private onTransition(before: VrrpState, to: VrrpState["name"], now: number): CoreAction[] {
     const actions: CoreAction[] = [{ type: "role", role: to, now }];
-    if (to === "master") {
+    if (to === "master" && this.coordinatorOn) {
+      // The substitution server allocates; it sees the new master's advertisements.
+    } else if (to === "master") {
       const dead = before.name === "backup" ? before.masterAddress : null;
       for (const a of this.master.start(
         now,

@@ -1,0 +1,82 @@
+/**
+ * The substitution server's side on the controller (seed Fig. 14; the agent is
+ * coordinator.agent.ts): its arguments, resolved from the lab's `vrls:` section
+ * (`coordinator: {host}`), and starting it on its host.
+ */
+import type { Lab } from "../../lab/index.ts";
+import { type AgentClient, launchAgent } from "../../remote/index.ts";
+import { bucketConditions, conditionKey } from "./conditions.ts";
+import type { VirtualRouterConfig } from "./config.ts";
+import type { SubnetSpec } from "./discovery.ts";
+import type { HandoffMode } from "./messages.ts";
+import { reviewOptionsOf } from "./review-config.ts";
+import type { ReviewOptions } from "./reviewer.ts";
+import type { ConditionScheme } from "./router-core.ts";
+
+export interface CoordinatorAgentArgs {
+  vrid: number;
+  interface: string;
+  self: string;
+  key: string;
+  virtualAddress: string;
+  advertIntervalCs: number;
+  routers: { id: string; priority: number }[];
+  mode: HandoffMode;
+  retryMs: number;
+  maxRetries: number;
+  responseTimeoutMs: number;
+  discoveryMs: number;
+  infoRequestIntervalMs: number;
+  keepaliveMs: number;
+  subnets: SubnetSpec[];
+  conditions: ConditionScheme;
+  /** Prefix or bucket conditions (fixed); address conditions are discovered (P21-P22). */
+  fixedConditions: string[];
+  bucketSeed: number;
+  review?: ReviewOptions;
+}
+
+export function coordinatorAgentArgs(vr: VirtualRouterConfig): CoordinatorAgentArgs {
+  const s = vr.spec;
+  if (!vr.coordinatorAddress || !s.coordinator)
+    throw new Error(`virtual router ${vr.name} has no coordinator (substitution server) configured`);
+  const c = s.conditions;
+  const fixed =
+    c.kind === "bucket"
+      ? bucketConditions(c.over, c.count, c.seed).map(conditionKey)
+      : c.kind === "prefix"
+        ? c.prefixes.map((p) => {
+            const [network, len] = p.split("/");
+            return conditionKey({ kind: "prefix", network: network ?? "0.0.0.0", length: Number(len) });
+          })
+        : [];
+  return {
+    vrid: s.vrid,
+    interface: s.interface,
+    self: vr.coordinatorAddress,
+    key: s.key,
+    virtualAddress: vr.virtualAddress,
+    advertIntervalCs: s.advertIntervalMs / 10,
+    routers: vr.members
+      .filter((m) => m.implementation === "reference")
+      .map((m) => ({ id: m.address, priority: m.priority })),
+    mode: s.mode,
+    retryMs: s.retryMs,
+    maxRetries: s.maxRetries,
+    responseTimeoutMs: s.responseTimeoutMs ?? 4 * s.advertIntervalMs + 50,
+    discoveryMs: s.discoveryMs,
+    infoRequestIntervalMs: s.infoRequestIntervalMs > 0 ? s.infoRequestIntervalMs : 10_000,
+    keepaliveMs: s.coordinator.keepaliveMs,
+    subnets: s.subnets.map((x) => ({ cidr: x.cidr, via: x.via ?? null })),
+    conditions: c,
+    fixedConditions: fixed,
+    bucketSeed: c.kind === "bucket" ? c.seed : 0,
+    ...(s.review ? { review: reviewOptionsOf(s.review).review } : {}),
+  };
+}
+
+export async function startCoordinator(lab: Lab, vr: VirtualRouterConfig): Promise<AgentClient> {
+  const host = vr.spec.coordinator?.host;
+  if (!host) throw new Error(`virtual router ${vr.name} has no coordinator configured`);
+  return launchAgent(lab.host(host).remote, "vrls-coordinator", { args: coordinatorAgentArgs(vr) });
+}
