@@ -37,6 +37,7 @@ export async function runFailoverBench(
   if (process.env.VRLS_BENCH_ONLY !== "keepalived") {
     const lab = await upLab(loaded);
     try {
+      console.error("failover bench: reference run");
       reference = await referenceFailover(lab, loaded, advertMs);
     } finally {
       await lab.down();
@@ -44,7 +45,9 @@ export async function runFailoverBench(
   }
   const labSw = await upLab(switched);
   try {
+    console.error("failover bench: keepalived run (links down)");
     keepalived = await keepalivedFailover(labSw, switched, advertMs);
+    console.error("failover bench: keepalived run (silent failure)");
     // The same with a silent failure (links stay up), where the switch does not help.
     keepalivedSilent = await keepalivedFailover(labSw, switched, advertMs, 5500, "silent");
   } finally {

@@ -20,6 +20,8 @@ export interface HandoffModeResult {
   handoff_ms_p99: number;
   udp: { sent: number; lost: number; duplicated: number };
   tcp: { sent: number; lost: number; duplicated: number };
+  /** VRRP role changes during the run (should be none). */
+  role_changes: string[];
 }
 
 export interface HandoffBenchResult {
@@ -55,6 +57,7 @@ export async function runHandoffBench(
           handoff_ms_p99: round(percentile(r.handoffMs, 99)),
           udp: { sent: r.udp.sent, lost: r.udp.lost, duplicated: udpDup },
           tcp: { sent: r.tcp.sent, lost: r.tcp.lost, duplicated: r.tcp.duplicated },
+          role_changes: r.roleChanges,
         };
       } finally {
         await vr.stop();
@@ -82,6 +85,7 @@ export function printHandoffBench(r: HandoffBenchResult): void {
     "tcp dup": m.tcp.duplicated,
     "p50 ms": m.handoff_ms_p50,
     "p99 ms": m.handoff_ms_p99,
+    "role changes": m.role_changes.join(" ") || "-",
   }));
   console.table(rows);
   const modes = Object.fromEntries(

@@ -190,8 +190,11 @@ export async function referenceFailover(
  */
 export type FailureKind = "links-down" | "silent";
 
+// Drops everything but loopback (the lab reaches the host's sshd over loopback).
 const SILENT =
-  "nft add table ip tdsilent; nft add chain ip tdsilent pre '{ type filter hook prerouting priority -500; policy drop; }'; nft add chain ip tdsilent out '{ type filter hook output priority -500; policy drop; }'";
+  "nft add table ip tdsilent; nft add chain ip tdsilent pre '{ type filter hook prerouting priority -500; policy drop; }'; " +
+  "nft add chain ip tdsilent out '{ type filter hook output priority -500; policy drop; }'; " +
+  "nft add rule ip tdsilent pre iif lo accept; nft add rule ip tdsilent out oif lo accept";
 
 export async function keepalivedFailover(
   lab: Lab,
@@ -219,7 +222,12 @@ export async function keepalivedFailover(
   try {
     const until = Date.now() + 15_000;
     while ((await ka.state())?.state !== "MASTER" || (await kb.state())?.state !== "BACKUP") {
-      if (Date.now() > until) throw new Error(`keepalived did not settle: ${ka.log()}\n${kb.log()}`);
+      if (Date.now() > until) {
+        const ps = (await lab.host("rb").exec("ps -eo pid,args | grep -c [k]eepalived; ip -br link")).stdout;
+        throw new Error(
+          `keepalived did not settle: ra ${JSON.stringify(await ka.transitions())} rb ${JSON.stringify(await kb.transitions())}\n${ps}\n${ka.log()}\n${kb.log()}\n${(await lab.host("rb").exec(`ls -la ${"/run/tandem/" + lab.prefix}/keepalived-rb; cat /run/tandem/${lab.prefix}/keepalived-rb/*.pid; ps -eo pid,netns,args | grep [k]eepalived`)).stdout}`,
+        );
+      }
       await new Promise((r) => setTimeout(r, 50));
     }
     const l2 = await paths(lab, 51);

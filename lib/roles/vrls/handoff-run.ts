@@ -100,6 +100,7 @@ export async function runHandoffs(
   const master = vr.agents.get("ra")!;
   await new Promise((r) => setTimeout(r, 300));
   const started = Date.now();
+  const roleEventsBefore = vr.roleEvents.length;
   let allocation = (await vr.status("ra")).master?.allocation ?? {};
   let done = 0;
   for (let i = 0; i < reallocations && Date.now() - started < durationMs - 1500; i++) {
@@ -145,6 +146,8 @@ export async function runHandoffs(
     mode,
     reallocations: done,
     elapsedMs: elapsed,
+    /** VRRP role changes during the run (0 unless the master was starved or the LAN stalled). */
+    roleChanges: vr.roleEvents.slice(roleEventsBefore).map((e) => `${e.host}:${e.role}`),
     udp: totals,
     tcp,
     tcpSink: {

@@ -56,32 +56,31 @@ vrrp_instance ${vr.name} {
 }
 `;
   await remote.execOrThrow(["mkdir", "-p", dir]);
+  // Stale pid files are dangerous here: pids wrap fast on a busy machine, and keepalived
+  // refuses to start when the old pid now belongs to some other live process.
+  await remote.execOrThrow(["rm", "-f", stateFile, `${dir}/keepalived.pid`, `${dir}/vrrp.pid`]);
   await remote.execOrThrow(["sh", "-c", `cat > ${dir}/keepalived.conf`], { input: conf });
   await remote.execOrThrow(["sh", "-c", `cat > ${notify} && chmod 755 ${notify}`], {
     input: `#!/bin/sh\necho "$3 $(date +%s%3N)" >> ${stateFile}\n`,
   });
   const pidFile = `${dir}/keepalived.pid`;
   const vrrpPid = `${dir}/vrrp.pid`;
-  const logs: string[] = [];
-  const proc = await remote.execStream(
-    [
-      "keepalived",
-      "-n",
-      "-l",
-      "-D",
-      "-G",
-      "-f",
-      `${dir}/keepalived.conf`,
-      "-p",
-      pidFile,
-      "-r",
-      vrrpPid,
-      "-i",
-      "tandem",
-    ],
-    { onStdout: (c) => logs.push(c.toString()), onStderr: (c) => logs.push(c.toString()) },
+  // Daemonized (it forks and the command returns): a retried SSH channel can never leave a
+  // second, unmanaged copy behind; a second start just finds the first ("already running").
+  const start = await remote.exec(
+    // setsid: its own session at once, so the SSH session's process-group cleanup never hits it.
+    ["setsid", "-f", "keepalived", "-D", "-P", "-f", `${dir}/keepalived.conf`, "-p", pidFile, "-r", vrrpPid],
+    { timeoutMs: 10_000 },
   );
-
+  let alive: { code: number | null } = { code: 1 };
+  for (let i = 0; i < 50 && alive.code !== 0; i++) {
+    await new Promise((r) => setTimeout(r, 20));
+    alive = await remote.exec(["sh", "-c", `kill -0 $(cat ${vrrpPid} 2>/dev/null) 2>/dev/null`]);
+  }
+  if (alive.code !== 0) {
+    throw new Error(`keepalived did not start on ${host} (exit ${start.code}): ${start.stderr.trim()}`);
+  }
+  const logs = [`start exit ${start.code}: ${start.stdout}${start.stderr}`];
   const readTransitions = async () => {
     const r = await remote.exec(["cat", stateFile]);
     return r.stdout
@@ -96,17 +95,15 @@ vrrp_instance ${vr.name} {
     await remote.exec([
       "sh",
       "-c",
-      `for f in ${vrrpPid} ${pidFile}; do [ -f $f ] && kill -${sig} $(cat $f); done; true`,
+      // Only our own keepalived, by the pids it wrote; the files go with it (pids are reused).
+      `for f in ${vrrpPid} ${pidFile}; do [ -f $f ] && kill -${sig} $(cat $f) 2>/dev/null; done; ${sig === "KILL" ? `rm -f ${vrrpPid} ${pidFile};` : ""} true`,
     ]);
   };
   return {
     host,
     transitions: readTransitions,
     state: async () => (await readTransitions()).at(-1),
-    kill: async () => {
-      await signal("KILL");
-      proc.kill();
-    },
+    kill: () => signal("KILL"),
     stop: () => signal("TERM"),
     log: () => logs.join(""),
   };
