@@ -80,7 +80,7 @@ export async function runStreams(
 }
 
 /** Adds two timelines bin by bin, series by series (same bin width). */
-function sumTimelines(a: Timeline, b: Timeline): Timeline {
+export function sumTimelines(a: Timeline, b: Timeline): Timeline {
   const merged = mergeTimelines(a, { ...b, series: {} });
   const startMs = Math.min(a.startMs, b.startMs);
   const end = Math.max(a.startMs + binsOf(a) * a.binMs, b.startMs + binsOf(b) * b.binMs);
