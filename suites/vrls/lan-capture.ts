@@ -124,3 +124,26 @@ function summarize(m: VrlsMessage): string {
       return `epoch ${m.masterEpoch}`;
   }
 }
+
+/**
+ * When `member` announced its own hand-offs done: the time of its first allocation
+ * confirmation (type 4) with the "done" flag, decoded with lib/wire, at or after `fromMs`.
+ */
+export async function firstOwnDone(
+  path: string,
+  key: string,
+  member: string,
+  fromMs: number,
+): Promise<number | undefined> {
+  const keyBytes = new TextEncoder().encode(key);
+  for await (const rec of PcapReader.fromFile(path)) {
+    if (rec.tsMs < fromMs) continue;
+    const eth = decodeEthernet(rec.data);
+    if (!eth.ok || eth.value.etherType !== ETHERTYPE.ipv4) continue;
+    const ip = decodeIpv4(eth.value.payload);
+    if (!ip.ok || ip.value.protocol !== IP_PROTOCOL.vrrp || ip.value.src !== member) continue;
+    const m = decodeVrls(ip.value.payload, { key: keyBytes });
+    if (m.ok && m.value.type === 4 && m.value.done) return rec.tsMs;
+  }
+  return undefined;
+}
