@@ -3,13 +3,16 @@
  * 393, buffer overflow monitor 390 / counter 391, flow rate record controller 396):
  * per-condition flow rate (bps) from the per-element byte counters of the member's
  * nftables sets, and buffer overflows per time unit: the egress qdiscs' drops (a
- * router's capacity, `tc -s qdisc`) plus the HoldQueue's overflow drops (NFQUEUE).
+ * router's capacity, `tc -s qdisc`), the kernel's NFQUEUE drops (queue full or netlink
+ * socket full: /proc/net/netfilter/nfnetlink_queue, per network namespace) and the
+ * HoldQueue's own overflow drops.
  *
  * One `nft -j list table` and one `tc -s -j qdisc show` per sample. A condition that
  * moves between sets loses its element (and counter) in one set and gets a fresh one in
  * the other, so counters are followed per (set, element) and a counter that went down
  * is taken as having restarted from zero.
  */
+import { readFile } from "node:fs/promises";
 import type { Executor } from "../../dataplane/index.ts";
 import { parseSetJson } from "../../dataplane/nft.ts";
 
@@ -34,6 +37,7 @@ export interface FlowReading {
   overflowsPerUnit: number;
   /** Cumulative egress qdisc drops and queue overflows (diagnostics). */
   qdiscDrops: number;
+  nfqueueDrops: number;
   queueOverflows: number;
 }
 
@@ -66,10 +70,11 @@ export class FlowMonitor {
     this.readSets(nft.stdout);
     if (tc.code === 0) this.readQdiscs(tc.stdout);
     const queueOverflows = this.opts.queueOverflows();
+    const nfqueueDrops = await readNfqueueDrops();
     const point: Point = {
       at: now,
       bytes: new Map(this.cumulative),
-      overflows: this.qdiscDrops + queueOverflows,
+      overflows: this.qdiscDrops + nfqueueDrops + queueOverflows,
     };
     this.history.push(point);
     while (this.history.length > 2 && (this.history[1]?.at ?? now) <= now - this.opts.windowMs)
@@ -80,7 +85,7 @@ export class FlowMonitor {
     for (const [c, b] of point.bytes)
       rates.set(c, dt > 0 ? ((b - (first.bytes.get(c) ?? 0)) * 8 * 1000) / dt : 0);
     const overflowsPerUnit = dt > 0 ? ((point.overflows - first.overflows) * this.opts.timeUnitMs) / dt : 0;
-    return { at: now, rates, overflowsPerUnit, qdiscDrops: this.qdiscDrops, queueOverflows };
+    return { at: now, rates, overflowsPerUnit, qdiscDrops: this.qdiscDrops, nfqueueDrops, queueOverflows };
   }
 
   private readSets(json: string): void {
@@ -124,4 +129,24 @@ export class FlowMonitor {
     }
     this.lastQdisc = seen;
   }
+}
+
+/**
+ * Kernel NFQUEUE drops in this namespace: per queue line of
+ * /proc/net/netfilter/nfnetlink_queue, fields 6 (queue_dropped: queue full) and 7
+ * (user_dropped: netlink socket full). 0 when the file is absent (no queue bound yet).
+ */
+export async function readNfqueueDrops(file = "/proc/net/netfilter/nfnetlink_queue"): Promise<number> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch {
+    return 0;
+  }
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    const f = line.trim().split(/\s+/).map(Number);
+    if (f.length >= 7) sum += (f[5] ?? 0) + (f[6] ?? 0);
+  }
+  return sum;
 }
