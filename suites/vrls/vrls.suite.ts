@@ -34,6 +34,7 @@ import {
   spreadPct,
   windowMbps,
 } from "./review.ts";
+import { runSubstitutionScenario, SUB, SUB_JITTER_MS, type SubstitutionScenario } from "./substitution.ts";
 import { runStreams, type StreamsRun } from "./traffic.ts";
 
 /**
@@ -707,6 +708,169 @@ describe("vrls: allocation review and reallocation (Fig. 15, Figs. 10D-10F)", ()
         { run1: r.run1.duplicates, run2: r.run2.duplicates },
         "frames forwarded twice (far side) across the review reallocations",
       ).toEqual({ run1: 0, run2: 0 });
+    },
+    150_000,
+  );
+});
+
+/** The substitution server scenario (substitution.ts, its own Fig. 14 lab), run once for two cases. */
+const substitutionScenario = () => once("substitution", () => runSubstitutionScenario(adapter!));
+
+async function attachSubstitution(
+  ctx: CaseContext,
+  r: SubstitutionScenario,
+  measured: Record<string, unknown>,
+) {
+  await ctx.attachFile(
+    "capture hub 2 of the Fig. 14 lab (VRRP/VRLS, ICMP)",
+    r.lanCapturePath,
+    "application/vnd.tcpdump.pcap",
+  );
+  await ctx.attachText(
+    "messages on hub 2 (decoded with lib/wire, t = 0 at phase A)",
+    r.listing,
+    "text/plain",
+    "substitution-messages.txt",
+  );
+  await ctx.attachFile("capture far side (forwarded)", r.farCapturePath, "application/vnd.tcpdump.pcap");
+  const svg = await renderTimelineSvg(r.timeline, {
+    title: "packets/s forwarded per router (review through the server, then the server killed)",
+    names: NAMES,
+    events: r.events,
+    width: 900,
+    height: 300,
+  });
+  await ctx.attachText("forwarding timeline", svg, "image/svg+xml", "timeline-substitution.svg");
+  await ctx.attachText("router and server agent logs", r.logs, "text/plain", "agents.log");
+  await ctx.attachText(
+    "measurements",
+    JSON.stringify(
+      {
+        phaseA: { server: r.a.server, raMasterEngine: r.a.raMasterEngine, owners: r.a.owners },
+        phaseB: {
+          reviewRun: r.b.reviewRun,
+          killRun: r.b.killRun,
+          raAfter: r.b.raAfter,
+          rbOwners: r.b.rbOwners,
+        },
+        ...measured,
+      },
+      null,
+      2,
+    ),
+    "application/json",
+    "measurements-substitution.json",
+  );
+}
+
+const asLog = (ms: readonly LanMessage[]) =>
+  ms.filter((m) => m.kind === "vrrp").map((m) => ({ at: m.tsMs, src: m.src, dst: m.dst, type: m.type }));
+
+describe("vrls: substitution server (Figs. 14-16)", () => {
+  certCase(
+    C["vrls.substitution"],
+    async (ctx) => {
+      const r = await substitutionScenario();
+      const logA = asLog(r.a.messages);
+      const registration = findSequence(logA, [
+        { type: 9, src: SUB },
+        { type: 10, src: RA },
+        { type: 3, src: SUB },
+      ]);
+      const infoRequests = r.a.messages.filter((m) => m.kind === "icmp" && m.type === 15 && m.src === SUB);
+      const infoReplies = [
+        ...new Set(
+          r.a.messages.filter((m) => m.kind === "icmp" && m.type === 16 && m.dst === SUB).map((m) => m.src),
+        ),
+      ].sort();
+      const serverAlloc = r.a.server.master?.allocation ?? {};
+      const firstServerAlloc = logA.find((m) => m.type === 3 && m.src === SUB);
+      const masterAnswers = logA.filter(
+        (m) => m.type === 4 && m.src === RA && firstServerAlloc && m.at >= firstServerAlloc.at,
+      );
+      const backupAnswers = logA.filter(
+        (m) => m.type === 4 && m.src === RB && firstServerAlloc && m.at >= firstServerAlloc.at,
+      );
+      const logB = asLog(r.b.messages);
+      const review = findSequence(
+        logB,
+        [{ type: 6, src: RB }, { type: 7, src: SUB }, { type: 8 }, { type: 3, src: SUB }, { type: 4 }],
+        r.b.reviewRun.startedAt,
+      );
+      const requestsB = logB.filter(
+        (m) => m.type === 6 && m.at >= r.b.reviewRun.startedAt && m.at < r.b.killRun.killedAt,
+      );
+      const masterRounds = logB.filter((m) => m.type === 7 && m.src === RA && m.at < r.b.killRun.killedAt);
+      const dev = deviationPct(Object.values(r.b.reviewRun.after));
+      await attachSubstitution(ctx, r, {
+        registrationSequence: registration?.map((m) => ({ type: m.type, src: m.src })) ?? null,
+        icmpInfoRequestsFromServer: infoRequests.length,
+        icmpInfoRepliesToServer: infoReplies,
+        masterConfirmationsOfServerAllocation: masterAnswers.length,
+        backupConfirmationsOfServerAllocation: backupAnswers.length,
+        reviewSequence: review?.map((m) => ({ type: m.type, src: m.src, dst: m.dst })) ?? null,
+        reviewRequestDestinations: requestsB.map((m) => m.dst),
+        masterFlowRateRequests: masterRounds.length,
+        deviationAfterReviewPct: dev,
+      });
+      // VRLS-SUB-001 (Fig. 15 P20-P26)
+      expect(registration, "9 (server) -> 10 (master) -> 3 (server) on hub 2").not.toBeNull();
+      expect(infoRequests.length, "ICMP information requests (15) from the server").toBeGreaterThan(0);
+      expect(infoReplies, "ICMP information replies (16) to the server").toEqual(
+        LAN_ES.map((h) => ES_ADDR[h]!).sort(),
+      );
+      expect(
+        LAN_ES.map((h) => ES_ADDR[h]!).filter((a) => !(a in serverAlloc)),
+        "LAN end systems missing from the server's allocation",
+      ).toEqual([]);
+      expect(new Set(Object.values(serverAlloc)), "routers in the server's allocation").toEqual(
+        new Set([RA, RB]),
+      );
+      expect(r.a.raMasterEngine, "the master's own allocation engine rests").toBeNull();
+      expect(r.a.owners.ra, "the master records the server's allocation").toEqual(serverAlloc);
+      expect(r.a.owners.rb, "the backup applies the server's allocation").toEqual(serverAlloc);
+      expect(backupAnswers.length, "the backup confirms the server's allocation (4)").toBeGreaterThan(0);
+      // VRLS-SUB-002 (Fig. 16 P30-P33)
+      expect(review, "6 (rb) -> 7 (server) -> 8 -> 3 (server) -> 4 on hub 2").not.toBeNull();
+      expect(
+        requestsB.filter((m) => m.dst !== SUB).map((m) => m.dst),
+        "review requests (6) not addressed to the server",
+      ).toEqual([]);
+      expect(masterRounds.length, "flow rate requests (7) from the master while the server works").toBe(0);
+      expect(dev, "after the server's review, last 3 s: deviation from the mean, %").toBeLessThanOrEqual(15);
+      // P24 "records the information ... without transmitting a response"; last, so that every
+      // other check of the case has run when this one fails.
+      expect(
+        masterAnswers.length,
+        "confirmations (4) the master sent for the server's allocation (P24: none)",
+      ).toBe(0);
+    },
+    150_000,
+  );
+
+  certCase(
+    C["vrls.substitution-failure"],
+    async (ctx) => {
+      const r = await substitutionScenario();
+      const k = r.b.killRun;
+      const master = r.b.raAfter.master as { allocation?: Record<string, string> } | null;
+      await attachSubstitution(ctx, r, {
+        killedAtMs: k.killedAt - k.startedAt,
+        gapsMs: k.gapsMs,
+        duplicates: k.duplicates,
+        jitterMs: SUB_JITTER_MS,
+        coordinatorFaults: r.b.raAfter.counters.coordinatorFaults ?? 0,
+      });
+      expect(r.b.raAfter.counters.coordinatorFaults ?? 0, "server faults the master noticed").toBe(1);
+      expect(master, "the master's own allocation engine runs again").not.toBeNull();
+      expect(master?.allocation, "the master goes on with the server's allocation (no move)").toEqual(
+        r.b.rbOwners,
+      );
+      expect(k.duplicates, "frames forwarded twice (far side) around the server's death").toBe(0);
+      expect(
+        k.gapsMs.filter((g) => g.ms >= SUB_JITTER_MS),
+        `streams interrupted for ${SUB_JITTER_MS} ms or more (4 x 500 pps)`,
+      ).toEqual([]);
     },
     150_000,
   );
