@@ -190,12 +190,19 @@ export class MemberDataplane {
       role === "master"
         ? `counter name "unknown_master" meta mark set mark or ${mark} accept`
         : 'counter name "unknown_backup" drop';
-    await this.sh(["sysctl", "-qw", `net.ipv4.conf.${this.macvlan}.arp_ignore=${role === "master" ? 1 : 8}`]);
     // Only the master owns the VIP (answers ARP and traffic addressed to it, RFC 5798
     // accept mode); every member still receives the frames sent to the virtual MAC.
+    // One process for both (a takeover should not wait for process spawns).
     const vip = `${this.opts.virtualAddress}/32`;
-    if (role === "master") await this.opts.exec(["ip", "addr", "replace", vip, "dev", this.macvlan]);
-    else await this.opts.exec(["ip", "addr", "del", vip, "dev", this.macvlan]);
+    const addr =
+      role === "master"
+        ? `ip addr replace ${vip} dev ${this.macvlan}`
+        : `ip addr del ${vip} dev ${this.macvlan} 2>/dev/null`;
+    await this.opts.exec([
+      "sh",
+      "-c",
+      `sysctl -qw net.ipv4.conf.${this.macvlan}.arp_ignore=${role === "master" ? 1 : 8}; ${addr}; true`,
+    ]);
     await this.nft(`flush chain ip ${this.table} unknown\nadd rule ip ${this.table} unknown ${rule}\n`);
   }
 

@@ -84,10 +84,25 @@ function handle(event: ReviewedEvent): void {
     if (a.type === "stopForwarding") {
       dp.stopNow(a.conditions).catch((e) => log(`stop failed: ${(e as Error).message}`));
       count("handoff.timerStops");
+    } else if (independentOfDataplane(a)) {
+      // VRRP advertisements, ARP, responses and allocations never wait behind data plane
+      // work: an nft process can take hundreds of ms on a loaded host, and a master whose
+      // advertisements queue behind it loses its place (measured: flapping masters).
+      void perform(a).catch((e) => log(`action ${a.type} failed: ${(e as Error).message}`));
     } else pending.push(a);
   }
   void drain();
   schedule();
+}
+
+/** Actions whose effect does not depend on the data plane state before them. */
+function independentOfDataplane(a: CoreAction): boolean {
+  if (a.type === "sendAdvertisement" || a.type === "sendGratuitousArp" || a.type === "log") return true;
+  // The role's ARP/VIP settings do not gate forwarding; its nft change is ordered by the
+  // data plane's own transaction chain.
+  if (a.type === "role") return true;
+  // Confirmations and markers report data plane state: they stay in order behind it.
+  return a.type === "send" && a.message.type !== "confirmation" && a.message.type !== "markers";
 }
 
 async function drain(): Promise<void> {
