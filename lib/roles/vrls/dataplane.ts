@@ -248,7 +248,11 @@ export class MemberDataplane {
       if (after === "hold") q.hold(c);
       else if (after === "observe") q.observe(c);
       else if (after === "drop") q.block(c);
-      else if (after === "forward" && q.mode(c) !== "pass") q.passThrough(c);
+      // hold -> forward: the packets held stay held for the resolve/release/stop that always
+      // comes with this transition (queued behind this apply). Passing them through here
+      // released them unfiltered when an earlier queued apply already saw the newest state
+      // (the core says forward as soon as markers arrive): duplicates under load, traced.
+      else if (after === "forward" && q.mode(c) !== "pass" && before !== "hold") q.passThrough(c);
       const { element, bucket } = elementOf(c);
       if (bucket && !this.opts.buckets) continue;
       if (before !== undefined && (after === undefined || setOf(before) !== setOf(after))) {
