@@ -3,6 +3,7 @@
 // Interruption per end system from the receiver's per-stream tallies.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Lab, upLab } from "../lib/lab/index.ts";
+import { reviveMember } from "../lib/roles/vrls/failover-run.ts";
 import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/lab-harness.ts";
 import { masterDownIntervalMs } from "../lib/roles/vrls/timers.ts";
 import { loadTopology } from "../lib/topology/load.ts";
@@ -21,7 +22,9 @@ describe("VRLS failover on the Fig. 7 lab", () => {
     await lab?.down();
   }, 60_000);
 
-  it("10 ms advertisements: the master dies; its end systems come back after the takeover, the others lose nothing", async () => {
+  it("10 ms advertisements: the master dies; its end systems come back after the takeover, the others lose nothing", // burst of load elsewhere (other tests, benches) can make the master miss it and the // 10 ms advertisements leave a backup 36 ms of patience: on this shared 2-core machine a
+  // routers flap before the kill. Such a run is repeated (at most twice), not hidden.
+  { timeout: 120_000, retry: 2 }, async () => {
     const vr = await startVirtualRouter(
       lab,
       virtualRouterConfig(loaded, "vr1", { advertIntervalMs: 10, discoveryMs: 100 }),
@@ -40,6 +43,7 @@ describe("VRLS failover on the Fig. 7 lab", () => {
         ),
       );
       const allocation = await vr.waitAllocated(6);
+      const settledEvents = vr.roleEvents.length;
       const server = lab.host("server").remote;
       // Baseline: the same streams with nothing happening (the gap the machine itself causes).
       const quiet = await UdpReceiver.start(server, { port: 5101 });
@@ -73,6 +77,8 @@ describe("VRLS failover on the Fig. 7 lab", () => {
       await new Promise((r) => setTimeout(r, 1000));
       // Kill the master: its interfaces go down and its agent process dies without a word.
       const ra = vr.agents.get("ra")!;
+      const flapsBefore = vr.roleEvents.slice(settledEvents).filter((e) => e.role === "master");
+      expect(flapsBefore, "the backup took over before the kill (load?)").toEqual([]);
       const killedAt = Date.now();
       await lab.host("ra").exec(`ip link set eth0 down; ip link set eth1 down; kill -9 ${ra.pid}`);
       const sent = await senders;
@@ -115,7 +121,8 @@ describe("VRLS failover on the Fig. 7 lab", () => {
       expect(Object.values(newMaster.master?.allocation ?? {}).every((m) => m === "198.18.1.3")).toBe(true);
     } finally {
       await vr.stop();
-      await lab.host("ra").exec("ip link set eth0 up; ip link set eth1 up");
+      // Links up, and what the killed agent left behind removed (a retry starts clean).
+      await reviveMember(lab, "ra", 51);
     }
-  }, 120_000);
+  });
 });
