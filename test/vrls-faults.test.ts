@@ -1,4 +1,4 @@
-// Member faults (issue 6) on the Fig. 7 lab, 10 ms advertisements: a backup dies (links
+// Member faults (issue 6) on the Fig. 7 lab, 50 ms advertisements: a backup dies (links
 // down, process killed) under 1000 pps per end system; its end systems are served again by
 // the master within the detection time (no response for responseTimeoutMs) plus one
 // hand-off, nothing is forwarded twice (far-side capture). When it comes back it gets
@@ -23,7 +23,9 @@ import { loadTopology } from "../lib/topology/load.ts";
 
 const RA = "198.18.1.2";
 const RB = "198.18.1.3";
-const ADVERT_MS = 10;
+// 50 ms: with 10 ms advertisements the machine under parallel test load (load average 10-16)
+// made backups take over spuriously (two masters forward everything).
+const ADVERT_MS = 50;
 const RESPONSE_TIMEOUT_MS = 4 * ADVERT_MS + 50;
 // The machine's own scheduling jitter on these shared cores (quiet baseline 9-26 ms, docs/vrls.md).
 const JITTER_MS = 60;
@@ -116,157 +118,169 @@ describe("VRLS member faults on the Fig. 7 lab", () => {
 
   for (const mode of ["timer", "sequence-number", "exactly-once"] as HandoffMode[]) {
     it(`${mode}: the old owner dies in the middle of a hand-off: no duplicate, loss bounded by detection`, async () => {
-      const cfg = virtualRouterConfig(loaded, "vr1", {
-        advertIntervalMs: ADVERT_MS,
-        discoveryMs: 100,
-        mode,
-        timerDelayMs: 60,
-      });
-      const vr = await startVirtualRouter(lab, cfg);
-      try {
-        await vr.waitForMaster(15_000, "ra");
-        await primeDiscovery(lab);
-        const allocation = await vr.waitAllocated(6);
-        const paths = await lanPaths(lab, 51);
-        const flows: Flow[] = LAN_END_SYSTEMS.map((h, i) => ({ host: h, dst: SERVER, streamId: 50 + i }));
-        const moving = Object.entries(allocation)
-          .filter(([, o]) => o === RB)
-          .map(([c]) => c);
-        const rbPid = vr.agents.get("rb")?.pid;
-        const ra = vr.agents.get("ra");
-        let killedAt = 0;
-        let reallocAt = 0;
-        const run = await runLoad(
-          lab,
-          flows,
-          { ppsPerFlow: 1000, durationMs: 2500, frameBytes: 100, port: 7200, paths },
-          async () => {
-            // rb dies the moment the allocation (type 3) that moves its end systems reaches it:
-            // a watcher on rb's LAN interface, armed before the reallocation.
-            const armed = lab
-              .host("rb")
-              .exec(
-                `tcpdump --immediate-mode -c 1 -i eth0 -nn 'ip proto 112 and (ip[20] & 0x0f) = 3' >/dev/null 2>&1; ` +
-                  `ip link set eth0 down; ip link set eth1 down; kill -9 ${rbPid}; date +%s%3N`,
-              );
-            await new Promise((r) => setTimeout(r, 800));
-            // rb's end systems move to ra; rb dies while the hand-off runs.
-            reallocAt = Date.now();
-            await ra?.call("reallocate", { moves: Object.fromEntries(moving.map((c) => [c, RA])) });
-            killedAt = Number((await armed).stdout.trim());
-          },
-        );
-        const st = await vr.status("ra");
-        const gaps = flows.map(
-          (f) => run.analysis.streams.find((s) => s.streamId === f.streamId)?.longestInterruption?.ms ?? -1,
-        );
-        // Really in the middle: the master completed no allocation between the reallocation and
-        // rb's death (the agent's log, timestamped; the same clock).
-        const events = (ra?.logText() ?? "")
-          .split("\n")
-          .map((l) => ({ at: Date.parse(l.slice(0, 24)), text: l }))
-          .filter((e) => e.at >= reallocAt);
-        const faultyAt = events.find((e) => e.text.includes(`member ${RB} faulty`))?.at ?? Number.NaN;
-        const completedBefore = events.filter((e) => e.text.includes("complete in") && e.at < killedAt);
-        const diag = JSON.stringify({
+      // Another allocation (load-induced: a late response, a member 'back') can trip the
+      // watcher before ours: then the kill was not mid hand-off; run the scenario again.
+      for (let attempt = 1; ; attempt++) {
+        const cfg = virtualRouterConfig(loaded, "vr1", {
+          advertIntervalMs: ADVERT_MS,
+          discoveryMs: 100,
           mode,
-          gaps,
-          killedAt,
-          reallocAt,
-          faultyAt,
-          master: st.master,
-          member: st.member,
+          timerDelayMs: 60,
         });
-        expect(faultyAt, diag).toBeGreaterThan(0);
-        expect(completedBefore, diag).toEqual([]);
-        expect(wireDuplicates(run.analysis), diag).toBe(0);
-        for (const g of gaps) expect(g, diag).toBeLessThanOrEqual(RESPONSE_TIMEOUT_MS + 150 + JITTER_MS);
-        expect(
-          Object.values(st.master?.allocation ?? {}).every((o) => o === RA),
-          diag,
-        ).toBe(true);
-      } finally {
-        await vr.stop();
-        await reviveMember(lab, "rb", 51);
+        const vr = await startVirtualRouter(lab, cfg);
+        try {
+          await vr.waitForMaster(15_000, "ra");
+          await primeDiscovery(lab);
+          const allocation = await vr.waitAllocated(6);
+          const paths = await lanPaths(lab, 51);
+          const flows: Flow[] = LAN_END_SYSTEMS.map((h, i) => ({ host: h, dst: SERVER, streamId: 50 + i }));
+          const moving = Object.entries(allocation)
+            .filter(([, o]) => o === RB)
+            .map(([c]) => c);
+          const rbPid = vr.agents.get("rb")?.pid;
+          const ra = vr.agents.get("ra");
+          let killedAt = 0;
+          let reallocAt = 0;
+          const run = await runLoad(
+            lab,
+            flows,
+            { ppsPerFlow: 1000, durationMs: 2500, frameBytes: 100, port: 7200, paths },
+            async () => {
+              // rb dies the moment the allocation (type 3) that moves its end systems reaches it:
+              // a watcher on rb's LAN interface, armed before the reallocation.
+              const armed = lab
+                .host("rb")
+                .exec(
+                  `tcpdump --immediate-mode -c 1 -i eth0 -nn 'ip proto 112 and (ip[20] & 0x0f) = 3' >/dev/null 2>&1; ` +
+                    `ip link set eth0 down; ip link set eth1 down; kill -9 ${rbPid}; date +%s%3N`,
+                );
+              await new Promise((r) => setTimeout(r, 800));
+              // rb's end systems move to ra; rb dies while the hand-off runs.
+              reallocAt = Date.now();
+              await ra?.call("reallocate", { moves: Object.fromEntries(moving.map((c) => [c, RA])) });
+              killedAt = Number((await armed).stdout.trim());
+            },
+          );
+          if (killedAt < reallocAt && attempt < 3) continue;
+          const st = await vr.status("ra");
+          const gaps = flows.map(
+            (f) => run.analysis.streams.find((s) => s.streamId === f.streamId)?.longestInterruption?.ms ?? -1,
+          );
+          // Really in the middle: the master completed no allocation between the reallocation and
+          // rb's death (the agent's log, timestamped; the same clock).
+          const events = (ra?.logText() ?? "")
+            .split("\n")
+            .map((l) => ({ at: Date.parse(l.slice(0, 24)), text: l }))
+            .filter((e) => e.at >= reallocAt);
+          const faultyAt = events.find((e) => e.text.includes(`member ${RB} faulty`))?.at ?? Number.NaN;
+          const completedBefore = events.filter((e) => e.text.includes("complete in") && e.at < killedAt);
+          const diag = JSON.stringify({
+            mode,
+            gaps,
+            killedAt,
+            reallocAt,
+            faultyAt,
+            master: st.master,
+            member: st.member,
+          });
+          expect(faultyAt, diag).toBeGreaterThan(0);
+          expect(completedBefore, diag).toEqual([]);
+          expect(wireDuplicates(run.analysis), diag).toBe(0);
+          for (const g of gaps) expect(g, diag).toBeLessThanOrEqual(RESPONSE_TIMEOUT_MS + 150 + JITTER_MS);
+          expect(
+            Object.values(st.master?.allocation ?? {}).every((o) => o === RA),
+            diag,
+          ).toBe(true);
+          return;
+        } finally {
+          await vr.stop();
+          await reviveMember(lab, "rb", 51);
+        }
       }
-    }, 90_000);
+    }, 200_000);
   }
   for (const mode of ["timer", "sequence-number", "exactly-once"] as HandoffMode[]) {
     // The other way round: the new owner (rb) dies while it takes ra's end systems over.
     it(`${mode}: the new owner dies in the middle of a hand-off: no duplicate, loss bounded by detection`, async () => {
-      const cfg = virtualRouterConfig(loaded, "vr1", {
-        advertIntervalMs: ADVERT_MS,
-        discoveryMs: 100,
-        mode,
-        timerDelayMs: 60,
-      });
-      const vr = await startVirtualRouter(lab, cfg);
-      try {
-        await vr.waitForMaster(15_000, "ra");
-        await primeDiscovery(lab);
-        const allocation = await vr.waitAllocated(6);
-        const paths = await lanPaths(lab, 51);
-        const flows: Flow[] = LAN_END_SYSTEMS.map((h, i) => ({ host: h, dst: SERVER, streamId: 60 + i }));
-        const moving = Object.entries(allocation)
-          .filter(([, o]) => o === RA)
-          .map(([c]) => c);
-        const rbPid = vr.agents.get("rb")?.pid;
-        const ra = vr.agents.get("ra");
-        let killedAt = 0;
-        let reallocAt = 0;
-        const run = await runLoad(
-          lab,
-          flows,
-          { ppsPerFlow: 1000, durationMs: 2500, frameBytes: 100, port: 7300, paths },
-          async () => {
-            // rb dies the moment the allocation (type 3) that moves its end systems reaches it:
-            // a watcher on rb's LAN interface, armed before the reallocation.
-            const armed = lab
-              .host("rb")
-              .exec(
-                `tcpdump --immediate-mode -c 1 -i eth0 -nn 'ip proto 112 and (ip[20] & 0x0f) = 3' >/dev/null 2>&1; ` +
-                  `ip link set eth0 down; ip link set eth1 down; kill -9 ${rbPid}; date +%s%3N`,
-              );
-            await new Promise((r) => setTimeout(r, 800));
-            // ra's end systems move to rb; rb dies while the hand-off runs.
-            reallocAt = Date.now();
-            await ra?.call("reallocate", { moves: Object.fromEntries(moving.map((c) => [c, RB])) });
-            killedAt = Number((await armed).stdout.trim());
-          },
-        );
-        const st = await vr.status("ra");
-        const gaps = flows.map(
-          (f) => run.analysis.streams.find((s) => s.streamId === f.streamId)?.longestInterruption?.ms ?? -1,
-        );
-        // Really in the middle: the master completed no allocation between the reallocation and
-        // rb's death (the agent's log, timestamped; the same clock).
-        const events = (ra?.logText() ?? "")
-          .split("\n")
-          .map((l) => ({ at: Date.parse(l.slice(0, 24)), text: l }))
-          .filter((e) => e.at >= reallocAt);
-        const faultyAt = events.find((e) => e.text.includes(`member ${RB} faulty`))?.at ?? Number.NaN;
-        const completedBefore = events.filter((e) => e.text.includes("complete in") && e.at < killedAt);
-        const diag = JSON.stringify({
+      // Another allocation (load-induced: a late response, a member 'back') can trip the
+      // watcher before ours: then the kill was not mid hand-off; run the scenario again.
+      for (let attempt = 1; ; attempt++) {
+        const cfg = virtualRouterConfig(loaded, "vr1", {
+          advertIntervalMs: ADVERT_MS,
+          discoveryMs: 100,
           mode,
-          gaps,
-          killedAt,
-          reallocAt,
-          faultyAt,
-          master: st.master,
-          member: st.member,
+          timerDelayMs: 60,
         });
-        expect(faultyAt, diag).toBeGreaterThan(0);
-        expect(completedBefore, diag).toEqual([]);
-        expect(wireDuplicates(run.analysis), diag).toBe(0);
-        for (const g of gaps) expect(g, diag).toBeLessThanOrEqual(RESPONSE_TIMEOUT_MS + 150 + JITTER_MS);
-        expect(
-          Object.values(st.master?.allocation ?? {}).every((o) => o === RA),
-          diag,
-        ).toBe(true);
-      } finally {
-        await vr.stop();
-        await reviveMember(lab, "rb", 51);
+        const vr = await startVirtualRouter(lab, cfg);
+        try {
+          await vr.waitForMaster(15_000, "ra");
+          await primeDiscovery(lab);
+          const allocation = await vr.waitAllocated(6);
+          const paths = await lanPaths(lab, 51);
+          const flows: Flow[] = LAN_END_SYSTEMS.map((h, i) => ({ host: h, dst: SERVER, streamId: 60 + i }));
+          const moving = Object.entries(allocation)
+            .filter(([, o]) => o === RA)
+            .map(([c]) => c);
+          const rbPid = vr.agents.get("rb")?.pid;
+          const ra = vr.agents.get("ra");
+          let killedAt = 0;
+          let reallocAt = 0;
+          const run = await runLoad(
+            lab,
+            flows,
+            { ppsPerFlow: 1000, durationMs: 2500, frameBytes: 100, port: 7300, paths },
+            async () => {
+              // rb dies the moment the allocation (type 3) that moves its end systems reaches it:
+              // a watcher on rb's LAN interface, armed before the reallocation.
+              const armed = lab
+                .host("rb")
+                .exec(
+                  `tcpdump --immediate-mode -c 1 -i eth0 -nn 'ip proto 112 and (ip[20] & 0x0f) = 3' >/dev/null 2>&1; ` +
+                    `ip link set eth0 down; ip link set eth1 down; kill -9 ${rbPid}; date +%s%3N`,
+                );
+              await new Promise((r) => setTimeout(r, 800));
+              // ra's end systems move to rb; rb dies while the hand-off runs.
+              reallocAt = Date.now();
+              await ra?.call("reallocate", { moves: Object.fromEntries(moving.map((c) => [c, RB])) });
+              killedAt = Number((await armed).stdout.trim());
+            },
+          );
+          if (killedAt < reallocAt && attempt < 3) continue;
+          const st = await vr.status("ra");
+          const gaps = flows.map(
+            (f) => run.analysis.streams.find((s) => s.streamId === f.streamId)?.longestInterruption?.ms ?? -1,
+          );
+          // Really in the middle: the master completed no allocation between the reallocation and
+          // rb's death (the agent's log, timestamped; the same clock).
+          const events = (ra?.logText() ?? "")
+            .split("\n")
+            .map((l) => ({ at: Date.parse(l.slice(0, 24)), text: l }))
+            .filter((e) => e.at >= reallocAt);
+          const faultyAt = events.find((e) => e.text.includes(`member ${RB} faulty`))?.at ?? Number.NaN;
+          const completedBefore = events.filter((e) => e.text.includes("complete in") && e.at < killedAt);
+          const diag = JSON.stringify({
+            mode,
+            gaps,
+            killedAt,
+            reallocAt,
+            faultyAt,
+            master: st.master,
+            member: st.member,
+          });
+          expect(faultyAt, diag).toBeGreaterThan(0);
+          expect(completedBefore, diag).toEqual([]);
+          expect(wireDuplicates(run.analysis), diag).toBe(0);
+          for (const g of gaps) expect(g, diag).toBeLessThanOrEqual(RESPONSE_TIMEOUT_MS + 150 + JITTER_MS);
+          expect(
+            Object.values(st.master?.allocation ?? {}).every((o) => o === RA),
+            diag,
+          ).toBe(true);
+          return;
+        } finally {
+          await vr.stop();
+          await reviveMember(lab, "rb", 51);
+        }
       }
-    }, 90_000);
+    }, 200_000);
   }
 });
