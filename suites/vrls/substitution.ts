@@ -29,7 +29,7 @@ import type { Timeline } from "../../lib/traffic/stream-tally.ts";
 import type { VendorAdapter } from "../../vendor-adapters/types.ts";
 import { describeLanMessages, type LanMessage, readLanMessages } from "./lan-capture.ts";
 import { FAR_MAC, RA, RB } from "./review.ts";
-import { sumTimelines } from "./traffic.ts";
+import { longestGapsIn, sumTimelines } from "./traffic.ts";
 
 /**
  * The substitution server scenario (seed Fig. 14, Fig. 15 P20-P26, Fig. 16 P30-P33, and
@@ -80,7 +80,10 @@ export interface SubstitutionScenario {
       endedAt: number;
       killedAt: number;
       duplicates: number;
+      /** Longest gap per stream over the whole run (the senders' start included). */
       gapsMs: { stream: number; ms: number }[];
+      /** Longest gap per stream from 200 ms before the kill to the end of the run. */
+      gapsAroundKillMs: { stream: number; ms: number; fromMs: number | null }[];
     };
     raAfter: { master: unknown; counters: Record<string, number> };
     rbOwners: Record<string, string>;
@@ -254,6 +257,7 @@ export async function runSubstitutionScenario(adapter: VendorAdapter): Promise<S
               stream: s.streamId,
               ms: Math.round((s.longestInterruption?.ms ?? 0) * 10) / 10,
             })),
+            gapsAroundKillMs: [],
           },
           raAfter: { master: raAfter.master, counters: raAfter.counters as Record<string, number> },
           rbOwners: rbAfter.member.owners,
@@ -269,6 +273,9 @@ export async function runSubstitutionScenario(adapter: VendorAdapter): Promise<S
       }
       await lan.stop();
       await far.stop();
+      b.killRun.gapsAroundKillMs = (
+        await longestGapsIn(far.path, [21, 22, 23, 24], b.killRun.killedAt - 200, b.killRun.endedAt)
+      ).map((g) => ({ ...g, fromMs: g.fromMs === null ? null : Math.round(g.fromMs - b.killRun.killedAt) }));
       const { messages } = await readLanMessages(lan.path);
       a.messages = messages.filter((m) => m.tsMs >= aStartedAt && m.tsMs < bStartedAt);
       b.messages = messages.filter((m) => m.tsMs >= bStartedAt);

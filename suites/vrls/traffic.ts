@@ -6,6 +6,8 @@ import {
   mergeTimelines,
 } from "../../lib/traffic/analyzer.ts";
 import { Capture } from "../../lib/traffic/capture.ts";
+import { decodeTaggedFrame } from "../../lib/traffic/frame.ts";
+import { PcapReader } from "../../lib/traffic/pcap-reader.ts";
 import type { Timeline } from "../../lib/traffic/stream-tally.ts";
 import { sendUdpStream, UdpReceiver } from "../../lib/traffic/udp.ts";
 
@@ -101,4 +103,40 @@ export function sumTimelines(a: Timeline, b: Timeline): Timeline {
 
 function binsOf(t: Timeline): number {
   return Math.max(0, ...Object.values(t.series).map((s) => s.length));
+}
+
+/**
+ * Per stream, the longest time between two consecutive frames on the far side within
+ * [fromMs, toMs] (the capture's own timestamps; frames decoded by lib/traffic's stream
+ * header). Lets a case judge an interruption around an event (a kill) apart from what the
+ * senders do when they start.
+ */
+export async function longestGapsIn(
+  path: string,
+  streamIds: readonly number[],
+  fromMs: number,
+  toMs: number,
+): Promise<{ stream: number; ms: number; fromMs: number | null }[]> {
+  const last = new Map<number, number>();
+  const worst = new Map<number, { ms: number; fromMs: number | null }>(
+    streamIds.map((s) => [s, { ms: 0, fromMs: null }]),
+  );
+  const reader = PcapReader.fromFile(path);
+  for await (const rec of reader) {
+    if (rec.tsMs < fromMs || rec.tsMs > toMs) continue;
+    const f = decodeTaggedFrame(rec.data, reader.header?.linkType);
+    if (!f.ok) continue;
+    const id = f.value.header.streamId;
+    const w = worst.get(id);
+    if (!w) continue;
+    const prev = last.get(id);
+    if (prev !== undefined && rec.tsMs - prev > w.ms) worst.set(id, { ms: rec.tsMs - prev, fromMs: prev });
+    last.set(id, rec.tsMs);
+  }
+  // A stream with no frame at all in the window was interrupted for all of it.
+  return [...worst].map(([stream, w]) =>
+    last.has(stream)
+      ? { stream, ms: Math.round(w.ms * 10) / 10, fromMs: w.fromMs }
+      : { stream, ms: toMs - fromMs, fromMs },
+  );
 }
