@@ -19,7 +19,11 @@ describe("VRLS hand-off under load on the Fig. 7 lab", () => {
   }, 60_000);
 
   for (const [k, mode] of (["exactly-once", "sequence-number", "timer"] as const).entries()) {
-    it(`${mode}: ${REALLOCATIONS} reallocations while UDP runs at 2000 pps`, async () => {
+    // A run whose master changed midway (load elsewhere) is repeated once; see docs/vrls.md.
+    it(`${mode}: ${REALLOCATIONS} reallocations while UDP and TCP run at 2000 pps`, {
+      timeout: 180_000,
+      retry: 1,
+    }, async () => {
       const vr = await startVirtualRouter(
         lab,
         virtualRouterConfig(loaded, "vr1", { mode, advertIntervalMs: 100, discoveryMs: 200 }),
@@ -37,6 +41,9 @@ describe("VRLS hand-off under load on the Fig. 7 lab", () => {
             p50: percentile(r.handoffMs, 50),
           }),
         );
+        // A master change in the middle (a starved master on an overloaded machine) is a
+        // different experiment: say so instead of blaming the hand-off.
+        expect(r.roleChanges, "VRRP role changed during the run (machine overloaded?)").toEqual([]);
         expect(r.reallocations).toBe(REALLOCATIONS);
         expect(r.tcp.sent).toBeGreaterThan(REALLOCATIONS * 10);
         expect(r.tcp.connections).toBe(6);
@@ -52,6 +59,6 @@ describe("VRLS hand-off under load on the Fig. 7 lab", () => {
       } finally {
         await vr.stop();
       }
-    }, 180_000);
+    });
   }
 });
