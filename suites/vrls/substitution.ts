@@ -28,7 +28,7 @@ import type { ChartEvent } from "../../lib/traffic/chart.ts";
 import type { Timeline } from "../../lib/traffic/stream-tally.ts";
 import type { VendorAdapter } from "../../vendor-adapters/types.ts";
 import { describeLanMessages, type LanMessage, readLanMessages } from "./lan-capture.ts";
-import { FAR_MAC, RA, RB } from "./review.ts";
+import { ADVERT_MS, FAR_MAC, RA, RB } from "./review.ts";
 import { longestGapsIn, sumTimelines } from "./traffic.ts";
 
 /**
@@ -151,7 +151,7 @@ export async function runSubstitutionScenario(adapter: VendorAdapter): Promise<S
     try {
       // ---- Phase A: address conditions, the server discovers and allocates (P20-P26).
       const aStartedAt = Date.now();
-      const cfgA = virtualRouterConfig(loaded, undefined, { advertIntervalMs: 100, discoveryMs: 300 });
+      const cfgA = virtualRouterConfig(loaded, undefined, { advertIntervalMs: ADVERT_MS, discoveryMs: 300 });
       const responders = await startInfoResponders(lab, LAN_END_SYSTEMS);
       let vr = await startVirtualRouter(lab, cfgA);
       let sub = await startCoordinator(lab, cfgA);
@@ -180,7 +180,7 @@ export async function runSubstitutionScenario(adapter: VendorAdapter): Promise<S
       const bStartedAt = Date.now();
       await limitCapacity(lab, ["ra", "rb"], 4);
       const cfgB = virtualRouterConfig(loaded, undefined, {
-        advertIntervalMs: 100,
+        advertIntervalMs: ADVERT_MS,
         discoveryMs: 100,
         conditions: { kind: "bucket", over: "src+dst", count: BUCKETS, seed: 0 },
         review: ReviewSpec.parse({
@@ -231,7 +231,9 @@ export async function runSubstitutionScenario(adapter: VendorAdapter): Promise<S
         r2 = await runLoad(
           lab,
           base(21),
-          { ppsPerFlow: 500, durationMs: 3000, frameBytes: 100, port: 6700, paths },
+          // The server's silence is noticed after the response timeout (4 x 500 + 50 ms):
+          // the run goes on for 3 s after that.
+          { ppsPerFlow: 500, durationMs: 5000, frameBytes: 100, port: 6700, paths },
           async () => {
             await new Promise((r) => setTimeout(r, 1000));
             killedAt = Date.now();
