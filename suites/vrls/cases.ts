@@ -93,10 +93,15 @@ export const vrlsCases = defineCases("vrls", {
     needs: ["vrls", "fault-crash"],
   },
   "vrls.substitution": {
-    title: "a substitution server allocates and reviews (Fig. 14-16)",
-    requirements: ["VRLS-SUB-001", "VRLS-SUB-002"],
+    title: "a substitution server discovers and allocates; the master records (Fig. 14, 15)",
+    requirements: ["VRLS-SUB-001"],
     // The reference's substitution server exists (lib/roles/vrls/coordinator.ts) but its
     // adapter does not declare vrls-substitution yet: substitution.ts drives the reference only.
+    needs: ["vrls"],
+  },
+  "vrls.substitution-review": {
+    title: "reviews go through the substitution server (Fig. 16)",
+    requirements: ["VRLS-SUB-002"],
     needs: ["vrls"],
   },
   "vrls.substitution-failure": {
