@@ -26,6 +26,7 @@ import { Capture } from "../../lib/traffic/capture.ts";
 import type { ChartEvent } from "../../lib/traffic/chart.ts";
 import type { Timeline } from "../../lib/traffic/stream-tally.ts";
 import type { VendorAdapter } from "../../vendor-adapters/types.ts";
+import { suiteEnv } from "../support/env.ts";
 import { describeLanMessages, type LanMessage, readLanMessages } from "./lan-capture.ts";
 import { sumTimelines } from "./traffic.ts";
 
@@ -142,6 +143,17 @@ function perMember(allocation: Record<string, string>): Record<string, number> {
   return out;
 }
 
+/**
+ * The adapter option `handoffProtection=off` (the deliberately broken reference: timer
+ * mode with zero delay) applied to a virtual router the suite starts itself, so the
+ * stand-in drives the same device the adapter would.
+ */
+export function dutOverrides(): { mode: "timer"; timerDelayMs: 0 } | { mode: "exactly-once" } {
+  return suiteEnv().dutOptions.handoffProtection === "off"
+    ? { mode: "timer", timerDelayMs: 0 }
+    : { mode: "exactly-once" };
+}
+
 /** Stand-in for a review-capable VrlsControl.start (see the module comment). */
 async function startReviewedRouter(
   adapter: VendorAdapter,
@@ -155,7 +167,7 @@ async function startReviewedRouter(
   await adapter.vrls?.stop();
   const cfg = virtualRouterConfig(loaded, undefined, {
     advertIntervalMs: ADVERT_MS,
-    mode: "exactly-once",
+    ...dutOverrides(),
     discoveryMs: 100,
     conditions: { kind: "bucket", over: "src+dst", count: BUCKETS, seed: 0 },
     review: REVIEW,

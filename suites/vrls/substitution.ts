@@ -28,7 +28,7 @@ import type { ChartEvent } from "../../lib/traffic/chart.ts";
 import type { Timeline } from "../../lib/traffic/stream-tally.ts";
 import type { VendorAdapter } from "../../vendor-adapters/types.ts";
 import { describeLanMessages, type LanMessage, readLanMessages } from "./lan-capture.ts";
-import { ADVERT_MS, FAR_MAC, RA, RB } from "./review.ts";
+import { ADVERT_MS, dutOverrides, FAR_MAC, RA, RB } from "./review.ts";
 import { longestGapsIn, sumTimelines } from "./traffic.ts";
 
 /**
@@ -151,7 +151,11 @@ export async function runSubstitutionScenario(adapter: VendorAdapter): Promise<S
     try {
       // ---- Phase A: address conditions, the server discovers and allocates (P20-P26).
       const aStartedAt = Date.now();
-      const cfgA = virtualRouterConfig(loaded, undefined, { advertIntervalMs: ADVERT_MS, discoveryMs: 300 });
+      const cfgA = virtualRouterConfig(loaded, undefined, {
+        advertIntervalMs: ADVERT_MS,
+        ...dutOverrides(),
+        discoveryMs: 300,
+      });
       const responders = await startInfoResponders(lab, LAN_END_SYSTEMS);
       let vr = await startVirtualRouter(lab, cfgA);
       let sub = await startCoordinator(lab, cfgA);
@@ -181,6 +185,7 @@ export async function runSubstitutionScenario(adapter: VendorAdapter): Promise<S
       await limitCapacity(lab, ["ra", "rb"], 4);
       const cfgB = virtualRouterConfig(loaded, undefined, {
         advertIntervalMs: ADVERT_MS,
+        ...dutOverrides(),
         discoveryMs: 100,
         conditions: { kind: "bucket", over: "src+dst", count: BUCKETS, seed: 0 },
         review: ReviewSpec.parse({

@@ -25,7 +25,9 @@ import {
   readLanMessages,
 } from "./lan-capture.ts";
 import {
+  ADVERT_MS,
   deviationPct,
+  dutOverrides,
   RA,
   RB,
   REVIEW,
@@ -501,6 +503,8 @@ async function attachReview(ctx: CaseContext, r: ReviewScenario, measured: Recor
     JSON.stringify(
       {
         review: REVIEW,
+        handoff: dutOverrides(),
+        advertIntervalMs: ADVERT_MS,
         capacityMbitPerMember: 4,
         run1: r.run1,
         run2: r.run2,
