@@ -55,10 +55,14 @@ export const RB = "198.18.1.3";
 export const FAR_MAC: Record<string, string> = { [RA]: "02:00:00:00:64:02", [RB]: "02:00:00:00:64:03" };
 const MACS = [FAR_MAC[RA] as string, FAR_MAC[RB] as string];
 const BUCKETS = 32;
-const FRAME = 1000;
+/**
+ * 13 flows x 340 pps x 250 B = 8.8 Mbit/s offered to 2 x 4 Mbit/s; the skewed member gets
+ * >= 6. Small frames at a high rate (a packet every 3 ms per flow) so that a hand-off that
+ * lets two routers forward the same flow for a few milliseconds shows as duplicates.
+ */
+const FRAME = 250;
+const PPS_PER_FLOW = 340;
 const CAPACITY_MBIT = 4;
-/** 13 flows x 85 pps x 1000 B = 8.8 Mbit/s offered to 2 x 4 Mbit/s; the skewed member gets >= 6. */
-const PPS_PER_FLOW = 85;
 
 /**
  * Thresholds as in the role's own review test, with an 8 s hold-down. The reference also
