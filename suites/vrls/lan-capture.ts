@@ -1,3 +1,5 @@
+import type { Lab } from "../../lib/lab/index.ts";
+import { Capture } from "../../lib/traffic/capture.ts";
 import { PcapReader } from "../../lib/traffic/pcap-reader.ts";
 import {
   decodeEthernet,
@@ -146,4 +148,29 @@ export async function firstOwnDone(
     if (m.ok && m.value.type === 4 && m.value.done) return rec.tsMs;
   }
   return undefined;
+}
+
+/**
+ * The two captures a scenario judges by: hub 2 seen from es4 (control messages, decoded
+ * with lib/wire) and the far side seen from the server (forwarded datagrams of the
+ * scenario's flows, attributed by source MAC).
+ */
+export async function startScenarioCaptures(
+  lab: Lab,
+  scenario: string,
+  options: { lanFilter: string; farPorts: readonly number[] },
+): Promise<{ lan: Capture; far: Capture }> {
+  const lan = await Capture.start(lab.host("es4").remote, {
+    interface: "eth0",
+    filter: options.lanFilter,
+    snapLength: 2048,
+    path: `/tmp/tandem-vrls-${lab.prefix}-${scenario}-lan.pcap`,
+  });
+  const far = await Capture.start(lab.host("server").remote, {
+    interface: "eth0",
+    filter: `udp and (${options.farPorts.map((p) => `dst port ${p}`).join(" or ")})`,
+    snapLength: 64,
+    path: `/tmp/tandem-vrls-${lab.prefix}-${scenario}-far.pcap`,
+  });
+  return { lan, far };
 }

@@ -22,12 +22,16 @@ import {
   wireDuplicates,
 } from "../../lib/roles/vrls/sharing-run.ts";
 import type { LoadedTopology } from "../../lib/topology/load.ts";
-import { Capture } from "../../lib/traffic/capture.ts";
 import type { ChartEvent } from "../../lib/traffic/chart.ts";
 import type { Timeline } from "../../lib/traffic/stream-tally.ts";
 import type { VendorAdapter } from "../../vendor-adapters/types.ts";
 import { suiteEnv } from "../support/env.ts";
-import { describeLanMessages, type LanMessage, readLanMessages } from "./lan-capture.ts";
+import {
+  describeLanMessages,
+  type LanMessage,
+  readLanMessages,
+  startScenarioCaptures,
+} from "./lan-capture.ts";
 import { sumTimelines } from "./traffic.ts";
 
 /**
@@ -187,17 +191,9 @@ export async function runReviewScenario(
   await addServerAddresses(lab);
   await limitCapacity(lab, ["ra", "rb"], CAPACITY_MBIT);
   let vr: RunningVirtualRouter | undefined;
-  const lanCapture = await Capture.start(lab.host("es4").remote, {
-    interface: "eth0",
-    filter: "ip proto 112",
-    snapLength: 2048,
-    path: `/tmp/tandem-vrls-${lab.prefix}-review-lan.pcap`,
-  });
-  const farCapture = await Capture.start(lab.host("server").remote, {
-    interface: "eth0",
-    filter: "udp and (dst port 6100 or dst port 6200)",
-    snapLength: 64,
-    path: `/tmp/tandem-vrls-${lab.prefix}-review-far.pcap`,
+  const { lan: lanCapture, far: farCapture } = await startScenarioCaptures(lab, "review", {
+    lanFilter: "ip proto 112",
+    farPorts: [6100, 6200],
   });
   try {
     vr = await startReviewedRouter(adapter, lab, loaded);

@@ -23,11 +23,15 @@ import {
   wireDuplicates,
 } from "../../lib/roles/vrls/sharing-run.ts";
 import { loadTopology } from "../../lib/topology/load.ts";
-import { Capture } from "../../lib/traffic/capture.ts";
 import type { ChartEvent } from "../../lib/traffic/chart.ts";
 import type { Timeline } from "../../lib/traffic/stream-tally.ts";
 import type { VendorAdapter } from "../../vendor-adapters/types.ts";
-import { describeLanMessages, type LanMessage, readLanMessages } from "./lan-capture.ts";
+import {
+  describeLanMessages,
+  type LanMessage,
+  readLanMessages,
+  startScenarioCaptures,
+} from "./lan-capture.ts";
 import { ADVERT_MS, dutOverrides, FAR_MAC, RA, RB } from "./review.ts";
 import { longestGapsIn, sumTimelines } from "./traffic.ts";
 
@@ -136,17 +140,9 @@ export async function runSubstitutionScenario(adapter: VendorAdapter): Promise<S
   const logs: string[] = [];
   try {
     await addServerAddresses(lab);
-    const lan = await Capture.start(lab.host("es4").remote, {
-      interface: "eth0",
-      filter: "ip proto 112 or icmp",
-      snapLength: 2048,
-      path: `/tmp/tandem-vrls-${lab.prefix}-substitution-lan.pcap`,
-    });
-    const far = await Capture.start(lab.host("server").remote, {
-      interface: "eth0",
-      filter: "udp and (dst port 6600 or dst port 6700)",
-      snapLength: 64,
-      path: `/tmp/tandem-vrls-${lab.prefix}-substitution-far.pcap`,
+    const { lan, far } = await startScenarioCaptures(lab, "substitution", {
+      lanFilter: "ip proto 112 or icmp",
+      farPorts: [6600, 6700],
     });
     try {
       // ---- Phase A: address conditions, the server discovers and allocates (P20-P26).

@@ -49,6 +49,26 @@ export interface ClientLoadReport {
   errorCodes: Record<string, number>;
 }
 
+/** A report with every count at zero (a fresh client, or the start of a sum). */
+export function emptyClientLoadReport(target: string): ClientLoadReport {
+  return {
+    target,
+    opened: 0,
+    failedConnects: 0,
+    established: 0,
+    resets: 0,
+    otherErrors: 0,
+    requestsOk: 0,
+    corrupt: 0,
+    stalls: 0,
+    maxLatencyMs: 0,
+    downloadBytes: 0,
+    downloadsDone: 0,
+    open: 0,
+    errorCodes: {},
+  };
+}
+
 class Conn {
   sock: Socket | undefined;
   buf = Buffer.alloc(0);
@@ -68,22 +88,7 @@ export class ClientLoad {
   private stopping = false;
 
   constructor(private readonly o: ClientLoadOptions) {
-    this.r = {
-      target: `${o.target}:${o.port}`,
-      opened: 0,
-      failedConnects: 0,
-      established: 0,
-      resets: 0,
-      otherErrors: 0,
-      requestsOk: 0,
-      corrupt: 0,
-      stalls: 0,
-      maxLatencyMs: 0,
-      downloadBytes: 0,
-      downloadsDone: 0,
-      open: 0,
-      errorCodes: {},
-    };
+    this.r = emptyClientLoadReport(`${o.target}:${o.port}`);
   }
 
   /** Opens every connection (spread over rampMs); resolves when all are established or failed. */

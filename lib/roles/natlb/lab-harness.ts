@@ -1,6 +1,6 @@
 import type { Lab } from "../../lab/lab.ts";
 import { type AgentClient, launchAgent } from "../../remote/agent-launcher.ts";
-import type { ClientLoadOptions, ClientLoadReport } from "./client-load.ts";
+import { type ClientLoadOptions, type ClientLoadReport, emptyClientLoadReport } from "./client-load.ts";
 import type { NatlbConfig } from "./config.ts";
 import type { BalancerView, VipView } from "./controller.ts";
 import type { HoldReport } from "./hold.ts";
@@ -140,22 +140,7 @@ export async function startLoad(
 }
 
 export function sumReports(reports: readonly ClientLoadReport[]): ClientLoadReport {
-  const out: ClientLoadReport = {
-    target: reports[0]?.target ?? "",
-    opened: 0,
-    failedConnects: 0,
-    established: 0,
-    resets: 0,
-    otherErrors: 0,
-    requestsOk: 0,
-    corrupt: 0,
-    stalls: 0,
-    maxLatencyMs: 0,
-    downloadBytes: 0,
-    downloadsDone: 0,
-    open: 0,
-    errorCodes: {},
-  };
+  const out = emptyClientLoadReport(reports[0]?.target ?? "");
   for (const r of reports) {
     for (const k of [
       "opened",
