@@ -30,7 +30,14 @@ const common = {
   sourcemap: "inline",
   logLevel: "warning",
   // Native addons are loaded from their installed location at run time.
-  external: ["*.node", "tandem-nfqueue", "cpu-features", "playwright-core", "chromium-bidi"],
+  external: [
+    "*.node",
+    "tandem-nfqueue",
+    "tandem-nftables",
+    "cpu-features",
+    "playwright-core",
+    "chromium-bidi",
+  ],
   // CommonJS dependencies (ssh2) expect require/__dirname; give the ESM bundle both.
   banner: {
     js: [

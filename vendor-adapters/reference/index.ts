@@ -290,7 +290,11 @@ export class ReferenceAdapter implements VendorAdapter {
         self.responders = options.infoResponders
           ? await startInfoResponders(self.lab, options.infoResponders)
           : [];
-        self.running = await startVirtualRouter(self.lab, virtualRouterConfig(loaded, base.name, overrides));
+        self.running = await startVirtualRouter(self.lab, {
+          ...virtualRouterConfig(loaded, base.name, overrides),
+          // Negative control: the agents' kernel rules outlive them (a zombie data plane).
+          ...(self.target.options.fault === "zombie-dataplane" ? { fateSharing: false } : {}),
+        });
       },
       async stop() {
         const r = self.running;

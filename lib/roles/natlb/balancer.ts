@@ -1,3 +1,4 @@
+import { deleteTable, InProcessNft, listCounters, type NftTarget, nftApply } from "../../dataplane/nft.ts";
 import { type NatlbConfig, type VipConfig, vipByAddress } from "./config.ts";
 import { type ConnEntry, entryKey } from "./conn-table.ts";
 import { ConntrackTable, CtEventWatcher } from "./conntrack.ts";
@@ -46,14 +47,18 @@ export class Balancer {
   /** Flows that ended on this balancer during a move's delta (for the record). */
   readonly deltaRemoved = new Map<string, ConnEntry[]>();
   private readonly namespace: string | undefined;
+  private readonly nft: NftTarget;
 
   constructor(
     readonly name: string,
     readonly config: NatlbConfig,
     private readonly exec: Exec,
     private readonly hold: TransitionHold = noHold,
-    options: { namespace?: string } = {},
+    options: { namespace?: string; nft?: NftTarget } = {},
   ) {
+    // In the agent: its persistent libnftables context (no process per transaction, and the
+    // owner table dies with the agent). Elsewhere (a test driving a namespace): spawned nft.
+    this.nft = options.nft ?? ((argv, o) => exec(argv, { ...o, allowFailure: true }));
     this.garp = new GarpSender(options.namespace);
     this.namespace = options.namespace;
     if (!config.balancers[name]) throw new Error(`no balancer named "${name}" in the natlb section`);
@@ -74,8 +79,8 @@ export class Balancer {
     for (const ifname of [external, internal]) sysctls[`net.ipv4.conf.${ifname}.rp_filter`] = "0";
     await this.exec(["sysctl", "-q", "-w", ...Object.entries(sysctls).map(([k, v]) => `${k}=${v}`)]);
     // One transaction: create-if-missing, delete, define. No window without rules.
-    const script = `table ip ${TABLE} {\n}\ndelete table ip ${TABLE}\n${buildRuleset(this.config, this.name)}`;
-    await this.exec(["nft", "-f", "-"], { input: script });
+    const script = `table ip ${TABLE} {\n}\ndelete table ip ${TABLE}\n${buildRuleset(this.config, this.name, { owner: this.nft instanceof InProcessNft })}`;
+    await nftApply(this.nft, script);
     await this.hold.open();
     if (options.claimInitial ?? true) {
       for (const v of this.config.vips) if (v.owner === this.name) await this.claim(v.address);
@@ -87,7 +92,7 @@ export class Balancer {
     this.garp.close();
     for (const t of this.transfers.values()) t.watcher.stop();
     await this.hold.close();
-    await this.exec(["nft", "delete", "table", "ip", TABLE], { allowFailure: true });
+    await deleteTable(this.nft, { family: "ip", table: TABLE }).catch(() => undefined);
   }
 
   /** The VIPs whose address is on the external interface. */
@@ -263,12 +268,7 @@ export class Balancer {
 
   /** Per-VIP traffic counters (both directions) and the strict-conntrack counters. */
   async counters(): Promise<BalancerCounters> {
-    const r = await this.exec(["nft", "-j", "list", "counters", "table", "ip", TABLE]);
-    const parsed = JSON.parse(r.stdout) as {
-      nftables: { counter?: { name: string; packets: number; bytes: number } }[];
-    };
-    const byName = new Map<string, { packets: number; bytes: number }>();
-    for (const item of parsed.nftables) if (item.counter) byName.set(item.counter.name, item.counter);
+    const byName = await listCounters(this.nft, { family: "ip", table: TABLE });
     return {
       at: Date.now(),
       vips: this.config.vips.map((v, i) => ({
@@ -292,7 +292,7 @@ export class Balancer {
   private async setModeElement(address: string, op: "add" | "delete"): Promise<void> {
     const cmds = [`add element ip ${TABLE} mode_vips { ${address} }`];
     if (op === "delete") cmds.push(`delete element ip ${TABLE} mode_vips { ${address} }`);
-    await this.exec(["nft", "-f", "-"], { input: `${cmds.join("\n")}\n` });
+    await nftApply(this.nft, `${cmds.join("\n")}\n`);
   }
 
   private async setTransitionElements(v: VipConfig, op: "add" | "delete"): Promise<void> {
@@ -308,7 +308,7 @@ export class Balancer {
       cmds.push(`add element ip ${TABLE} transition_src { ${src.join(", ")} }`);
       if (op === "delete") cmds.push(`delete element ip ${TABLE} transition_src { ${src.join(", ")} }`);
     }
-    if (cmds.length > 0) await this.exec(["nft", "-f", "-"], { input: `${cmds.join("\n")}\n` });
+    if (cmds.length > 0) await nftApply(this.nft, `${cmds.join("\n")}\n`);
   }
 
   private async ipBatch(commands: string[], allowFailure = false): Promise<void> {

@@ -1,6 +1,7 @@
 // Balancer agent (load balancers 3a/3b of seed 002): the kernel translates, this agent
 // runs the control side (Balancer), answers the control function's messages over UDP
 // (control-channel.ts), pushes table copies to the servers (Fig. 13) and reports load.
+import { inProcessNft } from "../../dataplane/nft.ts";
 import { agentArgs, log, serveAgent } from "../../remote/agent-runtime.ts";
 import { entriesPerDatagram } from "../../wire/natlb.ts";
 import { Balancer } from "./balancer.ts";
@@ -25,7 +26,8 @@ const ids = nodeIds(config);
 const myId = ids.balancer.get(args.name);
 if (myId === undefined) throw new Error(`no balancer named "${args.name}"`);
 const hold = new NfqueueHold(config, localExec);
-const balancer = new Balancer(args.name, config, localExec, hold);
+// One persistent libnftables context for the agent's life (its owner table dies with it).
+const balancer = new Balancer(args.name, config, localExec, hold, { nft: inProcessNft() });
 const holdReports: (HoldReport & { moveId: number; at: number })[] = [];
 const assembler = new PartAssembler();
 let channel: ControlChannel | undefined;

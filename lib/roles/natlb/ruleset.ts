@@ -39,12 +39,18 @@ function dnatTarget(v: VipConfig): string {
  *   packet without an entry INVALID); INVALID TCP is answered with a TCP RST, the seed's
  *   prior-art "error message". Per-VIP counters on both directions.
  */
-export function buildRuleset(config: NatlbConfig, balancer: string): string {
+export function buildRuleset(
+  config: NatlbConfig,
+  balancer: string,
+  options: { owner?: boolean } = {},
+): string {
   const b = config.balancers[balancer];
   if (!b) throw new Error(`no balancer named "${balancer}" in the natlb section`);
   const vips = config.vips;
   const lines: string[] = [];
   lines.push(`table ip ${TABLE} {`);
+  // Owned by the agent's netlink socket: the kernel removes it when the agent dies.
+  if (options.owner) lines.push("  flags owner;");
   for (let i = 0; i < vips.length; i++) lines.push(`  counter ${vipCounterName(i)} {`, "  }");
   lines.push(
     "  counter invalid_rejected {",

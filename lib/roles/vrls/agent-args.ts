@@ -19,6 +19,8 @@ export interface RouterAgentArgs {
   /** Allocation review and the flow monitor (issue 6); absent: no reviews. */
   review?: ReviewOptions;
   monitor?: MonitorOptions;
+  /** false: kernel rules outlive the agent (negative control `fault=zombie-dataplane`). */
+  fateSharing?: boolean;
 }
 
 export function routerAgentArgs(vr: VirtualRouterConfig, host: string, statusFile?: string): RouterAgentArgs {
@@ -30,6 +32,7 @@ export function routerAgentArgs(vr: VirtualRouterConfig, host: string, statusFil
     key: vr.spec.key,
     bucketSeed: vr.spec.conditions.kind === "bucket" ? vr.spec.conditions.seed : 0,
     core,
+    ...(vr.fateSharing === false ? { fateSharing: false } : {}),
     trace: process.env.VRLS_TRACE === "1",
     ...(statusFile ? { statusFile } : {}),
     ...(vr.spec.review ? reviewOptionsOf(vr.spec.review) : {}),

@@ -108,6 +108,11 @@ export interface VirtualRouterConfig {
   prefixLength: number;
   /** The substitution server's address on the LAN interface (seed Fig. 14), when configured. */
   coordinatorAddress?: string;
+  /**
+   * false only for the negative control `fault=zombie-dataplane`: the members' kernel rules
+   * outlive a killed agent (default true: the data plane dies with its agent).
+   */
+  fateSharing?: boolean;
 }
 
 /** Validates the `vrls:` section against the topology (hosts, interfaces, addresses). */

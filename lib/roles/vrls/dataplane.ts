@@ -12,6 +12,14 @@
  *   -> mark 0x1000 (held or observed in user space), in `others` -> drop; anything else
  *   (an end system not allocated yet) -> the master queues it (forwarded at once and
  *   learned: passive discovery), a backup drops it. Per-element counters on every set.
+ *   Every packet it lets through carries the ADMITTED mark bit.
+ * - Fate sharing (issue 11): that table is created with `flags owner` through the agent's
+ *   persistent libnftables context, so the kernel removes it the moment the agent dies
+ *   (SIGKILL included). A second table, `ip vrls<VRID>_guard` (not owned: it outlives the
+ *   agent), drops at priority -150 every packet from the macvlan without the ADMITTED bit.
+ *   While the agent lives the guard changes nothing; once it is dead the member forwards
+ *   nothing for the virtual router, so a dead member never forwards beside its successor.
+ *   docs/dataplane.md lists what stays in the kernel after a crash.
  * - one iptables-nft rule (filter FORWARD, priority 0) sends marked packets to NFQUEUE 100,
  *   where a HoldQueue keyed by condition holds, observes, passes or blocks them.
  * Set changes are single nft transactions; the hold/observe/stop decisions that must be
@@ -23,6 +31,7 @@ import {
   ensureQueueRule,
   HoldQueue,
   listSet,
+  type NftTarget,
   nftApply,
   type QueuedRecord,
   type QueueRule,
@@ -37,7 +46,15 @@ import type { Disposition } from "./member.ts";
 import type { FlowMarker, HandoffMode } from "./messages.ts";
 
 export interface MemberDataplaneOptions {
+  /** Commands (ip, sysctl) in the member's namespace. */
   exec: Executor;
+  /** nftables: the agent's persistent in-process context. */
+  nft: NftTarget;
+  /**
+   * false only for the negative control `fault=zombie-dataplane`: the table is not owned
+   * and no guard is installed, so the kernel rules outlive a killed agent.
+   */
+  fateSharing?: boolean;
   vrid: number;
   lanInterface: string;
   virtualAddress: string;
@@ -59,6 +76,9 @@ export interface SetCounters {
   elements: { condition: string; packets: number; bytes: number }[];
 }
 
+/** Mark bit set on every packet the owner table lets through (outside the queue mask and the bucket values). */
+const ADMITTED = 0x10000;
+
 // Not "fwd": that is an nft keyword.
 const SETS = { forward: "own", queued: "inqueue", blocked: "others" } as const;
 
@@ -76,6 +96,7 @@ function elementOf(condition: string): { element: string; bucket: boolean } {
 export class MemberDataplane {
   readonly macvlan: string;
   readonly table: string;
+  readonly guardTable: string;
   private queue: HoldQueue<string> | undefined;
   private readonly applied = new Map<string, Disposition>();
   private conditions: { key: string; parsed: Condition }[] = [];
@@ -89,6 +110,7 @@ export class MemberDataplane {
   constructor(private readonly opts: MemberDataplaneOptions) {
     this.macvlan = `vr${opts.vrid}`;
     this.table = `vrls${opts.vrid}`;
+    this.guardTable = `vrls${opts.vrid}_guard`;
     this.rule = {
       table: "filter",
       chain: "FORWARD",
@@ -142,23 +164,38 @@ export class MemberDataplane {
         }
       },
     });
-    const mark = `0x${this.rule.mark.toString(16)}`;
+    const mark = `0x${(this.rule.mark | ADMITTED).toString(16)}`;
+    const admitted = `0x${ADMITTED.toString(16)}`;
+    const fateSharing = this.opts.fateSharing !== false;
     const setDecl = (name: string) => `set ${name} { type ipv4_addr; flags interval; counter; }`;
     const b = this.opts.buckets;
     const bucketDecl = (name: string) => `set ${name}_b { typeof meta mark; counter; }`;
     const bucketRules = b
       ? [
           `  meta mark set jhash ${b.over === "src" ? "ip saddr" : "ip saddr . ip daddr"} mod ${b.count} seed 0x${b.seed.toString(16)}`,
-          `  meta mark @${SETS.forward}_b meta mark set 0 accept`,
+          `  meta mark @${SETS.forward}_b meta mark set ${admitted} accept`,
           `  meta mark @${SETS.queued}_b meta mark set ${mark} accept`,
           `  meta mark @${SETS.blocked}_b meta mark set 0 drop`,
           "  meta mark set 0",
         ]
       : [];
+    // The guard first: from here on, only what the owner table admits leaves the macvlan.
+    if (fateSharing)
+      await replaceTable(
+        this.opts.nft,
+        { family: "ip", table: this.guardTable },
+        [
+          "chain guard {",
+          "  type filter hook forward priority -150; policy accept;",
+          `  iifname "${mv}" meta mark and ${admitted} == 0 counter drop`,
+          "}",
+        ].join("\n"),
+      );
     await replaceTable(
-      this.opts.exec,
+      this.opts.nft,
       { family: "ip", table: this.table },
       [
+        ...(fateSharing ? ["flags owner;"] : []),
         setDecl(SETS.forward),
         setDecl(SETS.queued),
         setDecl(SETS.blocked),
@@ -168,7 +205,7 @@ export class MemberDataplane {
         "chain classify {",
         "  type filter hook forward priority -200; policy accept;",
         `  iifname != "${mv}" accept`,
-        `  ip saddr @${SETS.forward} accept`,
+        `  ip saddr @${SETS.forward} meta mark set mark or ${admitted} accept`,
         `  ip saddr @${SETS.queued} meta mark set mark or ${mark} accept`,
         `  ip saddr @${SETS.blocked} drop`,
         ...bucketRules,
@@ -185,7 +222,7 @@ export class MemberDataplane {
   /** Master: answers ARP for the VIP and forwards (and learns) unallocated sources; backup: neither. */
   async setRole(role: "master" | "backup" | "initialize"): Promise<void> {
     this.role = role;
-    const mark = `0x${this.rule.mark.toString(16)}`;
+    const mark = `0x${(this.rule.mark | ADMITTED).toString(16)}`;
     const rule =
       role === "master"
         ? `counter name "unknown_master" meta mark set mark or ${mark} accept`
@@ -223,7 +260,7 @@ export class MemberDataplane {
   /** nft transactions run one at a time, in the order they were asked for. */
   private nft(script: string): Promise<void> {
     this.counters.nftTransactions++;
-    const next = this.nftChain.then(() => nftApply(this.opts.exec, script));
+    const next = this.nftChain.then(() => nftApply(this.opts.nft, script));
     this.nftChain = next.catch(() => undefined);
     return next.catch((e) => {
       this.counters.nftFailures++;
@@ -361,7 +398,7 @@ export class MemberDataplane {
     const names: string[] = Object.values(SETS);
     if (this.opts.buckets) names.push(...Object.values(SETS).map((n) => `${n}_b`));
     for (const set of names) {
-      const listing = await listSet(this.opts.exec, { family: "ip", table: this.table, set });
+      const listing = await listSet(this.opts.nft, { family: "ip", table: this.table, set });
       out.push({
         set,
         elements: listing.elements.map((e) => ({
@@ -384,7 +421,8 @@ export class MemberDataplane {
     } catch (e) {
       this.opts.log(`queue rule removal: ${(e as Error).message}`);
     }
-    await deleteTable(this.opts.exec, { family: "ip", table: this.table }).catch(() => undefined);
+    await deleteTable(this.opts.nft, { family: "ip", table: this.table }).catch(() => undefined);
+    await deleteTable(this.opts.nft, { family: "ip", table: this.guardTable }).catch(() => undefined);
     this.queue?.close("accept");
     this.queue = undefined;
     await this.opts.exec(["ip", "link", "del", this.macvlan]);

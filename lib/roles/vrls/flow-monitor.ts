@@ -7,17 +7,19 @@
  * socket full: /proc/net/netfilter/nfnetlink_queue, per network namespace) and the
  * HoldQueue's own overflow drops.
  *
- * One `nft -j list table` and one `tc -s -j qdisc show` per sample. A condition that
+ * One in-process JSON listing of the table and one `tc -s -j qdisc show` per sample. A condition that
  * moves between sets loses its element (and counter) in one set and gets a fresh one in
  * the other, so counters are followed per (set, element) and a counter that went down
  * is taken as having restarted from zero.
  */
 import { readFile } from "node:fs/promises";
 import type { Executor } from "../../dataplane/index.ts";
-import { parseSetJson } from "../../dataplane/nft.ts";
+import { listTableJson, type NftTarget, parseSetJson } from "../../dataplane/nft.ts";
 
 export interface FlowMonitorOptions {
   exec: Executor;
+  /** The member's nftables (in process in the agent: a sample costs no process spawn). */
+  nft: NftTarget;
   table: string;
   /** The condition key of a set element (address/prefix, or a bucket's mark value in the `_b` sets). */
   conditionOf: (set: string, element: string) => string | undefined;
@@ -59,15 +61,15 @@ export class FlowMonitor {
 
   /** Reads the kernel counters and returns the averages over the window. */
   async sample(now: number): Promise<FlowReading | null> {
-    const [nft, tc] = await Promise.all([
-      this.opts.exec(["nft", "-j", "list", "table", "ip", this.opts.table]),
+    const [sets, tc] = await Promise.all([
+      listTableJson(this.opts.nft, { family: "ip", table: this.opts.table }).catch(() => undefined),
       this.opts.exec(["tc", "-s", "-j", "qdisc", "show"]),
     ]);
-    if (nft.code !== 0) {
+    if (sets === undefined) {
       this.failures++;
       return null;
     }
-    this.readSets(nft.stdout);
+    this.readSets(sets);
     if (tc.code === 0) this.readQdiscs(tc.stdout);
     const queueOverflows = this.opts.queueOverflows();
     const nfqueueDrops = await readNfqueueDrops();

@@ -11,7 +11,7 @@
 import { rename, writeFile } from "node:fs/promises";
 import { setPriority } from "node:os";
 import { performance } from "node:perf_hooks";
-import { localExecutor } from "../../dataplane/index.ts";
+import { inProcessNft, localExecutor } from "../../dataplane/index.ts";
 import { agentArgs, log, notify, serveAgent } from "../../remote/agent-runtime.ts";
 import { intToIp, maskOf, parseCidr } from "../../topology/address.ts";
 import { gratuitousArpFrame } from "../../wire/arp.ts";
@@ -49,8 +49,12 @@ const count = (k: string) => {
 const now = () => performance.now();
 const RESOLVE_SETTLE_MS = 5;
 
+// One persistent libnftables context for the agent's life: its owner table dies with it.
+const nft = inProcessNft();
 const dp = new MemberDataplane({
   exec: localExecutor(),
+  nft,
+  fateSharing: args.fateSharing !== false,
   vrid,
   lanInterface: args.interface,
   virtualAddress: args.virtualAddress,
@@ -344,6 +348,7 @@ function startFlowMonitor(): void {
   const cs = args.core.conditions;
   const monitor = new FlowMonitor({
     exec: localExecutor(),
+    nft,
     table: dp.table,
     conditionOf: (set, element) =>
       set.endsWith("_b")

@@ -1,0 +1,25 @@
+export interface NftContextOptions {
+  /** Network namespace (a name under /var/run/netns, or a path) whose netlink socket the context uses. Default: the caller's. */
+  netns?: string;
+}
+
+export interface NftRunResult {
+  /** nft_run_cmd_from_buffer's return: 0 when the whole script applied (one transaction). */
+  code: number;
+  /** What nft would print on stdout (JSON when `json` was asked). */
+  output: string;
+  /** What nft would print on stderr: the error with the script line and column. */
+  error: string;
+}
+
+/** One persistent libnftables context (one netlink socket). Tables created with `flags owner` through it die with it. */
+export class NftContext {
+  constructor(options?: NftContextOptions);
+  /** Runs an nft script (one transaction) or a list command; `json` asks for JSON output. Synchronous. */
+  run(script: string, options?: { json?: boolean }): NftRunResult;
+  readonly open: boolean;
+  /** Frees the context: its socket closes and its owner tables are removed by the kernel. */
+  close(): void;
+}
+
+export function openNftContext(options?: NftContextOptions): NftContext;
