@@ -8,9 +8,8 @@ import { defineConfig } from "vitest/config";
  * - "heavy": long lab runs whose subject is timing under load (hand-offs at 2000 pps,
  *   1000-connection VIP moves, whole certification runs). They run one file at a time
  *   so that their figures measure the system under test, not a neighbour test's load.
- *   They get up to two retries: on 2 shared cores a starved agent misses a timer now and
- *   then (measured: a spurious takeover at load average 14+). A retry still fails a
- *   protocol bug that shows every time; intermittent ones are tracked in docs/vrls.md.
+ *   No retries, here or per test: a test that passes only on a second try shows a defect
+ *   in the product or in the test, fixed where it lives.
  */
 export const HEAVY = [
   "test/vrls-handoff.test.ts",
@@ -33,7 +32,6 @@ export default defineConfig({
     globalSetup: ["test/global-setup.ts"],
     pool: "forks",
     maxWorkers: set === "heavy" ? 1 : 2,
-    retry: set === "heavy" ? 2 : 0,
     testTimeout: 60_000,
     hookTimeout: 60_000,
     teardownTimeout: 30_000,

@@ -19,10 +19,8 @@ describe("VRLS hand-off under load on the Fig. 7 lab", () => {
   }, 60_000);
 
   for (const [k, mode] of (["exactly-once", "sequence-number", "timer"] as const).entries()) {
-    // A run whose master changed midway (load elsewhere) is repeated once; see docs/vrls.md.
     it(`${mode}: ${REALLOCATIONS} reallocations while UDP and TCP run at 2000 pps`, {
       timeout: 180_000,
-      retry: 1,
     }, async () => {
       const vr = await startVirtualRouter(
         lab,
