@@ -8,7 +8,7 @@ import { defineConfig } from "vitest/config";
  * - "heavy": long lab runs whose subject is timing under load (hand-offs at 2000 pps,
  *   1000-connection VIP moves, whole certification runs). They run one file at a time
  *   so that their figures measure the system under test, not a neighbour test's load.
- *   No retries, here or per test: a test that passes only on a second try shows a defect
+ *   Each test runs once, here and per test: one that passes only on a second try shows a defect
  *   in the product or in the test, fixed where it lives.
  */
 export const HEAVY = [

@@ -17,14 +17,22 @@ import { loadTopology } from "../lib/topology/load.ts";
 
 /**
  * `tandem bench natlb`: on the seed's Fig. 3 lab, with 1000 TCP connections on one VIP,
- * N planned moves of that VIP back and forth (move time, hold time, connections kept);
- * connections per second through one balancer vs two; then on the Fig. 13 lab, balancer
- * A killed with 1000 connections on its VIPs (connections kept by the failover).
+ * N planned moves (default 50) of that VIP back and forth: per move the move time (the
+ * controller's four steps, from step 1 sent to step 4 acknowledged) and the hold time
+ * (how long the new owner held the oldest packet of the VIP in transition mode), p50/p99
+ * of both, and the connections still open at the end (preserved %); then connections per
+ * second through one balancer vs two; then on the Fig. 13 lab, balancer A killed with 1000
+ * connections on its VIPs (connections kept by the failover). A table, then one JSON line.
  */
 export interface NatlbBenchResult {
+  /** Planned moves sampled. */
+  moves: number;
   move_ms_p50: number;
   move_ms_p99: number;
+  hold_ms_p50: number;
   hold_ms_p99: number;
+  /** Connections open after every planned move, of those established (%). */
+  preserved_pct: number;
   planned_preserved_pct: number;
   failover_preserved_pct: number;
   cps_two: number;
@@ -35,7 +43,24 @@ export interface NatlbBenchOptions {
   moves?: number;
   embodiment?: "dnat" | "fullnat";
   burstMs?: number;
+  /** Pause between two moves (ms). */
+  gapMs?: number;
+  /** Run the connections/s and failover parts (default true). */
+  cps?: boolean;
+  failover?: boolean;
   log?: (line: string) => void;
+}
+
+/** One planned move as the bench saw it. */
+export interface NatlbMoveSample {
+  n: number;
+  from: string;
+  to: string;
+  moveMs: number;
+  holdMs: number;
+  held: number;
+  entries: number;
+  steps: string;
 }
 
 const FIG3 = new URL("../labs/natlb-fig3.yaml", import.meta.url).pathname;

@@ -70,6 +70,14 @@ const BENCHES: Record<string, { about: string; run: () => Promise<void> }> = {
       printWireBench(await runWireBench());
     },
   },
+  nft: {
+    about:
+      "one nftables set-element transaction and one counter read: spawned nft vs in-process libnftables (p50/p90/p99/max)",
+    run: async () => {
+      const { runNftBench, printNftBench } = await import("../../bench/nft.ts");
+      printNftBench(await runNftBench());
+    },
+  },
   traffic: {
     about: "highest exact UDP rate of the generator and of a capture vs tcpreplay, through one kernel router",
     run: async () => {
