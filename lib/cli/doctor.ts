@@ -1,4 +1,6 @@
 import { existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
 import type { Command } from "commander";
 import { run } from "../lab/command.ts";
 import { newRunPrefix } from "../lab/prefix.ts";
@@ -43,8 +45,64 @@ async function probe(name: string, argv: string[], fix: string): Promise<Check> 
   };
 }
 
+// Packages are resolved the way Node resolves them from this module: from the bundle
+// (dist/cli.mjs) that is <checkout>/node_modules, one folder up; from lib/cli/doctor.ts
+// (tests, tsx) the same folder, found by walking up. A path spelled relative to the source
+// file ("../../node_modules") pointed one folder above the checkout in the bundle.
+const resolveFromHere = createRequire(import.meta.url);
+
+/** A native addon: installed where this module resolves it, built, and loadable (its shared libraries present). */
+async function addonCheck(
+  name: string,
+  pkg: string,
+  binary: string,
+  load: () => Promise<unknown>,
+  fix: string,
+): Promise<Check> {
+  let entry: string;
+  try {
+    entry = resolveFromHere.resolve(pkg);
+  } catch {
+    return { name, ok: false, detail: `${pkg} is not installed (not found from ${import.meta.url})`, fix };
+  }
+  const built = join(dirname(entry), "build", "Release", binary);
+  if (!existsSync(built)) return { name, ok: false, detail: `not built (${built} is missing)`, fix };
+  try {
+    await load();
+  } catch (e) {
+    const message = (e as Error).message.split("\n")[0] ?? "";
+    return { name, ok: false, detail: `does not load: ${message}`, fix };
+  }
+  return { name, ok: true, detail: built, fix };
+}
+
+/**
+ * Owner tables through the addon: created in the namespace by a libnftables context, seen by
+ * a spawned nft, and gone once the context is closed (Linux >= 5.12: NFT_TABLE_F_OWNER).
+ */
+async function ownerTableCheck(ns: string): Promise<Check> {
+  const name = "nft owner tables (libnftables)";
+  const fix = "Linux >= 5.12 and nftables >= 0.9.9 (table flag owner)";
+  const listed = async () =>
+    (await run(["ip", "netns", "exec", ns, "nft", "list", "tables"], { allowFailure: true })).stdout.includes(
+      "table ip tddoctor",
+    );
+  try {
+    const { openNftContext } = await import("tandem-nftables");
+    const ctx = openNftContext({ netns: ns });
+    const r = ctx.run("add table ip tddoctor { flags owner; }");
+    const made = r.code === 0 && (await listed());
+    ctx.close();
+    if (!made) return { name, ok: false, detail: r.error.trim() || "table not created", fix };
+    if (await listed()) return { name, ok: false, detail: "the table outlived its context", fix };
+    return { name, ok: true, detail: "ok", fix };
+  } catch (e) {
+    return { name, ok: false, detail: (e as Error).message.split("\n")[0] ?? "failed", fix };
+  }
+}
+
 /** Kernel features, tried for real in a throwaway namespace. */
-async function kernelChecks(): Promise<Check[]> {
+async function kernelChecks(nftablesAddon: boolean): Promise<Check[]> {
   const prefix = newRunPrefix();
   const ns = `${prefix}-doctor`;
   const checks: Check[] = [];
@@ -74,6 +132,7 @@ async function kernelChecks(): Promise<Check[]> {
         "CONFIG_NF_TABLES (and nftables >= 0.9.9)",
       ),
     );
+    if (nftablesAddon) checks.push(await ownerTableCheck(ns));
     checks.push(
       await probe(
         "NFQUEUE (iptables-nft)",
@@ -135,14 +194,24 @@ export async function runDoctor(): Promise<Check[]> {
       "apt-get install python3-scapy",
     ),
   );
-  const addon = existsSync(new URL("../../node_modules/tandem-nfqueue/package.json", import.meta.url));
-  checks.push({
-    name: "NFQUEUE addon (tandem-nfqueue)",
-    ok: addon,
-    detail: addon ? "ok" : "not built",
-    fix: "apt-get install libnetfilter-queue-dev; npm ci",
-  });
-  if (root) checks.push(...(await kernelChecks()));
+  checks.push(
+    await addonCheck(
+      "NFQUEUE addon (tandem-nfqueue)",
+      "tandem-nfqueue",
+      "tandem_nfqueue.node",
+      () => import("tandem-nfqueue"),
+      "apt-get install libnetfilter-queue-dev libmnl-dev; npm ci",
+    ),
+  );
+  const nftables = await addonCheck(
+    "nftables addon (tandem-nftables)",
+    "tandem-nftables",
+    "tandem_nftables.node",
+    () => import("tandem-nftables"),
+    "apt-get install libnftables-dev; npm ci",
+  );
+  checks.push(nftables);
+  if (root) checks.push(...(await kernelChecks(nftables.ok)));
   return checks;
 }
 

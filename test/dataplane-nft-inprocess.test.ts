@@ -1,0 +1,167 @@
+// The in-process libnftables context (tandem-nftables through lib/dataplane/nft.ts) against
+// the real kernel, in a scratch namespace of its own run prefix (removed in afterAll). What
+// the kernel holds is always read back independently, with a spawned `nft` in the namespace.
+import { type ChildProcess, spawn } from "node:child_process";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { namespaceExecutor } from "../lib/dataplane/exec.ts";
+import {
+  type InProcessNft,
+  inProcessNft,
+  listSet,
+  listTableJson,
+  NftError,
+  nftApply,
+  readCounter,
+  replaceTable,
+  updateSet,
+} from "../lib/dataplane/nft.ts";
+import { run } from "../lib/lab/command.ts";
+import { namespaceName, newRunPrefix } from "../lib/lab/prefix.ts";
+import { teardownPrefix } from "../lib/lab/teardown.ts";
+import { waitFor } from "./dataplane-fixture.ts";
+
+const prefix = newRunPrefix();
+const ns = namespaceName(prefix, "nftinproc");
+const spawned = namespaceExecutor(ns);
+const opened: InProcessNft[] = [];
+const children: ChildProcess[] = [];
+
+function open(): InProcessNft {
+  const nft = inProcessNft({ netns: ns });
+  opened.push(nft);
+  return nft;
+}
+
+/** The tables the kernel has in the namespace, as `family name`, read by a spawned nft. */
+async function tables(): Promise<string[]> {
+  const r = await run(["ip", "netns", "exec", ns, "nft", "list", "tables"]);
+  return r.stdout
+    .split("\n")
+    .map((l) => l.trim().replace(/^table /, ""))
+    .filter(Boolean);
+}
+
+beforeAll(async () => {
+  await run(["ip", "netns", "add", ns]);
+  await run(["ip", "-n", ns, "link", "set", "lo", "up"]);
+});
+
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill("SIGKILL");
+  for (const nft of opened) nft.close();
+  await teardownPrefix(prefix);
+});
+
+describe("in-process libnftables context", () => {
+  const t = { family: "ip", table: "tdinproc" } as const;
+  const set = { ...t, set: "peers" };
+
+  it("applies a transaction and lists JSON equal to what a spawned nft -j reads", async () => {
+    const nft = open();
+    await replaceTable(
+      nft,
+      t,
+      [
+        "counter pings { }",
+        "set peers { type ipv4_addr; counter; elements = { 127.0.0.1, 198.18.0.7 } }",
+        "chain out {",
+        "  type filter hook output priority 0; policy accept;",
+        "  ip daddr @peers counter name pings",
+        "}",
+      ].join("\n"),
+    );
+    await updateSet(nft, set, { add: ["198.18.0.8"], delete: ["198.18.0.7"] });
+    // Counters that are not zero, so the comparison covers values the kernel keeps moving.
+    await run(["ip", "netns", "exec", ns, "ping", "-c", "3", "-i", "0.01", "-q", "127.0.0.1"]);
+
+    expect((await listSet(spawned, set)).elements).toEqual([
+      { value: "127.0.0.1", counter: { packets: 6, bytes: 6 * 84 } },
+      { value: "198.18.0.8", counter: { packets: 0, bytes: 0 } },
+    ]);
+    expect(await readCounter(nft, t, "pings")).toEqual({ packets: 6, bytes: 6 * 84 });
+    const inproc = JSON.parse(await listTableJson(nft, t)) as { nftables: unknown[] };
+    const byNft = JSON.parse(await listTableJson(spawned, t)) as { nftables: unknown[] };
+    expect(inproc.nftables.length).toBeGreaterThan(4); // metainfo, table, counter, set, chain, rule
+    expect(inproc).toEqual(byNft);
+    expect(nft.counters.failures).toBe(0);
+  });
+
+  it("a bad script throws NftError naming the bad text; a refused transaction changes nothing", async () => {
+    const nft = open();
+    const syntax = await nftApply(nft, `add rule ip ${t.table} out ip saddr 198.18.0.1 frobnicate\n`).catch(
+      (e: unknown) => e,
+    );
+    expect(syntax).toBeInstanceOf(NftError);
+    expect((syntax as NftError).message).toMatch(/syntax error[\s\S]*frobnicate/);
+
+    const refused = await updateSet(nft, set, { add: ["198.18.0.9"], delete: ["198.18.0.200"] }).catch(
+      (e: unknown) => e,
+    );
+    expect(refused).toBeInstanceOf(NftError);
+    expect((refused as NftError).message).toMatch(/198\.18\.0\.200/);
+    expect((await listSet(spawned, set)).elements.map((e) => e.value)).not.toContain("198.18.0.9");
+    expect(nft.counters.failures).toBe(2);
+  });
+
+  it("a table flagged owner dies with the process that made it; a table without the flag stays", async () => {
+    // A child node process opens its own context in the namespace, makes both tables, says
+    // "ready" and waits to be killed.
+    const script = `
+      import { openNftContext } from "tandem-nftables";
+      const ctx = openNftContext({ netns: ${JSON.stringify(ns)} });
+      for (const s of ["add table ip tdowned { flags owner; }", "add table ip tdkept"]) {
+        const r = ctx.run(s);
+        if (r.code !== 0) { process.stderr.write(r.error); process.exit(3); }
+      }
+      process.stdout.write("ready\\n");
+      setInterval(() => {}, 1000);
+    `;
+    const child = spawn(process.execPath, ["--input-type=module", "-e", script], {
+      cwd: process.cwd(),
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    children.push(child);
+    let out = "";
+    let err = "";
+    child.stdout?.on("data", (d: Buffer) => {
+      out += d.toString();
+    });
+    child.stderr?.on("data", (d: Buffer) => {
+      err += d.toString();
+    });
+    await waitFor("the child's tables", () => out.includes("ready") || child.exitCode !== null);
+    expect(err).toBe("");
+    expect(await tables()).toEqual(expect.arrayContaining(["ip tdowned", "ip tdkept"]));
+
+    child.kill("SIGKILL");
+    await waitFor("the owner table to go", async () => !(await tables()).includes("ip tdowned"));
+    await waitFor("the child to be reaped", () => child.signalCode !== null || child.exitCode !== null);
+    expect(child.signalCode).toBe("SIGKILL");
+    expect(await tables()).toContain("ip tdkept");
+  });
+
+  it("nobody else may change an owner table: a spawned nft gets Operation not permitted", async () => {
+    const nft = open();
+    const owned = { family: "ip", table: "tdmine" } as const;
+    await replaceTable(nft, owned, "flags owner;\nset s { type ipv4_addr; counter; }");
+    expect(await tables()).toContain("ip tdmine");
+
+    const outside = await updateSet(spawned, { ...owned, set: "s" }, { add: ["198.18.0.20"] }).catch(
+      (e: unknown) => e,
+    );
+    expect(outside).toBeInstanceOf(NftError);
+    expect((outside as NftError).message).toMatch(/Operation not permitted/);
+    const deleted = await nftApply(spawned, "delete table ip tdmine\n").catch((e: unknown) => e);
+    expect((deleted as NftError).message).toMatch(/Operation not permitted/);
+
+    // The owner itself may; the outside attempts left nothing behind.
+    await updateSet(nft, { ...owned, set: "s" }, { add: ["198.18.0.21"] });
+    expect((await listSet(spawned, { ...owned, set: "s" })).elements.map((e) => e.value)).toEqual([
+      "198.18.0.21",
+    ]);
+
+    // Closing the context releases it at once.
+    nft.close();
+    await waitFor("the closed context's table to go", async () => !(await tables()).includes("ip tdmine"));
+  });
+});
