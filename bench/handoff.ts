@@ -7,7 +7,7 @@ import { loadTopology } from "../lib/topology/load.ts";
 /**
  * `tandem bench handoff`: the VRLS reference on the Fig. 7 lab (two members), per
  * operation mode N reallocations (default 200; VRLS_REALLOCATIONS overrides) while every
- * end system sends UDP (2000 pps in all) and TCP (2000 segments/s in all). Lost and
+ * end system sends UDP at 2000 pps and TCP (2000 segments/s in all). Lost and
  * duplicated packets come from the traffic library (UDP: receiver + far-side capture) and
  * from comparing TCP segments on the LAN with the far segment; hand-off time is the
  * master's, from sending the allocation to every member reporting its hand-offs done.
@@ -18,6 +18,11 @@ export interface HandoffModeResult {
   duplicated: number;
   handoff_ms_p50: number;
   handoff_ms_p99: number;
+  /** The moved end system's longest far-side gap per hand-off. */
+  gap_ms_p50: number;
+  gap_ms_p99: number;
+  /** tcpdump's "dropped by kernel" on the far-side capture: must be 0 for the figures to stand. */
+  capture_dropped: number | null;
   udp: { sent: number; lost: number; duplicated: number };
   tcp: { sent: number; lost: number; duplicated: number };
   /** VRRP role changes during the run (should be none). */
@@ -55,6 +60,9 @@ export async function runHandoffBench(
           duplicated: udpDup + r.tcp.duplicated,
           handoff_ms_p50: round(percentile(r.handoffMs, 50)),
           handoff_ms_p99: round(percentile(r.handoffMs, 99)),
+          gap_ms_p50: round(percentile(r.gapsMs, 50)),
+          gap_ms_p99: round(percentile(r.gapsMs, 99)),
+          capture_dropped: r.captureStats.droppedByKernel,
           udp: { sent: r.udp.sent, lost: r.udp.lost, duplicated: udpDup },
           tcp: { sent: r.tcp.sent, lost: r.tcp.lost, duplicated: r.tcp.duplicated },
           role_changes: r.roleChanges,
@@ -85,6 +93,9 @@ export function printHandoffBench(r: HandoffBenchResult): void {
     "tcp dup": m.tcp.duplicated,
     "p50 ms": m.handoff_ms_p50,
     "p99 ms": m.handoff_ms_p99,
+    "gap p50 ms": m.gap_ms_p50,
+    "gap p99 ms": m.gap_ms_p99,
+    "capture drops": m.capture_dropped ?? "?",
     "role changes": m.role_changes.join(" ") || "-",
   }));
   console.table(rows);
@@ -97,6 +108,9 @@ export function printHandoffBench(r: HandoffBenchResult): void {
         duplicated: m.duplicated,
         handoff_ms_p50: m.handoff_ms_p50,
         handoff_ms_p99: m.handoff_ms_p99,
+        gap_ms_p50: m.gap_ms_p50,
+        gap_ms_p99: m.gap_ms_p99,
+        capture_dropped: m.capture_dropped,
       },
     ]),
   );

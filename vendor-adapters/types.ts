@@ -62,8 +62,16 @@ export interface DeviceState {
   counters: Record<string, number>;
 }
 
+/**
+ * How a member fails. crash: its control process dies without a word (the box stays up;
+ * what it forwards must die with it). power-off: the whole member vanishes (every link
+ * down, every process of it killed).
+ */
+export type MemberFailure = "crash" | "power-off";
+
 export type Fault =
   | { kind: "crash" }
+  | { kind: "power-off" }
   | { kind: "link-down"; interface: string }
   | { kind: "link-up"; interface: string };
 
@@ -153,8 +161,10 @@ export interface VrlsControl {
   members(): Promise<{ id: string; condition: string }[]>;
   /** Master moves conditions to members (condition -> member address) and waits until done. */
   reallocate(moves: Record<string, string>): Promise<void>;
-  /** Kills one member without a word (its agent process). */
-  crashMember(host: string): Promise<void>;
+  /** Makes one member fail (see {@link MemberFailure}). */
+  failMember(host: string, how: MemberFailure): Promise<void>;
+  /** Brings a failed member's links back (after power-off); it rejoins at the next start(). */
+  restoreMember(host: string): Promise<void>;
   /** Per-member diagnostic state for the evidence. */
   diagnostics(): Promise<string>;
   /** The operation mode in force (after any adapter option). */

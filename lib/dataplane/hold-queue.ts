@@ -467,6 +467,11 @@ export class HoldQueue<K = string> {
     return { ...(this.#keys.get(key)?.counters ?? zeroCounters()) };
   }
 
+  /** Takes in, synchronously, every packet the kernel already queued (see NfQueue.pump). */
+  pump(): void {
+    this.#queue.pump();
+  }
+
   stats(): HoldQueueStats<K> {
     const totals = zeroCounters();
     const keys: HoldQueueStats<K>["keys"] = [];

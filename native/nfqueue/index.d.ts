@@ -101,6 +101,11 @@ export declare class NfQueue {
   verdictMany(ids: Uint32Array | readonly number[], verdict: Verdict, options?: { mark?: number }): void;
   /** Kernel batch verdict: every still-queued packet with id <= `id`. */
   verdictUpTo(id: number, verdict: Verdict, options?: { mark?: number }): void;
+  /**
+   * Reads, now and synchronously, every packet already waiting in the netlink socket and
+   * hands it to onPacket (what the event loop would do on its next wake-up).
+   */
+  pump(): void;
   /** This process's counters. */
   counters(): QueueCounters;
   /** Counters plus the kernel's view of the queue. */

@@ -71,6 +71,9 @@ export class NfQueue {
   verdictUpTo(id, verdict, options) {
     this.#native.verdictUpTo(id, verdictCode(verdict), options?.mark);
   }
+  pump() {
+    if (this.#native.counters().open) this.#native.pump();
+  }
   counters() {
     return this.#native.counters();
   }

@@ -81,6 +81,11 @@ export class ReferenceAdapter implements VendorAdapter {
     this.capabilities = new Set(caps);
   }
 
+  /** The member's data links (its lab interfaces; the lab reaches its sshd another way). */
+  private memberLinks(host: string): string[] {
+    return Object.keys(this.lab.host(host).spec?.interfaces ?? {});
+  }
+
   private topology() {
     return loadTopology(this.lab.record.topologyFile);
   }
@@ -141,7 +146,8 @@ export class ReferenceAdapter implements VendorAdapter {
   }
 
   async injectFault(fault: Fault): Promise<void> {
-    if (fault.kind === "crash") await this.vrls?.crashMember(this.target.primary);
+    if (fault.kind === "crash" || fault.kind === "power-off")
+      await this.vrls?.failMember(this.target.primary, fault.kind);
     else
       await this.lab
         .host(this.target.primary)
@@ -326,14 +332,21 @@ export class ReferenceAdapter implements VendorAdapter {
         const idle = await agent.call<{ idle: boolean }>("waitIdle", { timeoutMs: 5000 });
         if (!idle.idle) throw new Error(`reallocation did not complete within 5 s\n${await r.diagnostics()}`);
       },
-      async crashMember(host) {
+      async failMember(host, how) {
         const r = need();
         const agent = r.agents.get(host);
         if (!agent) throw new Error(`no reference member on ${host}`);
-        // SIGKILL first: no resignation (priority 0), no cleanup - a crash. Then reap the channel.
-        if (agent.pid) await self.lab.host(host).exec(["kill", "-KILL", String(agent.pid)]);
+        // SIGKILL: no resignation (priority 0), no cleanup. Its owner table dies with it
+        // and the guard table stops the rest (lib/roles/vrls/dataplane.ts). power-off:
+        // every link of the member goes down in the same command.
+        const links = how === "power-off" ? self.memberLinks(host).map((l) => `ip link set ${l} down; `) : [];
+        await self.lab.host(host).exec(`${links.join("")}kill -KILL ${agent.pid ?? ""}`);
         await agent.stop({ graceMs: 100 }).catch(() => undefined);
         r.agents.delete(host);
+      },
+      async restoreMember(host) {
+        const links = self.memberLinks(host).map((l) => `ip link set ${l} up`);
+        if (links.length > 0) await self.lab.host(host).exec(links.join("; "));
       },
       diagnostics: () => need().diagnostics(),
     };

@@ -41,7 +41,7 @@ import {
 } from "../../dataplane/index.ts";
 import { virtualMac } from "../../wire/vrrp.ts";
 import { type Condition, conditionMatches, parseConditionKey } from "./conditions.ts";
-import { decideExactlyOnce, decideSequenceNumber, type PacketInfo } from "./handoff.ts";
+import { decideExactlyOnce, decideSequenceNumber, type PacketInfo, seqLt } from "./handoff.ts";
 import type { Disposition } from "./member.ts";
 import type { FlowMarker, HandoffMode } from "./messages.ts";
 
@@ -357,6 +357,30 @@ export class MemberDataplane {
     return lines.length > 0 ? this.nft(`${lines.join("\n")}\n`) : Promise.resolve();
   }
 
+  /**
+   * New owner: whether the last packet the old owner forwarded, per marker, is among the
+   * held packets yet (exactly-once: its identity; sequence-number: a segment reaching the
+   * marker's next sequence number). Frames reach the members from one hub at the same
+   * moment, so it nearly always is; on a loaded host its softirq may still be pending.
+   */
+  markersHeld(conditions: readonly string[], mode: HandoffMode, markers: readonly FlowMarker[]): boolean {
+    const q = this.queue;
+    if (!q || mode === "timer" || markers.length === 0) return true;
+    q.pump();
+    const held = conditions.flatMap((c) => q.held(c));
+    return markers.every((m) =>
+      mode === "exactly-once"
+        ? held.some((r) => r.summary.flow === m.flow && r.identity === m.identity)
+        : m.nextSeq === undefined ||
+          held.some(
+            (r) =>
+              r.summary.flow === m.flow &&
+              r.summary.tcp !== undefined &&
+              !seqLt((r.summary.tcp.seq + r.summary.tcp.payloadLength) >>> 0, m.nextSeq as number),
+          ),
+    );
+  }
+
   /** New owner: drop what the old owner forwarded, release the rest in order, then pass. */
   resolve(
     conditions: readonly string[],
@@ -365,6 +389,11 @@ export class MemberDataplane {
   ): { released: number; dropped: number } {
     const q = this.queue;
     if (!q) return { released: 0, dropped: 0 };
+    // The markers came through the raw socket; every frame that reached this member before
+    // them has already been queued by the kernel (one receive path, in order) but may still
+    // wait in the netlink socket. Take them in now, or they would meet "pass" after the
+    // release and be forwarded although the old owner forwarded them too.
+    q.pump();
     const held: PacketInfo[] = [];
     const records = new Map<number, QueuedRecord>();
     for (const c of conditions) {

@@ -1,7 +1,7 @@
 /**
  * The hand-off experiment on the Fig. 7 lab, shared by test/vrls-handoff.test.ts and
  * bench/handoff.ts: N reallocations (one end system moved each time) while every end
- * system sends a UDP stream (2000 pps in all) and a TCP stream (2000 segments/s in all).
+ * system sends a UDP stream (2000 pps each) and a TCP stream (2000 segments/s in all).
  * Loss and duplicates come from the traffic library (receiver tallies + far-side capture
  * for UDP) and from comparing TCP segments on the LAN and the far segment; the hand-off
  * time is the master's (allocation sent -> every member done).
@@ -10,6 +10,8 @@ import type { Lab } from "../../lab/index.ts";
 import { TrafficAgent } from "../../traffic/agent-client.ts";
 import { analyzeCapture, analyzeStream } from "../../traffic/analyzer.ts";
 import { Capture } from "../../traffic/capture.ts";
+import { decodeTaggedFrame } from "../../traffic/frame.ts";
+import type { PcapReader } from "../../traffic/pcap-reader.ts";
 import { sendUdpStream, UdpReceiver } from "../../traffic/udp.ts";
 import type { RunningVirtualRouter } from "./lab-harness.ts";
 import type { HandoffMode } from "./messages.ts";
@@ -47,6 +49,50 @@ export function percentile(values: readonly number[], p: number): number {
   if (values.length === 0) return Number.NaN;
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+
+/** UDP datagrams per second from every end system during the hand-offs (issue 11: 2 kpps each). */
+export const HANDOFF_UDP_PPS = 2000;
+
+/** Per stream, when the far side first saw each datagram (ms), in capture order. */
+async function firstArrivals(
+  reader: PcapReader,
+  streamIds: ReadonlySet<number>,
+): Promise<Map<number, number[]>> {
+  const seen = new Map<number, Set<number>>();
+  const times = new Map<number, number[]>();
+  for await (const record of reader) {
+    const frame = decodeTaggedFrame(record.data, reader.header?.linkType);
+    if (!frame.ok || !streamIds.has(frame.value.header.streamId)) continue;
+    const { streamId, seq } = frame.value.header;
+    let s = seen.get(streamId);
+    if (!s) {
+      s = new Set();
+      seen.set(streamId, s);
+      times.set(streamId, []);
+    }
+    if (s.has(seq)) continue;
+    s.add(seq);
+    times.get(streamId)?.push(record.tsMs);
+  }
+  return times;
+}
+
+/**
+ * The moved end system's longest data-plane gap around one hand-off: the longest interval
+ * between consecutive arrivals of its stream on the far side that overlaps the window
+ * [allocation sent, hand-off done + 50 ms].
+ */
+export function longestGapIn(arrivals: readonly number[], fromMs: number, toMs: number): number {
+  let longest = 0;
+  for (let i = 1; i < arrivals.length; i++) {
+    const a = arrivals[i - 1] as number;
+    const b = arrivals[i] as number;
+    if (b < fromMs) continue;
+    if (a > toMs + 50) break;
+    longest = Math.max(longest, b - a);
+  }
+  return longest;
 }
 
 export async function runHandoffs(
@@ -92,7 +138,7 @@ export async function runHandoffs(
         streamId: port * 10 + i,
         dstIp: "198.18.100.10",
         dstPort: port,
-        pps: 334,
+        pps: HANDOFF_UDP_PPS,
         durationMs,
       }),
     ),
@@ -103,12 +149,15 @@ export async function runHandoffs(
   const roleEventsBefore = vr.roleEvents.length;
   let allocation = (await vr.status("ra")).master?.allocation ?? {};
   let done = 0;
+  const windows: { stream: number; fromMs: number; toMs: number }[] = [];
   for (let i = 0; i < reallocations && Date.now() - started < durationMs - 1500; i++) {
     const cond = ES_ADDR[i % ES_ADDR.length]!;
     const to = MEMBERS.find((m) => m !== allocation[cond])!;
+    const fromMs = Date.now();
     await master.call("reallocate", { moves: { [cond]: to } });
     const idle = await master.call<{ idle: boolean }>("waitIdle", { timeoutMs: 5000 });
     if (!idle.idle) throw new Error(`reallocation ${i} did not complete\n${await vr.diagnostics()}`);
+    windows.push({ stream: port * 10 + (i % ES_ADDR.length), fromMs, toMs: Date.now() });
     allocation = { ...allocation, [cond]: to };
     done++;
   }
@@ -124,8 +173,10 @@ export async function runHandoffs(
   const sent = await senders;
   await new Promise((r) => setTimeout(r, 300));
   const report = await receiver.stop();
-  await capture.stop();
+  const captureStats = await capture.stop();
   const wire = await analyzeCapture(capture.reader());
+  const arrivals = await firstArrivals(capture.reader(), new Set(windows.map((w) => w.stream)));
+  const gapsMs = windows.map((w) => longestGapIn(arrivals.get(w.stream) ?? [], w.fromMs, w.toMs));
   await capture.remove();
   const totals = { sent: 0, received: 0, lost: 0, duplicatedReceiver: 0, duplicatedWire: 0 };
   for (const [i, s] of sent.entries()) {
@@ -156,5 +207,9 @@ export async function runHandoffs(
       resets: sinkReport.totals.resets,
     },
     handoffMs: handoff.durationsMs.slice(-done),
+    /** Per reallocation, the moved end system's longest gap on the far side (ms). */
+    gapsMs,
+    /** tcpdump's own drop count on the far-side UDP capture (evidence must be complete). */
+    captureStats,
   };
 }

@@ -47,7 +47,8 @@ const count = (k: string) => {
   rx[k] = (rx[k] ?? 0) + 1;
 };
 const now = () => performance.now();
-const RESOLVE_SETTLE_MS = 5;
+/** How long a new owner waits for the old owner's last forwarded packet to be held (then releases the whole flow). */
+const MARKER_WAIT_MS = 20;
 
 // One persistent libnftables context for the agent's life: its owner table dies with it.
 const nft = inProcessNft();
@@ -215,11 +216,11 @@ async function perform(a: CoreAction): Promise<void> {
       await dp.stopNow(a.conditions);
       return;
     case "resolveHeld": {
-      // The markers came through the raw-socket helper; packets that reached the hub (and
-      // this member's NFQUEUE) before them may still wait in the netlink socket. Let the
-      // event loop read them first, or they would meet the "pass" mode after the release
-      // and be forwarded although the old owner forwarded them too.
-      await new Promise((r) => setTimeout(r, RESOLVE_SETTLE_MS));
+      // Every frame the old owner forwarded reached this member from the same hub before
+      // the markers did; wait (bounded) until the last one is held, then resolve.
+      const until = now() + MARKER_WAIT_MS;
+      while (!dp.markersHeld(a.conditions, a.mode, a.markers) && now() < until)
+        await new Promise((r) => setTimeout(r, 1));
       const r = dp.resolve(a.conditions, a.mode, a.markers);
       if (args.trace)
         log(`resolve ${a.conditions} at ${Date.now()}: released ${r.released} dropped ${r.dropped}`);
