@@ -560,10 +560,15 @@ describe("natlb: full NAT (Figs. 11-12)", () => {
   );
 });
 
-describe("natlb: not driven by the suite yet", () => {
-  for (const def of Object.values(C).filter((d) => d.notYetAvailable)) {
-    certCase(def, async () => {
-      throw new Error(`${def.id}: no implementation yet`);
-    });
-  }
-});
+// Cases the suite cannot drive yet (skipped with their reason). vitest fails a file on an
+// empty describe ("No test found in suite"), so the group exists only when it has cases.
+const notYetDriven = Object.values(C).filter((d) => d.notYetAvailable);
+if (notYetDriven.length > 0) {
+  describe("natlb: not driven by the suite yet", () => {
+    for (const def of notYetDriven) {
+      certCase(def, async () => {
+        throw new Error(`${def.id}: no implementation yet`);
+      });
+    }
+  });
+}

@@ -1124,10 +1124,15 @@ describe("vrls: failures", () => {
   }
 });
 
-describe("vrls: not driven by the suite yet", () => {
-  for (const def of Object.values(C).filter((d) => d.notYetAvailable)) {
-    certCase(def, async () => {
-      throw new Error(`${def.id}: no implementation yet`);
-    });
-  }
-});
+// Cases the suite cannot drive yet (skipped with their reason). vitest fails a file on an
+// empty describe ("No test found in suite"), so the group exists only when it has cases.
+const notYetDriven = Object.values(C).filter((d) => d.notYetAvailable);
+if (notYetDriven.length > 0) {
+  describe("vrls: not driven by the suite yet", () => {
+    for (const def of notYetDriven) {
+      certCase(def, async () => {
+        throw new Error(`${def.id}: no implementation yet`);
+      });
+    }
+  });
+}
