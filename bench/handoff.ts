@@ -25,6 +25,8 @@ export interface HandoffModeResult {
   capture_dropped: number | null;
   udp: { sent: number; lost: number; duplicated: number };
   tcp: { sent: number; lost: number; duplicated: number };
+  /** Per member: kernel queue drops, socket overflows, hold bounds, marker waits that expired. */
+  members: Awaited<ReturnType<typeof runHandoffs>>["members"];
   /** VRRP role changes during the run (should be none). */
   role_changes: string[];
 }
@@ -66,6 +68,7 @@ export async function runHandoffBench(
           udp: { sent: r.udp.sent, lost: r.udp.lost, duplicated: udpDup },
           tcp: { sent: r.tcp.sent, lost: r.tcp.lost, duplicated: r.tcp.duplicated },
           role_changes: r.roleChanges,
+          members: r.members,
         };
       } finally {
         await vr.stop();
@@ -99,6 +102,7 @@ export function printHandoffBench(r: HandoffBenchResult): void {
     "role changes": m.role_changes.join(" ") || "-",
   }));
   console.table(rows);
+  console.table(Object.entries(r.modes).flatMap(([mode, m]) => m.members.map((x) => ({ mode, ...x }))));
   const modes = Object.fromEntries(
     Object.entries(r.modes).map(([mode, m]) => [
       mode,

@@ -95,6 +95,11 @@ export function longestGapIn(arrivals: readonly number[], fromMs: number, toMs: 
   return longest;
 }
 
+interface QueueStatsView {
+  queue: { enobufs: number; kernel?: { queueDropped: number; userDropped: number } };
+  totals: { overflowDropped: number; timeoutDropped: number };
+}
+
 export async function runHandoffs(
   lab: Lab,
   vr: RunningVirtualRouter,
@@ -193,6 +198,23 @@ export async function runHandoffs(
     totals.duplicatedWire += r.duplicated.wire;
   }
   const handoff = await master.call<{ durationsMs: number[] }>("handoffStats");
+  // Where packets can be lost or held too long inside the members (evidence for the figures).
+  const members = await Promise.all(
+    [...vr.agents].map(async ([host, agent]) => {
+      const show = await agent.call<{ queue?: QueueStatsView }>("show");
+      const counters = await agent.call<Record<string, number>>("counters");
+      const q = show.queue;
+      return {
+        host,
+        queueDropped: (q?.queue.kernel?.queueDropped ?? 0) + (q?.queue.kernel?.userDropped ?? 0),
+        enobufs: q?.queue.enobufs ?? 0,
+        overflowDropped: q?.totals.overflowDropped ?? 0,
+        timeoutDropped: q?.totals.timeoutDropped ?? 0,
+        discardedAtResolve: counters.droppedHeldPackets ?? 0,
+        markerWaitExpired: counters["handoff.markerWaitExpired"] ?? 0,
+      };
+    }),
+  );
   return {
     mode,
     reallocations: done,
@@ -207,6 +229,7 @@ export async function runHandoffs(
       resets: sinkReport.totals.resets,
     },
     handoffMs: handoff.durationsMs.slice(-done),
+    members,
     /** Per reallocation, the moved end system's longest gap on the far side (ms). */
     gapsMs,
     /** tcpdump's own drop count on the far-side UDP capture (evidence must be complete). */

@@ -219,8 +219,12 @@ async function perform(a: CoreAction): Promise<void> {
       // Every frame the old owner forwarded reached this member from the same hub before
       // the markers did; wait (bounded) until the last one is held, then resolve.
       const until = now() + MARKER_WAIT_MS;
-      while (!dp.markersHeld(a.conditions, a.mode, a.markers) && now() < until)
+      let held = dp.markersHeld(a.conditions, a.mode, a.markers);
+      while (!held && now() < until) {
         await new Promise((r) => setTimeout(r, 1));
+        held = dp.markersHeld(a.conditions, a.mode, a.markers);
+      }
+      if (!held) count("handoff.markerWaitExpired");
       const r = dp.resolve(a.conditions, a.mode, a.markers);
       if (args.trace)
         log(`resolve ${a.conditions} at ${Date.now()}: released ${r.released} dropped ${r.dropped}`);
@@ -374,7 +378,15 @@ function startFlowMonitor(): void {
       .then((r) => {
         if (!r) return;
         lastReading = r;
-        handle({ type: "flowSample", now: r.at, rates: r.rates, overflowsPerUnit: r.overflowsPerUnit });
+        // Decided now, not when the counter read began (a `tc` spawn can take hundreds of
+        // ms here): a hold-down started at r.at would end early (VRLS-REVIEW-004).
+        handle({
+          type: "flowSample",
+          now: now(),
+          sampledAt: r.at,
+          rates: r.rates,
+          overflowsPerUnit: r.overflowsPerUnit,
+        });
       })
       .catch((e) => log(`flow monitor: ${(e as Error).message}`))
       .finally(() => {
