@@ -130,6 +130,43 @@ describe("certification summary", () => {
     expect(unrun.cases.find((c) => c.id === "vrrp.four")?.reason).toBe("later");
   });
 
+  it("an inconclusive case (incomplete evidence) is neither pass nor fail; a MUST left inconclusive blocks", async () => {
+    const reason = "inconclusive: incomplete evidence, no verdict - capture on sink:eth0: 3 packets missing";
+    const s = await run(
+      { "vrrp.one": "passed", "vrrp.two": "failed", "vrrp.three": "failed", "vrrp.four": "passed" },
+      {
+        "vrrp.two": { status: "inconclusive", reason },
+        "vrrp.three": { status: "inconclusive", reason },
+      },
+    );
+    expect(Object.fromEntries(s.requirements.map((r) => [r.id, r.verdict]))).toEqual({
+      "VRRP-A-001": "pass",
+      "VRRP-A-002": "inconclusive",
+      "VRRP-A-003": "inconclusive",
+      "VRRP-A-004": "pass",
+    });
+    expect(s.cases.find((c) => c.id === "vrrp.two")).toMatchObject({ verdict: "inconclusive", reason });
+    expect(s.cases.find((c) => c.id === "vrrp.two")?.explanation).toBeUndefined();
+    expect(s.counts).toMatchObject({ pass: 2, fail: 0, inconclusive: 2, "not-run": 0 });
+    expect(s.verdict).toBe("not certified");
+    expect(s.verdictReason).toBe("1 MUST requirement(s) inconclusive (incomplete evidence): VRRP-A-002");
+    // A failure among a requirement's cases still makes it fail.
+    const failed = await run(
+      { "vrrp.one": "failed", "vrrp.two": "failed", "vrrp.three": "passed", "vrrp.four": "passed" },
+      { "vrrp.two": { status: "inconclusive", reason } },
+    );
+    expect(failed.requirements.find((r) => r.id === "VRRP-A-002")?.verdict).toBe("fail");
+    // Only the SHOULD inconclusive: certified, and the page lists it apart.
+    const should = await run(
+      { "vrrp.one": "passed", "vrrp.two": "passed", "vrrp.three": "failed", "vrrp.four": "passed" },
+      { "vrrp.three": { status: "inconclusive", reason } },
+    );
+    expect(should.verdict).toBe("certified");
+    const html = renderCertificationPage(should, []);
+    expect(html).toContain('data-case="vrrp.three" data-verdict="inconclusive"');
+    expect(html).toContain("<h2>Inconclusive: incomplete evidence, no verdict</h2>");
+  });
+
   it("a suite that never ran leaves every case not run, and nothing passes", async () => {
     const s = await run({}, {});
     expect(s.counts["not-run"]).toBe(4);

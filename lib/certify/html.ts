@@ -6,6 +6,8 @@ export interface HistoryEntry {
   verdict: CertificationSummary["verdict"];
   pass: number;
   fail: number;
+  /** Absent in entries written before inconclusive verdicts existed. */
+  inconclusive?: number;
   notApplicable: number;
   notRun: number;
   wallTimeMs: number;
@@ -20,6 +22,7 @@ const esc = (s: unknown) =>
 const LABEL: Record<Verdict, string> = {
   pass: "pass",
   fail: "fail",
+  inconclusive: "inconclusive",
   "not-applicable": "not applicable",
   "not-run": "not run",
 };
@@ -60,12 +63,17 @@ export function renderCertificationPage(s: CertificationSummary, history: readon
 </section>`;
     })
     .join("\n");
+  const unjudged = s.cases.filter((c) => c.verdict === "inconclusive");
+  const inconclusive = unjudged.length
+    ? `<h2>Inconclusive: incomplete evidence, no verdict</h2>
+<ul class="inconclusive">${unjudged.map((c) => `<li><a href="#${caseAnchor(c.id)}">${esc(c.id)}</a>: ${esc(c.reason ?? "")}</li>`).join("\n")}</ul>`
+    : "";
   const trend = history.length
-    ? `<table class="trend"><tr><th>finished</th><th>verdict</th><th>pass</th><th>fail</th><th>n/a</th><th>not run</th><th>wall time</th></tr>
+    ? `<table class="trend"><tr><th>finished</th><th>verdict</th><th>pass</th><th>fail</th><th>inconclusive</th><th>n/a</th><th>not run</th><th>wall time</th></tr>
 ${history
   .map(
     (h) =>
-      `<tr><td>${esc(h.finishedAt)}</td><td>${esc(h.verdict)}</td><td>${h.pass}</td><td>${h.fail}</td><td>${h.notApplicable}</td><td>${h.notRun}</td><td>${(h.wallTimeMs / 1000).toFixed(0)} s</td></tr>`,
+      `<tr><td>${esc(h.finishedAt)}</td><td>${esc(h.verdict)}</td><td>${h.pass}</td><td>${h.fail}</td><td>${h.inconclusive ?? 0}</td><td>${h.notApplicable}</td><td>${h.notRun}</td><td>${(h.wallTimeMs / 1000).toFixed(0)} s</td></tr>`,
   )
   .join("\n")}</table>`
     : "<p>first run into this directory</p>";
@@ -82,6 +90,7 @@ tr.group th { background: #f3f3f3; } td.id { white-space: nowrap; font-family: m
 .source { color: #777; font-size: .85em; }
 .badge { display: inline-block; padding: 0 .5em; border-radius: 3px; font-size: .85em; white-space: nowrap; }
 .v-pass { background: #3a3; color: #fff; } .v-fail { background: #c33; color: #fff; }
+.v-inconclusive { background: #75c; color: #fff; } .case[data-verdict=inconclusive] { border-color: #75c; }
 .v-not-applicable { background: #999; color: #fff; } .v-not-run { background: #e90; color: #fff; }
 .case { border-left: 3px solid #ddd; padding-left: 1em; margin: 1em 0; } .case[data-verdict=fail] { border-color: #c33; }
 pre.error { background: #fff4f4; padding: .5em; white-space: pre-wrap; } .explanation { background: #fffbe6; padding: .4em; }
@@ -97,9 +106,10 @@ dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 1em; }
 <dt>lab</dt><dd>${esc(s.lab.name)} (${esc(s.lab.file)})</dd>
 <dt>mode</dt><dd>${esc(s.mode)}</dd>
 <dt>date</dt><dd>${esc(s.startedAt)} - ${esc(s.finishedAt)} (${(s.wallTimeMs / 1000).toFixed(0)} s)</dd>
-<dt>requirements</dt><dd>${s.counts.requirements}: ${s.counts.pass} pass, ${s.counts.fail} fail, ${s.counts["not-applicable"]} not applicable, ${s.counts["not-run"]} not run (${s.counts.cases} cases)</dd>
+<dt>requirements</dt><dd>${s.counts.requirements}: ${s.counts.pass} pass, ${s.counts.fail} fail, <span id="inconclusive-count">${s.counts.inconclusive} inconclusive</span>, ${s.counts["not-applicable"]} not applicable, ${s.counts["not-run"]} not run (${s.counts.cases} cases)</dd>
 <dt>details</dt><dd><a href="${esc(s.allure)}" id="allure-link">Allure report</a> - <a href="summary.json">summary.json</a></dd>
 </dl>
+${inconclusive}
 <h2>Requirements</h2>
 <table class="requirements"><tr><th>ID</th><th>level</th><th>verdict</th><th>requirement</th><th>cases</th></tr>
 ${reqRows}

@@ -156,6 +156,7 @@ export async function runCertification(opts: CertifyOptions): Promise<CertifyRes
     verdict: summary.verdict,
     pass: summary.counts.pass,
     fail: summary.counts.fail,
+    inconclusive: summary.counts.inconclusive,
     notApplicable: summary.counts["not-applicable"],
     notRun: summary.counts["not-run"],
     wallTimeMs: summary.wallTimeMs,

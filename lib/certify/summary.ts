@@ -7,11 +7,13 @@ import { type Catalogue, type LevelT, requirementsOf, type SuiteNameT } from "./
  * The certification summary of one device and one suite: per-requirement verdicts from
  * the case results, with links to the evidence, and the overall verdict. A requirement
  * passes when every applicable case verifying it passed; it fails when any failed; it is
- * not applicable when the device lacks what every one of its cases needs; it is not run
- * when a case was not available (or never ran). The device is certified when no MUST
- * requirement fails or stays unrun and at least one requirement passed.
+ * inconclusive when a case could not judge for incomplete evidence (a capture that
+ * dropped packets) and none failed; it is not applicable when the device lacks what every
+ * one of its cases needs; it is not run when a case was not available (or never ran). The
+ * device is certified when no MUST requirement fails, stays inconclusive or stays unrun
+ * and at least one requirement passed.
  */
-export type Verdict = "pass" | "fail" | "not-applicable" | "not-run";
+export type Verdict = "pass" | "fail" | "inconclusive" | "not-applicable" | "not-run";
 
 export interface CaseResult {
   id: string;
@@ -123,7 +125,9 @@ export function buildSummary(input: SummaryInput): CertificationSummary {
     const record = records.get(id);
     const status = statuses.get(id);
     let verdict: Verdict;
-    if (status?.status === "passed") verdict = "pass";
+    // An inconclusive case is a failed test for vitest; its record says why.
+    if (record?.status === "inconclusive" && status?.status !== "passed") verdict = "inconclusive";
+    else if (status?.status === "passed") verdict = "pass";
     else if (status?.status === "failed") verdict = "fail";
     else if (record?.status === "not-applicable") verdict = "not-applicable";
     else verdict = "not-run";
@@ -151,11 +155,13 @@ export function buildSummary(input: SummaryInput): CertificationSummary {
     const verdicts = r.cases.map((c) => byId.get(c)?.verdict ?? "not-run");
     const verdict: Verdict = verdicts.includes("fail")
       ? "fail"
-      : verdicts.every((v) => v === "not-applicable")
-        ? "not-applicable"
-        : verdicts.includes("not-run")
-          ? "not-run"
-          : "pass";
+      : verdicts.includes("inconclusive")
+        ? "inconclusive"
+        : verdicts.every((v) => v === "not-applicable")
+          ? "not-applicable"
+          : verdicts.includes("not-run")
+            ? "not-run"
+            : "pass";
     return {
       id: r.id,
       level: r.level,
@@ -169,12 +175,17 @@ export function buildSummary(input: SummaryInput): CertificationSummary {
   const count = (v: Verdict) => requirements.filter((r) => r.verdict === v).length;
   const mustFailed = requirements.filter((r) => r.level === "MUST" && r.verdict === "fail");
   const mustUnrun = requirements.filter((r) => r.level === "MUST" && r.verdict === "not-run");
-  const certified = mustFailed.length === 0 && mustUnrun.length === 0 && count("pass") > 0;
+  const mustInconclusive = requirements.filter((r) => r.level === "MUST" && r.verdict === "inconclusive");
+  const certified =
+    mustFailed.length === 0 && mustUnrun.length === 0 && mustInconclusive.length === 0 && count("pass") > 0;
   const verdictReason = certified
     ? `every MUST requirement passed or is not applicable (${count("pass")} passed, ${count("not-applicable")} not applicable)`
     : [
         mustFailed.length
           ? `${mustFailed.length} MUST requirement(s) failed: ${mustFailed.map((r) => r.id).join(", ")}`
+          : "",
+        mustInconclusive.length
+          ? `${mustInconclusive.length} MUST requirement(s) inconclusive (incomplete evidence): ${mustInconclusive.map((r) => r.id).join(", ")}`
           : "",
         mustUnrun.length
           ? `${mustUnrun.length} MUST requirement(s) not run: ${mustUnrun.map((r) => r.id).join(", ")}`
@@ -200,6 +211,7 @@ export function buildSummary(input: SummaryInput): CertificationSummary {
       cases: cases.length,
       pass: count("pass"),
       fail: count("fail"),
+      inconclusive: count("inconclusive"),
       "not-applicable": count("not-applicable"),
       "not-run": count("not-run"),
     },

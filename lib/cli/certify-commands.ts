@@ -40,6 +40,7 @@ export function registerCertifyCommands(program: Command): void {
       process.stdout.write(
         `\n${s.device.product} ${s.device.version} / ${s.suite}: ${s.verdict.toUpperCase()} - ${s.verdictReason}\n` +
           `requirements ${s.counts.requirements}: ${s.counts.pass} pass, ${s.counts.fail} fail, ` +
+          `${s.counts.inconclusive} inconclusive, ` +
           `${s.counts["not-applicable"]} not applicable, ${s.counts["not-run"]} not run; wall time ${(s.wallTimeMs / 1000).toFixed(0)} s\n` +
           `summary: ${result.out}/summary.json\ncertification page: ${result.out}/index.html\n` +
           (result.allureError ? `${result.allureError}\n` : `allure site: ${result.out}/allure/index.html\n`),

@@ -21,18 +21,45 @@ export interface CaptureOptions {
   path?: string;
 }
 
+/**
+ * What tcpdump said about its capture when it stopped (its closing statistics on stderr,
+ * printed on SIGINT/SIGTERM), and which capture it was. A count is null when tcpdump did
+ * not print it (killed, crashed, never started): then nobody knows whether the file is
+ * complete. tcpdump prints "dropped by interface" only when that count is non-zero, so it
+ * is 0 whenever the kernel line is there without it.
+ */
 export interface CaptureStats {
+  host: string;
+  interface: string;
+  filter: string | undefined;
+  path: string;
   captured: number | null;
   receivedByFilter: number | null;
   droppedByKernel: number | null;
+  droppedByInterface: number | null;
+  /** Why the statistics are missing (stop failed, tcpdump's last words), when they are. */
+  error?: string;
 }
 
+export type TcpdumpCounts = Pick<
+  CaptureStats,
+  "captured" | "receivedByFilter" | "droppedByKernel" | "droppedByInterface"
+>;
+
 export class Capture {
+  private stopping: Promise<CaptureStats> | undefined;
+
   private constructor(
     readonly host: TrafficHost,
     readonly path: string,
+    readonly options: CaptureOptions,
     private readonly process: GracefulProcess,
   ) {}
+
+  /** tcpdump's pid on its host. */
+  get pid(): number {
+    return this.process.pid;
+  }
 
   static async start(host: TrafficHost, options: CaptureOptions): Promise<Capture> {
     const path =
@@ -69,13 +96,52 @@ export class Capture {
       setTimeout(() => reject(new Error(`${host.name}: tcpdump did not start: ${log.trim()}`)), 10_000),
     );
     await Promise.race([listening, timeout, process.done.then(() => Promise.reject(new Error(log)))]);
-    return new Capture(host, path, process);
+    return new Capture(host, path, options, process);
   }
 
-  /** Stops tcpdump and returns its counters (from "N packets dropped by kernel"). */
-  async stop(): Promise<CaptureStats> {
-    const result = await this.process.stop("INT");
-    return parseTcpdumpStats(result.stderr);
+  /**
+   * Stops tcpdump with SIGINT and returns its closing statistics ("N packets dropped by
+   * kernel", ...), read from its stderr over the SSH channel. Never rejects: a capture
+   * whose statistics cannot be read comes back with null counts and the reason. Later
+   * calls return the same result (a `finally` may stop a capture that already stopped).
+   */
+  stop(): Promise<CaptureStats> {
+    this.stopping ??= this.stopOnce();
+    return this.stopping;
+  }
+
+  private async stopOnce(): Promise<CaptureStats> {
+    const which = {
+      host: this.host.name,
+      interface: this.options.interface,
+      filter: this.options.filter,
+      path: this.path,
+    };
+    try {
+      const result = await this.process.stop("INT");
+      const counts = parseTcpdumpStats(result.stderr);
+      if (counts.droppedByKernel !== null) return { ...which, ...counts };
+      const last = result.stderr
+        .replace(/^tandem-pid \d+\n/, "")
+        .trim()
+        .split("\n")
+        .slice(-3)
+        .join(" | ");
+      return {
+        ...which,
+        ...counts,
+        error: `tcpdump printed no closing statistics (exit ${result.code ?? result.signal}${last ? `: ${last}` : ""})`,
+      };
+    } catch (error) {
+      return {
+        ...which,
+        captured: null,
+        receivedByFilter: null,
+        droppedByKernel: null,
+        droppedByInterface: null,
+        error: `stopping tcpdump failed: ${(error as Error).message}`,
+      };
+    }
   }
 
   /**
@@ -95,14 +161,47 @@ export class Capture {
   }
 }
 
-export function parseTcpdumpStats(stderr: string): CaptureStats {
+/**
+ * tcpdump's closing statistics, as it prints them on stderr when it stops:
+ *   "N packets captured", "N packets received by filter", "N packets dropped by kernel",
+ *   and, only when non-zero, "N packets dropped by interface" (on the kernel line after a
+ *   comma, or on its own line with -v).
+ */
+export function parseTcpdumpStats(stderr: string): TcpdumpCounts {
+  // The last report counts (a SIGUSR1 may have printed earlier ones).
   const number = (pattern: RegExp): number | null => {
-    const m = pattern.exec(stderr);
+    const m = [...stderr.matchAll(pattern)].at(-1);
     return m ? Number(m[1]) : null;
   };
+  const droppedByKernel = number(/(\d+) packets? dropped by kernel/g);
   return {
-    captured: number(/(\d+) packets? captured/),
-    receivedByFilter: number(/(\d+) packets? received by filter/),
-    droppedByKernel: number(/(\d+) packets? dropped by kernel/),
+    captured: number(/(\d+) packets? captured/g),
+    receivedByFilter: number(/(\d+) packets? received by filter/g),
+    droppedByKernel,
+    droppedByInterface:
+      number(/(\d+) packets? dropped by interface/g) ?? (droppedByKernel === null ? null : 0),
   };
+}
+
+/**
+ * Why a capture cannot serve as complete evidence, or undefined when it can: tcpdump
+ * dropped packets (kernel or interface), its counts could not be read, or it received
+ * more packets than it captured and counted as dropped (left unread when it stopped).
+ */
+export function captureIncompleteness(s: CaptureStats): string | undefined {
+  const which = `capture on ${s.host}:${s.interface}${s.filter ? ` (${s.filter})` : ""}, ${s.path}`;
+  if (s.droppedByKernel === null || s.droppedByInterface === null)
+    return `${which}: drop counts could not be read${s.error ? ` - ${s.error}` : ""}`;
+  const dropped = s.droppedByKernel + s.droppedByInterface;
+  const unread =
+    s.receivedByFilter !== null && s.captured !== null
+      ? s.receivedByFilter - s.captured - s.droppedByKernel
+      : 0;
+  if (dropped === 0 && unread <= 0) return undefined;
+  const parts = [
+    `${s.droppedByKernel} dropped by kernel`,
+    `${s.droppedByInterface} dropped by interface`,
+    ...(unread > 0 ? [`${unread} received but not written`] : []),
+  ];
+  return `${which}: ${dropped + Math.max(0, unread)} packets missing from the capture (${parts.join(", ")}; ${s.captured} captured of ${s.receivedByFilter} received by filter)`;
 }

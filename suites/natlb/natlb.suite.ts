@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect } from "vitest";
 import { type Lab, upLab } from "../../lib/lab/index.ts";
 import { compareCaptures, type Segment, segmentOf } from "../../lib/roles/natlb/wire-check.ts";
-import { Capture } from "../../lib/traffic/capture.ts";
+import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
 import { PcapReader } from "../../lib/traffic/pcap-reader.ts";
 import {
   decodeEthernet,
@@ -23,6 +23,7 @@ import type {
   VendorAdapter,
 } from "../../vendor-adapters/types.ts";
 import { suiteEnv } from "../support/env.ts";
+import { requireCompleteCaptures } from "../support/evidence.ts";
 import { type CaseContext, certCase, recordDevice, useDevice } from "../support/requirement.ts";
 import { FrameSpeaker } from "../vrrp/speaker.ts";
 import { natlbCases as C } from "./cases.ts";
@@ -54,6 +55,8 @@ interface MoveScenario {
   serverSideSources: string[];
   outerPath: string;
   innerPath: string;
+  /** tcpdump's closing statistics of both captures (Internet side, server side). */
+  captures: CaptureStats[];
 }
 
 let lab: Lab | undefined;
@@ -158,7 +161,7 @@ function moveScenario(embodiment: "dnat" | "fullnat"): Promise<MoveScenario> {
     const load = await c.loadReport(id);
     const stallsDuringMove = load.stalls - preMoveStalls;
     const capTo = Date.now();
-    await Promise.all([outer.stop(), inner.stop()]);
+    const captures = await Promise.all([outer.stop(), inner.stop()]);
     const ownerAfter = await c.owner(VIP1);
     await c.loadReport(id, true);
     const wire = compareCaptures(
@@ -181,6 +184,7 @@ function moveScenario(embodiment: "dnat" | "fullnat"): Promise<MoveScenario> {
       serverSideSources: await serverSideSources(inner.path),
       outerPath: outer.path,
       innerPath: inner.path,
+      captures,
     };
   })();
   scenarios.set(embodiment, p);
@@ -218,6 +222,7 @@ describe("natlb: destination NAT and a planned VIP move (Fig. 3, Figs. 4-10)", (
     C["natlb.dnat"],
     async (ctx) => {
       const s = await moveScenario("dnat");
+      requireCompleteCaptures(s.captures);
       await attach(ctx, s);
       expect(s.established, "connections established through the VIP").toBe(1000);
       expect(
@@ -234,6 +239,7 @@ describe("natlb: destination NAT and a planned VIP move (Fig. 3, Figs. 4-10)", (
     C["natlb.move"],
     async (ctx) => {
       const s = await moveScenario("dnat");
+      requireCompleteCaptures(s.captures);
       await attach(ctx, s);
       expect(s.ownerBefore, "owner before").toBe("lba");
       expect(s.move.outcome, "move outcome").toBe("completed");
@@ -315,6 +321,7 @@ interface StaleScenario {
   errorsBack: { kind: string; from: string }[];
   internetPath: string;
   serverPath: string;
+  captures: CaptureStats[];
 }
 
 let stale: Promise<StaleScenario> | undefined;
@@ -336,13 +343,13 @@ function staleScenario(): Promise<StaleScenario> {
       path: `/tmp/tandem-natlb-${l.prefix}-stale-server.pcap`,
     });
     const speaker = await FrameSpeaker.start(inet, "eth1");
+    let captures: CaptureStats[];
     try {
       await speaker.send(tcpFrame({ syn: true }, 41000), tcpFrame({ ack: true, psh: true }, 41001));
       await sleep(1000);
     } finally {
       await speaker.close();
-      await internet.stop();
-      await server.stop();
+      captures = [await internet.stop(), await server.stop()];
     }
     const errorsBack: { kind: string; from: string }[] = [];
     for await (const rec of PcapReader.fromFile(internet.path)) {
@@ -371,6 +378,7 @@ function staleScenario(): Promise<StaleScenario> {
       errorsBack,
       internetPath: internet.path,
       serverPath: server.path,
+      captures,
     };
   })();
   return stale;
@@ -381,6 +389,7 @@ describe("natlb: an address in neither mode (Fig. 7A, 7B)", () => {
     C["natlb.unknown-vip"],
     async (ctx) => {
       const s = await staleScenario();
+      requireCompleteCaptures(s.captures);
       await ctx.attachFile(
         "capture Internet side (stale client)",
         s.internetPath,
@@ -543,6 +552,7 @@ describe("natlb: full NAT (Figs. 11-12)", () => {
     C["natlb.fullnat"],
     async (ctx) => {
       const s = await moveScenario("fullnat");
+      requireCompleteCaptures(s.captures);
       await attach(ctx, s);
       expect(s.established, "connections established through the VIP").toBe(1000);
       expect(

@@ -34,7 +34,8 @@ export interface CaseRecord {
   suite: string;
   title: string;
   requirements: string[];
-  status: "passed" | "failed" | "not-applicable" | "not-available";
+  /** "inconclusive": the case could not judge (incomplete evidence, see suites/support/evidence.ts). */
+  status: "passed" | "failed" | "inconclusive" | "not-applicable" | "not-available";
   reason?: string;
   error?: string;
   evidence: { name: string; file: string; contentType: string }[];

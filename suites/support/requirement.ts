@@ -7,6 +7,7 @@ import { findAdapter } from "../../vendor-adapters/index.ts";
 import type { Capability, VendorAdapter } from "../../vendor-adapters/types.ts";
 import type { CaseDef, CaseRecord } from "./cases.ts";
 import { suiteEnv } from "./env.ts";
+import { isInconclusive } from "./evidence.ts";
 
 /**
  * `certCase(def, body)`: a vitest test that knows which requirements it verifies. It sets
@@ -14,7 +15,8 @@ import { suiteEnv } from "./env.ts";
  * severity from MUST/SHOULD/MAY, parameters device/lab/mode), reports "not applicable"
  * when the device lacks a capability the case needs (a skip with the reason, never a
  * failure), keeps every evidence file under OUT/evidence/<case>/ and attaches it, and
- * leaves OUT/cases/<case>.json for the certification summary.
+ * leaves OUT/cases/<case>.json for the certification summary. A body that throws an
+ * InconclusiveError (evidence.ts: incomplete captures) leaves status "inconclusive".
  */
 
 export interface Device {
@@ -155,6 +157,21 @@ export function certCase(def: CaseDef, body: (ctx: CaseContext) => Promise<void>
       await body(ctx);
       record.status = "passed";
     } catch (error) {
+      if (isInconclusive(error)) {
+        // Still a failed test for vitest (never a pass); the summary reads the record.
+        record.status = "inconclusive";
+        record.reason = error.message;
+        record.error = error.message;
+        await allure.tag("inconclusive");
+        if (error.evidence !== undefined)
+          await ctx.attachText(
+            "why inconclusive",
+            JSON.stringify(error.evidence, null, 2),
+            "application/json",
+            "inconclusive.json",
+          );
+        throw error;
+      }
       record.status = "failed";
       record.error = (error as Error).message;
       const known = findAdapter(env.dut).knownDeviations?.[def.id];

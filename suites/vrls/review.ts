@@ -22,6 +22,7 @@ import {
   wireDuplicates,
 } from "../../lib/roles/vrls/sharing-run.ts";
 import type { LoadedTopology } from "../../lib/topology/load.ts";
+import type { CaptureStats } from "../../lib/traffic/capture.ts";
 import type { ChartEvent } from "../../lib/traffic/chart.ts";
 import type { Timeline } from "../../lib/traffic/stream-tally.ts";
 import type { VendorAdapter } from "../../vendor-adapters/types.ts";
@@ -117,6 +118,11 @@ export interface ReviewScenario {
   listing: string;
   lanCapturePath: string;
   farCapturePath: string;
+  /**
+   * tcpdump's closing statistics: hub 2 (messages), the far-side evidence capture, and the
+   * far-side captures each run's figures come from.
+   */
+  captures: { lan: CaptureStats; far: CaptureStats; run1: CaptureStats; run2: CaptureStats };
   timeline: Timeline;
   events: ChartEvent[];
   allocations: {
@@ -232,8 +238,8 @@ export async function runReviewScenario(
     });
     const afterRun2 = await vr.waitAllocated(BUCKETS);
     const [ra, rb] = await Promise.all([vr.status("ra"), vr.status("rb")]);
-    await lanCapture.stop();
-    await farCapture.stop();
+    const lanStats = await lanCapture.stop();
+    const farStats = await farCapture.stop();
     const { messages } = await readLanMessages(lanCapture.path);
     const origin = r1.startedAt;
     const listing = await describeLanMessages(lanCapture.path, vr.config.spec.key, { originMs: origin });
@@ -265,6 +271,7 @@ export async function runReviewScenario(
       listing,
       lanCapturePath: lanCapture.path,
       farCapturePath: farCapture.path,
+      captures: { lan: lanStats, far: farStats, run1: r1.capture, run2: r2.capture },
       timeline: timeline ?? { binMs: 50, startMs: origin, series: {} },
       events,
       allocations: {
@@ -279,8 +286,8 @@ export async function runReviewScenario(
   } catch (e) {
     throw new Error(`${(e as Error).message}\n${vr ? await vr.diagnostics() : ""}`);
   } finally {
-    await lanCapture.stop().catch(() => undefined);
-    await farCapture.stop().catch(() => undefined);
+    await lanCapture.stop();
+    await farCapture.stop();
     await vr?.stop();
     await clearCapacity(lab, ["ra", "rb"]);
   }

@@ -23,6 +23,7 @@ import {
   wireDuplicates,
 } from "../../lib/roles/vrls/sharing-run.ts";
 import { loadTopology } from "../../lib/topology/load.ts";
+import type { CaptureStats } from "../../lib/traffic/capture.ts";
 import type { ChartEvent } from "../../lib/traffic/chart.ts";
 import type { Timeline } from "../../lib/traffic/stream-tally.ts";
 import type { VendorAdapter } from "../../vendor-adapters/types.ts";
@@ -95,6 +96,11 @@ export interface SubstitutionScenario {
   };
   lanCapturePath: string;
   farCapturePath: string;
+  /**
+   * tcpdump's closing statistics: hub 2 (messages), the far-side evidence capture (the
+   * kill run's gaps come from it), and the far-side captures of phase B's two runs.
+   */
+  captures: { lan: CaptureStats; far: CaptureStats; reviewRun: CaptureStats; killRun: CaptureStats };
   listing: string;
   timeline: Timeline;
   events: ChartEvent[];
@@ -274,8 +280,8 @@ export async function runSubstitutionScenario(adapter: VendorAdapter): Promise<S
         await sub.stop().catch(() => undefined);
         await vr.stop();
       }
-      await lan.stop();
-      await far.stop();
+      const lanStats = await lan.stop();
+      const farStats = await far.stop();
       b.killRun.gapsAroundKillMs = (
         await longestGapsIn(far.path, [21, 22, 23, 24], b.killRun.killedAt - 200, b.killRun.endedAt)
       ).map((g) => ({ ...g, fromMs: g.fromMs === null ? null : Math.round(g.fromMs - b.killRun.killedAt) }));
@@ -292,6 +298,7 @@ export async function runSubstitutionScenario(adapter: VendorAdapter): Promise<S
         b,
         lanCapturePath: lan.path,
         farCapturePath: far.path,
+        captures: { lan: lanStats, far: farStats, reviewRun: r1.capture, killRun: r2.capture },
         listing: await describeLanMessages(lan.path, cfgA.spec.key, { originMs: aStartedAt }),
         timeline: timeline ?? { binMs: 50, startMs: r1.startedAt, series: {} },
         events: [
@@ -303,8 +310,8 @@ export async function runSubstitutionScenario(adapter: VendorAdapter): Promise<S
         logs: logs.join("\n"),
       };
     } finally {
-      await lan.stop().catch(() => undefined);
-      await far.stop().catch(() => undefined);
+      await lan.stop();
+      await far.stop();
     }
   } finally {
     await lab.down();

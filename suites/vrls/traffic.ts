@@ -5,7 +5,7 @@ import {
   analyzeStream,
   mergeTimelines,
 } from "../../lib/traffic/analyzer.ts";
-import { Capture } from "../../lib/traffic/capture.ts";
+import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
 import { decodeTaggedFrame } from "../../lib/traffic/frame.ts";
 import { PcapReader } from "../../lib/traffic/pcap-reader.ts";
 import type { Timeline } from "../../lib/traffic/stream-tally.ts";
@@ -17,6 +17,8 @@ export interface StreamsRun {
   totals: { sent: number; received: number; lost: number; dupReceiver: number; dupWire: number };
   timeline: Timeline;
   capturePath: string;
+  /** tcpdump's closing statistics of the far-side capture. */
+  captures: CaptureStats[];
 }
 
 export async function runStreams(
@@ -48,7 +50,7 @@ export async function runStreams(
   const sent = await senders;
   await new Promise((r) => setTimeout(r, 400));
   const report = await receiver.stop();
-  await capture.stop();
+  const captureStats = await capture.stop();
   const wire = await analyzeCapture(capture.reader());
   if (duringError) throw duringError;
   const results = sent.map((s, i) => ({
@@ -78,6 +80,7 @@ export async function runStreams(
     totals,
     timeline: timeline ?? { binMs: 10, startMs: 0, series: {} },
     capturePath: capture.path,
+    captures: [captureStats],
   };
 }
 

@@ -8,12 +8,13 @@ import { compareTcpWire } from "../../lib/roles/vrls/tcp-wire.ts";
 import { findSequence } from "../../lib/roles/vrls/wire-log.ts";
 import { loadTopology } from "../../lib/topology/load.ts";
 import { TrafficAgent } from "../../lib/traffic/agent-client.ts";
-import { Capture } from "../../lib/traffic/capture.ts";
+import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
 import { type ChartEvent, renderTimelineSvg } from "../../lib/traffic/chart.ts";
 import { sendUdpStream } from "../../lib/traffic/udp.ts";
 import { createAdapter } from "../../vendor-adapters/index.ts";
 import type { VendorAdapter, VrlsControl } from "../../vendor-adapters/types.ts";
 import { suiteEnv } from "../support/env.ts";
+import { requireCompleteCaptures } from "../support/evidence.ts";
 import { type CaseContext, certCase, recordDevice, useDevice } from "../support/requirement.ts";
 import { vrlsCases as C } from "./cases.ts";
 import {
@@ -153,6 +154,8 @@ interface Startup {
   endSystems: { address: string; learnedBy: string }[];
   messages: LanMessage[];
   capturePath: string;
+  /** tcpdump's closing statistics of the hub capture (cases that judge messages need it complete). */
+  captures: CaptureStats[];
   electedAt: number;
 }
 
@@ -169,11 +172,19 @@ const startup = () =>
       const electedAt = Date.now();
       await new Promise((r) => setTimeout(r, 1500)); // adverts and responses in steady state
       const endSystems = await vrls().endSystems();
-      await capture.stop();
+      const stats = await capture.stop();
       const { messages } = await readLanMessages(capture.path);
-      return { master, allocation, endSystems, messages, capturePath: capture.path, electedAt };
+      return {
+        master,
+        allocation,
+        endSystems,
+        messages,
+        capturePath: capture.path,
+        captures: [stats],
+        electedAt,
+      };
     } catch (e) {
-      await capture.stop().catch(() => undefined);
+      await capture.stop();
       throw new Error(
         `${(e as Error).message}\n${await vrls()
           .diagnostics()
@@ -186,7 +197,7 @@ async function attachStartup(ctx: CaseContext, s: Startup, measured: Record<stri
   await ctx.attachFile("capture hub 2 (control messages)", s.capturePath, "application/vnd.tcpdump.pcap");
   await ctx.attachText(
     "measurements",
-    JSON.stringify(measured, null, 2),
+    JSON.stringify({ ...measured, captures: s.captures }, null, 2),
     "application/json",
     "measurements.json",
   );
@@ -214,6 +225,7 @@ async function attachStreams(
       {
         ...measured,
         totals: run.totals,
+        captures: run.captures,
         perEndSystem: run.results.map(({ host, result }) => ({
           host,
           sent: result.sent,
@@ -234,6 +246,7 @@ async function attachStreams(
 describe("vrls: virtual router, discovery and allocation (Fig. 7, Fig. 12)", () => {
   certCase(C["vrls.election"], async (ctx) => {
     const s = await startup();
+    requireCompleteCaptures(s.captures);
     const advertisers = [
       ...new Set(
         s.messages
@@ -248,6 +261,7 @@ describe("vrls: virtual router, discovery and allocation (Fig. 7, Fig. 12)", () 
 
   certCase(C["vrls.backup-response"], async (ctx) => {
     const s = await startup();
+    requireCompleteCaptures(s.captures);
     const window = s.messages.filter((m) => m.tsMs > s.electedAt);
     const adverts = countBy(window, "vrrp", 1, MEMBER.ra!.addr);
     const responses = countBy(window, "vrrp", 2, MEMBER.rb!.addr);
@@ -258,6 +272,7 @@ describe("vrls: virtual router, discovery and allocation (Fig. 7, Fig. 12)", () 
 
   certCase(C["vrls.discovery-icmp"], async (ctx) => {
     const s = await startup();
+    requireCompleteCaptures(s.captures);
     const requests = s.messages.filter((m) => m.kind === "icmp" && m.type === 15);
     const replies = [
       ...new Set(s.messages.filter((m) => m.kind === "icmp" && m.type === 16).map((m) => m.src)),
@@ -301,6 +316,7 @@ describe("vrls: virtual router, discovery and allocation (Fig. 7, Fig. 12)", () 
 
   certCase(C["vrls.allocation-exchange"], async (ctx) => {
     const s = await startup();
+    requireCompleteCaptures(s.captures);
     const allocations = s.messages.filter(
       (m) => m.kind === "vrrp" && m.type === 3 && m.src === MEMBER.ra!.addr,
     );
@@ -318,6 +334,7 @@ describe("vrls: virtual router, discovery and allocation (Fig. 7, Fig. 12)", () 
   certCase(C["vrls.sharing-steady"], async (ctx) => {
     const s = await startup();
     const run = await runStreams(lab!, ES, { port: 5000, pps: 500, durationMs: 3000 });
+    requireCompleteCaptures(run.captures);
     const wrong = run.results.flatMap(({ host, result }) => {
       const owner = hostOfAddr(s.allocation[ES_ADDR[host]!] ?? "");
       const expected = { [MEMBER[owner]?.farMac ?? owner]: result.sent };
@@ -363,6 +380,7 @@ describe("vrls: hand-off under load", () => {
     C["vrls.handoff-exactly-once"],
     async (ctx) => {
       const { run, moves, mode } = await handoffRun("exactly-once", 5100);
+      requireCompleteCaptures(run.captures);
       await attachStreams(ctx, "exactly-once", run, { mode, reallocations: moves });
       expect(moves, "reallocations done").toBeGreaterThanOrEqual(6);
       expect(
@@ -377,6 +395,7 @@ describe("vrls: hand-off under load", () => {
     C["vrls.handoff-timer"],
     async (ctx) => {
       const { run, moves, mode } = await handoffRun("timer", 5200);
+      requireCompleteCaptures(run.captures);
       await attachStreams(ctx, "timer", run, {
         mode,
         reallocations: moves,
@@ -439,10 +458,9 @@ async function seqnumRun(port: number) {
     await Promise.all(streams.map((s) => s.stop()));
     await new Promise((r) => setTimeout(r, 300));
     const sinkReport = await sink.stop();
-    await lan.stop();
-    await far.stop();
+    const captures = [await lan.stop(), await far.stop()];
     const tcp = await compareTcpWire(lan.reader(), far.reader(), port);
-    return { tcp, moves, resets: sinkReport.totals.resets, lanPath: lan.path, farPath: far.path };
+    return { tcp, moves, resets: sinkReport.totals.resets, lanPath: lan.path, farPath: far.path, captures };
   } finally {
     await Promise.all([...clients, sinkAgent].map((c) => c.close().catch(() => undefined)));
   }
@@ -453,11 +471,16 @@ describe("vrls: sequence-number hand-off (TCP)", () => {
     C["vrls.handoff-seqnum"],
     async (ctx) => {
       const r = await seqnumRun(6500);
+      requireCompleteCaptures(r.captures);
       await ctx.attachFile("capture hub 2 (TCP sent)", r.lanPath, "application/vnd.tcpdump.pcap");
       await ctx.attachFile("capture far side (TCP forwarded)", r.farPath, "application/vnd.tcpdump.pcap");
       await ctx.attachText(
         "measurements",
-        JSON.stringify({ mode: vrls().mode, reallocations: r.moves, tcp: r.tcp, resets: r.resets }, null, 2),
+        JSON.stringify(
+          { mode: vrls().mode, reallocations: r.moves, tcp: r.tcp, resets: r.resets, captures: r.captures },
+          null,
+          2,
+        ),
         "application/json",
         "measurements-seqnum.json",
       );
@@ -511,6 +534,7 @@ async function attachReview(ctx: CaseContext, r: ReviewScenario, measured: Recor
         run2: r.run2,
         allocations: r.allocations,
         reviewerState: r.reviewStatus,
+        captures: r.captures,
         ...measured,
       },
       null,
@@ -545,6 +569,7 @@ describe("vrls: allocation review and reallocation (Fig. 15, Figs. 10D-10F)", ()
     C["vrls.review-backup"],
     async (ctx) => {
       const r = await reviewScenario();
+      requireCompleteCaptures([r.captures.lan]);
       const log = vrlsMessages(r);
       const path = findSequence(
         log,
@@ -576,6 +601,7 @@ describe("vrls: allocation review and reallocation (Fig. 15, Figs. 10D-10F)", ()
     C["vrls.review-master"],
     async (ctx) => {
       const r = await reviewScenario();
+      requireCompleteCaptures([r.captures.lan]);
       const { log, seven } = voluntaryRound(r);
       const path = seven
         ? findSequence(
@@ -603,6 +629,7 @@ describe("vrls: allocation review and reallocation (Fig. 15, Figs. 10D-10F)", ()
     C["vrls.review-holddown"],
     async (ctx) => {
       const r = await reviewScenario();
+      requireCompleteCaptures([r.captures.lan, r.captures.far, r.captures.run2]);
       const log = vrlsMessages(r);
       const hold = REVIEW.holdDownMs;
       // Wire timestamps vs the agent's clock: a message may leave up to a scheduling delay
@@ -660,6 +687,7 @@ describe("vrls: allocation review and reallocation (Fig. 15, Figs. 10D-10F)", ()
     C["vrls.reallocation-by-rate"],
     async (ctx) => {
       const r = await reviewScenario();
+      requireCompleteCaptures([r.captures.lan, r.captures.far, r.captures.run1, r.captures.run2]);
       const log = vrlsMessages(r);
       const firstRealloc1 = log.find((m) => m.type === 3 && m.at > r.run1.startedAt && m.at < r.run1.endedAt);
       const { seven } = voluntaryRound(r);
@@ -701,6 +729,7 @@ describe("vrls: allocation review and reallocation (Fig. 15, Figs. 10D-10F)", ()
     C["vrls.review-exactly-once"],
     async (ctx) => {
       const r = await reviewScenario();
+      requireCompleteCaptures([r.captures.lan, r.captures.far, r.captures.run1, r.captures.run2]);
       const reallocations = vrlsMessages(r).filter((m) => m.type === 3 && m.at > r.run1.startedAt).length;
       await attachReview(ctx, r, {
         mode: "exactly-once",
@@ -758,6 +787,7 @@ async function attachSubstitution(
           raAfter: r.b.raAfter,
           rbOwners: r.b.rbOwners,
         },
+        captures: r.captures,
         ...measured,
       },
       null,
@@ -776,6 +806,7 @@ describe("vrls: substitution server (Figs. 14-16)", () => {
     C["vrls.substitution"],
     async (ctx) => {
       const r = await substitutionScenario();
+      requireCompleteCaptures([r.captures.lan]);
       const logA = asLog(r.a.messages);
       const registration = findSequence(logA, [
         { type: 9, src: SUB },
@@ -831,6 +862,7 @@ describe("vrls: substitution server (Figs. 14-16)", () => {
     C["vrls.substitution-review"],
     async (ctx) => {
       const r = await substitutionScenario();
+      requireCompleteCaptures([r.captures.lan, r.captures.far, r.captures.reviewRun]);
       const logB = asLog(r.b.messages);
       const review = findSequence(
         logB,
@@ -863,6 +895,7 @@ describe("vrls: substitution server (Figs. 14-16)", () => {
     C["vrls.substitution-failure"],
     async (ctx) => {
       const r = await substitutionScenario();
+      requireCompleteCaptures([r.captures.far, r.captures.killRun]);
       const k = r.b.killRun;
       const master = r.b.raAfter.master as { allocation?: Record<string, string> } | null;
       await attachSubstitution(ctx, r, {
@@ -941,6 +974,7 @@ describe("vrls: failures", () => {
     C["vrls.master-failure"],
     async (ctx) => {
       const r = await failureRun("ra", 5300);
+      requireCompleteCaptures(r.run.captures);
       const detection = detectionMs("rb");
       const boundMs = Math.round(detection + HANDOFF_BOUND_MS + KILL_JITTER_MS);
       const survivors = ES.filter((h) => r.before[ES_ADDR[h]!] === MEMBER.rb!.addr);
@@ -992,6 +1026,7 @@ describe("vrls: failures", () => {
     C["vrls.backup-failure"],
     async (ctx) => {
       const r = await backupKillRun(5400);
+      requireCompleteCaptures([r.lanStats, ...r.run.captures]);
       const members = await vrls().members();
       const lanList = await describeLanMessages(r.lanPath, r.key, { originMs: r.killedAt });
       await ctx.attachFile("capture hub 2 (VRRP/VRLS messages)", r.lanPath, "application/vnd.tcpdump.pcap");
@@ -1087,7 +1122,7 @@ describe("vrls: failures", () => {
           }
         },
       });
-      await lan.stop();
+      const lanStats = await lan.stop();
       const { messages } = await readLanMessages(lan.path);
       const first3 = messages.find(
         (m) => m.kind === "vrrp" && m.type === 3 && m.src === MEMBER.ra!.addr && m.tsMs > killedAt,
@@ -1115,10 +1150,11 @@ describe("vrls: failures", () => {
         killedAt,
         key,
         lanPath: lan.path,
+        lanStats,
         firstAllocationMs: first3 ? Math.round(first3.tsMs - killedAt) : null,
       };
     } finally {
-      await lan.stop().catch(() => undefined);
+      await lan.stop();
       await vrls().restoreMember("rb");
     }
   }

@@ -1,6 +1,6 @@
 import { rm } from "node:fs/promises";
 import type { Lab } from "../../lib/lab/index.ts";
-import { Capture } from "../../lib/traffic/capture.ts";
+import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
 import { renderTimelineSvg } from "../../lib/traffic/chart.ts";
 import type { VendorAdapter, VrrpInstanceConfig } from "../../vendor-adapters/types.ts";
 import type { CaseContext } from "../support/requirement.ts";
@@ -84,6 +84,8 @@ export interface ScenarioResult {
   sink: Observed;
   testerPcap: string;
   sinkPcap: string;
+  /** tcpdump's closing statistics of both captures (cases judge only complete ones). */
+  captures: CaptureStats[];
   marks: Mark[];
   /** Named times (ms since epoch) the script recorded. */
   at: Record<string, number>;
@@ -152,12 +154,12 @@ export async function runScenario(
         ),
       ),
   };
+  let captures: CaptureStats[];
   try {
     await script(driver, at);
     await driver.sleep(200); // the last frames reach the captures
   } finally {
-    await lan.stop().catch(() => undefined);
-    await far.stop().catch(() => undefined);
+    captures = [await lan.stop(), await far.stop()];
     await adapter.stop("crash").catch(() => undefined);
   }
   return {
@@ -166,6 +168,7 @@ export async function runScenario(
     sink: await readObserved(sinkPcap),
     testerPcap,
     sinkPcap,
+    captures,
     marks,
     at,
   };
@@ -192,7 +195,7 @@ export async function attachScenario(
   }
   await ctx.attachText(
     "measurements",
-    JSON.stringify(measured, null, 2),
+    JSON.stringify({ ...measured, captures: r.captures }, null, 2),
     "application/json",
     "measurements.json",
   );

@@ -6,6 +6,7 @@ import { isGratuitousArp } from "../../lib/wire/index.ts";
 import { createAdapter } from "../../vendor-adapters/index.ts";
 import type { VendorAdapter, VrrpInstanceConfig } from "../../vendor-adapters/types.ts";
 import { suiteEnv } from "../support/env.ts";
+import { requireCompleteCaptures } from "../support/evidence.ts";
 import { type CaseContext, certCase, recordDevice, useDevice } from "../support/requirement.ts";
 import { vrrpCases as C } from "./cases.ts";
 import {
@@ -58,9 +59,13 @@ afterAll(async () => {
   await lab?.down();
 }, 60_000);
 
-/** Each scenario runs once; the cases that share it assert on the same captures. */
+/**
+ * Each scenario runs once; the cases that share it assert on the same captures. Every
+ * case judges from them, so a scenario whose captures dropped packets (or whose drop
+ * counts are unknown) leaves each of its cases inconclusive.
+ */
 const scenarios = new Map<string, Promise<ScenarioResult>>();
-function scenario(
+async function scenario(
   name: string,
   config: VrrpInstanceConfig,
   script: (d: Driver, at: Record<string, number>) => Promise<void>,
@@ -71,7 +76,9 @@ function scenario(
     p = runScenario(name, lab, adapter, speaker, config, script);
     scenarios.set(name, p);
   }
-  return p;
+  const r = await p;
+  requireCompleteCaptures(r.captures);
+  return r;
 }
 
 const firstAfter = <T extends { tsMs: number }>(list: readonly T[], t: number) =>

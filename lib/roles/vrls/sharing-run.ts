@@ -13,7 +13,7 @@
  */
 import type { Lab } from "../../lab/index.ts";
 import { analyzeCapture, type CaptureAnalysis } from "../../traffic/analyzer.ts";
-import { Capture } from "../../traffic/capture.ts";
+import { Capture, type CaptureStats } from "../../traffic/capture.ts";
 import { type L2Path, resolveL2Path, sendUdpStream } from "../../traffic/udp.ts";
 import { virtualMac } from "../../wire/vrrp.ts";
 import { bucketOf } from "./conditions.ts";
@@ -109,6 +109,8 @@ export interface LoadRun {
   endedAt: number;
   sent: number;
   analysis: CaptureAnalysis;
+  /** tcpdump's closing statistics of the far-side capture the analysis comes from. */
+  capture: CaptureStats;
 }
 
 /**
@@ -153,11 +155,17 @@ export async function runLoad(
     const sent = await sending;
     const endedAt = Date.now();
     await new Promise((r) => setTimeout(r, 200));
-    await capture.stop();
+    const stats = await capture.stop();
     const analysis = await analyzeCapture(capture.reader(), { binMs: 50 });
-    return { startedAt, endedAt, sent: sent.reduce((a, s) => a + s.sent, 0), analysis };
+    return {
+      startedAt,
+      endedAt,
+      sent: sent.reduce((a, s) => a + s.sent, 0),
+      analysis,
+      capture: stats,
+    };
   } finally {
-    await capture.stop().catch(() => undefined);
+    await capture.stop();
     await capture.remove().catch(() => undefined);
   }
 }

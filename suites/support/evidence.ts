@@ -1,0 +1,36 @@
+import { type CaptureStats, captureIncompleteness } from "../../lib/traffic/capture.ts";
+
+/**
+ * A case that cannot reach a verdict because its evidence is incomplete (a packet capture
+ * that dropped packets, or whose drop counts could not be read). `certCase` records it as
+ * "inconclusive": never a pass, not a failure of the device either; the summary lists it
+ * apart and a MUST requirement left inconclusive blocks certification.
+ */
+export class InconclusiveError extends Error {
+  override name = "InconclusiveError";
+  constructor(
+    message: string,
+    /** Attached to the case as JSON (what made it inconclusive). */
+    readonly evidence?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+export function isInconclusive(error: unknown): error is InconclusiveError {
+  return error instanceof InconclusiveError || (error as Error | undefined)?.name === "InconclusiveError";
+}
+
+/**
+ * A case that judges from packet captures calls this first: every capture must have
+ * stopped with its statistics read and nothing dropped, else the case is inconclusive
+ * with a message naming each capture (host, interface, filter, file) and its drops.
+ */
+export function requireCompleteCaptures(captures: readonly CaptureStats[]): void {
+  const problems = captures.map(captureIncompleteness).filter((p): p is string => p !== undefined);
+  if (problems.length === 0) return;
+  throw new InconclusiveError(
+    `inconclusive: incomplete evidence, no verdict - ${problems.join("; ")}`,
+    captures,
+  );
+}
