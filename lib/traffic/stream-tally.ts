@@ -44,6 +44,11 @@ export interface TallySummary {
   /** Second and later copies, by the label of the copy. */
   duplicatesPerLabel: Record<string, number>;
   timeline: Timeline;
+  /**
+   * First copies per bin, whatever label carried them (each packet counted once), on the
+   * timeline's axis (same startMs, binMs and length): what goodput counts.
+   */
+  uniqueSeries: number[];
   /** Sequence numbers in [0, highestSeq] never seen, as inclusive ranges, capped at 1000 ranges. */
   missingRanges: [number, number][];
   missingRangesTruncated: boolean;
@@ -67,6 +72,7 @@ export class StreamTally {
   private perLabel = new Map<string, number>();
   private duplicatesPerLabel = new Map<string, number>();
   private bins = new Map<string, Map<number, number>>();
+  private uniqueBins = new Map<number, number>();
 
   constructor(
     readonly streamId: number,
@@ -91,6 +97,7 @@ export class StreamTally {
     } else {
       this.markSeen(seq);
       this.unique++;
+      this.uniqueBins.set(bin, (this.uniqueBins.get(bin) ?? 0) + 1);
       if (seq < this.highestSeq) this.reordered++;
       if (seq > this.highestSeq) this.highestSeq = seq;
     }
@@ -173,8 +180,18 @@ export class StreamTally {
     return { binMs: this.binMs, startMs: minBin * this.binMs, series };
   }
 
+  /** First copies per bin on `timeline`'s axis. */
+  uniqueSeries(timeline: Timeline = this.timeline()): number[] {
+    const length = Object.values(timeline.series)[0]?.length ?? 0;
+    const out = new Array<number>(length).fill(0);
+    const firstBin = Math.round(timeline.startMs / this.binMs);
+    for (const [bin, count] of this.uniqueBins) out[bin - firstBin] = count;
+    return out;
+  }
+
   summary(): TallySummary {
     const missing = this.missingRanges();
+    const timeline = this.timeline();
     return {
       streamId: this.streamId,
       packets: this.packets,
@@ -191,7 +208,8 @@ export class StreamTally {
           : { min: this.latencyMin, mean: this.latencySum / this.latencyCount, max: this.latencyMax },
       perLabel: Object.fromEntries(this.perLabel),
       duplicatesPerLabel: Object.fromEntries(this.duplicatesPerLabel),
-      timeline: this.timeline(),
+      timeline,
+      uniqueSeries: this.uniqueSeries(timeline),
       missingRanges: missing.ranges,
       missingRangesTruncated: missing.truncated,
     };

@@ -4,7 +4,8 @@
  * load (es1 sends ten units, es2-es4 one each) of `offeredFactor` x one member's capacity,
  * the extra flows of es1 landing on the master's hash buckets; the reference router with
  * N members reviews and reallocates by rate. Goodput = unique frames the far-side capture
- * saw in the last `steadyMs` of the run; imbalance = largest deviation of a member's
+ * saw in the last `steadyMs` of the run (each datagram once: a duplicate adds nothing; see
+ * sharing-run.ts goodput); imbalance = largest deviation of a member's
  * forwarded rate from the mean (far-side frames per forwarding MAC).
  * keepalived (standard VRRP active/standby) runs the same load on the switched variant
  * of the lab (on the hub its backup would forward every frame too).
@@ -20,6 +21,7 @@ import {
   clearCapacity,
   deviationPct,
   type Flow,
+  goodput,
   LAN_END_SYSTEM_ADDRESSES,
   LAN_END_SYSTEMS,
   type LoadRun,
@@ -85,17 +87,8 @@ function baseFlows(): Flow[] {
   return LAN_END_SYSTEMS.map((h, i) => ({ host: h, dst: SERVER, streamId: 1 + i }));
 }
 
-function goodput(run: LoadRun, o: SharingOptions): { total: number; byMac: Record<string, number> } {
-  const to = run.endedAt;
-  const from = to - o.steadyMs;
-  const byMac = mbpsByMac(run.analysis, from, to, FRAME, Object.values(FAR_MAC));
-  // Unique frames: everything on the wire minus the second copies.
-  const dupMbps = 0; // duplicates are reported separately (and must be 0 for the reference)
-  const total = Object.values(byMac).reduce((a, b) => a + b, 0) - dupMbps;
-  return {
-    total: Math.round(total * 100) / 100,
-    byMac: Object.fromEntries(Object.entries(byMac).filter(([, v]) => v > 0)),
-  };
+function steadyGoodput(run: LoadRun, o: SharingOptions): { total: number; byMac: Record<string, number> } {
+  return goodput(run.analysis, run.endedAt - o.steadyMs, run.endedAt, FRAME, Object.values(FAR_MAC));
 }
 
 /** The reference router with the first `n` members of ra, rb, rd (labs/vrls-fig7x3.yaml). */
@@ -140,7 +133,7 @@ export async function referenceSharing(
       port: 6300 + n,
       paths,
     });
-    const g = goodput(run, o);
+    const g = steadyGoodput(run, o);
     const macs = hosts.map((h) => FAR_MAC[h] as string);
     const before = mbpsByMac(run.analysis, run.startedAt + 100, run.startedAt + 700, FRAME, macs);
     const since = n > 1 ? balancedSince(run.analysis, run.startedAt, run.endedAt, FRAME, macs, 15) : null;
@@ -209,7 +202,7 @@ export async function keepalivedSharing(
       port: 6400,
       paths,
     });
-    const g = goodput(run, o);
+    const g = steadyGoodput(run, o);
     return {
       members: 2,
       implementation: "keepalived",

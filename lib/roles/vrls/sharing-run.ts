@@ -201,6 +201,34 @@ export function mbpsByMac(
   );
 }
 
+/**
+ * Goodput in [fromMs, toMs): each datagram once, whoever forwarded it and however often
+ * (first copies on the far segment; a duplicate adds nothing), in Mbit/s of `frameBytes`
+ * frames. Next to it, the forwarded rate per MAC (every copy: what each member carried).
+ */
+export function goodput(
+  a: CaptureAnalysis,
+  fromMs: number,
+  toMs: number,
+  frameBytes: number,
+  macs: readonly string[],
+): { total: number; byMac: Record<string, number> } {
+  let unique = 0;
+  for (const s of a.streams) {
+    const t = s.timeline;
+    s.uniqueSeries.forEach((n, i) => {
+      const at = t.startMs + i * t.binMs;
+      if (at >= fromMs && at < toMs) unique += n;
+    });
+  }
+  const secs = (toMs - fromMs) / 1000;
+  const byMac = mbpsByMac(a, fromMs, toMs, frameBytes, macs);
+  return {
+    total: Math.round(((unique * frameBytes * 8) / secs / 1e6) * 100) / 100,
+    byMac: Object.fromEntries(Object.entries(byMac).filter(([, v]) => v > 0)),
+  };
+}
+
 /** Largest deviation from the mean, in percent of the mean. */
 export function deviationPct(values: readonly number[]): number {
   const mean = values.reduce((x, y) => x + y, 0) / Math.max(1, values.length);
