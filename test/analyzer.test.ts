@@ -1,3 +1,6 @@
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { analyzeCapture, analyzeStream } from "../lib/traffic/analyzer.ts";
@@ -9,6 +12,7 @@ import {
   STREAM_HEADER_LENGTH,
 } from "../lib/traffic/stream-header.ts";
 import { StreamTally } from "../lib/traffic/stream-tally.ts";
+import { longestGapsIn } from "../suites/vrls/traffic.ts";
 
 const T0 = 1_700_000_000_000;
 
@@ -140,6 +144,68 @@ describe("analyzer", () => {
     });
     expect(result.latencyMs?.max).toBeCloseTo(0.06, 3);
     expect(Object.keys(result.timeline.series).sort()).toEqual(["02:00:00:00:00:01", "02:00:00:00:00:02"]);
+  });
+
+  it("a stream that dies mid-run counts as interrupted until the end of the run", async () => {
+    // 1000 pps for 4 s (seq 0..3999); the wire carries seq 0..1499 with one 30 ms gap at
+    // 500, then nothing: the stream died at 1.5 s and never came back.
+    const records: { tsMs: number; data: Uint8Array }[] = [];
+    for (let seq = 0; seq < 1500; seq++) {
+      if (seq >= 500 && seq < 530) continue;
+      records.push({ tsMs: T0 + seq + 0.2, data: frame(1, 7, seq, T0 + seq) });
+    }
+    const capture = await analyzeCapture(new PcapReader(toChunks(writePcap(records, { nanosecond: true }))));
+    const wire = capture.streams[0]!;
+    // The tally alone knows only the gap between two arrivals.
+    expect(wire.longestInterruption?.ms).toBeCloseTo(31, 3);
+    const sender = { streamId: 7, sent: 4000, firstSendMs: T0, lastSendMs: T0 + 3999 };
+    const result = analyzeStream({ sender, wire });
+    expect(result.longestInterruption).toEqual({
+      startMs: T0 + 1499.2,
+      endMs: T0 + 3999,
+      ms: expect.closeTo(2499.8, 3),
+      lastSeqBefore: 1499,
+      firstSeqAfter: -1,
+      untilEnd: true,
+    });
+    expect(result.lostRanges).toEqual([
+      [500, 529],
+      [1500, 3999],
+    ]);
+    // An explicit end of the run (e.g. the last send of all streams) moves the tail's end.
+    expect(analyzeStream({ sender, wire, endMs: T0 + 5000 }).longestInterruption?.ms).toBeCloseTo(3500.8, 3);
+    // A stream that resumed keeps its longest inner gap (its tail is shorter).
+    const healthy = analyzeStream({ sender: { ...sender, sent: 1500, lastSendMs: T0 + 1499 }, wire });
+    expect(healthy.longestInterruption).toMatchObject({ lastSeqBefore: 499, firstSeqAfter: 530 });
+    expect(healthy.longestInterruption?.untilEnd).toBeUndefined();
+    // A stream of which nothing arrived was interrupted for the whole run.
+    expect(analyzeStream({ sender }).longestInterruption).toMatchObject({ ms: 3999, untilEnd: true });
+  });
+
+  it("far-side gaps around an event count a stream's silent tail (longestGapsIn)", async () => {
+    // Streams 1 and 2 at 1000 pps from T0 to T0 + 2000; stream 2 dies at T0 + 800.
+    const records: { tsMs: number; data: Uint8Array }[] = [];
+    for (let seq = 0; seq < 2000; seq++) {
+      records.push({ tsMs: T0 + seq + 0.1, data: frame(1, 1, seq, T0 + seq) });
+      if (seq < 800) records.push({ tsMs: T0 + seq + 0.2, data: frame(1, 2, seq, T0 + seq) });
+    }
+    const dir = await mkdtemp(join(tmpdir(), "tandem-gaps-"));
+    try {
+      const path = join(dir, "far.pcap");
+      await writeFile(path, writePcap(records, { nanosecond: true }));
+      const ends = new Map([
+        [1, T0 + 1999],
+        [2, T0 + 1999],
+      ]);
+      const gaps = await longestGapsIn(path, [1, 2], T0 + 500, T0 + 2050, ends);
+      expect(gaps.find((g) => g.stream === 1)?.ms).toBeCloseTo(1, 3);
+      expect(gaps.find((g) => g.stream === 2)).toEqual({ stream: 2, ms: 1199.8, fromMs: T0 + 799.2 });
+      // Without the senders' ends the window's end counts.
+      const toWindowEnd = await longestGapsIn(path, [1, 2], T0 + 500, T0 + 2050);
+      expect(toWindowEnd.find((g) => g.stream === 2)?.ms).toBeCloseTo(1250.8, 3);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it("renders a timeline with event markers to SVG", async () => {

@@ -140,20 +140,30 @@ interface HandoffReport {
   ms: number;
 }
 
+/**
+ * A VRLS message (allocation, confirmation, markers) crossing the LAN: in-process nft makes
+ * every step synchronous, so without it the whole hand-off would fit between two reads of
+ * the queues and no packet would ever be observed or held. Time is what is modelled here.
+ */
+const transit = () => new Promise((r) => setTimeout(r, 3));
+
 async function handOff(from: Member, to: Member, condition: string): Promise<HandoffReport> {
   const t0 = performance.now();
   // 1. allocation sent: the old owner observes from now on.
   from.queue.observe(condition);
   await updateSet(from.nft, ref("queued"), { add: [condition] });
+  await transit();
   // 2. allocation received: the new owner holds from now on.
   to.queue.hold(condition);
   await updateSet(to.nft, ref("queued"), { add: [condition] });
   await updateSet(to.nft, ref("mine"), { add: [condition] });
+  await transit();
   // 3. confirmation received: the old owner stops and reports where it stopped, in one step.
   from.queue.block(condition);
   const markers = new Map(from.queue.takeObservations(condition).map((o) => [o.flow, o.identity]));
   await updateSet(from.nft, ref("mine"), { delete: [condition] });
   await updateSet(from.nft, ref("queued"), { delete: [condition] });
+  await transit();
   // 4. markers received: the new owner drops what the old one forwarded, releases the rest.
   const r = to.queue.releaseAfterMarkers(condition, markers);
   await updateSet(to.nft, ref("queued"), { delete: [condition] });

@@ -15,6 +15,15 @@ export interface LabPlan {
   switchNamespace: string | undefined;
   /** Commands for `ip -n <switch> -batch -`: bridges, veth pairs, ports. */
   switchCommands: string[];
+  /**
+   * Switch-side ports of hub segments. Their receive path is steered to one CPU (RPS), so
+   * every frame a host sends is flooded to the hub's ports in the order it was sent: a
+   * shared wire shows all members the same sequence. Without it, a sender that moves
+   * between the two cores can have two consecutive frames flooded concurrently, and two
+   * members may see them in opposite orders (seen as rare losses in exactly-once hand-offs,
+   * whose markers name "the last packet forwarded").
+   */
+  hubPorts: string[];
   /** Commands for `ip -n <host ns> -batch -`, per host: p2p links, addresses, MACs, routes. */
   linkCommands: Map<string, string[]>;
   hostCommands: Map<string, string[]>;
@@ -54,6 +63,7 @@ export function planLab(topology: Topology, prefix: string): LabPlan {
   const hostCommands = new Map<string, string[]>();
   const sysctls = new Map<string, string[]>();
   let port = 0;
+  const hubPorts: string[] = [];
   for (const [hostName, host] of Object.entries(topology.hosts)) {
     const ns = namespaceName(prefix, hostName);
     const cmds: string[] = ["link set lo up"];
@@ -65,6 +75,7 @@ export function planLab(topology: Topology, prefix: string): LabPlan {
           `link set ${p} master ${bridgeName(iface.segment)}`,
           `link set ${p} up`,
         );
+        if (topology.segments[iface.segment]?.hub) hubPorts.push(p);
       }
       if (iface.mac) cmds.push(`link set ${ifName} address ${iface.mac}`);
       if (iface.mtu) cmds.push(`link set ${ifName} mtu ${iface.mtu}`);
@@ -98,5 +109,5 @@ export function planLab(topology: Topology, prefix: string): LabPlan {
       .get(aHost)
       ?.push(`link add ${aIf} type veth peer name ${bIf} netns ${namespaceName(prefix, bHost)}`);
   }
-  return { namespaces, switchNamespace, switchCommands, linkCommands, hostCommands, sysctls };
+  return { namespaces, switchNamespace, switchCommands, hubPorts, linkCommands, hostCommands, sysctls };
 }

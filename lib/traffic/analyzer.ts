@@ -29,6 +29,11 @@ export interface AnalyzerResult {
   lostRanges: [number, number][];
   duplicated: { receiver: number; wire: number };
   reordered: number;
+  /**
+   * The longest time without an arrival while the stream was sent, its tail included: a
+   * stream that stops and never resumes is interrupted until the end of the run
+   * (`untilEnd`), one that never arrived for all of it.
+   */
   longestInterruption: Interruption | null;
   /** Frames on the far segment per source MAC (the forwarding router). */
   attribution: Record<string, number>;
@@ -70,11 +75,15 @@ export async function analyzeCapture(
   return { streams: book.summaries(), frames, untagged, problem: reader.problem };
 }
 
-/** Combines sender totals, receiver tally and wire tally of one stream. */
+/**
+ * Combines sender totals, receiver tally and wire tally of one stream. The run ends at
+ * `endMs`, by default the sender's last send.
+ */
 export function analyzeStream(input: {
   sender: SenderTotals;
   receiver?: TallySummary;
   wire?: TallySummary;
+  endMs?: number;
 }): AnalyzerResult {
   const { sender, receiver, wire } = input;
   const primary = receiver ?? wire;
@@ -94,12 +103,36 @@ export function analyzeStream(input: {
     lostRanges,
     duplicated: { receiver: receiver?.duplicates ?? 0, wire: wire?.duplicates ?? 0 },
     reordered: primary?.reordered ?? 0,
-    longestInterruption: primary?.longestInterruption ?? null,
+    longestInterruption: interruptionUntil(primary, input.endMs ?? sender.lastSendMs, sender),
     attribution: wire?.perLabel ?? {},
     wireDuplicatesByMac: wire?.duplicatesPerLabel ?? {},
     latencyMs: primary?.latencyMs ?? null,
     timeline,
   };
+}
+
+/**
+ * A tally's longest interruption with its tail counted: from the last arrival to `endMs`
+ * (the end of the run: a stream that stopped and never resumed stays interrupted until
+ * then), or from the first send to `endMs` when nothing arrived. Without `endMs` the
+ * tally's own longest gap between two arrivals.
+ */
+export function interruptionUntil(
+  tally: TallySummary | undefined,
+  endMs: number | undefined,
+  sender?: Pick<SenderTotals, "sent" | "firstSendMs">,
+): Interruption | null {
+  const longest = tally?.longestInterruption ?? null;
+  if (endMs === undefined) return longest;
+  const last = tally?.lastArrivalMs ?? null;
+  if (tally === undefined || last === null) {
+    const from = sender?.firstSendMs;
+    if (!sender?.sent || from === undefined || endMs <= from) return longest;
+    return { startMs: from, endMs, ms: endMs - from, lastSeqBefore: -1, firstSeqAfter: -1, untilEnd: true };
+  }
+  const tail = endMs - last;
+  if (tail <= 0 || (longest !== null && longest.ms >= tail)) return longest;
+  return { startMs: last, endMs, ms: tail, lastSeqBefore: tally.lastSeq, firstSeqAfter: -1, untilEnd: true };
 }
 
 /** Missing ranges clipped to [0, sent), plus the tail the tally never reached. */

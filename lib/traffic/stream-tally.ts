@@ -13,9 +13,11 @@ export interface Interruption {
   /** Arrival time of the first packet after the gap. */
   endMs: number;
   ms: number;
-  /** Sequence numbers on either side of the gap. */
+  /** Sequence numbers on either side of the gap (-1: none; firstSeqAfter -1 with `untilEnd`). */
   lastSeqBefore: number;
   firstSeqAfter: number;
+  /** The stream never resumed: the interruption runs from its last arrival to the end of the run. */
+  untilEnd?: true;
 }
 
 export interface Timeline {
@@ -35,6 +37,8 @@ export interface TallySummary {
   /** Packets that arrived after a higher sequence number of the same stream (first copies only). */
   reordered: number;
   highestSeq: number;
+  /** Sequence number of the packet that arrived last (-1: none). */
+  lastSeq: number;
   firstArrivalMs: number | null;
   lastArrivalMs: number | null;
   longestInterruption: Interruption | null;
@@ -199,6 +203,7 @@ export class StreamTally {
       duplicates: this.duplicates,
       reordered: this.reordered,
       highestSeq: this.highestSeq,
+      lastSeq: this.lastSeq,
       firstArrivalMs: Number.isNaN(this.firstArrival) ? null : this.firstArrival,
       lastArrivalMs: Number.isNaN(this.lastArrival) ? null : this.lastArrival,
       longestInterruption: this.longest,

@@ -282,8 +282,17 @@ export async function runSubstitutionScenario(adapter: VendorAdapter): Promise<S
       }
       const lanStats = await lan.stop();
       const farStats = await far.stop();
+      // Each stream's tail counts, up to its own last send (the run's end is later by the
+      // time its generator took to report over SSH).
+      const lastSends = new Map(r2.senders.map((x) => [x.streamId, x.lastSendMs]));
       b.killRun.gapsAroundKillMs = (
-        await longestGapsIn(far.path, [21, 22, 23, 24], b.killRun.killedAt - 200, b.killRun.endedAt)
+        await longestGapsIn(
+          far.path,
+          [21, 22, 23, 24],
+          b.killRun.killedAt - 200,
+          b.killRun.endedAt,
+          lastSends,
+        )
       ).map((g) => ({ ...g, fromMs: g.fromMs === null ? null : Math.round(g.fromMs - b.killRun.killedAt) }));
       const { messages } = await readLanMessages(lan.path);
       a.messages = messages.filter((m) => m.tsMs >= aStartedAt && m.tsMs < bStartedAt);

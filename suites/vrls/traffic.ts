@@ -112,13 +112,16 @@ function binsOf(t: Timeline): number {
  * Per stream, the longest time between two consecutive frames on the far side within
  * [fromMs, toMs] (the capture's own timestamps; frames decoded by lib/traffic's stream
  * header). Lets a case judge an interruption around an event (a kill) apart from what the
- * senders do when they start.
+ * senders do when they start. Each stream's tail counts: a stream that stops and never
+ * resumes is interrupted from its last frame to the end of the window, or to its last
+ * send (`ends`, ms since epoch per stream id) when that comes first.
  */
 export async function longestGapsIn(
   path: string,
   streamIds: readonly number[],
   fromMs: number,
   toMs: number,
+  ends?: ReadonlyMap<number, number | undefined>,
 ): Promise<{ stream: number; ms: number; fromMs: number | null }[]> {
   const last = new Map<number, number>();
   const worst = new Map<number, { ms: number; fromMs: number | null }>(
@@ -136,10 +139,13 @@ export async function longestGapsIn(
     if (prev !== undefined && rec.tsMs - prev > w.ms) worst.set(id, { ms: rec.tsMs - prev, fromMs: prev });
     last.set(id, rec.tsMs);
   }
-  // A stream with no frame at all in the window was interrupted for all of it.
-  return [...worst].map(([stream, w]) =>
-    last.has(stream)
-      ? { stream, ms: Math.round(w.ms * 10) / 10, fromMs: w.fromMs }
-      : { stream, ms: toMs - fromMs, fromMs },
-  );
+  return [...worst].map(([stream, w]) => {
+    const end = Math.min(toMs, ends?.get(stream) ?? toMs);
+    const seen = last.get(stream);
+    // A stream with no frame at all in the window was interrupted for all of it.
+    if (seen === undefined) return { stream, ms: Math.round((end - fromMs) * 10) / 10, fromMs };
+    const tail = end - seen;
+    const gap = tail > w.ms ? { ms: tail, fromMs: seen } : w;
+    return { stream, ms: Math.round(gap.ms * 10) / 10, fromMs: gap.fromMs };
+  });
 }

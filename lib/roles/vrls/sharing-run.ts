@@ -14,7 +14,7 @@
 import type { Lab } from "../../lab/index.ts";
 import { analyzeCapture, type CaptureAnalysis } from "../../traffic/analyzer.ts";
 import { Capture, type CaptureStats } from "../../traffic/capture.ts";
-import { type L2Path, resolveL2Path, sendUdpStream } from "../../traffic/udp.ts";
+import { type L2Path, type NativeSenderTotals, resolveL2Path, sendUdpStream } from "../../traffic/udp.ts";
 import { virtualMac } from "../../wire/vrrp.ts";
 import { bucketOf } from "./conditions.ts";
 
@@ -108,6 +108,8 @@ export interface LoadRun {
   startedAt: number;
   endedAt: number;
   sent: number;
+  /** What each flow's generator says it sent (per stream: count, first and last send). */
+  senders: NativeSenderTotals[];
   analysis: CaptureAnalysis;
   /** tcpdump's closing statistics of the far-side capture the analysis comes from. */
   capture: CaptureStats;
@@ -161,6 +163,7 @@ export async function runLoad(
       startedAt,
       endedAt,
       sent: sent.reduce((a, s) => a + s.sent, 0),
+      senders: sent,
       analysis,
       capture: stats,
     };

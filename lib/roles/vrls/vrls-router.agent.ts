@@ -19,7 +19,7 @@ import { ETHERTYPE, encodeEthernet } from "../../wire/ethernet.ts";
 import { decodeIcmp, encodeIcmp, ICMP_TYPE } from "../../wire/icmp.ts";
 import { decodeIpv4, encodeIpv4, IP_PROTOCOL } from "../../wire/ipv4.ts";
 import { ReplayWindow } from "../../wire/replay.ts";
-import { decodeVrls, encodeVrlsIpv4, type VrlsMessage as WireMessage } from "../../wire/vrls.ts";
+import { decodeVrls, encodeVrlsIpv4, VRLS_TYPE, type VrlsMessage as WireMessage } from "../../wire/vrls.ts";
 import { encodeVrrp, VRRP_MULTICAST, virtualMac } from "../../wire/vrrp.ts";
 import { validateVrrpPacket } from "../../wire/vrrp-validate.ts";
 import type { RouterAgentArgs } from "./agent-args.ts";
@@ -40,6 +40,7 @@ const vrid = args.core.vrid;
 const key = Buffer.from(args.key, "utf8");
 const vmac = virtualMac(vrid);
 const replay = new ReplayWindow();
+const transferReplay = new ReplayWindow();
 const incarnation = Math.floor(Date.now() / 1000) >>> 0;
 let sequence = 0;
 const rx: Record<string, number> = {};
@@ -48,7 +49,7 @@ const count = (k: string) => {
 };
 const now = () => performance.now();
 /** How long a new owner waits for the old owner's last forwarded packet to be held (then releases the whole flow). */
-const MARKER_WAIT_MS = 20;
+const MARKER_WAIT_MS = 3;
 
 // One persistent libnftables context for the agent's life: its owner table dies with it.
 const nft = inProcessNft();
@@ -278,14 +279,14 @@ function onVrrp(packet: Buffer): void {
   const v = validateVrrpPacket(packet, {
     version: 3,
     vrids: [vrid],
-    acceptedTypes: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+    acceptedTypes: Object.values(VRLS_TYPE),
   });
   if (!v.ok) {
     count(`rx.rejected.${v.reason}`);
     return;
   }
   if (v.ip.src === self) return;
-  if (v.vrrp.type === 1 && v.vrrp.extension.length === 0 && v.vrrp.version === 3) {
+  if (v.vrrp.type === VRLS_TYPE.advertisement && v.vrrp.extension.length === 0 && v.vrrp.version === 3) {
     count("rx.advertisement");
     handle({
       type: "advertisement",
@@ -303,11 +304,21 @@ function onVrrp(packet: Buffer): void {
     return;
   }
   const w = d.value;
-  if (w.sender !== v.ip.src) {
+  // Seed Fig. 15 P25: the substitution server transfers a backup's confirmation as it was
+  // sent (the backup's sender and HMAC); nothing else may come from an address not its own.
+  const transferred =
+    w.sender !== v.ip.src &&
+    v.ip.src === args.core.coordinator &&
+    w.type === VRLS_TYPE.allocationConfirmation &&
+    w.sender !== self &&
+    args.core.members.some((m) => m.id === w.sender);
+  if (w.sender !== v.ip.src && !transferred) {
     count("rx.rejected.sender-mismatch");
     return;
   }
-  const verdict = replay.check(w.sender, w.senderIncarnation, w.sequence);
+  // Transfers keep their own window: they may arrive after newer messages the sender sent
+  // straight to us (its responses), and are in order among themselves.
+  const verdict = (transferred ? transferReplay : replay).check(w.sender, w.senderIncarnation, w.sequence);
   if (verdict !== "accept") {
     count(`rx.rejected.${verdict}`);
     return;
@@ -317,8 +328,14 @@ function onVrrp(packet: Buffer): void {
     count(`rx.ignored.type${w.type}`);
     return;
   }
-  count(`rx.${m.type}`);
-  handle({ type: "message", now: now(), from: w.sender, message: m });
+  count(transferred ? `rx.transferred.${m.type}` : `rx.${m.type}`);
+  handle({
+    type: "message",
+    now: now(),
+    from: w.sender,
+    message: m,
+    ...(transferred ? { via: v.ip.src } : {}),
+  });
 }
 
 function onIcmp(packet: Buffer): void {
