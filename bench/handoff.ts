@@ -35,7 +35,11 @@ export interface HandoffBenchResult {
   modes: Record<HandoffMode, HandoffModeResult>;
 }
 
-const MODES: HandoffMode[] = ["exactly-once", "sequence-number", "timer"];
+const ALL_MODES: HandoffMode[] = ["exactly-once", "sequence-number", "timer"];
+/** VRLS_MODES=exactly-once,timer runs a subset (diagnosis); the default is all three. */
+const MODES: HandoffMode[] = process.env.VRLS_MODES
+  ? ALL_MODES.filter((m) => process.env.VRLS_MODES?.split(",").includes(m))
+  : ALL_MODES;
 
 export async function runHandoffBench(
   options: { reallocations?: number; labFile?: string } = {},
@@ -56,6 +60,8 @@ export async function runHandoffBench(
         await vr.waitAllocated(6);
         const r = await runHandoffs(lab, vr, mode, 6100 + k, reallocations);
         const udpDup = r.udp.duplicatedWire;
+        if (mode === "exactly-once" && r.lossEvents.length > 0)
+          console.error(`exactly-once losses: ${JSON.stringify(r.lossEvents.slice(0, 20))}`);
         modes[mode] = {
           reallocations: r.reallocations,
           lost: r.udp.lost + r.tcp.lost,

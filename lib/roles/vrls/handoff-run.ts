@@ -184,6 +184,7 @@ export async function runHandoffs(
   const gapsMs = windows.map((w) => longestGapIn(arrivals.get(w.stream) ?? [], w.fromMs, w.toMs));
   await capture.remove();
   const totals = { sent: 0, received: 0, lost: 0, duplicatedReceiver: 0, duplicatedWire: 0 };
+  const lossEvents: { stream: number; from: number; to: number; atMs: number; handoff: number | null }[] = [];
   for (const [i, s] of sent.entries()) {
     const id = port * 10 + i;
     const r = analyzeStream({
@@ -196,6 +197,19 @@ export async function runHandoffs(
     totals.lost += r.lost;
     totals.duplicatedReceiver += r.duplicated.receiver;
     totals.duplicatedWire += r.duplicated.wire;
+    // Where each loss fell: ms after the stream's first datagram, and whether a hand-off of
+    // this stream's end system was running then (evidence for the figures).
+    for (const [a, b] of r.lostRanges) {
+      const atMs = (s.firstSendMs ?? 0) + (a * 1000) / HANDOFF_UDP_PPS;
+      const during = windows.find((w) => w.stream === id && atMs >= w.fromMs - 20 && atMs <= w.toMs + 20);
+      lossEvents.push({
+        stream: id,
+        from: a,
+        to: b,
+        atMs: Math.round(atMs - started),
+        handoff: during ? windows.indexOf(during) : null,
+      });
+    }
   }
   const handoff = await master.call<{ durationsMs: number[] }>("handoffStats");
   // Where packets can be lost or held too long inside the members (evidence for the figures).
@@ -222,6 +236,7 @@ export async function runHandoffs(
     /** VRRP role changes during the run (0 unless the master was starved or the LAN stalled). */
     roleChanges: vr.roleEvents.slice(roleEventsBefore).map((e) => `${e.host}:${e.role}`),
     udp: totals,
+    lossEvents,
     tcp,
     tcpSink: {
       records: sinkReport.totals.records,
