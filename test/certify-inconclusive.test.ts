@@ -67,7 +67,7 @@ describe("a case whose capture dropped packets", () => {
     const record = JSON.parse(readFileSync(join(out, "cases", "vrrp.fwd-master.json"), "utf8")) as CaseRecord;
     expect(record.status, log).toBe("inconclusive");
     expect(record.reason).toMatch(
-      /^inconclusive: incomplete evidence, no verdict - capture on dut:lo \(udp dst port 9\), \/tmp\/tandem-capture-\S+\.pcap: \d+ packets missing from the capture \(\d+ dropped by kernel, 0 dropped by interface; \d+ captured of 200000 received by filter\)$/,
+      /^inconclusive: incomplete evidence, no verdict - capture on dut:lo \(udp dst port 9\), \/tmp\/tandem-capture-\S+\.pcap: tcpdump dropped \d+ packets \(\d+ dropped by kernel, 0 dropped by interface; \d+ captured of 200000 received by filter\)$/,
     );
     const why = record.evidence.find((e) => e.name === "why inconclusive");
     expect(why, "the capture statistics are attached").toBeDefined();
