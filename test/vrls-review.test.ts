@@ -7,7 +7,9 @@
 import { describe, expect, it } from "vitest";
 import { withLab } from "../lib/lab/index.ts";
 import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/lab-harness.ts";
+import { ReviewedCore } from "../lib/roles/vrls/reviewed-core.ts";
 import { imbalancePct, loadsOf, Reviewer } from "../lib/roles/vrls/reviewer.ts";
+import { RouterCore } from "../lib/roles/vrls/router-core.ts";
 import {
   addServerAddresses,
   deviationPct,
@@ -86,6 +88,74 @@ describe("reviewer decision rules (pure)", () => {
     expect(ra.onReviewRequest(RB, 2000, [RA, RB], 1, true).some((a) => a.type === "send")).toBe(false);
     expect(ra.counters.suppressed).toBe(1);
     expect(imbalancePct(loadsOf(alloc, rates, [RA, RB]).values())).toBeGreaterThan(100);
+  });
+
+  it("a backup that answered a flow rate request (7) does not ask (6) within the hold-down after it", () => {
+    const alloc = new Map([
+      ["a", RA],
+      ["b", RB],
+    ]);
+    const rb = new Reviewer(RB, OPTS);
+    const ctx = (now: number) => ({
+      now,
+      role: "backup" as const,
+      master: RA,
+      healthy: [],
+      allocation: alloc,
+      epoch: 1,
+    });
+    const hot = (at: number) => ({ at, rates: new Map([["b", 5e6]]), mine: ["b"], overflowsPerUnit: 100 });
+    // The master's voluntary review reaches rb first: rb answers (8) ...
+    expect(rb.onRateRequest(RA, 1, 1000).map((a) => a.type === "send" && a.message.type)).toEqual([
+      "rateResponse",
+    ]);
+    // ... and, overloaded a moment later, must not start another review in its hold-down.
+    expect(rb.onSample(hot(1100), ctx(1100))).toEqual([]);
+    expect(rb.onSample(hot(3900), ctx(3900))).toEqual([]);
+    expect(rb.onSample(hot(4001), ctx(4001)).some((a) => a.type === "send")).toBe(true);
+  });
+
+  it("the hold-down runs from when a request leaves, not from when its flow sample was started", () => {
+    // rb, a backup of ra: a flow monitor sample whose counter read began at 4000 is handed
+    // over at 5000 (a slow `tc` spawn), stamped 4000 as the agent used to. The request
+    // leaves at 5000, so the hold-down lasts until 8000; started at 4000 it ended at 7000
+    // and a request at 7900 left inside it.
+    const core = new RouterCore({
+      vrid: 51,
+      self: RB,
+      priority: 100,
+      advertIntervalCs: 10,
+      preempt: true,
+      virtualAddresses: ["198.18.1.1"],
+      members: [
+        { id: RA, priority: 200 },
+        { id: RB, priority: 100 },
+      ],
+      mode: "exactly-once",
+      timerDelayMs: 20,
+      retryMs: 20,
+      maxRetries: 25,
+      responseTimeoutMs: 450,
+      discoveryMs: 100,
+      infoRequestIntervalMs: 0,
+      subnets: [{ cidr: "198.18.1.0/24", via: null }],
+      conditions: { kind: "address" },
+    });
+    const reviewed = new ReviewedCore(core, OPTS);
+    reviewed.handle({ type: "startup", now: 0 });
+    reviewed.handle({ type: "advertisement", now: 10, from: RA, priority: 200, maxAdverIntCs: 10 });
+    expect(core.role).toBe("backup");
+    const requests = (now: number, sampledAt = now) =>
+      reviewed
+        .handle({ type: "flowSample", now, sampledAt, rates: new Map(), overflowsPerUnit: 100 })
+        .filter((a) => a.type === "send" && a.message.type === "reviewRequest").length;
+    reviewed.handle({ type: "advertisement", now: 5000, from: RA, priority: 200, maxAdverIntCs: 10 });
+    expect(requests(4000)).toBe(1);
+    expect(requests(7900)).toBe(0);
+    // An event stamped in the past (the agent's old behaviour) cannot move the clock back.
+    reviewed.handle({ type: "advertisement", now: 7950, from: RA, priority: 200, maxAdverIntCs: 10 });
+    expect(requests(7000, 7000)).toBe(0);
+    expect(requests(8001)).toBe(1);
   });
 
   it("no reallocation when the by-rate allocation does not clearly help", () => {

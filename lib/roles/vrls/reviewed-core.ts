@@ -10,11 +10,26 @@ import type { CoreAction, CoreEvent, RouterCore } from "./router-core.ts";
 
 export type ReviewedEvent =
   | CoreEvent
-  | { type: "flowSample"; now: number; rates: ReadonlyMap<string, number>; overflowsPerUnit: number };
+  | {
+      type: "flowSample";
+      /** When the sample is handed to the reviewer (its decisions and hold-down run from here). */
+      now: number;
+      /** When the monitor started reading the counters (default `now`). */
+      sampledAt?: number;
+      rates: ReadonlyMap<string, number>;
+      overflowsPerUnit: number;
+    };
 
 export class ReviewedCore {
   readonly reviewer: Reviewer | null;
   private lastVersion = "";
+  /**
+   * The newest time any event carried. The reviewer decides and starts hold-downs on this
+   * clock: an event stamped earlier than one already handled (a flow monitor sample
+   * stamped when its slow counter read began) must not start a hold-down in the past,
+   * which let the next request leave before the hold-down was over (VRLS-REVIEW-004).
+   */
+  private clock = Number.NEGATIVE_INFINITY;
 
   constructor(
     readonly core: RouterCore,
@@ -26,8 +41,10 @@ export class ReviewedCore {
   handle(event: ReviewedEvent): CoreAction[] {
     const r = this.reviewer;
     const out: CoreAction[] = [];
+    this.clock = Math.max(this.clock, event.now);
+    const now = this.clock;
     if (event.type === "flowSample") {
-      if (r) out.push(...this.apply(r.onSample(this.sampleOf(event), this.context(event.now)), event.now));
+      if (r) out.push(...this.apply(r.onSample(this.sampleOf(event, now), this.context(now)), now));
       return out;
     }
     if (event.type === "message" && r) {
@@ -37,20 +54,17 @@ export class ReviewedCore {
           this.core.opts.members.some((x) => x.id === event.from) ||
           event.from === this.core.activeCoordinator;
         if (!known || this.core.role === "initialize") return out;
-        const ctx = this.context(event.now);
+        const ctx = this.context(now);
         if (m.type === "reviewRequest")
           out.push(
             ...this.apply(
-              r.onReviewRequest(event.from, event.now, ctx.healthy, ctx.epoch, ctx.role === "master"),
-              event.now,
+              r.onReviewRequest(event.from, now, ctx.healthy, ctx.epoch, ctx.role === "master"),
+              now,
             ),
           );
         else if (m.type === "rateRequest")
-          out.push(...this.apply(r.onRateRequest(event.from, m.epoch), event.now));
-        else
-          out.push(
-            ...this.apply(r.onRateResponse(event.from, m, event.now, ctx.allocation, ctx.healthy), event.now),
-          );
+          out.push(...this.apply(r.onRateRequest(event.from, m.epoch, now), now));
+        else out.push(...this.apply(r.onRateResponse(event.from, m, now, ctx.allocation, ctx.healthy), now));
         return out;
       }
     }
@@ -59,14 +73,14 @@ export class ReviewedCore {
     if (r) {
       if (wasMaster && this.core.role !== "master") r.reset();
       if (event.type === "tick" && this.core.role === "master") {
-        const ctx = this.context(event.now);
-        out.push(...this.apply(r.onTick(event.now, ctx.allocation, ctx.healthy), event.now));
+        const ctx = this.context(now);
+        out.push(...this.apply(r.onTick(now, ctx.allocation, ctx.healthy), now));
       }
       // Any new allocation (review, fault, new end system) holds reviews down.
       const v = this.core.member.currentVersion;
       const key = `${v.epoch}.${v.version}`;
       if (key !== this.lastVersion) {
-        if (this.lastVersion !== "") r.noteReallocation(event.now);
+        if (this.lastVersion !== "") r.noteReallocation(now);
         this.lastVersion = key;
       }
     }
@@ -83,10 +97,15 @@ export class ReviewedCore {
     return out;
   }
 
-  private sampleOf(e: Extract<ReviewedEvent, { type: "flowSample" }>) {
+  private sampleOf(e: Extract<ReviewedEvent, { type: "flowSample" }>, now: number) {
     const self = this.core.opts.self;
     const mine = this.core.member.allocation.filter((x) => x.owner === self).map((x) => x.condition);
-    return { at: e.now, rates: e.rates, mine, overflowsPerUnit: e.overflowsPerUnit };
+    return {
+      at: Math.min(e.sampledAt ?? now, now),
+      rates: e.rates,
+      mine,
+      overflowsPerUnit: e.overflowsPerUnit,
+    };
   }
 
   private context(now: number) {

@@ -10,8 +10,12 @@
  *   the responses (type 8, P12), decides (P13: imbalance of the average flow rate per
  *   router, or difference of the overflow counts, above the thresholds) and, when the
  *   by-rate allocation is better, has the master engine reallocate by measured rate;
- * - no member reviews again for `holdDownMs` after a request, a voluntary collection or a
- *   reallocation (seed: "not performed for a certain period after the review request").
+ * - no member reviews again for `holdDownMs` after a request, a voluntary collection, a
+ *   flow rate request it answered (a review is under way: asking now would only be
+ *   suppressed by the master) or a reallocation (seed: "not performed for a certain period
+ *   after the review request ... irrespective of executing or not executing the
+ *   reallocation"). The hold-down runs from the moment the member acts (sends 6 or 7,
+ *   answers a 7, applies a 3), never from when a flow monitor sample was started.
  *
  * On a hub every member sees every frame, so a member's sample holds the rate of every
  * condition (its `others` set counts the frames it drops); a type 8 response carries only
@@ -134,7 +138,7 @@ export class Reviewer {
     if (ctx.role === "backup") {
       if (ctx.master === null) return [];
       // P10: the backup asks the master for a review (Fig. 10D, type 6).
-      this.holdUntil = ctx.now + this.opts.holdDownMs;
+      this.holdUntil = Math.max(this.holdUntil, ctx.now + this.opts.holdDownMs);
       this.counters.requestsSent++;
       return [
         { type: "log", message: `review request to ${ctx.master}` },
@@ -161,8 +165,13 @@ export class Reviewer {
     return this.collect(now, "backup", healthy, epoch);
   }
 
-  /** Any member: the master's flow rate information request (type 7) -> type 8 (P12). */
-  onRateRequest(from: string, epoch: number): ReviewAction[] {
+  /**
+   * Any member: the master's flow rate information request (type 7) -> type 8 (P12). A
+   * review is under way: this member's own requests are held down from now (VRLS-REVIEW-004;
+   * before, a backup that answered a voluntary 7 could ask right after it).
+   */
+  onRateRequest(from: string, epoch: number, now: number): ReviewAction[] {
+    this.holdUntil = Math.max(this.holdUntil, now + this.opts.holdDownMs);
     const s = this.sample;
     const rates = s ? s.mine.map((c) => ({ condition: c, bps: Math.round(s.rates.get(c) ?? 0) })) : [];
     this.counters.responsesSent++;
@@ -247,7 +256,7 @@ export class Reviewer {
     healthy: readonly string[],
     epoch: number,
   ): ReviewAction[] {
-    this.holdUntil = now + this.opts.holdDownMs;
+    this.holdUntil = Math.max(this.holdUntil, now + this.opts.holdDownMs);
     this.counters.collections++;
     const others = healthy.filter((m) => m !== this.self);
     const own = this.sample;
@@ -299,7 +308,7 @@ export class Reviewer {
       if (after < before * 0.8) {
         reallocated = true;
         this.counters.reallocations++;
-        this.holdUntil = now + this.opts.holdDownMs;
+        this.holdUntil = Math.max(this.holdUntil, now + this.opts.holdDownMs);
         actions.push({ type: "reallocateByRate", rates });
       }
     }
