@@ -370,7 +370,6 @@ function startFlowMonitor(): void {
   const cs = args.core.conditions;
   const monitor = new FlowMonitor({
     exec: localExecutor(),
-    nft,
     table: dp.table,
     conditionOf: (set, element) =>
       set.endsWith("_b")
