@@ -1,12 +1,18 @@
 // The substitution server (seed Figs. 14-16, P20-P33) on the Fig. 14 lab: it registers
-// (type 9 -> 10), allocates (type 3 from the server, applied by both routers), runs a
-// review requested by an overloaded backup (6 -> server, 7 from the server, 8, 3 from the
-// server, 4), and when it is killed the master does the work again with no interruption
-// of forwarding (far-side capture: no gap beyond the machine's jitter, no duplicate).
+// (type 9 -> 10), allocates (type 3 from the server, applied by both routers; the master
+// records it without a response, P24, and the backup's responses reach the master through
+// the server, P25), runs a review requested by an overloaded backup (6 -> server, 7 from
+// the server, 8, the end systems asked again, P33, 3 from the server, 4), and when it is
+// killed the master does the work again with no interruption of forwarding (far-side
+// capture: no gap beyond the machine's jitter, no duplicate).
 import { describe, expect, it } from "vitest";
 import { withLab } from "../lib/lab/index.ts";
 import { startCoordinator } from "../lib/roles/vrls/coordinator.ts";
-import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/lab-harness.ts";
+import {
+  startInfoResponders,
+  startVirtualRouter,
+  virtualRouterConfig,
+} from "../lib/roles/vrls/lab-harness.ts";
 import {
   addServerAddresses,
   deviationPct,
@@ -23,6 +29,7 @@ import {
 } from "../lib/roles/vrls/sharing-run.ts";
 import { findSequence, VrlsWireLog } from "../lib/roles/vrls/wire-log.ts";
 import { loadTopology } from "../lib/topology/load.ts";
+import { VRLS_TYPE } from "../lib/wire/vrls.ts";
 
 const RA = "198.18.1.2";
 const RB = "198.18.1.3";
@@ -32,6 +39,7 @@ const BUCKETS = 32;
 interface CoordinatorStatus {
   registered: boolean;
   master: { epoch: number; allocation: Record<string, string>; inFlight: unknown } | null;
+  counters?: Record<string, number>;
 }
 
 describe("VRLS substitution server on the Fig. 14 lab", () => {
@@ -56,6 +64,8 @@ describe("VRLS substitution server on the Fig. 14 lab", () => {
         },
       });
       const wire = await VrlsWireLog.start(lab, "es4");
+      // The end systems answer ICMP information requests (P33 before the review's reallocation).
+      const responders = await startInfoResponders(lab, LAN_END_SYSTEMS);
       const vr = await startVirtualRouter(lab, cfg);
       const sub = await startCoordinator(lab, cfg);
       try {
@@ -106,6 +116,8 @@ describe("VRLS substitution server on the Fig. 14 lab", () => {
           "02:00:00:00:64:03",
         ]);
 
+        const reviewCounters = (await sub.call<CoordinatorStatus>("status")).counters ?? {};
+
         // The server dies during steady forwarding: the master takes over, nothing stops.
         let killedAt = 0;
         const r2 = await runLoad(
@@ -121,21 +133,39 @@ describe("VRLS substitution server on the Fig. 14 lab", () => {
         await new Promise((r) => setTimeout(r, 300));
         const raAfter = await vr.status("ra");
         const log = await wire.stop();
+
         const gaps = r2.analysis.streams.map((s) => s.longestInterruption?.ms ?? -1);
         const dups = [wireDuplicates(r1.analysis), wireDuplicates(r2.analysis)];
-        const diag = `${JSON.stringify({ dups, after1, gaps, killedAt, raMaster: raAfter.master, counters: raAfter.counters })}\n${log
+        const diag = `${JSON.stringify({ dups, after1, gaps, killedAt, raMaster: raAfter.master, counters: raAfter.counters, reviewCounters })}\n${log
           .filter((m) => m.type >= 3)
           .map((m) => `${m.at} ${m.src}>${m.dst} ${m.type}`)
           .join("\n")}\n${sub.logText()}`;
 
         expect(
           findSequence(log, [
-            { type: 9, src: SUB },
-            { type: 10, src: RA },
-            { type: 3, src: SUB },
+            { type: VRLS_TYPE.registration, src: SUB },
+            { type: VRLS_TYPE.registrationAck, src: RA },
+            { type: VRLS_TYPE.allocation, src: SUB },
           ]),
           diag,
         ).not.toBeNull();
+        const firstServerAllocation =
+          log.find((m) => m.type === VRLS_TYPE.allocation && m.src === SUB)?.at ?? 0;
+        const fromServerOn = log.filter(
+          (m) =>
+            m.type === VRLS_TYPE.allocationConfirmation && m.at >= firstServerAllocation && m.at < killedAt,
+        );
+        // P24: the master records the server's allocations without a response.
+        expect(
+          fromServerOn.filter((m) => m.src === RA),
+          diag,
+        ).toEqual([]);
+        // P25: the backup responds to the server, which transfers the response to the master.
+        expect(fromServerOn.filter((m) => m.src === RB && m.dst === SUB).length, diag).toBeGreaterThan(0);
+        expect(fromServerOn.filter((m) => m.src === SUB && m.dst === RA).length, diag).toBeGreaterThan(0);
+        // P33: the review's reallocation came after the end systems were asked again.
+        expect(reviewCounters["infoRequests.review"] ?? 0, diag).toBeGreaterThan(0);
+        expect(reviewCounters.reviewReallocations ?? 0, diag).toBeGreaterThan(0);
         expect(
           findSequence(
             log,
@@ -163,6 +193,7 @@ describe("VRLS substitution server on the Fig. 14 lab", () => {
         await wire.stop().catch(() => undefined);
         await sub.stop().catch(() => undefined);
         await vr.stop();
+        await Promise.all(responders.map((x) => x.stop().catch(() => undefined)));
       }
     });
   }, 170_000);

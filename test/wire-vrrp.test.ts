@@ -2,7 +2,14 @@ import { describe, expect, it } from "vitest";
 import { fromHex } from "../lib/wire/bytes.ts";
 import { decodeIpv4, encodeIpv4, IP_PROTOCOL } from "../lib/wire/ipv4.ts";
 import { expectOk } from "../lib/wire/result.ts";
-import { decodeVrls, encodeVrls, encodeVrlsIpv4, type VrlsMessage } from "../lib/wire/vrls.ts";
+import {
+  decodeVrls,
+  encodeVrls,
+  encodeVrlsIpv4,
+  transferVrlsIpv4,
+  VRLS_TYPE,
+  type VrlsMessage,
+} from "../lib/wire/vrls.ts";
 import {
   decodeVrrp,
   detectVrrpChecksumMode,
@@ -249,6 +256,23 @@ describe("VRLS extension messages (seed 000 Figs. 3, 10A-10F)", () => {
       expect(expectOk(decodeIpv4(ip)).protocol).toBe(IP_PROTOCOL.vrrp);
     },
   );
+
+  it("a transferred message (P25) keeps its sender, sequence and HMAC; only the IP header and checksum change", () => {
+    const confirmation = messages.find((m) => m.type === VRLS_TYPE.allocationConfirmation)!;
+    const original = encodeVrls(confirmation, opts);
+    const server = { src: "198.18.0.6", dst: "198.18.0.2" };
+    const ip = expectOk(decodeIpv4(transferVrlsIpv4(original, server)));
+    expect(ip).toMatchObject({ src: server.src, dst: server.dst, protocol: IP_PROTOCOL.vrrp, ttl: 255 });
+    expect(vrrpChecksumMatches(ip.payload, server)).toBe(true);
+    // Authenticated as the original sender's message, byte for byte the same after the checksum.
+    expect(expectOk(decodeVrls(ip.payload, { key, ...server }))).toEqual(confirmation);
+    expect([...ip.payload.subarray(8)]).toEqual([...original.subarray(8)]);
+    // A transferred copy cannot be altered by the server: any body change breaks the HMAC.
+    const forged = ip.payload.slice();
+    forged[forged.length - 40] = (forged[forged.length - 40] ?? 0) ^ 1;
+    const d = decodeVrls(forged, { key });
+    expect(d.ok ? "accepted" : d.error.reason).toBe("bad HMAC");
+  });
 
   it("rejects a wrong key, a flipped byte anywhere, and a truncation, with offsets", () => {
     const m = messages[2]!;

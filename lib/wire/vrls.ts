@@ -334,6 +334,37 @@ export function encodeVrlsIpv4(message: VrlsMessage, options: VrlsCodecOptions):
   });
 }
 
+/**
+ * A received VRLS message transferred unchanged by a third party (seed Fig. 15 P25: the
+ * substitution server transfers a backup's response to the master router): the same VRRP
+ * message, sender, sequence and HMAC (which covers no IP address), in a new IPv4 packet from
+ * `src` to `dst`; only the RFC 5798 checksum, whose pseudo-header has the addresses, is
+ * recomputed. The receiver authenticates the original sender as usual.
+ */
+export function transferVrlsIpv4(
+  vrrp: Uint8Array,
+  options: { src: string; dst: string; checksumMode?: VrrpChecksumMode },
+): Uint8Array {
+  const out = vrrp.slice();
+  out[6] = 0;
+  out[7] = 0;
+  const sum = vrrpChecksum(out, 3, {
+    src: options.src,
+    dst: options.dst,
+    mode: options.checksumMode ?? "rfc",
+  });
+  out[6] = sum >> 8;
+  out[7] = sum & 0xff;
+  return encodeIpv4({
+    src: options.src,
+    dst: options.dst,
+    protocol: IP_PROTOCOL.vrrp,
+    ttl: 255,
+    tos: 0xc0,
+    payload: out,
+  });
+}
+
 // ---------- decoding ----------
 
 function readCondition(r: ByteReader): Condition {

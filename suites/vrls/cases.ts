@@ -93,14 +93,16 @@ export const vrlsCases = defineCases("vrls", {
     needs: ["vrls", "fault-crash"],
   },
   "vrls.substitution": {
-    title: "a substitution server discovers and allocates; the master records (Fig. 14, 15)",
+    title:
+      "a substitution server discovers and allocates; the master records without responding, the server transfers the backup's responses (Fig. 14, 15 P20-P26)",
     requirements: ["VRLS-SUB-001"],
     // The reference's substitution server exists (lib/roles/vrls/coordinator.ts) but its
     // adapter does not declare vrls-substitution yet: substitution.ts drives the reference only.
     needs: ["vrls"],
   },
   "vrls.substitution-review": {
-    title: "reviews go through the substitution server (Fig. 16)",
+    title:
+      "reviews go through the substitution server, which asks the end systems again before reallocating (Fig. 16 P30-P33)",
     requirements: ["VRLS-SUB-002"],
     needs: ["vrls"],
   },

@@ -6,7 +6,9 @@ import {
   decodeIpv4,
   decodeVrls,
   ETHERTYPE,
+  hasVrlsExtension,
   IP_PROTOCOL,
+  VRLS_TYPE,
   type VrlsMessage,
 } from "../../lib/wire/index.ts";
 
@@ -22,6 +24,24 @@ export interface LanMessage {
   dst: string;
   kind: "vrrp" | "icmp";
   type: number;
+  /**
+   * VRLS messages (types 2-10): the sender and its sequence number from the extension
+   * header (read, not authenticated). They differ from `src` when a message is transferred
+   * unchanged (seed Fig. 15 P25: the substitution server passes a backup's response on).
+   */
+  sender?: string;
+  sequence?: number;
+}
+
+/** Sender and sequence of a VRLS extension header (docs/wire.md), when the message has one. */
+function vrlsHeader(vrrp: Uint8Array): { sender: string; sequence: number } | undefined {
+  if (!hasVrlsExtension(vrrp)) return undefined;
+  const at = 8 + (vrrp[3] ?? 0) * 4;
+  const view = new DataView(vrrp.buffer, vrrp.byteOffset, vrrp.byteLength);
+  return {
+    sender: `${vrrp[at + 4]}.${vrrp[at + 5]}.${vrrp[at + 6]}.${vrrp[at + 7]}`,
+    sequence: view.getUint32(at + 12),
+  };
 }
 
 export async function readLanMessages(path: string): Promise<{ messages: LanMessage[]; malformed: number }> {
@@ -38,9 +58,11 @@ export async function readLanMessages(path: string): Promise<{ messages: LanMess
     const p = ip.value;
     const first = p.payload[0];
     if (first === undefined) continue;
-    if (p.protocol === IP_PROTOCOL.vrrp)
-      messages.push({ tsMs: rec.tsMs, src: p.src, dst: p.dst, kind: "vrrp", type: first & 0x0f });
-    else if (p.protocol === IP_PROTOCOL.icmp)
+    if (p.protocol === IP_PROTOCOL.vrrp) {
+      const type = first & 0x0f;
+      const h = type === VRLS_TYPE.advertisement ? undefined : vrlsHeader(p.payload);
+      messages.push({ tsMs: rec.tsMs, src: p.src, dst: p.dst, kind: "vrrp", type, ...(h ?? {}) });
+    } else if (p.protocol === IP_PROTOCOL.icmp)
       messages.push({ tsMs: rec.tsMs, src: p.src, dst: p.dst, kind: "icmp", type: first });
   }
   return { messages, malformed };
@@ -97,7 +119,11 @@ export async function describeLanMessages(
       lines.push(`${head}  (undecodable: ${m.error.reason})`);
       continue;
     }
-    lines.push(`${head}  ${summarize(m.value)}`);
+    const transferred =
+      m.value.sender !== ip.value.src
+        ? `  [transferred: ${m.value.sender}'s message #${m.value.sequence}]`
+        : "";
+    lines.push(`${head}  ${summarize(m.value)}${transferred}`);
   }
   return `${lines.join("\n")}\n`;
 }

@@ -43,9 +43,12 @@ import { longestGapsIn, sumTimelines } from "./traffic.ts";
  * brought up and torn down by the scenario:
  *
  * - phase A, address conditions: the server registers (9 -> 10), asks the end systems
- *   (ICMP 15 -> 16) and allocates (3); the master rests and records the allocation;
+ *   (ICMP 15 -> 16) and allocates (3); the master rests and records the allocation without
+ *   a response (P24); the backup's response (4) goes to the server, which transfers it,
+ *   unchanged, to the master (P25); the master's markers (5) go to the backup (P26);
  * - phase B, hash-bucket conditions and tbf capacity limits (as the review scenario):
- *   skew onto the backup, which asks the server for a review (6 -> server, 7, 8, 3, 4);
+ *   skew onto the backup, which asks the server for a review (6 -> server, 7, 8); the
+ *   server asks the end systems again (ICMP 15 -> 16, P33), then reallocates (3, 4);
  *   then, under 4 x 500 pps, the server is killed (cable pulled, process killed): the
  *   master takes the work back with no interruption and no duplicate on the far side.
  *
@@ -201,6 +204,9 @@ export async function runSubstitutionScenario(adapter: VendorAdapter): Promise<S
           timeUnitMs: 1000,
         }),
       });
+      // The end systems answer the server's information requests again: before a review's
+      // reallocation it collects them anew (Fig. 16 P33).
+      const respondersB = await startInfoResponders(lab, LAN_END_SYSTEMS);
       vr = await startVirtualRouter(lab, cfgB);
       sub = await startCoordinator(lab, cfgB);
       let b: SubstitutionScenario["b"];
@@ -279,6 +285,7 @@ export async function runSubstitutionScenario(adapter: VendorAdapter): Promise<S
         for (const [h, ag] of vr.agents) logs.push(`==== phase B: ${h} ====\n${ag.logText()}`);
         await sub.stop().catch(() => undefined);
         await vr.stop();
+        await Promise.all(respondersB.map((x) => x.stop().catch(() => undefined)));
       }
       const lanStats = await lan.stop();
       const farStats = await far.stop();

@@ -11,6 +11,8 @@ import { TrafficAgent } from "../../lib/traffic/agent-client.ts";
 import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
 import { type ChartEvent, renderTimelineSvg } from "../../lib/traffic/chart.ts";
 import { sendUdpStream } from "../../lib/traffic/udp.ts";
+import { ICMP_TYPE } from "../../lib/wire/icmp.ts";
+import { VRLS_TYPE } from "../../lib/wire/vrls.ts";
 import { createAdapter } from "../../vendor-adapters/index.ts";
 import type { VendorAdapter, VrlsControl } from "../../vendor-adapters/types.ts";
 import { suiteEnv } from "../support/env.ts";
@@ -801,6 +803,42 @@ async function attachSubstitution(
 const asLog = (ms: readonly LanMessage[]) =>
   ms.filter((m) => m.kind === "vrrp").map((m) => ({ at: m.tsMs, src: m.src, dst: m.dst, type: m.type }));
 
+/** How long the server may take to pass a backup's response on (this machine's jitter included). */
+const TRANSFER_WITHIN_MS = 500;
+
+/**
+ * Fig. 15 P25 on the wire: each response (4) of the backup that the server received (sent to
+ * it, or multicast) after `fromMs`, and the server's transfer of it to the master: the same
+ * message (sender and sequence) from the server's address to the master's, within
+ * TRANSFER_WITHIN_MS.
+ */
+function transfersOf(ms: readonly LanMessage[], fromMs: number) {
+  const responses = ms.filter(
+    (m) =>
+      m.kind === "vrrp" &&
+      m.type === VRLS_TYPE.allocationConfirmation &&
+      m.src === RB &&
+      (m.dst === SUB || m.dst === "224.0.0.18") &&
+      m.tsMs >= fromMs,
+  );
+  const copies = ms.filter(
+    (m) =>
+      m.kind === "vrrp" &&
+      m.type === VRLS_TYPE.allocationConfirmation &&
+      m.src === SUB &&
+      m.dst === RA &&
+      m.sender === RB,
+  );
+  return responses.map((m) => {
+    const copy = copies.find((c) => c.sequence === m.sequence && c.tsMs >= m.tsMs);
+    return {
+      atMs: m.tsMs,
+      sequence: m.sequence,
+      transferredAfterMs: copy ? Math.round((copy.tsMs - m.tsMs) * 10) / 10 : null,
+    };
+  });
+}
+
 describe("vrls: substitution server (Figs. 14-16)", () => {
   certCase(
     C["vrls.substitution"],
@@ -825,12 +863,31 @@ describe("vrls: substitution server (Figs. 14-16)", () => {
         logA.filter((m) => m.type === 4 && m.src === src && firstServerAlloc && m.at >= firstServerAlloc.at);
       const masterAnswers = answersBy(RA);
       const backupAnswers = answersBy(RB);
+      // P25: the backup's responses reach the master through the server, unchanged.
+      const transfers = firstServerAlloc ? transfersOf(r.a.messages, firstServerAlloc.at) : [];
+      const untransferred = transfers.filter(
+        (t) => t.transferredAfterMs === null || t.transferredAfterMs > TRANSFER_WITHIN_MS,
+      );
+      // P26: the master's sequence number information / markers go straight to the backup.
+      const mode = dutOverrides().mode;
+      const directMarkers = logA.filter(
+        (m) =>
+          m.type === VRLS_TYPE.sequenceInfo &&
+          m.src === RA &&
+          m.dst === RB &&
+          firstServerAlloc &&
+          m.at >= firstServerAlloc.at,
+      ).length;
       await attachSubstitution(ctx, r, {
         registrationSequence: registration?.map((m) => ({ type: m.type, src: m.src })) ?? null,
         icmpInfoRequestsFromServer: infoRequests.length,
         icmpInfoRepliesToServer: infoReplies,
         masterConfirmationsOfServerAllocation: masterAnswers.length,
         backupConfirmationsOfServerAllocation: backupAnswers.length,
+        backupResponsesTransferredToMaster: transfers,
+        transferWithinMs: TRANSFER_WITHIN_MS,
+        mode,
+        sequenceInfoMasterToBackup: directMarkers,
       });
       expect(registration, "9 (server) -> 10 (master) -> 3 (server) on hub 2").not.toBeNull();
       expect(infoRequests.length, "ICMP information requests (15) from the server").toBeGreaterThan(0);
@@ -848,6 +905,16 @@ describe("vrls: substitution server (Figs. 14-16)", () => {
       expect(r.a.owners.ra, "the master records the server's allocation").toEqual(serverAlloc);
       expect(r.a.owners.rb, "the backup applies the server's allocation").toEqual(serverAlloc);
       expect(backupAnswers.length, "the backup confirms the server's allocation (4)").toBeGreaterThan(0);
+      expect(transfers.length, "the backup's responses (4) the server received").toBeGreaterThan(0);
+      expect(
+        untransferred,
+        `P25: backup responses the server did not transfer to the master (same sender and sequence, from ${SUB} to ${RA}) within ${TRANSFER_WITHIN_MS} ms`,
+      ).toEqual([]);
+      if (mode !== "timer")
+        expect(
+          directMarkers,
+          "P26: sequence number information (5) from the master straight to the backup",
+        ).toBeGreaterThan(0);
       // P24 "records the information ... without transmitting a response"; last, so that every
       // other check of the case has run when this one fails.
       expect(
@@ -870,17 +937,59 @@ describe("vrls: substitution server (Figs. 14-16)", () => {
         r.b.reviewRun.startedAt,
       );
       const requestsB = logB.filter(
-        (m) => m.type === 6 && m.at >= r.b.reviewRun.startedAt && m.at < r.b.killRun.killedAt,
+        (m) =>
+          m.type === VRLS_TYPE.reviewRequest &&
+          m.at >= r.b.reviewRun.startedAt &&
+          m.at < r.b.killRun.killedAt,
       );
-      const masterRounds = logB.filter((m) => m.type === 7 && m.src === RA && m.at < r.b.killRun.killedAt);
+      const masterRounds = logB.filter(
+        (m) => m.type === VRLS_TYPE.flowRateRequest && m.src === RA && m.at < r.b.killRun.killedAt,
+      );
       const dev = deviationPct(Object.values(r.b.reviewRun.after));
+      // P33: after the flow rate responses (8) and before the reallocation (3), the server
+      // asks the end systems again (ICMP 15) and their answers (16) come back to it.
+      const lastRate = review?.[2];
+      const realloc = review?.[3];
+      const icmpB = r.b.messages.filter((m) => m.kind === "icmp");
+      const asked =
+        lastRate && realloc
+          ? icmpB.filter(
+              (m) =>
+                m.type === ICMP_TYPE.informationRequest &&
+                m.src === SUB &&
+                m.tsMs > lastRate.at &&
+                m.tsMs < realloc.at,
+            )
+          : [];
+      const answered = asked[0]
+        ? icmpB.filter(
+            (m) =>
+              m.type === ICMP_TYPE.informationReply &&
+              m.dst === SUB &&
+              m.tsMs > asked[0]!.tsMs &&
+              m.tsMs <= realloc!.at,
+          )
+        : [];
+      const at = (t: number | undefined) =>
+        t === undefined ? null : Math.round(t - r.b.reviewRun.startedAt);
       await attachSubstitution(ctx, r, {
-        reviewSequence: review?.map((m) => ({ type: m.type, src: m.src, dst: m.dst })) ?? null,
+        reviewSequence:
+          review?.map((m) => ({ type: m.type, src: m.src, dst: m.dst, atMs: at(m.at) })) ?? null,
         reviewRequestDestinations: requestsB.map((m) => m.dst),
         masterFlowRateRequests: masterRounds.length,
         deviationAfterReviewPct: dev,
+        p33InformationRequestsAtMs: asked.map((m) => at(m.tsMs)),
+        p33RepliesToServer: answered.map((m) => ({ from: m.src, atMs: at(m.tsMs) })),
       });
       expect(review, "6 (rb) -> 7 (server) -> 8 -> 3 (server) -> 4 on hub 2").not.toBeNull();
+      expect(
+        asked.length,
+        "P33: ICMP information requests (15) from the server between the flow rate responses (8) and the reallocation (3)",
+      ).toBeGreaterThan(0);
+      expect(
+        answered.length,
+        "P33: end systems' replies (16) to the server before the reallocation (3) (it reallocates only after collecting)",
+      ).toBeGreaterThan(0);
       expect(
         requestsB.filter((m) => m.dst !== SUB).map((m) => m.dst),
         "review requests (6) not addressed to the server",

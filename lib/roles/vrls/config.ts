@@ -79,6 +79,11 @@ export const VirtualRouterSpec = z
         host: HostName,
         timeoutMs: z.number().int().min(10).optional(),
         keepaliveMs: z.number().int().min(5).default(50),
+        /**
+         * The master router confirms nothing while the server allocates (Fig. 15 P24), so a
+         * hand-off with it runs on this time: how long it may take to apply an allocation.
+         */
+        handoffGraceMs: z.number().int().min(1).max(10_000).default(100),
       })
       .strict()
       .optional(),
@@ -225,6 +230,7 @@ export function coreOptionsFor(vr: VirtualRouterConfig, host: string): RouterCor
           coordinator: vr.coordinatorAddress,
           coordinatorTimeoutMs:
             s.coordinator?.timeoutMs ?? s.responseTimeoutMs ?? 4 * s.advertIntervalMs + 50,
+          coordinatorGraceMs: s.coordinator?.handoffGraceMs ?? 100,
         }
       : {}),
     infoRequestIntervalMs: s.infoRequestIntervalMs,

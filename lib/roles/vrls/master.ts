@@ -78,6 +78,13 @@ export class MasterEngine {
    * sets the master router here.
    */
   unallocatedForwarder: string | null = null;
+  /**
+   * A member that records allocations without confirming them: the master router while a
+   * substitution server allocates (seed Fig. 15 P24: "records the information ... without
+   * transmitting a response. The response is transmitted only from backup router 3-2").
+   * Allocations do not wait for it; it counts as working once an allocation completes.
+   */
+  private silent: string | null = null;
 
   constructor(private readonly opts: MasterOptions) {}
 
@@ -160,6 +167,22 @@ export class MasterEngine {
     return this.heard(from, now, msg);
   }
 
+  get silentMember(): string | null {
+    return this.silent;
+  }
+
+  /**
+   * Sets the member that does not confirm (P24; null: every member confirms). An allocation
+   * in flight stops waiting for it, and completes if it waited for nobody else.
+   */
+  setSilentMember(id: string | null, now: number): MasterAction[] {
+    this.silent = id;
+    const f = this.inFlight;
+    const actions: MasterAction[] = [];
+    if (f && id !== null && f.waiting.delete(id) && f.waiting.size === 0) this.complete(f, now, actions);
+    return actions;
+  }
+
   onConfirmation(
     from: string,
     msg: Extract<VrlsMessage, { type: "confirmation" }>,
@@ -170,21 +193,26 @@ export class MasterEngine {
     if (!f || compareVersion(msg, f) !== 0) return actions;
     f.confirmedOnce.add(from);
     if (msg.done) f.waiting.delete(from);
-    if (f.waiting.size === 0) {
-      this.current = new Map(f.entries.map((e) => [e.condition, e.owner]));
-      this.inFlight = null;
-      // Seed: the router condition goes from 'suspended' to 'working' once confirmed.
-      for (const m of f.confirmedOnce) if (this.status.get(m) !== "faulty") this.status.set(m, "working");
-      this.completedAllocations++;
-      this.lastHandoffMs = now - f.startedAt;
-      this.handoffDurationsMs.push(this.lastHandoffMs);
-      if (this.handoffDurationsMs.length > 10_000) this.handoffDurationsMs.shift();
-      actions.push({
-        type: "log",
-        message: `allocation ${f.epoch}.${f.version} complete in ${this.lastHandoffMs} ms`,
-      });
-    }
+    if (f.waiting.size === 0) this.complete(f, now, actions);
     return actions;
+  }
+
+  private complete(f: InFlight, now: number, actions: MasterAction[]): void {
+    this.current = new Map(f.entries.map((e) => [e.condition, e.owner]));
+    this.inFlight = null;
+    // Seed: the router condition goes from 'suspended' to 'working' once confirmed (the
+    // silent master router: once the allocation it recorded is complete).
+    for (const m of f.confirmedOnce) if (this.status.get(m) !== "faulty") this.status.set(m, "working");
+    if (this.silent !== null && this.status.get(this.silent) === "suspended")
+      this.status.set(this.silent, "working");
+    this.completedAllocations++;
+    this.lastHandoffMs = now - f.startedAt;
+    this.handoffDurationsMs.push(this.lastHandoffMs);
+    if (this.handoffDurationsMs.length > 10_000) this.handoffDurationsMs.shift();
+    actions.push({
+      type: "log",
+      message: `allocation ${f.epoch}.${f.version} complete in ${this.lastHandoffMs} ms`,
+    });
   }
 
   onTick(now: number): MasterAction[] {
@@ -330,14 +358,17 @@ export class MasterEngine {
       epoch: this.epoch,
       version: this.version,
       entries,
-      waiting: new Set(members),
+      // P24: the silent master router records the allocation; only the others confirm.
+      waiting: new Set(members.filter((m) => m !== this.silent)),
       confirmedOnce: new Set(),
       lastSent: now,
       attempts: 0,
       startedAt: now,
     };
     this.inFlight = f;
-    return [this.allocationMessage(f)];
+    const actions: MasterAction[] = [this.allocationMessage(f)];
+    if (f.waiting.size === 0) this.complete(f, now, actions);
+    return actions;
   }
 
   private allocationMessage(f: InFlight): MasterAction {

@@ -6,6 +6,24 @@
  * runs this too, for its own conditions. Pure and clock-injected: events in,
  * actions out.
  *
+ * With a substitution server (seed Figs. 14-15, coordinator.ts) allocating, the series is
+ * "coordinated": every confirmation goes to the server, which transfers it to the other
+ * routers (P25), and the master router records the allocation without confirming anything
+ * (P24: it is the series' silent member). A hand-off with the silent master therefore
+ * cannot wait for its confirmations; it runs on the server's grace time instead:
+ *  - the master gives a condition up (it observes from the allocation on): the new owner
+ *    starts holding `graceMs` after the allocation, then confirms; the master stops when the
+ *    server transfers that confirmation and sends its markers directly (P26);
+ *  - the master takes a condition over: it starts holding when the server transfers the old
+ *    owner's confirmation (observing); the old owner stops `2 x graceMs` after the
+ *    allocation (the confirmation's way through the server, the master's hold) and sends
+ *    its markers to the master, again after `retryMs` in case one is lost;
+ *  - timer mode: the new owner's delay is `timerDelayMs + graceMs` (seed P25: "a preset
+ *    timer value ... substantially large"); an old owner whose new owner is the master stops
+ *    at the allocation (the master waits the delay before forwarding).
+ * Loss and duplication then depend on the master applying an allocation within `graceMs`
+ * (an assumption, unlike the confirmation-driven hand-offs between routers that confirm).
+ *
  * Per condition the data plane disposition is one of
  *   forward  - the kernel forwards (this member is the router in charge)
  *   drop     - the kernel drops (another member's condition)
@@ -44,9 +62,33 @@ export type MemberAction =
 
 type Gain =
   | { phase: "waitObserving"; from: string }
+  /** Coordinated series, old owner the silent master: hold from `until` (it cannot say it observes). */
+  | { phase: "settle"; from: string; until: number }
   | { phase: "holding"; from: string }
   | { phase: "delay"; until: number };
-type Loss = { to: string; phase: "observing" | "stopped" };
+type Loss = {
+  to: string;
+  phase: "observing" | "stopped";
+  /** Coordinated series, new owner the silent master: stop at this time (it cannot say it holds). */
+  stopAt?: number;
+  /** Markers sent to a silent new owner, and when last (it never asks again). */
+  markersSent?: number;
+  markersAt?: number;
+};
+
+/** How a series of allocations is run (default: by a master router, everybody confirms to all). */
+export interface SeriesContext {
+  /** The substitution server that allocates (coordinated series): confirmations go to it (P25). */
+  coordinator: string | null;
+  /** The member that records allocations without confirming (P24: the master router). */
+  silent: string | null;
+  /** Coordinated series: how long the silent master may take to apply an allocation. */
+  graceMs: number;
+}
+
+const PLAIN: SeriesContext = { coordinator: null, silent: null, graceMs: 0 };
+/** Markers to a silent new owner are sent this many times in all (it never asks for them). */
+const MARKER_SENDS_TO_SILENT = 3;
 
 export interface MemberOptions {
   self: string;
@@ -65,6 +107,9 @@ export interface MemberSnapshot {
   losing: Record<string, string>;
   owners: Record<string, string>;
   staleAllocations: number;
+  /** A substitution server's series: who allocates, who records without confirming (P24). */
+  coordinated?: { by: string; silent: string | null };
+  confirmationsWithheld: number;
 }
 
 export class MemberEngine {
@@ -81,7 +126,10 @@ export class MemberEngine {
   private readonly peerHolding = new Map<string, Set<string>>();
   private lastDispositions = new Map<string, Disposition>();
   private lastConfirmAt = Number.NEGATIVE_INFINITY;
+  private series: SeriesContext = PLAIN;
   staleAllocations = 0;
+  /** Confirmations this member kept to itself as the silent master router (P24). */
+  confirmationsWithheld = 0;
 
   constructor(private readonly opts: MemberOptions) {}
 
@@ -98,11 +146,30 @@ export class MemberEngine {
     return this.gains.size === 0 && [...this.losses.values()].every((l) => l.phase === "stopped");
   }
 
+  /** How the current series is run (coordinated or not, who is silent). */
+  get seriesContext(): SeriesContext {
+    return this.series;
+  }
+
   /**
-   * `from` is the master that sent it. Versions compare within one master's series; a
-   * different master starts a new series.
+   * A new master router of a coordinated series (failover while the substitution server
+   * allocates): it is the silent member from now on.
    */
-  onAllocation(msg: Extract<VrlsMessage, { type: "allocation" }>, now: number, from = ""): MemberAction[] {
+  setSilent(id: string | null): void {
+    if (this.series.coordinator !== null) this.series = { ...this.series, silent: id };
+  }
+
+  /**
+   * `from` is the master (or substitution server) that sent it. Versions compare within one
+   * allocator's series; a different allocator starts a new series. `series`: how the series
+   * is run (a substitution server's: coordinated, the master router silent).
+   */
+  onAllocation(
+    msg: Extract<VrlsMessage, { type: "allocation" }>,
+    now: number,
+    from = "",
+    series: SeriesContext = PLAIN,
+  ): MemberAction[] {
     const sameSeries = from === this.allocator;
     // Another master's series always starts afresh: the core passes on allocations only from
     // the master VRRP elected, and after two routers were briefly master at once the true
@@ -112,7 +179,8 @@ export class MemberEngine {
       this.staleAllocations++;
       return [];
     }
-    if (order === 0) return [this.confirmation(now)];
+    this.series = series;
+    if (order === 0) return this.confirmation(now);
     const actions: MemberAction[] = [];
     this.settle(actions, msg.entries);
     this.epoch = msg.epoch;
@@ -123,6 +191,8 @@ export class MemberEngine {
     this.peerObserving.clear();
     this.peerHolding.clear();
     const self = this.opts.self;
+    const silent = series.silent;
+    const relay = series.coordinator !== null ? series.graceMs : 0;
     const nowOwner = new Map(msg.entries.map((e) => [e.condition, e]));
     for (const c of [...this.owned]) {
       const e = nowOwner.get(c);
@@ -130,10 +200,26 @@ export class MemberEngine {
       // Unallocated now, or the master believes someone else had it: stop at once.
       this.owned.delete(c);
     }
+    const stopNow: string[] = [];
     for (const e of msg.entries) {
       // Ours before (allocated, or forwarded by the master as not yet allocated): hand it off.
-      if (e.owner !== self && e.previousOwner === self)
-        this.losses.set(e.condition, { to: e.owner, phase: "observing" });
+      if (e.owner !== self && e.previousOwner === self) {
+        if (e.owner === silent && silent !== self) {
+          // Coordinated, the silent master takes it over: it will not say when it holds.
+          if (msg.mode === "timer") stopNow.push(e.condition);
+          else
+            this.losses.set(e.condition, {
+              to: e.owner,
+              phase: "observing",
+              stopAt: now + 2 * series.graceMs,
+            });
+        } else this.losses.set(e.condition, { to: e.owner, phase: "observing" });
+      }
+    }
+    if (stopNow.length > 0) {
+      // Timer mode: the master waits its delay before forwarding; stop at once.
+      for (const c of stopNow) this.owned.delete(c);
+      actions.push({ type: "stopForwarding", conditions: stopNow });
     }
     for (const e of msg.entries) {
       // The master says another router had it: whatever we believed (a stale series, e.g.
@@ -144,12 +230,14 @@ export class MemberEngine {
       if (e.previousOwner === null || e.previousOwner === self) {
         this.owned.add(e.condition);
       } else if (msg.mode === "timer") {
-        this.gains.set(e.condition, { phase: "delay", until: now + this.opts.timerDelayMs });
+        this.gains.set(e.condition, { phase: "delay", until: now + this.opts.timerDelayMs + relay });
+      } else if (e.previousOwner === silent) {
+        this.gains.set(e.condition, { phase: "settle", from: e.previousOwner, until: now + series.graceMs });
       } else {
         this.gains.set(e.condition, { phase: "waitObserving", from: e.previousOwner });
       }
     }
-    actions.push(...this.dataplane(), this.confirmation(now));
+    actions.push(...this.dataplane(), ...this.confirmation(now));
     return actions;
   }
 
@@ -198,7 +286,7 @@ export class MemberEngine {
       }
     }
     actions.push(...this.dataplane());
-    if (startedHolding || stop.length > 0) actions.push(this.confirmation(now));
+    if (startedHolding || stop.length > 0) actions.push(...this.confirmation(now));
     return actions;
   }
 
@@ -216,11 +304,14 @@ export class MemberEngine {
     return [
       { type: "resolveHeld", conditions: ready, mode: this.mode ?? "exactly-once", markers: msg.markers },
       ...this.dataplane(),
-      this.confirmation(now),
+      ...this.confirmation(now),
     ];
   }
 
-  /** Timer-mode delays and retransmission of an incomplete confirmation. */
+  /**
+   * Timer-mode delays, the timed steps of a hand-off with the silent master of a
+   * coordinated series, and retransmission of an incomplete confirmation.
+   */
   onTick(now: number): MemberAction[] {
     const actions: MemberAction[] = [];
     let changed = false;
@@ -229,11 +320,44 @@ export class MemberEngine {
         this.gains.delete(c);
         this.owned.add(c);
         changed = true;
+      } else if (g.phase === "settle" && now >= g.until) {
+        // The silent master observes by now: hold, and say so (the server transfers it, P25).
+        this.gains.set(c, { phase: "holding", from: g.from });
+        changed = true;
       }
     }
-    if (changed) actions.push(...this.dataplane(), this.confirmation(now));
+    const stopFor = new Map<string, string[]>();
+    for (const [c, l] of this.losses) {
+      if (l.phase === "observing" && l.stopAt !== undefined && now >= l.stopAt) {
+        l.phase = "stopped";
+        l.markersSent = 0;
+        this.owned.delete(c);
+      }
+      // Markers to the silent master: at the stop, then again while it cannot ask for them.
+      if (
+        l.phase === "stopped" &&
+        l.markersSent !== undefined &&
+        l.markersSent < MARKER_SENDS_TO_SILENT &&
+        now - (l.markersAt ?? Number.NEGATIVE_INFINITY) >= this.opts.retryMs
+      ) {
+        l.markersSent++;
+        l.markersAt = now;
+        stopFor.set(l.to, [...(stopFor.get(l.to) ?? []), c]);
+        changed = true;
+      }
+    }
+    for (const [to, conditions] of stopFor)
+      actions.push({
+        type: "stopAndSendMarkers",
+        to,
+        epoch: this.epoch,
+        version: this.version,
+        conditions,
+        mode: this.mode ?? "exactly-once",
+      });
+    if (changed) actions.push(...this.dataplane(), ...this.confirmation(now));
     else if (!this.complete && now - this.lastConfirmAt >= this.opts.retryMs)
-      actions.push(this.confirmation(now));
+      actions.push(...this.confirmation(now));
     return actions;
   }
 
@@ -253,9 +377,13 @@ export class MemberEngine {
       mode: this.mode,
       dispositions: Object.fromEntries(this.lastDispositions),
       gaining: Object.fromEntries([...this.gains].map(([c, g]) => [c, g.phase])),
+      ...(this.series.coordinator !== null
+        ? { coordinated: { by: this.series.coordinator, silent: this.series.silent } }
+        : {}),
       losing: Object.fromEntries([...this.losses].map(([c, l]) => [c, `${l.phase}->${l.to}`])),
       owners: Object.fromEntries(this.entries.map((e) => [e.condition, e.owner])),
       staleAllocations: this.staleAllocations,
+      confirmationsWithheld: this.confirmationsWithheld,
     };
   }
 
@@ -293,24 +421,38 @@ export class MemberEngine {
     if (release.length > 0) actions.push({ type: "releaseHeld", conditions: release });
   }
 
-  private confirmation(now: number): MemberAction {
+  /**
+   * This member's confirmation (type 4) of the current allocation: to every member, or in a
+   * coordinated series to the substitution server (which transfers it, P25); none from the
+   * silent master router (P24).
+   */
+  private confirmation(now: number): MemberAction[] {
     this.lastConfirmAt = now;
+    if (this.series.silent === this.opts.self) {
+      this.confirmationsWithheld++;
+      return [];
+    }
     const observing = [...this.losses]
       .filter(([, l]) => l.phase === "observing" || this.mode === "timer")
       .map(([c]) => c);
-    const holding = [...this.gains].filter(([, g]) => g.phase !== "waitObserving").map(([c]) => c);
-    return {
-      type: "send",
-      to: "all",
-      message: {
-        type: "confirmation",
-        epoch: this.epoch,
-        version: this.version,
-        observing,
-        holding,
-        done: this.complete,
+    const holding = [...this.gains]
+      .filter(([, g]) => g.phase !== "waitObserving" && g.phase !== "settle")
+      .map(([c]) => c);
+    const coordinator = this.series.coordinator;
+    return [
+      {
+        type: "send",
+        to: coordinator !== null ? { member: coordinator } : "all",
+        message: {
+          type: "confirmation",
+          epoch: this.epoch,
+          version: this.version,
+          observing,
+          holding,
+          done: this.complete,
+        },
       },
-    };
+    ];
   }
 
   private dataplane(): MemberAction[] {

@@ -42,6 +42,11 @@ export interface RouterCoreOptions {
    */
   coordinator?: string;
   coordinatorTimeoutMs?: number;
+  /**
+   * While the substitution server allocates, the master router confirms nothing (P24), so a
+   * hand-off with it runs on this grace time (member.ts): default 100 ms.
+   */
+  coordinatorGraceMs?: number;
   subnets: SubnetSpec[];
   conditions: ConditionScheme;
 }
@@ -58,7 +63,11 @@ export type CoreEvent =
   | { type: "shutdown"; now: number }
   | { type: "tick"; now: number }
   | { type: "advertisement"; now: number; from: string; priority: number; maxAdverIntCs: number }
-  | { type: "message"; now: number; from: string; message: VrlsMessage }
+  /**
+   * `from`: the member that sent the message; `via`: the substitution server that transferred
+   * it (a backup's confirmation, seed Fig. 15 P25), when it did not come straight from `from`.
+   */
+  | { type: "message"; now: number; from: string; message: VrlsMessage; via?: string }
   | { type: "learned"; now: number; address: string; by: LearnedBy }
   | {
       type: "reallocate";
@@ -195,6 +204,9 @@ export class RouterCore {
         if (event.type === "shutdown") {
           emit([{ type: "dataplane", dispositions: new Map() }]);
         }
+        // The master router of a coordinated series is its silent member (P24), also a new one.
+        if (event.type === "advertisement" && this.coordinatorOn && this.vrrp.name === "backup")
+          this.member.setSilent(this.vrrp.masterAddress);
         if (event.type === "advertisement" && this.vrrp.name === "backup" && event.priority > 0) {
           // Seed: "on receiving an advertisement packet, a backup router transmits a response (Type 2)".
           const v = this.member.currentVersion;
@@ -206,7 +218,8 @@ export class RouterCore {
               message: { type: "response", priority: this.opts.priority, ...v },
             },
           ]);
-          // Fig. 15 P25: the substitution server hears the backups' responses too.
+          // Figs. 14-15 (P20-P21): the substitution server hears the backups' responses too
+          // (its view of their health).
           const coord = this.activeCoordinator;
           if (coord)
             emit([
@@ -265,6 +278,14 @@ export class RouterCore {
         if (this.master.isActive) this.master.requestReallocation(event.explicit, event.ratesBps);
         return;
       case "message":
+        if (event.via !== undefined) {
+          // P25: only the registered server transfers, and only confirmations.
+          if (event.via !== this.activeCoordinator || event.message.type !== "confirmation") {
+            this.counters.transfersRejected = (this.counters.transfersRejected ?? 0) + 1;
+            return;
+          }
+          this.counters.confirmationsTransferredIn = (this.counters.confirmationsTransferredIn ?? 0) + 1;
+        }
         this.onMessage(event.from, event.message, now, emit, fromSelf);
         return;
     }
@@ -361,14 +382,24 @@ export class RouterCore {
         }
         return;
       }
-      case "allocation":
+      case "allocation": {
         this.counters.allocationsIn = (this.counters.allocationsIn ?? 0) + 1;
         if (!this.coordinatorOn) {
           this.counters.allocationsFromNonMaster = (this.counters.allocationsFromNonMaster ?? 0) + 1;
           return;
         }
-        emit(this.member.onAllocation(m, now, from));
+        // P24: the master router records the server's allocation without a response; the
+        // backups' responses go to the server, which transfers them (P25).
+        const master = this.vrrp.name === "master" ? this.opts.self : this.vrrp.masterAddress;
+        emit(
+          this.member.onAllocation(m, now, from, {
+            coordinator: from,
+            silent: master,
+            graceMs: this.opts.coordinatorGraceMs ?? 100,
+          }),
+        );
         return;
+      }
       default:
         return;
     }
@@ -376,6 +407,8 @@ export class RouterCore {
 
   private onTransition(before: VrrpState, to: VrrpState["name"], now: number): CoreAction[] {
     const actions: CoreAction[] = [{ type: "role", role: to, now }];
+    // A new master router while the server allocates: it is the silent member now (P24).
+    if (this.coordinatorOn && to === "master") this.member.setSilent(this.opts.self);
     if (to === "master" && this.coordinatorOn) {
       // The substitution server allocates; it sees the new master's advertisements.
     } else if (to === "master") {

@@ -5,7 +5,12 @@
  * router sees every end-system packet at the same instant (the hub) and applies
  * its dispositions exactly as the agent's data plane does: forward, drop, hold
  * (queued until markers), observe (forward and record per-flow markers).
+ *
+ * Optionally a substitution server (CoordinatorCore, seed Figs. 14-16) on the same LAN: it
+ * hears what is multicast or sent to it, and the flows' sources answer its ICMP
+ * information requests after `minDelayMs`. Every control message is logged (`log`).
  */
+import { type CoordinatorAction, CoordinatorCore, type CoordinatorCoreOptions } from "./coordinator-core.ts";
 import { decideExactlyOnce, decideSequenceNumber, FlowObserver, type PacketInfo } from "./handoff.ts";
 import type { Disposition } from "./member.ts";
 import type { FlowMarker, VrlsMessage } from "./messages.ts";
@@ -31,6 +36,20 @@ export interface SimOptions {
   seed: number;
   /** Startup time of each router (ms); default all at 0. */
   startAt?: number[];
+  /** A substitution server and when it starts (ms). */
+  coordinator?: { options: CoordinatorCoreOptions; startAt: number };
+}
+
+/** One control message on the simulated LAN (lost ones included, flagged). */
+export interface SimMessage {
+  at: number;
+  /** Who put it on the LAN (the server, for a transferred message). */
+  src: string;
+  /** Whose message it is (differs from `src` for a transfer, P25). */
+  sender: string;
+  to: "all" | string;
+  type: VrlsMessage["type"];
+  lost: boolean;
 }
 
 interface SimRouter {
@@ -61,6 +80,9 @@ export class LanSimulation {
   private tcpSeq: number[];
   controlMessages = 0;
   controlLost = 0;
+  readonly log: SimMessage[] = [];
+  /** The substitution server, when the model has one. */
+  readonly coordinator: { core: CoordinatorCore; alive: boolean } | null;
 
   constructor(private readonly opts: SimOptions) {
     this.rng = mulberry32(opts.seed);
@@ -74,9 +96,22 @@ export class LanSimulation {
       forwarded: 0,
     }));
     this.tcpSeq = opts.flows.map(() => 1000);
+    this.coordinator = opts.coordinator
+      ? { core: new CoordinatorCore(opts.coordinator.options), alive: true }
+      : null;
+  }
+
+  /** The substitution server dies (no keepalive, no message, from now on). */
+  killCoordinator(): void {
+    if (this.coordinator) this.coordinator.alive = false;
   }
 
   start(): void {
+    const c = this.coordinator;
+    if (c)
+      this.schedule(this.opts.coordinator?.startAt ?? 0, () =>
+        this.applyCoordinator(c.core.handle({ type: "start", now: this.now })),
+      );
     for (const [i, r] of this.routers.entries()) {
       this.schedule(this.opts.startAt?.[i] ?? 0, () =>
         this.apply(r, r.core.handle({ type: "startup", now: this.now })),
@@ -147,7 +182,32 @@ export class LanSimulation {
 
   private tickAll(): void {
     for (const r of this.routers) if (r.alive) this.apply(r, r.core.handle({ type: "tick", now: this.now }));
+    const c = this.coordinator;
+    if (c?.alive && this.now >= (this.opts.coordinator?.startAt ?? 0))
+      this.applyCoordinator(c.core.handle({ type: "tick", now: this.now }));
     this.schedule(1, () => this.tickAll());
+  }
+
+  /** The server's actions; `handling` is the message it is handling (for a transfer, P25). */
+  private applyCoordinator(
+    actions: CoordinatorAction[],
+    handling?: { from: string; message: VrlsMessage },
+  ): void {
+    const c = this.coordinator;
+    if (!c?.alive) return;
+    const self = c.core.opts.self;
+    for (const a of actions) {
+      if (a.type === "send") this.sendFrom(self, self, a.to, a.message);
+      else if (a.type === "transfer" && handling)
+        for (const to of a.to) this.sendFrom(self, handling.from, { member: to }, handling.message, self);
+      else if (a.type === "sendInfoRequest") {
+        // Every flow's source answers (ICMP 16) after the minimum delay.
+        for (const address of new Set(this.opts.flows.map((f) => f.src)))
+          this.schedule(Math.max(this.opts.minDelayMs, 0.01), () => {
+            if (c.alive) this.applyCoordinator(c.core.handle({ type: "infoReply", now: this.now, address }));
+          });
+      }
+    }
   }
 
   private sendPacket(i: number): void {
@@ -277,6 +337,11 @@ export class LanSimulation {
               maxAdverIntCs: a.advertIntervalCs,
             }));
           }
+          const c = this.coordinator;
+          if (c && a.priority > 0)
+            this.deliverToCoordinator(() =>
+              c.core.handle({ type: "advertisement", now: this.now, from: r.core.opts.self }),
+            );
           break;
         }
         default:
@@ -286,23 +351,88 @@ export class LanSimulation {
   }
 
   private send(r: SimRouter, to: "all" | { member: string }, message: VrlsMessage): void {
-    for (const other of this.routers) {
-      if (other === r) continue;
-      if (to !== "all" && other.core.opts.self !== to.member) continue;
-      this.transmit(other, () => ({ type: "message", now: this.now, from: r.core.opts.self, message }));
-    }
+    const self = r.core.opts.self;
+    this.sendFrom(self, self, to, message);
   }
 
-  private transmit(to: SimRouter, event: () => Parameters<RouterCore["handle"]>[0]): void {
+  /** A control message from `src` (on behalf of `sender`, transferred `via` the server). */
+  private sendFrom(
+    src: string,
+    sender: string,
+    to: "all" | { member: string },
+    message: VrlsMessage,
+    via?: string,
+  ): void {
+    const record: SimMessage = {
+      at: this.now,
+      src,
+      sender,
+      to: to === "all" ? "all" : to.member,
+      type: message.type,
+      lost: false,
+    };
+    this.log.push(record);
+    let lostOnce = false;
+    for (const other of this.routers) {
+      if (other.core.opts.self === src) continue;
+      if (to !== "all" && other.core.opts.self !== to.member) continue;
+      if (
+        !this.transmit(other, () => ({
+          type: "message",
+          now: this.now,
+          from: sender,
+          message,
+          ...(via ? { via } : {}),
+        }))
+      )
+        lostOnce = true;
+    }
+    const c = this.coordinator;
+    if (c && src !== c.core.opts.self && (to === "all" || to.member === c.core.opts.self)) {
+      if (
+        !this.deliverToCoordinator(
+          () => c.core.handle({ type: "message", now: this.now, from: sender, message }),
+          {
+            from: sender,
+            message,
+          },
+        )
+      )
+        lostOnce = true;
+    }
+    record.lost = lostOnce;
+  }
+
+  private lost(): boolean {
     this.controlMessages++;
     if (this.now < this.partitionUntil || this.rng() < this.opts.lossRate) {
       this.controlLost++;
-      return;
+      return true;
     }
-    const delay = this.opts.minDelayMs + this.rng() * (this.opts.maxDelayMs - this.opts.minDelayMs);
-    this.schedule(delay, () => {
+    return false;
+  }
+
+  private delay(): number {
+    return this.opts.minDelayMs + this.rng() * (this.opts.maxDelayMs - this.opts.minDelayMs);
+  }
+
+  private transmit(to: SimRouter, event: () => Parameters<RouterCore["handle"]>[0]): boolean {
+    if (this.lost()) return false;
+    this.schedule(this.delay(), () => {
       if (to.alive) this.apply(to, to.core.handle(event()));
     });
+    return true;
+  }
+
+  private deliverToCoordinator(
+    event: () => CoordinatorAction[],
+    handling?: { from: string; message: VrlsMessage },
+  ): boolean {
+    if (this.lost()) return false;
+    this.schedule(this.delay(), () => {
+      if (this.coordinator?.alive) this.applyCoordinator(event(), handling);
+    });
+    return true;
   }
 }
 

@@ -1,17 +1,9 @@
 /**
- * The substitution server (seed Figs. 14-16, procedures P20-P33; glossary: Coordinator),
- * an agent on a LAN host that forwards nothing:
- *  - registers with the master as the special member (type 9 -> 10, P20) and repeats the
- *    registration as its keepalive (every router hears it on 224.0.0.18);
- *  - collects end-system information (ICMP information request/reply, P21-P22) or takes
- *    the configured fixed conditions (prefixes, hash buckets);
- *  - allocates (type 3) with the same MasterEngine as a master router (P23-P24), starting
- *    from the allocation it last saw on the LAN so that nothing moves when it takes over;
- *    member health from the routers' responses (type 2, P25) and the master's advertisements;
- *  - runs reviews (P30-P32): review requests (6) from master and backups, flow rate
- *    requests (7) to all routers, responses (8), the decision, reallocation by rate.
- * When it stops, the routers notice the missing keepalive and the master does the work
- * itself (router-core.ts). JSON-RPC: status.
+ * The substitution server agent (seed Figs. 14-16, P20-P33; the logic is the pure
+ * CoordinatorCore, coordinator-core.ts): raw sockets for VRRP/VRLS (IP protocol 112) and ICMP
+ * information requests/replies (15/16) on the LAN host it runs on. It forwards nothing. P25:
+ * a backup's confirmation is transferred to the other routers as received (transferVrlsIpv4:
+ * the backup's sender, sequence and HMAC; new IP header and checksum). JSON-RPC: status.
  */
 import { performance } from "node:perf_hooks";
 import { agentArgs, log, serveAgent } from "../../remote/agent-runtime.ts";
@@ -19,14 +11,19 @@ import { intToIp, maskOf, parseCidr } from "../../topology/address.ts";
 import { decodeIcmp, encodeIcmp, ICMP_TYPE } from "../../wire/icmp.ts";
 import { decodeIpv4, encodeIpv4, IP_PROTOCOL } from "../../wire/ipv4.ts";
 import { ReplayWindow } from "../../wire/replay.ts";
-import { decodeVrls, encodeVrlsIpv4, type VrlsMessage as WireMessage } from "../../wire/vrls.ts";
+import {
+  decodeVrls,
+  encodeVrlsIpv4,
+  transferVrlsIpv4,
+  VRLS_TYPE,
+  type VrlsMessage as WireMessage,
+} from "../../wire/vrls.ts";
 import { VRRP_MULTICAST } from "../../wire/vrrp.ts";
 import { validateVrrpPacket } from "../../wire/vrrp-validate.ts";
 import type { CoordinatorAgentArgs } from "./coordinator.ts";
-import { type MasterAction, MasterEngine } from "./master.ts";
-import type { AllocationEntry, Destination, VrlsMessage } from "./messages.ts";
+import { type CoordinatorAction, CoordinatorCore, type CoordinatorEvent } from "./coordinator-core.ts";
+import type { Destination, VrlsMessage } from "./messages.ts";
 import { RawIo } from "./rawio.ts";
-import { type ReviewAction, Reviewer } from "./reviewer.ts";
 import { fromWire, toWire } from "./wire-map.ts";
 
 const args = agentArgs<CoordinatorAgentArgs>();
@@ -41,24 +38,20 @@ const count = (k: string) => {
 };
 const now = () => performance.now();
 
-const engine = new MasterEngine({
+const core = new CoordinatorCore({
   self,
-  members: args.routers,
+  routers: args.routers,
   mode: args.mode,
   retryMs: args.retryMs,
   maxRetries: args.maxRetries,
   responseTimeoutMs: args.responseTimeoutMs,
   discoveryMs: args.discoveryMs,
+  infoRequestIntervalMs: args.conditions.kind === "address" ? args.infoRequestIntervalMs : 0,
+  keepaliveMs: args.keepaliveMs,
+  conditions: args.conditions.kind,
+  fixedConditions: args.fixedConditions,
+  ...(args.review ? { review: args.review } : {}),
 });
-const reviewer = args.review ? new Reviewer(self, args.review) : null;
-let registered = false;
-let masterRouter: string | null = null;
-/** The allocation last seen on the LAN (from the master before we registered, or ours). */
-let seen: { epoch: number; version: number; entries: AllocationEntry[] } = {
-  epoch: 0,
-  version: 0,
-  entries: [],
-};
 let io: RawIo;
 let stopped = false;
 
@@ -82,40 +75,9 @@ function send(to: Destination, message: VrlsMessage): void {
   }
 }
 
-function healthy(): string[] {
-  const s = engine.snapshot(now());
-  return s.members.filter((m) => m.condition !== "faulty").map((m) => m.id);
-}
-
-function perform(actions: readonly (MasterAction | ReviewAction)[]): void {
-  for (const a of actions) {
-    if (a.type === "log") log(a.message);
-    else if (a.type === "send") {
-      if (a.message.type === "allocation") seen = { ...a.message, entries: a.message.entries };
-      send(a.to, a.message);
-    } else if (a.type === "reallocateByRate") engine.requestReallocation(undefined, a.rates);
-  }
-}
-
-function tick(): void {
-  if (stopped) return;
-  const t = now();
-  if (registered) {
-    perform(engine.onTick(t));
-    if (reviewer) perform(reviewer.onTick(t, engine.allocationInForce, healthy()));
-  }
-}
-
-// P20 + keepalive: the registration goes to every router (the master answers with type 10).
-function keepalive(): void {
-  if (stopped) return;
-  send("all", { type: "registration", epoch: seen.epoch, role: "coordinator" });
-}
-
-// P21-P22: ICMP information requests on each subnet; replies are learned as conditions.
+// P22 / P33: ICMP information requests (type 15) broadcast on each subnet.
 let infoSeq = 0;
-function infoRequests(): void {
-  if (stopped || args.conditions.kind !== "address") return;
+function sendInfoRequests(): void {
   for (const s of args.subnets) {
     const c = parseCidr(s.cidr);
     const broadcast = intToIp((c.network | (~maskOf(c.prefix) >>> 0)) >>> 0);
@@ -131,44 +93,30 @@ function infoRequests(): void {
   count("tx.infoRequest");
 }
 
-function onMessage(from: string, m: VrlsMessage): void {
-  const t = now();
-  const known = args.routers.some((r) => r.id === from);
-  if (!known) {
-    count("rx.unknownSender");
-    return;
-  }
-  switch (m.type) {
-    case "registrationAck":
-      if (m.accepted && m.member === self && !registered) {
-        registered = true;
-        masterRouter = from;
-        engine.unallocatedForwarder = from;
-        // Start from the allocation in force: the same owners, a new series (no hand-off).
-        perform(engine.start(t, Math.max(seen.epoch, m.epoch), seen.entries, null));
-        if (args.fixedConditions.length > 0) engine.addConditions(args.fixedConditions);
-        engine.requestReallocation();
-        log(`registered with master ${from}; allocating from ${seen.entries.length} conditions`);
+/** Runs one event through the core; `received` is the VRRP message being handled (for P25). */
+function handle(event: CoordinatorEvent, received?: Uint8Array): void {
+  if (stopped) return;
+  for (const a of core.handle(event)) perform(a, received);
+}
+
+function perform(a: CoordinatorAction, received: Uint8Array | undefined): void {
+  switch (a.type) {
+    case "log":
+      log(a.message);
+      return;
+    case "send":
+      send(a.to, a.message);
+      return;
+    case "sendInfoRequest":
+      sendInfoRequests();
+      return;
+    case "transfer":
+      // P25: the backup's response, unchanged, to the master router (and the other backups).
+      if (!received) return;
+      for (const dst of a.to) {
+        io.sendIp(transferVrlsIpv4(received, { src: self, dst }));
+        count(`tx.transfer.type${VRLS_TYPE.allocationConfirmation}`);
       }
-      return;
-    case "allocation":
-      if (!registered) seen = { epoch: m.epoch, version: m.version, entries: m.entries };
-      return;
-    case "response":
-      if (registered) perform(engine.onResponse(from, m, t));
-      return;
-    case "confirmation":
-      if (registered) perform(engine.onConfirmation(from, m, t));
-      return;
-    case "reviewRequest":
-      if (registered && reviewer)
-        perform(reviewer.onReviewRequest(from, t, healthy(), engine.snapshot(t).epoch, true));
-      return;
-    case "rateResponse":
-      if (registered && reviewer)
-        perform(reviewer.onRateResponse(from, m, t, engine.allocationInForce, healthy()));
-      return;
-    default:
       return;
   }
 }
@@ -177,22 +125,17 @@ function onVrrp(packet: Buffer): void {
   const v = validateVrrpPacket(packet, {
     version: 3,
     vrids: [args.vrid],
-    acceptedTypes: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+    acceptedTypes: Object.values(VRLS_TYPE),
   });
   if (!v.ok) {
     count(`rx.rejected.${v.reason}`);
     return;
   }
   if (v.ip.src === self) return;
-  if (v.vrrp.type === 1 && v.vrrp.extension.length === 0) {
+  if (v.vrrp.type === VRLS_TYPE.advertisement && v.vrrp.extension.length === 0) {
     // The master router's advertisements: it is alive (and who it is).
     count("rx.advertisement");
-    if (masterRouter !== v.ip.src) {
-      masterRouter = v.ip.src;
-      engine.unallocatedForwarder = v.ip.src;
-    }
-    if (registered)
-      perform(engine.onResponse(v.ip.src, { type: "response", priority: 0, epoch: 0, version: 0 }, now()));
+    handle({ type: "advertisement", now: now(), from: v.ip.src });
     return;
   }
   const d = decodeVrls(v.ip.payload, { key, src: v.ip.src, dst: v.ip.dst });
@@ -205,10 +148,10 @@ function onVrrp(packet: Buffer): void {
     count("rx.rejected.replay-or-sender");
     return;
   }
-  const m = fromWire(w, args.bucketSeed, seen);
+  const m = fromWire(w, args.bucketSeed, core.lastAllocation);
   if (!m) return;
   count(`rx.${m.type}`);
-  onMessage(w.sender, m);
+  handle({ type: "message", now: now(), from: w.sender, message: m }, v.ip.payload);
 }
 
 function onIcmp(packet: Buffer): void {
@@ -217,22 +160,15 @@ function onIcmp(packet: Buffer): void {
   const icmp = decodeIcmp(ip.value.payload);
   if (!icmp.ok || !icmp.value.checksumValid || icmp.value.type !== ICMP_TYPE.informationReply) return;
   count("rx.infoReply");
-  engine.addConditions([ip.value.src]);
+  handle({ type: "infoReply", now: now(), address: ip.value.src });
 }
 
 serveAgent({
   name: "vrls-coordinator",
   methods: {
     status: () => {
-      const t = now();
-      return {
-        self,
-        registered,
-        masterRouter,
-        master: engine.isActive ? engine.snapshot(t) : null,
-        review: reviewer?.snapshot(t) ?? null,
-        counters,
-      };
+      const st = core.snapshot(now());
+      return { ...st, counters: { ...counters, ...st.counters } };
     },
   },
   onShutdown: async () => {
@@ -250,11 +186,8 @@ try {
     onLog: (l) => log(l),
   });
   log(`substitution server ${self} for VRID ${args.vrid} on ${args.interface}`);
-  setInterval(tick, args.retryMs).unref();
-  setInterval(keepalive, args.keepaliveMs).unref();
-  setInterval(infoRequests, args.infoRequestIntervalMs).unref();
-  keepalive();
-  infoRequests();
+  setInterval(() => handle({ type: "tick", now: now() }), args.retryMs).unref();
+  handle({ type: "start", now: now() });
 } catch (e) {
   log(`startup failed: ${(e as Error).stack ?? e}`);
   process.exit(2);
