@@ -8,7 +8,7 @@ import {
   type InProcessNft,
   inProcessNft,
   listSet,
-  listTableJson,
+  listSetsJson,
   NftError,
   nftApply,
   readCounter,
@@ -79,8 +79,8 @@ describe("in-process libnftables context", () => {
       { value: "198.18.0.8", counter: { packets: 0, bytes: 0 } },
     ]);
     expect(await readCounter(nft, t, "pings")).toEqual({ packets: 6, bytes: 6 * 84 });
-    const inproc = JSON.parse(await listTableJson(nft, t)) as { nftables: unknown[] };
-    const byNft = JSON.parse(await listTableJson(spawned, t)) as { nftables: unknown[] };
+    const inproc = JSON.parse(await listSetsJson(nft, t)) as { nftables: unknown[] };
+    const byNft = JSON.parse(await listSetsJson(spawned, t)) as { nftables: unknown[] };
     expect(inproc.nftables.length).toBeGreaterThan(4); // metainfo, table, counter, set, chain, rule
     expect(inproc).toEqual(byNft);
     expect(nft.counters.failures).toBe(0);

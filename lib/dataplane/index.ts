@@ -45,7 +45,7 @@ export {
   inProcessNft,
   listCounters,
   listSet,
-  listTableJson,
+  listSetsJson,
   NftError,
   type NftFamily,
   type NftTarget,

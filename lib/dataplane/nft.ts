@@ -312,12 +312,20 @@ export async function listCounters(target: NftTarget, ref: TableRef): Promise<Ma
   return out;
 }
 
-/** The whole table as nft's JSON text (`nft -j list table`): sets with their elements and counters. */
-export async function listTableJson(target: NftTarget, ref: TableRef): Promise<string> {
+/**
+ * Every set of a table with its elements and counters, as nft's JSON text (`nft -j list
+ * sets table F T`). Not `list table`: nftables 1.0.6 (Debian 12) prints a table's flags in
+ * JSON by indexing its name array with the flag *value*, so a table with `flags owner`
+ * (value 2, one past the end) prints garbage, and in a long-lived process that read
+ * corrupts the heap ("corrupted double-linked list" within a few hundred listings; the
+ * same loop with `list sets table` ran 3,000 rounds clean). Set, sets and counter
+ * listings do not print the table object.
+ */
+export async function listSetsJson(target: NftTarget, ref: TableRef): Promise<string> {
   checkTable(ref);
-  const command = `list table ${ref.family} ${ref.table}`;
+  const command = `list sets table ${ref.family} ${ref.table}`;
   if (target instanceof InProcessNft) return target.listSync(command);
-  const argv = ["nft", "-j", "list", "table", ref.family, ref.table];
+  const argv = ["nft", "-j", "list", "sets", "table", ref.family, ref.table];
   const result = await target(argv);
   if (result.code !== 0) throw new NftError(argv, result.code, result.stderr || result.stdout);
   return result.stdout;

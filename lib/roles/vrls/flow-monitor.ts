@@ -7,26 +7,24 @@
  * socket full: /proc/net/netfilter/nfnetlink_queue, per network namespace) and the
  * HoldQueue's own overflow drops.
  *
- * One `nft -j list table` and one `tc -s -j qdisc show` per sample, both spawned. A
- * condition that moves between sets loses its element (and counter) in one set and gets a
- * fresh one in the other, so counters are followed per (set, element) and a counter that
- * went down is taken as having restarted from zero.
+ * One JSON listing of the table's sets through the agent's in-process libnftables and one
+ * spawned `tc -s -j qdisc show` per sample. A condition that moves between sets loses its
+ * element (and counter) in one set and gets a fresh one in the other, so counters are
+ * followed per (set, element) and a counter that went down is taken as having restarted
+ * from zero.
  *
- * Why spawned and not through the agent's in-process libnftables: JSON listings in process
- * corrupt the heap of libnftables 1.0.6 (Debian 12) once the listed sets change between
- * listings: a loop of `flush set` + `add element` on sets with counters and `list table` in
- * JSON aborts the process ("corrupted double-linked list") within a few hundred rounds, with
- * one context, with a second context for the listings, even with a fresh context per
- * listing; the same loop with text listings, or with `nft -j` spawned, runs clean. In the
- * agent that killed the router a few hundred ms after it started whenever the flow monitor
- * ran (the review scenarios). A crashing `nft` process only costs a sample.
+ * The listing is `list sets table`, never `list table`: nftables 1.0.6 prints the flags of a
+ * table with `flags owner` out of bounds in JSON, which corrupted the agent's heap within a
+ * few hundred listings (see listSetsJson in lib/dataplane/nft.ts).
  */
 import { readFile } from "node:fs/promises";
 import type { Executor } from "../../dataplane/index.ts";
-import { parseSetJson } from "../../dataplane/nft.ts";
+import { listSetsJson, type NftTarget, parseSetJson } from "../../dataplane/nft.ts";
 
 export interface FlowMonitorOptions {
   exec: Executor;
+  /** The member's nftables (in process in the agent). */
+  nft: NftTarget;
   table: string;
   /** The condition key of a set element (address/prefix, or a bucket's mark value in the `_b` sets). */
   conditionOf: (set: string, element: string) => string | undefined;
@@ -68,15 +66,15 @@ export class FlowMonitor {
 
   /** Reads the kernel counters and returns the averages over the window. */
   async sample(now: number): Promise<FlowReading | null> {
-    const [nft, tc] = await Promise.all([
-      this.opts.exec(["nft", "-j", "list", "table", "ip", this.opts.table]),
+    const [sets, tc] = await Promise.all([
+      listSetsJson(this.opts.nft, { family: "ip", table: this.opts.table }).catch(() => undefined),
       this.opts.exec(["tc", "-s", "-j", "qdisc", "show"]),
     ]);
-    if (nft.code !== 0) {
+    if (sets === undefined) {
       this.failures++;
       return null;
     }
-    this.readSets(nft.stdout);
+    this.readSets(sets);
     if (tc.code === 0) this.readQdiscs(tc.stdout);
     const queueOverflows = this.opts.queueOverflows();
     const nfqueueDrops = await readNfqueueDrops();

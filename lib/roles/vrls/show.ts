@@ -31,7 +31,7 @@ export async function readVrls(labNameOrPrefix: string): Promise<MemberView[]> {
       for (const m of vr.members.filter((x) => x.implementation === "reference")) {
         const host = lab.host(m.host);
         const file = await host.exec(["cat", vrlsStatusFile(lab.prefix, vr.name, m.host)]);
-        const nft = await host.exec(["nft", "-j", "list", "table", "ip", `vrls${vr.spec.vrid}`]);
+        const nft = await host.exec(["nft", "-j", "list", "sets", "table", "ip", `vrls${vr.spec.vrid}`]);
         const counters: Record<string, Record<string, number>> = {};
         if (nft.code === 0) {
           for (const item of (JSON.parse(nft.stdout) as { nftables: Record<string, unknown>[] }).nftables) {

@@ -370,6 +370,7 @@ function startFlowMonitor(): void {
   const cs = args.core.conditions;
   const monitor = new FlowMonitor({
     exec: localExecutor(),
+    nft,
     table: dp.table,
     conditionOf: (set, element) =>
       set.endsWith("_b")
