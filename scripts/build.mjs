@@ -34,6 +34,7 @@ const common = {
     "*.node",
     "tandem-nfqueue",
     "tandem-nftables",
+    "tandem-netlink",
     "cpu-features",
     "playwright-core",
     "chromium-bidi",
