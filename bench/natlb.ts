@@ -111,11 +111,11 @@ async function withRig<T>(
 
 export async function runNatlbBench(options: NatlbBenchOptions = {}): Promise<NatlbBenchResult> {
   const log = options.log ?? ((line: string) => console.log(line));
-  const moves = options.moves ?? 8;
+  const moves = options.moves ?? 50;
   const embodiment = options.embodiment ?? "dnat";
   const burstMs = options.burstMs ?? 5000;
-  const moveMs: number[] = [];
-  const holdMs: number[] = [];
+  const gapMs = options.gapMs ?? 300;
+  const samples: NatlbMoveSample[] = [];
   let plannedPreserved = 0;
   let cpsOne = 0;
   let cpsTwo = 0;
@@ -127,25 +127,45 @@ export async function runNatlbBench(options: NatlbBenchOptions = {}): Promise<Na
       await startLoad(rig, "bench", VIP11, { connections: 960, downloads: 40 });
       await sleep(1500);
       let owner = "lba";
+      for (const b of rig.balancers.values()) await b.call("kernel", { reset: true });
+      log("move  from -> to   move ms  hold ms  held  entries  steps (ms)");
       for (let i = 0; i < moves; i++) {
         const to = owner === "lba" ? "lbb" : "lba";
         const m = await move(rig, VIP11, to, "planned");
-        if (m.outcome !== "completed") throw new Error(`move ${i} ${m.outcome}: ${m.error}`);
+        if (m.outcome !== "completed") throw new Error(`move ${i + 1} ${m.outcome}: ${m.error}`);
         const hold = await holdReportOf(rig, to, m.id);
-        moveMs.push(m.totalMs);
-        holdMs.push(hold?.holdMs ?? 0);
+        const s: NatlbMoveSample = {
+          n: i + 1,
+          from: owner,
+          to,
+          moveMs: m.totalMs,
+          holdMs: hold?.holdMs ?? 0,
+          held: hold?.held ?? 0,
+          entries: m.entriesMoved,
+          steps: m.steps.map((x) => `${x.step} ${x.ms}`).join(", "),
+        };
+        samples.push(s);
         log(
-          `move ${i + 1}: ${owner} -> ${to} ${m.totalMs} ms, held ${hold?.held ?? 0} packets for up to ${hold?.holdMs ?? 0} ms`,
+          `${String(s.n).padStart(4)}  ${s.from} -> ${s.to}  ${String(s.moveMs).padStart(7)}  ${String(s.holdMs).padStart(7)}  ${String(s.held).padStart(4)}  ${String(s.entries).padStart(7)}  ${s.steps}`,
         );
         owner = to;
-        await sleep(700);
+        await sleep(gapMs);
+      }
+      for (const [name, b] of rig.balancers) {
+        const k = await b.call<{ loopDelayMs: unknown; jobs: unknown; events: { enobufs: number } }>(
+          "kernel",
+        );
+        log(
+          `${name}: event loop delay ${JSON.stringify(k.loopDelayMs)} ms, jobs ${JSON.stringify(k.jobs)}, events lost ${k.events.enobufs}`,
+        );
       }
       await sleep(1500);
       const load = await loadReport(rig, "bench", true);
       plannedPreserved = load.established > 0 ? (100 * load.open) / load.established : 0;
       log(
-        `planned moves: ${load.open}/${load.established} connections open, ${load.resets} reset, ${load.stalls} stalls > 1 s`,
+        `planned moves: ${load.open}/${load.established} connections open, ${load.resets} reset, ${load.stalls} stalls > 1 s, longest request ${load.maxLatencyMs} ms`,
       );
+      if (options.cps === false) return;
 
       // Connections per second: both VIPs on one balancer, then one VIP on each.
       const st = await status(rig);
@@ -160,36 +180,44 @@ export async function runNatlbBench(options: NatlbBenchOptions = {}): Promise<Na
   );
 
   let failoverPreserved = 0;
-  await withRig(
-    FIG13,
-    (c) => ({ ...c, embodiment }),
-    async (rig) => {
-      await rig.controller.call("startAuto", { everyMs: 50 });
-      await Promise.all([
-        startLoad(rig, "fo-11", VIP11, { connections: 480, downloads: 20 }),
-        startLoad(rig, "fo-12", VIP12, { connections: 480, downloads: 20 }),
-      ]);
-      await sleep(2000);
-      const ping = await rig.balancers.get("lba")?.call<{ pid: number }>("ping");
-      await rig.lab
-        .host("lba")
-        .exec(["sh", "-c", `ip link set eth0 down; ip link set eth1 down; kill -9 ${ping?.pid}`]);
-      await sleep(5000);
-      const load = sumReports(
-        await Promise.all([loadReport(rig, "fo-11", true), loadReport(rig, "fo-12", true)]),
-      );
-      failoverPreserved = load.established > 0 ? (100 * load.open) / load.established : 0;
-      log(
-        `failover: ${load.open}/${load.established} connections kept, longest interruption ${load.maxLatencyMs} ms`,
-      );
-    },
-  );
+  if (options.failover !== false) {
+    await withRig(
+      FIG13,
+      (c) => ({ ...c, embodiment }),
+      async (rig) => {
+        await rig.controller.call("startAuto", { everyMs: 50 });
+        await Promise.all([
+          startLoad(rig, "fo-11", VIP11, { connections: 480, downloads: 20 }),
+          startLoad(rig, "fo-12", VIP12, { connections: 480, downloads: 20 }),
+        ]);
+        await sleep(2000);
+        const ping = await rig.balancers.get("lba")?.call<{ pid: number }>("ping");
+        await rig.lab
+          .host("lba")
+          .exec(["sh", "-c", `ip link set eth0 down; ip link set eth1 down; kill -9 ${ping?.pid}`]);
+        await sleep(5000);
+        const load = sumReports(
+          await Promise.all([loadReport(rig, "fo-11", true), loadReport(rig, "fo-12", true)]),
+        );
+        failoverPreserved = load.established > 0 ? (100 * load.open) / load.established : 0;
+        log(
+          `failover: ${load.open}/${load.established} connections kept, longest interruption ${load.maxLatencyMs} ms`,
+        );
+      },
+    );
+  }
 
+  const moveMs = samples.map((s) => s.moveMs);
+  const holdMs = samples.map((s) => s.holdMs);
+  const preserved = Math.round(plannedPreserved * 10) / 10;
   const result: NatlbBenchResult = {
+    moves: samples.length,
     move_ms_p50: percentile(moveMs, 50),
     move_ms_p99: percentile(moveMs, 99),
+    hold_ms_p50: percentile(holdMs, 50),
     hold_ms_p99: percentile(holdMs, 99),
-    planned_preserved_pct: Math.round(plannedPreserved * 10) / 10,
+    preserved_pct: preserved,
+    planned_preserved_pct: preserved,
     failover_preserved_pct: Math.round(failoverPreserved * 10) / 10,
     cps_two: cpsTwo,
     cps_one: cpsOne,
@@ -200,10 +228,12 @@ export async function runNatlbBench(options: NatlbBenchOptions = {}): Promise<Na
 
 export function printNatlbBench(r: NatlbBenchResult, log: (line: string) => void = console.log): void {
   const rows: [string, string][] = [
+    ["planned moves sampled", String(r.moves)],
     ["planned move, p50 (ms)", String(r.move_ms_p50)],
     ["planned move, p99 (ms)", String(r.move_ms_p99)],
+    ["transition hold, p50 (ms)", String(r.hold_ms_p50)],
     ["transition hold, p99 (ms)", String(r.hold_ms_p99)],
-    ["connections kept, planned moves (%)", String(r.planned_preserved_pct)],
+    ["connections kept, planned moves (%)", String(r.preserved_pct)],
     ["connections kept, failover (%)", String(r.failover_preserved_pct)],
     ["short connections/s, one balancer", String(r.cps_one)],
     ["short connections/s, two balancers", String(r.cps_two)],

@@ -107,6 +107,10 @@ describe.each(["dnat", "fullnat"] as const)("Fig. 3 lab, embodiment %s", (embodi
     const before = await status(r);
     expect(before.vips.find((v) => v.vip === VIP1)?.owner).toBe("lba");
     const preMove = await loadReport(r, "planned");
+    // The move itself takes milliseconds (the bench measures it): a 50 ms pause after the
+    // route switch makes sure lbb holds packets (~3000/s of this load reach it) and must
+    // release every one of them in order, which the captures below check.
+    await r.controller.call("pauseAfter", { step: "route", ms: 50 });
     const m = await move(r, VIP1, "lbb", "planned");
     if (m.outcome !== "completed") {
       console.log(JSON.stringify(m));

@@ -165,17 +165,27 @@ describe("copy keeping function (third embodiment, Fig. 13)", () => {
 });
 
 describe("Modification 1: the server's TCP/IP connection table (Fig. 14) as the copy", () => {
-  it("rebuilds embodiment 1 entries from ss output, skipping what it does not understand", () => {
-    const out =
-      "0      0      198.19.0.10:8080   198.18.0.10:46612\n0 0 198.19.0.10:22 198.18.0.10:5000\ngarbage\n";
-    const r = entriesFromSocketTable(out, {
-      vip: "198.18.0.100",
-      vipPort: 80,
-      serverAddr: "198.19.0.10",
-      serverPort: 8080,
-    });
-    expect(r.malformed).toBe(2);
+  it("rebuilds embodiment 1 entries from /proc/net/tcp, skipping what it does not understand", () => {
+    // 198.19.0.10:8080 <- 198.18.0.10:46612 established; the listener; another port; a
+    // connection closing (FIN_WAIT1); garbage. Addresses as a little-endian host prints them.
+    const out = [
+      "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+      "   0: 0A0013C6:1F90 0A0012C6:B614 01 00000000:00000000 00:00000000 00000000     0        0 0 1",
+      "   1: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 0 1",
+      "   2: 0A0013C6:0016 0A0012C6:1388 01 00000000:00000000 00:00000000 00000000     0        0 0 1",
+      "   3: 0A0013C6:1F90 0A0012C6:B615 04 00000000:00000000 00:00000000 00000000     0        0 0 1",
+      "   4: garbage here and there",
+      "",
+    ].join("\n");
+    const ctx = { vip: "198.18.0.100", vipPort: 80, serverAddr: "198.19.0.10", serverPort: 8080 };
+    const r = entriesFromSocketTable(out, ctx, true);
+    expect(r.malformed).toBe(1);
     expect(r.entries).toHaveLength(1);
+    // A big-endian host prints the bytes in order.
+    expect(
+      entriesFromSocketTable(out.replace("0A0012C6:B614", "C612000A:B614"), ctx, false).entries[0]
+        ?.clientAddr,
+    ).toBe("198.18.0.10");
     const [dnat] = parseConntrackListing(DNAT_LINE, VIPS).entries as [ConnEntry];
     expect(r.entries[0]).toEqual({ ...dnat, timeoutS: 432_000 });
   });

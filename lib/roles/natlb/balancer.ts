@@ -1,9 +1,17 @@
-import { deleteTable, InProcessNft, listCounters, type NftTarget, nftApply } from "../../dataplane/nft.ts";
+import { Link } from "tandem-netlink";
+import {
+  deleteTable,
+  InProcessNft,
+  inProcessNft,
+  listCounters,
+  type NftTarget,
+  nftApply,
+} from "../../dataplane/nft.ts";
 import { type NatlbConfig, type VipConfig, vipByAddress } from "./config.ts";
 import { type ConnEntry, entryKey } from "./conn-table.ts";
-import { ConntrackTable, CtEventWatcher } from "./conntrack.ts";
+import { ConntrackTable, CtEventHub, type CtWatcher } from "./conntrack.ts";
 import type { Exec } from "./exec.ts";
-import { GarpSender, interfaceMac } from "./garp.ts";
+import { sendGratuitousArp } from "./garp.ts";
 import { emptyReport, type HoldReport, noHold, type TransitionHold } from "./hold.ts";
 import { type ModeRow, ModeTable } from "./mode-table.ts";
 import { BALANCER_SYSCTLS, buildRuleset, TABLE, transitionElements, vipCounterName } from "./ruleset.ts";
@@ -35,35 +43,64 @@ export interface BalancerState {
  * NAT + conntrack, see ruleset.ts), this class owns the control side: the mode table,
  * the VIP addresses, the access correspondence table (conntrack) and transition holding.
  * It runs inside the balancer's network namespace (as the balancer agent) or drives
- * one from outside (tests), depending on the `exec` it is given.
+ * one from outside (tests: `namespace`).
+ *
+ * Nothing on a move's path starts a process: nftables through a persistent libnftables
+ * context, conntrack (table and events), addresses and gratuitous ARP through persistent
+ * netlink and packet sockets (tandem-netlink), all opened once, in the balancer's
+ * namespace. `exec` runs only the one-off set-up commands (sysctl; the iptables rule of
+ * the hold queue).
  */
 export class Balancer {
   readonly modes = new ModeTable();
   readonly table: ConntrackTable;
+  /** Conntrack events of every VIP, for the agent's life (move deltas, copy pushes). */
+  readonly events: CtEventHub;
+  private readonly link: Link;
   private readonly vipSet: Set<string>;
-  private readonly garp: GarpSender;
   private macs: { external: string; internal: string } | undefined;
-  private readonly transfers = new Map<string, { vip: string; watcher: CtEventWatcher; sent: Set<string> }>();
+  private readonly transfers = new Map<string, { vip: string; watcher: CtWatcher; sent: Set<string> }>();
   /** Flows that ended on this balancer during a move's delta (for the record). */
   readonly deltaRemoved = new Map<string, ConnEntry[]>();
-  private readonly namespace: string | undefined;
   private readonly nft: NftTarget;
+  /** Per VIP given up: the deletion of its entries, due after the grace period. */
+  private readonly pendingDeletes = new Map<string, NodeJS.Timeout>();
+  /** Per VIP claimed: the repeat of its gratuitous ARP. */
+  private readonly garpRepeats = new Map<string, NodeJS.Timeout>();
+  /** Entries deleted after their VIP left (grace period over). */
+  deletedAfterGrace = 0;
+  private readonly entryGraceMs: number;
+  private readonly garpRepeatMs: number;
 
   constructor(
     readonly name: string,
     readonly config: NatlbConfig,
     private readonly exec: Exec,
     private readonly hold: TransitionHold = noHold,
-    options: { namespace?: string; nft?: NftTarget } = {},
+    options: {
+      namespace?: string;
+      nft?: NftTarget;
+      /**
+       * How long the old owner keeps a VIP's entries after the end of switch (default 500
+       * ms), so that packets already on their way to it (sent before the upstream router
+       * or a server took in the gratuitous ARP) are still translated, not refused with a RST.
+       */
+      entryGraceMs?: number;
+      /** The gratuitous ARP of a claim is sent again after this long (default 50 ms; 0: never). */
+      garpRepeatMs?: number;
+    } = {},
   ) {
-    // In the agent: its persistent libnftables context (no process per transaction, and the
-    // owner table dies with the agent). Elsewhere (a test driving a namespace): spawned nft.
-    this.nft = options.nft ?? ((argv, o) => exec(argv, { ...o, allowFailure: true }));
-    this.garp = new GarpSender(options.namespace);
-    this.namespace = options.namespace;
     if (!config.balancers[name]) throw new Error(`no balancer named "${name}" in the natlb section`);
+    this.entryGraceMs = options.entryGraceMs ?? 500;
+    this.garpRepeatMs = options.garpRepeatMs ?? 50;
+    const ns = options.namespace ? { netns: options.namespace } : {};
+    // A persistent libnftables context (no process per transaction; the owner table dies
+    // with it): the agent's own, or one opened in the namespace a test drives.
+    this.nft = options.nft ?? inProcessNft(ns);
     this.vipSet = new Set(config.vips.map((v) => v.address));
-    this.table = new ConntrackTable(exec, () => this.vipSet);
+    this.table = new ConntrackTable(() => this.vipSet, ns);
+    this.events = new CtEventHub([...this.vipSet], this.table, ns);
+    this.link = new Link(ns);
   }
 
   private get ifaces() {
@@ -87,19 +124,24 @@ export class Balancer {
     }
   }
 
-  /** Removes this balancer's table, queue and VIP addresses (lab teardown does the rest). */
+  /** Removes this balancer's table, queue and VIP addresses (lab teardown does the rest) and closes its sockets. */
   async teardown(): Promise<void> {
-    this.garp.close();
+    for (const t of [...this.pendingDeletes.values(), ...this.garpRepeats.values()]) clearTimeout(t);
+    this.pendingDeletes.clear();
+    this.garpRepeats.clear();
     for (const t of this.transfers.values()) t.watcher.stop();
+    this.transfers.clear();
     await this.hold.close();
     await deleteTable(this.nft, { family: "ip", table: TABLE }).catch(() => undefined);
+    this.events.close();
+    this.table.close();
+    this.link.close();
+    if (this.nft instanceof InProcessNft) this.nft.close();
   }
 
   /** The VIPs whose address is on the external interface. */
   async ownedVips(): Promise<string[]> {
-    const r = await this.exec(["ip", "-j", "-4", "addr", "show", "dev", this.ifaces.external]);
-    const parsed = JSON.parse(r.stdout) as { addr_info?: { local: string }[] }[];
-    const local = (parsed[0]?.addr_info ?? []).map((a) => a.local);
+    const local = this.link.addresses(this.ifaces.external).map((a) => a.slice(0, a.indexOf("/")));
     return local.filter((a) => this.vipSet.has(a));
   }
 
@@ -111,41 +153,52 @@ export class Balancer {
    */
   async claim(vipAddress: string): Promise<void> {
     const v = vipByAddress(this.config, vipAddress);
+    this.keepEntries(v.address);
     const { external, internal } = this.ifaces;
-    await this.ipBatch([
-      `addr replace ${v.address}/32 dev ${external}`,
-      `addr replace ${v.internal}/32 dev ${internal}`,
-    ]);
+    this.link.addAddress(external, v.address, 32, { replace: true });
+    this.link.addAddress(internal, v.internal, 32, { replace: true });
     if (!this.modes.get(v.address)) {
       this.modes.setNormal(v.address);
       await this.setModeElement(v.address, "add");
     }
-    if (!this.macs) {
-      const [e, i] = await Promise.all([
-        interfaceMac(this.exec, external),
-        interfaceMac(this.exec, internal),
-      ]);
-      this.macs = { external: e, internal: i };
-    }
-    await this.garp.send([
+    this.macs ??= { external: this.link.info(external).mac, internal: this.link.info(internal).mac };
+    const announcements = [
       { ifname: external, mac: this.macs.external, address: v.address },
       { ifname: internal, mac: this.macs.internal, address: v.internal },
-    ]);
+    ];
+    sendGratuitousArp(this.link, announcements);
+    // Once more a little later: one frame may be lost, or overtaken by the previous owner's
+    // announcement (a rolled-back move announces twice within a millisecond; two senders'
+    // frames can cross on a busy host). A release cancels the repeat.
+    clearTimeout(this.garpRepeats.get(v.address));
+    if (this.garpRepeatMs > 0) {
+      const t = setTimeout(() => {
+        this.garpRepeats.delete(v.address);
+        if (this.link.open) sendGratuitousArp(this.link, announcements);
+      }, this.garpRepeatMs);
+      t.unref();
+      this.garpRepeats.set(v.address, t);
+    }
   }
 
-  /** Step 2 on the old owner: the addresses leave the interfaces (idempotent). Entries stay until step 3. */
+  /**
+   * Step 2 on the old owner: the addresses leave the interfaces (idempotent). The entries
+   * and the mode stay until step 4 (the entries a grace period longer): whatever still
+   * reaches this balancer meanwhile is translated.
+   */
   async release(vipAddress: string): Promise<void> {
     const v = vipByAddress(this.config, vipAddress);
+    clearTimeout(this.garpRepeats.get(v.address));
+    this.garpRepeats.delete(v.address);
     const { external, internal } = this.ifaces;
-    await this.ipBatch(
-      [`addr del ${v.address}/32 dev ${external}`, `addr del ${v.internal}/32 dev ${internal}`],
-      true,
-    );
+    this.link.deleteAddress(external, v.address, 32);
+    this.link.deleteAddress(internal, v.internal, 32);
   }
 
   /** Step 1 on the new owner (Fig. 8A): transition mode; the VIP's packets are held from now on. */
   async beginTransition(vipAddress: string): Promise<void> {
     const v = vipByAddress(this.config, vipAddress);
+    this.keepEntries(v.address);
     this.modes.setTransition(v.address);
     await this.hold.hold(v.address);
     await this.setTransitionElements(v, "add");
@@ -167,10 +220,12 @@ export class Balancer {
     }
     if (side === "old") {
       this.modes.remove(v.address);
-      if (!(await this.ownedVips()).includes(v.address)) await this.setModeElement(v.address, "delete");
       // Whatever entry is left of the VIP (all of them after a rolled-back move) goes too,
-      // unless the VIP came back to this balancer.
-      if (!(await this.ownedVips()).includes(v.address)) await this.table.deleteVip(v.address);
+      // after a grace period, unless the VIP came back to this balancer meanwhile.
+      if (!(await this.ownedVips()).includes(v.address)) {
+        await this.setModeElement(v.address, "delete");
+        this.deleteEntriesLater(v.address);
+      }
       return emptyReport(v.address);
     }
     const report =
@@ -197,13 +252,55 @@ export class Balancer {
 
   /** Step 3 (source side): the VIP's access control information entries. */
   async exportEntries(vipAddress: string): Promise<ConnEntry[]> {
-    const parsed = await this.table.list(vipAddress);
-    return parsed.entries;
+    return this.table.list(vipAddress).entries;
   }
 
-  /** Step 3 (destination side). */
-  importEntries(entries: readonly ConnEntry[]): Promise<{ imported: number; alreadyPresent: number }> {
-    return this.table.import(entries);
+  /**
+   * Step 3 (destination side). An entry already here is replaced: the copies of a VIP in
+   * transition (or not yet routed here) carry no traffic, and a later part of a transfer
+   * (the delta after the pre-copy, a repeated transfer) brings a newer state.
+   */
+  async importEntries(entries: readonly ConnEntry[]): Promise<{ imported: number; alreadyPresent: number }> {
+    for (const vip of new Set(entries.map((e) => e.vip))) this.keepEntries(vip);
+    return this.table.import(entries, { replace: true });
+  }
+
+  /**
+   * "An entry which becomes unnecessary is deleted" (step 3 of the seed; here at the end of
+   * switch): after entryGraceMs, so that packets already on their way here when the route
+   * moved (sent before their sender took in the gratuitous ARP) are still translated
+   * rather than found invalid and answered with a RST. Cancelled if the VIP comes back
+   * (keepEntries).
+   */
+  private deleteEntriesLater(vip: string): void {
+    clearTimeout(this.pendingDeletes.get(vip));
+    const t = setTimeout(() => {
+      this.pendingDeletes.delete(vip);
+      if (this.modes.get(vip) || !this.table.open) return;
+      try {
+        this.deletedAfterGrace += this.table.deleteVip(vip);
+      } catch {
+        // The socket failed (agent shutting down): the entries time out in the kernel.
+      }
+    }, this.entryGraceMs);
+    t.unref();
+    this.pendingDeletes.set(vip, t);
+  }
+
+  /** The VIP is this balancer's again (or about to be): its entries stay. */
+  private keepEntries(vip: string): void {
+    clearTimeout(this.pendingDeletes.get(vip));
+    this.pendingDeletes.delete(vip);
+  }
+
+  /**
+   * Taking part in a move: a VIP in transition here (new owner, steps 1-4) or a pre-copy
+   * whose delta is still to send (old owner, until step 3). Periodic work that would
+   * block the agent's loop for milliseconds (a full copy push) waits meanwhile, so that
+   * the move's messages, and the held packets, are not kept waiting behind it.
+   */
+  get moving(): boolean {
+    return this.transfers.size > 0 || this.modes.inMode("transition").length > 0;
   }
 
   /**
@@ -224,8 +321,9 @@ export class Balancer {
     if (phase === "final" && previous) {
       this.transfers.delete(transferId as string);
       if (previous.watcher.running) {
-        // The delta: what the event watcher saw appear or change since the pre-copy.
-        const { changed, removed } = await previous.watcher.take();
+        // The delta: what the events showed appearing or changing since the pre-copy,
+        // each flow in its state now.
+        const { changed, removed } = previous.watcher.take();
         previous.watcher.stop();
         await deliver(changed);
         this.deltaRemoved.set(vipAddress, removed);
@@ -236,12 +334,11 @@ export class Balancer {
       await deliver(rest);
       return rest.length;
     }
-    let watcher: CtEventWatcher | undefined;
+    let watcher: CtWatcher | undefined;
     if (phase === "precopy" && transferId) {
-      // Subscribe before the dump, so nothing born in between is missed.
+      // Watch before the dump, so nothing born in between is missed.
       previous?.watcher.stop();
-      watcher = new CtEventWatcher(vipAddress, this.namespace);
-      await watcher.start();
+      watcher = this.events.watch([vipAddress]);
     }
     const entries = await this.exportEntries(vipAddress);
     try {
@@ -262,7 +359,7 @@ export class Balancer {
   }
 
   /** Deletes every entry of the VIP. */
-  deleteEntries(vipAddress: string): Promise<number> {
+  async deleteEntries(vipAddress: string): Promise<number> {
     return this.table.deleteVip(vipAddress);
   }
 
@@ -284,8 +381,8 @@ export class Balancer {
 
   /** Everything `tandem natlb show` prints for this balancer. */
   async state(): Promise<BalancerState> {
-    const [owned, parsed] = await Promise.all([this.ownedVips(), this.table.list()]);
-    return { name: this.name, owned, modes: this.modes.list(), entries: parsed.entries };
+    const owned = await this.ownedVips();
+    return { name: this.name, owned, modes: this.modes.list(), entries: this.table.list().entries };
   }
 
   /** Keeps the nftables set mode_vips equal to the mode table's addresses (idempotent). */
@@ -309,13 +406,5 @@ export class Balancer {
       if (op === "delete") cmds.push(`delete element ip ${TABLE} transition_src { ${src.join(", ")} }`);
     }
     if (cmds.length > 0) await nftApply(this.nft, `${cmds.join("\n")}\n`);
-  }
-
-  private async ipBatch(commands: string[], allowFailure = false): Promise<void> {
-    const r = await this.exec(["ip", "-force", "-batch", "-"], {
-      input: `${commands.join("\n")}\n`,
-      allowFailure: true,
-    });
-    if (r.code !== 0 && !allowFailure) throw new Error(`ip failed on ${this.name}: ${r.stderr.trim()}`);
   }
 }

@@ -1,8 +1,12 @@
+import type { CtCreate, CtFlow, CtKey } from "tandem-netlink";
+
 /**
  * The access correspondence table (seed 002, Figs. 5, 6, 9, 10 and 12) as Tandem keeps it:
  * the kernel's conntrack table is the table; this module is its typed view in the seed's
- * columns, the parser for `conntrack -L -o extended` and the writer of `conntrack -R`
- * batch lines that recreate an entry on another balancer.
+ * columns: from and to the kernel's entries as ctnetlink carries them (tandem-netlink,
+ * what the balancer uses), and from `conntrack -L -o extended` text (what `tandem natlb
+ * show` reads over SSH), plus the equivalent `conntrack -I` line of an entry (for errors
+ * and for people).
  *
  * Column mapping (seed reference numerals):
  *   901 clientAddr, 902 clientPort   the original source (the client, Fig. 4A 800/801)
@@ -97,7 +101,7 @@ function port(s: string | undefined): number | undefined {
   return n <= 65535 ? n : undefined;
 }
 
-interface RawFlow {
+export interface RawFlow {
   protocol: L4Protocol;
   timeoutS: number;
   state: TcpState | undefined;
@@ -212,6 +216,51 @@ export function flowToEntry(flow: RawFlow, vips: ReadonlySet<string>): ConnEntry
   return entry;
 }
 
+const IPS_SEEN_REPLY = 1 << 1;
+const IPS_ASSURED = 1 << 2;
+
+/** A kernel entry (ctnetlink, tandem-netlink) as a RawFlow. TCP_CONNTRACK_* numbers are TCP_STATES' indexes. */
+export function rawFlowOf(f: CtFlow): RawFlow {
+  return {
+    protocol: f.protocol,
+    timeoutS: f.timeoutS,
+    state: f.tcpState === undefined ? undefined : TCP_STATES[f.tcpState],
+    orig: f.orig,
+    reply: f.reply,
+    unreplied: (f.status & IPS_SEEN_REPLY) === 0,
+    assured: (f.status & IPS_ASSURED) !== 0,
+    mark: f.mark,
+  };
+}
+
+/** The kernel key of an entry: its original-direction tuple. */
+export function entryCtKey(
+  e: Pick<ConnEntry, "protocol" | "clientAddr" | "clientPort" | "vip" | "vipPort">,
+): CtKey {
+  return { protocol: e.protocol, src: e.clientAddr, dst: e.vip, sport: e.clientPort, dport: e.vipPort };
+}
+
+/**
+ * What recreates `entry` on another balancer with the same NAT bindings (the ctnetlink
+ * equivalent of {@link entryToInsertLine}): the DNAT binding to the server (IPS_DST_NAT),
+ * full NAT adds the SNAT binding to the internal address (IPS_SRC_NAT). An entry given
+ * without them would forward untranslated packets (tried: connection reset).
+ */
+export function entryToCreate(entry: ConnEntry): CtCreate {
+  const c: CtCreate = {
+    ...entryCtKey(entry),
+    dnat: { address: entry.serverAddr, port: entry.serverPort },
+    status: (entry.assured ? IPS_ASSURED : 0) | (entry.seenReply ? IPS_SEEN_REPLY : 0),
+    // A zero timeout would make the kernel drop the entry at once; keep it alive for the move.
+    timeoutS: Math.max(entry.timeoutS, 1),
+  };
+  if (entry.internalAddr !== undefined)
+    c.snat = { address: entry.internalAddr, port: entry.internalPort ?? entry.clientPort };
+  if (entry.protocol === "tcp") c.tcpState = TCP_STATES.indexOf(entry.tcpState ?? "ESTABLISHED");
+  if (entry.mark !== 0) c.mark = entry.mark;
+  return c;
+}
+
 /** Parses a whole `conntrack -L -o extended` listing, keeping the entries whose VIP is in `vips`. */
 export function parseConntrackListing(text: string, vips: ReadonlySet<string>): ParsedTable {
   const out: ParsedTable = { entries: [], skipped: 0, malformed: [] };
@@ -232,11 +281,12 @@ export function parseConntrackListing(text: string, vips: ReadonlySet<string>): 
 }
 
 /**
- * One `conntrack -R` batch line that recreates `entry` on another balancer with the
- * same NAT bindings: `--dst-nat server:port` makes the kernel translate the VIP to the
- * server (and set IPS_DST_NAT); full NAT adds `--src-nat internal:port` (IPS_SRC_NAT).
- * Giving only the reply tuple (-r/-q) creates the entry but NOT the NAT binding: the
- * kernel then forwards untranslated packets (tried: connection reset).
+ * The `conntrack -I` arguments that recreate `entry` on another balancer with the same
+ * NAT bindings (what {@link entryToCreate} does over ctnetlink; shown in import errors):
+ * `--dst-nat server:port` makes the kernel translate the VIP to the server (and set
+ * IPS_DST_NAT); full NAT adds `--src-nat internal:port` (IPS_SRC_NAT). Giving only the
+ * reply tuple (-r/-q) creates the entry but NOT the NAT binding: the kernel then forwards
+ * untranslated packets (tried: connection reset).
  */
 export function entryToInsertLine(entry: ConnEntry): string {
   const args = [

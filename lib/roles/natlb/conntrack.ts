@@ -1,209 +1,230 @@
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+import { Conntrack, ConntrackEvents, type CtEvent } from "tandem-netlink";
 import {
   type ConnEntry,
+  entryCtKey,
   entryKey,
+  entryToCreate,
   entryToInsertLine,
   flowToEntry,
   type ParsedTable,
-  parseConntrackLine,
-  parseConntrackListing,
+  rawFlowOf,
 } from "./conn-table.ts";
-import type { Exec } from "./exec.ts";
 
 /**
- * The kernel's conntrack table of one balancer, read and written with the conntrack
- * tool (conntrack-tools 1.4.7): `-L -o extended` to read, `-R -` (batch of `-I` lines on
- * stdin, one netlink socket for the whole batch: ~1000 entries in <0.1 s here) to
- * write, `-D` to delete. The tool rather than hand-written ctnetlink: it is the kernel
- * project's own, well-kept client and its NAT setup attributes are what the kernel expects.
+ * The kernel's conntrack table of one balancer, over one persistent ctnetlink socket
+ * (tandem-netlink: libnetfilter_conntrack's message encoding over libmnl, the encoding
+ * the conntrack tool uses, so NAT bindings are set up as `conntrack -I --dst-nat` does).
+ * No process per operation: listing 1000 entries takes ~10 ms and creating them ~6 ms,
+ * where a spawned `conntrack -L` / `conntrack -R` took 70-200 ms each on a loaded host
+ * and was most of a move's time. Every call is synchronous.
  */
 export class ConntrackTable {
+  private readonly ct: Conntrack;
+
   constructor(
-    private readonly exec: Exec,
     private readonly vips: () => ReadonlySet<string>,
-  ) {}
+    options: { netns?: string } = {},
+  ) {
+    this.ct = new Conntrack(options.netns ? { netns: options.netns } : {});
+  }
 
   /** Entries whose original destination is a VIP (all VIPs, or just `vip`). */
-  async list(vip?: string): Promise<ParsedTable> {
-    const argv = ["conntrack", "-L", "-o", "extended"];
-    if (vip) argv.push("-d", vip);
-    const r = await this.exec(argv, { allowFailure: true });
-    if (r.code !== 0 && !/0 flow entries/.test(r.stderr))
-      throw new Error(`conntrack -L failed: ${r.stderr.trim()}`);
-    return parseConntrackListing(r.stdout, vip ? new Set([vip]) : this.vips());
+  list(vip?: string): ParsedTable {
+    const vips = vip ? new Set([vip]) : this.vips();
+    const out: ParsedTable = { entries: [], skipped: 0, malformed: [] };
+    for (const f of this.ct.dump({ dst: [...vips] })) {
+      const e = flowToEntry(rawFlowOf(f), vips);
+      if (e) out.entries.push(e);
+      else out.skipped++;
+    }
+    return out;
+  }
+
+  /** The current state of each entry (undefined when the kernel no longer has it). */
+  get(entries: readonly ConnEntry[]): (ConnEntry | undefined)[] {
+    if (entries.length === 0) return [];
+    const vips = this.vips();
+    return this.ct.get(entries.map(entryCtKey)).map((f) => (f ? flowToEntry(rawFlowOf(f), vips) : undefined));
   }
 
   /**
-   * Creates entries (step 3 on the new owner). Entries already present (same original
-   * tuple) are left alone, which makes a repeated transfer idempotent: `conntrack -R`
-   * stops at the first line that fails, so the duplicates are filtered out first.
+   * Creates entries (step 3 on the new owner), in batches on the one socket. An entry
+   * already there (same original tuple) is replaced with the state given (`replace`, what
+   * a move does: a new owner's copies are inert until the end of switch, and a delta
+   * brings newer states of flows the pre-copy sent) or left alone. Either way a repeated
+   * transfer is idempotent.
    */
-  async import(entries: readonly ConnEntry[]): Promise<{ imported: number; alreadyPresent: number }> {
+  import(
+    entries: readonly ConnEntry[],
+    options: { replace?: boolean } = {},
+  ): { imported: number; alreadyPresent: number } {
     if (entries.length === 0) return { imported: 0, alreadyPresent: 0 };
-    // Fast path (a move's step 3): one batch. conntrack -R stops at the first line that
-    // fails (an entry already there), so on failure the present ones are filtered out and
-    // the rest go in a second batch; a repeated transfer is therefore idempotent.
-    const first = await this.batch(entries);
-    if (first.code === 0) return { imported: entries.length, alreadyPresent: 0 };
-    const vips = [...new Set(entries.map((e) => e.vip))];
-    const present = new Set<string>();
-    for (const vip of vips) for (const e of (await this.list(vip)).entries) present.add(entryKey(e));
-    const fresh = entries.filter((e) => !present.has(entryKey(e)));
-    if (fresh.length > 0) {
-      const r = await this.batch(fresh);
-      if (r.code !== 0) throw new Error(`conntrack -R failed: ${r.stderr.trim()}`);
-    }
-    return { imported: fresh.length, alreadyPresent: entries.length - fresh.length };
-  }
-
-  private batch(entries: readonly ConnEntry[]) {
-    const input = `${entries.map(entryToInsertLine).join("\n")}\n`;
-    // conntrack opens "-" as /dev/stdin, which fails on the socketpair Node gives a
-    // child for stdin; a shell pipe is a real FIFO.
-    return this.exec(["sh", "-c", "cat | conntrack -R -"], { input, allowFailure: true });
-  }
-
-  /** Deletes every entry of `vip` (step 3 on the old owner). Returns how many went. */
-  async deleteVip(vip: string): Promise<number> {
-    const r = await this.exec(["conntrack", "-D", "-d", vip], { allowFailure: true });
-    const m = /(\d+) flow entries have been deleted/.exec(r.stderr);
-    return m ? Number(m[1]) : 0;
-  }
-
-  /** Deletes the given entries one by one (used when only some entries of a VIP must go). */
-  async deleteEntries(entries: readonly ConnEntry[]): Promise<number> {
-    let n = 0;
-    for (const e of entries) {
-      const r = await this.exec(
-        [
-          "conntrack",
-          "-D",
-          "-p",
-          e.protocol,
-          "-s",
-          e.clientAddr,
-          "-d",
-          e.vip,
-          "--sport",
-          String(e.clientPort),
-          "--dport",
-          String(e.vipPort),
-        ],
-        { allowFailure: true },
+    const r = this.ct.create(entries.map(entryToCreate), { replace: options.replace ?? false });
+    const first = r.errors[0];
+    if (first) {
+      const e = entries[first.index] as ConnEntry;
+      throw new Error(
+        `conntrack create failed for ${r.errors.length} of ${entries.length} entries, first: ${first.code} (${first.message}) for \`conntrack ${entryToInsertLine(e)}\``,
       );
-      if (r.code === 0) n++;
     }
-    return n;
+    return { imported: r.created + r.replaced, alreadyPresent: r.existing + r.replaced };
+  }
+
+  /** Deletes every entry of `vip` (step 4 on the old owner). Returns how many went. */
+  deleteVip(vip: string): number {
+    return this.deleteEntries(this.list(vip).entries);
+  }
+
+  /** Deletes the given entries (their original tuples). Returns how many went. */
+  deleteEntries(entries: readonly ConnEntry[]): number {
+    if (entries.length === 0) return 0;
+    return this.ct.destroy(entries.map(entryCtKey)).destroyed;
+  }
+
+  counters() {
+    return this.ct.counters();
+  }
+
+  get open(): boolean {
+    return this.ct.open;
+  }
+
+  close(): void {
+    this.ct.close();
   }
 }
 
 /**
- * Follows the conntrack events of one VIP (`conntrack -E -e NEW,UPDATE,DESTROY -d VIP`)
- * and keeps the latest state of every flow that appeared or changed since start(). A
- * move uses it for the delta after the pre-copy: entries born or changed on the old
- * owner after the bulk copy, each with its latest state (a flow copied in SYN_SENT that
- * has since become ESTABLISHED must arrive as ESTABLISHED, or the new owner would find
- * the client's ACK invalid). Flows destroyed meanwhile are listed as removed.
+ * One subscription to the kernel's conntrack events (NEW, UPDATE, DESTROY) for a
+ * balancer's VIPs, for the agent's whole life (kernel-side group membership on a
+ * persistent socket: nothing to start per move, no settle time). Any number of
+ * {@link CtWatcher}s collect from it. A burst that overflows the socket's 16 MiB buffer
+ * is counted by the kernel (ENOBUFS) and marks every watcher lost.
  */
-export class CtEventWatcher {
-  private child: ChildProcessWithoutNullStreams | undefined;
-  private buffer = "";
-  private readonly changed = new Map<string, ConnEntry>();
+export class CtEventHub {
+  private readonly events: ConntrackEvents;
+  private readonly watchers = new Set<CtWatcher>();
+  private lostSeen = 0;
+
+  constructor(
+    vips: readonly string[],
+    private readonly table: ConntrackTable,
+    options: { netns?: string } = {},
+  ) {
+    this.events = new ConntrackEvents(
+      { ...(options.netns ? { netns: options.netns } : {}), dst: [...vips], rcvBufBytes: 16 << 20 },
+      (events) => this.dispatch(events),
+    );
+  }
+
+  private dispatch(events: readonly CtEvent[]): void {
+    const { enobufs } = this.events.counters();
+    if (enobufs > this.lostSeen) {
+      this.lostSeen = enobufs;
+      for (const w of this.watchers) w.lost = true;
+    }
+    if (this.watchers.size === 0) return;
+    for (const e of events) for (const w of this.watchers) w.onEvent(e);
+  }
+
+  /** Hands every event the kernel has queued by now to the watchers (synchronously). */
+  pump(): void {
+    this.dispatch(this.events.pump());
+  }
+
+  /**
+   * A watcher of the flows of `vips` (default: all) that change from now on. Events the
+   * kernel queued before this call are consumed first, so they do not count.
+   */
+  watch(vips?: Iterable<string>): CtWatcher {
+    this.pump();
+    const w = new CtWatcher(this, this.table, vips ? new Set(vips) : undefined);
+    this.watchers.add(w);
+    return w;
+  }
+
+  /** @internal */
+  detach(w: CtWatcher): void {
+    this.watchers.delete(w);
+  }
+
+  counters() {
+    return this.events.counters();
+  }
+
+  close(): void {
+    this.watchers.clear();
+    this.events.close();
+  }
+}
+
+/**
+ * The flows of some VIPs that appeared, changed or ended since the watcher started (or
+ * its last take). A move uses one for the delta after the pre-copy: entries born or
+ * changed on the old owner after the bulk copy, each in its latest state (a flow copied
+ * in SYN_SENT that has since become ESTABLISHED must arrive as ESTABLISHED, or the new
+ * owner would find the client's ACK invalid). The latest state is read from the table
+ * when taken (an UPDATE event carries the TCP state only when that changed).
+ */
+export class CtWatcher {
+  /** Latest event per flow; `complete`: the event carried the whole state (see take()). */
+  private readonly changed = new Map<string, { entry: ConnEntry; complete: boolean }>();
   private readonly removed = new Map<string, ConnEntry>();
-  private ready: Promise<void> = Promise.resolve();
-  malformed = 0;
-  /** Events were lost (netlink overflow): the changes collected are not complete. */
+  private stopped = false;
+  /** Events were lost (socket overflow): the changes collected are not complete. */
   lost = false;
 
-  private readonly vips: Set<string>;
-
-  /** One VIP (filtered by the kernel tool) or several (filtered here). */
   constructor(
-    vip: string | readonly string[],
-    private readonly namespace?: string,
-  ) {
-    this.vips = new Set(typeof vip === "string" ? [vip] : vip);
-    this.filter = typeof vip === "string" ? vip : undefined;
-  }
+    private readonly hub: CtEventHub,
+    private readonly table: ConntrackTable,
+    private readonly vips: ReadonlySet<string> | undefined,
+  ) {}
 
-  private readonly filter: string | undefined;
-
-  /** Starts listening; resolves once the subscription is in place. */
-  start(): Promise<void> {
-    const argv = [
-      ...(this.namespace ? ["ip", "netns", "exec", this.namespace] : []),
-      "conntrack",
-      "-E",
-      "-e",
-      "NEW,UPDATE,DESTROY",
-      // A large socket buffer: a burst of new connections must not overflow it (ENOBUFS).
-      "-b",
-      String(16 << 20),
-      ...(this.filter ? ["-d", this.filter] : []),
-      "-o",
-      "extended",
-    ];
-    const child = spawn(argv[0] as string, argv.slice(1), { stdio: ["pipe", "pipe", "pipe"] });
-    this.child = child;
-    child.stderr.setEncoding("utf8");
-    child.stderr.on("data", (d: string) => {
-      // The kernel dropped events for us: what we collected is incomplete.
-      if (/ENOBUFS|No buffer space/i.test(d)) this.lost = true;
-    });
-    child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (d: string) => {
-      this.buffer += d;
-      for (let nl = this.buffer.indexOf("\n"); nl >= 0; nl = this.buffer.indexOf("\n")) {
-        this.onLine(this.buffer.slice(0, nl));
-        this.buffer = this.buffer.slice(nl + 1);
-      }
-    });
-    // The tool prints nothing when the subscription starts; a short settle is enough
-    // (netlink group membership is immediate once the socket is bound).
-    this.ready = new Promise((resolve) => {
-      child.once("spawn", () => setTimeout(resolve, 30));
-      child.once("error", () => resolve());
-    });
-    return this.ready;
-  }
-
-  private onLine(line: string): void {
-    const m = /^\s*\[(NEW|UPDATE|DESTROY)\]\s+(.*)$/.exec(line);
-    if (!m) return;
-    const parsed = parseConntrackLine(m[2] as string);
-    if (!parsed.ok) {
-      this.malformed++;
-      return;
-    }
-    const entry = flowToEntry(parsed.flow, this.vips);
+  /** @internal */
+  onEvent(ev: CtEvent): void {
+    if (this.vips && !this.vips.has(ev.flow.orig.dst)) return;
+    const entry = flowToEntry(rawFlowOf(ev.flow), this.vips ?? new Set([ev.flow.orig.dst]));
     if (!entry) return;
     const key = entryKey(entry);
-    if (m[1] === "DESTROY") {
+    if (ev.type === "destroy") {
       this.changed.delete(key);
       this.removed.set(key, entry);
     } else {
       this.removed.delete(key);
-      this.changed.set(key, entry);
+      this.changed.set(key, { entry, complete: entry.protocol === "udp" || entry.tcpState !== undefined });
     }
   }
 
-  /** What changed since start (or the last take), after letting pending events arrive. */
-  async take(settleMs = 5): Promise<{ changed: ConnEntry[]; removed: ConnEntry[] }> {
-    await this.ready;
-    await new Promise((r) => setTimeout(r, settleMs));
-    const out = { changed: [...this.changed.values()], removed: [...this.removed.values()] };
+  /**
+   * What changed since start (or the last take): every event the kernel has sent by now
+   * counts (the hub is pumped first), each changed flow in its latest state. A flow's last
+   * event gives that state when it carried the TCP state (NEW events do, and any event of
+   * a state change); otherwise (e.g. an UPDATE that only set ASSURED) the flow is read
+   * from the table now, and one gone meanwhile is listed as removed. The timeout is the
+   * one of the event (the kernel refreshes it without telling).
+   */
+  take(): { changed: ConnEntry[]; removed: ConnEntry[] } {
+    this.hub.pump();
+    const latest = [...this.changed.values()];
+    const removed = [...this.removed.values()];
     this.changed.clear();
     this.removed.clear();
-    return out;
+    const changed = latest.filter((c) => c.complete).map((c) => c.entry);
+    const stale = latest.filter((c) => !c.complete).map((c) => c.entry);
+    this.table.get(stale).forEach((now, i) => {
+      if (now) changed.push(now);
+      else removed.push(stale[i] as ConnEntry);
+    });
+    return { changed, removed };
   }
 
   /** Listening, and nothing lost so far. */
   get running(): boolean {
-    return !!this.child && this.child.exitCode === null && !this.lost;
+    return !this.stopped && !this.lost;
   }
 
   stop(): void {
-    this.child?.kill();
-    this.child = undefined;
+    this.stopped = true;
+    this.hub.detach(this);
   }
 }

@@ -1,3 +1,4 @@
+import { endianness } from "node:os";
 import type { ConnEntry, Embodiment, L4Protocol, TcpState } from "./conn-table.ts";
 
 /**
@@ -193,35 +194,47 @@ export class CopyStore {
   }
 }
 
+/** "0A0012C6" of /proc/net/tcp (the __be32 printed as a host-order u32) -> "198.18.0.10". */
+function procAddress(hex: string, littleEndian: boolean): string | undefined {
+  if (!/^[0-9A-Fa-f]{8}$/.test(hex)) return undefined;
+  const n = Number.parseInt(hex, 16);
+  const b = [n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255];
+  return (littleEndian ? b.reverse() : b).join(".");
+}
+
 /**
  * Modification 1 (embodiment 1 only): the server's own TCP/IP connection table (Fig. 14,
- * `ss -Htn state established '( sport = :PORT )'`) stands in for the copy: its peers are
- * the clients (901/902), its local port is 905, the VIP (903) and the server (904) are
- * known, and the flow-control delta (907) is zero. Lines the parser does not understand
- * are skipped and counted. In full NAT the peer would be the balancer's internal
- * address, not the client, so this source does not apply there.
+ * the kernel's /proc/net/tcp of the server's namespace, read in the keeper's process: no
+ * `ss` started on a failover's path) stands in for the copy: the peers of its established
+ * connections on the server port are the clients (901/902), its local port is 905, the
+ * VIP (903) and the server (904) are known, and the flow-control delta (907) is zero.
+ * Lines the parser does not understand are counted. In full NAT the peer would be the
+ * balancer's internal address, not the client, so this source does not apply there.
  */
 export function entriesFromSocketTable(
-  ssOutput: string,
+  procNetTcp: string,
   ctx: RestoreContext & { serverPort: number },
+  littleEndian: boolean = endianness() === "LE",
 ): { entries: ConnEntry[]; malformed: number } {
   const entries: ConnEntry[] = [];
   let malformed = 0;
-  for (const line of ssOutput.split("\n")) {
-    if (!line.trim()) continue;
+  for (const line of procNetTcp.split("\n")) {
     const cols = line.trim().split(/\s+/);
-    const local = cols[cols.length - 2];
-    const peer = cols[cols.length - 1];
-    const lm = local ? /^(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(local) : null;
-    const pm = peer ? /^(\d+\.\d+\.\d+\.\d+):(\d+)$/.exec(peer) : null;
-    if (!lm || !pm || Number(lm[2]) !== ctx.serverPort) {
+    if (cols.length < 4 || cols[0] === "sl") continue;
+    const [, local, remote, state] = cols as [string, string, string, string];
+    const lm = /^([0-9A-Fa-f]{8}):([0-9A-Fa-f]{4})$/.exec(local);
+    const rm = /^([0-9A-Fa-f]{8}):([0-9A-Fa-f]{4})$/.exec(remote);
+    const peer = rm ? procAddress(rm[1] as string, littleEndian) : undefined;
+    if (!lm || !rm || !peer || !/^[0-9A-Fa-f]{2}$/.test(state)) {
       malformed++;
       continue;
     }
+    // 01: TCP_ESTABLISHED; connections of other ports are not the web server's.
+    if (state !== "01" || Number.parseInt(lm[2] as string, 16) !== ctx.serverPort) continue;
     entries.push({
       protocol: "tcp",
-      clientAddr: pm[1] as string,
-      clientPort: Number(pm[2]),
+      clientAddr: peer,
+      clientPort: Number.parseInt(rm[2] as string, 16),
       vip: ctx.vip,
       vipPort: ctx.vipPort,
       serverAddr: ctx.serverAddr,

@@ -6,9 +6,10 @@ import { emptyReport, type HoldReport } from "./hold.ts";
  * through a process comprising the following four steps"), as a journaled state machine:
  *
  *   1 transition  the new owner puts the VIP in transition mode (Fig. 8A): its packets are held
- *   2 route       the new owner takes the VIP's addresses + gratuitous ARP; the old one drops them
+ *   2 route       the old owner drops the VIP's addresses; the new one takes them + gratuitous ARP
  *   3 entries     the VIP's entries go from the old owner's table (or, on failover, from the
- *                 servers' copies, third embodiment) into the new owner's; the old owner deletes them
+ *                 servers' copies, third embodiment) into the new owner's; the old owner deletes
+ *                 them after step 4 (and a grace period for packets already on their way to it)
  *   4 end         end-of-switch: the old owner forgets the VIP (Fig. 8B); the new owner returns
  *                 it to normal mode and sends the held packets through the new entries (Fig. 8C)
  *
@@ -268,9 +269,13 @@ async function runMove(ctx: MoveContext, req: MoveRequest, done: Set<MoveStep>):
     return { entries: n };
   };
   const switchRoute = async () => {
-    await to.claim(req.vip);
+    // The old owner lets go of the addresses first, then the new owner takes them and
+    // announces them: the new owner's hold starts with that announcement, so nothing but
+    // the entries should come between it and the end of switch. Meanwhile the old owner
+    // still translates whatever reaches it (its entries and mode stay until step 4).
     if (fromAlive) await from.release(req.vip);
     else await tellDead(from.release(req.vip), deadMs);
+    await to.claim(req.vip);
   };
 
   try {

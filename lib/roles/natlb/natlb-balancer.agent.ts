@@ -1,13 +1,14 @@
 // Balancer agent (load balancers 3a/3b of seed 002): the kernel translates, this agent
 // runs the control side (Balancer), answers the control function's messages over UDP
 // (control-channel.ts), pushes table copies to the servers (Fig. 13) and reports load.
+import { monitorEventLoopDelay } from "node:perf_hooks";
 import { inProcessNft } from "../../dataplane/nft.ts";
 import { agentArgs, log, serveAgent } from "../../remote/agent-runtime.ts";
 import { entriesPerDatagram } from "../../wire/natlb.ts";
 import { Balancer } from "./balancer.ts";
 import { type NatlbConfig, NatlbSection, nodeIds } from "./config.ts";
 import { type ConnEntry, entryRow } from "./conn-table.ts";
-import { CtEventWatcher } from "./conntrack.ts";
+import type { CtWatcher } from "./conntrack.ts";
 import { ControlChannel } from "./control-channel.ts";
 import { localExec } from "./exec.ts";
 import type { HoldReport } from "./hold.ts";
@@ -35,6 +36,7 @@ let generation = Date.now() % 0x7fffffff;
 let timers: NodeJS.Timeout[] = [];
 let pushes = 0;
 let fullPushes = 0;
+let deferredPushes = 0;
 
 function balancerAddress(id: number): { address: string; port: number } {
   const name = ids.nameOf.get(id);
@@ -87,7 +89,7 @@ async function startChannel(): Promise<ControlChannel> {
         );
         if (!all) return msg.entries.length;
         const r = await balancer.importEntries(all);
-        log(`imported ${r.imported} entries of ${msg.vip} (${r.alreadyPresent} already present)`);
+        log(`imported ${r.imported} entries of ${msg.vip} (${r.alreadyPresent} replaced)`);
         return all.length;
       }
       case 4: {
@@ -109,14 +111,15 @@ async function startChannel(): Promise<ControlChannel> {
 
 /**
  * Copy keeping (third embodiment): every entry goes, per server, to that server's keeper.
- * A full push every FULL_EVERY_MS (and whenever the event watcher stopped or lost events); in
+ * A full push every FULL_EVERY_MS (and whenever the event watcher lost events); in
  * between, deltas: the flows conntrack events showed appearing, changing or ending since
- * the last push (conntrack -E), so a balancer does not dump its whole table five times a
- * second. The watcher is subscribed before each full dump, so nothing falls in between.
+ * the last push (the balancer's event subscription), so a balancer does not dump its whole
+ * table five times a second. The watcher starts before each full dump, so nothing falls in
+ * between.
  */
 const FULL_EVERY_MS = 2000;
 let lastFull = 0;
-let pushWatcher: CtEventWatcher | undefined;
+let pushWatcher: CtWatcher | undefined;
 
 function sendPush(
   ch: ControlChannel,
@@ -150,18 +153,30 @@ function sendPush(
   }
 }
 
+/** Pushes wait while a move runs through this balancer, for at most this long. */
+const PUSH_DEFER_MAX_MS = 1000;
+let lastPush = 0;
+
 async function pushCopies(ch: ControlChannel): Promise<void> {
   const now = Date.now();
+  // A push takes the agent's loop for milliseconds (a full one: the dump and ~40 datagrams
+  // per server; a delta after a pre-copy import: ~1000 new flows). During a move it would
+  // hold up the move's messages and, on the new owner, the held packets: it waits, but
+  // never long (a move left half-done by a crashed controller must not stop the copies).
+  if (balancer.moving && now - lastPush < PUSH_DEFER_MAX_MS) {
+    deferredPushes++;
+    return;
+  }
+  lastPush = now;
   if (!pushWatcher?.running || now - lastFull >= FULL_EVERY_MS) {
     pushWatcher?.stop();
-    pushWatcher = new CtEventWatcher(config.vips.map((v) => v.address));
-    await pushWatcher.start();
-    const { entries } = await balancer.table.list();
+    pushWatcher = balancer.events.watch();
+    const { entries } = balancer.table.list();
     lastFull = now;
     sendPush(ch, "full", entries, []);
     fullPushes++;
   } else {
-    const { changed, removed } = await pushWatcher.take(0);
+    const { changed, removed } = pushWatcher.take();
     sendPush(ch, "delta", changed, removed);
   }
   pushes++;
@@ -185,18 +200,36 @@ async function reportLoad(ch: ControlChannel): Promise<void> {
   );
 }
 
-function loop(every: number, fn: () => Promise<void>): NodeJS.Timeout {
+/**
+ * How long the agent's event loop was blocked (a control message or a held packet that
+ * arrives meanwhile waits) and how long each periodic job ran: a move's hold time is a
+ * few hops through this loop.
+ */
+const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+loopDelay.enable();
+const jobTimes = new Map<string, { runs: number; totalMs: number; maxMs: number }>();
+
+function loop(name: string, every: number, fn: () => Promise<void>): NodeJS.Timeout {
   let busy = false;
   return setInterval(() => {
     if (busy) return;
     busy = true;
+    const t0 = performance.now();
     fn()
       .catch((e) => log(`loop failed: ${(e as Error).message}`))
       .finally(() => {
         busy = false;
+        const ms = performance.now() - t0;
+        const j = jobTimes.get(name) ?? { runs: 0, totalMs: 0, maxMs: 0 };
+        j.runs++;
+        j.totalMs += ms;
+        j.maxMs = Math.max(j.maxMs, ms);
+        jobTimes.set(name, j);
       });
   }, every);
 }
+
+const round = (ms: number) => Math.round(ms * 100) / 100;
 
 serveAgent({
   name: "natlb-balancer",
@@ -205,8 +238,8 @@ serveAgent({
       await balancer.setup({ claimInitial: p.claimInitial ?? true });
       channel ??= await startChannel();
       const ch = channel;
-      if (p.push ?? true) timers.push(loop(config.keeper.pushIntervalMs, () => pushCopies(ch)));
-      if (p.report ?? true) timers.push(loop(200, () => reportLoad(ch)));
+      if (p.push ?? true) timers.push(loop("pushCopies", config.keeper.pushIntervalMs, () => pushCopies(ch)));
+      if (p.report ?? true) timers.push(loop("reportLoad", 200, () => reportLoad(ch)));
       return { id: myId, owned: await balancer.ownedVips() };
     },
     state: () => balancer.state(),
@@ -218,7 +251,39 @@ serveAgent({
     counters: () => balancer.counters(),
     holdReports: () => holdReports,
     holdStats: () => hold.stats(),
-    channel: () => ({ counters: channel?.counters, lastRejects: channel?.lastRejects, pushes, fullPushes }),
+    /**
+     * The kernel access counters (conntrack requests, events and any lost) and the agent's
+     * event-loop delay (ms: p50/p99/max since `reset`) and periodic jobs (ms per run).
+     */
+    kernel: (p: { reset?: boolean } = {}) => {
+      const out = {
+        conntrack: balancer.table.counters(),
+        events: balancer.events.counters(),
+        loopDelayMs: {
+          p50: round(loopDelay.percentile(50) / 1e6),
+          p99: round(loopDelay.percentile(99) / 1e6),
+          max: round(loopDelay.max / 1e6),
+        },
+        jobs: Object.fromEntries(
+          [...jobTimes].map(([k, j]) => [
+            k,
+            { runs: j.runs, meanMs: round(j.totalMs / Math.max(1, j.runs)), maxMs: round(j.maxMs) },
+          ]),
+        ),
+      };
+      if (p.reset) {
+        loopDelay.reset();
+        jobTimes.clear();
+      }
+      return out;
+    },
+    channel: () => ({
+      counters: channel?.counters,
+      lastRejects: channel?.lastRejects,
+      pushes,
+      fullPushes,
+      deferredPushes,
+    }),
     /** Direct calls (the naive comparison and tests drive the balancer without the controller). */
     claim: (p: { vip: string }) => balancer.claim(p.vip),
     release: (p: { vip: string }) => balancer.release(p.vip),

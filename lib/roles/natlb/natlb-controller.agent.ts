@@ -70,6 +70,20 @@ serveAgent({
       return { armed: p.step };
     },
     /**
+     * Test hook: the next move waits `ms` after `step` (once). A move takes milliseconds, too
+     * short for a given load to be sure to send the new owner anything to hold; a pause
+     * after the route switch makes the transition hold certain (and long) for a test.
+     */
+    pauseAfter: (p: { step: MoveStep; ms: number }) => {
+      let armed = true;
+      ctl().onStep = async (_id, s) => {
+        if (!armed || s !== p.step) return;
+        armed = false;
+        await new Promise((r) => setTimeout(r, p.ms));
+      };
+      return { armed: p.step, ms: p.ms };
+    },
+    /**
      * Test hook: sends bad control messages to a balancer. "unauthenticated": a valid
      * message sealed with a wrong key; "truncated": a valid message cut short; "replayed":
      * a valid, harmless message (leave transition mode for a VIP) sent twice.

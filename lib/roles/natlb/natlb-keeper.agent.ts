@@ -2,7 +2,7 @@
 // seed 002's third embodiment, Fig. 13): keeps the balancers' pushed entries and, on the
 // control function's request, sends a failed balancer's entries of a VIP to the survivor.
 
-import { run } from "../../lab/command.ts";
+import { readFileSync } from "node:fs";
 import { agentArgs, log, serveAgent } from "../../remote/agent-runtime.ts";
 import { type NatlbConfig, NatlbSection, nodeIds } from "./config.ts";
 import { ControlChannel } from "./control-channel.ts";
@@ -56,12 +56,12 @@ serveAgent({
           const ctx = { vip: vip.address, vipPort: vip.port, serverAddr: myAddress as string };
           let entries = store.restore(failed, ctx);
           if (config.keeper.source === "socket-table") {
-            // Modification 1: the server's own TCP/IP connection table (Fig. 14).
+            // Modification 1: the server's own TCP/IP connection table (Fig. 14), as this
+            // namespace's kernel lists it.
             const serverPort = vip.servers.find((x) => x.address === myAddress)?.port ?? 80;
-            const ss = await run(["ss", "-Htn", "state", "established", `( sport = :${serverPort} )`]);
-            const r = entriesFromSocketTable(ss.stdout, { ...ctx, serverPort });
+            const r = entriesFromSocketTable(readFileSync("/proc/net/tcp", "utf8"), { ...ctx, serverPort });
             entries = r.entries;
-            if (r.malformed > 0) log(`ss: ${r.malformed} lines not understood`);
+            if (r.malformed > 0) log(`/proc/net/tcp: ${r.malformed} lines not understood`);
           }
           const survivor = ids.nameOf.get(msg.to);
           const b = survivor ? config.balancers[survivor] : undefined;

@@ -130,6 +130,10 @@ export const BALANCER_SYSCTLS: Record<string, string> = {
   // first packets re-learn the windows. Liberal window checks keep those packets from
   // being flagged INVALID; a packet with no entry at all is still INVALID (loose=0).
   "net.netfilter.nf_conntrack_tcp_be_liberal": "1",
+  // Every entry carries the event extension, also one created before the agent subscribed
+  // (the default, 2, adds it only while someone listens): a move's delta and the copy
+  // pushes follow the entries' changes through conntrack events.
+  "net.netfilter.nf_conntrack_events": "1",
   "net.ipv4.conf.all.rp_filter": "0",
   "net.ipv4.conf.default.rp_filter": "0",
 };
