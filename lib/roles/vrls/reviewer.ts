@@ -198,7 +198,7 @@ export class Reviewer {
     healthy: readonly string[],
   ): ReviewAction[] {
     const c = this.collection;
-    if (!c || !c.waiting.has(from)) return [];
+    if (!c?.waiting.has(from)) return [];
     this.counters.responsesIn++;
     c.waiting.delete(from);
     for (const r of msg.rates) c.rates.set(r.condition, r.bps);
