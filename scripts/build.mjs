@@ -35,6 +35,7 @@ const common = {
     "tandem-nfqueue",
     "tandem-nftables",
     "tandem-netlink",
+    "tandem-rawio",
     "cpu-features",
     "playwright-core",
     "chromium-bidi",

@@ -203,6 +203,15 @@ export async function runDoctor(): Promise<Check[]> {
       "apt-get install libnetfilter-queue-dev libmnl-dev; npm ci",
     ),
   );
+  checks.push(
+    await addonCheck(
+      "raw socket addon (tandem-rawio)",
+      "tandem-rawio",
+      "tandem_rawio.node",
+      () => import("tandem-rawio"),
+      "apt-get install build-essential; npm ci",
+    ),
+  );
   const nftables = await addonCheck(
     "nftables addon (tandem-nftables)",
     "tandem-nftables",

@@ -1,95 +1,36 @@
 /**
- * Raw packet I/O for the VRLS agents. Node has no raw sockets, so a tiny helper
- * process (Debian's python3, standard library only, no scapy) owns them and
- * speaks a length-prefixed binary protocol over its stdin/stdout:
- *   frame = kind (1 byte) | length (4 bytes, big-endian) | bytes
- *   to the helper:   1 = send an IPv4 packet (raw IP socket, IP_HDRINCL: the kernel
- *                        routes it and resolves the next hop's MAC)
- *                    2 = send an Ethernet frame (AF_PACKET on the interface, e.g. VRRP
- *                        advertisements from the virtual MAC, gratuitous ARP)
- *   from the helper: 1 = an IPv4 packet of protocol 112 (VRRP / VRLS) received on the interface
- *                    2 = an ICMP packet received on the interface
- * Why not a native addon: raw sockets need nothing but socket(2) and setsockopt(2), which
- * the Python standard library exposes; a helper avoids a second node-gyp build and works
- * unchanged on physical hosts (python3 is everywhere). The helper is one process per agent
- * and adds well under a millisecond per message (measured in bench/failover.ts runs at 10 ms
- * advertisements); data packets never pass through it (the kernel forwards them).
+ * Raw packet I/O for the VRLS agents, in process, through the `tandem-rawio` addon
+ * (native/rawio): node-addon-api over socket(2)/setsockopt(2), one uv_poll per receive
+ * socket, no threads. The sockets, on one interface:
+ *   send IPv4     raw IPPROTO_RAW socket (header included: the kernel routes the packet and
+ *                 resolves the next hop's MAC), SO_BINDTODEVICE, SO_BROADCAST,
+ *                 IP_MULTICAST_IF = the interface's address, IP_MULTICAST_LOOP 0;
+ *   send frames   AF_PACKET on the interface (advertisements from the virtual MAC,
+ *                 gratuitous ARP);
+ *   receive vrrp  raw socket of IP protocol 112 (VRRP / VRLS), bound to the interface, joined
+ *                 to 224.0.0.18 on it, 4 MiB receive buffer;
+ *   receive icmp  raw ICMP socket bound to the interface, 1 MiB receive buffer.
+ * Each socket wake-up reads what the socket holds (at most 256 packets, so timers still run
+ * under a flood) and hands the packets to onVrrp / onIcmp in arrival order.
+ *
+ * Why native now (until then a python3 helper process owned the sockets and spoke
+ * length-prefixed frames over stdin/stdout): latency and flood resistance, measured with
+ * `tandem bench rawio` (bench/rawio.ts keeps the helper for that comparison; figures and
+ * conditions in docs/vrls.md "Raw packet I/O"):
+ *  - every control message crossed two pipes and a Python select loop, and a hand-off is 4
+ *    messages: round trip of one 60-byte protocol-112 packet between two namespaces, p50 /
+ *    p99 0.202 / 1.29 ms through the helper, 0.011 / 0.060 ms in process;
+ *  - a flood of 110,000 bad VRRP frames overran the helper and nothing counted what it
+ *    missed. Now every loss is counted: stats().rxDrops is the kernel's drop counter of the
+ *    receive sockets (packets that did not fit in the receive buffer), and at full speed
+ *    (~850 kpps) more frames reach the agent (54,371 vs 44,359) for less CPU per packet
+ *    (3.0 vs 3.6 us, agent + helper); the limit is now the agent's own validation.
+ * Sends never throw: a failed send (ENOBUFS, EAGAIN, EMSGSIZE) is counted in
+ * stats().sendErrors and logged at most once a second.
  */
-import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
+import { openRawSockets, type RawIoStats, type RawPacket, type RawSockets } from "tandem-rawio";
 
-const HELPER = String.raw`
-import os, sys, socket, struct, select, fcntl
-iface = sys.argv[1]
-listen = sys.argv[2].split(",") if len(sys.argv) > 2 and sys.argv[2] else []
-SO_BINDTODEVICE = 25
-def ifindex(name):
-    return socket.if_nametoindex(name)
-def ifaddr(name):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    req = struct.pack("256s", name.encode()[:15])
-    return socket.inet_ntoa(fcntl.ioctl(s.fileno(), 0x8915, req)[20:24])
-idx = ifindex(iface)
-addr = ifaddr(iface)
-tx_ip = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
-tx_ip.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, iface.encode())
-tx_ip.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
-tx_ip.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, struct.pack("4s4si", socket.inet_aton("0.0.0.0"), socket.inet_aton(addr), idx))
-tx_ip.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
-tx_l2 = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-tx_l2.bind((iface, 0))
-rx = {}
-if "vrrp" in listen:
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
-    s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, iface.encode())
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
-    s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, struct.pack("4s4si", socket.inet_aton("224.0.0.18"), socket.inet_aton("0.0.0.0"), idx))
-    rx[s.fileno()] = (s, 1)
-if "icmp" in listen:
-    s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
-    s.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, iface.encode())
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    rx[s.fileno()] = (s, 2)
-out = sys.stdout.buffer
-def emit(kind, data):
-    out.write(struct.pack("!BI", kind, len(data)) + data)
-    out.flush()
-emit(0, (addr + " " + str(idx)).encode())
-buf = b""
-os.set_blocking(0, False)
-while True:
-    r, _, _ = select.select([0] + list(rx.keys()), [], [])
-    for fd in r:
-        if fd == 0:
-            try:
-                chunk = os.read(0, 1 << 20)
-            except BlockingIOError:
-                continue
-            if not chunk:
-                sys.exit(0)
-            buf += chunk
-            while len(buf) >= 5:
-                kind, n = struct.unpack("!BI", buf[:5])
-                if len(buf) < 5 + n:
-                    break
-                data = buf[5:5 + n]
-                buf = buf[5 + n:]
-                try:
-                    if kind == 1:
-                        tx_ip.sendto(data, (socket.inet_ntoa(data[16:20]), 0))
-                    elif kind == 2:
-                        tx_l2.send(data)
-                except OSError as e:
-                    sys.stderr.write("rawio send failed: %s\n" % e)
-                    sys.stderr.flush()
-        else:
-            s, kind = rx[fd]
-            while True:
-                try:
-                    data = s.recv(65535, socket.MSG_DONTWAIT)
-                except BlockingIOError:
-                    break
-                emit(kind, data)
-`;
+export type { RawIoStats } from "tandem-rawio";
 
 export interface RawIoOptions {
   /** The interface to send on and listen to (e.g. the LAN interface eth0). */
@@ -98,84 +39,95 @@ export interface RawIoOptions {
   listen: ("vrrp" | "icmp")[];
   onVrrp?: (ipPacket: Buffer) => void;
   onIcmp?: (ipPacket: Buffer) => void;
+  /** Send failures (at most one line a second, with the count since the previous line). */
   onLog?: (line: string) => void;
-  python?: string;
+  /** Open the sockets in this network namespace (name or path); default the process's. Tests and benches. */
+  netns?: string;
 }
 
+/** Between two lines about failed sends. */
+const SEND_ERROR_LOG_MS = 1000;
+
 export class RawIo {
+  private lastErrorLog = Number.NEGATIVE_INFINITY;
+  private errorsLogged = 0;
+
   private constructor(
-    private readonly child: ChildProcessWithoutNullStreams,
-    readonly address: string,
-    readonly ifindex: number,
+    private readonly sockets: RawSockets,
+    private readonly onLog: ((line: string) => void) | undefined,
   ) {}
 
-  /** Starts the helper and waits until its sockets are open (it reports the interface address). */
-  static open(options: RawIoOptions): Promise<RawIo> {
-    const child = spawn(
-      options.python ?? "/usr/bin/python3",
-      ["-u", "-c", HELPER, options.interface, options.listen.join(",")],
-      {
-        stdio: ["pipe", "pipe", "pipe"],
-      },
-    );
-    return new Promise((resolve, reject) => {
-      let io: RawIo | undefined;
-      let pending: Buffer = Buffer.alloc(0);
-      let stderr = "";
-      child.stderr.on("data", (d: Buffer) => {
-        stderr += d.toString();
-        for (const line of d.toString().split("\n")) if (line.trim()) options.onLog?.(`rawio: ${line}`);
-      });
-      child.on("error", (e) => reject(new Error(`cannot start the raw socket helper: ${e.message}`)));
-      child.on("exit", (code) => {
-        if (!io)
-          reject(new Error(`raw socket helper exited (${code}) on ${options.interface}: ${stderr.trim()}`));
-      });
-      child.stdout.on("data", (d: Buffer) => {
-        pending = pending.length ? Buffer.concat([pending, d]) : d;
-        while (pending.length >= 5) {
-          const kind = pending[0];
-          const n = pending.readUInt32BE(1);
-          if (pending.length < 5 + n) break;
-          const data = pending.subarray(5, 5 + n);
-          pending = pending.subarray(5 + n);
-          if (kind === 0 && !io) {
-            const [address, idx] = data.toString().split(" ");
-            io = new RawIo(child, address ?? "", Number(idx));
-            resolve(io);
-          } else if (kind === 1) options.onVrrp?.(Buffer.from(data));
-          else if (kind === 2) options.onIcmp?.(Buffer.from(data));
+  get address(): string {
+    return this.sockets.address;
+  }
+
+  get ifindex(): number {
+    return this.sockets.ifindex;
+  }
+
+  /** Opens the sockets; rejects (naming the interface) if one cannot be opened or the interface has no IPv4 address. */
+  static async open(options: RawIoOptions): Promise<RawIo> {
+    const { onVrrp, onIcmp } = options;
+    const onBatch = (batch: RawPacket[]) => {
+      // A throwing handler must not cost the rest of the batch its delivery; the first
+      // error is rethrown afterwards (uncaughtException, as it was with the helper's pipe).
+      let failure: { e: unknown } | undefined;
+      for (const p of batch) {
+        try {
+          if (p.kind === "vrrp") onVrrp?.(p.data);
+          else onIcmp?.(p.data);
+        } catch (e) {
+          failure ??= { e };
         }
-      });
-    });
+      }
+      if (failure) throw failure.e;
+    };
+    const sockets = openRawSockets(
+      {
+        interface: options.interface,
+        listen: options.listen,
+        ...(options.netns !== undefined ? { netns: options.netns } : {}),
+      },
+      onBatch,
+    );
+    return new RawIo(sockets, options.onLog);
   }
 
-  /** Sends an IPv4 packet; the kernel routes it (multicast leaves on our interface). */
-  sendIp(packet: Uint8Array): void {
-    this.write(1, packet);
+  /** Sends an IPv4 packet; the kernel routes it (multicast leaves on our interface). False if it failed (counted). */
+  sendIp(packet: Uint8Array): boolean {
+    return this.sockets.sendIp(packet) || this.failed();
   }
 
-  /** Sends a complete Ethernet frame on the interface. */
-  sendFrame(frame: Uint8Array): void {
-    this.write(2, frame);
+  /** Sends a complete Ethernet frame on the interface. False if it failed (counted). */
+  sendFrame(frame: Uint8Array): boolean {
+    return this.sockets.sendFrame(frame) || this.failed();
   }
 
-  private write(kind: number, data: Uint8Array): void {
-    const head = Buffer.alloc(5);
-    head[0] = kind;
-    head.writeUInt32BE(data.length, 1);
-    this.child.stdin.write(Buffer.concat([head, data]));
+  /** Receive, drop and send counters (rxDrops: the kernel's, read now). */
+  stats(): RawIoStats {
+    return this.sockets.stats();
   }
 
+  /** Reads now what the receive sockets hold (what the next event-loop wake-up would do). */
+  pump(): void {
+    this.sockets.pump();
+  }
+
+  /** Closes the sockets. Idempotent. */
   close(): void {
-    this.child.stdin.end();
-    this.child.kill("SIGTERM");
+    this.sockets.close();
   }
 
-  get exited(): Promise<number | null> {
-    return new Promise((resolve) => {
-      if (this.child.exitCode !== null) resolve(this.child.exitCode);
-      else this.child.once("exit", (c) => resolve(c));
-    });
+  private failed(): false {
+    const t = performance.now();
+    if (this.onLog && t - this.lastErrorLog >= SEND_ERROR_LOG_MS) {
+      const s = this.sockets.stats();
+      this.onLog(
+        `rawio: send failed (${s.sendErrors - this.errorsLogged} since the last report, ${s.sendErrors} in all): ${s.lastSendError}`,
+      );
+      this.errorsLogged = s.sendErrors;
+      this.lastErrorLog = t;
+    }
+    return false;
   }
 }

@@ -48,6 +48,6 @@ log(`ICMP information responder on ${iface} (${io.address})`);
 
 serveAgent({
   name: "vrls-info-responder",
-  methods: { stats: () => ({ ...counters, requesters, address: io.address }) },
+  methods: { stats: () => ({ ...counters, requesters, address: io.address, rawio: io.stats() }) },
   onShutdown: () => io.close(),
 });

@@ -1,7 +1,7 @@
 /**
  * The VRLS reference router agent (one member of one virtual router), started on a lab
  * host over SSH. It wires the pure RouterCore (RFC 5798 + the seed's extension) to:
- *  - raw sockets through the RawIo helper: VRRP/VRLS (IP protocol 112, 224.0.0.18 and
+ *  - raw sockets in process (RawIo, the tandem-rawio addon): VRRP/VRLS (IP protocol 112, 224.0.0.18 and
  *    unicast to registered addresses), ICMP information replies (type 16), advertisements
  *    and gratuitous ARP sent from the virtual MAC;
  *  - the data plane (MemberDataplane: macvlan with the virtual MAC, nftables sets,
@@ -432,6 +432,8 @@ function status() {
       ? { qdiscDrops: lastReading.qdiscDrops, queueOverflows: lastReading.queueOverflows }
       : null,
     pendingActions: pending.length,
+    // Raw sockets: received, kernel receive-buffer drops (rxDrops), failed sends.
+    rawio: io ? io.stats() : null,
   };
 }
 
