@@ -78,6 +78,14 @@ const BENCHES: Record<string, { about: string; run: () => Promise<void> }> = {
       printNftBench(await runNftBench());
     },
   },
+  rawio: {
+    about:
+      "VRLS raw sockets: round trip of one 60-byte VRRP-protocol packet and a bad-VRRP flood, python3 helper vs tandem-rawio addon",
+    run: async () => {
+      const { runRawIoBench, printRawIoBench } = await import("../../bench/rawio.ts");
+      printRawIoBench(await runRawIoBench());
+    },
+  },
   traffic: {
     about: "highest exact UDP rate of the generator and of a capture vs tcpreplay, through one kernel router",
     run: async () => {
