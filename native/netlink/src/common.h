@@ -1,6 +1,7 @@
 // Shared helpers of tandem-netlink: network namespaces, errno text, IPv4 text <-> u32.
 #pragma once
 
+#include "../../common/netns_guard.h"
 #include <napi.h>
 
 #include <arpa/inet.h>
@@ -43,40 +44,7 @@ inline int OpenNetns(Napi::Env env, const Napi::Value& options) {
   return fd;
 }
 
-// Enters a network namespace for the lifetime of the guard (calling thread only): sockets
-// created meanwhile belong to that namespace for their whole life.
-class NetnsGuard {
- public:
-  NetnsGuard(int targetFd, std::string* error) {
-    if (targetFd < 0) return;
-    orig_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (orig_ < 0) {
-      *error = ErrnoText("open /proc/thread-self/ns/net", errno);
-      failed_ = true;
-      return;
-    }
-    if (setns(targetFd, CLONE_NEWNET) < 0) {
-      *error = ErrnoText("setns(netns)", errno);
-      close(orig_);
-      orig_ = -1;
-      failed_ = true;
-    }
-  }
-  ~NetnsGuard() {
-    if (orig_ < 0) return;
-    if (setns(orig_, CLONE_NEWNET) < 0) {
-      // The main thread would otherwise stay in a lab namespace: never continue.
-      fprintf(stderr, "tandem-netlink: cannot return to the original netns: %s\n", strerror(errno));
-      abort();
-    }
-    close(orig_);
-  }
-  bool failed() const { return failed_; }
-
- private:
-  int orig_ = -1;
-  bool failed_ = false;
-};
+using tandem::NetnsGuard;
 
 // "a.b.c.d" -> network-order u32; false when not an IPv4 address.
 inline bool ParseIpv4(const std::string& text, uint32_t* out) {

@@ -40,6 +40,7 @@ extern "C" {
 #include <cstdlib>
 #include <string>
 #include <vector>
+#include "../../common/netns_guard.h"
 
 namespace {
 
@@ -54,39 +55,7 @@ std::string ErrnoText(const char* what, int err) {
   return std::string(what) + ": " + strerror(err) + " (errno " + std::to_string(err) + ")";
 }
 
-// Enters a network namespace for the lifetime of the guard (calling thread only).
-class NetnsGuard {
- public:
-  NetnsGuard(int targetFd, std::string* error) {
-    if (targetFd < 0) return;
-    orig_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (orig_ < 0) {
-      *error = ErrnoText("open /proc/thread-self/ns/net", errno);
-      failed_ = true;
-      return;
-    }
-    if (setns(targetFd, CLONE_NEWNET) < 0) {
-      *error = ErrnoText("setns(netns)", errno);
-      close(orig_);
-      orig_ = -1;
-      failed_ = true;
-    }
-  }
-  ~NetnsGuard() {
-    if (orig_ < 0) return;
-    if (setns(orig_, CLONE_NEWNET) < 0) {
-      // The main thread would otherwise stay in a lab namespace: never continue.
-      fprintf(stderr, "tandem-nfqueue: cannot return to the original netns: %s\n", strerror(errno));
-      abort();
-    }
-    close(orig_);
-  }
-  bool failed() const { return failed_; }
-
- private:
-  int orig_ = -1;
-  bool failed_ = false;
-};
+using tandem::NetnsGuard;
 
 class Queue : public Napi::ObjectWrap<Queue> {
  public:

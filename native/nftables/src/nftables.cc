@@ -30,6 +30,8 @@ extern "C" {
 #include <cstdlib>
 #include <string>
 
+#include "../../common/netns_guard.h"
+
 namespace {
 
 std::string ErrnoText(const std::string& what, int err) {
@@ -55,33 +57,26 @@ class Context : public Napi::ObjectWrap<Context> {
       Napi::Value ns = info[0].As<Napi::Object>().Get("netns");
       if (ns.IsString()) netns = ns.As<Napi::String>().Utf8Value();
     }
-    int orig = -1;
+    int target = -1;
     if (!netns.empty()) {
       std::string path = netns.find('/') == std::string::npos ? "/var/run/netns/" + netns : netns;
-      int target = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      target = open(path.c_str(), O_RDONLY | O_CLOEXEC);
       if (target < 0) {
         Napi::Error::New(env, ErrnoText("open netns " + path, errno)).ThrowAsJavaScriptException();
         return;
       }
-      orig = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-      if (orig < 0 || setns(target, CLONE_NEWNET) < 0) {
-        int err = errno;
+    }
+    {
+      std::string error;
+      tandem::NetnsGuard guard(target, &error);
+      if (guard.failed()) {
         close(target);
-        if (orig >= 0) close(orig);
-        Napi::Error::New(env, ErrnoText("setns " + path, err)).ThrowAsJavaScriptException();
+        Napi::Error::New(env, error).ThrowAsJavaScriptException();
         return;
       }
-      close(target);
+      ctx_ = nft_ctx_new(NFT_CTX_DEFAULT);
     }
-    ctx_ = nft_ctx_new(NFT_CTX_DEFAULT);
-    if (orig >= 0) {
-      if (setns(orig, CLONE_NEWNET) < 0) {
-        // The main thread would otherwise stay in a lab namespace: never continue.
-        fprintf(stderr, "tandem-nftables: cannot return to the original netns: %s\n", strerror(errno));
-        abort();
-      }
-      close(orig);
-    }
+    if (target >= 0) close(target);
     if (ctx_ == nullptr) {
       Napi::Error::New(env, "nft_ctx_new failed (no memory or no netlink socket)").ThrowAsJavaScriptException();
       return;

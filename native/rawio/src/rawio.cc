@@ -50,6 +50,8 @@
 #include <string>
 #include <vector>
 
+#include "../../common/netns_guard.h"
+
 #ifndef SO_RXQ_OVFL
 #define SO_RXQ_OVFL 40
 #endif
@@ -79,39 +81,7 @@ std::string ErrnoText(const std::string& what, int err) {
   return what + ": " + ErrnoName(err) + " (" + strerror(err) + ")";
 }
 
-// Enters a network namespace for the lifetime of the guard (calling thread only).
-class NetnsGuard {
- public:
-  NetnsGuard(int targetFd, std::string* error) {
-    if (targetFd < 0) return;
-    orig_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (orig_ < 0) {
-      *error = ErrnoText("open /proc/thread-self/ns/net", errno);
-      failed_ = true;
-      return;
-    }
-    if (setns(targetFd, CLONE_NEWNET) < 0) {
-      *error = ErrnoText("setns(netns)", errno);
-      close(orig_);
-      orig_ = -1;
-      failed_ = true;
-    }
-  }
-  ~NetnsGuard() {
-    if (orig_ < 0) return;
-    if (setns(orig_, CLONE_NEWNET) < 0) {
-      // The main thread would otherwise stay in a lab namespace: never continue.
-      fprintf(stderr, "tandem-rawio: cannot return to the original netns: %s\n", strerror(errno));
-      abort();
-    }
-    close(orig_);
-  }
-  bool failed() const { return failed_; }
-
- private:
-  int orig_ = -1;
-  bool failed_ = false;
-};
+using tandem::NetnsGuard;
 
 class RawIo;
 

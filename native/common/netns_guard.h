@@ -1,0 +1,58 @@
+// Shared by the native addons (nfqueue, nftables, rawio, netlink) that can open their
+// sockets inside another network namespace: setns on the calling thread, create the
+// socket, setns back. A socket keeps the namespace it was created in for its whole life.
+#pragma once
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <string>
+
+namespace tandem {
+
+// Enters a network namespace for the lifetime of the guard (calling thread only).
+// targetFd < 0: stays where it is. On failure `error` says what failed and failed() is true.
+class NetnsGuard {
+ public:
+  NetnsGuard(int targetFd, std::string* error) {
+    if (targetFd < 0) return;
+    orig_ = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (orig_ < 0) {
+      *error = Describe("open /proc/thread-self/ns/net", errno);
+      failed_ = true;
+      return;
+    }
+    if (setns(targetFd, CLONE_NEWNET) < 0) {
+      *error = Describe("setns(netns)", errno);
+      close(orig_);
+      orig_ = -1;
+      failed_ = true;
+    }
+  }
+  ~NetnsGuard() {
+    if (orig_ < 0) return;
+    if (setns(orig_, CLONE_NEWNET) < 0) {
+      // The main thread would otherwise stay in a lab namespace: never continue.
+      fprintf(stderr, "tandem addon: cannot return to the original netns: %s\n", strerror(errno));
+      abort();
+    }
+    close(orig_);
+  }
+  NetnsGuard(const NetnsGuard&) = delete;
+  NetnsGuard& operator=(const NetnsGuard&) = delete;
+  bool failed() const { return failed_; }
+
+ private:
+  static std::string Describe(const char* what, int err) {
+    return std::string(what) + ": " + strerror(err) + " (errno " + std::to_string(err) + ")";
+  }
+  int orig_ = -1;
+  bool failed_ = false;
+};
+
+}  // namespace tandem
