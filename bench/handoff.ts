@@ -60,6 +60,9 @@ export async function runHandoffBench(
         await vr.waitAllocated(6);
         const r = await runHandoffs(lab, vr, mode, 6100 + k, reallocations);
         const udpDup = r.udp.duplicatedWire;
+        console.error(
+          `${mode}: udp lost at the receiver ${r.udp.lost}, on the far-side wire ${r.udp.lostOnWire}`,
+        );
         if (mode === "exactly-once" && r.lossEvents.length > 0)
           console.error(`exactly-once losses: ${JSON.stringify(r.lossEvents.slice(0, 20))}`);
         modes[mode] = {

@@ -183,7 +183,7 @@ export async function runHandoffs(
   const arrivals = await firstArrivals(capture.reader(), new Set(windows.map((w) => w.stream)));
   const gapsMs = windows.map((w) => longestGapIn(arrivals.get(w.stream) ?? [], w.fromMs, w.toMs));
   await capture.remove();
-  const totals = { sent: 0, received: 0, lost: 0, duplicatedReceiver: 0, duplicatedWire: 0 };
+  const totals = { sent: 0, received: 0, lost: 0, lostOnWire: 0, duplicatedReceiver: 0, duplicatedWire: 0 };
   const lossEvents: { stream: number; from: number; to: number; atMs: number; handoff: number | null }[] = [];
   for (const [i, s] of sent.entries()) {
     const id = port * 10 + i;
@@ -192,6 +192,9 @@ export async function runHandoffs(
       receiver: report.streams.find((x) => x.streamId === id),
       wire: wire.streams.find((x) => x.streamId === id),
     });
+    // The same stream judged from the far-side wire alone (what the routers forwarded).
+    const onWire = analyzeStream({ sender: s, wire: wire.streams.find((x) => x.streamId === id) });
+    totals.lostOnWire += onWire.lost;
     totals.sent += r.sent;
     totals.received += r.received;
     totals.lost += r.lost;
