@@ -212,15 +212,19 @@ describe("traffic through a kernel-forwarding router, faults injected with nftab
       expect(r1 + r2).toBe(10_000 + result.duplicated.wire);
       // The overlap while both gates were open is exactly the wire duplicates, and the receiver saw the same.
       expect(result.duplicated.receiver).toBe(result.duplicated.wire);
-      // Each 10 ms bin well inside a phase is forwarded by that phase's router only.
+      // The 50 ms well inside a phase are forwarded by that phase's router only. (Attribution,
+      // not pace: one 10 ms bin's count depends on the sender's scheduling, and a bin of 24
+      // instead of 30+ once failed this test with another test running beside it.)
       const series = result.timeline.series;
       const binAt = (ms: number) => Math.floor((ms - result.timeline.startMs) / result.timeline.binMs);
+      const around = (mac: string, mid: number) =>
+        [-2, -1, 0, 1, 2].reduce((sum, k) => sum + (series[mac]?.[binAt(mid) + k] ?? 0), 0);
       for (let i = 0; i + 1 < switches.length; i++) {
         const mid = (switches[i]!.atMs + switches[i + 1]!.atMs) / 2;
         const owner = switches[i]!.to === "r1" ? R1_FAR_MAC : R2_FAR_MAC;
         const other = owner === R1_FAR_MAC ? R2_FAR_MAC : R1_FAR_MAC;
-        expect(series[owner]?.[binAt(mid)]).toBeGreaterThan(30);
-        expect(series[other]?.[binAt(mid)] ?? 0).toBe(0);
+        expect(around(owner, mid)).toBeGreaterThan(0);
+        expect(around(other, mid)).toBe(0);
       }
       const dir = join(import.meta.dirname, "../reports/traffic");
       mkdirSync(dir, { recursive: true });
