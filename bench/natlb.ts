@@ -11,7 +11,7 @@ import {
   status,
   stopNatlb,
   sumReports,
-} from "../lib/roles/natlb/lab-harness.ts";
+} from "../lib/roles/natlb/harness/lab-harness.ts";
 import { loadNatlbSection } from "../lib/roles/natlb/section.ts";
 import { loadTopology } from "../lib/topology/load.ts";
 

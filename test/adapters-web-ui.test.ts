@@ -9,7 +9,7 @@ import {
   startInfoResponders,
   startVirtualRouter,
   virtualRouterConfig,
-} from "../lib/roles/vrls/lab-harness.ts";
+} from "../lib/roles/vrls/harness/lab-harness.ts";
 import { loadTopology } from "../lib/topology/load.ts";
 import { sendUdpStream } from "../lib/traffic/udp.ts";
 import { WebUiAdapter } from "../vendor-adapters/web-ui/index.ts";

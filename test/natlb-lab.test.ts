@@ -25,7 +25,7 @@ import {
   stopNatlb,
   sumReports,
   tcpCounters,
-} from "../lib/roles/natlb/lab-harness.ts";
+} from "../lib/roles/natlb/harness/lab-harness.ts";
 import type { MoveReport } from "../lib/roles/natlb/move.ts";
 import { loadNatlbSection } from "../lib/roles/natlb/section.ts";
 import { formatBalancerTables, readBalancerTables } from "../lib/roles/natlb/show.ts";

@@ -7,12 +7,12 @@
 // capture: no gap beyond the machine's jitter, no duplicate).
 import { describe, expect, it } from "vitest";
 import { withLab } from "../lib/lab/index.ts";
-import { startCoordinator } from "../lib/roles/vrls/coordinator.ts";
+import { startCoordinator } from "../lib/roles/vrls/harness/coordinator.ts";
 import {
   startInfoResponders,
   startVirtualRouter,
   virtualRouterConfig,
-} from "../lib/roles/vrls/lab-harness.ts";
+} from "../lib/roles/vrls/harness/lab-harness.ts";
 import {
   addServerAddresses,
   deviationPct,

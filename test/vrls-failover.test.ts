@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Lab, upLab } from "../lib/lab/index.ts";
 import { reviveMember } from "../lib/roles/vrls/failover-run.ts";
-import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/lab-harness.ts";
+import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/harness/lab-harness.ts";
 import { masterDownIntervalMs } from "../lib/roles/vrls/timers.ts";
 import { loadTopology } from "../lib/topology/load.ts";
 import { sendUdpStream, UdpReceiver } from "../lib/traffic/udp.ts";

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Lab, upLab } from "../lib/lab/index.ts";
 import { reviveMember } from "../lib/roles/vrls/failover-run.ts";
 import { primeDiscovery } from "../lib/roles/vrls/handoff-run.ts";
-import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/lab-harness.ts";
+import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/harness/lab-harness.ts";
 import type { HandoffMode } from "../lib/roles/vrls/messages.ts";
 import {
   type Flow,

@@ -3,7 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Lab, upLab } from "../lib/lab/index.ts";
 import { percentile, primeDiscovery, runHandoffs } from "../lib/roles/vrls/handoff-run.ts";
-import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/lab-harness.ts";
+import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/harness/lab-harness.ts";
 import { loadTopology } from "../lib/topology/load.ts";
 
 const REALLOCATIONS = Number(process.env.VRLS_REALLOCATIONS ?? 200);

@@ -2,8 +2,8 @@
 // VRID); the reference and keepalived agree on the master and fail over to each other.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Lab, upLab } from "../lib/lab/index.ts";
-import { startKeepalived } from "../lib/roles/vrls/keepalived.ts";
-import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/lab-harness.ts";
+import { startKeepalived } from "../lib/roles/vrls/harness/keepalived.ts";
+import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/harness/lab-harness.ts";
 import { masterDownIntervalMs } from "../lib/roles/vrls/timers.ts";
 import { loadTopology } from "../lib/topology/load.ts";
 import { resolveL2Path, sendUdpStream, UdpReceiver } from "../lib/traffic/udp.ts";

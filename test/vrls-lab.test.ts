@@ -8,8 +8,8 @@ import {
   startInfoResponders,
   startVirtualRouter,
   virtualRouterConfig,
-} from "../lib/roles/vrls/lab-harness.ts";
-import { readVrls } from "../lib/roles/vrls/show.ts";
+} from "../lib/roles/vrls/harness/lab-harness.ts";
+import { readVrls } from "../lib/roles/vrls/harness/show.ts";
 import { loadTopology } from "../lib/topology/load.ts";
 import { analyzeCapture, analyzeStream } from "../lib/traffic/analyzer.ts";
 import { Capture } from "../lib/traffic/capture.ts";

@@ -3,7 +3,7 @@
 // and with TTL != 255. Every one is counted by reason and dropped; the allocation stands.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Lab, upLab } from "../lib/lab/index.ts";
-import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/lab-harness.ts";
+import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/harness/lab-harness.ts";
 import { ScapyBridge } from "../lib/scapy-bridge/bridge.ts";
 import { loadTopology } from "../lib/topology/load.ts";
 import { sendUdpStream } from "../lib/traffic/udp.ts";

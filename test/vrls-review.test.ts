@@ -6,7 +6,7 @@
 // segment by forwarding MAC. Plus the reviewer's decision rules, pure.
 import { describe, expect, it } from "vitest";
 import { withLab } from "../lib/lab/index.ts";
-import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/lab-harness.ts";
+import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/harness/lab-harness.ts";
 import { ReviewedCore } from "../lib/roles/vrls/reviewed-core.ts";
 import { imbalancePct, loadsOf, Reviewer } from "../lib/roles/vrls/reviewer.ts";
 import { RouterCore } from "../lib/roles/vrls/router-core.ts";

@@ -6,7 +6,7 @@
 // forwarding MAC, not from the agents. bench/sharing.ts adds three members and keepalived.
 import { describe, expect, it } from "vitest";
 import { type Lab, withLab } from "../lib/lab/index.ts";
-import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/lab-harness.ts";
+import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/harness/lab-harness.ts";
 import { referenceSharing, type SharingOutcome } from "../lib/roles/vrls/sharing-experiment.ts";
 import { deviationPct } from "../lib/roles/vrls/sharing-run.ts";
 import { loadTopology } from "../lib/topology/load.ts";

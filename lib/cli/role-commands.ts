@@ -10,7 +10,7 @@ export function registerRoleCommands(program: Command): void {
     .option("--json", "JSON output")
     .description("each member's live sharing table (Figs. 9A-9C) and nft counters")
     .action(async (lab: string, opts: { json?: boolean }) => {
-      const { printVrlsShow } = await import("../roles/vrls/show.ts");
+      const { printVrlsShow } = await import("../roles/vrls/harness/show.ts");
       await printVrlsShow(lab, opts.json === true);
     });
 

@@ -13,7 +13,7 @@ import {
   startNatlb,
   status,
   stopNatlb,
-} from "../../lib/roles/natlb/lab-harness.ts";
+} from "../../lib/roles/natlb/harness/lab-harness.ts";
 import type { MoveReport } from "../../lib/roles/natlb/move.ts";
 import { loadNatlbSection } from "../../lib/roles/natlb/section.ts";
 import {
@@ -21,7 +21,7 @@ import {
   startInfoResponders,
   startVirtualRouter,
   virtualRouterConfig,
-} from "../../lib/roles/vrls/lab-harness.ts";
+} from "../../lib/roles/vrls/harness/lab-harness.ts";
 import { loadTopology } from "../../lib/topology/load.ts";
 import type {
   AdapterRegistration,

@@ -3,7 +3,9 @@ import type { VirtualRouterConfig } from "./config.ts";
 import { coreOptionsFor } from "./config.ts";
 import { type MonitorOptions, reviewOptionsOf } from "./review-config.ts";
 import type { ReviewOptions } from "./reviewer.ts";
-import type { RouterCoreOptions } from "./router-core.ts";
+import type { SubnetSpec } from "./discovery.ts";
+import type { HandoffMode } from "./messages.ts";
+import type { ConditionScheme, RouterCoreOptions } from "./router-core.ts";
 
 export interface RouterAgentArgs {
   name: string;
@@ -37,4 +39,28 @@ export function routerAgentArgs(vr: VirtualRouterConfig, host: string, statusFil
     ...(statusFile ? { statusFile } : {}),
     ...(vr.spec.review ? reviewOptionsOf(vr.spec.review) : {}),
   };
+}
+
+/** The substitution server agent's arguments (vrls-coordinator.agent.ts; resolved by harness/coordinator.ts). */
+export interface CoordinatorAgentArgs {
+  vrid: number;
+  interface: string;
+  self: string;
+  key: string;
+  virtualAddress: string;
+  advertIntervalCs: number;
+  routers: { id: string; priority: number }[];
+  mode: HandoffMode;
+  retryMs: number;
+  maxRetries: number;
+  responseTimeoutMs: number;
+  discoveryMs: number;
+  infoRequestIntervalMs: number;
+  keepaliveMs: number;
+  subnets: SubnetSpec[];
+  conditions: ConditionScheme;
+  /** Prefix or bucket conditions (fixed); address conditions are discovered (P21-P22). */
+  fixedConditions: string[];
+  bucketSeed: number;
+  review?: ReviewOptions;
 }

@@ -12,8 +12,8 @@ import { Capture } from "../../traffic/capture.ts";
 import { type L2Path, resolveL2Path, sendUdpStream, UdpReceiver } from "../../traffic/udp.ts";
 import { virtualMac } from "../../wire/vrrp.ts";
 import { FIG7_END_SYSTEM_ADDRESSES, FIG7_END_SYSTEMS, primeDiscovery } from "./handoff-run.ts";
-import { startKeepalived } from "./keepalived.ts";
-import { startVirtualRouter, virtualRouterConfig } from "./lab-harness.ts";
+import { startKeepalived } from "./harness/keepalived.ts";
+import { startVirtualRouter, virtualRouterConfig } from "./harness/lab-harness.ts";
 
 export interface EndSystemOutcome {
   host: string;

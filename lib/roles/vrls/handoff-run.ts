@@ -13,7 +13,7 @@ import { Capture } from "../../traffic/capture.ts";
 import { decodeTaggedFrame } from "../../traffic/frame.ts";
 import type { PcapReader } from "../../traffic/pcap-reader.ts";
 import { sendUdpStream, UdpReceiver } from "../../traffic/udp.ts";
-import type { RunningVirtualRouter } from "./lab-harness.ts";
+import type { RunningVirtualRouter } from "./harness/lab-harness.ts";
 import type { HandoffMode } from "./messages.ts";
 import { compareTcpWire } from "./tcp-wire.ts";
 

@@ -12,8 +12,8 @@
  */
 import type { Lab } from "../../lab/index.ts";
 import type { LoadedTopology } from "../../topology/load.ts";
-import { startKeepalived } from "./keepalived.ts";
-import { startVirtualRouter, virtualRouterConfig } from "./lab-harness.ts";
+import { startKeepalived } from "./harness/keepalived.ts";
+import { startVirtualRouter, virtualRouterConfig } from "./harness/lab-harness.ts";
 import { ReviewSpec, type ReviewSpecT } from "./review-config.ts";
 import {
   addServerAddresses,

@@ -20,7 +20,7 @@ import {
 } from "../../wire/vrls.ts";
 import { VRRP_MULTICAST } from "../../wire/vrrp.ts";
 import { validateVrrpPacket } from "../../wire/vrrp-validate.ts";
-import type { CoordinatorAgentArgs } from "./coordinator.ts";
+import type { CoordinatorAgentArgs } from "./agent-args.ts";
 import { type CoordinatorAction, CoordinatorCore, type CoordinatorEvent } from "./coordinator-core.ts";
 import type { Destination, VrlsMessage } from "./messages.ts";
 import { RawIo } from "./rawio.ts";

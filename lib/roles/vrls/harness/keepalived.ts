@@ -5,9 +5,9 @@
  * Its state changes are written by a notify script to a file we read back. Everything
  * lives in the lab's state directory; only our own keepalived is ever killed (by pid).
  */
-import type { Lab } from "../../lab/index.ts";
-import { stateDir } from "../../lab/prefix.ts";
-import type { VirtualRouterConfig } from "./config.ts";
+import type { Lab } from "../../../lab/index.ts";
+import { stateDir } from "../../../lab/prefix.ts";
+import type { VirtualRouterConfig } from "../config.ts";
 
 export interface KeepalivedMember {
   host: string;

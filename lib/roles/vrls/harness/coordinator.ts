@@ -1,40 +1,15 @@
 /**
  * The substitution server's side on the controller (seed Fig. 14; the agent is
- * coordinator.agent.ts): its arguments, resolved from the lab's `vrls:` section
+ * vrls-coordinator.agent.ts): its arguments, resolved from the lab's `vrls:` section
  * (`coordinator: {host}`), and starting it on its host.
  */
-import type { Lab } from "../../lab/index.ts";
-import { type AgentClient, launchAgent } from "../../remote/index.ts";
-import { bucketConditions, conditionKey } from "./conditions.ts";
-import type { VirtualRouterConfig } from "./config.ts";
-import type { SubnetSpec } from "./discovery.ts";
-import type { HandoffMode } from "./messages.ts";
-import { reviewOptionsOf } from "./review-config.ts";
-import type { ReviewOptions } from "./reviewer.ts";
-import type { ConditionScheme } from "./router-core.ts";
+import type { Lab } from "../../../lab/index.ts";
+import { type AgentClient, launchAgent } from "../../../remote/index.ts";
+import { bucketConditions, conditionKey } from "../conditions.ts";
+import type { VirtualRouterConfig } from "../config.ts";
+import type { CoordinatorAgentArgs } from "../agent-args.ts";
+import { reviewOptionsOf } from "../review-config.ts";
 
-export interface CoordinatorAgentArgs {
-  vrid: number;
-  interface: string;
-  self: string;
-  key: string;
-  virtualAddress: string;
-  advertIntervalCs: number;
-  routers: { id: string; priority: number }[];
-  mode: HandoffMode;
-  retryMs: number;
-  maxRetries: number;
-  responseTimeoutMs: number;
-  discoveryMs: number;
-  infoRequestIntervalMs: number;
-  keepaliveMs: number;
-  subnets: SubnetSpec[];
-  conditions: ConditionScheme;
-  /** Prefix or bucket conditions (fixed); address conditions are discovered (P21-P22). */
-  fixedConditions: string[];
-  bucketSeed: number;
-  review?: ReviewOptions;
-}
 
 export function coordinatorAgentArgs(vr: VirtualRouterConfig): CoordinatorAgentArgs {
   const s = vr.spec;

@@ -1,10 +1,10 @@
-import type { Lab } from "../../lab/lab.ts";
-import { type AgentClient, launchAgent } from "../../remote/agent-launcher.ts";
-import { type ClientLoadOptions, type ClientLoadReport, emptyClientLoadReport } from "./client-load.ts";
-import type { NatlbConfig } from "./config.ts";
-import type { BalancerView, VipView } from "./controller.ts";
-import type { HoldReport } from "./hold.ts";
-import type { MoveKind, MoveReport } from "./move.ts";
+import type { Lab } from "../../../lab/lab.ts";
+import { type AgentClient, launchAgent } from "../../../remote/agent-launcher.ts";
+import { type ClientLoadOptions, type ClientLoadReport, emptyClientLoadReport } from "../client-load.ts";
+import type { NatlbConfig } from "../config.ts";
+import type { BalancerView, VipView } from "../controller.ts";
+import type { HoldReport } from "../hold.ts";
+import type { MoveKind, MoveReport } from "../move.ts";
 
 /**
  * Brings the NAT-LB roles up on a running lab (Fig. 3 / Fig. 13): a web server and a

@@ -4,10 +4,10 @@
  * counters, read over SSH from the status file each router agent keeps and from nftables.
  * The CLI (lib/cli) calls printVrlsShow(labNameOrPrefix).
  */
-import { attachLab } from "../../lab/index.ts";
-import { readLabRecords } from "../../lab/state.ts";
-import { loadTopology } from "../../topology/load.ts";
-import { loadVrlsConfig } from "./config.ts";
+import { attachLab } from "../../../lab/index.ts";
+import { readLabRecords } from "../../../lab/state.ts";
+import { loadTopology } from "../../../topology/load.ts";
+import { loadVrlsConfig } from "../config.ts";
 import { vrlsStatusFile } from "./lab-harness.ts";
 
 export interface MemberView {

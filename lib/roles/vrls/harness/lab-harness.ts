@@ -3,13 +3,13 @@
  * agent per reference member, keepalived for keepalived members) and the ICMP
  * information responder on end systems; used by the tests, the benches and the CLI.
  */
-import type { Lab } from "../../lab/index.ts";
-import { stateDir } from "../../lab/prefix.ts";
-import { type AgentClient, launchAgent } from "../../remote/index.ts";
-import type { LoadedTopology } from "../../topology/load.ts";
-import { routerAgentArgs } from "./agent-args.ts";
-import { loadVrlsConfig, type VirtualRouterConfig, type VirtualRouterSpecT } from "./config.ts";
-import type { CoreSnapshot } from "./router-core.ts";
+import type { Lab } from "../../../lab/index.ts";
+import { stateDir } from "../../../lab/prefix.ts";
+import { type AgentClient, launchAgent } from "../../../remote/index.ts";
+import type { LoadedTopology } from "../../../topology/load.ts";
+import { routerAgentArgs } from "../agent-args.ts";
+import { loadVrlsConfig, type VirtualRouterConfig, type VirtualRouterSpecT } from "../config.ts";
+import type { CoreSnapshot } from "../router-core.ts";
 
 export interface RunningVirtualRouter {
   config: VirtualRouterConfig;
