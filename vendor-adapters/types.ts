@@ -1,3 +1,4 @@
+import { z } from "zod";
 import type { Lab } from "../lib/lab/index.ts";
 import type { ExecOptions, ExecResult, RemoteHost } from "../lib/remote/index.ts";
 
@@ -7,25 +8,49 @@ import type { ExecOptions, ExecResult, RemoteHost } from "../lib/remote/index.ts
  * counters, inject faults and collect logs and configuration (the evidence).
  */
 
-/** What a device can do; a case that needs a missing capability is "not applicable". */
-export type Capability =
-  | "vrrp-v3"
-  | "vrrp-v2"
-  | "vrrp-preempt-off"
-  | "vrrp-graceful-stop"
-  | "vrrp-state-readback"
-  | "vrls"
-  | "vrls-timer"
-  | "vrls-sequence-number"
-  | "vrls-exactly-once"
-  | "vrls-substitution"
-  | "natlb"
-  | "natlb-full-nat"
-  | "natlb-copy-keeping"
-  | "fault-crash"
-  | "fault-link"
-  | "logs"
-  | "config-readback";
+/**
+ * What a device can do: data, checked at run time against this one list (an adapter, an
+ * ssh-cli template or a test that names anything else is an error naming it). A case that
+ * needs a capability the device lacks is "not applicable", never a failure.
+ */
+export const CAPABILITIES = [
+  "vrrp-v3",
+  "vrrp-v2",
+  "vrrp-preempt-off",
+  "vrrp-graceful-stop",
+  "vrrp-state-readback",
+  "vrls",
+  "vrls-timer",
+  "vrls-sequence-number",
+  "vrls-exactly-once",
+  /** Allocation review (seed Fig. 15, Figs. 10D-10F): thresholds, hold-down, hash-bucket conditions. */
+  "vrls-review",
+  /** A substitution server (seed Fig. 14) the adapter can start, stop, crash and read. */
+  "vrls-substitution",
+  "natlb",
+  "natlb-full-nat",
+  "natlb-copy-keeping",
+  "fault-crash",
+  "fault-link",
+  "logs",
+  "config-readback",
+] as const;
+export const CapabilitySchema = z.enum(CAPABILITIES);
+export type Capability = z.infer<typeof CapabilitySchema>;
+
+/** Checks a list of capability names; `where` names the file/line or adapter they come from. */
+export function parseCapabilities(values: readonly unknown[], where: string): Set<Capability> {
+  const out = new Set<Capability>();
+  for (const v of values) {
+    const r = CapabilitySchema.safeParse(v);
+    if (!r.success)
+      throw new Error(
+        `${where}: unknown capability ${JSON.stringify(v)} (known: ${CAPABILITIES.join(", ")})`,
+      );
+    out.add(r.data);
+  }
+  return out;
+}
 
 /** A lab host as an adapter needs it (LabHost satisfies it). */
 export interface AdapterHost {
@@ -46,12 +71,56 @@ export interface VrrpInstanceConfig {
   virtualAddresses: string[];
 }
 
+/** The VRLS operation mode (seed Fig. 9A): how a condition is handed from one member to another. */
+export type VrlsMode = "timer" | "sequence-number" | "exactly-once";
+
+/** How the master reviews an allocation (seed Fig. 15, Figs. 10D-10F; capability vrls-review). */
+export interface VrlsReviewSettings {
+  /** Imbalance between members that triggers a review: (max - min) / mean, %. */
+  imbalancePct: number;
+  /** Queue overflows per time unit at a member that make it ask for a review (type 6). */
+  overflowsPerUnit: number;
+  /** No review within this long after the previous one (hold-down). */
+  holdDownMs: number;
+  /** How long the master collects flow rate responses (type 8). */
+  collectMs: number;
+  /** Flows below this rate are not moved. */
+  minRateBps: number;
+  sampleMs: number;
+  windowMs: number;
+  timeUnitMs: number;
+}
+
+/** What a condition is: an end system's address, or a hash bucket over the packet's addresses. */
+export type VrlsConditions =
+  | { kind: "address" }
+  | { kind: "bucket"; over: "src" | "src+dst"; count: number; seed: number };
+
+/**
+ * Settings of a VRLS virtual router that the cases change; everything else (VRID, virtual
+ * address, members and priorities, key) is the device's configuration from the lab file.
+ */
+export interface VrlsSettings {
+  mode?: VrlsMode;
+  /** A device that is one member (e.g. behind a web UI): its priority. */
+  priority?: number;
+  /** Timer mode: the new owner's delay before forwarding. */
+  timerDelayMs?: number;
+  advertIntervalMs?: number;
+  /** How long a new master discovers end systems before its first allocation. */
+  discoveryMs?: number;
+  conditions?: VrlsConditions;
+  /** Present: reviews on with these thresholds (needs vrls-review). */
+  review?: VrlsReviewSettings;
+}
+
 /** What a suite deploys; each suite fills its own part. */
 export interface DeviceConfig {
   vrrp?: VrrpInstanceConfig[];
-  /** Role-specific configuration (VRLS / NAT-LB sections of the lab file). */
-  vrls?: unknown;
-  natlb?: unknown;
+  /** Settings of the VRLS virtual router (the lab file's `vrls:` section gives the rest). */
+  vrls?: VrlsSettings;
+  /** The NAT-LB embodiment (seed 002). */
+  natlb?: { embodiment: "dnat" | "fullnat" };
 }
 
 export type VrrpStateName = "initialize" | "backup" | "master" | "unknown";
@@ -73,7 +142,9 @@ export type Fault =
   | { kind: "crash" }
   | { kind: "power-off" }
   | { kind: "link-down"; interface: string }
-  | { kind: "link-up"; interface: string };
+  | { kind: "link-up"; interface: string }
+  /** Undoes power-off and link-down (links up); a crashed process comes back at the next start. */
+  | { kind: "restore" };
 
 export interface DeviceIdentity {
   vendor: string;
@@ -141,24 +212,75 @@ export interface VrlsEndSystem {
   learnedBy: string;
 }
 
+/** The virtual router as configured on the device (what the cases judge the wire against). */
+export interface VrlsDescription {
+  name: string;
+  vrid: number;
+  /** The members' LAN interface. */
+  interface: string;
+  virtualAddress: string;
+  /** Authentication key of the VRLS messages (to decode captures). */
+  key: string;
+  advertIntervalMs: number;
+  /** How long the master waits for a backup's response before it declares it faulty. */
+  responseTimeoutMs: number;
+  members: { host: string; address: string; priority: number }[];
+  /** The substitution server's host, when the device has one configured. */
+  substitutionServer?: string;
+}
+
+/** One member's state as its management interface reports it. */
+export interface VrlsMemberState {
+  role: string;
+  /** The sharing table: condition -> member address in charge. */
+  owners: Record<string, string>;
+  /** The allocation epoch this member applied. */
+  epoch: number;
+  counters: Record<string, number>;
+  /** The master's allocation engine (null on a backup, or while a substitution server allocates). */
+  master: { epoch: number; allocation: Record<string, string>; inFlight: unknown } | null;
+  /** Review state (thresholds, last review, hold-down), device-specific. */
+  review: unknown;
+}
+
+/** The substitution server of a VRLS virtual router (seed Fig. 14; capability vrls-substitution). */
+export interface VrlsSubstitutionControl {
+  /** Starts the server on its host with the virtual router's current settings. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  /** The server dies without a word: its link goes down and its process is killed. */
+  crash(): Promise<void>;
+  status(): Promise<{
+    registered: boolean;
+    master: { epoch: number; allocation: Record<string, string>; inFlight: unknown } | null;
+    counters?: Record<string, number>;
+  }>;
+  logs(): Promise<string>;
+}
+
 /**
  * The control surface of a VRLS virtual router (seed 000), for the vrls suite: the
  * management operations a vendor's device would offer through its own API.
  */
 export interface VrlsControl {
-  /** Starts every member; `mode` overrides the operation mode (seed Fig. 9A). */
-  start(options: {
-    mode?: "timer" | "sequence-number" | "exactly-once";
-    infoResponders?: string[];
-  }): Promise<void>;
+  /** The virtual router as configured (lab file plus deployed settings). */
+  describe(): VrlsDescription;
+  /**
+   * Starts every member with the deployed settings, `settings` overriding them for this
+   * start; `infoResponders`: end systems that answer ICMP information requests (lab side).
+   */
+  start(options: VrlsSettings & { infoResponders?: string[] }): Promise<void>;
   stop(): Promise<void>;
   /** The member host that is master now (undefined: none or several). */
   master(): Promise<string | undefined>;
-  waitForMaster(timeoutMs?: number): Promise<string>;
+  /** Waits for a single master (`expected`, when given). */
+  waitForMaster(timeoutMs?: number, expected?: string): Promise<string>;
   /** Waits until `conditions` conditions are allocated and nothing is in flight; returns condition -> member address. */
   waitAllocated(conditions: number, timeoutMs?: number): Promise<Record<string, string>>;
   endSystems(): Promise<VrlsEndSystem[]>;
   members(): Promise<{ id: string; condition: string }[]>;
+  /** One member's state: sharing table, counters, review state. */
+  status(host: string): Promise<VrlsMemberState>;
   /** Master moves conditions to members (condition -> member address) and waits until done. */
   reallocate(moves: Record<string, string>): Promise<void>;
   /** Makes one member fail (see {@link MemberFailure}). */
@@ -167,8 +289,12 @@ export interface VrlsControl {
   restoreMember(host: string): Promise<void>;
   /** Per-member diagnostic state for the evidence. */
   diagnostics(): Promise<string>;
+  /** Per-member logs since the last start. */
+  logs(): Promise<string>;
   /** The operation mode in force (after any adapter option). */
   readonly mode: string;
+  /** Present with capability vrls-substitution. */
+  readonly substitution?: VrlsSubstitutionControl;
 }
 
 export interface VendorAdapter {

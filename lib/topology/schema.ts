@@ -71,6 +71,11 @@ export const HostRole = z.enum([
 export const HostSpec = z
   .object({
     role: HostRole.default("generic"),
+    /**
+     * The host belongs to the device under test (a VRRP router, the members of a VRLS
+     * virtual router, the NAT-LB balancers): the suites hand these hosts to the adapter.
+     */
+    device: z.boolean().default(false),
     description: z.string().optional(),
     interfaces: z.record(IfName, InterfaceSpec).default({}),
     routes: z.array(RouteSpec).default([]),

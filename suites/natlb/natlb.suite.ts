@@ -1,7 +1,4 @@
-import { mkdir } from "node:fs/promises";
-import { resolve } from "node:path";
-import { afterAll, beforeAll, describe, expect } from "vitest";
-import { type Lab, upLab } from "../../lib/lab/index.ts";
+import { describe, expect } from "vitest";
 import { compareCaptures, type Segment, segmentOf } from "../../lib/roles/natlb/wire-check.ts";
 import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
 import { PcapReader } from "../../lib/traffic/pcap-reader.ts";
@@ -15,16 +12,10 @@ import {
   encodeTcp,
   IP_PROTOCOL,
 } from "../../lib/wire/index.ts";
-import { createAdapter } from "../../vendor-adapters/index.ts";
-import type {
-  NatlbControl,
-  NatlbLoadResult,
-  NatlbMoveResult,
-  VendorAdapter,
-} from "../../vendor-adapters/types.ts";
-import { suiteEnv } from "../support/env.ts";
+import type { NatlbControl, NatlbLoadResult, NatlbMoveResult } from "../../vendor-adapters/types.ts";
 import { requireCompleteCaptures } from "../support/evidence.ts";
-import { type CaseContext, certCase, recordDevice, useDevice } from "../support/requirement.ts";
+import { useSuiteLab } from "../support/fixture.ts";
+import { type CaseContext, certCase } from "../support/requirement.ts";
 import { FrameSpeaker } from "../vrrp/speaker.ts";
 import { natlbCases as C } from "./cases.ts";
 
@@ -35,8 +26,6 @@ import { natlbCases as C } from "./cases.ts";
  * clients (resets, stalls, corrupt bytes) and by two captures (Internet side and server
  * side) compared segment by segment. One lab per embodiment (destination NAT, full NAT).
  */
-const env = suiteEnv();
-const LAB_FILE = resolve(env.lab ?? "labs/natlb-fig3.yaml");
 const VIP1 = "198.51.100.11"; // 31a-IP-1 -> server 5a
 const SERVER = "198.18.10.11";
 const CLIENT_NET = "203.0.113.";
@@ -59,39 +48,16 @@ interface MoveScenario {
   captures: CaptureStats[];
 }
 
-let lab: Lab | undefined;
-let adapter: VendorAdapter | undefined;
-useDevice(() => (adapter && lab ? { adapter, lab: lab.name } : undefined));
-
-let labFresh = false;
-
+const device = useSuiteLab("labs/natlb-fig3.yaml");
+let labFresh = true;
+/** Each embodiment gets a fresh lab (the first one is the fixture's). */
 async function setUpLab(): Promise<void> {
-  await adapter?.dispose().catch(() => undefined);
-  await lab?.down();
-  await mkdir(env.out, { recursive: true });
-  lab = await upLab(LAB_FILE);
-  adapter = createAdapter(env.dut, {
-    hosts: { lba: lab.host("lba"), lbb: lab.host("lbb") },
-    primary: "lba",
-    workDir: `/tmp/tandem-dut-${lab.prefix}`,
-    options: env.dutOptions,
-    lab,
-  });
-  labFresh = true;
+  if (!labFresh) await device.renew();
+  labFresh = false;
 }
 
-beforeAll(async () => {
-  await setUpLab();
-  await recordDevice(adapter!);
-}, 180_000);
-
-afterAll(async () => {
-  await adapter?.dispose().catch(() => undefined);
-  await lab?.down();
-}, 60_000);
-
 function control(): NatlbControl {
-  const c = adapter?.natlb;
+  const c = device().adapter.natlb;
   if (!c) throw new Error("the device has no NAT-LB control surface");
   return c;
 }
@@ -126,10 +92,8 @@ function moveScenario(embodiment: "dnat" | "fullnat"): Promise<MoveScenario> {
   let p = scenarios.get(embodiment);
   if (p) return p;
   p = (async () => {
-    // Each embodiment gets a fresh lab (the first one is brought up by beforeAll).
-    if (!labFresh) await setUpLab();
-    labFresh = false;
-    const l = lab!;
+    await setUpLab();
+    const l = device().lab;
     const c = control();
     await c.start({ embodiment });
     const id = `move-${embodiment}`;
@@ -328,7 +292,7 @@ let stale: Promise<StaleScenario> | undefined;
 function staleScenario(): Promise<StaleScenario> {
   stale ??= (async () => {
     await moveScenario("dnat"); // VIP1 now on lbb; lba forgot it (step 4)
-    const l = lab!;
+    const l = device().lab;
     const inet = l.host("inet").remote;
     const internet = await Capture.start(inet, {
       interface: "eth1",

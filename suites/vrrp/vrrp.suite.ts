@@ -1,13 +1,10 @@
-import { mkdir } from "node:fs/promises";
-import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect } from "vitest";
-import { type Lab, upLab } from "../../lib/lab/index.ts";
+import type { Lab } from "../../lib/lab/index.ts";
 import { isGratuitousArp } from "../../lib/wire/index.ts";
-import { createAdapter } from "../../vendor-adapters/index.ts";
 import type { VendorAdapter, VrrpInstanceConfig } from "../../vendor-adapters/types.ts";
-import { suiteEnv } from "../support/env.ts";
 import { requireCompleteCaptures } from "../support/evidence.ts";
-import { type CaseContext, certCase, recordDevice, useDevice } from "../support/requirement.ts";
+import { useSuiteLab } from "../support/fixture.ts";
+import { type CaseContext, certCase } from "../support/requirement.ts";
 import { vrrpCases as C } from "./cases.ts";
 import {
   advertsFrom,
@@ -30,33 +27,20 @@ import { FrameSpeaker } from "./speaker.ts";
  * Timing tolerances: 150 ms around RFC timer values (the RFC states exact formulas; the
  * slack covers process scheduling on a loaded 2-core lab machine).
  */
-const env = suiteEnv();
-const LAB_FILE = resolve(env.lab ?? "labs/vrrp-dut.yaml");
 const TOLERANCE_MS = 150;
 
+const device = useSuiteLab("labs/vrrp-dut.yaml", 120_000);
 let lab: Lab | undefined;
 let adapter: VendorAdapter | undefined;
 let speaker: FrameSpeaker | undefined;
-useDevice(() => (adapter && lab ? { adapter, lab: lab.name } : undefined));
 
 beforeAll(async () => {
-  await mkdir(env.out, { recursive: true });
-  lab = await upLab(LAB_FILE);
-  adapter = createAdapter(env.dut, {
-    hosts: { dut: lab.host("dut") },
-    primary: "dut",
-    workDir: `/tmp/tandem-dut-${lab.prefix}`,
-    options: env.dutOptions,
-    lab,
-  });
-  await recordDevice(adapter);
+  ({ lab, adapter } = device());
   speaker = await FrameSpeaker.start(lab.host("tester").remote, "eth0");
-}, 120_000);
+}, 60_000);
 
 afterAll(async () => {
   await speaker?.close().catch(() => undefined);
-  await adapter?.dispose().catch(() => undefined);
-  await lab?.down();
 }, 60_000);
 
 /**

@@ -1,7 +1,6 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Lab } from "../../lib/lab/index.ts";
-import type { AgentClient } from "../../lib/remote/index.ts";
 import { repoRoot } from "../../lib/remote/repo-root.ts";
 import type { NatlbConfig } from "../../lib/roles/natlb/config.ts";
 import {
@@ -18,7 +17,6 @@ import type { MoveReport } from "../../lib/roles/natlb/move.ts";
 import { loadNatlbSection } from "../../lib/roles/natlb/section.ts";
 import {
   type RunningVirtualRouter,
-  startInfoResponders,
   startVirtualRouter,
   virtualRouterConfig,
 } from "../../lib/roles/vrls/harness/lab-harness.ts";
@@ -33,9 +31,8 @@ import type {
   Fault,
   NatlbControl,
   VendorAdapter,
-  VrlsControl,
-  VrlsEndSystem,
 } from "../types.ts";
+import { ReferenceVrls } from "./vrls-control.ts";
 
 /**
  * Tandem's own reference roles as a device: the VRLS virtual router of the lab's `vrls:`
@@ -47,11 +44,12 @@ import type {
 export class ReferenceAdapter implements VendorAdapter {
   readonly name = "reference";
   readonly capabilities: ReadonlySet<Capability>;
-  readonly vrls?: VrlsControl;
+  readonly vrls?: ReferenceVrls;
   readonly natlb?: NatlbControl;
   private rig: NatlbRig | undefined;
+  /** VRRP mode: the one-member virtual router. */
   private running: RunningVirtualRouter | undefined;
-  private responders: AgentClient[] = [];
+  private embodiment: "dnat" | "fullnat" | undefined;
   private readonly lab: Lab;
   private readonly broken: boolean;
   private vrrpMode = false;
@@ -61,7 +59,7 @@ export class ReferenceAdapter implements VendorAdapter {
     if (!target.lab) throw new Error("reference adapter: needs the lab (DeviceTarget.lab)");
     this.lab = target.lab;
     this.broken = target.options.handoffProtection === "off";
-    const caps: Capability[] = ["fault-crash", "logs", "config-readback"];
+    const caps: Capability[] = ["fault-crash", "fault-link", "logs", "config-readback"];
     const loaded = this.topology();
     if (loaded.topology.vrls) {
       const vr = virtualRouterConfig(loaded);
@@ -70,8 +68,9 @@ export class ReferenceAdapter implements VendorAdapter {
         caps.push("vrrp-v3", "vrrp-preempt-off", "vrrp-graceful-stop");
         this.vrrpMode = true;
       } else {
-        caps.push("vrls", "vrls-timer", "vrls-exactly-once", "vrls-sequence-number");
-        this.vrls = this.vrlsControl();
+        caps.push("vrls", "vrls-timer", "vrls-exactly-once", "vrls-sequence-number", "vrls-review");
+        this.vrls = new ReferenceVrls(this.lab, () => this.topology(), target, this.broken);
+        if (this.vrls.substitution) caps.push("vrls-substitution");
       }
     }
     if (loaded.topology.natlb) {
@@ -79,11 +78,6 @@ export class ReferenceAdapter implements VendorAdapter {
       this.natlb = this.natlbControl();
     }
     this.capabilities = new Set(caps);
-  }
-
-  /** The member's data links (its lab interfaces; the lab reaches its sshd another way). */
-  private memberLinks(host: string): string[] {
-    return Object.keys(this.lab.host(host).spec?.interfaces ?? {});
   }
 
   private topology() {
@@ -99,9 +93,11 @@ export class ReferenceAdapter implements VendorAdapter {
     };
   }
 
-  /** VRRP mode: priority, interval and preemption of the first instance; otherwise the lab's role sections. */
+  /** VRRP mode: priority, interval and preemption of the first instance; VRLS settings; the NAT-LB embodiment. */
   async deploy(config: DeviceConfig): Promise<void> {
     this.vrrpConfig = config.vrrp;
+    if (config.vrls) this.vrls?.deploy(config.vrls);
+    if (config.natlb) this.embodiment = config.natlb.embodiment;
   }
 
   async start(): Promise<void> {
@@ -145,26 +141,36 @@ export class ReferenceAdapter implements VendorAdapter {
     return { running: Boolean(this.running), vrrp: [], counters: master ? { [`master:${master}`]: 1 } : {} };
   }
 
+  /** Faults act on the primary host (a VRLS member: crash, power-off, restore its links). */
   async injectFault(fault: Fault): Promise<void> {
-    if (fault.kind === "crash" || fault.kind === "power-off")
-      await this.vrls?.failMember(this.target.primary, fault.kind);
-    else
+    const host = this.target.primary;
+    if (fault.kind === "crash" || fault.kind === "power-off") {
+      if (this.vrls?.running) await this.vrls.failMember(host, fault.kind);
+      else await this.stop("crash");
+    } else if (fault.kind === "restore") {
+      const links = Object.keys(this.lab.host(host).spec?.interfaces ?? {}).map((l) => `ip link set ${l} up`);
+      if (links.length > 0) await this.lab.host(host).exec(links.join("; "));
+    } else
       await this.lab
-        .host(this.target.primary)
+        .host(host)
         .exec(["ip", "link", "set", "dev", fault.interface, fault.kind === "link-down" ? "down" : "up"]);
   }
 
   async collectLogs(): Promise<string> {
     if (this.rig) return this.natlb?.diagnostics() ?? "";
+    if (this.vrls?.running) return this.vrls.logs();
     if (!this.running) return "(no reference agent running)";
     return [...this.running.agents].map(([h, a]) => `==== ${h} ====\n${a.logText()}`).join("\n");
   }
 
   async collectConfig(): Promise<string> {
     const vr = this.running?.config;
-    return vr
-      ? JSON.stringify({ name: vr.name, spec: vr.spec, members: vr.members }, null, 2)
-      : readFileSync(this.lab.record.topologyFile, "utf8");
+    return (
+      this.vrls?.configText() ??
+      (vr
+        ? JSON.stringify({ name: vr.name, spec: vr.spec, members: vr.members }, null, 2)
+        : readFileSync(this.lab.record.topologyFile, "utf8"))
+    );
   }
 
   async dispose(): Promise<void> {
@@ -180,8 +186,9 @@ export class ReferenceAdapter implements VendorAdapter {
       return self.rig;
     };
     return {
-      async start({ embodiment }) {
+      async start(options) {
         await this.stop();
+        const embodiment = options.embodiment ?? self.embodiment ?? "dnat";
         const config: NatlbConfig = { ...loadNatlbSection(self.topology()), embodiment };
         self.rig = await startNatlb(self.lab, config);
       },
@@ -270,85 +277,6 @@ export class ReferenceAdapter implements VendorAdapter {
           .map(([n, a]) => `==== ${n} ====\n${a.logText().split("\n").slice(-80).join("\n")}`)
           .join("\n");
       },
-    };
-  }
-
-  private vrlsControl(): VrlsControl {
-    const self = this;
-    const need = () => {
-      if (!self.running) throw new Error("the virtual router is not started");
-      return self.running;
-    };
-    let mode = "exactly-once";
-    return {
-      get mode() {
-        return mode;
-      },
-      async start(options) {
-        await this.stop();
-        const loaded = self.topology();
-        const base = virtualRouterConfig(loaded);
-        mode = options.mode ?? base.spec.mode;
-        const overrides = self.broken
-          ? { mode: "timer" as const, timerDelayMs: 0 }
-          : { mode: mode as typeof base.spec.mode };
-        if (self.broken) mode = "timer (delay 0: hand-off protection off)";
-        self.responders = options.infoResponders
-          ? await startInfoResponders(self.lab, options.infoResponders)
-          : [];
-        self.running = await startVirtualRouter(self.lab, {
-          ...virtualRouterConfig(loaded, base.name, overrides),
-          // Negative control: the agents' kernel rules outlive them (a zombie data plane).
-          ...(self.target.options.fault === "zombie-dataplane" ? { fateSharing: false } : {}),
-        });
-      },
-      async stop() {
-        const r = self.running;
-        self.running = undefined;
-        await r?.stop();
-        await Promise.all(self.responders.map((a) => a.stop().catch(() => undefined)));
-        self.responders = [];
-      },
-      master: () => need().master(),
-      waitForMaster: (t) => need().waitForMaster(t),
-      waitAllocated: (n, t) => need().waitAllocated(n, t),
-      async endSystems(): Promise<VrlsEndSystem[]> {
-        const r = need();
-        const m = await r.waitForMaster();
-        const s = await r.status(m);
-        return s.endSystems.map((e) => ({ address: e.address, learnedBy: e.learnedBy }));
-      },
-      async members() {
-        const r = need();
-        const m = await r.waitForMaster();
-        const s = await r.status(m);
-        return (s.master?.members ?? []).map((x) => ({ id: x.id, condition: x.condition }));
-      },
-      async reallocate(moves) {
-        const r = need();
-        const m = await r.waitForMaster();
-        const agent = r.agents.get(m)!;
-        await agent.call("reallocate", { moves });
-        const idle = await agent.call<{ idle: boolean }>("waitIdle", { timeoutMs: 5000 });
-        if (!idle.idle) throw new Error(`reallocation did not complete within 5 s\n${await r.diagnostics()}`);
-      },
-      async failMember(host, how) {
-        const r = need();
-        const agent = r.agents.get(host);
-        if (!agent) throw new Error(`no reference member on ${host}`);
-        // SIGKILL: no resignation (priority 0), no cleanup. Its owner table dies with it
-        // and the guard table stops the rest (lib/roles/vrls/dataplane.ts). power-off:
-        // every link of the member goes down in the same command.
-        const links = how === "power-off" ? self.memberLinks(host).map((l) => `ip link set ${l} down; `) : [];
-        await self.lab.host(host).exec(`${links.join("")}kill -KILL ${agent.pid ?? ""}`);
-        await agent.stop({ graceMs: 100 }).catch(() => undefined);
-        r.agents.delete(host);
-      },
-      async restoreMember(host) {
-        const links = self.memberLinks(host).map((l) => `ip link set ${l} up`);
-        if (links.length > 0) await self.lab.host(host).exec(links.join("; "));
-      },
-      diagnostics: () => need().diagnostics(),
     };
   }
 }
