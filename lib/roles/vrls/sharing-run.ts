@@ -29,6 +29,22 @@ export const SERVER = "198.18.100.10";
 /** Extra server addresses the skewed end system sends to (one flow each). */
 export const EXTRA_SERVER_ADDRESSES = Array.from({ length: 80 }, (_, i) => `198.18.100.${100 + i}`);
 
+/**
+ * Where the load runs: the LAN end systems that send, the far-side server that receives
+ * (its interface) and the extra addresses it takes for the skewed flows. Defaults: Fig. 7.
+ */
+export interface LoadPlace {
+  lanEndSystems: readonly { host: string; address: string }[];
+  server: { host: string; iface: string; address: string };
+  extraServerAddresses: readonly string[];
+}
+
+export const FIG7_PLACE: LoadPlace = {
+  lanEndSystems: LAN_END_SYSTEMS.map((host) => ({ host, address: LAN_END_SYSTEM_ADDRESSES[host] as string })),
+  server: { host: "server", iface: "eth0", address: SERVER },
+  extraServerAddresses: EXTRA_SERVER_ADDRESSES,
+};
+
 export interface Flow {
   host: string;
   dst: string;
@@ -55,11 +71,13 @@ export async function clearCapacity(lab: Lab, hosts: readonly string[], dev = "e
 }
 
 /** Gives the far-side server the extra addresses (routers reach them on the connected far subnet). */
-export async function addServerAddresses(lab: Lab): Promise<void> {
+export async function addServerAddresses(lab: Lab, place: LoadPlace = FIG7_PLACE): Promise<void> {
+  const { host, iface } = place.server;
   await lab
-    .host("server")
+    .host(host)
     .exec(
-      EXTRA_SERVER_ADDRESSES.map((a) => `ip addr add ${a}/32 dev eth0 2>/dev/null`).join("; ") + "; true",
+      place.extraServerAddresses.map((a) => `ip addr add ${a}/32 dev ${iface} 2>/dev/null`).join("; ") +
+        "; true",
     );
 }
 
@@ -75,12 +93,14 @@ export function skewDestinations(opts: {
   seed: number;
   flows: number;
   avoid: readonly { src: string; dst: string }[];
+  /** Candidate destinations (default: Fig. 7's extra server addresses). */
+  candidates?: readonly string[];
 }): string[] {
   const key = (b: number) => `src+dst#${b}/${opts.buckets}@${opts.seed}`;
   const used = new Set(opts.avoid.map((f) => bucketOf("src+dst", f.src, f.dst, opts.buckets, opts.seed)));
   const out: string[] = [];
   for (const pass of [0, 1]) {
-    for (const dst of EXTRA_SERVER_ADDRESSES) {
+    for (const dst of opts.candidates ?? EXTRA_SERVER_ADDRESSES) {
       if (out.length >= opts.flows) return out;
       if (out.includes(dst)) continue;
       const b = bucketOf("src+dst", opts.src, dst, opts.buckets, opts.seed);
@@ -95,11 +115,15 @@ export function skewDestinations(opts: {
 }
 
 /** Each LAN end system's path with the virtual MAC as next hop (fixed for the run). */
-export async function lanPaths(lab: Lab, vrid: number): Promise<Map<string, L2Path>> {
+export async function lanPaths(
+  lab: Lab,
+  vrid: number,
+  place: LoadPlace = FIG7_PLACE,
+): Promise<Map<string, L2Path>> {
   const out = new Map<string, L2Path>();
-  for (const h of LAN_END_SYSTEMS) {
-    const p = await resolveL2Path(lab.host(h).remote, SERVER);
-    out.set(h, { ...p, nextHopMac: virtualMac(vrid) });
+  for (const { host } of place.lanEndSystems) {
+    const p = await resolveL2Path(lab.host(host).remote, place.server.address);
+    out.set(host, { ...p, nextHopMac: virtualMac(vrid) });
   }
   return out;
 }
@@ -128,11 +152,14 @@ export async function runLoad(
     frameBytes: number;
     port: number;
     paths: Map<string, L2Path>;
+    /** Where the far-side capture runs (default: Fig. 7's server). */
+    server?: { host: string; iface: string };
   },
   during?: (startedAt: number) => Promise<void>,
 ): Promise<LoadRun> {
-  const capture = await Capture.start(lab.host("server").remote, {
-    interface: "eth0",
+  const server = opts.server ?? FIG7_PLACE.server;
+  const capture = await Capture.start(lab.host(server.host).remote, {
+    interface: server.iface,
     filter: `udp dst port ${opts.port}`,
   });
   try {
