@@ -3,7 +3,7 @@ import {
   type FailoverOutcome,
   keepalivedFailover,
   referenceFailover,
-} from "../lib/roles/vrls/failover-run.ts";
+} from "../lib/experiments/failover-run.ts";
 import { loadTopology } from "../lib/topology/load.ts";
 
 /**

@@ -1,5 +1,5 @@
 import { type Lab, upLab } from "../lib/lab/index.ts";
-import type { BurstReport } from "../lib/roles/natlb/client-load.ts";
+import type { BurstReport } from "../lib/traffic/http-load.ts";
 import type { NatlbConfig } from "../lib/roles/natlb/config.ts";
 import {
   holdReportOf,

@@ -4,7 +4,7 @@ import {
   keepalivedSharing,
   referenceSharing,
   type SharingOutcome,
-} from "../lib/roles/vrls/sharing-experiment.ts";
+} from "../lib/experiments/sharing-experiment.ts";
 import { loadTopology } from "../lib/topology/load.ts";
 
 /**

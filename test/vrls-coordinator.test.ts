@@ -26,8 +26,8 @@ import {
   SERVER,
   skewDestinations,
   wireDuplicates,
-} from "../lib/roles/vrls/sharing-run.ts";
-import { findSequence, VrlsWireLog } from "../lib/roles/vrls/wire-log.ts";
+} from "../lib/experiments/sharing-run.ts";
+import { findSequence, VrlsWireLog } from "../lib/traffic/wire-log.ts";
 import { loadTopology } from "../lib/topology/load.ts";
 import { VRLS_TYPE } from "../lib/wire/vrls.ts";
 

@@ -6,8 +6,8 @@
 // killed in the middle of a hand-off: no duplicate, loss bounded by the detection time.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Lab, upLab } from "../lib/lab/index.ts";
-import { reviveMember } from "../lib/roles/vrls/failover-run.ts";
-import { primeDiscovery } from "../lib/roles/vrls/handoff-run.ts";
+import { reviveMember } from "../lib/experiments/failover-run.ts";
+import { primeDiscovery } from "../lib/experiments/handoff-run.ts";
 import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/harness/lab-harness.ts";
 import type { HandoffMode } from "../lib/roles/vrls/messages.ts";
 import {
@@ -18,7 +18,7 @@ import {
   runLoad,
   SERVER,
   wireDuplicates,
-} from "../lib/roles/vrls/sharing-run.ts";
+} from "../lib/experiments/sharing-run.ts";
 import { loadTopology } from "../lib/topology/load.ts";
 import { waitFor } from "./dataplane-fixture.ts";
 

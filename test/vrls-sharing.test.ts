@@ -7,8 +7,8 @@
 import { describe, expect, it } from "vitest";
 import { type Lab, withLab } from "../lib/lab/index.ts";
 import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/harness/lab-harness.ts";
-import { referenceSharing, type SharingOutcome } from "../lib/roles/vrls/sharing-experiment.ts";
-import { deviationPct } from "../lib/roles/vrls/sharing-run.ts";
+import { referenceSharing, type SharingOutcome } from "../lib/experiments/sharing-experiment.ts";
+import { deviationPct } from "../lib/experiments/sharing-run.ts";
 import { loadTopology } from "../lib/topology/load.ts";
 import { analyzeCapture } from "../lib/traffic/analyzer.ts";
 import { Capture } from "../lib/traffic/capture.ts";

@@ -1,5 +1,5 @@
 import { describe, expect } from "vitest";
-import { compareCaptures, type Segment, segmentOf } from "../../lib/roles/natlb/wire-check.ts";
+import { compareCaptures, type Segment, segmentOf } from "../../lib/traffic/tcp-compare.ts";
 import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
 import { PcapReader } from "../../lib/traffic/pcap-reader.ts";
 import {

@@ -21,7 +21,7 @@ import {
   SERVER,
   skewDestinations,
   wireDuplicates,
-} from "../../lib/roles/vrls/sharing-run.ts";
+} from "../../lib/experiments/sharing-run.ts";
 import { loadTopology } from "../../lib/topology/load.ts";
 import type { CaptureStats } from "../../lib/traffic/capture.ts";
 import type { ChartEvent } from "../../lib/traffic/chart.ts";

@@ -10,11 +10,11 @@
  * keepalived (standard VRRP active/standby) runs the same load on the switched variant
  * of the lab (on the hub its backup would forward every frame too).
  */
-import type { Lab } from "../../lab/index.ts";
-import type { LoadedTopology } from "../../topology/load.ts";
-import { startKeepalived } from "./harness/keepalived.ts";
-import { startVirtualRouter, virtualRouterConfig } from "./harness/lab-harness.ts";
-import { ReviewSpec, type ReviewSpecT } from "./review-config.ts";
+import type { Lab } from "../lab/index.ts";
+import type { LoadedTopology } from "../topology/load.ts";
+import { startKeepalived } from "../roles/vrls/harness/keepalived.ts";
+import { startVirtualRouter, virtualRouterConfig } from "../roles/vrls/harness/lab-harness.ts";
+import { ReviewSpec, type ReviewSpecT } from "../roles/vrls/review-config.ts";
 import {
   addServerAddresses,
   balancedSince,

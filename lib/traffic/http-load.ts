@@ -1,5 +1,5 @@
 import { connect, type Socket } from "node:net";
-import { streamByte } from "./web-server.ts";
+import { streamByte } from "./http-server.ts";
 
 /**
  * The clients 1a-1c: many concurrent long-lived TCP connections to a VIP, each either
