@@ -1,5 +1,5 @@
 import type { Lab } from "../../lib/lab/index.ts";
-import type { LoadPlace } from "../../lib/roles/vrls/sharing-run.ts";
+import type { LoadPlace } from "../../lib/experiments/sharing-run.ts";
 import { intToIp, parseCidr } from "../../lib/topology/address.ts";
 import type { LoadedTopology } from "../../lib/topology/load.ts";
 import type { HostSpecT } from "../../lib/topology/schema.ts";
@@ -53,7 +53,7 @@ export class VrlsLab {
   constructor(
     readonly lab: Lab,
     readonly loaded: LoadedTopology,
-    vrls: VrlsControl,
+    readonly vrls: VrlsControl,
   ) {
     const file = loaded.file;
     const hosts = loaded.topology.hosts;
@@ -120,6 +120,10 @@ export class VrlsLab {
   /** A member's host from its address (the address itself when not a member). */
   hostOf(address: string): string {
     return this.members.find((m) => m.address === address)?.host ?? address;
+  }
+  /** A host's first address on `iface`, from the lab file. */
+  pointOf(host: string, iface: string): Point {
+    return { host, iface, address: firstAddress(this.loaded, host, iface) };
   }
   address(host: string): string {
     const p = this.endSystems.find((e) => e.host === host);

@@ -1,4 +1,4 @@
-import type { Lab } from "../../lib/lab/index.ts";
+import type { VrlsLab } from "./lab.ts";
 import { Capture } from "../../lib/traffic/capture.ts";
 import { PcapReader } from "../../lib/traffic/pcap-reader.ts";
 import {
@@ -177,23 +177,24 @@ export async function firstOwnDone(
 }
 
 /**
- * The two captures a scenario judges by: hub 2 seen from es4 (control messages, decoded
- * with lib/wire) and the far side seen from the server (forwarded datagrams of the
- * scenario's flows, attributed by source MAC).
+ * The two captures a scenario judges by: the hub seen from a LAN end system's port (control
+ * messages, decoded with lib/wire) and the far side seen from the server (forwarded
+ * datagrams of the scenario's flows, attributed by source MAC).
  */
 export async function startScenarioCaptures(
-  lab: Lab,
+  v: VrlsLab,
   scenario: string,
   options: { lanFilter: string; farPorts: readonly number[] },
 ): Promise<{ lan: Capture; far: Capture }> {
-  const lan = await Capture.start(lab.host("es4").remote, {
-    interface: "eth0",
+  const lab = v.lab;
+  const lan = await Capture.start(lab.host(v.hubWatch.host).remote, {
+    interface: v.hubWatch.iface,
     filter: options.lanFilter,
     snapLength: 2048,
     path: `/tmp/tandem-vrls-${lab.prefix}-${scenario}-lan.pcap`,
   });
-  const far = await Capture.start(lab.host("server").remote, {
-    interface: "eth0",
+  const far = await Capture.start(lab.host(v.server.host).remote, {
+    interface: v.server.iface,
     filter: `udp and (${options.farPorts.map((p) => `dst port ${p}`).join(" or ")})`,
     snapLength: 64,
     path: `/tmp/tandem-vrls-${lab.prefix}-${scenario}-far.pcap`,

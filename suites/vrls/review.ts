@@ -1,38 +1,24 @@
-import type { Lab } from "../../lib/lab/index.ts";
-import {
-  type RunningVirtualRouter,
-  startVirtualRouter,
-  virtualRouterConfig,
-} from "../../lib/roles/vrls/lab-harness.ts";
-import { ReviewSpec, type ReviewSpecT } from "../../lib/roles/vrls/review-config.ts";
 import {
   addServerAddresses,
   clearCapacity,
   deviationPct,
   type Flow,
-  LAN_END_SYSTEM_ADDRESSES,
-  LAN_END_SYSTEMS,
   type LoadRun,
   lanPaths,
   limitCapacity,
   mbpsByMac,
   runLoad,
-  SERVER,
   skewDestinations,
   wireDuplicates,
 } from "../../lib/experiments/sharing-run.ts";
-import type { LoadedTopology } from "../../lib/topology/load.ts";
 import type { CaptureStats } from "../../lib/traffic/capture.ts";
 import type { ChartEvent } from "../../lib/traffic/chart.ts";
 import type { Timeline } from "../../lib/traffic/stream-tally.ts";
-import type { VendorAdapter } from "../../vendor-adapters/types.ts";
-import { suiteEnv } from "../support/env.ts";
-import {
-  describeLanMessages,
-  type LanMessage,
-  readLanMessages,
-  startScenarioCaptures,
-} from "./lan-capture.ts";
+import type { VrlsReviewSettings } from "../../vendor-adapters/types.ts";
+import { vrlsMessages } from "./frames.ts";
+import type { VrlsLab } from "./lab.ts";
+import { describeLanMessages, type LanMessage, readLanMessages, startScenarioCaptures } from "./lan-capture.ts";
+import type { VrlsTarget } from "./scenarios.ts";
 import { sumTimelines } from "./traffic.ts";
 
 /**
@@ -43,22 +29,16 @@ import { sumTimelines } from "./traffic.ts";
  *   member that gets too much overflows its queue, which is what the review reacts to;
  * - conditions are hash buckets (src+dst), so the skew can be aimed at one member: es1
  *   sends nine extra flows whose buckets belong to it (sharing-run.ts skewDestinations);
- * - run 1 skews onto the backup (rb): it must ask (6), the master collects (7 -> 8) and
- *   reallocates (3 -> 4); run 2, started right after, skews onto the master (ra) while the
+ * - run 1 skews onto a backup (the highest-priority one): it must ask (6), the master
+ *   collects (7 -> 8) and reallocates (3 -> 4); run 2, started right after, skews onto the master while the
  *   hold-down of run 1's review is still running: the master must wait for the hold-down
  *   and then review on its own (7 without a 6);
  * - judged on the wire: a LAN capture (hub port of es4) decoded with lib/wire, and the
  *   far-side capture analysed per forwarding MAC by the traffic analyzer.
  *
- * Stand-in (reported): the adapters' VrlsControl has no way to give a virtual router a
- * review configuration or hash-bucket conditions, so for the reference device the suite
- * starts the virtual router itself through the role's lab harness (the same code the
- * adapter uses), after stopping the adapter's. Other devices cannot run this scenario.
+ * The device gets the review thresholds, hash-bucket conditions and the advertisement
+ * interval through its adapter (VrlsControl.start settings; capability vrls-review).
  */
-export const RA = "198.18.1.2";
-export const RB = "198.18.1.3";
-export const FAR_MAC: Record<string, string> = { [RA]: "02:00:00:00:64:02", [RB]: "02:00:00:00:64:03" };
-const MACS = [FAR_MAC[RA] as string, FAR_MAC[RB] as string];
 const BUCKETS = 32;
 /**
  * 13 flows x 340 pps x 250 B = 8.8 Mbit/s offered to 2 x 4 Mbit/s; the skewed member gets
@@ -76,7 +56,7 @@ const CAPACITY_MBIT = 4;
  * after run 1's review, inside that review's hold-down: the master has a review due that
  * the hold-down must postpone by about 3 s.
  */
-export const REVIEW: ReviewSpecT = ReviewSpec.parse({
+export const REVIEW: VrlsReviewSettings = {
   imbalancePct: 30,
   overflowsPerUnit: 20,
   holdDownMs: 8000,
@@ -85,7 +65,7 @@ export const REVIEW: ReviewSpecT = ReviewSpec.parse({
   sampleMs: 250,
   windowMs: 1000,
   timeUnitMs: 1000,
-});
+};
 /**
  * Advertisement interval of the review scenario: 500 ms (Master_Down_Interval about
  * 1.6 s). With the lab's 100 ms, a backup on this shared 2-core machine under load average
@@ -130,16 +110,28 @@ export interface ReviewScenario {
     afterRun1: Record<string, number>;
     afterRun2: Record<string, number>;
   };
-  reviewStatus: { ra: unknown; rb: unknown };
+  /** Each member's review state as its adapter reports it. */
+  reviewStatus: Record<string, unknown>;
   agentLogs: string;
+  /** The mode in force (the adapter may override it, e.g. hand-off protection off). */
+  mode: string;
+  /** Member addresses: the master and the backup run 1 skews onto. */
+  master: string;
+  backup: string;
   /** The analyses themselves, for figures over other windows (before a review, during the hold-down). */
   loads: { run1: LoadRun; run2: LoadRun };
 }
 
 /** Mbit/s per member address in a window of a run (far-side frames by forwarding MAC). */
-export function windowMbps(run: LoadRun, fromMs: number, toMs: number): Record<string, number> {
-  const byMac = mbpsByMac(run.analysis, fromMs, toMs, FRAME, MACS);
-  return { [RA]: byMac[FAR_MAC[RA] as string] ?? 0, [RB]: byMac[FAR_MAC[RB] as string] ?? 0 };
+export function windowMbps(v: VrlsLab, run: LoadRun, fromMs: number, toMs: number): Record<string, number> {
+  const byMac = mbpsByMac(
+    run.analysis,
+    fromMs,
+    toMs,
+    FRAME,
+    v.members.map((m) => m.farMac),
+  );
+  return Object.fromEntries(v.members.map((m) => [m.address, byMac[m.farMac] ?? 0]));
 }
 
 /** (max - min) / mean in percent: the reviewer's imbalance figure (review-config.ts). */
@@ -157,92 +149,81 @@ function perMember(allocation: Record<string, string>): Record<string, number> {
   return out;
 }
 
-/**
- * The adapter option `handoffProtection=off` (the deliberately broken reference: timer
- * mode with zero delay) applied to a virtual router the suite starts itself, so the
- * stand-in drives the same device the adapter would.
- */
-export function dutOverrides(): { mode: "timer"; timerDelayMs: 0 } | { mode: "exactly-once" } {
-  return suiteEnv().dutOptions.handoffProtection === "off"
-    ? { mode: "timer", timerDelayMs: 0 }
-    : { mode: "exactly-once" };
+/** Each member's far-side capacity (tbf on its far interface). */
+export async function limitMembers(v: VrlsLab, mbit: number): Promise<void> {
+  for (const m of v.members) await limitCapacity(v.lab, [m.host], mbit, m.farIface);
+}
+export async function clearMembers(v: VrlsLab): Promise<void> {
+  for (const m of v.members) await clearCapacity(v.lab, [m.host], m.farIface);
 }
 
-/** Stand-in for a review-capable VrlsControl.start (see the module comment). */
-async function startReviewedRouter(
-  adapter: VendorAdapter,
-  lab: Lab,
-  loaded: LoadedTopology,
-): Promise<RunningVirtualRouter> {
-  if (adapter.name !== "reference")
-    throw new Error(
-      `device ${adapter.name}: the adapter interface (VrlsControl) cannot configure reviews (thresholds, hash-bucket conditions); only the reference is driven, through its role harness`,
-    );
-  await adapter.vrls?.stop();
-  const cfg = virtualRouterConfig(loaded, undefined, {
-    advertIntervalMs: ADVERT_MS,
-    ...dutOverrides(),
-    discoveryMs: 100,
-    conditions: { kind: "bucket", over: "src+dst", count: BUCKETS, seed: 0 },
-    review: REVIEW,
-  });
-  return startVirtualRouter(lab, cfg);
+/** Flows: one unit per LAN end system (stream IDs from `first`), and `skewOnto`'s nine extra flows. */
+export function reviewFlows(v: VrlsLab, buckets: number) {
+  const base = (first: number): Flow[] =>
+    v.lanEndSystems.map((e, i) => ({ host: e.host, dst: v.server.address, streamId: first + i }));
+  const skewer = v.lanEndSystems[0]!;
+  const avoid = base(0).map((f) => ({ src: v.address(f.host), dst: f.dst }));
+  const skewOnto = (owner: string, allocation: Record<string, string>, first: number): Flow[] =>
+    skewDestinations({
+      src: skewer.address,
+      owner,
+      allocation,
+      buckets,
+      seed: 0,
+      flows: 9,
+      avoid,
+      candidates: v.extraServerAddresses,
+    }).map((dst, i) => ({ host: skewer.host, dst, streamId: first + i }));
+  return { base, skewOnto };
 }
 
-export async function runReviewScenario(
-  adapter: VendorAdapter,
-  lab: Lab,
-  loaded: LoadedTopology,
-): Promise<ReviewScenario> {
-  await addServerAddresses(lab);
-  await limitCapacity(lab, ["ra", "rb"], CAPACITY_MBIT);
-  let vr: RunningVirtualRouter | undefined;
-  const { lan: lanCapture, far: farCapture } = await startScenarioCaptures(lab, "review", {
+export async function runReviewScenario({ v, vrls }: VrlsTarget): Promise<ReviewScenario> {
+  const lab = v.lab;
+  const RA = v.master.address;
+  const RB = v.backups[0]!.address;
+  await addServerAddresses(lab, v.loadPlace);
+  await limitMembers(v, CAPACITY_MBIT);
+  const { lan: lanCapture, far: farCapture } = await startScenarioCaptures(v, "review", {
     lanFilter: "ip proto 112",
     farPorts: [6100, 6200],
   });
+  let started = false;
   try {
-    vr = await startReviewedRouter(adapter, lab, loaded);
-    await vr.waitForMaster(15_000, "ra");
-    const initial = await vr.waitAllocated(BUCKETS);
-    const paths = await lanPaths(lab, vr.config.spec.vrid);
-    // One unit per LAN end system; stream IDs differ per run so the far-side evidence
-    // capture (both runs) names every packet once.
-    const base = (first: number): Flow[] =>
-      LAN_END_SYSTEMS.map((h, i) => ({ host: h, dst: SERVER, streamId: first + i }));
-    const avoid = base(0).map((f) => ({ src: LAN_END_SYSTEM_ADDRESSES[f.host] as string, dst: f.dst }));
-    const skewOnto = (owner: string, allocation: Record<string, string>, first: number): Flow[] =>
-      skewDestinations({
-        src: LAN_END_SYSTEM_ADDRESSES.es1 as string,
-        owner,
-        allocation,
-        buckets: BUCKETS,
-        seed: 0,
-        flows: 9,
-        avoid,
-      }).map((dst, i) => ({ host: "es1", dst, streamId: first + i }));
-    const load = { ppsPerFlow: PPS_PER_FLOW, frameBytes: FRAME, paths };
+    await vrls.start({
+      mode: "exactly-once",
+      advertIntervalMs: ADVERT_MS,
+      discoveryMs: 100,
+      conditions: { kind: "bucket", over: "src+dst", count: BUCKETS, seed: 0 },
+      review: REVIEW,
+    });
+    started = true;
+    await vrls.waitForMaster(15_000, v.master.host);
+    const initial = await vrls.waitAllocated(BUCKETS);
+    const paths = await lanPaths(lab, v.description.vrid, v.loadPlace);
+    // Stream IDs differ per run so the far-side evidence capture (both runs) names every packet once.
+    const { base, skewOnto } = reviewFlows(v, BUCKETS);
+    const load = { ppsPerFlow: PPS_PER_FLOW, frameBytes: FRAME, paths, server: v.server };
 
-    // Run 1: skew onto the backup (rb).
+    // Run 1: skew onto a backup.
     const r1 = await runLoad(lab, [...base(1), ...skewOnto(RB, initial, 11)], {
       ...load,
       durationMs: RUN1_MS,
       port: 6100,
     });
-    const afterRun1 = await vr.waitAllocated(BUCKETS);
-    // Run 2, at once: skew onto the master (ra) under the current allocation.
+    const afterRun1 = await vrls.waitAllocated(BUCKETS);
+    // Run 2, at once: skew onto the master under the current allocation.
     const r2 = await runLoad(lab, [...base(21), ...skewOnto(RA, afterRun1, 31)], {
       ...load,
       durationMs: RUN2_MS,
       port: 6200,
     });
-    const afterRun2 = await vr.waitAllocated(BUCKETS);
-    const [ra, rb] = await Promise.all([vr.status("ra"), vr.status("rb")]);
+    const afterRun2 = await vrls.waitAllocated(BUCKETS);
+    const states = await Promise.all(v.members.map((m) => vrls.status(m.host)));
     const lanStats = await lanCapture.stop();
     const farStats = await farCapture.stop();
     const { messages } = await readLanMessages(lanCapture.path);
     const origin = r1.startedAt;
-    const listing = await describeLanMessages(lanCapture.path, vr.config.spec.key, { originMs: origin });
+    const listing = await describeLanMessages(lanCapture.path, v.description.key, { originMs: origin });
     const figures = (r: LoadRun): RunFigures => ({
       startedAt: r.startedAt,
       endedAt: r.endedAt,
@@ -251,20 +232,20 @@ export async function runReviewScenario(
       duplicatesByStream: r.analysis.streams
         .filter((x) => x.duplicates > 0)
         .map((x) => ({ stream: x.streamId, byMac: x.duplicatesPerLabel })),
-      after: windowMbps(r, r.endedAt - STEADY_MS, r.endedAt),
+      after: windowMbps(v, r, r.endedAt - STEADY_MS, r.endedAt),
     });
     let timeline: Timeline | undefined;
     for (const s of [...r1.analysis.streams, ...r2.analysis.streams])
       timeline = timeline ? sumTimelines(timeline, s.timeline) : s.timeline;
-    const who = (a: string) => (a === RA ? "ra" : a === RB ? "rb" : a);
     const events: ChartEvent[] = [
-      { atMs: r2.startedAt, label: "run 2: skew onto ra" },
-      ...messages
-        .filter((m) => m.kind === "vrrp" && (m.type === 6 || m.type === 7))
-        .map((m) => ({ atMs: m.tsMs, label: `${m.type} from ${who(m.src)}` })),
+      { atMs: r2.startedAt, label: `run 2: skew onto ${v.master.host}` },
+      ...[...vrlsMessages(messages, "reviewRequest"), ...vrlsMessages(messages, "flowRateRequest")].map((m) => ({
+        atMs: m.tsMs,
+        label: `${m.type} from ${v.hostOf(m.src)}`,
+      })),
     ];
     return {
-      key: vr.config.spec.key,
+      key: v.description.key,
       run1: figures(r1),
       run2: figures(r2),
       messages,
@@ -279,16 +260,19 @@ export async function runReviewScenario(
         afterRun1: perMember(afterRun1),
         afterRun2: perMember(afterRun2),
       },
-      reviewStatus: { ra: ra.review, rb: rb.review },
-      agentLogs: [...vr.agents].map(([h, a]) => `==== ${h} ====\n${a.logText()}`).join("\n"),
+      reviewStatus: Object.fromEntries(v.members.map((m, i) => [m.host, states[i]?.review])),
+      agentLogs: await vrls.logs(),
       loads: { run1: r1, run2: r2 },
+      mode: vrls.mode,
+      master: RA,
+      backup: RB,
     };
   } catch (e) {
-    throw new Error(`${(e as Error).message}\n${vr ? await vr.diagnostics() : ""}`);
+    throw new Error(`${(e as Error).message}\n${started ? await vrls.diagnostics().catch(() => "") : ""}`);
   } finally {
     await lanCapture.stop();
     await farCapture.stop();
-    await vr?.stop();
-    await clearCapacity(lab, ["ra", "rb"]);
+    await vrls.stop();
+    await clearMembers(v);
   }
 }

@@ -1,39 +1,15 @@
 import { resolve } from "node:path";
-import { type Lab, upLab } from "../../lib/lab/index.ts";
-import { startCoordinator } from "../../lib/roles/vrls/coordinator.ts";
-import {
-  type RunningVirtualRouter,
-  startInfoResponders,
-  startVirtualRouter,
-  virtualRouterConfig,
-} from "../../lib/roles/vrls/lab-harness.ts";
-import { ReviewSpec } from "../../lib/roles/vrls/review-config.ts";
-import {
-  addServerAddresses,
-  type Flow,
-  LAN_END_SYSTEM_ADDRESSES,
-  LAN_END_SYSTEMS,
-  type LoadRun,
-  lanPaths,
-  limitCapacity,
-  mbpsByMac,
-  runLoad,
-  SERVER,
-  skewDestinations,
-  wireDuplicates,
-} from "../../lib/experiments/sharing-run.ts";
-import { loadTopology } from "../../lib/topology/load.ts";
+import { addServerAddresses, type LoadRun, lanPaths, mbpsByMac, runLoad, wireDuplicates } from "../../lib/experiments/sharing-run.ts";
 import type { CaptureStats } from "../../lib/traffic/capture.ts";
 import type { ChartEvent } from "../../lib/traffic/chart.ts";
 import type { Timeline } from "../../lib/traffic/stream-tally.ts";
-import type { VendorAdapter } from "../../vendor-adapters/types.ts";
-import {
-  describeLanMessages,
-  type LanMessage,
-  readLanMessages,
-  startScenarioCaptures,
-} from "./lan-capture.ts";
-import { ADVERT_MS, dutOverrides, FAR_MAC, RA, RB } from "./review.ts";
+import type { VrlsControl, VrlsSubstitutionControl } from "../../vendor-adapters/types.ts";
+import { bringUpDevice, type SuiteDevice, takeDown } from "../support/fixture.ts";
+import { waitUntil } from "../support/wait.ts";
+import { vrlsMessages } from "./frames.ts";
+import { VrlsLab } from "./lab.ts";
+import { describeLanMessages, type LanMessage, readLanMessages, startScenarioCaptures } from "./lan-capture.ts";
+import { ADVERT_MS, clearMembers, limitMembers, reviewFlows } from "./review.ts";
 import { longestGapsIn, sumTimelines } from "./traffic.ts";
 
 /**
@@ -41,6 +17,10 @@ import { longestGapsIn, sumTimelines } from "./traffic.ts";
  * "when a failure occurs in substitution server 6 ... master router 3-1 performs the
  * processing") on its own lab, labs/vrls-fig14.yaml (Fig. 7 plus server 6 on hub 2),
  * brought up and torn down by the scenario:
+ *
+ * It runs on the suite's lab when the device's virtual router there has a substitution
+ * server (the lab file's `coordinator:`), otherwise on labs/vrls-fig14.yaml (Fig. 7 plus
+ * server 6), brought up and torn down by the scenario with its own adapter.
  *
  * - phase A, address conditions: the server registers (9 -> 10), asks the end systems
  *   (ICMP 15 -> 16) and allocates (3); the master rests and records the allocation without
@@ -52,12 +32,9 @@ import { longestGapsIn, sumTimelines } from "./traffic.ts";
  *   then, under 4 x 500 pps, the server is killed (cable pulled, process killed): the
  *   master takes the work back with no interruption and no duplicate on the far side.
  *
- * Stand-in (reported): the adapters' VrlsControl has no substitution-server operations
- * and the reference adapter does not declare `vrls-substitution` yet, so for the
- * reference the scenario drives the role's own harness (startVirtualRouter,
- * startCoordinator) on the Fig. 14 lab. Other devices cannot run it.
+ * The server is the adapter's (VrlsControl.substitution: start, stop, crash, status;
+ * capability vrls-substitution).
  */
-export const SUB = "198.18.1.6";
 const FIG14 = resolve("labs/vrls-fig14.yaml");
 const BUCKETS = 32;
 /** Scheduling jitter of this shared machine (the role's coordinator test: 60 ms). */
@@ -71,6 +48,12 @@ export interface CoordinatorStatus {
 
 export interface SubstitutionScenario {
   key: string;
+  /** Addresses: the master, the backup whose responses the server transfers, the server. */
+  who: { master: string; backup: string; server: string; names: Record<string, string> };
+  /** The operation mode in force. */
+  mode: string;
+  /** LAN end systems' addresses of the scenario's lab. */
+  lanEndSystems: string[];
   /** Phase A (address conditions). */
   a: {
     startedAt: number;
@@ -110,90 +93,108 @@ export interface SubstitutionScenario {
   logs: string;
 }
 
-function assertReference(adapter: VendorAdapter): void {
-  if (adapter.name !== "reference")
-    throw new Error(
-      `device ${adapter.name}: the adapter interface (VrlsControl) has no substitution-server operations; only the reference is driven, through its role harness`,
-    );
-}
-
 async function waitServerAllocated(
-  sub: Awaited<ReturnType<typeof startCoordinator>>,
-  vr: RunningVirtualRouter,
+  sub: VrlsSubstitutionControl,
+  vrls: VrlsControl,
+  backup: string,
   conditions: number,
   timeoutMs: number,
 ): Promise<CoordinatorStatus> {
   let st: CoordinatorStatus = { registered: false, master: null };
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    st = await sub.call<CoordinatorStatus>("status");
-    const rb = await vr.status("rb");
-    if (
-      st.registered &&
-      st.master?.inFlight === null &&
-      Object.keys(st.master.allocation).length >= conditions &&
-      rb.member.epoch === st.master.epoch
-    )
-      return st;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(
-    `the substitution server did not allocate ${conditions} conditions within ${timeoutMs} ms: ${JSON.stringify(st)}\n${sub.logText()}\n${await vr.diagnostics()}`,
-  );
+  return waitUntil(
+    async () => {
+      st = await sub.status();
+      const b = await vrls.status(backup);
+      return st.registered &&
+        st.master?.inFlight === null &&
+        Object.keys(st.master.allocation).length >= conditions &&
+        b.epoch === st.master.epoch
+        ? st
+        : undefined;
+    },
+    {
+      timeoutMs,
+      what: `the substitution server's allocation of ${conditions} conditions, applied by ${backup}`,
+      last: () => st,
+    },
+  ).catch(async (e: Error) => {
+    throw new Error(`${e.message}\n${await sub.logs()}\n${await vrls.diagnostics()}`);
+  });
 }
 
-export async function runSubstitutionScenario(adapter: VendorAdapter): Promise<SubstitutionScenario> {
-  assertReference(adapter);
-  const loaded = loadTopology(FIG14);
-  const lab: Lab = await upLab(loaded);
-  const logs: string[] = [];
+/** The lab the scenario runs on: the suite's when its device has a substitution server, else Fig. 14. */
+async function substitutionLab(suite: VrlsLab): Promise<{ v: VrlsLab; own?: SuiteDevice }> {
+  if (suite.description.substitutionServer) return { v: suite };
+  const own = await bringUpDevice(FIG14);
   try {
-    await addServerAddresses(lab);
-    const { lan, far } = await startScenarioCaptures(lab, "substitution", {
+    if (!own.adapter.vrls) throw new Error(`${FIG14}: the device has no VRLS control surface`);
+    return { v: new VrlsLab(own.lab, own.loaded, own.adapter.vrls), own };
+  } catch (e) {
+    await takeDown(own);
+    throw e;
+  }
+}
+
+export async function runSubstitutionScenario(suite: VrlsLab): Promise<SubstitutionScenario> {
+  const { v, own } = await substitutionLab(suite);
+  try {
+    const vrls = own?.adapter.vrls ?? suite.vrls;
+    return await substitutionPhases(v, vrls);
+  } finally {
+    await takeDown(own);
+  }
+}
+
+async function substitutionPhases(v: VrlsLab, vrls: VrlsControl): Promise<SubstitutionScenario> {
+  const lab = v.lab;
+  const sub = vrls.substitution;
+  const serverHost = v.description.substitutionServer;
+  if (!sub || !serverHost) throw new Error(`${v.loaded.file}: the device has no substitution server`);
+  const RA = v.master.address;
+  const RB = v.backups[0]!.address;
+  const SUB = v.pointOf(serverHost, v.description.interface).address;
+  const lanHosts = v.lanEndSystems.map((e) => e.host);
+  const logs: string[] = [];
+  {
+    await addServerAddresses(lab, v.loadPlace);
+    const { lan, far } = await startScenarioCaptures(v, "substitution", {
       lanFilter: "ip proto 112 or icmp",
       farPorts: [6600, 6700],
     });
     try {
       // ---- Phase A: address conditions, the server discovers and allocates (P20-P26).
       const aStartedAt = Date.now();
-      const cfgA = virtualRouterConfig(loaded, undefined, {
-        advertIntervalMs: ADVERT_MS,
-        ...dutOverrides(),
-        discoveryMs: 300,
-      });
-      const responders = await startInfoResponders(lab, LAN_END_SYSTEMS);
-      let vr = await startVirtualRouter(lab, cfgA);
-      let sub = await startCoordinator(lab, cfgA);
+      const settings = { mode: "exactly-once" as const, advertIntervalMs: ADVERT_MS };
+      await vrls.start({ ...settings, discoveryMs: 300, infoResponders: lanHosts });
       let a: SubstitutionScenario["a"];
       try {
-        await vr.waitForMaster(15_000, "ra");
-        const server = await waitServerAllocated(sub, vr, LAN_END_SYSTEMS.length, 20_000);
+        await sub.start();
+        await vrls.waitForMaster(15_000, v.master.host);
+        const server = await waitServerAllocated(sub, vrls, v.backups[0]!.host, lanHosts.length, 20_000);
         await new Promise((r) => setTimeout(r, 500)); // the allocation's confirmations on the wire
-        const [raSt, rbSt] = await Promise.all([vr.status("ra"), vr.status("rb")]);
+        const [raSt, rbSt] = await Promise.all([vrls.status(v.master.host), vrls.status(v.backups[0]!.host)]);
         a = {
           startedAt: aStartedAt,
           server,
           raMasterEngine: raSt.master,
-          owners: { ra: raSt.member.owners, rb: rbSt.member.owners },
+          owners: { ra: raSt.owners, rb: rbSt.owners },
           messages: [],
         };
       } finally {
-        logs.push(`==== phase A: sub ====\n${sub.logText()}`);
-        for (const [h, ag] of vr.agents) logs.push(`==== phase A: ${h} ====\n${ag.logText()}`);
-        await sub.stop().catch(() => undefined);
-        await vr.stop();
-        await Promise.all(responders.map((x) => x.stop().catch(() => undefined)));
+        logs.push(`==== phase A ====\n${await vrls.logs()}`);
+        await vrls.stop();
       }
 
       // ---- Phase B: buckets under capacity limits; review through the server (P30-P33); server killed.
       const bStartedAt = Date.now();
-      await limitCapacity(lab, ["ra", "rb"], 4);
-      const cfgB = virtualRouterConfig(loaded, undefined, {
-        advertIntervalMs: ADVERT_MS,
-        ...dutOverrides(),
+      await limitMembers(v, 4);
+      // The end systems answer the server's information requests again: before a review's
+      // reallocation it collects them anew (Fig. 16 P33).
+      await vrls.start({
+        ...settings,
         discoveryMs: 100,
         conditions: { kind: "bucket", over: "src+dst", count: BUCKETS, seed: 0 },
-        review: ReviewSpec.parse({
+        review: {
           imbalancePct: 30,
           overflowsPerUnit: 20,
           holdDownMs: 3000,
@@ -202,66 +203,54 @@ export async function runSubstitutionScenario(adapter: VendorAdapter): Promise<S
           sampleMs: 250,
           windowMs: 1000,
           timeUnitMs: 1000,
-        }),
+        },
+        infoResponders: lanHosts,
       });
-      // The end systems answer the server's information requests again: before a review's
-      // reallocation it collects them anew (Fig. 16 P33).
-      const respondersB = await startInfoResponders(lab, LAN_END_SYSTEMS);
-      vr = await startVirtualRouter(lab, cfgB);
-      sub = await startCoordinator(lab, cfgB);
       let b: SubstitutionScenario["b"];
       let r1: LoadRun | undefined;
       let r2: LoadRun | undefined;
       try {
-        await vr.waitForMaster(15_000, "ra");
-        const st = await waitServerAllocated(sub, vr, BUCKETS, 20_000);
+        await sub.start();
+        await vrls.waitForMaster(15_000, v.master.host);
+        const st = await waitServerAllocated(sub, vrls, v.backups[0]!.host, BUCKETS, 20_000);
         const allocation = st.master?.allocation ?? {};
-        const paths = await lanPaths(lab, cfgB.spec.vrid);
-        const base = (first: number): Flow[] =>
-          LAN_END_SYSTEMS.map((h, i) => ({ host: h, dst: SERVER, streamId: first + i }));
-        const skew = skewDestinations({
-          src: LAN_END_SYSTEM_ADDRESSES.es1 as string,
-          owner: RB,
-          allocation,
-          buckets: BUCKETS,
-          seed: 0,
-          flows: 9,
-          avoid: base(0).map((f) => ({ src: LAN_END_SYSTEM_ADDRESSES[f.host] as string, dst: f.dst })),
-        }).map((dst, i) => ({ host: "es1", dst, streamId: 11 + i }));
-        r1 = await runLoad(lab, [...base(1), ...skew], {
+        const paths = await lanPaths(lab, v.description.vrid, v.loadPlace);
+        const { base, skewOnto } = reviewFlows(v, BUCKETS);
+        r1 = await runLoad(lab, [...base(1), ...skewOnto(RB, allocation, 11)], {
           ppsPerFlow: 85,
           durationMs: 8000,
           frameBytes: 1000,
           port: 6600,
           paths,
+          server: v.server,
         });
-        const after = mbpsByMac(r1.analysis, r1.endedAt - 3000, r1.endedAt, 1000, [
-          FAR_MAC[RA] as string,
-          FAR_MAC[RB] as string,
-        ]);
+        const macs = v.members.map((m) => m.farMac);
+        const after = mbpsByMac(r1.analysis, r1.endedAt - 3000, r1.endedAt, 1000, macs);
         let killedAt = 0;
-        const subPid = sub.pid;
         r2 = await runLoad(
           lab,
           base(21),
           // The server's silence is noticed after the response timeout (4 x 500 + 50 ms):
           // the run goes on for 3 s after that.
-          { ppsPerFlow: 500, durationMs: 5000, frameBytes: 100, port: 6700, paths },
+          { ppsPerFlow: 500, durationMs: 5000, frameBytes: 100, port: 6700, paths, server: v.server },
           async () => {
-            await new Promise((r) => setTimeout(r, 1000));
+            await new Promise((r) => setTimeout(r, 1000)); // steady forwarding before the kill
             killedAt = Date.now();
-            await lab.host("sub").exec(`ip link set eth0 down; kill -9 ${subPid}`);
+            await sub.crash();
           },
         );
-        await new Promise((r) => setTimeout(r, 300));
-        const [raAfter, rbAfter] = await Promise.all([vr.status("ra"), vr.status("rb")]);
+        await new Promise((r) => setTimeout(r, 300)); // the master's takeover settles before it is read
+        const [raAfter, rbAfter] = await Promise.all([
+          vrls.status(v.master.host),
+          vrls.status(v.backups[0]!.host),
+        ]);
         b = {
           startedAt: bStartedAt,
           reviewRun: {
             startedAt: r1.startedAt,
             endedAt: r1.endedAt,
             duplicates: wireDuplicates(r1.analysis),
-            after: { [RA]: after[FAR_MAC[RA] as string] ?? 0, [RB]: after[FAR_MAC[RB] as string] ?? 0 },
+            after: Object.fromEntries(v.members.map((m) => [m.address, after[m.farMac] ?? 0])),
           },
           killRun: {
             startedAt: r2.startedAt,
@@ -274,18 +263,16 @@ export async function runSubstitutionScenario(adapter: VendorAdapter): Promise<S
             })),
             gapsAroundKillMs: [],
           },
-          raAfter: { master: raAfter.master, counters: raAfter.counters as Record<string, number> },
-          rbOwners: rbAfter.member.owners,
+          raAfter: { master: raAfter.master, counters: raAfter.counters },
+          rbOwners: rbAfter.owners,
           messages: [],
         };
       } catch (e) {
-        throw new Error(`${(e as Error).message}\n${sub.logText()}\n${await vr.diagnostics()}`);
+        throw new Error(`${(e as Error).message}\n${await sub.logs()}\n${await vrls.diagnostics()}`);
       } finally {
-        logs.push(`==== phase B: sub ====\n${sub.logText()}`);
-        for (const [h, ag] of vr.agents) logs.push(`==== phase B: ${h} ====\n${ag.logText()}`);
-        await sub.stop().catch(() => undefined);
-        await vr.stop();
-        await Promise.all(respondersB.map((x) => x.stop().catch(() => undefined)));
+        logs.push(`==== phase B ====\n${await vrls.logs()}`);
+        await vrls.stop();
+        await clearMembers(v);
       }
       const lanStats = await lan.stop();
       const farStats = await far.stop();
@@ -295,7 +282,7 @@ export async function runSubstitutionScenario(adapter: VendorAdapter): Promise<S
       b.killRun.gapsAroundKillMs = (
         await longestGapsIn(
           far.path,
-          [21, 22, 23, 24],
+          base21(lanHosts.length),
           b.killRun.killedAt - 200,
           b.killRun.endedAt,
           lastSends,
@@ -307,20 +294,23 @@ export async function runSubstitutionScenario(adapter: VendorAdapter): Promise<S
       let timeline: Timeline | undefined;
       for (const s of [...r1.analysis.streams, ...r2.analysis.streams])
         timeline = timeline ? sumTimelines(timeline, s.timeline) : s.timeline;
-      const who = (x: string) => (x === RA ? "ra" : x === RB ? "rb" : x === SUB ? "server" : x);
+      const who = (x: string) => (x === SUB ? "server" : v.hostOf(x));
       return {
-        key: cfgA.spec.key,
+        key: v.description.key,
+        who: { master: RA, backup: RB, server: SUB, names: v.names },
+        mode: vrls.mode,
+        lanEndSystems: v.lanEndSystems.map((e) => e.address),
         a,
         b,
         lanCapturePath: lan.path,
         farCapturePath: far.path,
         captures: { lan: lanStats, far: farStats, reviewRun: r1.capture, killRun: r2.capture },
-        listing: await describeLanMessages(lan.path, cfgA.spec.key, { originMs: aStartedAt }),
+        listing: await describeLanMessages(lan.path, v.description.key, { originMs: aStartedAt }),
         timeline: timeline ?? { binMs: 50, startMs: r1.startedAt, series: {} },
         events: [
-          ...b.messages
-            .filter((m) => m.kind === "vrrp" && (m.type === 6 || m.type === 7))
-            .map((m) => ({ atMs: m.tsMs, label: `${m.type} from ${who(m.src)}` })),
+          ...[...vrlsMessages(b.messages, "reviewRequest"), ...vrlsMessages(b.messages, "flowRateRequest")].map(
+            (m) => ({ atMs: m.tsMs, label: `${m.type} from ${who(m.src)}` }),
+          ),
           { atMs: b.killRun.killedAt, label: "server killed" },
         ],
         logs: logs.join("\n"),
@@ -329,7 +319,10 @@ export async function runSubstitutionScenario(adapter: VendorAdapter): Promise<S
       await lan.stop();
       await far.stop();
     }
-  } finally {
-    await lab.down();
   }
+}
+
+/** Stream IDs of the kill run's flows (base(21): one per LAN end system). */
+function base21(n: number): number[] {
+  return Array.from({ length: n }, (_, i) => 21 + i);
 }

@@ -1,4 +1,3 @@
-import type { Lab } from "../../lib/lab/index.ts";
 import {
   type AnalyzerResult,
   analyzeCapture,
@@ -10,6 +9,7 @@ import { decodeTaggedFrame } from "../../lib/traffic/frame.ts";
 import { PcapReader } from "../../lib/traffic/pcap-reader.ts";
 import type { Timeline } from "../../lib/traffic/stream-tally.ts";
 import { sendUdpStream, UdpReceiver } from "../../lib/traffic/udp.ts";
+import type { VrlsLab } from "./lab.ts";
 
 /** One UDP stream per end system through the virtual router, judged by lib/traffic's analyzer. */
 export interface StreamsRun {
@@ -21,19 +21,24 @@ export interface StreamsRun {
   captures: CaptureStats[];
 }
 
+/** One stream per end system in `hosts` to the lab's far-side server, received and captured there. */
 export async function runStreams(
-  lab: Lab,
+  v: VrlsLab,
   hosts: readonly string[],
   options: { port: number; pps: number; durationMs: number; during?: () => Promise<void> },
 ): Promise<StreamsRun> {
-  const server = lab.host("server").remote;
+  const lab = v.lab;
+  const server = lab.host(v.server.host).remote;
   const receiver = await UdpReceiver.start(server, { port: options.port });
-  const capture = await Capture.start(server, { interface: "eth0", filter: `udp dst port ${options.port}` });
+  const capture = await Capture.start(server, {
+    interface: v.server.iface,
+    filter: `udp dst port ${options.port}`,
+  });
   const senders = Promise.all(
     hosts.map((h, i) =>
       sendUdpStream(lab.host(h).remote, {
         streamId: options.port * 10 + i,
-        dstIp: "198.18.100.10",
+        dstIp: v.server.address,
         dstPort: options.port,
         pps: options.pps,
         durationMs: options.durationMs,

@@ -1,0 +1,325 @@
+import { TrafficAgent } from "../../lib/traffic/agent-client.ts";
+import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
+import { compareTcpWire } from "../../lib/traffic/tcp-compare.ts";
+import { sendUdpStream } from "../../lib/traffic/udp.ts";
+import type { VrlsControl, VrlsMode } from "../../vendor-adapters/types.ts";
+import { suiteEnv } from "../support/env.ts";
+import { waitUntil } from "../support/wait.ts";
+import { vrlsMessages } from "./frames.ts";
+import type { VrlsLab } from "./lab.ts";
+import { firstOwnDone, type LanMessage, readLanMessages } from "./lan-capture.ts";
+import { runStreams, type StreamsRun } from "./traffic.ts";
+
+/**
+ * The scenarios of the vrls suite's core cases (election, discovery, allocation, hand-off,
+ * failures) on the suite's lab (lab.ts): each drives the device through its adapter's VRLS
+ * control surface, sends real traffic from the lab's end systems and returns what the
+ * cases judge. Review and substitution scenarios: review.ts, substitution.ts.
+ */
+export interface VrlsTarget {
+  v: VrlsLab;
+  vrls: VrlsControl;
+}
+
+/** Scheduling jitter of this shared 2-core machine (role's fault test: quiet baseline 9-26 ms). */
+export const KILL_JITTER_MS = 60;
+/** One hand-off after a failure: the reference needs ~10-20 ms (tandem bench handoff); a device gets 100. */
+export const HANDOFF_BOUND_MS = 100;
+
+/** `tandem certify --mode M` sets the operation mode of the cases that do not test a mode themselves. */
+const DEFAULT_MODE = (["timer", "sequence-number", "exactly-once"] as const).find((m) => m === suiteEnv().mode);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Starts the virtual router, lets the remote end systems be learned passively, waits for the allocation of every end system. */
+export async function bringUp(
+  { v, vrls }: VrlsTarget,
+  mode: VrlsMode | undefined = DEFAULT_MODE,
+): Promise<{ master: string; allocation: Record<string, string> }> {
+  await vrls.start({ infoResponders: v.lanEndSystems.map((e) => e.host), ...(mode ? { mode } : {}) });
+  // Members start within a few hundred ms of each other: a lower-priority member may lead
+  // until the higher one preempts. The election result is the master that holds for 1 s.
+  await vrls.waitForMaster(20_000);
+  let seen = "";
+  let since = Date.now();
+  const master = await waitUntil(
+    async () => {
+      const m = (await vrls.master()) ?? "";
+      if (m !== seen) {
+        seen = m;
+        since = Date.now();
+        return undefined;
+      }
+      return m && Date.now() - since >= 1000 ? m : undefined;
+    },
+    { timeoutMs: 10_000, what: "one master holding for 1 s", last: () => seen },
+  );
+  // End systems behind another router: no directed broadcast reaches them, their traffic does.
+  await Promise.all(
+    v.remoteEndSystems.map((e, i) =>
+      sendUdpStream(v.lab.host(e.host).remote, {
+        streamId: 900 + i,
+        dstIp: v.server.address,
+        dstPort: 5999,
+        pps: 200,
+        count: 100,
+      }),
+    ),
+  );
+  const allocation = await vrls.waitAllocated(v.endSystems.length, 20_000);
+  return { master, allocation };
+}
+
+export interface Startup {
+  master: string;
+  allocation: Record<string, string>;
+  endSystems: { address: string; learnedBy: string }[];
+  messages: LanMessage[];
+  capturePath: string;
+  /** tcpdump's closing statistics of the hub capture (cases that judge messages need it complete). */
+  captures: CaptureStats[];
+  electedAt: number;
+}
+
+/** Bring-up with the hub captured, then 1.5 s of steady state (adverts and responses). */
+export async function startupScenario(t: VrlsTarget): Promise<Startup> {
+  const { v, vrls } = t;
+  const capture = await Capture.start(v.lab.host(v.hubWatch.host).remote, {
+    interface: v.hubWatch.iface,
+    filter: "vrrp or icmp",
+    snapLength: 200,
+    path: `/tmp/tandem-vrls-${v.lab.prefix}-startup.pcap`,
+  });
+  try {
+    const { master, allocation } = await bringUp(t);
+    const electedAt = Date.now();
+    await sleep(1500); // the steady state the cases count messages in (time is the subject)
+    const endSystems = await vrls.endSystems();
+    const stats = await capture.stop();
+    const { messages } = await readLanMessages(capture.path);
+    return { master, allocation, endSystems, messages, capturePath: capture.path, captures: [stats], electedAt };
+  } catch (e) {
+    await capture.stop();
+    throw new Error(`${(e as Error).message}\n${await vrls.diagnostics().catch(() => "")}`);
+  }
+}
+
+/** The member after `current` in priority order (cyclic): where a hand-off moves a condition. */
+export function nextMember(v: VrlsLab, current: string | undefined): string {
+  const i = v.members.findIndex((m) => m.address === current);
+  return v.members[(i + 1) % v.members.length]!.address;
+}
+
+/** Reallocations under load: every 400 ms one end system moves to the next member. */
+export async function handoffScenario(t: VrlsTarget, mode: "timer" | "exactly-once", port: number) {
+  const { v, vrls } = t;
+  const { allocation } = await bringUp(t, mode);
+  const hosts = v.endSystems.map((e) => e.host);
+  let current = { ...allocation };
+  let moves = 0;
+  const run = await runStreams(v, hosts, {
+    port,
+    // 1000 pps per end system: a packet every ms, so a hand-off that lets two members
+    // forward for even a millisecond shows up as duplicates on the wire.
+    pps: 1000,
+    durationMs: 9000,
+    during: async () => {
+      const until = Date.now() + 7500;
+      for (let i = 0; Date.now() < until; i++) {
+        const cond = v.endSystems[i % v.endSystems.length]!.address;
+        const to = nextMember(v, current[cond]);
+        await vrls.reallocate({ [cond]: to });
+        current = { ...current, [cond]: to };
+        moves++;
+        await sleep(400); // the pace of the reallocations (time is the subject)
+      }
+    },
+  });
+  return { run, moves, mode: vrls.mode };
+}
+
+/** Sequence-number mode: one TCP connection per end system while conditions move (seed Fig. 10C, type 5). */
+export async function seqnumScenario(t: VrlsTarget, port: number) {
+  const { v, vrls } = t;
+  await bringUp(t, "sequence-number");
+  const server = v.lab.host(v.server.host).remote;
+  const sinkAgent = await TrafficAgent.launch(server);
+  const clients: TrafficAgent[] = [];
+  try {
+    const sink = await sinkAgent.startTcpSink({ ports: [port] });
+    // LAN side: a hub port sees every segment sent to the virtual MAC; far side: what was forwarded.
+    const lan = await Capture.start(v.lab.host(v.hubWatch.host).remote, {
+      interface: v.hubWatch.iface,
+      filter: `tcp dst port ${port}`,
+      snapLength: 200,
+    });
+    const far = await Capture.start(server, {
+      interface: v.server.iface,
+      filter: `tcp dst port ${port}`,
+      snapLength: 200,
+    });
+    clients.push(...(await Promise.all(v.endSystems.map((e) => TrafficAgent.launch(v.lab.host(e.host).remote)))));
+    const streams = await Promise.all(
+      clients.map((c) =>
+        c.startTcpStreams({
+          dstIp: v.server.address,
+          ports: [port],
+          connections: 1,
+          recordsPerSecond: 1000,
+          recordBytes: 100,
+        }),
+      ),
+    );
+    await sleep(500); // connections established and streaming before the first move
+    let current = await vrls.waitAllocated(v.endSystems.length);
+    let moves = 0;
+    // Twelve hand-offs (or as many as 15 s allow on a loaded machine).
+    const until = Date.now() + 15_000;
+    for (let i = 0; i < 12 && Date.now() < until; i++) {
+      const cond = v.endSystems[i % v.endSystems.length]!.address;
+      const to = nextMember(v, current[cond]);
+      await vrls.reallocate({ [cond]: to });
+      current = { ...current, [cond]: to };
+      moves++;
+      await sleep(400); // the pace of the reallocations (time is the subject)
+    }
+    await Promise.all(streams.map((s) => s.stop()));
+    await sleep(300); // the last segments reach the far side before the captures stop
+    const sinkReport = await sink.stop();
+    const captures = [await lan.stop(), await far.stop()];
+    const tcp = await compareTcpWire(lan.reader(), far.reader(), port);
+    return { tcp, moves, resets: sinkReport.totals.resets, lanPath: lan.path, farPath: far.path, captures };
+  } finally {
+    await Promise.all([...clients, sinkAgent].map((c) => c.close().catch(() => undefined)));
+  }
+}
+
+/** Per stream: did it resume (its last second reached the server)? */
+function tailsOf(run: StreamsRun) {
+  return run.results.map(({ host, result }) => {
+    const lastLost = result.lostRanges.at(-1);
+    return { host, lastLost, resumed: !lastLost || lastLost[1] < result.sent - 1000 };
+  });
+}
+
+/** Waits until the master has allocated every end system away from `victim`. */
+async function reallocatedAway(t: VrlsTarget, victim: string): Promise<Record<string, string>> {
+  const away = t.v.member(victim).address;
+  let last: Record<string, string> = {};
+  return waitUntil(
+    async () => {
+      last = await t.vrls.waitAllocated(t.v.endSystems.length, 15_000);
+      return Object.values(last).every((m) => m !== away) ? last : undefined;
+    },
+    { timeoutMs: 15_000, what: `every end system allocated away from ${victim}`, last: () => last },
+  );
+}
+
+/** The master crashes under load (1000 pps per end system); a backup takes over and re-serves everything. */
+export async function masterFailureScenario(t: VrlsTarget, port: number) {
+  const { v, vrls } = t;
+  const victim = v.master.host;
+  const { allocation: before } = await bringUp(t);
+  let recovered: Record<string, string> = {};
+  let newMaster = "";
+  let killedAt = 0;
+  const run = await runStreams(
+    v,
+    v.endSystems.map((e) => e.host),
+    {
+      port,
+      pps: 1000,
+      durationMs: 6000,
+      during: async () => {
+        await sleep(1500); // steady forwarding before the crash (time is the subject)
+        killedAt = Date.now();
+        // The agent dies; the member stays powered: what it forwarded must die with it.
+        await vrls.failMember(victim, "crash");
+        newMaster = await vrls.waitForMaster(15_000);
+        recovered = await reallocatedAway(t, victim);
+      },
+    },
+  );
+  const gaps = run.results.map(({ host, result }) => {
+    const lastLost = result.lostRanges.at(-1);
+    const tailMs = lastLost && lastLost[1] >= result.sent - 1 ? lastLost[1] - lastLost[0] + 1 : 0; // 1 ms per datagram at 1000 pps
+    return { host, ms: Math.max(result.longestInterruption?.ms ?? 0, tailMs), lost: result.lost };
+  });
+  return { victim, run, before, recovered, newMaster, tails: tailsOf(run), gaps, killedAt };
+}
+
+/** RFC 5798 Master_Down_Interval of the backup that takes over (3 x interval + skew). */
+export function detectionMs(v: VrlsLab, backup: string): number {
+  const interval = v.description.advertIntervalMs;
+  return 3 * interval + ((256 - v.member(backup).priority) * interval) / 256;
+}
+
+/**
+ * A backup dies as a whole router (power-off: its links down, then its process killed):
+ * the master detects it (no response for the detection time) and re-serves its end
+ * systems with one hand-off. Streams at 1000 pps per end system, so the gap is measured
+ * to the millisecond; the hand-off is the master's on the hub (first allocation after the
+ * kill -> its own confirmation with "done").
+ */
+export async function backupFailureScenario(t: VrlsTarget, port: number) {
+  const { v, vrls } = t;
+  const victim = v.backups[0]!;
+  const master = v.master;
+  const { allocation: before } = await bringUp(t);
+  const { responseTimeoutMs: detection, key } = v.description;
+  const victims = v.endSystems.filter((e) => before[e.address] === victim.address).map((e) => e.host);
+  const lan = await Capture.start(v.lab.host(v.hubWatch.host).remote, {
+    interface: v.hubWatch.iface,
+    filter: "ip proto 112",
+    snapLength: 2048,
+    path: `/tmp/tandem-vrls-${v.lab.prefix}-backup-kill.pcap`,
+  });
+  let killedAt = 0;
+  let recovered: Record<string, string> = {};
+  try {
+    const run = await runStreams(
+      v,
+      v.endSystems.map((e) => e.host),
+      {
+        port,
+        pps: 1000,
+        durationMs: 5000,
+        during: async () => {
+          await sleep(1500); // steady forwarding before the failure (time is the subject)
+          killedAt = Date.now();
+          await vrls.failMember(victim.host, "power-off");
+          recovered = await reallocatedAway(t, victim.host);
+        },
+      },
+    );
+    const lanStats = await lan.stop();
+    const { messages } = await readLanMessages(lan.path);
+    const first3 = vrlsMessages(messages, "allocation", master.address).find((m) => m.tsMs > killedAt);
+    const done = first3 ? await firstOwnDone(lan.path, key, master.address, first3.tsMs) : undefined;
+    const handoffMs = first3 && done ? Math.round(done - first3.tsMs) : null;
+    const boundMs = handoffMs === null ? null : detection + handoffMs + KILL_JITTER_MS;
+    const gaps = run.results
+      .filter(({ host }) => victims.includes(host))
+      .map(({ host, result }) => ({ host, ms: result.longestInterruption?.ms ?? 0 }));
+    return {
+      victim: victim.host,
+      run,
+      before,
+      recovered,
+      victims,
+      detectionMs: detection,
+      handoffMs,
+      boundMs,
+      gaps,
+      tails: tailsOf(run),
+      killedAt,
+      key,
+      lanPath: lan.path,
+      lanStats,
+      firstAllocationMs: first3 ? Math.round(first3.tsMs - killedAt) : null,
+    };
+  } finally {
+    await lan.stop();
+    await vrls.restoreMember(victim.host);
+  }
+}
