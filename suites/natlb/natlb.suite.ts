@@ -1,7 +1,7 @@
 import { describe, expect } from "vitest";
-import { compareCaptures, type Segment, segmentOf } from "../../lib/traffic/tcp-compare.ts";
 import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
 import { PcapReader } from "../../lib/traffic/pcap-reader.ts";
+import { compareCaptures, type Segment, segmentOf } from "../../lib/traffic/tcp-compare.ts";
 import {
   decodeEthernet,
   decodeIpv4,

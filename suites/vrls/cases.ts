@@ -1,8 +1,9 @@
 import { defineCases } from "../support/cases.ts";
 
 /**
- * The vrls suite's cases (seed 000). They drive the reference VRLS role (lib/roles/vrls)
- * or a vendor's implementation through its adapter. Cases the suite cannot drive yet are
+ * The vrls suite's cases (seed 000). They drive a VRLS virtual router (the reference's or
+ * a vendor's) through its adapter only; a device without a case's capability gets "not
+ * applicable" for it. Cases the suite cannot drive yet are
  * skipped as "not yet available" with the reason (never passed).
  */
 
@@ -33,7 +34,8 @@ export const vrlsCases = defineCases("vrls", {
     needs: ["vrls"],
   },
   "vrls.initial-allocation": {
-    title: "Fig. 7: six end systems, two routers, three each",
+    title:
+      "the end systems spread evenly over the members (Fig. 7: six end systems, two routers, three each)",
     requirements: ["VRLS-ALLOC-001"],
     needs: ["vrls"],
   },
@@ -65,27 +67,27 @@ export const vrlsCases = defineCases("vrls", {
   "vrls.review-backup": {
     title: "a loaded backup requests a review (types 6, 7, 8)",
     requirements: ["VRLS-REVIEW-001", "VRLS-REVIEW-002"],
-    needs: ["vrls"],
+    needs: ["vrls", "vrls-review"],
   },
   "vrls.reallocation-by-rate": {
     title: "reallocation by flow rate, biggest first",
     requirements: ["VRLS-REVIEW-003"],
-    needs: ["vrls"],
+    needs: ["vrls", "vrls-review"],
   },
   "vrls.review-holddown": {
     title: "no review within the hold-down period",
     requirements: ["VRLS-REVIEW-004"],
-    needs: ["vrls"],
+    needs: ["vrls", "vrls-review"],
   },
   "vrls.review-master": {
     title: "a loaded master starts a review itself",
     requirements: ["VRLS-REVIEW-005"],
-    needs: ["vrls"],
+    needs: ["vrls", "vrls-review"],
   },
   "vrls.review-exactly-once": {
     title: "review reallocations under load: nothing forwarded twice (exactly-once)",
     requirements: ["VRLS-HANDOFF-EO-001"],
-    needs: ["vrls", "vrls-exactly-once"],
+    needs: ["vrls", "vrls-review", "vrls-exactly-once"],
   },
   "vrls.master-failure": {
     title: "a new master rebuilds the allocation after a master failure",
@@ -96,19 +98,17 @@ export const vrlsCases = defineCases("vrls", {
     title:
       "a substitution server discovers and allocates; the master records without responding, the server transfers the backup's responses (Fig. 14, 15 P20-P26)",
     requirements: ["VRLS-SUB-001"],
-    // The reference's substitution server exists (lib/roles/vrls/coordinator.ts) but its
-    // adapter does not declare vrls-substitution yet: substitution.ts drives the reference only.
-    needs: ["vrls"],
+    needs: ["vrls", "vrls-substitution"],
   },
   "vrls.substitution-review": {
     title:
       "reviews go through the substitution server, which asks the end systems again before reallocating (Fig. 16 P30-P33)",
     requirements: ["VRLS-SUB-002"],
-    needs: ["vrls"],
+    needs: ["vrls", "vrls-substitution", "vrls-review"],
   },
   "vrls.substitution-failure": {
     title: "the master takes over from a failed substitution server",
     requirements: ["VRLS-SUB-003"],
-    needs: ["vrls", "fault-crash"],
+    needs: ["vrls", "vrls-substitution"],
   },
 });

@@ -29,7 +29,8 @@ export interface Evidence {
 
 export async function attachEvidence(ctx: CaseContext, e: Evidence): Promise<void> {
   for (const c of e.captures ?? []) await ctx.attachFile(c.label, c.path, "application/vnd.tcpdump.pcap");
-  if (e.listing) await ctx.attachText(e.listing.label, e.listing.text, "text/plain", `messages-${e.name}.txt`);
+  if (e.listing)
+    await ctx.attachText(e.listing.label, e.listing.text, "text/plain", `messages-${e.name}.txt`);
   if (e.chart) {
     const svg = await renderTimelineSvg(e.chart.timeline, {
       title: e.chart.title,

@@ -12,7 +12,9 @@ import type { LanMessage } from "./lan-capture.ts";
 
 /** The VRRP/VRLS messages of a capture as a time-ordered log (findSequence's input). */
 export function vrlsLog(ms: readonly LanMessage[]): WireMessage[] {
-  return ms.filter((m) => m.kind === "vrrp").map((m) => ({ at: m.tsMs, src: m.src, dst: m.dst, type: m.type }));
+  return ms
+    .filter((m) => m.kind === "vrrp")
+    .map((m) => ({ at: m.tsMs, src: m.src, dst: m.dst, type: m.type }));
 }
 
 /** A step of a sequence: a message of `type`, from `src` when given. */
@@ -40,11 +42,16 @@ export function ofType<M extends { type: number; src: string }>(
 
 /** VRRP/VRLS messages of a decoded capture by type name (and sender). */
 export function vrlsMessages(ms: readonly LanMessage[], type: VrlsTypeName, src?: string): LanMessage[] {
-  return ms.filter((m) => m.kind === "vrrp" && m.type === VRLS_TYPE[type] && (src === undefined || m.src === src));
+  return ms.filter(
+    (m) => m.kind === "vrrp" && m.type === VRLS_TYPE[type] && (src === undefined || m.src === src),
+  );
 }
 
 /** ICMP information requests (15) / replies (16) of a decoded capture. */
-export function icmpMessages(ms: readonly LanMessage[], type: "informationRequest" | "informationReply"): LanMessage[] {
+export function icmpMessages(
+  ms: readonly LanMessage[],
+  type: "informationRequest" | "informationReply",
+): LanMessage[] {
   return ms.filter((m) => m.kind === "icmp" && m.type === ICMP_TYPE[type]);
 }
 

@@ -1,5 +1,5 @@
-import type { Lab } from "../../lib/lab/index.ts";
 import type { LoadPlace } from "../../lib/experiments/sharing-run.ts";
+import type { Lab } from "../../lib/lab/index.ts";
 import { intToIp, parseCidr } from "../../lib/topology/address.ts";
 import type { LoadedTopology } from "../../lib/topology/load.ts";
 import type { HostSpecT } from "../../lib/topology/schema.ts";
@@ -65,14 +65,19 @@ export class VrlsLab {
     if (!lan) throw new Error(`${file}: hosts.${first.host}.interfaces.${d.interface} has no segment`);
     this.lanSegment = lan;
     const servers = Object.entries(hosts).filter(
-      ([, h]) => h.role === "traffic" && Object.values(h.interfaces).some((i) => i.segment && i.segment !== lan),
+      ([, h]) =>
+        h.role === "traffic" && Object.values(h.interfaces).some((i) => i.segment && i.segment !== lan),
     );
     const [serverHost, serverSpec] = servers[0] ?? [];
     if (!serverHost || !serverSpec)
       throw new Error(`${file}: no far-side server (a host with role: traffic off the LAN segment ${lan})`);
     const serverIface = Object.entries(serverSpec.interfaces).find(([, i]) => i.segment)![0];
     this.farSegment = serverSpec.interfaces[serverIface]!.segment!;
-    this.server = { host: serverHost, iface: serverIface, address: firstAddress(loaded, serverHost, serverIface) };
+    this.server = {
+      host: serverHost,
+      iface: serverIface,
+      address: firstAddress(loaded, serverHost, serverIface),
+    };
     this.members = [...d.members]
       .sort((a, b) => b.priority - a.priority)
       .map((m) => {
@@ -85,7 +90,14 @@ export class VrlsLab {
           throw new Error(
             `${file}: hosts.${m.host} needs an interface with a fixed mac on the far segment ${this.farSegment} (forwarded frames are attributed by it)`,
           );
-        return { host: m.host, iface: d.interface, address: m.address, priority: m.priority, farIface, farMac };
+        return {
+          host: m.host,
+          iface: d.interface,
+          address: m.address,
+          priority: m.priority,
+          farIface,
+          farMac,
+        };
       });
     const endSystems = Object.entries(hosts)
       .filter(([, h]) => h.role === "end-system")
@@ -99,7 +111,8 @@ export class VrlsLab {
     if (this.lanEndSystems.length === 0) throw new Error(`${file}: no end system on the LAN segment ${lan}`);
     const net = parseCidr(serverSpec.interfaces[serverIface]!.addresses[0]!);
     const size = 2 ** (32 - net.prefix);
-    if (size < 256) throw new Error(`${file}: the far-side subnet must be a /24 or larger (extra server addresses)`);
+    if (size < 256)
+      throw new Error(`${file}: the far-side subnet must be a /24 or larger (extra server addresses)`);
     this.extraServerAddresses = Array.from({ length: 80 }, (_, i) => intToIp(net.network + 100 + i));
   }
 

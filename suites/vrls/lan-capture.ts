@@ -1,4 +1,3 @@
-import type { VrlsLab } from "./lab.ts";
 import { Capture } from "../../lib/traffic/capture.ts";
 import { PcapReader } from "../../lib/traffic/pcap-reader.ts";
 import {
@@ -11,6 +10,7 @@ import {
   VRLS_TYPE,
   type VrlsMessage,
 } from "../../lib/wire/index.ts";
+import type { VrlsLab } from "./lab.ts";
 
 /**
  * The VRLS control traffic a hub port sees, decoded with lib/wire: VRRP-format messages
@@ -78,18 +78,13 @@ export function countBy(
     .length;
 }
 
-const TYPE_NAMES: Record<number, string> = {
-  1: "advertisement",
-  2: "response",
-  3: "allocation",
-  4: "allocation confirmation",
-  5: "sequence number information",
-  6: "review request",
-  7: "flow rate request",
-  8: "flow rate response",
-  9: "registration",
-  10: "registration ack",
-};
+/** "allocationConfirmation" -> "allocation confirmation", by type number. */
+const TYPE_NAMES: Record<number, string> = Object.fromEntries(
+  Object.entries(VRLS_TYPE).map(([name, type]) => [
+    type,
+    name.replace(/[A-Z]/g, (c) => ` ${c.toLowerCase()}`),
+  ]),
+);
 
 /**
  * The capture as a readable message listing for the evidence: every VRRP/VRLS message
@@ -111,7 +106,7 @@ export async function describeLanMessages(
     const ip = decodeIpv4(eth.value.payload);
     if (!ip.ok || ip.value.protocol !== IP_PROTOCOL.vrrp) continue;
     const type = (ip.value.payload[0] ?? 0) & 0x0f;
-    if (!options.all && (type === 1 || type === 2)) continue;
+    if (!options.all && (type === VRLS_TYPE.advertisement || type === VRLS_TYPE.response)) continue;
     const t = ((rec.tsMs - (options.originMs ?? 0)) / 1000).toFixed(3);
     const head = `${t.padStart(9)} s  ${ip.value.src.padEnd(12)} -> ${ip.value.dst.padEnd(12)} type ${type} ${TYPE_NAMES[type] ?? "?"}`;
     const m = decodeVrls(ip.value.payload, { key: keyBytes });
@@ -130,23 +125,23 @@ export async function describeLanMessages(
 
 function summarize(m: VrlsMessage): string {
   switch (m.type) {
-    case 3: {
+    case VRLS_TYPE.allocation: {
       const per: Record<string, number> = {};
       for (const a of m.assignments) per[a.router] = (per[a.router] ?? 0) + a.conditions.length;
       return `serial ${m.allocationSerial} mode ${m.mode}, conditions per router ${JSON.stringify(per)}`;
     }
-    case 4:
+    case VRLS_TYPE.allocationConfirmation:
       return `serial ${m.allocationSerial} accepted ${m.accepted} done ${m.done ?? false}`;
-    case 6:
+    case VRLS_TYPE.reviewRequest:
       return `rateExceeded ${m.rateExceeded} overflowExceeded ${m.overflowExceeded} total ${m.totalRateBps} bit/s, ${m.overflowCount} overflows per ${m.timeUnitMs} ms`;
-    case 7:
+    case VRLS_TYPE.flowRateRequest:
       return `serial ${m.allocationSerial}, ${m.conditions.length} conditions asked`;
-    case 8: {
+    case VRLS_TYPE.flowRateResponse: {
       const total = m.rates.reduce((a, r) => a + Number(r.rateBps), 0);
       return `serial ${m.allocationSerial}, ${m.rates.length} conditions, total ${total} bit/s, ${m.overflowCount} overflows per ${m.timeUnitMs} ms`;
     }
-    case 9:
-    case 10:
+    case VRLS_TYPE.registration:
+    case VRLS_TYPE.registrationAck:
       return `role ${m.role} registered ${m.registeredAddress}`;
     default:
       return `epoch ${m.masterEpoch}`;
@@ -171,7 +166,7 @@ export async function firstOwnDone(
     const ip = decodeIpv4(eth.value.payload);
     if (!ip.ok || ip.value.protocol !== IP_PROTOCOL.vrrp || ip.value.src !== member) continue;
     const m = decodeVrls(ip.value.payload, { key: keyBytes });
-    if (m.ok && m.value.type === 4 && m.value.done) return rec.tsMs;
+    if (m.ok && m.value.type === VRLS_TYPE.allocationConfirmation && m.value.done) return rec.tsMs;
   }
   return undefined;
 }

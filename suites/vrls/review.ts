@@ -17,7 +17,12 @@ import type { Timeline } from "../../lib/traffic/stream-tally.ts";
 import type { VrlsReviewSettings } from "../../vendor-adapters/types.ts";
 import { vrlsMessages } from "./frames.ts";
 import type { VrlsLab } from "./lab.ts";
-import { describeLanMessages, type LanMessage, readLanMessages, startScenarioCaptures } from "./lan-capture.ts";
+import {
+  describeLanMessages,
+  type LanMessage,
+  readLanMessages,
+  startScenarioCaptures,
+} from "./lan-capture.ts";
 import type { VrlsTarget } from "./scenarios.ts";
 import { sumTimelines } from "./traffic.ts";
 
@@ -239,10 +244,12 @@ export async function runReviewScenario({ v, vrls }: VrlsTarget): Promise<Review
       timeline = timeline ? sumTimelines(timeline, s.timeline) : s.timeline;
     const events: ChartEvent[] = [
       { atMs: r2.startedAt, label: `run 2: skew onto ${v.master.host}` },
-      ...[...vrlsMessages(messages, "reviewRequest"), ...vrlsMessages(messages, "flowRateRequest")].map((m) => ({
-        atMs: m.tsMs,
-        label: `${m.type} from ${v.hostOf(m.src)}`,
-      })),
+      ...[...vrlsMessages(messages, "reviewRequest"), ...vrlsMessages(messages, "flowRateRequest")].map(
+        (m) => ({
+          atMs: m.tsMs,
+          label: `${m.type} from ${v.hostOf(m.src)}`,
+        }),
+      ),
     ];
     return {
       key: v.description.key,

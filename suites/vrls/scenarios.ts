@@ -27,7 +27,9 @@ export const KILL_JITTER_MS = 60;
 export const HANDOFF_BOUND_MS = 100;
 
 /** `tandem certify --mode M` sets the operation mode of the cases that do not test a mode themselves. */
-const DEFAULT_MODE = (["timer", "sequence-number", "exactly-once"] as const).find((m) => m === suiteEnv().mode);
+const DEFAULT_MODE = (["timer", "sequence-number", "exactly-once"] as const).find(
+  (m) => m === suiteEnv().mode,
+);
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -97,7 +99,15 @@ export async function startupScenario(t: VrlsTarget): Promise<Startup> {
     const endSystems = await vrls.endSystems();
     const stats = await capture.stop();
     const { messages } = await readLanMessages(capture.path);
-    return { master, allocation, endSystems, messages, capturePath: capture.path, captures: [stats], electedAt };
+    return {
+      master,
+      allocation,
+      endSystems,
+      messages,
+      capturePath: capture.path,
+      captures: [stats],
+      electedAt,
+    };
   } catch (e) {
     await capture.stop();
     throw new Error(`${(e as Error).message}\n${await vrls.diagnostics().catch(() => "")}`);
@@ -158,7 +168,9 @@ export async function seqnumScenario(t: VrlsTarget, port: number) {
       filter: `tcp dst port ${port}`,
       snapLength: 200,
     });
-    clients.push(...(await Promise.all(v.endSystems.map((e) => TrafficAgent.launch(v.lab.host(e.host).remote)))));
+    clients.push(
+      ...(await Promise.all(v.endSystems.map((e) => TrafficAgent.launch(v.lab.host(e.host).remote)))),
+    );
     const streams = await Promise.all(
       clients.map((c) =>
         c.startTcpStreams({

@@ -1,5 +1,12 @@
 import { resolve } from "node:path";
-import { addServerAddresses, type LoadRun, lanPaths, mbpsByMac, runLoad, wireDuplicates } from "../../lib/experiments/sharing-run.ts";
+import {
+  addServerAddresses,
+  type LoadRun,
+  lanPaths,
+  mbpsByMac,
+  runLoad,
+  wireDuplicates,
+} from "../../lib/experiments/sharing-run.ts";
 import type { CaptureStats } from "../../lib/traffic/capture.ts";
 import type { ChartEvent } from "../../lib/traffic/chart.ts";
 import type { Timeline } from "../../lib/traffic/stream-tally.ts";
@@ -8,7 +15,12 @@ import { bringUpDevice, type SuiteDevice, takeDown } from "../support/fixture.ts
 import { waitUntil } from "../support/wait.ts";
 import { vrlsMessages } from "./frames.ts";
 import { VrlsLab } from "./lab.ts";
-import { describeLanMessages, type LanMessage, readLanMessages, startScenarioCaptures } from "./lan-capture.ts";
+import {
+  describeLanMessages,
+  type LanMessage,
+  readLanMessages,
+  startScenarioCaptures,
+} from "./lan-capture.ts";
 import { ADVERT_MS, clearMembers, limitMembers, reviewFlows } from "./review.ts";
 import { longestGapsIn, sumTimelines } from "./traffic.ts";
 
@@ -49,7 +61,7 @@ export interface CoordinatorStatus {
 export interface SubstitutionScenario {
   key: string;
   /** Addresses: the master, the backup whose responses the server transfers, the server. */
-  who: { master: string; backup: string; server: string; names: Record<string, string> };
+  who: { master: string; backup: string; server: string; members: string[]; names: Record<string, string> };
   /** The operation mode in force. */
   mode: string;
   /** LAN end systems' addresses of the scenario's lab. */
@@ -297,7 +309,13 @@ async function substitutionPhases(v: VrlsLab, vrls: VrlsControl): Promise<Substi
       const who = (x: string) => (x === SUB ? "server" : v.hostOf(x));
       return {
         key: v.description.key,
-        who: { master: RA, backup: RB, server: SUB, names: v.names },
+        who: {
+          master: RA,
+          backup: RB,
+          server: SUB,
+          members: v.members.map((m) => m.address),
+          names: v.names,
+        },
         mode: vrls.mode,
         lanEndSystems: v.lanEndSystems.map((e) => e.address),
         a,
@@ -308,9 +326,10 @@ async function substitutionPhases(v: VrlsLab, vrls: VrlsControl): Promise<Substi
         listing: await describeLanMessages(lan.path, v.description.key, { originMs: aStartedAt }),
         timeline: timeline ?? { binMs: 50, startMs: r1.startedAt, series: {} },
         events: [
-          ...[...vrlsMessages(b.messages, "reviewRequest"), ...vrlsMessages(b.messages, "flowRateRequest")].map(
-            (m) => ({ atMs: m.tsMs, label: `${m.type} from ${who(m.src)}` }),
-          ),
+          ...[
+            ...vrlsMessages(b.messages, "reviewRequest"),
+            ...vrlsMessages(b.messages, "flowRateRequest"),
+          ].map((m) => ({ atMs: m.tsMs, label: `${m.type} from ${who(m.src)}` })),
           { atMs: b.killRun.killedAt, label: "server killed" },
         ],
         logs: logs.join("\n"),
