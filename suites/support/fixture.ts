@@ -3,7 +3,7 @@ import { resolve } from "node:path";
 import { afterAll, beforeAll } from "vitest";
 import { type Lab, upLab } from "../../lib/lab/index.ts";
 import { type LoadedTopology, loadTopology } from "../../lib/topology/load.ts";
-import { createAdapter } from "../../vendor-adapters/index.ts";
+import { createAdapter, loadAdapterModules } from "../../vendor-adapters/index.ts";
 import type { VendorAdapter } from "../../vendor-adapters/types.ts";
 import { suiteEnv } from "./env.ts";
 import { recordDevice, useDevice } from "./requirement.ts";
@@ -73,6 +73,7 @@ export function useSuiteLab(defaultLab: string, upTimeoutMs = 180_000): SuiteLab
   useDevice(() => (current ? { adapter: current.adapter, lab: current.lab.name } : undefined));
   beforeAll(async () => {
     await mkdir(env.out, { recursive: true });
+    await loadAdapterModules();
     current = await bringUpDevice(labFile);
     await recordDevice(current.adapter);
   }, upTimeoutMs);

@@ -1,0 +1,86 @@
+import { readFileSync } from "node:fs";
+import { describe, expect, it } from "vitest";
+import type { Lab } from "../lib/lab/index.ts";
+import { loadTopology, parseTopologyText } from "../lib/topology/load.ts";
+import { deviceHosts } from "../suites/support/fixture.ts";
+import { VrlsLab } from "../suites/vrls/lab.ts";
+import { ReferenceVrls } from "../vendor-adapters/reference/vrls-control.ts";
+import { parseCapabilities } from "../vendor-adapters/types.ts";
+
+// The vrls suite reads its lab from the lab file: members (the hosts marked device: true
+// that the virtual router names, by priority), end systems on the members' hub and behind
+// other routers, the far-side server, addresses and far-side MACs. Pure data: the lab is
+// not brought up (the model reads nothing from it at construction).
+function model(file: string): VrlsLab {
+  const loaded = loadTopology(file);
+  const noLab = {} as Lab;
+  const vrls = new ReferenceVrls(
+    noLab,
+    () => loaded,
+    { hosts: {}, primary: "", workDir: "", options: {} },
+    false,
+  );
+  return new VrlsLab(noLab, loaded, vrls);
+}
+
+describe("vrls suite: the lab model comes from the lab file", () => {
+  it("Fig. 7: two members, four end systems on hub 2, two behind router C", () => {
+    const v = model("labs/vrls-fig7.yaml");
+    expect(v.members.map((m) => [m.host, m.address, m.farIface, m.farMac])).toEqual([
+      ["ra", "198.18.1.2", "eth1", "02:00:00:00:64:02"],
+      ["rb", "198.18.1.3", "eth1", "02:00:00:00:64:03"],
+    ]);
+    expect(v.lanEndSystems.map((e) => e.host)).toEqual(["es1", "es2", "es3", "es4"]);
+    expect(v.remoteEndSystems.map((e) => [e.host, e.address])).toEqual([
+      ["es5", "198.18.2.11"],
+      ["es6", "198.18.2.12"],
+    ]);
+    expect(v.server).toEqual({ host: "server", iface: "eth0", address: "198.18.100.10" });
+    expect(v.description.substitutionServer).toBeUndefined();
+    expect(deviceHosts(loadTopology("labs/vrls-fig7.yaml"))).toEqual(["ra", "rb"]);
+  });
+
+  it("the three-member lab: other names and addresses, a substitution server", () => {
+    const v = model("labs/vrls-tri.yaml");
+    expect(v.members.map((m) => [m.host, m.address, m.priority])).toEqual([
+      ["m1", "198.19.40.21", 220],
+      ["m2", "198.19.40.22", 150],
+      ["m3", "198.19.40.23", 90],
+    ]);
+    expect(v.master.host).toBe("m1");
+    expect(v.backups.map((m) => m.host)).toEqual(["m2", "m3"]);
+    expect(v.lanEndSystems.map((e) => e.address)).toEqual([
+      "198.19.40.101",
+      "198.19.40.102",
+      "198.19.40.103",
+    ]);
+    expect(v.remoteEndSystems.map((e) => e.host)).toEqual(["pc4", "pc5", "pc6"]);
+    expect(v.server.address).toBe("198.19.160.10");
+    expect(v.extraServerAddresses[0]).toBe("198.19.160.100");
+    expect(v.description.substitutionServer).toBe("subst");
+    expect(v.hostOf("198.19.40.22")).toBe("m2");
+  });
+
+  it("a member not marked device: true is an error naming the file and host", () => {
+    const text = readFileSync("labs/vrls-fig7.yaml", "utf8").replace(/( {2}rb:\n) {4}device: true\n/, "$1");
+    const loaded = parseTopologyText(text, "edited-fig7.yaml");
+    const vrls = new ReferenceVrls(
+      {} as Lab,
+      () => loaded,
+      { hosts: {}, primary: "", workDir: "", options: {} },
+      false,
+    );
+    expect(() => new VrlsLab({} as Lab, loaded, vrls)).toThrow(
+      /edited-fig7\.yaml: hosts\.rb is a member of vr1 but not marked device: true/,
+    );
+  });
+});
+
+describe("capabilities are one list", () => {
+  it("a name not on it is an error naming where it comes from", () => {
+    expect([...parseCapabilities(["vrls", "vrls-review"], "x")]).toEqual(["vrls", "vrls-review"]);
+    expect(() => parseCapabilities(["vrls", "vrls-reveiw"], "adapter acme")).toThrow(
+      /adapter acme: unknown capability "vrls-reveiw"/,
+    );
+  });
+});
