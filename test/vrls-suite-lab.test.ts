@@ -1,10 +1,13 @@
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import type { Lab } from "../lib/lab/index.ts";
 import { loadTopology, parseTopologyText } from "../lib/topology/load.ts";
 import { deviceHosts } from "../suites/support/fixture.ts";
 import { VrlsLab } from "../suites/vrls/lab.ts";
 import { ReferenceVrls } from "../vendor-adapters/reference/vrls-control.ts";
+import { loadCliTemplate } from "../vendor-adapters/ssh-cli/template.ts";
 import { parseCapabilities } from "../vendor-adapters/types.ts";
 
 // The vrls suite reads its lab from the lab file: members (the hosts marked device: true
@@ -82,5 +85,23 @@ describe("capabilities are one list", () => {
     expect(() => parseCapabilities(["vrls", "vrls-reveiw"], "adapter acme")).toThrow(
       /adapter acme: unknown capability "vrls-reveiw"/,
     );
+  });
+});
+
+describe("ssh-cli templates name capabilities from the same list", () => {
+  it("a typo is an error naming the file and line", () => {
+    const dir = mkdtempSync(join(tmpdir(), "tandem-tpl-"));
+    const file = join(dir, "typo.yaml");
+    const text = readFileSync("vendor-adapters/ssh-cli/templates/frr-vtysh.yaml", "utf8").replace(
+      "vrrp-preempt-off,",
+      "vrrp-preempt-of,",
+    );
+    writeFileSync(file, text);
+    const line = text.split("\n").findIndex((l) => l.includes("vrrp-preempt-of")) + 1;
+    try {
+      expect(() => loadCliTemplate(file)).toThrow(new RegExp(`${file}:${line}.*capabilities`));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

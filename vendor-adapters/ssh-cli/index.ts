@@ -30,7 +30,7 @@ export class SshCliAdapter implements VendorAdapter {
   constructor(private readonly target: DeviceTarget) {
     this.host = primaryHost(target.hosts, target.primary);
     this.template = loadCliTemplate(target.options.template ?? "frr-vtysh");
-    this.capabilities = new Set(this.template.capabilities as Capability[]);
+    this.capabilities = new Set(this.template.capabilities);
   }
 
   private vars(instance?: VrrpInstanceConfig): TemplateVars {

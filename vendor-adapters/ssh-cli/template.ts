@@ -3,6 +3,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { repoRoot } from "../../lib/remote/repo-root.ts";
 import { SourceDocument } from "../../lib/topology/errors.ts";
+import { CapabilitySchema } from "../types.ts";
 
 /**
  * A device family for the ssh-cli adapter: the shell/CLI commands that deploy, start,
@@ -19,7 +20,8 @@ export const CliTemplateSpec = z
     description: z.string().min(1),
     vendor: z.string().min(1),
     product: z.string().min(1),
-    capabilities: z.array(z.string()).default([]),
+    /** Checked against the one list (types.ts): a typo is an error naming file and line. */
+    capabilities: z.array(CapabilitySchema).default([]),
     /** Extra variables, rendered themselves (may use the built-in ones). */
     vars: z.record(z.string(), z.string()).default({}),
     identity: z.object({ command: z.string().min(1), versionPattern: z.string().min(1) }).strict(),
