@@ -10,7 +10,6 @@ import { ipBatch, run } from "../lib/lab/command.ts";
 import { namespaceName, newRunPrefix } from "../lib/lab/prefix.ts";
 import { namespacesOf, teardownPrefix } from "../lib/lab/teardown.ts";
 import { Balancer } from "../lib/roles/natlb/balancer.ts";
-import type { ClientLoadReport } from "../lib/traffic/http-load.ts";
 import { type NatlbConfig, NatlbSection } from "../lib/roles/natlb/config.ts";
 import { namespaceExec } from "../lib/roles/natlb/exec.ts";
 import { LocalAgent } from "../lib/roles/natlb/local-agent.ts";
@@ -26,6 +25,7 @@ import {
   recoverMoves,
 } from "../lib/roles/natlb/move.ts";
 import { NfqueueHold } from "../lib/roles/natlb/nfqueue-hold.ts";
+import type { ClientLoadReport } from "../lib/traffic/http-load.ts";
 import type { WebServerStats } from "../lib/traffic/http-server.ts";
 
 const VIP = "198.18.0.100";

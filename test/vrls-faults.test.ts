@@ -5,11 +5,8 @@
 // conditions again only after the rejoin hold-down. Then, per hand-off mode, a member is
 // killed in the middle of a hand-off: no duplicate, loss bounded by the detection time.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Lab, upLab } from "../lib/lab/index.ts";
 import { reviveMember } from "../lib/experiments/failover-run.ts";
 import { primeDiscovery } from "../lib/experiments/handoff-run.ts";
-import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/harness/lab-harness.ts";
-import type { HandoffMode } from "../lib/roles/vrls/messages.ts";
 import {
   type Flow,
   LAN_END_SYSTEM_ADDRESSES,
@@ -19,6 +16,9 @@ import {
   SERVER,
   wireDuplicates,
 } from "../lib/experiments/sharing-run.ts";
+import { type Lab, upLab } from "../lib/lab/index.ts";
+import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/harness/lab-harness.ts";
+import type { HandoffMode } from "../lib/roles/vrls/messages.ts";
 import { loadTopology } from "../lib/topology/load.ts";
 import { waitFor } from "./dataplane-fixture.ts";
 

@@ -1,10 +1,10 @@
 /** What the controller passes to a VRLS router agent (resolved from the lab's `vrls:` section). */
 import type { VirtualRouterConfig } from "./config.ts";
 import { coreOptionsFor } from "./config.ts";
-import { type MonitorOptions, reviewOptionsOf } from "./review-config.ts";
-import type { ReviewOptions } from "./reviewer.ts";
 import type { SubnetSpec } from "./discovery.ts";
 import type { HandoffMode } from "./messages.ts";
+import { type MonitorOptions, reviewOptionsOf } from "./review-config.ts";
+import type { ReviewOptions } from "./reviewer.ts";
 import type { ConditionScheme, RouterCoreOptions } from "./router-core.ts";
 
 export interface RouterAgentArgs {

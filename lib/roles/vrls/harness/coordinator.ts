@@ -5,11 +5,10 @@
  */
 import type { Lab } from "../../../lab/index.ts";
 import { type AgentClient, launchAgent } from "../../../remote/index.ts";
+import type { CoordinatorAgentArgs } from "../agent-args.ts";
 import { bucketConditions, conditionKey } from "../conditions.ts";
 import type { VirtualRouterConfig } from "../config.ts";
-import type { CoordinatorAgentArgs } from "../agent-args.ts";
 import { reviewOptionsOf } from "../review-config.ts";
-
 
 export function coordinatorAgentArgs(vr: VirtualRouterConfig): CoordinatorAgentArgs {
   const s = vr.spec;
