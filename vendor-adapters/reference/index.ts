@@ -68,9 +68,17 @@ export class ReferenceAdapter implements VendorAdapter {
         caps.push("vrrp-v3", "vrrp-preempt-off", "vrrp-graceful-stop");
         this.vrrpMode = true;
       } else {
-        caps.push("vrls", "vrls-timer", "vrls-exactly-once", "vrls-sequence-number", "vrls-review");
+        // The reference has a substitution server (vrls-coordinator agent); the control
+        // surface has it where the lab file configures its host (`coordinator:`).
+        caps.push(
+          "vrls",
+          "vrls-timer",
+          "vrls-exactly-once",
+          "vrls-sequence-number",
+          "vrls-review",
+          "vrls-substitution",
+        );
         this.vrls = new ReferenceVrls(this.lab, () => this.topology(), target, this.broken);
-        if (this.vrls.substitution) caps.push("vrls-substitution");
       }
     }
     if (loaded.topology.natlb) {
