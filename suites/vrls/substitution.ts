@@ -21,7 +21,7 @@ import {
   readLanMessages,
   startScenarioCaptures,
 } from "./lan-capture.ts";
-import { ADVERT_MS, clearMembers, limitMembers, reviewFlows } from "./review.ts";
+import { ADVERT_MS, clearMembers, limitMembers, REVIEW, reviewFlows } from "./review.ts";
 import { longestGapsIn, sumTimelines } from "./traffic.ts";
 
 /**
@@ -157,191 +157,200 @@ export async function runSubstitutionScenario(suite: VrlsLab): Promise<Substitut
   }
 }
 
-async function substitutionPhases(v: VrlsLab, vrls: VrlsControl): Promise<SubstitutionScenario> {
-  const lab = v.lab;
-  const sub = vrls.substitution;
-  const serverHost = v.description.substitutionServer;
-  if (!sub || !serverHost) throw new Error(`${v.loaded.file}: the device has no substitution server`);
-  const RA = v.master.address;
-  const RB = v.backups[0]!.address;
-  const SUB = v.pointOf(serverHost, v.description.interface).address;
-  const lanHosts = v.lanEndSystems.map((e) => e.host);
-  const logs: string[] = [];
-  {
-    await addServerAddresses(lab, v.loadPlace);
-    const { lan, far } = await startScenarioCaptures(v, "substitution", {
-      lanFilter: "ip proto 112 or icmp",
-      farPorts: [6600, 6700],
-    });
-    try {
-      // ---- Phase A: address conditions, the server discovers and allocates (P20-P26).
-      const aStartedAt = Date.now();
-      const settings = { mode: "exactly-once" as const, advertIntervalMs: ADVERT_MS };
-      await vrls.start({ ...settings, discoveryMs: 300, infoResponders: lanHosts });
-      let a: SubstitutionScenario["a"];
-      try {
-        await sub.start();
-        await vrls.waitForMaster(15_000, v.master.host);
-        const server = await waitServerAllocated(sub, vrls, v.backups[0]!.host, lanHosts.length, 20_000);
-        await new Promise((r) => setTimeout(r, 500)); // the allocation's confirmations on the wire
-        const [raSt, rbSt] = await Promise.all([vrls.status(v.master.host), vrls.status(v.backups[0]!.host)]);
-        a = {
-          startedAt: aStartedAt,
-          server,
-          raMasterEngine: raSt.master,
-          owners: { ra: raSt.owners, rb: rbSt.owners },
-          messages: [],
-        };
-      } finally {
-        logs.push(`==== phase A ====\n${await vrls.logs()}`);
-        await vrls.stop();
-      }
+/** What the phases share: the lab, the device, who is who. */
+interface Phase {
+  v: VrlsLab;
+  vrls: VrlsControl;
+  sub: VrlsSubstitutionControl;
+  /** Member addresses: the master and the backup the scenario watches; the server's address. */
+  RA: string;
+  RB: string;
+  SUB: string;
+  lanHosts: string[];
+  logs: string[];
+}
 
-      // ---- Phase B: buckets under capacity limits; review through the server (P30-P33); server killed.
-      const bStartedAt = Date.now();
-      await limitMembers(v, 4);
-      // The end systems answer the server's information requests again: before a review's
-      // reallocation it collects them anew (Fig. 16 P33).
-      await vrls.start({
-        ...settings,
-        discoveryMs: 100,
-        conditions: { kind: "bucket", over: "src+dst", count: BUCKETS, seed: 0 },
-        review: {
-          imbalancePct: 30,
-          overflowsPerUnit: 20,
-          holdDownMs: 3000,
-          collectMs: 300,
-          minRateBps: 100_000,
-          sampleMs: 250,
-          windowMs: 1000,
-          timeUnitMs: 1000,
-        },
-        infoResponders: lanHosts,
-      });
-      let b: SubstitutionScenario["b"];
-      let r1: LoadRun | undefined;
-      let r2: LoadRun | undefined;
-      try {
-        await sub.start();
-        await vrls.waitForMaster(15_000, v.master.host);
-        const st = await waitServerAllocated(sub, vrls, v.backups[0]!.host, BUCKETS, 20_000);
-        const allocation = st.master?.allocation ?? {};
-        const paths = await lanPaths(lab, v.description.vrid, v.loadPlace);
-        const { base, skewOnto } = reviewFlows(v, BUCKETS);
-        r1 = await runLoad(lab, [...base(1), ...skewOnto(RB, allocation, 11)], {
-          ppsPerFlow: 85,
-          durationMs: 8000,
-          frameBytes: 1000,
-          port: 6600,
-          paths,
-          server: v.server,
-        });
-        const macs = v.members.map((m) => m.farMac);
-        const after = mbpsByMac(r1.analysis, r1.endedAt - 3000, r1.endedAt, 1000, macs);
-        let killedAt = 0;
-        r2 = await runLoad(
-          lab,
-          base(21),
-          // The server's silence is noticed after the response timeout (4 x 500 + 50 ms):
-          // the run goes on for 3 s after that.
-          { ppsPerFlow: 500, durationMs: 5000, frameBytes: 100, port: 6700, paths, server: v.server },
-          async () => {
-            await new Promise((r) => setTimeout(r, 1000)); // steady forwarding before the kill
-            killedAt = Date.now();
-            await sub.crash();
-          },
-        );
-        await new Promise((r) => setTimeout(r, 300)); // the master's takeover settles before it is read
-        const [raAfter, rbAfter] = await Promise.all([
-          vrls.status(v.master.host),
-          vrls.status(v.backups[0]!.host),
-        ]);
-        b = {
-          startedAt: bStartedAt,
-          reviewRun: {
-            startedAt: r1.startedAt,
-            endedAt: r1.endedAt,
-            duplicates: wireDuplicates(r1.analysis),
-            after: Object.fromEntries(v.members.map((m) => [m.address, after[m.farMac] ?? 0])),
-          },
-          killRun: {
-            startedAt: r2.startedAt,
-            endedAt: r2.endedAt,
-            killedAt,
-            duplicates: wireDuplicates(r2.analysis),
-            gapsMs: r2.analysis.streams.map((s) => ({
-              stream: s.streamId,
-              ms: Math.round((s.longestInterruption?.ms ?? 0) * 10) / 10,
-            })),
-            gapsAroundKillMs: [],
-          },
-          raAfter: { master: raAfter.master, counters: raAfter.counters },
-          rbOwners: rbAfter.owners,
-          messages: [],
-        };
-      } catch (e) {
-        throw new Error(`${(e as Error).message}\n${await sub.logs()}\n${await vrls.diagnostics()}`);
-      } finally {
-        logs.push(`==== phase B ====\n${await vrls.logs()}`);
-        await vrls.stop();
-        await clearMembers(v);
-      }
-      const lanStats = await lan.stop();
-      const farStats = await far.stop();
-      // Each stream's tail counts, up to its own last send (the run's end is later by the
-      // time its generator took to report over SSH).
-      const lastSends = new Map(r2.senders.map((x) => [x.streamId, x.lastSendMs]));
-      b.killRun.gapsAroundKillMs = (
-        await longestGapsIn(
-          far.path,
-          base21(lanHosts.length),
-          b.killRun.killedAt - 200,
-          b.killRun.endedAt,
-          lastSends,
-        )
-      ).map((g) => ({ ...g, fromMs: g.fromMs === null ? null : Math.round(g.fromMs - b.killRun.killedAt) }));
-      const { messages } = await readLanMessages(lan.path);
-      a.messages = messages.filter((m) => m.tsMs >= aStartedAt && m.tsMs < bStartedAt);
-      b.messages = messages.filter((m) => m.tsMs >= bStartedAt);
-      let timeline: Timeline | undefined;
-      for (const s of [...r1.analysis.streams, ...r2.analysis.streams])
-        timeline = timeline ? sumTimelines(timeline, s.timeline) : s.timeline;
-      const who = (x: string) => (x === SUB ? "server" : v.hostOf(x));
-      return {
-        key: v.description.key,
-        who: {
-          master: RA,
-          backup: RB,
-          server: SUB,
-          members: v.members.map((m) => m.address),
-          names: v.names,
-        },
-        mode: vrls.mode,
-        lanEndSystems: v.lanEndSystems.map((e) => e.address),
-        a,
-        b,
-        lanCapturePath: lan.path,
-        farCapturePath: far.path,
-        captures: { lan: lanStats, far: farStats, reviewRun: r1.capture, killRun: r2.capture },
-        listing: await describeLanMessages(lan.path, v.description.key, { originMs: aStartedAt }),
-        timeline: timeline ?? { binMs: 50, startMs: r1.startedAt, series: {} },
-        events: [
-          ...[
-            ...vrlsMessages(b.messages, "reviewRequest"),
-            ...vrlsMessages(b.messages, "flowRateRequest"),
-          ].map((m) => ({ atMs: m.tsMs, label: `${m.type} from ${who(m.src)}` })),
-          { atMs: b.killRun.killedAt, label: "server killed" },
-        ],
-        logs: logs.join("\n"),
-      };
-    } finally {
-      await lan.stop();
-      await far.stop();
-    }
+const SETTINGS = { mode: "exactly-once" as const, advertIntervalMs: ADVERT_MS };
+
+/** Phase A: address conditions; the server discovers and allocates (P20-P26). */
+async function phaseA(p: Phase): Promise<SubstitutionScenario["a"]> {
+  const { v, vrls, sub } = p;
+  const startedAt = Date.now();
+  await vrls.start({ ...SETTINGS, discoveryMs: 300, infoResponders: p.lanHosts });
+  try {
+    await sub.start();
+    await vrls.waitForMaster(15_000, v.master.host);
+    const server = await waitServerAllocated(sub, vrls, v.backups[0]!.host, p.lanHosts.length, 20_000);
+    await new Promise((r) => setTimeout(r, 500)); // the allocation's confirmations on the wire
+    const [raSt, rbSt] = await Promise.all([vrls.status(v.master.host), vrls.status(v.backups[0]!.host)]);
+    return {
+      startedAt,
+      server,
+      raMasterEngine: raSt.master,
+      owners: { ra: raSt.owners, rb: rbSt.owners },
+      messages: [],
+    };
+  } finally {
+    p.logs.push(`==== phase A ====\n${await vrls.logs()}`);
+    await vrls.stop();
   }
 }
 
-/** Stream IDs of the kill run's flows (base(21): one per LAN end system). */
-function base21(n: number): number[] {
-  return Array.from({ length: n }, (_, i) => 21 + i);
+/**
+ * Phase B: hash-bucket conditions under capacity limits; a skew onto the backup makes it
+ * ask the server for a review (P30-P33); then, under load, the server crashes.
+ */
+async function phaseB(p: Phase): Promise<{ b: SubstitutionScenario["b"]; r1: LoadRun; r2: LoadRun }> {
+  const { v, vrls, sub } = p;
+  const startedAt = Date.now();
+  await limitMembers(v, 4);
+  // The end systems answer the server's information requests again: before a review's
+  // reallocation it collects them anew (Fig. 16 P33).
+  await vrls.start({
+    ...SETTINGS,
+    discoveryMs: 100,
+    conditions: { kind: "bucket", over: "src+dst", count: BUCKETS, seed: 0 },
+    review: { ...REVIEW, holdDownMs: 3000 },
+    infoResponders: p.lanHosts,
+  });
+  try {
+    await sub.start();
+    await vrls.waitForMaster(15_000, v.master.host);
+    const st = await waitServerAllocated(sub, vrls, v.backups[0]!.host, BUCKETS, 20_000);
+    const paths = await lanPaths(v.lab, v.description.vrid, v.loadPlace);
+    const { base, skewOnto } = reviewFlows(v, BUCKETS);
+    const r1 = await runLoad(v.lab, [...base(1), ...skewOnto(p.RB, st.master?.allocation ?? {}, 11)], {
+      ppsPerFlow: 85,
+      durationMs: 8000,
+      frameBytes: 1000,
+      port: 6600,
+      paths,
+      server: v.server,
+    });
+    const after = mbpsByMac(
+      r1.analysis,
+      r1.endedAt - 3000,
+      r1.endedAt,
+      1000,
+      v.members.map((m) => m.farMac),
+    );
+    let killedAt = 0;
+    const r2 = await runLoad(
+      v.lab,
+      base(21),
+      // The server's silence is noticed after the response timeout (4 x 500 + 50 ms):
+      // the run goes on for 3 s after that.
+      { ppsPerFlow: 500, durationMs: 5000, frameBytes: 100, port: 6700, paths, server: v.server },
+      async () => {
+        await new Promise((r) => setTimeout(r, 1000)); // steady forwarding before the kill
+        killedAt = Date.now();
+        await sub.crash();
+      },
+    );
+    await new Promise((r) => setTimeout(r, 300)); // the master's takeover settles before it is read
+    const [raAfter, rbAfter] = await Promise.all([
+      vrls.status(v.master.host),
+      vrls.status(v.backups[0]!.host),
+    ]);
+    const b: SubstitutionScenario["b"] = {
+      startedAt,
+      reviewRun: {
+        startedAt: r1.startedAt,
+        endedAt: r1.endedAt,
+        duplicates: wireDuplicates(r1.analysis),
+        after: Object.fromEntries(v.members.map((m) => [m.address, after[m.farMac] ?? 0])),
+      },
+      killRun: {
+        startedAt: r2.startedAt,
+        endedAt: r2.endedAt,
+        killedAt,
+        duplicates: wireDuplicates(r2.analysis),
+        gapsMs: r2.analysis.streams.map((s) => ({
+          stream: s.streamId,
+          ms: Math.round((s.longestInterruption?.ms ?? 0) * 10) / 10,
+        })),
+        gapsAroundKillMs: [],
+      },
+      raAfter: { master: raAfter.master, counters: raAfter.counters },
+      rbOwners: rbAfter.owners,
+      messages: [],
+    };
+    return { b, r1, r2 };
+  } catch (e) {
+    throw new Error(`${(e as Error).message}\n${await sub.logs()}\n${await vrls.diagnostics()}`);
+  } finally {
+    p.logs.push(`==== phase B ====\n${await vrls.logs()}`);
+    await vrls.stop();
+    await clearMembers(v);
+  }
+}
+
+async function substitutionPhases(v: VrlsLab, vrls: VrlsControl): Promise<SubstitutionScenario> {
+  const sub = vrls.substitution;
+  const serverHost = v.description.substitutionServer;
+  if (!sub || !serverHost) throw new Error(`${v.loaded.file}: the device has no substitution server`);
+  const p: Phase = {
+    v,
+    vrls,
+    sub,
+    RA: v.master.address,
+    RB: v.backups[0]!.address,
+    SUB: v.pointOf(serverHost, v.description.interface).address,
+    lanHosts: v.lanEndSystems.map((e) => e.host),
+    logs: [],
+  };
+  await addServerAddresses(v.lab, v.loadPlace);
+  const { lan, far } = await startScenarioCaptures(v, "substitution", {
+    lanFilter: "ip proto 112 or icmp",
+    farPorts: [6600, 6700],
+  });
+  try {
+    const a = await phaseA(p);
+    const { b, r1, r2 } = await phaseB(p);
+    const lanStats = await lan.stop();
+    const farStats = await far.stop();
+    // Each stream's tail counts, up to its own last send (the run's end is later by the
+    // time its generator took to report over SSH).
+    const lastSends = new Map(r2.senders.map((x) => [x.streamId, x.lastSendMs]));
+    const killStreams = p.lanHosts.map((_, i) => 21 + i); // base(21): one per LAN end system
+    b.killRun.gapsAroundKillMs = (
+      await longestGapsIn(far.path, killStreams, b.killRun.killedAt - 200, b.killRun.endedAt, lastSends)
+    ).map((g) => ({ ...g, fromMs: g.fromMs === null ? null : Math.round(g.fromMs - b.killRun.killedAt) }));
+    const { messages } = await readLanMessages(lan.path);
+    a.messages = messages.filter((m) => m.tsMs >= a.startedAt && m.tsMs < b.startedAt);
+    b.messages = messages.filter((m) => m.tsMs >= b.startedAt);
+    let timeline: Timeline | undefined;
+    for (const s of [...r1.analysis.streams, ...r2.analysis.streams])
+      timeline = timeline ? sumTimelines(timeline, s.timeline) : s.timeline;
+    const who = (x: string) => (x === p.SUB ? "server" : v.hostOf(x));
+    return {
+      key: v.description.key,
+      who: {
+        master: p.RA,
+        backup: p.RB,
+        server: p.SUB,
+        members: v.members.map((m) => m.address),
+        names: v.names,
+      },
+      mode: vrls.mode,
+      lanEndSystems: v.lanEndSystems.map((e) => e.address),
+      a,
+      b,
+      lanCapturePath: lan.path,
+      farCapturePath: far.path,
+      captures: { lan: lanStats, far: farStats, reviewRun: r1.capture, killRun: r2.capture },
+      listing: await describeLanMessages(lan.path, v.description.key, { originMs: a.startedAt }),
+      timeline: timeline ?? { binMs: 50, startMs: r1.startedAt, series: {} },
+      events: [
+        ...[...vrlsMessages(b.messages, "reviewRequest"), ...vrlsMessages(b.messages, "flowRateRequest")].map(
+          (m) => ({ atMs: m.tsMs, label: `${m.type} from ${who(m.src)}` }),
+        ),
+        { atMs: b.killRun.killedAt, label: "server killed" },
+      ],
+      logs: p.logs.join("\n"),
+    };
+  } finally {
+    await lan.stop();
+    await far.stop();
+  }
 }
