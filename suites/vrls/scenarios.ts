@@ -1,5 +1,6 @@
 import { TrafficAgent } from "../../lib/traffic/agent-client.ts";
 import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
+import type { ChartEvent } from "../../lib/traffic/chart.ts";
 import { compareTcpWire } from "../../lib/traffic/tcp-compare.ts";
 import { sendUdpStream } from "../../lib/traffic/udp.ts";
 import type { VrlsControl, VrlsMode } from "../../vendor-adapters/types.ts";
@@ -127,6 +128,7 @@ export async function handoffScenario(t: VrlsTarget, mode: "timer" | "exactly-on
   const hosts = v.endSystems.map((e) => e.host);
   let current = { ...allocation };
   let moves = 0;
+  const events: ChartEvent[] = [];
   const run = await runStreams(v, hosts, {
     port,
     // 1000 pps per end system: a packet every ms, so a hand-off that lets two members
@@ -138,6 +140,10 @@ export async function handoffScenario(t: VrlsTarget, mode: "timer" | "exactly-on
       for (let i = 0; Date.now() < until; i++) {
         const cond = v.endSystems[i % v.endSystems.length]!.address;
         const to = nextMember(v, current[cond]);
+        events.push({
+          atMs: Date.now(),
+          label: `${v.endSystems[i % v.endSystems.length]!.host} to ${v.hostOf(to)}`,
+        });
         await vrls.reallocate({ [cond]: to });
         current = { ...current, [cond]: to };
         moves++;
@@ -145,7 +151,7 @@ export async function handoffScenario(t: VrlsTarget, mode: "timer" | "exactly-on
       }
     },
   });
-  return { run, moves, mode: vrls.mode };
+  return { run, moves, mode: vrls.mode, events };
 }
 
 /** Sequence-number mode: one TCP connection per end system while conditions move (seed Fig. 10C, type 5). */
@@ -235,6 +241,7 @@ export async function masterFailureScenario(t: VrlsTarget, port: number) {
   let recovered: Record<string, string> = {};
   let newMaster = "";
   let killedAt = 0;
+  let takeoverAt = 0;
   const run = await runStreams(
     v,
     v.endSystems.map((e) => e.host),
@@ -248,6 +255,7 @@ export async function masterFailureScenario(t: VrlsTarget, port: number) {
         // The agent dies; the member stays powered: what it forwarded must die with it.
         await vrls.failMember(victim, "crash");
         newMaster = await vrls.waitForMaster(15_000);
+        takeoverAt = Date.now();
         recovered = await reallocatedAway(t, victim);
       },
     },
@@ -257,7 +265,11 @@ export async function masterFailureScenario(t: VrlsTarget, port: number) {
     const tailMs = lastLost && lastLost[1] >= result.sent - 1 ? lastLost[1] - lastLost[0] + 1 : 0; // 1 ms per datagram at 1000 pps
     return { host, ms: Math.max(result.longestInterruption?.ms ?? 0, tailMs), lost: result.lost };
   });
-  return { victim, run, before, recovered, newMaster, tails: tailsOf(run), gaps, killedAt };
+  const events: ChartEvent[] = [
+    { atMs: killedAt, label: `${victim} crashed` },
+    { atMs: takeoverAt, label: `${newMaster} master` },
+  ];
+  return { victim, run, before, recovered, newMaster, tails: tailsOf(run), gaps, killedAt, events };
 }
 
 /** RFC 5798 Master_Down_Interval of the backup that takes over (3 x interval + skew). */
@@ -329,6 +341,10 @@ export async function backupFailureScenario(t: VrlsTarget, port: number) {
       lanPath: lan.path,
       lanStats,
       firstAllocationMs: first3 ? Math.round(first3.tsMs - killedAt) : null,
+      events: [
+        { atMs: killedAt, label: `${victim.host} powered off` },
+        ...(first3 ? [{ atMs: first3.tsMs, label: `${master.host} reallocates` }] : []),
+      ] as ChartEvent[],
     };
   } finally {
     await lan.stop();

@@ -269,9 +269,9 @@ describe("vrls: hand-off under load", () => {
   certCase(
     C["vrls.handoff-exactly-once"],
     async (ctx) => {
-      const { run, moves, mode } = await handoffScenario(target(), "exactly-once", 5100);
+      const { run, moves, mode, events } = await handoffScenario(target(), "exactly-once", 5100);
       requireCompleteCaptures(run.captures);
-      await attachEvidence(ctx, streamsEvidence("exactly-once", run, { mode, reallocations: moves }));
+      await attachEvidence(ctx, streamsEvidence("exactly-once", run, { mode, reallocations: moves }, events));
       expect(moves, "reallocations done").toBeGreaterThanOrEqual(6);
       expect(
         { lost: run.totals.lost, dupReceiver: run.totals.dupReceiver, dupWire: run.totals.dupWire },
@@ -284,15 +284,16 @@ describe("vrls: hand-off under load", () => {
   certCase(
     C["vrls.handoff-timer"],
     async (ctx) => {
-      const { run, moves, mode } = await handoffScenario(target(), "timer", 5200);
+      const { run, moves, mode, events } = await handoffScenario(target(), "timer", 5200);
       requireCompleteCaptures(run.captures);
       await attachEvidence(
         ctx,
-        streamsEvidence("timer", run, {
-          mode,
-          reallocations: moves,
-          lossAllowedInTimerMode: run.totals.lost,
-        }),
+        streamsEvidence(
+          "timer",
+          run,
+          { mode, reallocations: moves, lossAllowedInTimerMode: run.totals.lost },
+          events,
+        ),
       );
       expect(moves, "reallocations done").toBeGreaterThanOrEqual(6);
       expect(
@@ -860,7 +861,7 @@ describe("vrls: failures", () => {
             duplicates: { receiver: r.run.totals.dupReceiver, wire: r.run.totals.dupWire },
             tails: r.tails,
           },
-          [{ atMs: r.killedAt, label: `${r.victim} crashed` }],
+          r.events,
         ),
       );
       expect(r.newMaster, "new master (the highest-priority backup)").toBe(successor.host);
@@ -917,7 +918,7 @@ describe("vrls: failures", () => {
           firstAllocationAfterKillMs: r.firstAllocationMs,
           tails: r.tails,
         },
-        [{ atMs: r.killedAt, label: `${r.victim} powered off` }],
+        r.events,
       );
       await attachEvidence(ctx, {
         ...evidence,
