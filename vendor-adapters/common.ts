@@ -53,7 +53,10 @@ export async function waitPidGone(host: AdapterHost, pid: number, timeoutMs: num
   return false;
 }
 
-/** Link faults are the same on every Linux-based device: the interface goes down or up. */
+/**
+ * Link faults are the same on every Linux-based device: the interface goes down or up;
+ * restore brings every interface but loopback up again. Returns false for other faults.
+ */
 export async function linkFault(host: AdapterHost, fault: Fault): Promise<boolean> {
   if (fault.kind === "link-down" || fault.kind === "link-up") {
     await mustExec(
@@ -63,7 +66,20 @@ export async function linkFault(host: AdapterHost, fault: Fault): Promise<boolea
     );
     return true;
   }
+  if (fault.kind === "restore") {
+    await mustExec(
+      host,
+      ["sh", "-c", 'for l in $(ls /sys/class/net); do [ "$l" = lo ] || ip link set dev "$l" up; done'],
+      "restore",
+    );
+    return true;
+  }
   return false;
+}
+
+/** A fault the device family cannot produce: an error, never silently nothing. */
+export function unsupportedFault(adapter: string, fault: Fault): Error {
+  return new Error(`${adapter}: fault ${fault.kind} is not supported by this device family`);
 }
 
 export function primaryHost(hosts: Readonly<Record<string, AdapterHost>>, primary: string): AdapterHost {

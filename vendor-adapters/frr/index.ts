@@ -5,6 +5,7 @@ import {
   readPid,
   readRemoteFile,
   signalPid,
+  unsupportedFault,
   waitPidGone,
   writeRemoteFile,
 } from "../common.ts";
@@ -159,6 +160,7 @@ export class FrrAdapter implements VendorAdapter {
   async injectFault(fault: Fault): Promise<void> {
     if (await linkFault(this.host, fault)) return;
     if (fault.kind === "crash") return this.stop("crash");
+    throw unsupportedFault(this.name, fault);
   }
 
   async collectLogs(): Promise<string> {

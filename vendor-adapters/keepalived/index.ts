@@ -5,6 +5,7 @@ import {
   readPid,
   readRemoteFile,
   signalPid,
+  unsupportedFault,
   waitPidGone,
   writeRemoteFile,
 } from "../common.ts";
@@ -125,6 +126,7 @@ export class KeepalivedAdapter implements VendorAdapter {
   async injectFault(fault: Fault): Promise<void> {
     if (await linkFault(this.host, fault)) return;
     if (fault.kind === "crash") return this.stop("crash");
+    throw unsupportedFault(this.name, fault);
   }
 
   collectLogs(): Promise<string> {

@@ -1,4 +1,4 @@
-import { linkFault, mustExec, primaryHost } from "../common.ts";
+import { linkFault, mustExec, primaryHost, unsupportedFault } from "../common.ts";
 import type {
   AdapterHost,
   AdapterRegistration,
@@ -122,7 +122,8 @@ export class SshCliAdapter implements VendorAdapter {
 
   async injectFault(fault: Fault): Promise<void> {
     if (await linkFault(this.host, fault)) return;
-    if (fault.kind === "crash") await this.stop("crash");
+    if (fault.kind === "crash") return this.stop("crash");
+    throw unsupportedFault(this.name, fault);
   }
 
   async collectLogs(): Promise<string> {
