@@ -233,32 +233,54 @@ async function reallocatedAway(t: VrlsTarget, victim: string): Promise<Record<st
   );
 }
 
-/** The master crashes under load (1000 pps per end system); a backup takes over and re-serves everything. */
-export async function masterFailureScenario(t: VrlsTarget, port: number) {
+/**
+ * Streams from every end system at 1000 pps (a datagram per ms, so a gap is measured to
+ * the millisecond); after 1.5 s `victim` fails (`how`), then the wait for a single master
+ * and for every end system allocated away from the victim.
+ */
+async function failUnderLoad(
+  t: VrlsTarget,
+  victim: string,
+  how: "crash" | "power-off",
+  port: number,
+  durationMs: number,
+) {
   const { v, vrls } = t;
-  const victim = v.master.host;
-  const { allocation: before } = await bringUp(t);
-  let recovered: Record<string, string> = {};
-  let newMaster = "";
   let killedAt = 0;
   let takeoverAt = 0;
+  let newMaster = "";
+  let recovered: Record<string, string> = {};
   const run = await runStreams(
     v,
     v.endSystems.map((e) => e.host),
     {
       port,
       pps: 1000,
-      durationMs: 6000,
+      durationMs,
       during: async () => {
-        await sleep(1500); // steady forwarding before the crash (time is the subject)
+        await sleep(1500); // steady forwarding before the failure (time is the subject)
         killedAt = Date.now();
-        // The agent dies; the member stays powered: what it forwarded must die with it.
-        await vrls.failMember(victim, "crash");
+        await vrls.failMember(victim, how);
         newMaster = await vrls.waitForMaster(15_000);
         takeoverAt = Date.now();
         recovered = await reallocatedAway(t, victim);
       },
     },
+  );
+  return { run, killedAt, takeoverAt, newMaster, recovered };
+}
+
+/** The master crashes under load; a backup takes over and re-serves everything. */
+export async function masterFailureScenario(t: VrlsTarget, port: number) {
+  const victim = t.v.master.host;
+  const { allocation: before } = await bringUp(t);
+  // crash: the agent dies, the member stays powered; what it forwarded must die with it.
+  const { run, killedAt, takeoverAt, newMaster, recovered } = await failUnderLoad(
+    t,
+    victim,
+    "crash",
+    port,
+    6000,
   );
   const gaps = run.results.map(({ host, result }) => {
     const lastLost = result.lostRanges.at(-1);
@@ -298,24 +320,8 @@ export async function backupFailureScenario(t: VrlsTarget, port: number) {
     snapLength: 2048,
     path: `/tmp/tandem-vrls-${v.lab.prefix}-backup-kill.pcap`,
   });
-  let killedAt = 0;
-  let recovered: Record<string, string> = {};
   try {
-    const run = await runStreams(
-      v,
-      v.endSystems.map((e) => e.host),
-      {
-        port,
-        pps: 1000,
-        durationMs: 5000,
-        during: async () => {
-          await sleep(1500); // steady forwarding before the failure (time is the subject)
-          killedAt = Date.now();
-          await vrls.failMember(victim.host, "power-off");
-          recovered = await reallocatedAway(t, victim.host);
-        },
-      },
-    );
+    const { run, killedAt, recovered } = await failUnderLoad(t, victim.host, "power-off", port, 5000);
     const lanStats = await lan.stop();
     const { messages } = await readLanMessages(lan.path);
     const first3 = vrlsMessages(messages, "allocation", master.address).find((m) => m.tsMs > killedAt);
