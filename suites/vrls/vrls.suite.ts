@@ -3,7 +3,7 @@ import type { ChartEvent } from "../../lib/traffic/chart.ts";
 import type { VrlsControl } from "../../vendor-adapters/types.ts";
 import { requireCompleteCaptures } from "../support/evidence.ts";
 import { useSuiteLab } from "../support/fixture.ts";
-import { certCase } from "../support/requirement.ts";
+import { type CaseContext, certCase } from "../support/requirement.ts";
 import { vrlsCases as C } from "./cases.ts";
 import { attachEvidence, type Evidence } from "./evidence.ts";
 import {
@@ -125,217 +125,222 @@ function balanced(counts: Record<string, number>, n: number, members: readonly s
   return members.every((m) => (counts[m] ?? 0) >= lo && (counts[m] ?? 0) <= hi);
 }
 
+async function electionCase(ctx: CaseContext): Promise<void> {
+  const { v } = target();
+  const s = await startup();
+  requireCompleteCaptures(s.captures);
+  const advertisers = [
+    ...new Set(
+      vrlsMessages(s.messages, "advertisement")
+        .filter((m) => m.tsMs > s.electedAt)
+        .map((m) => v.hostOf(m.src)),
+    ),
+  ];
+  await attachEvidence(ctx, startupEvidence(s, { master: s.master, advertisersAfterElection: advertisers }));
+  expect(s.master, `master (${v.master.host} has the highest priority)`).toBe(v.master.host);
+  expect(advertisers, "senders of advertisements (1) after the election").toEqual([v.master.host]);
+}
+
+async function backupResponseCase(ctx: CaseContext): Promise<void> {
+  const { v } = target();
+  const s = await startup();
+  requireCompleteCaptures(s.captures);
+  const window = s.messages.filter((m) => m.tsMs > s.electedAt);
+  const adverts = vrlsMessages(window, "advertisement", v.master.address).length;
+  const responses = Object.fromEntries(
+    v.backups.map((b) => [b.host, vrlsMessages(window, "response", b.address).length]),
+  );
+  await attachEvidence(
+    ctx,
+    startupEvidence(s, { advertsFromMaster: adverts, responsesFromBackups: responses }),
+  );
+  expect(adverts, "advertisements in the 1.5 s window").toBeGreaterThan(5);
+  for (const b of v.backups)
+    expect(
+      (responses[b.host] ?? 0) / adverts,
+      `responses (2) of ${b.host} per advertisement`,
+    ).toBeGreaterThanOrEqual(0.9);
+}
+
+async function discoveryIcmpCase(ctx: CaseContext): Promise<void> {
+  const { v } = target();
+  const s = await startup();
+  requireCompleteCaptures(s.captures);
+  const requests = icmpMessages(s.messages, "informationRequest");
+  const replies = sorted([...new Set(icmpMessages(s.messages, "informationReply").map((m) => m.src))]);
+  const byIcmp = sorted(s.endSystems.filter((e) => e.learnedBy === "icmp-info").map((e) => e.address));
+  const lan = sorted(v.lanEndSystems.map((e) => e.address));
+  await attachEvidence(
+    ctx,
+    startupEvidence(s, {
+      requests: requests.map((r) => `${r.src} -> ${r.dst}`),
+      replies,
+      learnedByIcmp: byIcmp,
+    }),
+  );
+  expect(requests.length, "ICMP information requests (15) on the hub").toBeGreaterThan(0);
+  expect(
+    requests.every((r) => isBroadcast(r.dst)),
+    "requests are broadcast",
+  ).toBe(true);
+  expect(replies, "ICMP information replies (16)").toEqual(lan);
+  expect(byIcmp, "end systems registered from the replies").toEqual(lan);
+}
+
+async function discoveryPassiveCase(ctx: CaseContext): Promise<void> {
+  const { v } = target();
+  const s = await startup();
+  const passive = sorted(s.endSystems.filter((e) => e.learnedBy === "passive").map((e) => e.address));
+  await attachEvidence(ctx, startupEvidence(s, { learnedPassively: passive }));
+  expect(passive).toEqual(sorted(v.remoteEndSystems.map((e) => e.address)));
+}
+
+async function initialAllocationCase(ctx: CaseContext): Promise<void> {
+  const { v } = target();
+  const s = await startup();
+  const counts: Record<string, number> = {};
+  for (const m of Object.values(s.allocation)) counts[v.hostOf(m)] = (counts[v.hostOf(m)] ?? 0) + 1;
+  await attachEvidence(ctx, startupEvidence(s, { allocation: s.allocation, perMember: counts }));
+  expect(Object.keys(s.allocation).length, "conditions allocated").toBe(v.endSystems.length);
+  expect(
+    balanced(
+      counts,
+      v.endSystems.length,
+      v.members.map((m) => m.host),
+    ),
+    `${v.endSystems.length} end systems spread evenly over ${v.members.length} members: ${JSON.stringify(counts)}`,
+  ).toBe(true);
+}
+
+async function allocationExchangeCase(ctx: CaseContext): Promise<void> {
+  const { v } = target();
+  const s = await startup();
+  requireCompleteCaptures(s.captures);
+  const allocations = vrlsMessages(s.messages, "allocation", v.master.address);
+  const confirmations = Object.fromEntries(
+    v.backups.map((b) => [b.host, vrlsMessages(s.messages, "allocationConfirmation", b.address)]),
+  );
+  await attachEvidence(
+    ctx,
+    startupEvidence(s, {
+      allocations: allocations.length,
+      confirmations: Object.fromEntries(Object.entries(confirmations).map(([h, c]) => [h, c.length])),
+    }),
+  );
+  expect(allocations.length, "allocations (3) from the master").toBeGreaterThan(0);
+  for (const b of v.backups) {
+    const c = confirmations[b.host] ?? [];
+    expect(c.length, `confirmations (4) from ${b.host}`).toBeGreaterThan(0);
+    expect(c[0]!.tsMs, `${b.host}'s first confirmation follows an allocation`).toBeGreaterThanOrEqual(
+      allocations[0]!.tsMs,
+    );
+  }
+}
+
+async function sharingSteadyCase(ctx: CaseContext): Promise<void> {
+  const { v } = target();
+  const s = await startup();
+  const run = await runStreams(
+    v,
+    v.endSystems.map((e) => e.host),
+    { port: 5000, pps: 500, durationMs: 3000 },
+  );
+  requireCompleteCaptures(run.captures);
+  const wrong = run.results.flatMap(({ host, result }) => {
+    const owner = s.allocation[v.address(host)] ?? "";
+    const mac = v.members.find((m) => m.address === owner)?.farMac ?? owner;
+    const expected = { [mac]: result.sent };
+    return JSON.stringify(result.attribution) === JSON.stringify(expected)
+      ? []
+      : [`${host}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(result.attribution)}`];
+  });
+  await attachEvidence(ctx, streamsEvidence("steady", run, { allocation: s.allocation }));
+  expect(run.totals.lost, "packets lost").toBe(0);
+  expect(run.totals.dupWire + run.totals.dupReceiver, "packets duplicated").toBe(0);
+  expect(wrong, "end systems not forwarded by exactly their member in charge").toEqual([]);
+}
+
 describe("vrls: virtual router, discovery and allocation (Fig. 7, Fig. 12)", () => {
-  certCase(C["vrls.election"], async (ctx) => {
-    const { v } = target();
-    const s = await startup();
-    requireCompleteCaptures(s.captures);
-    const advertisers = [
-      ...new Set(
-        vrlsMessages(s.messages, "advertisement")
-          .filter((m) => m.tsMs > s.electedAt)
-          .map((m) => v.hostOf(m.src)),
-      ),
-    ];
-    await attachEvidence(
-      ctx,
-      startupEvidence(s, { master: s.master, advertisersAfterElection: advertisers }),
-    );
-    expect(s.master, `master (${v.master.host} has the highest priority)`).toBe(v.master.host);
-    expect(advertisers, "senders of advertisements (1) after the election").toEqual([v.master.host]);
-  });
+  certCase(C["vrls.election"], electionCase);
 
-  certCase(C["vrls.backup-response"], async (ctx) => {
-    const { v } = target();
-    const s = await startup();
-    requireCompleteCaptures(s.captures);
-    const window = s.messages.filter((m) => m.tsMs > s.electedAt);
-    const adverts = vrlsMessages(window, "advertisement", v.master.address).length;
-    const responses = Object.fromEntries(
-      v.backups.map((b) => [b.host, vrlsMessages(window, "response", b.address).length]),
-    );
-    await attachEvidence(
-      ctx,
-      startupEvidence(s, { advertsFromMaster: adverts, responsesFromBackups: responses }),
-    );
-    expect(adverts, "advertisements in the 1.5 s window").toBeGreaterThan(5);
-    for (const b of v.backups)
-      expect(
-        (responses[b.host] ?? 0) / adverts,
-        `responses (2) of ${b.host} per advertisement`,
-      ).toBeGreaterThanOrEqual(0.9);
-  });
+  certCase(C["vrls.backup-response"], backupResponseCase);
 
-  certCase(C["vrls.discovery-icmp"], async (ctx) => {
-    const { v } = target();
-    const s = await startup();
-    requireCompleteCaptures(s.captures);
-    const requests = icmpMessages(s.messages, "informationRequest");
-    const replies = sorted([...new Set(icmpMessages(s.messages, "informationReply").map((m) => m.src))]);
-    const byIcmp = sorted(s.endSystems.filter((e) => e.learnedBy === "icmp-info").map((e) => e.address));
-    const lan = sorted(v.lanEndSystems.map((e) => e.address));
-    await attachEvidence(
-      ctx,
-      startupEvidence(s, {
-        requests: requests.map((r) => `${r.src} -> ${r.dst}`),
-        replies,
-        learnedByIcmp: byIcmp,
-      }),
-    );
-    expect(requests.length, "ICMP information requests (15) on the hub").toBeGreaterThan(0);
-    expect(
-      requests.every((r) => isBroadcast(r.dst)),
-      "requests are broadcast",
-    ).toBe(true);
-    expect(replies, "ICMP information replies (16)").toEqual(lan);
-    expect(byIcmp, "end systems registered from the replies").toEqual(lan);
-  });
+  certCase(C["vrls.discovery-icmp"], discoveryIcmpCase);
 
-  certCase(C["vrls.discovery-passive"], async (ctx) => {
-    const { v } = target();
-    const s = await startup();
-    const passive = sorted(s.endSystems.filter((e) => e.learnedBy === "passive").map((e) => e.address));
-    await attachEvidence(ctx, startupEvidence(s, { learnedPassively: passive }));
-    expect(passive).toEqual(sorted(v.remoteEndSystems.map((e) => e.address)));
-  });
+  certCase(C["vrls.discovery-passive"], discoveryPassiveCase);
 
-  certCase(C["vrls.initial-allocation"], async (ctx) => {
-    const { v } = target();
-    const s = await startup();
-    const counts: Record<string, number> = {};
-    for (const m of Object.values(s.allocation)) counts[v.hostOf(m)] = (counts[v.hostOf(m)] ?? 0) + 1;
-    await attachEvidence(ctx, startupEvidence(s, { allocation: s.allocation, perMember: counts }));
-    expect(Object.keys(s.allocation).length, "conditions allocated").toBe(v.endSystems.length);
-    expect(
-      balanced(
-        counts,
-        v.endSystems.length,
-        v.members.map((m) => m.host),
-      ),
-      `${v.endSystems.length} end systems spread evenly over ${v.members.length} members: ${JSON.stringify(counts)}`,
-    ).toBe(true);
-  });
+  certCase(C["vrls.initial-allocation"], initialAllocationCase);
 
-  certCase(C["vrls.allocation-exchange"], async (ctx) => {
-    const { v } = target();
-    const s = await startup();
-    requireCompleteCaptures(s.captures);
-    const allocations = vrlsMessages(s.messages, "allocation", v.master.address);
-    const confirmations = Object.fromEntries(
-      v.backups.map((b) => [b.host, vrlsMessages(s.messages, "allocationConfirmation", b.address)]),
-    );
-    await attachEvidence(
-      ctx,
-      startupEvidence(s, {
-        allocations: allocations.length,
-        confirmations: Object.fromEntries(Object.entries(confirmations).map(([h, c]) => [h, c.length])),
-      }),
-    );
-    expect(allocations.length, "allocations (3) from the master").toBeGreaterThan(0);
-    for (const b of v.backups) {
-      const c = confirmations[b.host] ?? [];
-      expect(c.length, `confirmations (4) from ${b.host}`).toBeGreaterThan(0);
-      expect(c[0]!.tsMs, `${b.host}'s first confirmation follows an allocation`).toBeGreaterThanOrEqual(
-        allocations[0]!.tsMs,
-      );
-    }
-  });
+  certCase(C["vrls.allocation-exchange"], allocationExchangeCase);
 
-  certCase(C["vrls.sharing-steady"], async (ctx) => {
-    const { v } = target();
-    const s = await startup();
-    const run = await runStreams(
-      v,
-      v.endSystems.map((e) => e.host),
-      { port: 5000, pps: 500, durationMs: 3000 },
-    );
-    requireCompleteCaptures(run.captures);
-    const wrong = run.results.flatMap(({ host, result }) => {
-      const owner = s.allocation[v.address(host)] ?? "";
-      const mac = v.members.find((m) => m.address === owner)?.farMac ?? owner;
-      const expected = { [mac]: result.sent };
-      return JSON.stringify(result.attribution) === JSON.stringify(expected)
-        ? []
-        : [`${host}: expected ${JSON.stringify(expected)}, got ${JSON.stringify(result.attribution)}`];
-    });
-    await attachEvidence(ctx, streamsEvidence("steady", run, { allocation: s.allocation }));
-    expect(run.totals.lost, "packets lost").toBe(0);
-    expect(run.totals.dupWire + run.totals.dupReceiver, "packets duplicated").toBe(0);
-    expect(wrong, "end systems not forwarded by exactly their member in charge").toEqual([]);
-  });
+  certCase(C["vrls.sharing-steady"], sharingSteadyCase);
 });
+
+async function handoffExactlyOnceCase(ctx: CaseContext): Promise<void> {
+  const { run, moves, mode, events } = await handoffScenario(target(), "exactly-once", 5100);
+  requireCompleteCaptures(run.captures);
+  await attachEvidence(ctx, streamsEvidence("exactly-once", run, { mode, reallocations: moves }, events));
+  expect(moves, "reallocations done").toBeGreaterThanOrEqual(6);
+  expect(
+    { lost: run.totals.lost, dupReceiver: run.totals.dupReceiver, dupWire: run.totals.dupWire },
+    `${moves} hand-offs in mode ${mode}`,
+  ).toEqual({ lost: 0, dupReceiver: 0, dupWire: 0 });
+}
+
+async function handoffTimerCase(ctx: CaseContext): Promise<void> {
+  const { run, moves, mode, events } = await handoffScenario(target(), "timer", 5200);
+  requireCompleteCaptures(run.captures);
+  await attachEvidence(
+    ctx,
+    streamsEvidence(
+      "timer",
+      run,
+      { mode, reallocations: moves, lossAllowedInTimerMode: run.totals.lost },
+      events,
+    ),
+  );
+  expect(moves, "reallocations done").toBeGreaterThanOrEqual(6);
+  expect(
+    { dupReceiver: run.totals.dupReceiver, dupWire: run.totals.dupWire },
+    `${moves} hand-offs in mode ${mode}`,
+  ).toEqual({ dupReceiver: 0, dupWire: 0 });
+}
 
 describe("vrls: hand-off under load", () => {
-  certCase(
-    C["vrls.handoff-exactly-once"],
-    async (ctx) => {
-      const { run, moves, mode, events } = await handoffScenario(target(), "exactly-once", 5100);
-      requireCompleteCaptures(run.captures);
-      await attachEvidence(ctx, streamsEvidence("exactly-once", run, { mode, reallocations: moves }, events));
-      expect(moves, "reallocations done").toBeGreaterThanOrEqual(6);
-      expect(
-        { lost: run.totals.lost, dupReceiver: run.totals.dupReceiver, dupWire: run.totals.dupWire },
-        `${moves} hand-offs in mode ${mode}`,
-      ).toEqual({ lost: 0, dupReceiver: 0, dupWire: 0 });
-    },
-    180_000,
-  );
+  certCase(C["vrls.handoff-exactly-once"], handoffExactlyOnceCase, 180_000);
 
-  certCase(
-    C["vrls.handoff-timer"],
-    async (ctx) => {
-      const { run, moves, mode, events } = await handoffScenario(target(), "timer", 5200);
-      requireCompleteCaptures(run.captures);
-      await attachEvidence(
-        ctx,
-        streamsEvidence(
-          "timer",
-          run,
-          { mode, reallocations: moves, lossAllowedInTimerMode: run.totals.lost },
-          events,
-        ),
-      );
-      expect(moves, "reallocations done").toBeGreaterThanOrEqual(6);
-      expect(
-        { dupReceiver: run.totals.dupReceiver, dupWire: run.totals.dupWire },
-        `${moves} hand-offs in mode ${mode}`,
-      ).toEqual({ dupReceiver: 0, dupWire: 0 });
-    },
-    180_000,
-  );
+  certCase(C["vrls.handoff-timer"], handoffTimerCase, 180_000);
 });
 
-describe("vrls: sequence-number hand-off (TCP)", () => {
-  certCase(
-    C["vrls.handoff-seqnum"],
-    async (ctx) => {
-      const { v } = target();
-      const r = await seqnumScenario(target(), 6500);
-      requireCompleteCaptures(r.captures);
-      await attachEvidence(ctx, {
-        name: "seqnum",
-        captures: [
-          { label: "capture of the hub (TCP sent)", path: r.lanPath },
-          { label: "capture far side (TCP forwarded)", path: r.farPath },
-        ],
-        measured: {
-          mode: vrls().mode,
-          reallocations: r.moves,
-          tcp: r.tcp,
-          resets: r.resets,
-          captures: r.captures,
-        },
-      });
-      expect(r.moves, "reallocations done").toBeGreaterThanOrEqual(6);
-      expect(r.tcp.connections, "TCP connections seen").toBe(v.endSystems.length);
-      expect(r.tcp.sent, "TCP data segments sent").toBeGreaterThan(1000);
-      expect(
-        { lost: r.tcp.lost, duplicated: r.tcp.duplicated, resets: r.resets },
-        `${r.moves} hand-offs in mode ${vrls().mode}`,
-      ).toEqual({ lost: 0, duplicated: 0, resets: 0 });
+async function handoffSeqnumCase(ctx: CaseContext): Promise<void> {
+  const { v } = target();
+  const r = await seqnumScenario(target(), 6500);
+  requireCompleteCaptures(r.captures);
+  await attachEvidence(ctx, {
+    name: "seqnum",
+    captures: [
+      { label: "capture of the hub (TCP sent)", path: r.lanPath },
+      { label: "capture far side (TCP forwarded)", path: r.farPath },
+    ],
+    measured: {
+      mode: vrls().mode,
+      reallocations: r.moves,
+      tcp: r.tcp,
+      resets: r.resets,
+      captures: r.captures,
     },
-    180_000,
-  );
+  });
+  expect(r.moves, "reallocations done").toBeGreaterThanOrEqual(6);
+  expect(r.tcp.connections, "TCP connections seen").toBe(v.endSystems.length);
+  expect(r.tcp.sent, "TCP data segments sent").toBeGreaterThan(1000);
+  expect(
+    { lost: r.tcp.lost, duplicated: r.tcp.duplicated, resets: r.resets },
+    `${r.moves} hand-offs in mode ${vrls().mode}`,
+  ).toEqual({ lost: 0, duplicated: 0, resets: 0 });
+}
+
+describe("vrls: sequence-number hand-off (TCP)", () => {
+  certCase(C["vrls.handoff-seqnum"], handoffSeqnumCase, 180_000);
 });
 
 /** The review scenario (review.ts), run once and judged by five cases. */
@@ -379,227 +384,213 @@ const t0 = (r: ReviewScenario, at: number | undefined) =>
 const atMs = (r: ReviewScenario, path: { type: number; src: string; at: number }[] | null) =>
   path?.map((m) => ({ type: m.type, src: m.src, atMs: t0(r, m.at) })) ?? null;
 
-describe("vrls: allocation review and reallocation (Fig. 15, Figs. 10D-10F)", () => {
-  certCase(
-    C["vrls.review-backup"],
-    async (ctx) => {
-      const { v } = target();
-      const r = await reviewScenario();
-      requireCompleteCaptures([r.captures.lan]);
-      const log = vrlsLog(r.messages);
-      const [RA, RB] = [r.master, r.backup];
-      const path = sequenceOf(
+async function reviewBackupCase(ctx: CaseContext): Promise<void> {
+  const { v } = target();
+  const r = await reviewScenario();
+  requireCompleteCaptures([r.captures.lan]);
+  const log = vrlsLog(r.messages);
+  const [RA, RB] = [r.master, r.backup];
+  const path = sequenceOf(
+    log,
+    [
+      step("reviewRequest", RB),
+      step("flowRateRequest", RA),
+      step("flowRateResponse", RB),
+      step("allocation", RA),
+      step("allocationConfirmation"),
+    ],
+    r.run1.startedAt,
+  );
+  // Every flow rate request (7) of the master is answered by every backup (8) within the
+  // collection time (Fig. 10F).
+  const unanswered = ofType(log, "flowRateRequest", RA)
+    .filter((m) =>
+      v.backups.some(
+        (b) =>
+          !ofType(log, "flowRateResponse", b.address).some(
+            (x) => x.at >= m.at && x.at <= m.at + REVIEW.collectMs,
+          ),
+      ),
+    )
+    .map((m) => t0(r, m.at));
+  await attachEvidence(
+    ctx,
+    reviewEvidence(r, {
+      backupTriggeredSequenceMs: atMs(r, path),
+      unansweredFlowRateRequestsMs: unanswered,
+    }),
+  );
+  expect(
+    path,
+    `6 (${v.hostOf(RB)}) -> 7 (master) -> 8 -> 3 (master) -> 4 on the hub during run 1`,
+  ).not.toBeNull();
+  expect(path![0]!.at, "the review request comes while run 1 skews onto the backup").toBeLessThan(
+    r.run1.endedAt,
+  );
+  expect(unanswered, "flow rate requests (7) without a response (8) from every backup").toEqual([]);
+}
+
+async function reviewMasterCase(ctx: CaseContext): Promise<void> {
+  const r = await reviewScenario();
+  requireCompleteCaptures([r.captures.lan]);
+  const log = vrlsLog(r.messages);
+  const seven = voluntaryRequest(log, r.run2.startedAt);
+  const path = seven
+    ? sequenceOf(
         log,
         [
-          step("reviewRequest", RB),
-          step("flowRateRequest", RA),
-          step("flowRateResponse", RB),
-          step("allocation", RA),
+          step("flowRateRequest", r.master),
+          step("flowRateResponse", r.backup),
+          step("allocation", r.master),
           step("allocationConfirmation"),
         ],
-        r.run1.startedAt,
-      );
-      // Every flow rate request (7) of the master is answered by every backup (8) within the
-      // collection time (Fig. 10F).
-      const unanswered = ofType(log, "flowRateRequest", RA)
-        .filter((m) =>
-          v.backups.some(
-            (b) =>
-              !ofType(log, "flowRateResponse", b.address).some(
-                (x) => x.at >= m.at && x.at <= m.at + REVIEW.collectMs,
-              ),
-          ),
-        )
-        .map((m) => t0(r, m.at));
-      await attachEvidence(
-        ctx,
-        reviewEvidence(r, {
-          backupTriggeredSequenceMs: atMs(r, path),
-          unansweredFlowRateRequestsMs: unanswered,
-        }),
-      );
-      expect(
-        path,
-        `6 (${v.hostOf(RB)}) -> 7 (master) -> 8 -> 3 (master) -> 4 on the hub during run 1`,
-      ).not.toBeNull();
-      expect(path![0]!.at, "the review request comes while run 1 skews onto the backup").toBeLessThan(
-        r.run1.endedAt,
-      );
-      expect(unanswered, "flow rate requests (7) without a response (8) from every backup").toEqual([]);
-    },
-    150_000,
+        seven.at,
+      )
+    : null;
+  await attachEvidence(
+    ctx,
+    reviewEvidence(r, {
+      masterTriggeredSequenceMs: atMs(r, path),
+      run2StartedAtMs: t0(r, r.run2.startedAt),
+    }),
   );
+  expect(
+    seven,
+    "a flow rate request (7) from the master during run 2 with no review request (6) before it",
+  ).toBeDefined();
+  expect(seven!.src, "sender of the voluntary 7").toBe(r.master);
+  expect(path, "7 (master) -> 8 (backup) -> 3 (master) -> 4 on the hub during run 2").not.toBeNull();
+}
 
-  certCase(
-    C["vrls.review-master"],
-    async (ctx) => {
-      const r = await reviewScenario();
-      requireCompleteCaptures([r.captures.lan]);
-      const log = vrlsLog(r.messages);
-      const seven = voluntaryRequest(log, r.run2.startedAt);
-      const path = seven
-        ? sequenceOf(
-            log,
-            [
-              step("flowRateRequest", r.master),
-              step("flowRateResponse", r.backup),
-              step("allocation", r.master),
-              step("allocationConfirmation"),
-            ],
-            seven.at,
-          )
-        : null;
-      await attachEvidence(
-        ctx,
-        reviewEvidence(r, {
-          masterTriggeredSequenceMs: atMs(r, path),
-          run2StartedAtMs: t0(r, r.run2.startedAt),
-        }),
-      );
-      expect(
-        seven,
-        "a flow rate request (7) from the master during run 2 with no review request (6) before it",
-      ).toBeDefined();
-      expect(seven!.src, "sender of the voluntary 7").toBe(r.master);
-      expect(path, "7 (master) -> 8 (backup) -> 3 (master) -> 4 on the hub during run 2").not.toBeNull();
-    },
-    150_000,
+async function reviewHolddownCase(ctx: CaseContext): Promise<void> {
+  const { v } = target();
+  const r = await reviewScenario();
+  requireCompleteCaptures([r.captures.lan, r.captures.far, r.captures.run2]);
+  const log = vrlsLog(r.messages);
+  const hold = REVIEW.holdDownMs;
+  // Wire timestamps vs the agent's clock: a message may leave up to a scheduling delay
+  // after the hold-down started; 100 ms covers that on this loaded machine.
+  const tolerance = 100;
+  const rounds = ofType(log, "flowRateRequest");
+  const requests = ofType(log, "reviewRequest");
+  const gaps = rounds.slice(1).map((m, i) => m.at - rounds[i]!.at);
+  const requestGaps = requests.slice(1).map((m, i) => m.at - requests[i]!.at);
+  // A backup does not ask within the hold-down after a flow rate request it answered.
+  const earlyRequests = requests
+    .filter((q) => rounds.some((m) => m.at < q.at && q.at - m.at < hold - tolerance))
+    .map((q) => t0(r, q.at));
+  const seven = voluntaryRequest(log, r.run2.startedAt);
+  const previous = rounds.filter((m) => seven && m.at < seven.at).at(-1);
+  // The master had a review due while it was held down: run 2's skew, measured on the
+  // far side from 1.5 s into run 2 (the monitor's window) up to its flow rate request.
+  const heldFrom = r.run2.startedAt + 1500;
+  const heldTo = seven?.at ?? r.run2.endedAt;
+  const held = heldTo - heldFrom >= 500 ? windowMbps(v, r.loads.run2, heldFrom, heldTo) : null;
+  const heldSpread = held ? spreadPct(Object.values(held)) : null;
+  await attachEvidence(
+    ctx,
+    reviewEvidence(r, {
+      holdDownMs: hold,
+      toleranceMs: tolerance,
+      flowRateRequestsAtMs: rounds.map((m) => t0(r, m.at)),
+      reviewRequestsAtMs: requests.map((m) => t0(r, m.at)),
+      gapsBetweenRoundsMs: gaps,
+      gapsBetweenRequestsMs: requestGaps,
+      earlyRequestsMs: earlyRequests,
+      run2StartedAtMs: t0(r, r.run2.startedAt),
+      heldDownWindowMs: [t0(r, heldFrom), t0(r, heldTo)],
+      heldDownMbps: held,
+      heldDownSpreadPct: heldSpread,
+    }),
   );
+  expect(rounds.length, "review rounds (7) on the wire: one per run").toBeGreaterThanOrEqual(2);
+  for (const g of gaps)
+    expect(g, "time between two review rounds (7)").toBeGreaterThanOrEqual(hold - tolerance);
+  for (const g of requestGaps)
+    expect(g, "time between two review requests (6)").toBeGreaterThanOrEqual(hold - tolerance);
+  expect(earlyRequests, "review requests (6) within the hold-down after a 7").toEqual([]);
+  expect(seven, "run 2's review did happen once the hold-down was over").toBeDefined();
+  expect(seven!.at - previous!.at, "run 2's review waited for the hold-down").toBeGreaterThanOrEqual(
+    hold - tolerance,
+  );
+  // Otherwise the hold-down was not exercised: the master must have been over its
+  // threshold (imbalance) while it waited.
+  expect(heldSpread ?? Number.NaN, "imbalance while held down, (max-min)/mean %").toBeGreaterThan(
+    REVIEW.imbalancePct,
+  );
+}
 
-  certCase(
-    C["vrls.review-holddown"],
-    async (ctx) => {
-      const { v } = target();
-      const r = await reviewScenario();
-      requireCompleteCaptures([r.captures.lan, r.captures.far, r.captures.run2]);
-      const log = vrlsLog(r.messages);
-      const hold = REVIEW.holdDownMs;
-      // Wire timestamps vs the agent's clock: a message may leave up to a scheduling delay
-      // after the hold-down started; 100 ms covers that on this loaded machine.
-      const tolerance = 100;
-      const rounds = ofType(log, "flowRateRequest");
-      const requests = ofType(log, "reviewRequest");
-      const gaps = rounds.slice(1).map((m, i) => m.at - rounds[i]!.at);
-      const requestGaps = requests.slice(1).map((m, i) => m.at - requests[i]!.at);
-      // A backup does not ask within the hold-down after a flow rate request it answered.
-      const earlyRequests = requests
-        .filter((q) => rounds.some((m) => m.at < q.at && q.at - m.at < hold - tolerance))
-        .map((q) => t0(r, q.at));
-      const seven = voluntaryRequest(log, r.run2.startedAt);
-      const previous = rounds.filter((m) => seven && m.at < seven.at).at(-1);
-      // The master had a review due while it was held down: run 2's skew, measured on the
-      // far side from 1.5 s into run 2 (the monitor's window) up to its flow rate request.
-      const heldFrom = r.run2.startedAt + 1500;
-      const heldTo = seven?.at ?? r.run2.endedAt;
-      const held = heldTo - heldFrom >= 500 ? windowMbps(v, r.loads.run2, heldFrom, heldTo) : null;
-      const heldSpread = held ? spreadPct(Object.values(held)) : null;
-      await attachEvidence(
-        ctx,
-        reviewEvidence(r, {
-          holdDownMs: hold,
-          toleranceMs: tolerance,
-          flowRateRequestsAtMs: rounds.map((m) => t0(r, m.at)),
-          reviewRequestsAtMs: requests.map((m) => t0(r, m.at)),
-          gapsBetweenRoundsMs: gaps,
-          gapsBetweenRequestsMs: requestGaps,
-          earlyRequestsMs: earlyRequests,
-          run2StartedAtMs: t0(r, r.run2.startedAt),
-          heldDownWindowMs: [t0(r, heldFrom), t0(r, heldTo)],
-          heldDownMbps: held,
-          heldDownSpreadPct: heldSpread,
-        }),
-      );
-      expect(rounds.length, "review rounds (7) on the wire: one per run").toBeGreaterThanOrEqual(2);
-      for (const g of gaps)
-        expect(g, "time between two review rounds (7)").toBeGreaterThanOrEqual(hold - tolerance);
-      for (const g of requestGaps)
-        expect(g, "time between two review requests (6)").toBeGreaterThanOrEqual(hold - tolerance);
-      expect(earlyRequests, "review requests (6) within the hold-down after a 7").toEqual([]);
-      expect(seven, "run 2's review did happen once the hold-down was over").toBeDefined();
-      expect(seven!.at - previous!.at, "run 2's review waited for the hold-down").toBeGreaterThanOrEqual(
-        hold - tolerance,
-      );
-      // Otherwise the hold-down was not exercised: the master must have been over its
-      // threshold (imbalance) while it waited.
-      expect(heldSpread ?? Number.NaN, "imbalance while held down, (max-min)/mean %").toBeGreaterThan(
-        REVIEW.imbalancePct,
-      );
-    },
-    150_000,
+async function reallocationByRateCase(ctx: CaseContext): Promise<void> {
+  const { v } = target();
+  const r = await reviewScenario();
+  requireCompleteCaptures([r.captures.lan, r.captures.far, r.captures.run1, r.captures.run2]);
+  const log = vrlsLog(r.messages);
+  const firstRealloc1 = ofType(log, "allocation").find(
+    (m) => m.at > r.run1.startedAt && m.at < r.run1.endedAt,
   );
+  const seven = voluntaryRequest(log, r.run2.startedAt);
+  const before1 =
+    firstRealloc1 && firstRealloc1.at - (r.run1.startedAt + 300) >= 300
+      ? windowMbps(v, r.loads.run1, r.run1.startedAt + 300, firstRealloc1.at)
+      : null;
+  const before2 = seven ? windowMbps(v, r.loads.run2, r.run2.startedAt + 300, seven.at) : null;
+  const dev = {
+    before1: before1 ? deviationPct(Object.values(before1)) : null,
+    after1: deviationPct(Object.values(r.run1.after)),
+    before2: before2 ? deviationPct(Object.values(before2)) : null,
+    after2: deviationPct(Object.values(r.run2.after)),
+  };
+  await attachEvidence(
+    ctx,
+    reviewEvidence(r, {
+      mbps: { before1, after1: r.run1.after, before2, after2: r.run2.after },
+      deviationFromMeanPct: dev,
+      firstReallocationRun1Ms: t0(r, firstRealloc1?.at),
+    }),
+  );
+  expect(
+    dev.before1 ?? Number.NaN,
+    "skew before run 1's review (deviation from the mean, %)",
+  ).toBeGreaterThan(15);
+  expect(dev.after1, "run 1, last 3 s: per-member rate's deviation from the mean, %").toBeLessThanOrEqual(15);
+  expect(
+    dev.before2 ?? Number.NaN,
+    "skew before run 2's review (deviation from the mean, %)",
+  ).toBeGreaterThan(15);
+  expect(dev.after2, "run 2, last 3 s: per-member rate's deviation from the mean, %").toBeLessThanOrEqual(15);
+}
 
-  certCase(
-    C["vrls.reallocation-by-rate"],
-    async (ctx) => {
-      const { v } = target();
-      const r = await reviewScenario();
-      requireCompleteCaptures([r.captures.lan, r.captures.far, r.captures.run1, r.captures.run2]);
-      const log = vrlsLog(r.messages);
-      const firstRealloc1 = ofType(log, "allocation").find(
-        (m) => m.at > r.run1.startedAt && m.at < r.run1.endedAt,
-      );
-      const seven = voluntaryRequest(log, r.run2.startedAt);
-      const before1 =
-        firstRealloc1 && firstRealloc1.at - (r.run1.startedAt + 300) >= 300
-          ? windowMbps(v, r.loads.run1, r.run1.startedAt + 300, firstRealloc1.at)
-          : null;
-      const before2 = seven ? windowMbps(v, r.loads.run2, r.run2.startedAt + 300, seven.at) : null;
-      const dev = {
-        before1: before1 ? deviationPct(Object.values(before1)) : null,
-        after1: deviationPct(Object.values(r.run1.after)),
-        before2: before2 ? deviationPct(Object.values(before2)) : null,
-        after2: deviationPct(Object.values(r.run2.after)),
-      };
-      await attachEvidence(
-        ctx,
-        reviewEvidence(r, {
-          mbps: { before1, after1: r.run1.after, before2, after2: r.run2.after },
-          deviationFromMeanPct: dev,
-          firstReallocationRun1Ms: t0(r, firstRealloc1?.at),
-        }),
-      );
-      expect(
-        dev.before1 ?? Number.NaN,
-        "skew before run 1's review (deviation from the mean, %)",
-      ).toBeGreaterThan(15);
-      expect(dev.after1, "run 1, last 3 s: per-member rate's deviation from the mean, %").toBeLessThanOrEqual(
-        15,
-      );
-      expect(
-        dev.before2 ?? Number.NaN,
-        "skew before run 2's review (deviation from the mean, %)",
-      ).toBeGreaterThan(15);
-      expect(dev.after2, "run 2, last 3 s: per-member rate's deviation from the mean, %").toBeLessThanOrEqual(
-        15,
-      );
-    },
-    150_000,
+async function reviewExactlyOnceCase(ctx: CaseContext): Promise<void> {
+  const r = await reviewScenario();
+  requireCompleteCaptures([r.captures.lan, r.captures.far, r.captures.run1, r.captures.run2]);
+  const reallocations = ofType(vrlsLog(r.messages), "allocation").filter(
+    (m) => m.at > r.run1.startedAt,
+  ).length;
+  await attachEvidence(
+    ctx,
+    reviewEvidence(r, {
+      allocationMessagesDuringTheRuns: reallocations,
+      duplicates: { run1: r.run1.duplicatesByStream, run2: r.run2.duplicatesByStream },
+    }),
   );
+  expect(reallocations, "allocations (3) sent by the reviews").toBeGreaterThan(0);
+  // Loss is not judged here: the tbf capacity limits drop by design.
+  expect(
+    { run1: r.run1.duplicates, run2: r.run2.duplicates },
+    "frames forwarded twice (far side) across the review reallocations",
+  ).toEqual({ run1: 0, run2: 0 });
+}
 
-  certCase(
-    C["vrls.review-exactly-once"],
-    async (ctx) => {
-      const r = await reviewScenario();
-      requireCompleteCaptures([r.captures.lan, r.captures.far, r.captures.run1, r.captures.run2]);
-      const reallocations = ofType(vrlsLog(r.messages), "allocation").filter(
-        (m) => m.at > r.run1.startedAt,
-      ).length;
-      await attachEvidence(
-        ctx,
-        reviewEvidence(r, {
-          allocationMessagesDuringTheRuns: reallocations,
-          duplicates: { run1: r.run1.duplicatesByStream, run2: r.run2.duplicatesByStream },
-        }),
-      );
-      expect(reallocations, "allocations (3) sent by the reviews").toBeGreaterThan(0);
-      // Loss is not judged here: the tbf capacity limits drop by design.
-      expect(
-        { run1: r.run1.duplicates, run2: r.run2.duplicates },
-        "frames forwarded twice (far side) across the review reallocations",
-      ).toEqual({ run1: 0, run2: 0 });
-    },
-    150_000,
-  );
+describe("vrls: allocation review and reallocation (Fig. 15, Figs. 10D-10F)", () => {
+  certCase(C["vrls.review-backup"], reviewBackupCase, 150_000);
+
+  certCase(C["vrls.review-master"], reviewMasterCase, 150_000);
+
+  certCase(C["vrls.review-holddown"], reviewHolddownCase, 150_000);
+
+  certCase(C["vrls.reallocation-by-rate"], reallocationByRateCase, 150_000);
+
+  certCase(C["vrls.review-exactly-once"], reviewExactlyOnceCase, 150_000);
 });
 
 /** The substitution server scenario (substitution.ts), run once for three cases. */
@@ -638,324 +629,310 @@ function substitutionEvidence(r: SubstitutionScenario, measured: Record<string, 
 /** How long the server may take to pass a backup's response on (this machine's jitter included). */
 const TRANSFER_WITHIN_MS = 500;
 
+async function substitutionCase(ctx: CaseContext): Promise<void> {
+  const r = await substitutionScenario();
+  const { master: RA, backup: RB, server: SUB } = r.who;
+  requireCompleteCaptures([r.captures.lan]);
+  const logA = vrlsLog(r.a.messages);
+  const registration = sequenceOf(logA, [
+    step("registration", SUB),
+    step("registrationAck", RA),
+    step("allocation", SUB),
+  ]);
+  const infoRequests = icmpMessages(r.a.messages, "informationRequest").filter((m) => m.src === SUB);
+  const infoReplies = sorted([
+    ...new Set(
+      icmpMessages(r.a.messages, "informationReply")
+        .filter((m) => m.dst === SUB)
+        .map((m) => m.src),
+    ),
+  ]);
+  const serverAlloc = r.a.server.master?.allocation ?? {};
+  const firstServerAlloc = ofType(logA, "allocation", SUB)[0];
+  const answersBy = (src: string) =>
+    ofType(logA, "allocationConfirmation", src).filter(
+      (m) => firstServerAlloc && m.at >= firstServerAlloc.at,
+    );
+  const masterAnswers = answersBy(RA);
+  const backupAnswers = answersBy(RB);
+  // P25: the backup's responses reach the master through the server, unchanged.
+  const transfers = firstServerAlloc
+    ? transfersOf(r.a.messages, firstServerAlloc.at, { backup: RB, server: SUB, master: RA })
+    : [];
+  const untransferred = transfers.filter(
+    (t) => t.transferredAfterMs === null || t.transferredAfterMs > TRANSFER_WITHIN_MS,
+  );
+  // P26: the master's sequence number information / markers go straight to the backup.
+  const directMarkers = ofType(logA, "sequenceInfo", RA).filter(
+    (m) => m.dst === RB && firstServerAlloc && m.at >= firstServerAlloc.at,
+  ).length;
+  await attachEvidence(
+    ctx,
+    substitutionEvidence(r, {
+      registrationSequence: registration?.map((m) => ({ type: m.type, src: m.src })) ?? null,
+      icmpInfoRequestsFromServer: infoRequests.length,
+      icmpInfoRepliesToServer: infoReplies,
+      masterConfirmationsOfServerAllocation: masterAnswers.length,
+      backupConfirmationsOfServerAllocation: backupAnswers.length,
+      backupResponsesTransferredToMaster: transfers,
+      transferWithinMs: TRANSFER_WITHIN_MS,
+      mode: r.mode,
+      sequenceInfoMasterToBackup: directMarkers,
+    }),
+  );
+  expect(registration, "9 (server) -> 10 (master) -> 3 (server) on the hub").not.toBeNull();
+  expect(infoRequests.length, "ICMP information requests (15) from the server").toBeGreaterThan(0);
+  expect(infoReplies, "ICMP information replies (16) to the server").toEqual(sorted(r.lanEndSystems));
+  expect(
+    r.lanEndSystems.filter((a) => !(a in serverAlloc)),
+    "LAN end systems missing from the server's allocation",
+  ).toEqual([]);
+  expect(new Set(Object.values(serverAlloc)), "members in the server's allocation").toEqual(
+    new Set(r.who.members),
+  );
+  expect(r.a.raMasterEngine, "the master's own allocation engine rests").toBeNull();
+  expect(r.a.owners.ra, "the master records the server's allocation").toEqual(serverAlloc);
+  expect(r.a.owners.rb, "the backup applies the server's allocation").toEqual(serverAlloc);
+  expect(backupAnswers.length, "the backup confirms the server's allocation (4)").toBeGreaterThan(0);
+  expect(transfers.length, "the backup's responses (4) the server received").toBeGreaterThan(0);
+  expect(
+    untransferred,
+    `P25: backup responses the server did not transfer to the master (same sender and sequence, from ${SUB} to ${RA}) within ${TRANSFER_WITHIN_MS} ms`,
+  ).toEqual([]);
+  if (!r.mode.startsWith("timer"))
+    expect(
+      directMarkers,
+      "P26: sequence number information (5) from the master straight to the backup",
+    ).toBeGreaterThan(0);
+  // P24 "records the information ... without transmitting a response"; last, so that every
+  // other check of the case has run when this one fails.
+  expect(
+    masterAnswers.length,
+    "confirmations (4) the master sent for the server's allocation (P24: none)",
+  ).toBe(0);
+}
+
+async function substitutionReviewCase(ctx: CaseContext): Promise<void> {
+  const r = await substitutionScenario();
+  const { master: RA, backup: RB, server: SUB } = r.who;
+  requireCompleteCaptures([r.captures.lan, r.captures.far, r.captures.reviewRun]);
+  const logB = vrlsLog(r.b.messages);
+  const review = sequenceOf(
+    logB,
+    [
+      step("reviewRequest", RB),
+      step("flowRateRequest", SUB),
+      step("flowRateResponse"),
+      step("allocation", SUB),
+      step("allocationConfirmation"),
+    ],
+    r.b.reviewRun.startedAt,
+  );
+  const requestsB = ofType(logB, "reviewRequest").filter(
+    (m) => m.at >= r.b.reviewRun.startedAt && m.at < r.b.killRun.killedAt,
+  );
+  const masterRounds = ofType(logB, "flowRateRequest", RA).filter((m) => m.at < r.b.killRun.killedAt);
+  const dev = deviationPct(Object.values(r.b.reviewRun.after));
+  // P33: after the flow rate responses (8) and before the reallocation (3), the server
+  // asks the end systems again (ICMP 15) and their answers (16) come back to it.
+  const lastRate = review?.[2];
+  const realloc = review?.[3];
+  const asked =
+    lastRate && realloc
+      ? icmpMessages(r.b.messages, "informationRequest").filter(
+          (m) => m.src === SUB && m.tsMs > lastRate.at && m.tsMs < realloc.at,
+        )
+      : [];
+  const answered = asked[0]
+    ? icmpMessages(r.b.messages, "informationReply").filter(
+        (m) => m.dst === SUB && m.tsMs > asked[0]!.tsMs && m.tsMs <= realloc!.at,
+      )
+    : [];
+  const at = (t: number | undefined) => (t === undefined ? null : Math.round(t - r.b.reviewRun.startedAt));
+  await attachEvidence(
+    ctx,
+    substitutionEvidence(r, {
+      reviewSequence: review?.map((m) => ({ type: m.type, src: m.src, dst: m.dst, atMs: at(m.at) })) ?? null,
+      reviewRequestDestinations: requestsB.map((m) => m.dst),
+      masterFlowRateRequests: masterRounds.length,
+      deviationAfterReviewPct: dev,
+      p33InformationRequestsAtMs: asked.map((m) => at(m.tsMs)),
+      p33RepliesToServer: answered.map((m) => ({ from: m.src, atMs: at(m.tsMs) })),
+    }),
+  );
+  expect(review, "6 (backup) -> 7 (server) -> 8 -> 3 (server) -> 4 on the hub").not.toBeNull();
+  expect(
+    asked.length,
+    "P33: ICMP information requests (15) from the server between the flow rate responses (8) and the reallocation (3)",
+  ).toBeGreaterThan(0);
+  expect(
+    answered.length,
+    "P33: end systems' replies (16) to the server before the reallocation (3) (it reallocates only after collecting)",
+  ).toBeGreaterThan(0);
+  expect(
+    requestsB.filter((m) => m.dst !== SUB).map((m) => m.dst),
+    "review requests (6) not addressed to the server",
+  ).toEqual([]);
+  expect(masterRounds.length, "flow rate requests (7) from the master while the server works").toBe(0);
+  expect(dev, "after the server's review, last 3 s: deviation from the mean, %").toBeLessThanOrEqual(15);
+}
+
+async function substitutionFailureCase(ctx: CaseContext): Promise<void> {
+  const r = await substitutionScenario();
+  requireCompleteCaptures([r.captures.far, r.captures.killRun]);
+  const k = r.b.killRun;
+  const master = r.b.raAfter.master as { allocation?: Record<string, string> } | null;
+  await attachEvidence(
+    ctx,
+    substitutionEvidence(r, {
+      killedAtMs: k.killedAt - k.startedAt,
+      gapsMs: k.gapsMs,
+      gapsAroundKillMs: k.gapsAroundKillMs,
+      duplicates: k.duplicates,
+      jitterMs: SUB_JITTER_MS,
+      coordinatorFaults: r.b.raAfter.counters.coordinatorFaults ?? 0,
+    }),
+  );
+  expect(r.b.raAfter.counters.coordinatorFaults ?? 0, "server faults the master noticed").toBe(1);
+  expect(master, "the master's own allocation engine runs again").not.toBeNull();
+  expect(master?.allocation, "the master goes on with the server's allocation (no move)").toEqual(
+    r.b.rbOwners,
+  );
+  expect(k.duplicates, "frames forwarded twice (far side) around the server's death").toBe(0);
+  // Judged from 200 ms before the kill to the end of the run: the whole-run figures
+  // (measurements) also hold the senders' own start-up, unrelated to the server.
+  expect(k.gapsAroundKillMs.length, "streams seen around the kill").toBe(r.lanEndSystems.length);
+  expect(
+    k.gapsAroundKillMs.filter((g) => g.ms >= SUB_JITTER_MS),
+    `streams interrupted for ${SUB_JITTER_MS} ms or more around the server's death (${r.lanEndSystems.length} x 500 pps)`,
+  ).toEqual([]);
+}
+
 describe("vrls: substitution server (Figs. 14-16)", () => {
-  certCase(
-    C["vrls.substitution"],
-    async (ctx) => {
-      const r = await substitutionScenario();
-      const { master: RA, backup: RB, server: SUB } = r.who;
-      requireCompleteCaptures([r.captures.lan]);
-      const logA = vrlsLog(r.a.messages);
-      const registration = sequenceOf(logA, [
-        step("registration", SUB),
-        step("registrationAck", RA),
-        step("allocation", SUB),
-      ]);
-      const infoRequests = icmpMessages(r.a.messages, "informationRequest").filter((m) => m.src === SUB);
-      const infoReplies = sorted([
-        ...new Set(
-          icmpMessages(r.a.messages, "informationReply")
-            .filter((m) => m.dst === SUB)
-            .map((m) => m.src),
-        ),
-      ]);
-      const serverAlloc = r.a.server.master?.allocation ?? {};
-      const firstServerAlloc = ofType(logA, "allocation", SUB)[0];
-      const answersBy = (src: string) =>
-        ofType(logA, "allocationConfirmation", src).filter(
-          (m) => firstServerAlloc && m.at >= firstServerAlloc.at,
-        );
-      const masterAnswers = answersBy(RA);
-      const backupAnswers = answersBy(RB);
-      // P25: the backup's responses reach the master through the server, unchanged.
-      const transfers = firstServerAlloc
-        ? transfersOf(r.a.messages, firstServerAlloc.at, { backup: RB, server: SUB, master: RA })
-        : [];
-      const untransferred = transfers.filter(
-        (t) => t.transferredAfterMs === null || t.transferredAfterMs > TRANSFER_WITHIN_MS,
-      );
-      // P26: the master's sequence number information / markers go straight to the backup.
-      const directMarkers = ofType(logA, "sequenceInfo", RA).filter(
-        (m) => m.dst === RB && firstServerAlloc && m.at >= firstServerAlloc.at,
-      ).length;
-      await attachEvidence(
-        ctx,
-        substitutionEvidence(r, {
-          registrationSequence: registration?.map((m) => ({ type: m.type, src: m.src })) ?? null,
-          icmpInfoRequestsFromServer: infoRequests.length,
-          icmpInfoRepliesToServer: infoReplies,
-          masterConfirmationsOfServerAllocation: masterAnswers.length,
-          backupConfirmationsOfServerAllocation: backupAnswers.length,
-          backupResponsesTransferredToMaster: transfers,
-          transferWithinMs: TRANSFER_WITHIN_MS,
-          mode: r.mode,
-          sequenceInfoMasterToBackup: directMarkers,
-        }),
-      );
-      expect(registration, "9 (server) -> 10 (master) -> 3 (server) on the hub").not.toBeNull();
-      expect(infoRequests.length, "ICMP information requests (15) from the server").toBeGreaterThan(0);
-      expect(infoReplies, "ICMP information replies (16) to the server").toEqual(sorted(r.lanEndSystems));
-      expect(
-        r.lanEndSystems.filter((a) => !(a in serverAlloc)),
-        "LAN end systems missing from the server's allocation",
-      ).toEqual([]);
-      expect(new Set(Object.values(serverAlloc)), "members in the server's allocation").toEqual(
-        new Set(r.who.members),
-      );
-      expect(r.a.raMasterEngine, "the master's own allocation engine rests").toBeNull();
-      expect(r.a.owners.ra, "the master records the server's allocation").toEqual(serverAlloc);
-      expect(r.a.owners.rb, "the backup applies the server's allocation").toEqual(serverAlloc);
-      expect(backupAnswers.length, "the backup confirms the server's allocation (4)").toBeGreaterThan(0);
-      expect(transfers.length, "the backup's responses (4) the server received").toBeGreaterThan(0);
-      expect(
-        untransferred,
-        `P25: backup responses the server did not transfer to the master (same sender and sequence, from ${SUB} to ${RA}) within ${TRANSFER_WITHIN_MS} ms`,
-      ).toEqual([]);
-      if (!r.mode.startsWith("timer"))
-        expect(
-          directMarkers,
-          "P26: sequence number information (5) from the master straight to the backup",
-        ).toBeGreaterThan(0);
-      // P24 "records the information ... without transmitting a response"; last, so that every
-      // other check of the case has run when this one fails.
-      expect(
-        masterAnswers.length,
-        "confirmations (4) the master sent for the server's allocation (P24: none)",
-      ).toBe(0);
-    },
-    150_000,
-  );
+  certCase(C["vrls.substitution"], substitutionCase, 150_000);
 
-  certCase(
-    C["vrls.substitution-review"],
-    async (ctx) => {
-      const r = await substitutionScenario();
-      const { master: RA, backup: RB, server: SUB } = r.who;
-      requireCompleteCaptures([r.captures.lan, r.captures.far, r.captures.reviewRun]);
-      const logB = vrlsLog(r.b.messages);
-      const review = sequenceOf(
-        logB,
-        [
-          step("reviewRequest", RB),
-          step("flowRateRequest", SUB),
-          step("flowRateResponse"),
-          step("allocation", SUB),
-          step("allocationConfirmation"),
-        ],
-        r.b.reviewRun.startedAt,
-      );
-      const requestsB = ofType(logB, "reviewRequest").filter(
-        (m) => m.at >= r.b.reviewRun.startedAt && m.at < r.b.killRun.killedAt,
-      );
-      const masterRounds = ofType(logB, "flowRateRequest", RA).filter((m) => m.at < r.b.killRun.killedAt);
-      const dev = deviationPct(Object.values(r.b.reviewRun.after));
-      // P33: after the flow rate responses (8) and before the reallocation (3), the server
-      // asks the end systems again (ICMP 15) and their answers (16) come back to it.
-      const lastRate = review?.[2];
-      const realloc = review?.[3];
-      const asked =
-        lastRate && realloc
-          ? icmpMessages(r.b.messages, "informationRequest").filter(
-              (m) => m.src === SUB && m.tsMs > lastRate.at && m.tsMs < realloc.at,
-            )
-          : [];
-      const answered = asked[0]
-        ? icmpMessages(r.b.messages, "informationReply").filter(
-            (m) => m.dst === SUB && m.tsMs > asked[0]!.tsMs && m.tsMs <= realloc!.at,
-          )
-        : [];
-      const at = (t: number | undefined) =>
-        t === undefined ? null : Math.round(t - r.b.reviewRun.startedAt);
-      await attachEvidence(
-        ctx,
-        substitutionEvidence(r, {
-          reviewSequence:
-            review?.map((m) => ({ type: m.type, src: m.src, dst: m.dst, atMs: at(m.at) })) ?? null,
-          reviewRequestDestinations: requestsB.map((m) => m.dst),
-          masterFlowRateRequests: masterRounds.length,
-          deviationAfterReviewPct: dev,
-          p33InformationRequestsAtMs: asked.map((m) => at(m.tsMs)),
-          p33RepliesToServer: answered.map((m) => ({ from: m.src, atMs: at(m.tsMs) })),
-        }),
-      );
-      expect(review, "6 (backup) -> 7 (server) -> 8 -> 3 (server) -> 4 on the hub").not.toBeNull();
-      expect(
-        asked.length,
-        "P33: ICMP information requests (15) from the server between the flow rate responses (8) and the reallocation (3)",
-      ).toBeGreaterThan(0);
-      expect(
-        answered.length,
-        "P33: end systems' replies (16) to the server before the reallocation (3) (it reallocates only after collecting)",
-      ).toBeGreaterThan(0);
-      expect(
-        requestsB.filter((m) => m.dst !== SUB).map((m) => m.dst),
-        "review requests (6) not addressed to the server",
-      ).toEqual([]);
-      expect(masterRounds.length, "flow rate requests (7) from the master while the server works").toBe(0);
-      expect(dev, "after the server's review, last 3 s: deviation from the mean, %").toBeLessThanOrEqual(15);
-    },
-    150_000,
-  );
+  certCase(C["vrls.substitution-review"], substitutionReviewCase, 150_000);
 
-  certCase(
-    C["vrls.substitution-failure"],
-    async (ctx) => {
-      const r = await substitutionScenario();
-      requireCompleteCaptures([r.captures.far, r.captures.killRun]);
-      const k = r.b.killRun;
-      const master = r.b.raAfter.master as { allocation?: Record<string, string> } | null;
-      await attachEvidence(
-        ctx,
-        substitutionEvidence(r, {
-          killedAtMs: k.killedAt - k.startedAt,
-          gapsMs: k.gapsMs,
-          gapsAroundKillMs: k.gapsAroundKillMs,
-          duplicates: k.duplicates,
-          jitterMs: SUB_JITTER_MS,
-          coordinatorFaults: r.b.raAfter.counters.coordinatorFaults ?? 0,
-        }),
-      );
-      expect(r.b.raAfter.counters.coordinatorFaults ?? 0, "server faults the master noticed").toBe(1);
-      expect(master, "the master's own allocation engine runs again").not.toBeNull();
-      expect(master?.allocation, "the master goes on with the server's allocation (no move)").toEqual(
-        r.b.rbOwners,
-      );
-      expect(k.duplicates, "frames forwarded twice (far side) around the server's death").toBe(0);
-      // Judged from 200 ms before the kill to the end of the run: the whole-run figures
-      // (measurements) also hold the senders' own start-up, unrelated to the server.
-      expect(k.gapsAroundKillMs.length, "streams seen around the kill").toBe(r.lanEndSystems.length);
-      expect(
-        k.gapsAroundKillMs.filter((g) => g.ms >= SUB_JITTER_MS),
-        `streams interrupted for ${SUB_JITTER_MS} ms or more around the server's death (${r.lanEndSystems.length} x 500 pps)`,
-      ).toEqual([]);
-    },
-    150_000,
-  );
+  certCase(C["vrls.substitution-failure"], substitutionFailureCase, 150_000);
 });
 
-describe("vrls: failures", () => {
-  certCase(
-    C["vrls.master-failure"],
-    async (ctx) => {
-      const { v } = target();
-      const r = await masterFailureScenario(target(), 5300);
-      requireCompleteCaptures(r.run.captures);
-      const successor = v.backups[0]!;
-      const detection = detectionMs(v, successor.host);
-      const boundMs = Math.round(detection + HANDOFF_BOUND_MS + KILL_JITTER_MS);
-      const victimAddr = v.member(r.victim).address;
-      const survivors = v.endSystems.filter((e) => r.before[e.address] !== victimAddr).map((e) => e.host);
-      await attachEvidence(
-        ctx,
-        streamsEvidence(
-          "master-failure",
-          r.run,
-          {
-            newMaster: r.newMaster,
-            allocationBefore: r.before,
-            allocation: r.recovered,
-            detectionMs: detection,
-            boundMs,
-            gapsMs: r.gaps,
-            survivors,
-            duplicates: { receiver: r.run.totals.dupReceiver, wire: r.run.totals.dupWire },
-            tails: r.tails,
-          },
-          r.events,
-        ),
-      );
-      expect(r.newMaster, "new master (the highest-priority backup)").toBe(successor.host);
-      // A dead master never forwards beside its successor.
-      expect(
-        { dupReceiver: r.run.totals.dupReceiver, dupWire: r.run.totals.dupWire },
-        "packets forwarded twice (the crashed master still forwarding?)",
-      ).toEqual({ dupReceiver: 0, dupWire: 0 });
-      expect(
-        r.gaps.filter((g) => g.ms > boundMs),
-        `streams interrupted longer than detection ${detection} ms + one hand-off ${HANDOFF_BOUND_MS} ms + ${KILL_JITTER_MS} ms`,
-      ).toEqual([]);
-      expect(
-        r.gaps.filter((g) => survivors.includes(g.host) && g.lost > 0),
-        "the surviving members' own end systems lost datagrams",
-      ).toEqual([]);
-      expect(Object.keys(r.recovered).length, "conditions in the rebuilt allocation").toBe(
-        v.endSystems.length,
-      );
-      expect(
-        Object.values(r.recovered).filter((m) => m === victimAddr),
-        `conditions still on the crashed ${r.victim}`,
-      ).toEqual([]);
-      expect(
-        r.tails.filter((t) => !t.resumed),
-        "streams that did not resume",
-      ).toEqual([]);
-    },
-    180_000,
+async function masterFailureCase(ctx: CaseContext): Promise<void> {
+  const { v } = target();
+  const r = await masterFailureScenario(target(), 5300);
+  requireCompleteCaptures(r.run.captures);
+  const successor = v.backups[0]!;
+  const detection = detectionMs(v, successor.host);
+  const boundMs = Math.round(detection + HANDOFF_BOUND_MS + KILL_JITTER_MS);
+  const victimAddr = v.member(r.victim).address;
+  const survivors = v.endSystems.filter((e) => r.before[e.address] !== victimAddr).map((e) => e.host);
+  await attachEvidence(
+    ctx,
+    streamsEvidence(
+      "master-failure",
+      r.run,
+      {
+        newMaster: r.newMaster,
+        allocationBefore: r.before,
+        allocation: r.recovered,
+        detectionMs: detection,
+        boundMs,
+        gapsMs: r.gaps,
+        survivors,
+        duplicates: { receiver: r.run.totals.dupReceiver, wire: r.run.totals.dupWire },
+        tails: r.tails,
+      },
+      r.events,
+    ),
   );
+  expect(r.newMaster, "new master (the highest-priority backup)").toBe(successor.host);
+  // A dead master never forwards beside its successor.
+  expect(
+    { dupReceiver: r.run.totals.dupReceiver, dupWire: r.run.totals.dupWire },
+    "packets forwarded twice (the crashed master still forwarding?)",
+  ).toEqual({ dupReceiver: 0, dupWire: 0 });
+  expect(
+    r.gaps.filter((g) => g.ms > boundMs),
+    `streams interrupted longer than detection ${detection} ms + one hand-off ${HANDOFF_BOUND_MS} ms + ${KILL_JITTER_MS} ms`,
+  ).toEqual([]);
+  expect(
+    r.gaps.filter((g) => survivors.includes(g.host) && g.lost > 0),
+    "the surviving members' own end systems lost datagrams",
+  ).toEqual([]);
+  expect(Object.keys(r.recovered).length, "conditions in the rebuilt allocation").toBe(v.endSystems.length);
+  expect(
+    Object.values(r.recovered).filter((m) => m === victimAddr),
+    `conditions still on the crashed ${r.victim}`,
+  ).toEqual([]);
+  expect(
+    r.tails.filter((t) => !t.resumed),
+    "streams that did not resume",
+  ).toEqual([]);
+}
 
-  certCase(
-    C["vrls.backup-failure"],
-    async (ctx) => {
-      const { v } = target();
-      const r = await backupFailureScenario(target(), 5400);
-      requireCompleteCaptures([r.lanStats, ...r.run.captures]);
-      const members = await vrls().members();
-      const victimAddr = v.member(r.victim).address;
-      const lanList = await describeLanMessages(r.lanPath, r.key, { originMs: r.killedAt });
-      const evidence = streamsEvidence(
-        "backup-failure",
-        r.run,
-        {
-          members,
-          allocationBefore: r.before,
-          allocationAfter: r.recovered,
-          victimEndSystems: r.victims,
-          detectionMs: r.detectionMs,
-          handoffOnWireMs: r.handoffMs,
-          jitterMs: KILL_JITTER_MS,
-          boundMs: r.boundMs,
-          gapsMs: r.gaps,
-          firstAllocationAfterKillMs: r.firstAllocationMs,
-          tails: r.tails,
-        },
-        r.events,
-      );
-      await attachEvidence(ctx, {
-        ...evidence,
-        captures: [
-          { label: "capture of the hub (VRRP/VRLS messages)", path: r.lanPath },
-          ...(evidence.captures ?? []),
-        ],
-        listing: { label: "messages on the hub (decoded with lib/wire, t = 0 at the kill)", text: lanList },
-      });
-      expect(
-        members.find((m) => m.id === victimAddr)?.condition,
-        `${r.victim}'s condition in the master's table`,
-      ).toBe("faulty");
-      expect(
-        Object.values(r.recovered).filter((m) => m === victimAddr),
-        `conditions still on the failed ${r.victim}`,
-      ).toEqual([]);
-      expect(r.victims.length, `end systems ${r.victim} served before the failure`).toBeGreaterThan(0);
-      expect(
-        r.handoffMs,
-        "the master's reallocation (3 -> its own 4, done) on the hub after the failure",
-      ).not.toBeNull();
-      expect(
-        r.gaps.filter((g) => g.ms > r.boundMs!),
-        `${r.victim}'s end systems re-served within detection ${r.detectionMs} ms + one hand-off ${r.handoffMs} ms + ${KILL_JITTER_MS} ms`,
-      ).toEqual([]);
-      expect(
-        { dupReceiver: r.run.totals.dupReceiver, dupWire: r.run.totals.dupWire },
-        "packets forwarded twice",
-      ).toEqual({ dupReceiver: 0, dupWire: 0 });
-      expect(
-        r.tails.filter((t) => !t.resumed),
-        "streams that did not resume",
-      ).toEqual([]);
+async function backupFailureCase(ctx: CaseContext): Promise<void> {
+  const { v } = target();
+  const r = await backupFailureScenario(target(), 5400);
+  requireCompleteCaptures([r.lanStats, ...r.run.captures]);
+  const members = await vrls().members();
+  const victimAddr = v.member(r.victim).address;
+  const lanList = await describeLanMessages(r.lanPath, r.key, { originMs: r.killedAt });
+  const evidence = streamsEvidence(
+    "backup-failure",
+    r.run,
+    {
+      members,
+      allocationBefore: r.before,
+      allocationAfter: r.recovered,
+      victimEndSystems: r.victims,
+      detectionMs: r.detectionMs,
+      handoffOnWireMs: r.handoffMs,
+      jitterMs: KILL_JITTER_MS,
+      boundMs: r.boundMs,
+      gapsMs: r.gaps,
+      firstAllocationAfterKillMs: r.firstAllocationMs,
+      tails: r.tails,
     },
-    180_000,
+    r.events,
   );
+  await attachEvidence(ctx, {
+    ...evidence,
+    captures: [
+      { label: "capture of the hub (VRRP/VRLS messages)", path: r.lanPath },
+      ...(evidence.captures ?? []),
+    ],
+    listing: { label: "messages on the hub (decoded with lib/wire, t = 0 at the kill)", text: lanList },
+  });
+  expect(
+    members.find((m) => m.id === victimAddr)?.condition,
+    `${r.victim}'s condition in the master's table`,
+  ).toBe("faulty");
+  expect(
+    Object.values(r.recovered).filter((m) => m === victimAddr),
+    `conditions still on the failed ${r.victim}`,
+  ).toEqual([]);
+  expect(r.victims.length, `end systems ${r.victim} served before the failure`).toBeGreaterThan(0);
+  expect(
+    r.handoffMs,
+    "the master's reallocation (3 -> its own 4, done) on the hub after the failure",
+  ).not.toBeNull();
+  expect(
+    r.gaps.filter((g) => g.ms > r.boundMs!),
+    `${r.victim}'s end systems re-served within detection ${r.detectionMs} ms + one hand-off ${r.handoffMs} ms + ${KILL_JITTER_MS} ms`,
+  ).toEqual([]);
+  expect(
+    { dupReceiver: r.run.totals.dupReceiver, dupWire: r.run.totals.dupWire },
+    "packets forwarded twice",
+  ).toEqual({ dupReceiver: 0, dupWire: 0 });
+  expect(
+    r.tails.filter((t) => !t.resumed),
+    "streams that did not resume",
+  ).toEqual([]);
+}
+
+describe("vrls: failures", () => {
+  certCase(C["vrls.master-failure"], masterFailureCase, 180_000);
+
+  certCase(C["vrls.backup-failure"], backupFailureCase, 180_000);
 });
 
 // Cases the suite cannot drive yet (skipped with their reason). vitest fails a file on an
