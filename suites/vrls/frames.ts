@@ -55,6 +55,23 @@ export function icmpMessages(
   return ms.filter((m) => m.kind === "icmp" && m.type === ICMP_TYPE[type]);
 }
 
+/**
+ * Review rounds: a master asks each backup with its own flow rate request (7, unicast), so
+ * one round is the 7s one sender sends within `withinMs` of the round's first; returns the
+ * first 7 of each round.
+ */
+export function reviewRounds<M extends { type: number; src: string; at: number }>(
+  log: readonly M[],
+  withinMs: number,
+): M[] {
+  const rounds: M[] = [];
+  for (const m of ofType(log, "flowRateRequest")) {
+    const open = rounds.filter((x) => x.src === m.src).at(-1);
+    if (!open || m.at - open.at >= withinMs) rounds.push(m);
+  }
+  return rounds;
+}
+
 export function isBroadcast(dst: string): boolean {
   return dst === "255.255.255.255" || dst.endsWith(".255");
 }
