@@ -49,6 +49,8 @@ export interface RouterCoreOptions {
   coordinatorGraceMs?: number;
   subnets: SubnetSpec[];
   conditions: ConditionScheme;
+  /** Seeded faults switched on (lib/roles/seeded-faults.ts); absent: none. */
+  faults?: string[];
 }
 
 export type CoreAction =
@@ -116,6 +118,7 @@ export class RouterCore {
       preempt: opts.preempt,
       primaryAddress: opts.self,
       virtualAddresses: opts.virtualAddresses,
+      ...(opts.faults?.length ? { faults: opts.faults } : {}),
     });
     this.member = new MemberEngine({
       self: opts.self,

@@ -8,6 +8,7 @@
  *    NFQUEUE HoldQueue).
  * JSON-RPC methods: status, show, reallocate, waitIdle, handoffStats, counters.
  */
+import { readFileSync } from "node:fs";
 import { rename, writeFile } from "node:fs/promises";
 import { setPriority } from "node:os";
 import { performance } from "node:perf_hooks";
@@ -20,8 +21,8 @@ import { decodeIcmp, encodeIcmp, ICMP_TYPE } from "../../wire/icmp.ts";
 import { decodeIpv4, encodeIpv4, IP_PROTOCOL } from "../../wire/ipv4.ts";
 import { ReplayWindow } from "../../wire/replay.ts";
 import { decodeVrls, encodeVrlsIpv4, VRLS_TYPE, type VrlsMessage as WireMessage } from "../../wire/vrls.ts";
-import { encodeVrrp, VRRP_MULTICAST, virtualMac } from "../../wire/vrrp.ts";
-import { validateVrrpPacket } from "../../wire/vrrp-validate.ts";
+import { encodeVrrp, VRRP_MULTICAST, virtualMac, vrrpChecksum } from "../../wire/vrrp.ts";
+import { type VrrpRejectReason, validateVrrpPacket } from "../../wire/vrrp-validate.ts";
 import type { RouterAgentArgs } from "./agent-args.ts";
 import { MemberDataplane } from "./dataplane.ts";
 import { FlowMonitor, type FlowReading } from "./flow-monitor.ts";
@@ -32,6 +33,8 @@ import { type CoreAction, RouterCore } from "./router-core.ts";
 import { fromWire, toWire } from "./wire-map.ts";
 
 const args = agentArgs<RouterAgentArgs>();
+/** Seeded faults (lib/roles/seeded-faults.ts): each `faults.has(...)` sits where its behaviour is. */
+const faults: ReadonlySet<string> = new Set(args.core.faults ?? []);
 const core = new RouterCore(args.core);
 // Issue 6: review messages (types 6-8) and flow monitor samples go through the reviewer.
 const reviewed = new ReviewedCore(core, args.review);
@@ -157,23 +160,68 @@ function advertisementFrame(priority: number, advertIntervalCs: number): Uint8Ar
       version: 3,
       type: 1,
       vrid,
-      priority,
-      maxAdverIntCs: advertIntervalCs,
+      priority:
+        faults.has("vrrp-adv-wrong-priority") && priority > 0 ? Math.min(255, priority + 1) : priority,
+      maxAdverIntCs: faults.has("vrrp-adv-wrong-interval") ? advertIntervalCs * 2 : advertIntervalCs,
       addresses: [args.virtualAddress],
       extension: new Uint8Array(0),
     },
     { src: self, dst: VRRP_MULTICAST },
   );
+  if (faults.has("vrrp-adv-version-2")) {
+    vrrp[0] = 0x21; // version 2, type 1; the checksum is recomputed, only the version is wrong
+    const sum = vrrpChecksum(vrrp, 3, { src: self, dst: VRRP_MULTICAST });
+    vrrp[6] = sum >> 8;
+    vrrp[7] = sum & 0xff;
+  }
+  if (faults.has("vrrp-adv-bad-checksum")) vrrp[7] = (vrrp[7] ?? 0) ^ 0x5a;
   const ip = encodeIpv4({
     src: self,
     dst: VRRP_MULTICAST,
     protocol: IP_PROTOCOL.vrrp,
-    ttl: 255,
+    ttl: faults.has("vrrp-adv-ttl-254") ? 254 : 255,
     tos: 0xc0,
     payload: vrrp,
   });
   // RFC 5798 7.3: the advertisement's source MAC is the virtual router MAC.
-  return encodeEthernet({ dst: "01:00:5e:00:00:12", src: vmac, etherType: ETHERTYPE.ipv4, payload: ip });
+  const src = faults.has("vrrp-adv-physical-mac") ? physicalMac : vmac;
+  return encodeEthernet({ dst: "01:00:5e:00:00:12", src, etherType: ETHERTYPE.ipv4, payload: ip });
+}
+
+/** The LAN interface's own MAC (only the seeded fault vrrp-adv-physical-mac sends from it). */
+const physicalMac = faults.has("vrrp-adv-physical-mac")
+  ? readFileSync(`/sys/class/net/${args.interface}/address`, "utf8").trim()
+  : vmac;
+
+/** Seeded faults that accept an advertisement the RFC 5798 7.1 checks discard. */
+const ACCEPTED_BY_FAULT: Partial<Record<VrrpRejectReason, string>> = {
+  "ttl-not-255": "vrrp-rx-accept-ttl",
+  "bad-version": "vrrp-rx-accept-version",
+  "bad-length": "vrrp-rx-accept-short",
+  "bad-checksum": "vrrp-rx-accept-bad-checksum",
+  "unknown-vrid": "vrrp-rx-accept-other-vrid",
+};
+
+/**
+ * A type 1 advertisement read field by field without the receive checks, the way a router
+ * with one of the faults above would take it (another version's interval: our own).
+ */
+function acceptAnyway(packet: Buffer, reason: VrrpRejectReason): void {
+  const fault = ACCEPTED_BY_FAULT[reason];
+  if (!fault || !faults.has(fault)) return;
+  const ip = decodeIpv4(packet);
+  if (!ip.ok || ip.value.src === self) return;
+  const m = ip.value.payload;
+  if (m.length < 6 || ((m[0] ?? 0) & 0x0f) !== 1) return;
+  count(`rx.acceptedByFault.${reason}`);
+  handle({
+    type: "advertisement",
+    now: now(),
+    from: ip.value.src,
+    priority: m[2] ?? 0,
+    maxAdverIntCs:
+      (m[0] ?? 0) >> 4 === 3 ? (((m[4] ?? 0) & 0x0f) << 8) | (m[5] ?? 0) : args.core.advertIntervalCs,
+  });
 }
 
 function broadcastOf(cidr: string): string {
@@ -189,11 +237,15 @@ async function perform(a: CoreAction): Promise<void> {
       count("tx.advertisement");
       return;
     case "sendGratuitousArp":
+      if (faults.has("vrrp-no-garp")) return;
       for (const ip of a.addresses) io.sendFrame(gratuitousArpFrame(vmac, ip));
       count("tx.garp");
       return;
     case "role":
-      await dp.setRole(a.role);
+      await dp.setRole(a.role, {
+        arp: faults.has(a.role === "master" ? "vrrp-no-arp-reply" : "vrrp-arp-while-backup"),
+        forward: faults.has(a.role === "master" ? "vrrp-no-forward" : "vrrp-forward-while-backup"),
+      });
       log(`role ${a.role}`);
       return;
     case "send":
@@ -291,6 +343,7 @@ function onVrrp(packet: Buffer): void {
   });
   if (!v.ok) {
     count(`rx.rejected.${v.reason}`);
+    acceptAnyway(packet, v.reason);
     return;
   }
   if (v.ip.src === self) return;
