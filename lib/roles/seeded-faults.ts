@@ -104,6 +104,46 @@ export const SEEDED_FAULTS = {
     role: "vrls-router",
     breaks: "the data plane is not removed when the agent crashes (kernel rules outlive it)",
   },
+  // ---- NAT-LB (lib/roles/natlb: balancer and keeper agents)
+  "natlb-dnat-snat": {
+    role: "natlb",
+    breaks: "destination NAT also rewrites the source (the server no longer sees the client)",
+  },
+  "natlb-fullnat-no-snat": {
+    role: "natlb",
+    breaks: "full NAT without the source rewrite to the internal address and port",
+  },
+  "natlb-table-no-tcp-info": {
+    role: "natlb",
+    breaks: "connection entries lack the TCP flow-control information (state)",
+  },
+  "natlb-unknown-vip-silent": {
+    role: "natlb",
+    breaks: "a packet for an address in neither mode is dropped without an error back",
+  },
+  "natlb-no-transition": {
+    role: "natlb",
+    breaks: "no transition mode on the receiving balancer: packets are not held (refused)",
+  },
+  "natlb-no-garp": { role: "natlb", breaks: "no gratuitous ARP when a balancer takes a VIP" },
+  "natlb-entries-not-moved": { role: "natlb", breaks: "step 3 sends no entries to the new owner" },
+  "natlb-old-keeps-entries": {
+    role: "natlb",
+    breaks: "the old owner does not delete the VIP's entries after the end of switch",
+  },
+  "natlb-end-switch-ignored": {
+    role: "natlb",
+    breaks: "the old owner ignores the end-of-switch (keeps the VIP's mode and entries)",
+  },
+  "natlb-held-dropped": { role: "natlb", breaks: "held packets are dropped at step 4, not released" },
+  "natlb-no-copies": {
+    role: "natlb",
+    breaks: "the balancers push no copies of their entries to the servers",
+  },
+  "natlb-copies-not-restored": {
+    role: "natlb",
+    breaks: "on failover the servers send none of the copies they keep",
+  },
 } as const satisfies Record<string, SeededFault>;
 
 export type SeededFaultName = keyof typeof SEEDED_FAULTS;

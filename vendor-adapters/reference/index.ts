@@ -196,7 +196,8 @@ export class ReferenceAdapter implements VendorAdapter {
       async start({ embodiment }) {
         await this.stop();
         const config: NatlbConfig = { ...loadNatlbSection(self.topology()), embodiment };
-        self.rig = await startNatlb(self.lab, config);
+        const faults = faultsFor("natlb", self.faults);
+        self.rig = await startNatlb(self.lab, config, faults.length > 0 ? { faults } : {});
       },
       async stop() {
         const r = self.rig;
