@@ -100,6 +100,59 @@ export const SEEDED_FAULTS = {
     breaks: "a backup forwards frames sent to the virtual MAC",
   },
   // ---- VRLS extension (lib/roles/vrls)
+  "vrls-adv-ttl-254": {
+    role: "vrls-router",
+    breaks: "type 1 advertisements leave with TTL 254: the other members discard them (no election)",
+  },
+  "vrls-no-responses": { role: "vrls-router", breaks: "a backup sends no response (type 2)" },
+  "vrls-backup-failure-ignored": {
+    role: "vrls-router",
+    breaks: "the master never marks a silent backup faulty (its conditions stay with it)",
+  },
+  "vrls-no-discovery": { role: "vrls-router", breaks: "a new master sends no ICMP information request" },
+  "vrls-alloc-off-by-one": {
+    role: "vrls-router",
+    breaks: "the equal-count allocation gives one condition of the last member to the first",
+  },
+  "vrls-no-confirmation": {
+    role: "vrls-router",
+    breaks: "a member sends no allocation confirmation (type 4)",
+  },
+  "vrls-keeps-forwarding": {
+    role: "vrls-router",
+    breaks: "the old owner keeps forwarding a condition after the hand-off (empty markers)",
+  },
+  "vrls-timer-delay-ignored": { role: "vrls-router", breaks: "timer mode: the new owner waits no delay" },
+  "vrls-seq-off-by-one": {
+    role: "vrls-router",
+    breaks: "sequence-number mode: the markers' next sequence number is one segment (1448) early",
+  },
+  "vrls-no-markers": { role: "vrls-router", breaks: "the old owner's markers (type 5) list no flow" },
+  "vrls-wrong-flow-markers": { role: "vrls-router", breaks: "the markers name the wrong flows" },
+  "vrls-no-hold": {
+    role: "vrls-router",
+    breaks: "exactly-once: the new owner forwards at once instead of holding until the markers",
+  },
+  "vrls-no-review-request": {
+    role: "vrls-router",
+    breaks: "a member past the thresholds sends no review request (type 6)",
+  },
+  "vrls-no-rate-response": {
+    role: "vrls-router",
+    breaks: "a backup does not answer the flow rate request (type 8)",
+  },
+  "vrls-realloc-smallest-first": {
+    role: "vrls-router",
+    breaks: "reallocation by rate places the conditions smallest first",
+  },
+  "vrls-review-in-holddown": {
+    role: "vrls-router",
+    breaks: "reviews start again inside the hold-down (0 ms)",
+  },
+  "vrls-substitution-failure-ignored": {
+    role: "vrls-router",
+    breaks: "the master does not take the work back when the substitution server falls silent",
+  },
   "zombie-dataplane": {
     role: "vrls-router",
     breaks: "the data plane is not removed when the agent crashes (kernel rules outlive it)",

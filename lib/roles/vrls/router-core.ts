@@ -134,6 +134,7 @@ export class RouterCore {
       responseTimeoutMs: opts.responseTimeoutMs,
       discoveryMs: opts.discoveryMs,
       rejoinHoldDownMs: opts.rejoinHoldDownMs ?? 0,
+      ...(opts.faults?.length ? { faults: opts.faults } : {}),
     });
     this.discovery = new Discovery(opts.subnets, [
       ...opts.virtualAddresses,
@@ -236,6 +237,7 @@ export class RouterCore {
         if (event.type === "tick") {
           if (
             this.coordinatorOn &&
+            !this.opts.faults?.includes("vrls-substitution-failure-ignored") &&
             now - this.coordinatorHeard > (this.opts.coordinatorTimeoutMs ?? this.opts.responseTimeoutMs)
           ) {
             // Seed: "the condition of substitution server (fault) is set into master router 3-1

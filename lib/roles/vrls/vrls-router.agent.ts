@@ -26,7 +26,8 @@ import { type VrrpRejectReason, validateVrrpPacket } from "../../wire/vrrp-valid
 import type { RouterAgentArgs } from "./agent-args.ts";
 import { MemberDataplane } from "./dataplane.ts";
 import { FlowMonitor, type FlowReading } from "./flow-monitor.ts";
-import type { Destination, VrlsMessage } from "./messages.ts";
+import type { Disposition } from "./member.ts";
+import type { Destination, FlowMarker, VrlsMessage } from "./messages.ts";
 import { RawIo } from "./rawio.ts";
 import { ReviewedCore, type ReviewedEvent } from "./reviewed-core.ts";
 import { type CoreAction, RouterCore } from "./router-core.ts";
@@ -35,9 +36,14 @@ import { fromWire, toWire } from "./wire-map.ts";
 const args = agentArgs<RouterAgentArgs>();
 /** Seeded faults (lib/roles/seeded-faults.ts): each `faults.has(...)` sits where its behaviour is. */
 const faults: ReadonlySet<string> = new Set(args.core.faults ?? []);
-const core = new RouterCore(args.core);
+const core = new RouterCore(
+  faults.has("vrls-timer-delay-ignored") ? { ...args.core, timerDelayMs: 0 } : args.core,
+);
 // Issue 6: review messages (types 6-8) and flow monitor samples go through the reviewer.
-const reviewed = new ReviewedCore(core, args.review);
+const reviewed = new ReviewedCore(
+  core,
+  args.review && faults.has("vrls-review-in-holddown") ? { ...args.review, holdDownMs: 0 } : args.review,
+);
 const self = args.core.self;
 const vrid = args.core.vrid;
 const key = Buffer.from(args.key, "utf8");
@@ -93,7 +99,8 @@ function handle(event: ReviewedEvent): void {
     // Timer mode's stop must not wait behind earlier actions (its delay budget is small).
     if (a.type === "role") notify("role", { role: a.role, at: Date.now(), self });
     if (a.type === "stopForwarding") {
-      dp.stopNow(a.conditions).catch((e) => log(`stop failed: ${(e as Error).message}`));
+      if (!faults.has("vrls-keeps-forwarding"))
+        dp.stopNow(a.conditions).catch((e) => log(`stop failed: ${(e as Error).message}`));
       count("handoff.timerStops");
     } else if (independentOfDataplane(a)) {
       // VRRP advertisements, ARP, responses and allocations never wait behind data plane
@@ -134,7 +141,17 @@ async function drain(): Promise<void> {
   }
 }
 
+/** Seeded faults that keep a VRLS message type from leaving. */
+const WITHHELD_BY_FAULT: Partial<Record<VrlsMessage["type"], string>> = {
+  response: "vrls-no-responses",
+  confirmation: "vrls-no-confirmation",
+  reviewRequest: "vrls-no-review-request",
+  rateResponse: "vrls-no-rate-response",
+};
+
 function sendMessage(to: Destination, message: VrlsMessage): void {
+  const withheld = WITHHELD_BY_FAULT[message.type];
+  if (withheld && faults.has(withheld)) return;
   const dst = to === "all" ? VRRP_MULTICAST : to.member;
   for (const part of toWire(message)) {
     const wire = {
@@ -179,7 +196,7 @@ function advertisementFrame(priority: number, advertIntervalCs: number): Uint8Ar
     src: self,
     dst: VRRP_MULTICAST,
     protocol: IP_PROTOCOL.vrrp,
-    ttl: faults.has("vrrp-adv-ttl-254") ? 254 : 255,
+    ttl: faults.has("vrrp-adv-ttl-254") || faults.has("vrls-adv-ttl-254") ? 254 : 255,
     tos: 0xc0,
     payload: vrrp,
   });
@@ -229,6 +246,40 @@ function broadcastOf(cidr: string): string {
   return intToIp((c.network | (~maskOf(c.prefix) >>> 0)) >>> 0);
 }
 
+/** Conditions this member forwarded at some time (for the seeded fault vrls-keeps-forwarding). */
+const everForwarded = new Set<string>();
+
+/**
+ * Seeded faults on the data plane: vrls-no-hold (a new owner forwards at once instead of
+ * holding), vrls-keeps-forwarding (an old owner keeps forwarding what it handed off).
+ */
+function faultyDispositions(d: ReadonlyMap<string, Disposition>): ReadonlyMap<string, Disposition> {
+  if (!faults.has("vrls-no-hold") && !faults.has("vrls-keeps-forwarding")) return d;
+  const out = new Map(d);
+  for (const [c, x] of d) {
+    if (x === "forward" || x === "observe") everForwarded.add(c);
+    if (x === "hold" && faults.has("vrls-no-hold")) out.set(c, "forward");
+    if (x === "drop" && faults.has("vrls-keeps-forwarding") && everForwarded.has(c)) out.set(c, "forward");
+  }
+  return out;
+}
+
+/** Seeded faults on the markers: none at all, another flow's, or sequence numbers one segment early. */
+function faultyMarkers(markers: FlowMarker[], mode: string): FlowMarker[] {
+  if (faults.has("vrls-no-markers")) return [];
+  if (faults.has("vrls-wrong-flow-markers") && markers.length > 0)
+    return markers.map((m, i) => ({
+      ...m,
+      flow:
+        markers.length > 1
+          ? (markers[(i + 1) % markers.length]?.flow ?? m.flow)
+          : "udp 192.0.2.1:9>192.0.2.2:9",
+    }));
+  if (faults.has("vrls-seq-off-by-one") && mode === "sequence-number")
+    return markers.map((m) => (m.nextSeq === undefined ? m : { ...m, nextSeq: (m.nextSeq - 1448) >>> 0 }));
+  return markers;
+}
+
 let infoSeq = 0;
 async function perform(a: CoreAction): Promise<void> {
   switch (a.type) {
@@ -255,7 +306,7 @@ async function perform(a: CoreAction): Promise<void> {
       if (args.trace)
         log(`apply at ${Date.now()} ${JSON.stringify(Object.fromEntries(core.member.dispositions))}`);
       // The newest state, not this action's copy: a later stop may already have changed it.
-      await dp.apply(core.member.dispositions);
+      await dp.apply(faultyDispositions(core.member.dispositions));
       return;
     case "stopAndSendMarkers": {
       // Observe a little longer before stopping: a packet that reached both members before
@@ -264,7 +315,10 @@ async function perform(a: CoreAction): Promise<void> {
       // 1.8 M datagrams in 150 hand-offs). Observing longer is always safe: it only moves
       // the marker later, and the new owner drops its held copies up to the marker.
       await new Promise((r) => setTimeout(r, STOP_SETTLE_MS));
-      const markers = dp.stop(a.to, a.epoch, a.version, a.conditions, a.mode);
+      const markers = faultyMarkers(
+        faults.has("vrls-keeps-forwarding") ? [] : dp.stop(a.to, a.epoch, a.version, a.conditions, a.mode),
+        a.mode,
+      );
       if (args.trace)
         log(`stop ${a.conditions} at ${Date.now()} v${a.version} -> ${a.to}: ${markers.length} markers`);
       sendMessage(
@@ -274,7 +328,7 @@ async function perform(a: CoreAction): Promise<void> {
       return;
     }
     case "stopForwarding":
-      await dp.stopNow(a.conditions);
+      if (!faults.has("vrls-keeps-forwarding")) await dp.stopNow(a.conditions);
       return;
     case "resolveHeld": {
       // Every frame the old owner forwarded reached this member from the same hub before
@@ -298,6 +352,7 @@ async function perform(a: CoreAction): Promise<void> {
       dp.releaseAll(a.conditions);
       return;
     case "sendInfoRequest":
+      if (faults.has("vrls-no-discovery")) return;
       // Seed Figs. 8A/8B: ICMP information request (type 15) broadcast on each subnet. A remote
       // subnet's directed broadcast passes its router only if that router forwards it.
       for (const s of a.subnets) {
