@@ -371,7 +371,7 @@ export class ReferenceAdapter implements VendorAdapter {
 export const referenceRegistration: AdapterRegistration = {
   name: "reference",
   description:
-    "Tandem's reference roles (VRLS router agents; option handoffProtection=off breaks the hand-off)",
+    "Tandem's reference roles (VRLS router agents; option handoffProtection=off breaks the hand-off; fault=NAME[,NAME] switches on seeded faults, lib/roles/seeded-faults.ts)",
   suites: ["vrrp", "vrls", "natlb"],
   create: (target) => new ReferenceAdapter(target),
 };
