@@ -300,13 +300,9 @@ describe("natlb: destination NAT and a planned VIP move (Fig. 3, Figs. 4-10)", (
         s.move.steps.filter((x) => x !== "precopy"),
         "the seed's four steps, in order",
       ).toEqual(["transition", "route", "entries", "end"]);
-      expect(s.move.entriesMoved, "entries moved in step 3").toBeGreaterThanOrEqual(1000);
-      expect(s.move.hold?.held ?? 0, "packets held in transition mode (step 1)").toBeGreaterThan(0);
-      expect(s.move.hold?.released, "held packets released in step 4").toBe(s.move.hold?.held);
-      expect(s.move.hold?.dropped, "held packets dropped").toBe(0);
-      expect(s.ownerAfter, "owner after").toBe("lbb");
-      // Step 2 on the wire: lbb announces VIP1 (Internet side) and its internal address
-      // (server side) by gratuitous ARP with its own MACs, after the move began.
+      // Step 2 on the wire, judged first: without the announcement no packet reaches lbb,
+      // so step 1's hold would fail too and hide the cause. lbb announces VIP1 (Internet
+      // side) and its internal address (server side) by gratuitous ARP with its own MACs.
       const announced = (side: "internet" | "server", address: string, mac: string | undefined) =>
         s.garps.filter(
           (g) => g.side === side && g.address === address && g.mac === mac && g.atMs >= s.moveStartedAt - 5,
@@ -320,6 +316,11 @@ describe("natlb: destination NAT and a planned VIP move (Fig. 3, Figs. 4-10)", (
         announced("server", VIP1_INTERNAL, s.lbbMacs.internal),
         `gratuitous ARP for ${VIP1_INTERNAL} at ${s.lbbMacs.internal} on the server side`,
       ).toBeGreaterThan(0);
+      expect(s.move.entriesMoved, "entries moved in step 3").toBeGreaterThanOrEqual(1000);
+      expect(s.move.hold?.held ?? 0, "packets held in transition mode (step 1)").toBeGreaterThan(0);
+      expect(s.move.hold?.released, "held packets released in step 4").toBe(s.move.hold?.held);
+      expect(s.move.hold?.dropped, "held packets dropped").toBe(0);
+      expect(s.ownerAfter, "owner after").toBe("lbb");
       // Step 4: the old owner forgets the VIP, its entries included.
       expect(s.oldOwnerEntries, "entries of VIP1 lba still holds 2.5 s after the move").toBe(0);
       expect(
