@@ -27,7 +27,7 @@ afterAll(async () => {
 describe("tandem faults --suite natlb --fault natlb-no-garp", () => {
   let campaign: SuiteCampaign | undefined;
 
-  it("certifies the clean run and catches the fault with NATLB-MOVE-002 only where expected", async () => {
+  it("certifies the clean run and catches the fault by NATLB-MOVE-002, judged from the wire", async () => {
     const lines: string[] = [];
     const [c] = await runFaultCampaign({
       suite: "natlb",
