@@ -17,12 +17,7 @@ import { parseCapabilities } from "../vendor-adapters/types.ts";
 function model(file: string): VrlsLab {
   const loaded = loadTopology(file);
   const noLab = {} as Lab;
-  const vrls = new ReferenceVrls(
-    noLab,
-    () => loaded,
-    { hosts: {}, primary: "", workDir: "", options: {} },
-    false,
-  );
+  const vrls = new ReferenceVrls(noLab, () => loaded, false);
   return new VrlsLab(noLab, loaded, vrls);
 }
 
@@ -67,12 +62,7 @@ describe("vrls suite: the lab model comes from the lab file", () => {
   it("a member not marked device: true is an error naming the file and host", () => {
     const text = readFileSync("labs/vrls-fig7.yaml", "utf8").replace(/( {2}rb:\n) {4}device: true\n/, "$1");
     const loaded = parseTopologyText(text, "edited-fig7.yaml");
-    const vrls = new ReferenceVrls(
-      {} as Lab,
-      () => loaded,
-      { hosts: {}, primary: "", workDir: "", options: {} },
-      false,
-    );
+    const vrls = new ReferenceVrls({} as Lab, () => loaded, false);
     expect(() => new VrlsLab({} as Lab, loaded, vrls)).toThrow(
       /edited-fig7\.yaml: hosts\.rb is a member of vr1 but not marked device: true/,
     );

@@ -15,6 +15,7 @@ import {
 } from "../../lib/roles/natlb/harness/lab-harness.ts";
 import type { MoveReport } from "../../lib/roles/natlb/move.ts";
 import { loadNatlbSection } from "../../lib/roles/natlb/section.ts";
+import { faultsFor, parseFaultOption, type SeededFaultName } from "../../lib/roles/seeded-faults.ts";
 import {
   type RunningVirtualRouter,
   startVirtualRouter,
@@ -32,7 +33,7 @@ import type {
   NatlbControl,
   VendorAdapter,
 } from "../types.ts";
-import { ReferenceVrls } from "./vrls-control.ts";
+import { ReferenceVrls, routerFaults } from "./vrls-control.ts";
 
 /**
  * Tandem's own reference roles as a device: the VRLS virtual router of the lab's `vrls:`
@@ -52,6 +53,8 @@ export class ReferenceAdapter implements VendorAdapter {
   private embodiment: "dnat" | "fullnat" | undefined;
   private readonly lab: Lab;
   private readonly broken: boolean;
+  /** Seeded faults (`--dut-option fault=NAME[,NAME...]`, lib/roles/seeded-faults.ts). */
+  private readonly faults: SeededFaultName[];
   private vrrpMode = false;
   private vrrpConfig: DeviceConfig["vrrp"];
 
@@ -59,6 +62,7 @@ export class ReferenceAdapter implements VendorAdapter {
     if (!target.lab) throw new Error("reference adapter: needs the lab (DeviceTarget.lab)");
     this.lab = target.lab;
     this.broken = target.options.handoffProtection === "off";
+    this.faults = parseFaultOption(target.options.fault);
     const caps: Capability[] = ["fault-crash", "fault-link", "logs", "config-readback"];
     const loaded = this.topology();
     if (loaded.topology.vrls) {
@@ -78,7 +82,7 @@ export class ReferenceAdapter implements VendorAdapter {
           "vrls-review",
           "vrls-substitution",
         );
-        this.vrls = new ReferenceVrls(this.lab, () => this.topology(), target, this.broken);
+        this.vrls = new ReferenceVrls(this.lab, () => this.topology(), this.broken, this.faults);
       }
     }
     if (loaded.topology.natlb) {
@@ -97,7 +101,9 @@ export class ReferenceAdapter implements VendorAdapter {
     return {
       vendor: "Tandem",
       product: "reference roles",
-      version: `${pkg.version}${this.broken ? " (hand-off protection OFF)" : ""}`,
+      version: `${pkg.version}${this.broken ? " (hand-off protection OFF)" : ""}${
+        this.faults.length > 0 ? ` (seeded faults: ${this.faults.join(", ")})` : ""
+      }`,
     };
   }
 
@@ -123,6 +129,7 @@ export class ReferenceAdapter implements VendorAdapter {
     this.running = await startVirtualRouter(this.lab, {
       ...vr,
       members: vr.members.map((m) => ({ ...m, priority: v.priority })),
+      ...routerFaults(this.faults),
     });
   }
 
@@ -198,7 +205,8 @@ export class ReferenceAdapter implements VendorAdapter {
         await this.stop();
         const embodiment = options.embodiment ?? self.embodiment ?? "dnat";
         const config: NatlbConfig = { ...loadNatlbSection(self.topology()), embodiment };
-        self.rig = await startNatlb(self.lab, config);
+        const faults = faultsFor("natlb", self.faults);
+        self.rig = await startNatlb(self.lab, config, faults.length > 0 ? { faults } : {});
       },
       async stop() {
         const r = self.rig;
@@ -292,7 +300,7 @@ export class ReferenceAdapter implements VendorAdapter {
 export const referenceRegistration: AdapterRegistration = {
   name: "reference",
   description:
-    "Tandem's reference roles (VRLS router agents; option handoffProtection=off breaks the hand-off)",
+    "Tandem's reference roles (VRLS router agents; option handoffProtection=off breaks the hand-off; fault=NAME[,NAME] switches on seeded faults, lib/roles/seeded-faults.ts)",
   suites: ["vrrp", "vrls", "natlb"],
   create: (target) => new ReferenceAdapter(target),
 };

@@ -1,5 +1,6 @@
 import type { Lab } from "../../lib/lab/index.ts";
 import type { AgentClient } from "../../lib/remote/index.ts";
+import { faultsFor, type SeededFaultName } from "../../lib/roles/seeded-faults.ts";
 import { coreOptionsFor, type VirtualRouterConfig } from "../../lib/roles/vrls/config.ts";
 import { startCoordinator } from "../../lib/roles/vrls/harness/coordinator.ts";
 import {
@@ -11,7 +12,6 @@ import {
 import { ReviewSpec } from "../../lib/roles/vrls/review-config.ts";
 import type { LoadedTopology } from "../../lib/topology/load.ts";
 import type {
-  DeviceTarget,
   VrlsControl,
   VrlsDescription,
   VrlsEndSystem,
@@ -19,6 +19,12 @@ import type {
   VrlsSettings,
   VrlsSubstitutionControl,
 } from "../types.ts";
+
+/** The router agents' seeded faults, for their configuration. */
+export function routerFaults(faults: readonly SeededFaultName[]): { faults?: string[] } {
+  const f = faultsFor("vrls-router", faults);
+  return f.length > 0 ? { faults: f } : {};
+}
 
 /**
  * The reference VRLS virtual router (lib/roles/vrls) behind the adapter's VRLS control
@@ -37,9 +43,10 @@ export class ReferenceVrls implements VrlsControl {
   constructor(
     private readonly lab: Lab,
     private readonly loaded: () => LoadedTopology,
-    private readonly target: DeviceTarget,
     /** Option handoffProtection=off: every hand-off in timer mode with a zero delay. */
     private readonly broken: boolean,
+    /** Seeded faults (option fault=NAME[,NAME...], lib/roles/seeded-faults.ts). */
+    private readonly faults: readonly SeededFaultName[] = [],
   ) {
     this.current = this.configFor({});
     this.inForce = this.current.spec.mode;
@@ -67,8 +74,12 @@ export class ReferenceVrls implements VrlsControl {
       ...(this.broken ? { mode: "timer" as const, timerDelayMs: 0 } : {}),
     };
     const vr = virtualRouterConfig(this.loaded(), undefined, overrides);
-    // Negative control: the agents' kernel rules outlive them (a zombie data plane).
-    return this.target.options.fault === "zombie-dataplane" ? { ...vr, fateSharing: false } : vr;
+    return {
+      ...vr,
+      // Negative control: the agents' kernel rules outlive them (a zombie data plane).
+      ...(this.faults.includes("zombie-dataplane") ? { fateSharing: false } : {}),
+      ...routerFaults(this.faults),
+    };
   }
 
   describe(): VrlsDescription {
