@@ -138,6 +138,18 @@ describe("keepalived and FRR VRRPv3-over-IPv6 advertisements decoded by lib/wire
             solicited: false,
             router: false,
           });
+        // FRR 8.4, configured with the link-local virtual address first, sends it first and
+        // meets the sender rules; its unsolicited NAs set the Router flag as RFC 9568 6.4.2 asks.
+        expect(summary.adverts[61]).toEqual(["fe80::61 2001:db8:5::61 |"]);
+        const frrNas = nas.filter((n) => n.src === "00:00:5e:00:02:3d");
+        expect(new Set(frrNas.map((n) => n.target))).toEqual(new Set(["fe80::61", "2001:db8:5::61"]));
+        for (const n of frrNas)
+          expect(n).toMatchObject({
+            mac: "00:00:5e:00:02:3d",
+            override: true,
+            solicited: false,
+            router: true,
+          });
       } finally {
         await sniffer.close();
         for (const a of adapters) await a.dispose();
