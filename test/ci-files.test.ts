@@ -90,9 +90,9 @@ describe(".github/workflows/certify.yml", () => {
     }
     expect((steps[restore]!.with as Record<string, string>)["restore-keys"]).toBeTruthy();
     expect(paths(steps[upload]!)).toBe(out);
-    const junit = steps.find(uses("mikepenz/action-junit-report@"));
-    expect((junit?.with as Record<string, string>).report_paths).toBe(`${out}/junit.xml`);
-    expect(junit?.if).toBe("always()");
+    const junit = steps[index(uses("mikepenz/action-junit-report@"), "junit report")]!;
+    expect((junit.with as Record<string, string>).report_paths).toBe(`${out}/junit.xml`);
+    expect(junit.if).toBe("always()");
   });
 
   it("deploys the report to Pages from main", () => {
