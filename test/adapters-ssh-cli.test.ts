@@ -131,9 +131,10 @@ describe("ssh-cli adapter errors name the template line", () => {
         });
         const frr = new SshCliAdapter(target("frr-vtysh"));
         try {
+          // asked first, as the suites do: the router boots, then vtysh answers
+          expect((await frr.identity()).version).toMatch(/^\d+\.\d+/);
           await frr.deploy({ vrrp: [instance] });
           await frr.start();
-          expect((await frr.identity()).version).toMatch(/^\d+\.\d+/);
           const until = Date.now() + 10_000;
           let state = await frr.readState();
           while (state.vrrp[0]?.state !== "master" && Date.now() < until) {

@@ -135,7 +135,9 @@ export class SshCliAdapter implements VendorAdapter {
     return out;
   }
 
+  /** Asked before deploy too: the router is booted first (host.prepare is idempotent), then its CLI answers. */
   async identity(): Promise<DeviceIdentity> {
+    await this.shell(this.template.host.prepare, "host.prepare");
     const out = await this.cli([this.template.identity.command], "identity");
     const m = new RegExp(this.template.identity.versionPattern, "m").exec(out);
     return { vendor: this.template.vendor, product: this.template.product, version: m?.[1] ?? "unknown" };
