@@ -207,6 +207,8 @@ export interface AdapterRegistration {
   description: string;
   /** Suites this adapter can be certified with. */
   suites: readonly ("vrrp" | "vrls" | "natlb")[];
+  /** Why an adapter without suites cannot be certified (what it is instead); `tandem certify` prints it. */
+  notCertifiable?: string;
   create(target: DeviceTarget): VendorAdapter;
   /**
    * Documented, verified explanations of this device's deviations, by case ID. Shown next
