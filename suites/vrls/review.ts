@@ -14,6 +14,7 @@ import {
 import type { CaptureStats } from "../../lib/traffic/capture.ts";
 import type { ChartEvent } from "../../lib/traffic/chart.ts";
 import type { Timeline } from "../../lib/traffic/stream-tally.ts";
+import { VRLS_TYPE } from "../../lib/wire/vrls.ts";
 import type { VrlsReviewSettings } from "../../vendor-adapters/types.ts";
 import { vrlsMessages } from "./frames.ts";
 import type { VrlsLab } from "./lab.ts";
@@ -248,6 +249,7 @@ export async function runReviewScenario({ v, vrls }: VrlsTarget): Promise<Review
         (m) => ({
           atMs: m.tsMs,
           label: `${m.type} from ${v.hostOf(m.src)}`,
+          kind: m.type === VRLS_TYPE.flowRateRequest ? ("allocation" as const) : ("other" as const),
         }),
       ),
     ];

@@ -143,6 +143,7 @@ export async function handoffScenario(t: VrlsTarget, mode: "timer" | "exactly-on
         events.push({
           atMs: Date.now(),
           label: `${v.endSystems[i % v.endSystems.length]!.host} to ${v.hostOf(to)}`,
+          kind: "hand-off",
         });
         await vrls.reallocate({ [cond]: to });
         current = { ...current, [cond]: to };
@@ -288,8 +289,8 @@ export async function masterFailureScenario(t: VrlsTarget, port: number) {
     return { host, ms: Math.max(result.longestInterruption?.ms ?? 0, tailMs), lost: result.lost };
   });
   const events: ChartEvent[] = [
-    { atMs: killedAt, label: `${victim} crashed` },
-    { atMs: takeoverAt, label: `${newMaster} master` },
+    { atMs: killedAt, label: `${victim} crashed`, kind: "crash" },
+    { atMs: takeoverAt, label: `${newMaster} master`, kind: "takeover" },
   ];
   return { victim, run, before, recovered, newMaster, tails: tailsOf(run), gaps, killedAt, events };
 }
@@ -348,8 +349,10 @@ export async function backupFailureScenario(t: VrlsTarget, port: number) {
       lanStats,
       firstAllocationMs: first3 ? Math.round(first3.tsMs - killedAt) : null,
       events: [
-        { atMs: killedAt, label: `${victim.host} powered off` },
-        ...(first3 ? [{ atMs: first3.tsMs, label: `${master.host} reallocates` }] : []),
+        { atMs: killedAt, label: `${victim.host} powered off`, kind: "crash" },
+        ...(first3
+          ? [{ atMs: first3.tsMs, label: `${master.host} reallocates`, kind: "takeover" as const }]
+          : []),
       ] as ChartEvent[],
     };
   } finally {

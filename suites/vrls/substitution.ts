@@ -10,6 +10,7 @@ import {
 import type { CaptureStats } from "../../lib/traffic/capture.ts";
 import type { ChartEvent } from "../../lib/traffic/chart.ts";
 import type { Timeline } from "../../lib/traffic/stream-tally.ts";
+import { VRLS_TYPE } from "../../lib/wire/vrls.ts";
 import type { VrlsControl, VrlsSubstitutionControl } from "../../vendor-adapters/types.ts";
 import { bringUpDevice, type SuiteDevice, takeDown } from "../support/fixture.ts";
 import { waitUntil } from "../support/wait.ts";
@@ -343,9 +344,13 @@ async function substitutionPhases(v: VrlsLab, vrls: VrlsControl): Promise<Substi
       timeline: timeline ?? { binMs: 50, startMs: r1.startedAt, series: {} },
       events: [
         ...[...vrlsMessages(b.messages, "reviewRequest"), ...vrlsMessages(b.messages, "flowRateRequest")].map(
-          (m) => ({ atMs: m.tsMs, label: `${m.type} from ${who(m.src)}` }),
+          (m) => ({
+            atMs: m.tsMs,
+            label: `${m.type} from ${who(m.src)}`,
+            kind: m.type === VRLS_TYPE.flowRateRequest ? ("allocation" as const) : ("other" as const),
+          }),
         ),
-        { atMs: b.killRun.killedAt, label: "server killed" },
+        { atMs: b.killRun.killedAt, label: "server killed", kind: "crash" },
       ],
       logs: p.logs.join("\n"),
     };
