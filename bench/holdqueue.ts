@@ -19,7 +19,7 @@ import {
   RECEIVER,
   SOURCE_A,
   UDP_PORT,
-} from "../test/dataplane-fixture.ts";
+} from "../lib/lab/forwarding-lab.ts";
 
 export interface HoldQueueBenchResult {
   packets_per_run: number;

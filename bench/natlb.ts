@@ -1,5 +1,4 @@
 import { type Lab, upLab } from "../lib/lab/index.ts";
-import type { BurstReport } from "../lib/traffic/http-load.ts";
 import type { NatlbConfig } from "../lib/roles/natlb/config.ts";
 import {
   holdReportOf,
@@ -14,6 +13,7 @@ import {
 } from "../lib/roles/natlb/lab-harness.ts";
 import { loadNatlbSection } from "../lib/roles/natlb/section.ts";
 import { loadTopology } from "../lib/topology/load.ts";
+import type { BurstReport } from "../lib/traffic/http-load.ts";
 
 /**
  * `tandem bench natlb`: on the seed's Fig. 3 lab, with 1000 TCP connections on one VIP,

@@ -6,14 +6,14 @@
  * runs with keepalived (standard VRRPv3, the master forwards everything) for comparison.
  */
 import type { Lab } from "../lab/index.ts";
+import { startKeepalived } from "../roles/vrls/keepalived.ts";
+import { startVirtualRouter, virtualRouterConfig } from "../roles/vrls/lab-harness.ts";
 import type { LoadedTopology } from "../topology/load.ts";
 import { analyzeCapture } from "../traffic/analyzer.ts";
 import { Capture } from "../traffic/capture.ts";
 import { type L2Path, resolveL2Path, sendUdpStream, UdpReceiver } from "../traffic/udp.ts";
 import { virtualMac } from "../wire/vrrp.ts";
 import { FIG7_END_SYSTEM_ADDRESSES, FIG7_END_SYSTEMS, primeDiscovery } from "./handoff-run.ts";
-import { startKeepalived } from "../roles/vrls/keepalived.ts";
-import { startVirtualRouter, virtualRouterConfig } from "../roles/vrls/lab-harness.ts";
 
 export interface EndSystemOutcome {
   host: string;

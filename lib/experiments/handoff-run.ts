@@ -7,15 +7,15 @@
  * time is the master's (allocation sent -> every member done).
  */
 import type { Lab } from "../lab/index.ts";
+import type { RunningVirtualRouter } from "../roles/vrls/lab-harness.ts";
+import type { HandoffMode } from "../roles/vrls/messages.ts";
 import { TrafficAgent } from "../traffic/agent-client.ts";
 import { analyzeCapture, analyzeStream } from "../traffic/analyzer.ts";
 import { Capture } from "../traffic/capture.ts";
 import { decodeTaggedFrame } from "../traffic/frame.ts";
 import type { PcapReader } from "../traffic/pcap-reader.ts";
-import { sendUdpStream, UdpReceiver } from "../traffic/udp.ts";
-import type { RunningVirtualRouter } from "../roles/vrls/lab-harness.ts";
-import type { HandoffMode } from "../roles/vrls/messages.ts";
 import { compareTcpWire } from "../traffic/tcp-compare.ts";
+import { sendUdpStream, UdpReceiver } from "../traffic/udp.ts";
 
 export const FIG7_END_SYSTEMS = ["es1", "es2", "es3", "es4", "es5", "es6"];
 export const FIG7_END_SYSTEM_ADDRESSES = [

@@ -11,10 +11,10 @@
  * of the lab (on the hub its backup would forward every frame too).
  */
 import type { Lab } from "../lab/index.ts";
-import type { LoadedTopology } from "../topology/load.ts";
 import { startKeepalived } from "../roles/vrls/keepalived.ts";
 import { startVirtualRouter, virtualRouterConfig } from "../roles/vrls/lab-harness.ts";
 import { ReviewSpec, type ReviewSpecT } from "../roles/vrls/review-config.ts";
+import type { LoadedTopology } from "../topology/load.ts";
 import {
   addServerAddresses,
   balancedSince,

@@ -12,11 +12,11 @@
  *   time window: the analyzer's attribution), never from the agents.
  */
 import type { Lab } from "../lab/index.ts";
+import { bucketOf } from "../roles/vrls/conditions.ts";
 import { analyzeCapture, type CaptureAnalysis } from "../traffic/analyzer.ts";
 import { Capture, type CaptureStats } from "../traffic/capture.ts";
 import { type L2Path, type NativeSenderTotals, resolveL2Path, sendUdpStream } from "../traffic/udp.ts";
 import { virtualMac } from "../wire/vrrp.ts";
-import { bucketOf } from "../roles/vrls/conditions.ts";
 
 export const LAN_END_SYSTEMS = ["es1", "es2", "es3", "es4"] as const;
 export const LAN_END_SYSTEM_ADDRESSES: Record<string, string> = {

@@ -3,6 +3,7 @@ import { Socket } from "node:net";
 import { Duplex } from "node:stream";
 import type { ClientChannel, ConnectConfig, SFTPWrapper } from "ssh2";
 import ssh2 from "ssh2";
+import type { CommandHost, ExecOptions, ExecResult } from "./command.ts";
 import {
   AuthFailedError,
   HostUnreachableError,
@@ -63,21 +64,6 @@ export interface RemoteHostOptions {
   keepaliveIntervalMs?: number;
 }
 
-export interface ExecOptions {
-  timeoutMs?: number;
-  /** Written to the command's stdin, which is then closed. */
-  input?: string | Buffer;
-  env?: Readonly<Record<string, string>>;
-}
-
-export interface ExecResult {
-  /** Exit code; null when the command died by a signal or the connection dropped. */
-  code: number | null;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-}
-
 export interface StreamOptions {
   onStdout?: (chunk: Buffer) => void;
   onStderr?: (chunk: Buffer) => void;
@@ -114,7 +100,7 @@ const PGID_MARKER = "tandem-pgid=";
  * One lab host reached over SSH. Holds one ssh2 connection, opened lazily on first
  * use and reopened if it dropped; every exec/stream/upload opens a channel on it.
  */
-export class RemoteHost {
+export class RemoteHost implements CommandHost {
   readonly name: string;
   /** How many SSH connections this host has opened so far (1 while reuse works). */
   connectionsOpened = 0;

@@ -16,10 +16,11 @@
  * IP ID, length), so a retransmission is a new segment, never a duplicate. The traffic
  * library's analyzer covers tagged UDP; this covers the TCP streams of the hand-off tests.
  */
-import type { PcapReader, PcapRecord } from "./pcap-reader.ts";
+
 import { decodeEthernet, ETHERTYPE } from "../wire/ethernet.ts";
 import { decodeIpv4, IP_PROTOCOL } from "../wire/ipv4.ts";
 import { decodeTcp } from "../wire/tcp.ts";
+import type { PcapReader, PcapRecord } from "./pcap-reader.ts";
 
 export interface TcpWireResult {
   connections: number;
@@ -89,7 +90,6 @@ export async function compareTcpWire(
   r.connections = conns.size;
   return r;
 }
-
 
 /**
  * Did the balancers lose or duplicate a packet? Two captures of the same TCP traffic,

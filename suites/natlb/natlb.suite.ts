@@ -2,9 +2,9 @@ import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect } from "vitest";
 import { type Lab, upLab } from "../../lib/lab/index.ts";
-import { compareCaptures, type Segment, segmentOf } from "../../lib/traffic/tcp-compare.ts";
 import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
 import { PcapReader } from "../../lib/traffic/pcap-reader.ts";
+import { compareCaptures, type Segment, segmentOf } from "../../lib/traffic/tcp-compare.ts";
 import {
   decodeEthernet,
   decodeIpv4,

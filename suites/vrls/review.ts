@@ -1,10 +1,3 @@
-import type { Lab } from "../../lib/lab/index.ts";
-import {
-  type RunningVirtualRouter,
-  startVirtualRouter,
-  virtualRouterConfig,
-} from "../../lib/roles/vrls/lab-harness.ts";
-import { ReviewSpec, type ReviewSpecT } from "../../lib/roles/vrls/review-config.ts";
 import {
   addServerAddresses,
   clearCapacity,
@@ -21,6 +14,13 @@ import {
   skewDestinations,
   wireDuplicates,
 } from "../../lib/experiments/sharing-run.ts";
+import type { Lab } from "../../lib/lab/index.ts";
+import {
+  type RunningVirtualRouter,
+  startVirtualRouter,
+  virtualRouterConfig,
+} from "../../lib/roles/vrls/lab-harness.ts";
+import { ReviewSpec, type ReviewSpecT } from "../../lib/roles/vrls/review-config.ts";
 import type { LoadedTopology } from "../../lib/topology/load.ts";
 import type { CaptureStats } from "../../lib/traffic/capture.ts";
 import type { ChartEvent } from "../../lib/traffic/chart.ts";

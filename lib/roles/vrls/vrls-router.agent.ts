@@ -11,8 +11,9 @@
 import { rename, writeFile } from "node:fs/promises";
 import { setPriority } from "node:os";
 import { performance } from "node:perf_hooks";
-import { inProcessNft, localExecutor } from "../../dataplane/index.ts";
+import { inProcessNft } from "../../dataplane/index.ts";
 import { agentArgs, log, notify, serveAgent } from "../../remote/agent-runtime.ts";
+import { localHost } from "../../remote/command.ts";
 import { intToIp, maskOf, parseCidr } from "../../topology/address.ts";
 import { gratuitousArpFrame } from "../../wire/arp.ts";
 import { ETHERTYPE, encodeEthernet } from "../../wire/ethernet.ts";
@@ -56,7 +57,7 @@ const STOP_SETTLE_MS = 2;
 // One persistent libnftables context for the agent's life: its owner table dies with it.
 const nft = inProcessNft();
 const dp = new MemberDataplane({
-  exec: localExecutor(),
+  host: localHost({ timeoutMs: 30_000 }),
   nft,
   fateSharing: args.fateSharing !== false,
   vrid,
@@ -377,7 +378,7 @@ function startFlowMonitor(): void {
   if (!m) return;
   const cs = args.core.conditions;
   const monitor = new FlowMonitor({
-    exec: localExecutor(),
+    host: localHost({ timeoutMs: 30_000 }),
     nft,
     table: dp.table,
     conditionOf: (set, element) =>

@@ -1,0 +1,54 @@
+/**
+ * The one wait (issue 12): poll a condition until it holds or a deadline passes. Every
+ * "until X or N ms" loop in lib/, bench/ and vendor-adapters/ goes through it, so a timeout
+ * always says what was awaited. A fixed sleep is used only where time itself is the
+ * subject (a hold-down, a pause between phases of an experiment), and says so.
+ */
+export class WaitTimeoutError extends Error {
+  constructor(
+    readonly what: string,
+    readonly timeoutMs: number,
+    detail?: string,
+  ) {
+    super(`timed out after ${timeoutMs} ms waiting for ${what}${detail ? ` (${detail})` : ""}`);
+    this.name = "WaitTimeoutError";
+  }
+}
+
+export interface WaitOptions {
+  timeoutMs: number;
+  /** What is awaited, as the timeout error puts it: "waiting for <what>". */
+  what: string;
+  /** Pause between two evaluations of the condition (default 20 ms). */
+  intervalMs?: number;
+  /** Appended to the timeout error: the state last seen, for diagnosis. */
+  detail?: () => string;
+}
+
+/**
+ * Evaluates `condition` until it returns a value other than false/undefined/null and
+ * returns that value; throws WaitTimeoutError after `timeoutMs`. An error the condition
+ * throws is not swallowed: it ends the wait.
+ */
+export async function waitUntil<T>(
+  condition: () => T | false | undefined | null | Promise<T | false | undefined | null>,
+  options: WaitOptions,
+): Promise<T> {
+  const deadline = Date.now() + options.timeoutMs;
+  for (;;) {
+    const value = await condition();
+    if (value !== false && value !== undefined && value !== null) return value;
+    if (Date.now() >= deadline)
+      throw new WaitTimeoutError(options.what, options.timeoutMs, options.detail?.());
+    await pause(Math.min(options.intervalMs ?? 20, Math.max(1, deadline - Date.now())));
+  }
+}
+
+/**
+ * A deliberate pause where time itself is the subject (a hold-down, an interval an
+ * experiment measures across). Named so such places can be found; never use it to wait
+ * for a condition (use waitUntil).
+ */
+export function pause(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
