@@ -14,6 +14,7 @@ import {
 import { publicKeyBlob } from "./keys.ts";
 import { commandLine, withEnvironment } from "./quote.ts";
 import { Semaphore } from "./semaphore.ts";
+import { pause } from "./wait.ts";
 
 /** sshd reached by TCP (physical hosts, or a loopback listener). */
 export interface TcpTarget {
@@ -286,7 +287,9 @@ export class RemoteHost implements CommandHost {
         const refused = /Channel open failure/i.test(errorMessage(error));
         if (refused && !connectionDied && refusals < 40) {
           refusals++;
-          await sleep(Math.min(5 * refusals, 100));
+          // sshd refused a channel (its MaxSessions is full for a moment): a transport-level
+          // back-off before asking again, not a wait for a condition we could observe.
+          await pause(Math.min(5 * refusals, 100));
           continue;
         }
         throw new RemoteError(
@@ -383,7 +386,7 @@ export class RemoteHost implements CommandHost {
         client.end();
         if (proxy) {
           // The proxy's stderr says why (e.g. "Cannot open network namespace"); wait for all of it.
-          const code = await Promise.race([proxy.exited, sleep(1000).then(() => undefined)]);
+          const code = await Promise.race([proxy.exited, pause(1000).then(() => undefined)]);
           proxy.child.kill();
           if (code !== 0 && proxy.stderr.trim()) {
             reject(
@@ -534,7 +537,7 @@ function watchProcess(
       const group = closed ? undefined : await processGroup;
       if (group !== undefined && !closed && killGroup) {
         // Bounded: on a hung connection the kill never completes; close regardless.
-        await Promise.race([killGroup(group, name).catch(() => undefined), sleep(3000)]);
+        await Promise.race([killGroup(group, name).catch(() => undefined), pause(3000)]);
       }
       channel.close();
     },
@@ -576,8 +579,4 @@ function lastLine(text: string): string {
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -1,3 +1,5 @@
+import { performance } from "node:perf_hooks";
+
 /**
  * The one wait (issue 12): poll a condition until it holds or a deadline passes. Every
  * "until X or N ms" loop in lib/, bench/ and vendor-adapters/ goes through it, so a timeout
@@ -34,13 +36,13 @@ export async function waitUntil<T>(
   condition: () => T | false | undefined | null | Promise<T | false | undefined | null>,
   options: WaitOptions,
 ): Promise<T> {
-  const deadline = Date.now() + options.timeoutMs;
+  const deadline = performance.now() + options.timeoutMs;
   for (;;) {
     const value = await condition();
     if (value !== false && value !== undefined && value !== null) return value;
-    if (Date.now() >= deadline)
+    if (performance.now() >= deadline)
       throw new WaitTimeoutError(options.what, options.timeoutMs, options.detail?.());
-    await pause(Math.min(options.intervalMs ?? 20, Math.max(1, deadline - Date.now())));
+    await pause(Math.min(options.intervalMs ?? 20, Math.max(1, deadline - performance.now())));
   }
 }
 
@@ -51,4 +53,21 @@ export async function waitUntil<T>(
  */
 export function pause(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * waitUntil for a wait whose timeout is an outcome, not an error (a grace period before
+ * SIGKILL): true when the condition held within `timeoutMs`, false when it did not.
+ */
+export async function heldWithin(
+  condition: () => boolean | Promise<boolean>,
+  options: WaitOptions,
+): Promise<boolean> {
+  try {
+    await waitUntil(condition, options);
+    return true;
+  } catch (e) {
+    if (e instanceof WaitTimeoutError) return false;
+    throw e;
+  }
 }
