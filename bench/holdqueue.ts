@@ -128,7 +128,7 @@ async function settle(lab: ForwardingLab, quietMs = 300): Promise<number> {
     {
       timeoutMs: 60_000,
       what: `the receiver's counter to stay still for ${quietMs} ms`,
-      intervalMs: quietMs,
+      everyMs: quietMs,
     },
   );
 }
@@ -238,7 +238,7 @@ export async function runHoldQueueBench(options: HoldQueueBenchOptions = {}): Pr
     await heldWithin(async () => (await delivered(lab)) - before >= held, {
       timeoutMs: 30_000,
       what: "the released packets to reach the receiver",
-      intervalMs: 1,
+      everyMs: 1,
     });
     const drainMs = performance.now() - t0;
     hq.close();

@@ -460,7 +460,7 @@ async function flood(
         seen = received;
         return quiet;
       },
-      { timeoutMs: 30_000, what: "the receiver to go quiet for 500 ms", intervalMs: 500 },
+      { timeoutMs: 30_000, what: "the receiver to go quiet for 500 ms", everyMs: 500 },
     );
     const kernelDrops = await rawDrops(nsB);
     const reported = b.reportedDrops();

@@ -144,7 +144,7 @@ export async function runTrafficAgentBench(
           const { totals } = await streams.report();
           return totals.open + totals.connectFailures >= connections;
         },
-        { timeoutMs: 30_000, what: `${connections} connections to open or fail`, intervalMs: 50 },
+        { timeoutMs: 30_000, what: `${connections} connections to open or fail`, everyMs: 50 },
       );
       const rampS = (Date.now() - began) / 1000;
       const fds = (await src.overview()).openFiles;
@@ -153,7 +153,7 @@ export async function runTrafficAgentBench(
       await heldWithin(async () => (await sink.report()).totals.open === 0, {
         timeoutMs: 10_000,
         what: "the sink's connections to close",
-        intervalMs: 100,
+        everyMs: 100,
       });
       const sinkReport = await sink.stop();
       const comparison = compareTcpStreams(client, sinkReport);

@@ -58,10 +58,12 @@ describe("waitUntil", () => {
     const e = await waitUntil(() => false, {
       timeoutMs: 120,
       what: "the impossible",
-      detail: () => "still false",
+      last: () => "still false",
     }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(WaitTimeoutError);
-    expect((e as Error).message).toBe("timed out after 120 ms waiting for the impossible (still false)");
+    expect((e as Error).message).toBe(
+      "timed out after 120 ms waiting for the impossible; last seen: still false",
+    );
     expect(performance.now() - t0).toBeGreaterThanOrEqual(119);
   });
 

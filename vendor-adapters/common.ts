@@ -50,7 +50,7 @@ export function waitPidGone(host: AdapterHost, pid: number, timeoutMs: number): 
     {
       timeoutMs,
       what: `process ${pid} on ${host.name} to exit`,
-      intervalMs: 100,
+      everyMs: 100,
     },
   );
 }

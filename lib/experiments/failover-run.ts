@@ -223,7 +223,7 @@ export async function keepalivedFailover(
   try {
     const settled = await heldWithin(
       async () => (await ka.state())?.state === "MASTER" && (await kb.state())?.state === "BACKUP",
-      { timeoutMs: 15_000, what: "keepalived to settle (ra MASTER, rb BACKUP)", intervalMs: 50 },
+      { timeoutMs: 15_000, what: "keepalived to settle (ra MASTER, rb BACKUP)", everyMs: 50 },
     );
     if (!settled) {
       const ps = (await lab.host("rb").exec("ps -eo pid,args | grep -c [k]eepalived; ip -br link")).stdout;

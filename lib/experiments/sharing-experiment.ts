@@ -187,8 +187,8 @@ export async function keepalivedSharing(
       {
         timeoutMs: 15_000,
         what: "keepalived to settle (ra MASTER, rb BACKUP)",
-        intervalMs: 50,
-        detail: () => `${ka.log()}\n${kb.log()}`,
+        everyMs: 50,
+        last: () => `${ka.log()}\n${kb.log()}`,
       },
     );
     const paths = await lanPaths(lab, cfg.spec.vrid);

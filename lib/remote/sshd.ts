@@ -166,7 +166,7 @@ async function startSshdOnce(options: SshdOptions): Promise<SshdHandle> {
         }
         return false;
       },
-      { timeoutMs: startTimeoutMs, what: `${what} to listen`, intervalMs: 10 },
+      { timeoutMs: startTimeoutMs, what: `${what} to listen`, everyMs: 10 },
     );
   } catch (e) {
     if (!(e instanceof WaitTimeoutError)) throw e;

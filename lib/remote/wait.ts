@@ -10,9 +10,11 @@ export class WaitTimeoutError extends Error {
   constructor(
     readonly what: string,
     readonly timeoutMs: number,
-    detail?: string,
+    last?: string,
   ) {
-    super(`timed out after ${timeoutMs} ms waiting for ${what}${detail ? ` (${detail})` : ""}`);
+    super(
+      `timed out after ${timeoutMs} ms waiting for ${what}${last !== undefined ? `; last seen: ${last}` : ""}`,
+    );
     this.name = "WaitTimeoutError";
   }
 }
@@ -22,9 +24,9 @@ export interface WaitOptions {
   /** What is awaited, as the timeout error puts it: "waiting for <what>". */
   what: string;
   /** Pause between two evaluations of the condition (default 20 ms). */
-  intervalMs?: number;
-  /** Appended to the timeout error: the state last seen, for diagnosis. */
-  detail?: () => string;
+  everyMs?: number;
+  /** Appended to the timeout error: the state last seen (a string as is, else JSON), for diagnosis. */
+  last?: () => unknown;
 }
 
 /**
@@ -41,9 +43,15 @@ export async function waitUntil<T>(
     const value = await condition();
     if (value !== false && value !== undefined && value !== null) return value;
     if (performance.now() >= deadline)
-      throw new WaitTimeoutError(options.what, options.timeoutMs, options.detail?.());
-    await pause(Math.min(options.intervalMs ?? 20, Math.max(1, deadline - performance.now())));
+      throw new WaitTimeoutError(options.what, options.timeoutMs, describe(options.last));
+    await pause(Math.min(options.everyMs ?? 20, Math.max(1, deadline - performance.now())));
   }
+}
+
+function describe(last: (() => unknown) | undefined): string | undefined {
+  if (!last) return undefined;
+  const v = last();
+  return typeof v === "string" ? v : JSON.stringify(v);
 }
 
 /**

@@ -113,7 +113,7 @@ export class FrrAdapter implements VendorAdapter {
     await waitUntil(async () => (await this.host.exec(["test", "-e", path])).code === 0, {
       timeoutMs: 10_000,
       what: `${what} (${path}) on ${this.host.name}`,
-      intervalMs: 100,
+      everyMs: 100,
     });
   }
 

@@ -93,7 +93,7 @@ export class KeepalivedAdapter implements VendorAdapter {
     const started = await heldWithin(async () => (await readPid(this.host, this.vrrpPidPath)) !== undefined, {
       timeoutMs: 10_000,
       what: "keepalived's VRRP pid file",
-      intervalMs: 100,
+      everyMs: 100,
     });
     if (!started)
       throw new Error(`keepalived did not start within 10 s: ${(await this.collectLogs()).slice(-2000)}`);

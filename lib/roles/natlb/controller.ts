@@ -253,8 +253,8 @@ export class Controller {
     await waitUntil(() => silent().length === 0, {
       timeoutMs,
       what: "every balancer's first report",
-      intervalMs: 50,
-      detail: () => `silent: ${silent().join(", ")}`,
+      everyMs: 50,
+      last: () => `silent: ${silent().join(", ")}`,
     });
   }
 

@@ -117,7 +117,7 @@ export async function startVirtualRouter(
         {
           timeoutMs,
           what: expected ? `${expected} as the single master` : "a single master",
-          intervalMs: 50,
+          everyMs: 50,
         },
       ),
     waitAllocated: async (conditions, timeoutMs = 20_000) => {
@@ -135,8 +135,8 @@ export async function startVirtualRouter(
           {
             timeoutMs,
             what: `the allocation of ${conditions} conditions`,
-            intervalMs: 50,
-            detail: () => `last master state ${JSON.stringify(last)}`,
+            everyMs: 50,
+            last: () => `last master state ${JSON.stringify(last)}`,
           },
         );
       } catch (e) {

@@ -233,7 +233,7 @@ async function perform(a: CoreAction): Promise<void> {
       const held = await heldWithin(() => dp.markersHeld(a.conditions, a.mode, a.markers), {
         timeoutMs: MARKER_WAIT_MS,
         what: "the old owner's last frames to be held",
-        intervalMs: 1,
+        everyMs: 1,
       });
       if (!held) count("handoff.markerWaitExpired");
       const r = dp.resolve(a.conditions, a.mode, a.markers);
@@ -458,7 +458,7 @@ serveAgent({
         {
           timeoutMs: p?.timeoutMs ?? 5000,
           what: "no allocation in flight",
-          intervalMs: 2,
+          everyMs: 2,
         },
       );
       if (!idle) return { idle: false, completed: core.master.completedAllocations };
