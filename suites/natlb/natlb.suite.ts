@@ -1,6 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect } from "vitest";
+import { natlbCases as C } from "../../lib/certify/cases/natlb.ts";
 import { type Lab, upLab } from "../../lib/lab/index.ts";
 import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
 import { PcapReader } from "../../lib/traffic/pcap-reader.ts";
@@ -26,7 +27,6 @@ import { suiteEnv } from "../support/env.ts";
 import { requireCompleteCaptures } from "../support/evidence.ts";
 import { type CaseContext, certCase, recordDevice, useDevice } from "../support/requirement.ts";
 import { FrameSpeaker } from "../vrrp/speaker.ts";
-import { natlbCases as C } from "./cases.ts";
 
 /**
  * NAT-LB (seed 002) on the Fig. 3 lab: clients behind an Internet router, balancers lba

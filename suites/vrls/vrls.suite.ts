@@ -1,6 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect } from "vitest";
+import { vrlsCases as C } from "../../lib/certify/cases/vrls.ts";
 import { type Lab, upLab } from "../../lib/lab/index.ts";
 import { coreOptionsFor } from "../../lib/roles/vrls/config.ts";
 import { virtualRouterConfig } from "../../lib/roles/vrls/lab-harness.ts";
@@ -18,7 +19,6 @@ import type { VendorAdapter, VrlsControl } from "../../vendor-adapters/types.ts"
 import { suiteEnv } from "../support/env.ts";
 import { requireCompleteCaptures } from "../support/evidence.ts";
 import { type CaseContext, certCase, recordDevice, useDevice } from "../support/requirement.ts";
-import { vrlsCases as C } from "./cases.ts";
 import {
   countBy,
   describeLanMessages,
