@@ -2,8 +2,8 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { vrlsCases } from "../lib/certify/cases/vrls.ts";
 import { type CertifyResult, runCertification } from "../lib/certify/run.ts";
-import { vrlsCases } from "../suites/vrls/cases.ts";
 import { registerAdapter } from "../vendor-adapters/index.ts";
 import { registration } from "./fixtures/fake-vrls-adapter.ts";
 

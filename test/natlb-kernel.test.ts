@@ -9,9 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ipBatch, run } from "../lib/lab/command.ts";
 import { namespaceName, newRunPrefix } from "../lib/lab/prefix.ts";
 import { namespacesOf, teardownPrefix } from "../lib/lab/teardown.ts";
+import { namespaceHost } from "../lib/remote/command.ts";
 import { Balancer } from "../lib/roles/natlb/balancer.ts";
 import { type NatlbConfig, NatlbSection } from "../lib/roles/natlb/config.ts";
-import { namespaceExec } from "../lib/roles/natlb/exec.ts";
 import { LocalAgent } from "../lib/roles/natlb/local-agent.ts";
 import { localPorts } from "../lib/roles/natlb/local-port.ts";
 import {
@@ -174,7 +174,7 @@ describe.each(["dnat", "fullnat"] as const)("NAT-LB kernel recipe, embodiment %s
       rig.journal = new MoveJournal(join(mkdtempSync(join(tmpdir(), "natlb-")), "moves.jsonl"));
       for (const name of ["a", "b"] as const) {
         const ns = namespaceName(rig.prefix, name);
-        const exec = namespaceExec(ns);
+        const exec = namespaceHost(ns);
         rig[name] = new Balancer(name, rig.cfg, exec, new NfqueueHold(rig.cfg, exec, { netns: ns }), {
           namespace: ns,
         });

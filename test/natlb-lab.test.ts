@@ -25,9 +25,9 @@ import {
   sumReports,
   tcpCounters,
 } from "../lib/roles/natlb/harness/lab-harness.ts";
+import { formatBalancerTables, readBalancerTables } from "../lib/roles/natlb/harness/show.ts";
 import type { MoveReport } from "../lib/roles/natlb/move.ts";
 import { loadNatlbSection } from "../lib/roles/natlb/section.ts";
-import { formatBalancerTables, readBalancerTables } from "../lib/roles/natlb/show.ts";
 import { loadTopology } from "../lib/topology/load.ts";
 import { Capture } from "../lib/traffic/capture.ts";
 import type { ClientLoadReport } from "../lib/traffic/http-load.ts";

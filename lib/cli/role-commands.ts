@@ -63,7 +63,7 @@ export function registerRoleCommands(program: Command): void {
     .option("--rows <n>", "connection-table rows per balancer", "20")
     .description("each balancer's connection table (seed's columns) and mode table")
     .action(async (lab: string, opts: { rows: string }) => {
-      const { showNatlbLab } = await import("../roles/natlb/show.ts");
+      const { showNatlbLab } = await import("../roles/natlb/harness/show.ts");
       process.stdout.write(`${await showNatlbLab(lab, { maxRows: Number(opts.rows) })}\n`);
     });
   registerUpDown(natlb, "natlb", "every VIP is owned by a balancer");

@@ -12,6 +12,7 @@
  *   time window: the analyzer's attribution), never from the agents.
  */
 import type { Lab } from "../lab/index.ts";
+import { pause } from "../remote/wait.ts";
 import { bucketOf } from "../roles/vrls/conditions.ts";
 import { analyzeCapture, type CaptureAnalysis } from "../traffic/analyzer.ts";
 import { Capture, type CaptureStats } from "../traffic/capture.ts";
@@ -183,7 +184,9 @@ export async function runLoad(
     if (during) await during(startedAt);
     const sent = await sending;
     const endedAt = Date.now();
-    await new Promise((r) => setTimeout(r, 200));
+    // Time is the subject: frames still queued get 200 ms to arrive before the capture stops
+    // (what is missing after that counts as lost).
+    await pause(200);
     const stats = await capture.stop();
     const analysis = await analyzeCapture(capture.reader(), { binMs: 50 });
     return {

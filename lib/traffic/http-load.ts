@@ -307,6 +307,7 @@ export async function connectionBurst(o: {
     });
   await Promise.all(
     Array.from({ length: o.concurrency }, async (_, i) => {
+      // Time is the subject: connections per second over a fixed interval.
       while (Date.now() < end) {
         if (await one(i)) completed++;
         else failed++;

@@ -1,4 +1,5 @@
 import { describe, expect } from "vitest";
+import { natlbCases as C } from "../../lib/certify/cases/natlb.ts";
 import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
 import { PcapReader } from "../../lib/traffic/pcap-reader.ts";
 import { compareCaptures, type Segment, segmentOf } from "../../lib/traffic/tcp-compare.ts";
@@ -19,7 +20,6 @@ import { requireCompleteCaptures } from "../support/evidence.ts";
 import { useSuiteLab } from "../support/fixture.ts";
 import { type CaseContext, certCase } from "../support/requirement.ts";
 import { FrameSpeaker } from "../vrrp/speaker.ts";
-import { natlbCases as C } from "./cases.ts";
 
 /**
  * NAT-LB (seed 002) on the Fig. 3 lab: clients behind an Internet router, balancers lba

@@ -1,10 +1,10 @@
 import { describe, expect } from "vitest";
+import { vrlsCases as C } from "../../lib/certify/cases/vrls.ts";
 import type { ChartEvent } from "../../lib/traffic/chart.ts";
 import type { VrlsControl } from "../../vendor-adapters/types.ts";
 import { requireCompleteCaptures } from "../support/evidence.ts";
 import { useSuiteLab } from "../support/fixture.ts";
 import { type CaseContext, certCase } from "../support/requirement.ts";
-import { vrlsCases as C } from "./cases.ts";
 import { attachEvidence, type Evidence } from "./evidence.ts";
 import {
   icmpMessages,

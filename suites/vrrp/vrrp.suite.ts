@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect } from "vitest";
+import { vrrpCases as C } from "../../lib/certify/cases/vrrp.ts";
 import type { Lab } from "../../lib/lab/index.ts";
 import { isGratuitousArp } from "../../lib/wire/index.ts";
 import type { VendorAdapter, VrrpInstanceConfig } from "../../vendor-adapters/types.ts";
 import { requireCompleteCaptures } from "../support/evidence.ts";
 import { useSuiteLab } from "../support/fixture.ts";
 import { type CaseContext, certCase } from "../support/requirement.ts";
-import { vrrpCases as C } from "./cases.ts";
 import {
   advertsFrom,
   attachScenario,

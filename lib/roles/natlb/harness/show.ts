@@ -1,9 +1,9 @@
-import { attachLab, type Lab } from "../../lab/lab.ts";
-import { loadTopology } from "../../topology/load.ts";
-import type { NatlbConfig } from "./config.ts";
-import { entryRow, parseConntrackListing } from "./conn-table.ts";
-import { TABLE } from "./ruleset.ts";
-import { loadNatlbSection } from "./section.ts";
+import { attachLab, type Lab } from "../../../lab/lab.ts";
+import { loadTopology } from "../../../topology/load.ts";
+import type { NatlbConfig } from "../config.ts";
+import { entryRow, parseConntrackListing } from "../conn-table.ts";
+import { TABLE } from "../ruleset.ts";
+import { loadNatlbSection } from "../section.ts";
 
 /**
  * `tandem natlb show LAB`: each balancer's transfer processing mode table (Figs. 7/8) and
