@@ -1,3 +1,4 @@
+import { waitUntil } from "../../lib/remote/wait.ts";
 import { TrafficAgent } from "../../lib/traffic/agent-client.ts";
 import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
 import type { ChartEvent } from "../../lib/traffic/chart.ts";
@@ -5,7 +6,6 @@ import { compareTcpWire } from "../../lib/traffic/tcp-compare.ts";
 import { sendUdpStream } from "../../lib/traffic/udp.ts";
 import type { VrlsControl, VrlsMode } from "../../vendor-adapters/types.ts";
 import { suiteEnv } from "../support/env.ts";
-import { waitUntil } from "../support/wait.ts";
 import { vrlsMessages } from "./frames.ts";
 import type { VrlsLab } from "./lab.ts";
 import { firstOwnDone, type LanMessage, readLanMessages } from "./lan-capture.ts";
@@ -55,7 +55,7 @@ export async function bringUp(
       }
       return m && Date.now() - since >= 1000 ? m : undefined;
     },
-    { timeoutMs: 10_000, what: "one master holding for 1 s", last: () => seen },
+    { timeoutMs: 10_000, everyMs: 100, what: "one master holding for 1 s", last: () => seen },
   );
   // End systems behind another router: no directed broadcast reaches them, their traffic does.
   await Promise.all(
@@ -230,7 +230,12 @@ async function reallocatedAway(t: VrlsTarget, victim: string): Promise<Record<st
       last = await t.vrls.waitAllocated(t.v.endSystems.length, 15_000);
       return Object.values(last).every((m) => m !== away) ? last : undefined;
     },
-    { timeoutMs: 15_000, what: `every end system allocated away from ${victim}`, last: () => last },
+    {
+      timeoutMs: 15_000,
+      everyMs: 100,
+      what: `every end system allocated away from ${victim}`,
+      last: () => last,
+    },
   );
 }
 

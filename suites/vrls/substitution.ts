@@ -7,13 +7,13 @@ import {
   runLoad,
   wireDuplicates,
 } from "../../lib/experiments/sharing-run.ts";
+import { waitUntil } from "../../lib/remote/wait.ts";
 import type { CaptureStats } from "../../lib/traffic/capture.ts";
 import type { ChartEvent } from "../../lib/traffic/chart.ts";
 import type { Timeline } from "../../lib/traffic/stream-tally.ts";
 import { VRLS_TYPE } from "../../lib/wire/vrls.ts";
 import type { VrlsControl, VrlsSubstitutionControl } from "../../vendor-adapters/types.ts";
 import { bringUpDevice, type SuiteDevice, takeDown } from "../support/fixture.ts";
-import { waitUntil } from "../support/wait.ts";
 import { vrlsMessages } from "./frames.ts";
 import { VrlsLab } from "./lab.ts";
 import {
@@ -127,6 +127,7 @@ async function waitServerAllocated(
     },
     {
       timeoutMs,
+      everyMs: 100,
       what: `the substitution server's allocation of ${conditions} conditions, applied by ${backup}`,
       last: () => st,
     },
