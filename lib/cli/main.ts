@@ -2,6 +2,7 @@ import { Command } from "commander";
 import { registerBenchCommands } from "./bench-commands.ts";
 import { registerCertifyCommands } from "./certify-commands.ts";
 import { registerDoctor } from "./doctor.ts";
+import { registerFuzzCommand } from "./fuzz-command.ts";
 import { registerLabCommands } from "./lab-commands.ts";
 import { registerRoleCommands } from "./role-commands.ts";
 
@@ -13,6 +14,7 @@ registerLabCommands(program);
 registerBenchCommands(program);
 registerCertifyCommands(program);
 registerRoleCommands(program);
+registerFuzzCommand(program);
 
 try {
   await program.parseAsync(process.argv);
