@@ -11,7 +11,13 @@
 import { rename, writeFile } from "node:fs/promises";
 import { setPriority } from "node:os";
 import { performance } from "node:perf_hooks";
-import { inProcessNft, localExecutor } from "../../dataplane/index.ts";
+import {
+  deleteTable,
+  inProcessNft,
+  listCounters,
+  localExecutor,
+  replaceTable,
+} from "../../dataplane/index.ts";
 import { agentArgs, log, notify, serveAgent } from "../../remote/agent-runtime.ts";
 import { intToIp, maskOf, parseCidr } from "../../topology/address.ts";
 import { gratuitousArpFrame } from "../../wire/arp.ts";
@@ -29,6 +35,7 @@ import type { Destination, VrlsMessage } from "./messages.ts";
 import { RawIo } from "./rawio.ts";
 import { ReviewedCore, type ReviewedEvent } from "./reviewed-core.ts";
 import { type CoreAction, RouterCore } from "./router-core.ts";
+import { LogLimiter, RxLimiter, rxGuardTable, rxGuardTableName } from "./rx-guard.ts";
 import { fromWire, toWire } from "./wire-map.ts";
 
 const args = agentArgs<RouterAgentArgs>();
@@ -48,6 +55,17 @@ const count = (k: string) => {
   rx[k] = (rx[k] ?? 0) + 1;
 };
 const now = () => performance.now();
+// Issue 15: genuine control messages come from the other members and the coordinator. The
+// kernel guard (rx-guard.ts) sheds malformed and excess protocol-112 packets before the raw
+// socket; the limiter bounds what the agent authenticates per sender and in all.
+const peers = [
+  ...args.core.members.map((m) => m.id).filter((id) => id !== self),
+  ...(args.core.coordinator ? [args.core.coordinator] : []),
+];
+const rxGuard = { family: "ip" as const, table: rxGuardTableName(vrid) };
+const limiter = new RxLimiter({ peers }, now());
+const dropLog = new LogLimiter(1000);
+let guardCounters: Record<string, number> | null = null;
 /** How long a new owner waits for the old owner's last forwarded packet to be held (then releases the whole flow). */
 const MARKER_WAIT_MS = 3;
 /** How much longer an old owner observes once told to stop (see stopAndSendMarkers). */
@@ -294,6 +312,11 @@ function onVrrp(packet: Buffer): void {
     return;
   }
   if (v.ip.src === self) return;
+  const limit = limiter.check(v.ip.src, now());
+  if (limit !== "accept") {
+    count(`rx.limited.${limit}`);
+    return;
+  }
   if (v.vrrp.type === VRLS_TYPE.advertisement && v.vrrp.extension.length === 0 && v.vrrp.version === 3) {
     count("rx.advertisement");
     handle({
@@ -308,7 +331,11 @@ function onVrrp(packet: Buffer): void {
   const d = decodeVrls(v.ip.payload, { key, src: v.ip.src, dst: v.ip.dst });
   if (!d.ok) {
     count(/HMAC/.test(d.error.reason) ? "rx.rejected.unauthenticated" : "rx.rejected.malformed");
-    log(`VRLS message from ${v.ip.src} dropped: ${d.error.reason} (offset ${d.error.offset})`);
+    dropLog.line(
+      now(),
+      `VRLS message from ${v.ip.src} dropped: ${d.error.reason} (offset ${d.error.offset})`,
+      log,
+    );
     return;
   }
   const w = d.value;
@@ -367,6 +394,7 @@ async function shutdownRouter(): Promise<void> {
   stopped = true;
   if (timer) clearTimeout(timer);
   await dp.teardown().catch((e) => log(`teardown: ${(e as Error).message}`));
+  await deleteTable(nft, rxGuard).catch(() => undefined);
   io?.close();
 }
 
@@ -432,6 +460,14 @@ function status() {
       ? { qdiscDrops: lastReading.qdiscDrops, queueOverflows: lastReading.queueOverflows }
       : null,
     pendingActions: pending.length,
+    // Issue 15: the kernel guard's counters (packets shed per reason, read once a second)
+    // and the user-space limits (messages refused per limit; rx.limited.* counts them too).
+    rxGuard: guardCounters,
+    rxLimits: {
+      ...limiter.counters,
+      trackedSenders: limiter.trackedSenders,
+      logsSuppressed: dropLog.suppressed,
+    },
     // Raw sockets: received, kernel receive-buffer drops (rxDrops), failed sends.
     rawio: io ? io.stats() : null,
   };
@@ -486,6 +522,16 @@ try {
     log(`cannot raise priority: ${(e as Error).message}`);
   }
   await dp.setup();
+  await replaceTable(nft, rxGuard, rxGuardTable({ vrid, peers }));
+  const readGuard = setInterval(() => {
+    if (stopped) return;
+    listCounters(nft, rxGuard)
+      .then((m) => {
+        guardCounters = Object.fromEntries([...m].map(([k, c]) => [k, c.packets]));
+      })
+      .catch((e) => log(`rx guard counters: ${(e as Error).message}`));
+  }, 1000);
+  readGuard.unref();
   io = await RawIo.open({
     interface: args.interface,
     listen: ["vrrp", "icmp"],
