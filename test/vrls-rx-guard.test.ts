@@ -101,7 +101,7 @@ beforeAll(async () => {
     await run(["ip", "-n", ns, "link", "set", "eth0", "up"]);
   }
   nft = inProcessNft({ netns: nsB });
-  await replaceTable(nft, table, rxGuardTable({ vrid: VRID, peers: [PEER] }));
+  await replaceTable(nft, table, rxGuardTable({ vrid: VRID, peers: [PEER], lanInterface: "eth0" }));
   sender = await RawIo.open({ interface: "eth0", listen: [], netns: nsA });
   receiver = await RawIo.open({
     interface: "eth0",

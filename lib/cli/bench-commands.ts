@@ -63,6 +63,14 @@ const BENCHES: Record<string, { about: string; run: () => Promise<void> }> = {
       await runNatlbBench();
     },
   },
+  "vrls-attack": {
+    about:
+      "issue 15: 100,000 crafted VRRP/VRLS frames over 30 s from an end system of the Fig. 7 lab, streams running",
+    run: async () => {
+      const { runVrlsAttackBench, printVrlsAttack } = await import("../../bench/vrls-attack.ts");
+      printVrlsAttack(await runVrlsAttackBench());
+    },
+  },
   wire: {
     about: "encode+decode rate of a VRRP advertisement and a VRLS allocation message",
     run: async () => {

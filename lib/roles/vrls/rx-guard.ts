@@ -31,6 +31,13 @@
 
 export interface RxGuardOptions {
   vrid: number;
+  /**
+   * The LAN interface the agent's raw socket is bound to. Only packets arriving on it are
+   * judged and counted; copies the kernel also delivers through other interfaces (the
+   * macvlan vr<VRID> on the same LAN) reach no socket of the agent and are left alone,
+   * so each frame on the LAN is counted once.
+   */
+  lanInterface: string;
   /** Source addresses of genuine control messages: the other members and the coordinator. */
   peers: readonly string[];
   /** Packets a second one peer may send (burst: the same number). Default 20,000. */
@@ -83,6 +90,8 @@ export function rxGuardTable(o: RxGuardOptions): string {
   for (const p of o.peers) {
     if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(p)) throw new Error(`rx guard: peer "${p}" is not an IPv4 address`);
   }
+  if (!/^[A-Za-z0-9_.:-]{1,15}$/.test(o.lanInterface))
+    throw new Error(`rx guard: lanInterface "${o.lanInterface}" is not an interface name`);
   const peers = [...new Set(o.peers)];
   const globalBurst = Math.max(1, Math.floor(globalPps / 2));
   return [
@@ -94,6 +103,7 @@ export function rxGuardTable(o: RxGuardOptions): string {
     "chain rx {",
     "  type filter hook input priority -300; policy accept;",
     "  ip protocol != 112 accept",
+    `  iifname != "${o.lanInterface}" accept`,
     '  ip ttl != 255 counter name "bad_ttl" drop',
     '  ip hdrlength != 5 counter name "ip_options" drop',
     '  ip length < 28 counter name "too_short" drop',

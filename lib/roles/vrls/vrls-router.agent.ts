@@ -66,6 +66,15 @@ const rxGuard = { family: "ip" as const, table: rxGuardTableName(vrid) };
 const limiter = new RxLimiter({ peers }, now());
 const dropLog = new LogLimiter(1000);
 let guardCounters: Record<string, number> | null = null;
+/** Reads the kernel guard's counters (in process: one netlink round trip). */
+async function refreshGuard(): Promise<void> {
+  try {
+    const m = await listCounters(nft, rxGuard);
+    guardCounters = Object.fromEntries([...m].map(([k, c]) => [k, c.packets]));
+  } catch (e) {
+    log(`rx guard counters: ${(e as Error).message}`);
+  }
+}
 /** How long a new owner waits for the old owner's last forwarded packet to be held (then releases the whole flow). */
 const MARKER_WAIT_MS = 3;
 /** How much longer an old owner observes once told to stop (see stopAndSendMarkers). */
@@ -311,7 +320,11 @@ function onVrrp(packet: Buffer): void {
     count(`rx.rejected.${v.reason}`);
     return;
   }
-  if (v.ip.src === self) return;
+  // Our own multicast does not loop back (IP_MULTICAST_LOOP 0): this is a spoofed source.
+  if (v.ip.src === self) {
+    count("rx.rejected.own-address");
+    return;
+  }
   const limit = limiter.check(v.ip.src, now());
   if (limit !== "accept") {
     count(`rx.limited.${limit}`);
@@ -460,6 +473,7 @@ function status() {
       ? { qdiscDrops: lastReading.qdiscDrops, queueOverflows: lastReading.queueOverflows }
       : null,
     pendingActions: pending.length,
+    rssBytes: process.memoryUsage().rss,
     // Issue 15: the kernel guard's counters (packets shed per reason, read once a second)
     // and the user-space limits (messages refused per limit; rx.limited.* counts them too).
     rxGuard: guardCounters,
@@ -476,7 +490,10 @@ function status() {
 serveAgent({
   name: "vrls-router",
   methods: {
-    status: () => status(),
+    status: async () => {
+      if (!stopped) await refreshGuard();
+      return status();
+    },
     show: async () => ({ ...status(), sets: await dp.setCounters(), queue: dp.queueStats() }),
     /** Master only: move conditions ({condition: member address}) or rebalance (no moves). */
     reallocate: (p: { moves?: Record<string, string> } | undefined) => {
@@ -522,14 +539,9 @@ try {
     log(`cannot raise priority: ${(e as Error).message}`);
   }
   await dp.setup();
-  await replaceTable(nft, rxGuard, rxGuardTable({ vrid, peers }));
+  await replaceTable(nft, rxGuard, rxGuardTable({ vrid, peers, lanInterface: args.interface }));
   const readGuard = setInterval(() => {
-    if (stopped) return;
-    listCounters(nft, rxGuard)
-      .then((m) => {
-        guardCounters = Object.fromEntries([...m].map(([k, c]) => [k, c.packets]));
-      })
-      .catch((e) => log(`rx guard counters: ${(e as Error).message}`));
+    if (!stopped) void refreshGuard();
   }, 1000);
   readGuard.unref();
   io = await RawIo.open({
