@@ -205,7 +205,12 @@ describe("kernel guard table vrls<VRID>_rx", () => {
     const passed = after.passed_other! - before.passed_other!;
     expect(passed).toBeGreaterThan(0);
     expect(passed).toBeLessThanOrEqual(200 + Math.ceil(200 * seconds) + 1);
-    expect(after.source_rate! - before.source_rate!).toBe(3000 - passed);
+    // The source limit lets at most its burst plus its rate through; of those, the global
+    // limit (still drained by the flood before) may drop more.
+    const bySource = after.source_rate! - before.source_rate!;
+    const byGlobal = after.global_rate! - before.global_rate!;
+    expect(bySource).toBeGreaterThanOrEqual(3000 - (200 + Math.ceil(200 * seconds) + 1));
+    expect(bySource + byGlobal).toBe(3000 - passed);
   });
 });
 
