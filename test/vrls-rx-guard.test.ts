@@ -3,7 +3,7 @@
 // namespaces of this run's prefix joined by one veth (removed in afterAll); A crafts
 // protocol-112 packets with any source address (raw socket, header included), B holds the
 // guard table (through an in-process libnftables context, as the agent does) and a RawIo
-// receiving what passes. Every packet B's input hook sees lands in exactly one counter.
+// receiving what passes. Every protocol-112 packet arriving on B's eth0 lands in exactly one counter.
 // Also the user-space limits (RxLimiter), which need no kernel.
 
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -127,6 +127,7 @@ describe("kernel guard table vrls<VRID>_rx", () => {
 
   it("sheds each malformed kind in the kernel, counted under its reason; none reaches the socket", async () => {
     const kinds: [string, Craft][] = [
+      ["own_source", { src: B }],
       ["bad_ttl", { ttl: 254 }],
       ["ip_options", { options: new Uint8Array([1, 1, 1, 0]) }],
       ["too_short", { truncateTo: 4 }],

@@ -2,8 +2,10 @@
  * Issue 15: what a VRLS member receives from the LAN before its agent spends CPU on it.
  *
  * 1. In the kernel (`rxGuardTable`): an nftables table `ip vrls<VRID>_rx` in the member's
- *    namespace, input hook at priority -300 (before conntrack), sees every IP protocol-112
- *    packet before the raw socket does. It drops, each with its own named counter:
+ *    namespace, prerouting hook at priority -300 (before conntrack and before the routing
+ *    decision, which would drop a spoofed local source silently as a martian), sees every
+ *    IP protocol-112 packet before the raw socket does. It drops, each with its own counter:
+ *      own_source  a source address that is one of the member's own (spoofed);
  *      bad_ttl     TTL not 255 (RFC 5798 7.1: such a packet MUST be discarded);
  *      ip_options  an IP header with options (no VRRP sender adds any);
  *      too_short   shorter than IP header + the 8-byte VRRP header;
@@ -52,6 +54,7 @@ export interface RxGuardOptions {
 
 /** The counters of the kernel guard, in the order the rules test them. */
 export const RX_GUARD_COUNTERS = [
+  "own_source",
   "bad_ttl",
   "ip_options",
   "too_short",
@@ -101,9 +104,10 @@ export function rxGuardTable(o: RxGuardOptions): string {
     `set peer_rate { type ipv4_addr; size ${Math.max(1, peers.length)}; flags dynamic,timeout; timeout 10s; }`,
     `set source_rate { type ipv4_addr; size ${slots}; flags dynamic,timeout; timeout 10s; }`,
     "chain rx {",
-    "  type filter hook input priority -300; policy accept;",
+    "  type filter hook prerouting priority -300; policy accept;",
     "  ip protocol != 112 accept",
     `  iifname != "${o.lanInterface}" accept`,
+    '  fib saddr type local counter name "own_source" drop',
     '  ip ttl != 255 counter name "bad_ttl" drop',
     '  ip hdrlength != 5 counter name "ip_options" drop',
     '  ip length < 28 counter name "too_short" drop',
