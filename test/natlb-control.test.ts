@@ -46,6 +46,27 @@ describe("NAT-LB control channel", () => {
     );
   });
 
+  it("a flood from one source is cut to its limit before authentication, each refusal counted", async () => {
+    const server = await ControlChannel.open({
+      id: 10,
+      keyHex: KEY,
+      port: 0,
+      address: "127.0.0.1",
+      limits: { senderPerSecond: 10, globalPerSecond: 1000 },
+    });
+    const client = await ControlChannel.open({ id: 1, keyHex: KEY, port: 0, address: "127.0.0.1" });
+    opened.push(server, client);
+    const dest = { address: "127.0.0.1", port: server.port };
+    // 50 unauthenticated datagrams at once: 10 reach the HMAC check (and fail it), 40 do not.
+    for (let i = 0; i < 50; i++) client.sendRaw(new Uint8Array(80).fill(i), dest);
+    const until = Date.now() + 5000;
+    while (server.counters.received < 50 && Date.now() < until) await sleep(10);
+    expect(server.counters.received).toBe(50);
+    expect(server.counters.limitedSender + server.counters.badAuth + server.counters.malformed).toBe(50);
+    expect(server.counters.limitedSender).toBeGreaterThanOrEqual(39);
+    expect(server.counters.limitedGlobal).toBe(0);
+  });
+
   it("a copy of a request already done gets the cached ack and is not acted on again", async () => {
     const { client, server, dest, calls } = await pair(() => 7);
     const bytes = client.encode(body);
