@@ -82,10 +82,11 @@ export class ControlChannel {
     private handler: Handler | undefined,
     limits: Partial<RxLimiterOptions> = {},
   ) {
-    // Far above what a move or a table copy sends (tens of datagrams a second), low enough
-    // that a flood costs a lookup per datagram and no more than ~20,000 HMACs a second.
+    // Far above what a move or a table copy sends (a 100,000-entry full copy is ~5,000
+    // datagrams), low enough
+    // that a flood costs a lookup per datagram and no more than 50,000 HMACs a second.
     this.limiter = new RxLimiter(
-      { peers: [], senderPerSecond: 5000, globalPerSecond: 20_000, ...limits },
+      { peers: [], senderPerSecond: 20_000, globalPerSecond: 50_000, ...limits },
       performance.now(),
     );
     this.key = Buffer.from(keyHex, "hex");
@@ -99,7 +100,7 @@ export class ControlChannel {
     port: number;
     address?: string;
     handler?: Handler;
-    /** Receive limits per source address and in all (defaults: 5,000/s and 20,000/s). */
+    /** Receive limits per source address and in all (defaults: 20,000/s and 50,000/s). */
     limits?: Partial<RxLimiterOptions>;
   }) {
     const ch = new ControlChannel(options.id, options.keyHex, options.handler, options.limits);
