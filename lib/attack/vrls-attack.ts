@@ -61,6 +61,8 @@ interface MemberSnapshot {
   rx: Record<string, number>;
   rxGuard: Record<string, number>;
   rxDrops: number;
+  /** Protocol-112 packets the agent's socket delivered. */
+  rxReceived: number;
   owners: Record<string, string>;
   allocation: Record<string, string> | null;
 }
@@ -109,7 +111,7 @@ async function snapshot(vr: RunningVirtualRouter, host: string): Promise<MemberS
     rssBytes: number;
     rx: Record<string, number>;
     rxGuard: Record<string, number> | null;
-    rawio: { rxDrops: number } | null;
+    rawio: { rxDrops: number; sockets: { vrrp?: { received: number } } } | null;
     member: { owners: Record<string, string> };
     master?: { allocation?: Record<string, string> };
   };
@@ -119,6 +121,7 @@ async function snapshot(vr: RunningVirtualRouter, host: string): Promise<MemberS
     rx: { ...s.rx },
     rxGuard: { ...(s.rxGuard ?? {}) },
     rxDrops: s.rawio?.rxDrops ?? 0,
+    rxReceived: s.rawio?.sockets.vrrp?.received ?? 0,
     owners: { ...s.member.owners },
     allocation: s.master?.allocation ? { ...s.master.allocation } : null,
   };
@@ -390,10 +393,27 @@ export async function runVrlsAttack(
       if (sent < options.frames) await new Promise((r) => setTimeout(r, 5));
     }
     const durationMs = performance.now() - started;
-    // Let the members drain what is queued, then read.
-    await new Promise((r) => setTimeout(r, 500));
+    // Read once every member has drained its socket: all its guard passed has been
+    // delivered to the agent or counted as dropped in the receive buffer.
     const after = new Map<string, MemberSnapshot>();
-    for (const h of members) after.set(h, await snapshot(vr, h));
+    const passedOf = (x: MemberSnapshot) => (x.rxGuard.passed_peer ?? 0) + (x.rxGuard.passed_other ?? 0);
+    const drainUntil = Date.now() + 10_000;
+    for (const h of members) {
+      const b = before.get(h)!;
+      for (;;) {
+        const a = await snapshot(vr, h);
+        const delivered = a.rxReceived - b.rxReceived + (a.rxDrops - b.rxDrops);
+        if (delivered >= passedOf(a) - passedOf(b)) {
+          after.set(h, a);
+          break;
+        }
+        if (Date.now() > drainUntil)
+          throw new Error(
+            `${h}: its guard passed ${passedOf(a) - passedOf(b)} packets, its socket delivered ${delivered} within 10 s`,
+          );
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
     const roleEvents = vr.roleEvents.slice(roleEventsBefore).map((e) => `${e.host}:${e.role}`);
 
     const streamReports = await Promise.all(streams.map((s) => s.stop()));
