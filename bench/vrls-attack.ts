@@ -9,8 +9,16 @@ import { sendUdpStream } from "../lib/traffic/udp.ts";
  * 100,000 crafted frames over 30 s from es4 while UDP and TCP streams from five end systems
  * cross the virtual router (lib/attack/vrls-attack.ts). Prints the frames per kind, each
  * member's shed/rejected counters, RSS, what it sent, and the streams' loss/duplicates.
+ * VRLS_ATTACK_FRAMES / VRLS_ATTACK_MS change the size (e.g. as fast as the attacker can).
  */
-export async function runVrlsAttackBench(frames = 100_000, durationMs = 30_000): Promise<VrlsAttackReport> {
+export async function runVrlsAttackBench(
+  frames = Number(process.env.VRLS_ATTACK_FRAMES ?? 100_000),
+  durationMs = Number(process.env.VRLS_ATTACK_MS ?? 30_000),
+): Promise<VrlsAttackReport> {
+  if (!Number.isInteger(frames) || frames < 1 || !(durationMs > 0))
+    throw new Error(
+      `VRLS_ATTACK_FRAMES must be a positive integer and VRLS_ATTACK_MS a positive number, got ${frames} and ${durationMs}`,
+    );
   const loaded = loadTopology("labs/vrls-fig7.yaml");
   const lab = await upLab(loaded);
   try {
