@@ -380,6 +380,9 @@ export async function runVrlsAttack(
       endSystems: ["198.18.1.11", "198.18.1.12", "198.18.1.13", "198.18.1.14", "198.18.2.11", "198.18.2.12"],
       captured,
     });
+    // Crafted before the clock starts (HMACs cost ~30 us each in JavaScript), so a short
+    // duration measures what the socket can send, not what the crafting can make.
+    const crafted = Array.from({ length: options.frames }, (_, i) => frames.next(i));
     // Paced: a batch every 5 ms, so the frames spread evenly over the duration.
     let sent = 0;
     let failures = 0;
@@ -389,7 +392,7 @@ export async function runVrlsAttack(
         options.frames,
         Math.ceil(((performance.now() - started) / options.durationMs) * options.frames),
       );
-      for (; sent < due; sent++) if (!io.sendFrame(frames.next(sent))) failures++;
+      for (; sent < due; sent++) if (!io.sendFrame(crafted[sent]!)) failures++;
       if (sent < options.frames) await new Promise((r) => setTimeout(r, 5));
     }
     const durationMs = performance.now() - started;
