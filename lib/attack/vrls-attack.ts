@@ -380,9 +380,8 @@ export async function runVrlsAttack(
       endSystems: ["198.18.1.11", "198.18.1.12", "198.18.1.13", "198.18.1.14", "198.18.2.11", "198.18.2.12"],
       captured,
     });
-    // Crafted before the clock starts (crafting while sending, with an HMAC per frame, held the
-    // attacker to 29,307 frames/s), so a short
-    // duration measures what the socket can send, not what the crafting can make.
+    // Crafted before the clock starts (crafting while sending, an HMAC per frame, held the
+    // attacker to 29,307 frames/s), so a short duration measures what the socket can send.
     const crafted = Array.from({ length: options.frames }, (_, i) => frames.next(i));
     // Paced: a batch every 5 ms, so the frames spread evenly over the duration.
     let sent = 0;
