@@ -119,6 +119,11 @@ async function readHistory(out: string): Promise<HistoryEntry[]> {
 export async function runCertification(opts: CertifyOptions): Promise<CertifyResult> {
   const suite = checkSuite(opts.suite);
   const registration = findAdapter(opts.dut);
+  if (registration.suites.length === 0) {
+    throw new Error(
+      `--dut ${opts.dut}: not a device that certifies: ${registration.notCertifiable ?? "no suite"}`,
+    );
+  }
   if (!registration.suites.includes(suite)) {
     throw new Error(
       `--dut ${opts.dut}: this adapter is certified with suite(s) ${registration.suites.join(", ")}, not ${suite}`,
