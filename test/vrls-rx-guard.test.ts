@@ -11,11 +11,11 @@ import { type InProcessNft, inProcessNft, listCounters, replaceTable } from "../
 import { run } from "../lib/lab/command.ts";
 import { namespaceName, newRunPrefix } from "../lib/lab/prefix.ts";
 import { teardownPrefix } from "../lib/lab/teardown.ts";
+import { waitUntil } from "../lib/remote/wait.ts";
 import { RawIo } from "../lib/roles/vrls/rawio.ts";
 import { RX_GUARD_COUNTERS, RxLimiter, rxGuardTable, rxGuardTableName } from "../lib/roles/vrls/rx-guard.ts";
 import { encodeIpv4, IP_PROTOCOL } from "../lib/wire/ipv4.ts";
 import { encodeVrrp } from "../lib/wire/vrrp.ts";
-import { waitFor } from "./dataplane-fixture.ts";
 
 const prefix = newRunPrefix();
 const nsA = namespaceName(prefix, "gda");
@@ -26,6 +26,9 @@ const PEER = "198.18.251.3";
 const ATTACKER = "198.18.251.66";
 const VRID = 51;
 const table = { family: "ip" as const, table: rxGuardTableName(VRID) };
+
+const waitFor = (what: string, condition: () => boolean | Promise<boolean>, timeoutMs = 10_000) =>
+  waitUntil(condition, { timeoutMs, what });
 
 let sender: RawIo;
 let receiver: RawIo;

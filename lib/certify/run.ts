@@ -2,13 +2,13 @@ import { spawn } from "node:child_process";
 import { createWriteStream, existsSync, readFileSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { SUITE_CASES } from "../../suites/index.ts";
 import { findAdapter } from "../../vendor-adapters/index.ts";
 import { repoRoot } from "../remote/repo-root.ts";
 import { generateAllureSite, prepareAllureResults } from "../report/allure.ts";
 import { loadTopology } from "../topology/load.ts";
 import { loadCatalogue, SUITE_NAMES, type SuiteNameT } from "./catalogue.ts";
 import { type HistoryEntry, renderCertificationPage } from "./html.ts";
+import { SUITE_CASES } from "./suites.ts";
 import { buildSummary, type CertificationSummary, type DeviceRecord } from "./summary.ts";
 
 /**
