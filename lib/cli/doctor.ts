@@ -5,8 +5,9 @@ import type { Command } from "commander";
 import { run } from "../lab/command.ts";
 import { newRunPrefix } from "../lab/prefix.ts";
 import { teardownPrefix } from "../lab/teardown.ts";
+import { doctorLab } from "./doctor-lab.ts";
 
-interface Check {
+export interface Check {
   name: string;
   ok: boolean;
   detail: string;
@@ -14,7 +15,7 @@ interface Check {
   fix?: string;
 }
 
-const BINARIES: { name: string; path: string[]; pkg: string }[] = [
+export const BINARIES: { name: string; path: string[]; pkg: string }[] = [
   { name: "ip (iproute2)", path: ["/usr/sbin/ip", "/usr/bin/ip", "/sbin/ip"], pkg: "iproute2" },
   { name: "nft", path: ["/usr/sbin/nft"], pkg: "nftables" },
   { name: "iptables (nf_tables)", path: ["/usr/sbin/iptables"], pkg: "iptables" },
@@ -229,7 +230,9 @@ export function registerDoctor(program: Command): void {
     .command("doctor")
     .description("check root, kernel features and tools; say what to install")
     .option("--json", "JSON output")
-    .action(async (opts: { json?: boolean }) => {
+    .option("--lab <file>", "run the checks on every host of a physical lab (inventory) over SSH")
+    .action(async (opts: { json?: boolean; lab?: string }) => {
+      if (opts.lab) return doctorLab(opts.lab, opts.json ?? false);
       const checks = await runDoctor();
       if (opts.json) process.stdout.write(`${JSON.stringify(checks)}\n`);
       else {

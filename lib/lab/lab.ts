@@ -13,9 +13,11 @@ import {
 import { type LoadedTopology, loadTopology } from "../topology/load.ts";
 import type { HostSpecT, Topology } from "../topology/schema.ts";
 import { mapLimit } from "./limit.ts";
+import { type HostProblem, LabHostsError, measureClockOffset, problemOf } from "./physical.ts";
 import { namespaceName, newRunPrefix, stateDir } from "./prefix.ts";
+import { buildManifest, prepareHost } from "./prepare.ts";
 import { registerLiveLab, unregisterLiveLab } from "./signals.ts";
-import { findLabRecord, type LabRecord, readLabRecords, writeLabRecord } from "./state.ts";
+import { type ClockOffset, findLabRecord, type LabRecord, readLabRecords, writeLabRecord } from "./state.ts";
 import { teardownPrefix } from "./teardown.ts";
 import { buildNetwork, type Progress } from "./virtual.ts";
 
@@ -49,6 +51,8 @@ export class LabHost {
         username: h.user,
         privateKey,
         ...(hostPublicKey ? { hostPublicKey } : {}),
+        ...(h.hostKeyFingerprint ? { hostKeyFingerprint: h.hostKeyFingerprint } : {}),
+        ...(h.preparedDir ? { preparedDir: h.preparedDir } : {}),
       });
     }
     return this.remoteHost;
@@ -69,8 +73,11 @@ export class LabHost {
     options: Omit<LaunchAgentOptions, "args"> = {},
   ): Promise<AgentClient> {
     const upload = this.record.backend === "physical";
+    const prepared = this.record.hosts[this.name]?.preparedDir;
     return launchAgent(this.remote, agentName, {
       upload,
+      // A prepared physical host runs the bundle installed by `tandem lab prepare`, whose addons sit beside it.
+      ...(prepared ? { remoteBundlePath: `${prepared}/agents/${agentName}.mjs` } : {}),
       ...options,
       ...(args === undefined ? {} : { args }),
     });
@@ -161,7 +168,7 @@ export async function upLab(source: string | LoadedTopology, options: UpOptions 
         `a lab named "${options.name}" is already running (${clash.prefix}); take it down first`,
       );
   }
-  return backend === "physical" ? upPhysical(loaded, name) : upVirtual(loaded, name, options);
+  return backend === "physical" ? upPhysical(loaded, name, options) : upVirtual(loaded, name, options);
 }
 
 async function upVirtual(loaded: LoadedTopology, name: string, options: UpOptions): Promise<Lab> {
@@ -217,7 +224,7 @@ async function upVirtual(loaded: LoadedTopology, name: string, options: UpOption
   }
 }
 
-async function upPhysical(loaded: LoadedTopology, name: string): Promise<Lab> {
+async function upPhysical(loaded: LoadedTopology, name: string, options: UpOptions): Promise<Lab> {
   const inventory = loaded.topology.inventory ?? {};
   const missing = Object.keys(loaded.topology.hosts).filter((h) => !inventory[h]);
   if (missing.length > 0) {
@@ -227,6 +234,8 @@ async function upPhysical(loaded: LoadedTopology, name: string): Promise<Lab> {
   }
   const prefix = newRunPrefix();
   const home = process.env.HOME ?? "/root";
+  const progress = options.progress ?? (() => {});
+  const manifest = buildManifest();
   const record: LabRecord = {
     name,
     prefix,
@@ -237,13 +246,50 @@ async function upPhysical(loaded: LoadedTopology, name: string): Promise<Lab> {
     hosts: Object.fromEntries(
       Object.entries(inventory).map(([h, e]) => [
         h,
-        { address: e.address, port: e.port, user: e.user, keyPath: e.key.replace(/^~(?=\/)/, home) },
+        {
+          address: e.address,
+          port: e.port,
+          user: e.user,
+          keyPath: e.key.replace(/^~(?=\/)/, home),
+          ...(e.hostKey ? { hostKeyFingerprint: e.hostKey } : {}),
+        },
       ]),
     ),
   };
+  // Every host is reached, its clock compared and its prepared directory checked (and
+  // completed) before anything runs; one unusable host stops the lab from starting.
+  const probe = new Lab(record, loaded.topology);
+  const problems: HostProblem[] = [];
+  const clocks: Record<string, ClockOffset> = {};
+  let checked = 0;
+  await mapLimit(probe.hostNames, 16, async (h) => {
+    const e = inventory[h]!;
+    const where = `${e.user}@${e.address}:${e.port}`;
+    try {
+      clocks[h] = await measureClockOffset(probe.host(h).remote);
+      const report = await prepareHost(probe.host(h).remote, manifest);
+      if (report.problems.length > 0)
+        problems.push({
+          host: h,
+          message: report.problems.join("; "),
+          advice: "install what is named on the host, then `tandem lab prepare FILE`",
+        });
+      else record.hosts[h]!.preparedDir = report.dir;
+    } catch (error) {
+      problems.push(problemOf(h, error, where));
+    } finally {
+      probe.host(h).close();
+    }
+    progress("hosts (ssh, clock, prepare)", ++checked, probe.hostNames.length);
+  });
+  if (problems.length > 0) {
+    problems.sort((a, b) => a.host.localeCompare(b.host));
+    throw new LabHostsError(name, problems);
+  }
+  record.clocks = Object.fromEntries(Object.keys(inventory).map((h) => [h, clocks[h]!]));
   await writeLabRecord(record);
   const lab = new Lab(record, loaded.topology);
-  registerLiveLab(prefix, () => lab.down());
+  if (options.teardownOnSignal !== false) registerLiveLab(prefix, () => lab.down());
   return lab;
 }
 

@@ -31,6 +31,12 @@ export interface L2Path {
   nextHopMac: string;
 }
 
+/** pktgen on `host`: a physical host's prepared copy, else the controller's build (shared files). */
+async function pktgenOn(host: TrafficHost): Promise<string> {
+  const prepared = (host as { preparedDir?: string }).preparedDir;
+  return prepared ? `${prepared}/bin/pktgen` : ensurePktgen();
+}
+
 /** Finds egress device, source address and next-hop MAC toward `dstIp` on a host (ARP-resolving it). */
 export async function resolveL2Path(host: TrafficHost, dstIp: string): Promise<L2Path> {
   const route = await host.exec(["ip", "-j", "route", "get", dstIp]);
@@ -69,7 +75,7 @@ export async function sendUdpStream(
     throw new Error("sendUdpStream: give count or durationMs");
   }
   const l2 = path ?? (await resolveL2Path(host, options.dstIp));
-  const binary = await ensurePktgen();
+  const binary = await pktgenOn(host);
   const argv = [
     binary,
     "send",
@@ -155,7 +161,7 @@ export class UdpReceiver {
   ) {}
 
   static async start(host: TrafficHost, options: { port: number; binMs?: number }): Promise<UdpReceiver> {
-    const binary = await ensurePktgen();
+    const binary = await pktgenOn(host);
     const parser = new ReceiveRecordParser(new TallyBook(options.binMs));
     let log = "";
     let ready: () => void = () => {};
