@@ -133,6 +133,14 @@ export class Lab {
     return h;
   }
 
+  /**
+   * A host's clock minus the controller's, in ms, as measured at lab start (physical labs);
+   * 0 where every host runs on the controller's clock (virtual labs).
+   */
+  clockOffsetMs(host: string): number {
+    return this.record.clocks?.[host]?.offsetMs ?? 0;
+  }
+
   /** The network namespace of a host (virtual labs); throws on a physical lab. */
   namespace(host: string): string {
     const ns = this.host(host).namespace;
