@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import {
   type AgentClient,
@@ -296,6 +297,9 @@ async function upPhysical(loaded: LoadedTopology, name: string, options: UpOptio
   }
   record.clocks = Object.fromEntries(Object.keys(inventory).map((h) => [h, clocks[h]!]));
   await writeLabRecord(record);
+  // `tandem certify` asks for the offsets beside its report (lib/certify/run.ts).
+  const clocksFile = process.env.TANDEM_LAB_CLOCKS;
+  if (clocksFile) await writeFile(clocksFile, `${JSON.stringify(record.clocks, null, 2)}\n`);
   const lab = new Lab(record, loaded.topology);
   if (options.teardownOnSignal !== false) registerLiveLab(prefix, () => lab.down());
   return lab;
