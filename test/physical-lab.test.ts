@@ -204,25 +204,6 @@ describe("emulated physical lab", () => {
     expect(out.code).toBe(1);
     expect(out.stderr).toMatch(/\bb \([^)]*tcpdump/);
   });
-
-  it("a dropped SSH session mid-case is an inconclusive error naming the host; a lab without it does not start", async () => {
-    const agent = await lab.host("b").launchAgent("echo");
-    const call = agent.call("sleep", { ms: 30_000 }).catch((e: unknown) => e);
-    expect(await killSshd("b")).toBeGreaterThan(0);
-    const error = (await call) as Error;
-    expect(error).toBeInstanceOf(RemoteError);
-    expect(error.message).toContain(" b ");
-    expect(isInconclusive(error), error.message).toBe(true);
-    // Starting the lab again: b is unreachable, nothing starts, no record is left.
-    const before = (await readLabRecords()).length;
-    const failure = await upLab(FILE).catch((e: unknown) => e);
-    expect(failure).toBeInstanceOf(LabHostsError);
-    const message = (failure as Error).message;
-    expect(message).toMatch(/b: host b unreachable: ECONNREFUSED connecting to 198\.19\.208\.13:22/);
-    expect(message).toMatch(/what to do: check that the host is powered, that sshd listens/);
-    expect(message).not.toMatch(/\n {2}a: /);
-    expect((await readLabRecords()).length).toBe(before);
-  });
 });
 
 describe("inventory errors", () => {
@@ -301,5 +282,26 @@ describe("inventory errors", () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("dropped session (last: it kills a host's sshd)", () => {
+  it("a dropped SSH session mid-case is an inconclusive error naming the host; a lab without it does not start", async () => {
+    const agent = await lab.host("b").launchAgent("echo");
+    const call = agent.call("sleep", { ms: 30_000 }).catch((e: unknown) => e);
+    expect(await killSshd("b")).toBeGreaterThan(0);
+    const error = (await call) as Error;
+    expect(error).toBeInstanceOf(RemoteError);
+    expect(error.message).toContain(" b ");
+    expect(isInconclusive(error), error.message).toBe(true);
+    // Starting the lab again: b is unreachable, nothing starts, no record is left.
+    const before = (await readLabRecords()).length;
+    const failure = await upLab(FILE).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(LabHostsError);
+    const message = (failure as Error).message;
+    expect(message).toMatch(/b: host b unreachable: ECONNREFUSED connecting to 198\.19\.208\.13:22/);
+    expect(message).toMatch(/what to do: check that the host is powered, that sshd listens/);
+    expect(message).not.toMatch(/\n {2}a: /);
+    expect((await readLabRecords()).length).toBe(before);
   });
 });

@@ -187,6 +187,8 @@ export async function emulatePhysicalLab(
       const holderLog = join(dir, "hosts", h, "holder.log");
       const script = [
         "set -e",
+        // Not even the holder's working directory may lead back into the checkout (/proc/PID/cwd).
+        "cd /",
         'disk="$1"; shift',
         // Nothing of ours propagates back to the machine.
         "mount --make-rprivate /",
@@ -202,7 +204,7 @@ export async function emulatePhysicalLab(
         child = spawn(
           "ip",
           ["netns", "exec", ns, "unshare", "--mount", "--", "sh", "-c", script, "holder", disk, ...hidden],
-          { stdio: ["ignore", fd, fd], detached: true },
+          { stdio: ["ignore", fd, fd], detached: true, cwd: "/" },
         );
       } finally {
         closeSync(fd);
