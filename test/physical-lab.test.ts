@@ -8,6 +8,7 @@ import {
   buildManifest,
   type EmulatedLab,
   emulatePhysicalLab,
+  formatPrepareReport,
   type Lab,
   LabHostsError,
   namespacesOf,
@@ -186,6 +187,21 @@ describe("emulated physical lab", () => {
     expect(echoes).toBeGreaterThanOrEqual(6); // 3 requests + 3 replies
     await capture.remove();
     expect(existsSync(capture.path)).toBe(false);
+  });
+
+  it("a full disk on a host is said with the host, the room there and what to do", async () => {
+    // A 1 MB disk over r1's /var/lib/tandem (its sshd has its keys loaded; our session stays open).
+    await onHostBox("r1", ["mount", "-t", "tmpfs", "-o", "size=1m", "small", "/var/lib/tandem"]);
+    try {
+      const report = await prepareHost(lab.host("r1").remote, buildManifest());
+      expect(report.problems).toHaveLength(1);
+      expect(report.problems[0]).toMatch(
+        /^disk full: \/var\/lib\/tandem\/[0-9a-f]{16} has 1\.0 MB free, \d+\.\d MB are needed; free disk space on the host$/,
+      );
+      expect(formatPrepareReport(report)).toMatch(/^r1: NOT READY: disk full/);
+    } finally {
+      await onHostBox("r1", ["umount", "/var/lib/tandem"]);
+    }
   });
 
   it("doctor --lab names the host and the binary that is missing there", async () => {

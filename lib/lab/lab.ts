@@ -281,7 +281,7 @@ async function upPhysical(loaded: LoadedTopology, name: string, options: UpOptio
         problems.push({
           host: h,
           message: report.problems.join("; "),
-          advice: "install what is named on the host, then `tandem lab prepare FILE`",
+          advice: "fix what is named on the host, then `tandem lab prepare FILE` (or start the lab again)",
         });
       else record.hosts[h]!.preparedDir = report.dir;
     } catch (error) {

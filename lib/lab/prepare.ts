@@ -126,6 +126,19 @@ export async function prepareHost(remote: RemoteHost, manifest: Manifest): Promi
   const stale = manifest.files.filter((f) => present.get(f.rel) !== f.sha256);
   report.missing = stale.map((f) => f.rel);
   if (stale.length > 0) {
+    // A full disk is said before an upload fails half-way: free space where the files go.
+    const needed = stale.reduce((sum, f) => sum + f.size, 0);
+    const df = await remote.exec(
+      `mkdir -p ${shellQuote(dir)} 2>/dev/null; df -Pk ${shellQuote(dir)} 2>/dev/null || df -Pk ${PREPARED_ROOT}`,
+      { timeoutMs: 20_000 },
+    );
+    const availableKiB = Number(df.stdout.trim().split("\n").at(-1)?.trim().split(/\s+/)[3]);
+    if (Number.isFinite(availableKiB) && availableKiB * 1024 < needed * 1.1) {
+      report.problems.push(
+        `disk full: ${dir} has ${(availableKiB / 1024).toFixed(1)} MB free, ${(needed / 1048576).toFixed(1)} MB are needed; free disk space on the host`,
+      );
+      return report;
+    }
     const dirs = [...new Set(stale.map((f) => `${dir}/${f.rel.split("/").slice(0, -1).join("/")}`))];
     await remote.execOrThrow(["mkdir", "-p", ...dirs], { timeoutMs: 20_000 });
     for (const f of stale) {
