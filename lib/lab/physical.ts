@@ -42,7 +42,8 @@ export function adviceFor(error: unknown, where: string): string {
       : `install the inventory key's public half (key + ".pub") in the user's authorized_keys on ${where}, or fix inventory key/user`;
   }
   if (error instanceof HostUnreachableError) {
-    return /connection lost|ECONNRESET|closed/i.test(error.message)
+    return /connection lost while|ECONNRESET|closed/i.test(error.message) &&
+      !/before handshake/i.test(error.message)
       ? `the SSH session to ${where} dropped; check that sshd runs on the host and the management network, then run the case again`
       : `check that the host is powered, that sshd listens on ${where} and that the management network reaches it (inventory address/port)`;
   }
