@@ -329,8 +329,12 @@ export async function launchAgent(
     );
   }
   let bundle = localBundle;
-  if (options.remoteBundlePath) {
-    bundle = options.remoteBundlePath;
+  // A prepared physical host (`tandem lab prepare`) runs its installed copy, beside its addons.
+  const installed =
+    options.remoteBundlePath ??
+    (remote.preparedDir ? `${remote.preparedDir}/agents/${agentName}.mjs` : undefined);
+  if (installed) {
+    bundle = installed;
   } else if (options.upload) {
     bundle = `${REMOTE_AGENT_DIR}/${agentName}.mjs`;
     // Upload under a temporary name and rename, so concurrent launches never run a half-written file.
@@ -339,7 +343,7 @@ export async function launchAgent(
     await remote.upload(localBundle, temporary, 0o644);
     await remote.execOrThrow(["mv", "-f", temporary, bundle]);
   }
-  const node = options.node ?? (options.upload || options.remoteBundlePath ? "node" : process.execPath);
+  const node = options.node ?? (options.upload || installed ? "node" : process.execPath);
   const argv = [node, bundle, JSON.stringify(options.args ?? null)];
   // `exec` makes node the session's process (and process group leader) itself.
   const command = `exec ${argv.map(shellQuote).join(" ")}`;
