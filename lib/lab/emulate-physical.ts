@@ -193,7 +193,7 @@ export async function emulatePhysicalLab(
         // Nothing of ours propagates back to the machine.
         "mount --make-rprivate /",
         `mount --bind "$disk" ${HOST_DISK}`,
-        'for p in "$@"; do mount -t tmpfs -o mode=0755,size=16m tandem-hidden "$p"; done',
+        'for p in "$@"; do mount -t tmpfs -o mode=0755,size=512m tandem-hidden "$p"; done',
         "chmod 1777 /tmp",
         `/usr/sbin/sshd -f ${inHost}/sshd_config -E ${inHost}/sshd.log`,
         "exec sleep infinity",
