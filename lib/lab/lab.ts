@@ -14,7 +14,13 @@ import {
 import { type LoadedTopology, loadTopology } from "../topology/load.ts";
 import type { HostSpecT, Topology } from "../topology/schema.ts";
 import { mapLimit } from "./limit.ts";
-import { type HostProblem, LabHostsError, measureClockOffset, problemOf } from "./physical.ts";
+import {
+  type HostProblem,
+  LabHostsError,
+  measureClockOffset,
+  problemOf,
+  significantOffsetMs,
+} from "./physical.ts";
 import { namespaceName, newRunPrefix, stateDir } from "./prefix.ts";
 import { buildManifest, prepareHost } from "./prepare.ts";
 import { registerLiveLab, unregisterLiveLab } from "./signals.ts";
@@ -139,7 +145,7 @@ export class Lab {
    * 0 where every host runs on the controller's clock (virtual labs).
    */
   clockOffsetMs(host: string): number {
-    return this.record.clocks?.[host]?.offsetMs ?? 0;
+    return significantOffsetMs(this.record.clocks?.[host]);
   }
 
   /** The network namespace of a host (virtual labs); throws on a physical lab. */
@@ -275,7 +281,6 @@ async function upPhysical(loaded: LoadedTopology, name: string, options: UpOptio
     const e = inventory[h]!;
     const where = `${e.user}@${e.address}:${e.port}`;
     try {
-      clocks[h] = await measureClockOffset(probe.host(h).remote);
       const report = await prepareHost(probe.host(h).remote, manifest);
       if (report.problems.length > 0)
         problems.push({
@@ -286,11 +291,22 @@ async function upPhysical(loaded: LoadedTopology, name: string, options: UpOptio
       else record.hosts[h]!.preparedDir = report.dir;
     } catch (error) {
       problems.push(problemOf(h, error, where));
-    } finally {
-      probe.host(h).close();
     }
-    progress("hosts (ssh, clock, prepare)", ++checked, probe.hostNames.length);
+    progress("hosts (ssh, prepare)", ++checked, probe.hostNames.length);
   });
+  // Clocks one host at a time: concurrent probes would queue behind each other and widen
+  // every round trip (the offset's uncertainty).
+  for (const h of probe.hostNames) {
+    const e = inventory[h]!;
+    if (!problems.some((p) => p.host === h)) {
+      try {
+        clocks[h] = await measureClockOffset(probe.host(h).remote);
+      } catch (error) {
+        problems.push(problemOf(h, error, `${e.user}@${e.address}:${e.port}`));
+      }
+    }
+    probe.host(h).close();
+  }
   if (problems.length > 0) {
     problems.sort((a, b) => a.host.localeCompare(b.host));
     throw new LabHostsError(name, problems);

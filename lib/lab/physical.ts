@@ -61,28 +61,90 @@ export function problemOf(host: string, error: unknown, where: string): HostProb
 }
 
 /**
- * Measures a host's clock offset to the controller: `date +%s%N` over the open SSH
- * connection, bracketed by the controller's clock; the round trip with the smallest
- * duration of five gives the offset (remote minus the midpoint) and its uncertainty
- * (half that round trip). Five samples are a measurement, not a retry.
+ * Measures a host's clock offset to the controller. A small node program on the host
+ * answers each line on its stdin with its wall clock (µs resolution) over one open SSH
+ * channel, so a sample costs one channel round trip and no process start; the sample
+ * with the smallest round trip of 20 gives the offset (remote minus the midpoint of the
+ * controller's clock around it) and its uncertainty (half that round trip). Samples are a
+ * measurement, not a retry. Hosts are measured one after the other (lib/lab/lab.ts), so
+ * their round trips do not queue behind each other.
  */
 export async function measureClockOffset(remote: RemoteHost): Promise<ClockOffset> {
-  await remote.execOrThrow(["true"], { timeoutMs: 15_000 }); // the connection is open before timing
-  let best: { rtt: number; offset: number } | undefined;
-  for (let i = 0; i < 5; i++) {
-    const t0 = nowNs();
-    const result = await remote.execOrThrow(["date", "+%s%N"], { timeoutMs: 10_000 });
-    const t1 = nowNs();
-    const remoteNs = BigInt(result.stdout.trim());
-    const rtt = Number(t1 - t0) / 1e6;
-    const offset = Number(remoteNs - (t0 + t1) / 2n) / 1e6;
-    if (!best || rtt < best.rtt) best = { rtt, offset };
+  const samples = 20;
+  const replies: string[] = [];
+  let waiting: ((line: string) => void) | undefined;
+  let buffer = "";
+  const proc = await remote.execStream(
+    [
+      "node",
+      "-e",
+      'process.stdin.on("data",()=>process.stdout.write((performance.timeOrigin+performance.now()).toFixed(3)+"\\n"));process.stdout.write("ready\\n")',
+    ],
+    {
+      onStdout: (chunk) => {
+        buffer += chunk.toString();
+        for (let i = buffer.indexOf("\n"); i >= 0; i = buffer.indexOf("\n")) {
+          const line = buffer.slice(0, i);
+          buffer = buffer.slice(i + 1);
+          if (waiting) {
+            const w = waiting;
+            waiting = undefined;
+            w(line);
+          } else replies.push(line);
+        }
+      },
+    },
+  );
+  const next = (what: string) =>
+    new Promise<string>((resolve, reject) => {
+      const queued = replies.shift();
+      if (queued !== undefined) return resolve(queued);
+      const timer = setTimeout(
+        () => reject(new Error(`${remote.name}: no ${what} from the clock probe within 15 s`)),
+        15_000,
+      );
+      waiting = (line) => {
+        clearTimeout(timer);
+        resolve(line);
+      };
+      void proc.done.then((r) => {
+        clearTimeout(timer);
+        reject(
+          new RemoteCommandError(remote.name, "node -e <clock probe>", r.code, r.signal, r.stdout, r.stderr),
+        );
+      });
+    });
+  try {
+    await next("start");
+    let best: { rtt: number; offset: number } | undefined;
+    for (let i = 0; i < samples; i++) {
+      const t0 = nowNs();
+      proc.write("t\n");
+      const line = await next("answer");
+      const t1 = nowNs();
+      const remoteNs = BigInt(Math.round(Number(line) * 1000)) * 1000n;
+      const rtt = Number(t1 - t0) / 1e6;
+      const offset = Number(remoteNs - (t0 + t1) / 2n) / 1e6;
+      if (!best || rtt < best.rtt) best = { rtt, offset };
+    }
+    return {
+      offsetMs: round3(best!.offset),
+      uncertaintyMs: round3(best!.rtt / 2),
+      measuredAt: new Date().toISOString(),
+    };
+  } finally {
+    proc.endInput();
+    await proc.kill("TERM").catch(() => undefined);
   }
-  return {
-    offsetMs: round3(best!.offset),
-    uncertaintyMs: round3(best!.rtt / 2),
-    measuredAt: new Date().toISOString(),
-  };
+}
+
+/**
+ * The offset the analysis applies: the measured one when it exceeds its uncertainty, else
+ * 0 (an offset smaller than the measurement's own error is indistinguishable from none, and
+ * applying it would only add that error to every cross-host time).
+ */
+export function significantOffsetMs(clock: ClockOffset | undefined): number {
+  return clock && Math.abs(clock.offsetMs) > clock.uncertaintyMs ? clock.offsetMs : 0;
 }
 
 /** The controller's wall clock in ns (Date.now has ms; hrtime is monotonic, so anchor it once). */
