@@ -65,6 +65,18 @@ export class LabHost {
     return this.remoteHost;
   }
 
+  /**
+   * A directory for this run's files on the host (journals, status files, configs),
+   * created if missing. Virtual hosts share the run's state dir; a physical host has its
+   * own `/tmp/tandem-<prefix>` (the controller's /run/tandem is not there).
+   */
+  async runDir(): Promise<string> {
+    if (this.record.backend !== "physical") return stateDir(this.record.prefix);
+    const dir = `/tmp/tandem-${this.record.prefix}`;
+    await this.remote.execOrThrow(["mkdir", "-p", dir], { timeoutMs: 20_000 });
+    return dir;
+  }
+
   /** Runs a command on the host over SSH. */
   exec(command: string | readonly string[], options?: ExecOptions): Promise<ExecResult> {
     return this.remote.exec(command, options);

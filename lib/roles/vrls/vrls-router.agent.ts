@@ -8,8 +8,9 @@
  *    NFQUEUE HoldQueue).
  * JSON-RPC methods: status, show, reallocate, waitIdle, handoffStats, counters.
  */
-import { rename, writeFile } from "node:fs/promises";
+import { mkdir, rename, writeFile } from "node:fs/promises";
 import { setPriority } from "node:os";
+import { dirname } from "node:path";
 import { performance } from "node:perf_hooks";
 import { inProcessNft, localExecutor } from "../../dataplane/index.ts";
 import { agentArgs, log, notify, serveAgent } from "../../remote/agent-runtime.ts";
@@ -500,6 +501,8 @@ try {
   startFlowMonitor();
   if (args.statusFile) {
     const file = args.statusFile;
+    // The directory is on this host (a physical host has no copy of the controller's state dir).
+    await mkdir(dirname(file), { recursive: true }).catch(() => undefined);
     const writer = setInterval(() => {
       writeFile(`${file}.tmp`, JSON.stringify({ at: Date.now(), ...status() }))
         .then(() => rename(`${file}.tmp`, file))
