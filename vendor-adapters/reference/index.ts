@@ -50,6 +50,8 @@ export class ReferenceAdapter implements VendorAdapter {
   readonly vrls?: VrlsControl;
   readonly natlb?: NatlbControl;
   private rig: NatlbRig | undefined;
+  /** Links failBalancer took down; stop() brings them up again (a physical host outlives the lab run). */
+  private downedLinks: { host: string; ifname: string }[] = [];
   private running: RunningVirtualRouter | undefined;
   private responders: AgentClient[] = [];
   private readonly lab: Lab;
@@ -189,6 +191,8 @@ export class ReferenceAdapter implements VendorAdapter {
         const r = self.rig;
         self.rig = undefined;
         await stopNatlb(r);
+        for (const { host, ifname } of self.downedLinks.splice(0))
+          await self.lab.host(host).exec(["ip", "link", "set", "dev", ifname, "up"]);
       },
       async owner(vip) {
         return (await status(need())).vips.find((v) => v.vip === vip)?.owner ?? undefined;
@@ -245,7 +249,9 @@ export class ReferenceAdapter implements VendorAdapter {
         if (agent?.pid) await self.lab.host(name).exec(["kill", "-KILL", String(agent.pid)]);
         const spec = r.config.balancers[name];
         for (const ifname of [spec?.external, spec?.internal]) {
-          if (ifname) await self.lab.host(name).exec(["ip", "link", "set", "dev", ifname, "down"]);
+          if (!ifname) continue;
+          await self.lab.host(name).exec(["ip", "link", "set", "dev", ifname, "down"]);
+          self.downedLinks.push({ host: name, ifname });
         }
         await agent?.stop({ graceMs: 100 }).catch(() => undefined);
         r.balancers.delete(name);
