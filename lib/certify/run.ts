@@ -27,6 +27,8 @@ export interface CertifyOptions {
   mode?: string;
   /** Only cases whose title matches (vitest -t). */
   cases?: string;
+  /** false: no Allure site (the seeded-fault campaign's many small runs). Default true. */
+  allure?: boolean;
   onOutput?: (chunk: string) => void;
 }
 
@@ -185,22 +187,23 @@ export async function runCertification(opts: CertifyOptions): Promise<CertifyRes
   await writeFile(join(out, "history.json"), `${JSON.stringify(history, null, 2)}\n`);
 
   let allureError: string | undefined;
-  try {
-    await generateAllureSite(out, {
-      name: `${opts.dut} / ${suite} / ${summary.finishedAt}`,
-      buildOrder: history.length,
-      environment: {
-        device: `${summary.device.vendor} ${summary.device.product} ${summary.device.version}`,
-        adapter: opts.dut,
-        suite,
-        lab: summary.lab.name,
-        mode: summary.mode,
-        verdict: summary.verdict,
-      },
-    });
-  } catch (error) {
-    allureError = `allure generate failed: ${(error as Error).message}`;
-  }
+  if (opts.allure !== false)
+    try {
+      await generateAllureSite(out, {
+        name: `${opts.dut} / ${suite} / ${summary.finishedAt}`,
+        buildOrder: history.length,
+        environment: {
+          device: `${summary.device.vendor} ${summary.device.product} ${summary.device.version}`,
+          adapter: opts.dut,
+          suite,
+          lab: summary.lab.name,
+          mode: summary.mode,
+          verdict: summary.verdict,
+        },
+      });
+    } catch (error) {
+      allureError = `allure generate failed: ${(error as Error).message}`;
+    }
   return {
     summary,
     exitCode: summary.verdict === "certified" ? 0 : 1,
