@@ -207,6 +207,18 @@ export class ReferenceAdapter implements VendorAdapter {
         await stopNatlb(r);
         for (const { host, ifname } of self.downedLinks.splice(0))
           await self.lab.host(host).exec(["ip", "link", "set", "dev", ifname, "up"]);
+        // The VIP addresses the balancers claimed stay on a physical host after its agent: remove them.
+        if (r && self.lab.backend === "physical") {
+          for (const [name, spec] of Object.entries(r.config.balancers)) {
+            const script = r.config.vips
+              .map(
+                (v) =>
+                  `ip addr del ${v.address}/32 dev ${spec.external} 2>/dev/null; ip addr del ${v.internal}/32 dev ${spec.internal} 2>/dev/null`,
+              )
+              .join("; ");
+            await self.lab.host(name).exec(["sh", "-c", `${script}; true`]);
+          }
+        }
       },
       async owner(vip) {
         return (await status(need())).vips.find((v) => v.vip === vip)?.owner ?? undefined;
