@@ -4,11 +4,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CaseRecord } from "../lib/certify/cases/define.ts";
+import { vrrpCases } from "../lib/certify/cases/vrrp.ts";
 import { loadCatalogue } from "../lib/certify/catalogue.ts";
 import { buildSummary, type CertificationSummary } from "../lib/certify/summary.ts";
 import { type EmulatedLab, emulatePhysicalLab } from "../lib/lab/index.ts";
-import type { CaseRecord } from "../suites/support/cases.ts";
-import { vrrpCases } from "../suites/vrrp/cases.ts";
 
 // Issue 14: a dropped SSH session in the middle of a case (the host's sshd killed) ends the
 // case with a message naming the host and what to do, and the case is inconclusive, never

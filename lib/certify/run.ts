@@ -2,7 +2,6 @@ import { spawn } from "node:child_process";
 import { createWriteStream, existsSync, readFileSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
-import { SUITE_CASES } from "../../suites/index.ts";
 import { findAdapter } from "../../vendor-adapters/index.ts";
 import type { ClockOffset } from "../lab/state.ts";
 import { repoRoot } from "../remote/repo-root.ts";
@@ -10,6 +9,7 @@ import { generateAllureSite, prepareAllureResults } from "../report/allure.ts";
 import { loadTopology } from "../topology/load.ts";
 import { loadCatalogue, SUITE_NAMES, type SuiteNameT } from "./catalogue.ts";
 import { type HistoryEntry, renderCertificationPage } from "./html.ts";
+import { SUITE_CASES } from "./suites.ts";
 import { buildSummary, type CertificationSummary, type DeviceRecord } from "./summary.ts";
 
 /**
@@ -133,6 +133,11 @@ async function readHistory(out: string): Promise<HistoryEntry[]> {
 export async function runCertification(opts: CertifyOptions): Promise<CertifyResult> {
   const suite = checkSuite(opts.suite);
   const registration = findAdapter(opts.dut);
+  if (registration.suites.length === 0) {
+    throw new Error(
+      `--dut ${opts.dut}: not a device that certifies: ${registration.notCertifiable ?? "no suite"}`,
+    );
+  }
   if (!registration.suites.includes(suite)) {
     throw new Error(
       `--dut ${opts.dut}: this adapter is certified with suite(s) ${registration.suites.join(", ")}, not ${suite}`,

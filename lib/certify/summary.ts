@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import type { CaseRecord } from "../../suites/support/cases.ts";
 import type { ClockOffset } from "../lab/state.ts";
+import type { CaseRecord } from "./cases/define.ts";
 import { type Catalogue, type LevelT, requirementsOf, type SuiteNameT } from "./catalogue.ts";
 
 /**

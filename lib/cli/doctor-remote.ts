@@ -1,7 +1,7 @@
 import { measureClockOffset, problemOf } from "../lab/physical.ts";
 import { buildManifest, preparedDirOf } from "../lab/prepare.ts";
 import type { RemoteHost } from "../remote/index.ts";
-import { BINARIES, type Check } from "./doctor.ts";
+import { type Check, ON_PATH } from "./doctor.ts";
 
 /**
  * `tandem doctor --lab FILE` (issue 14): the doctor's checks run on every host of a
@@ -62,12 +62,12 @@ export async function doctorHost(remote: RemoteHost, where: string): Promise<Hos
   const id = await remote.exec(["id", "-u"], { timeoutMs: 10_000 });
   add("running as root", id.stdout.trim() === "0", `uid ${id.stdout.trim()}`, "inventory user: root");
 
-  // One round trip for every binary: the first path that is an executable, non-empty file.
-  const binaries = BINARIES.filter((b) => !CONTROLLER_ONLY.has(b.name));
+  // One round trip for every binary: found on the login PATH, an executable, non-empty file.
+  const binaries = ON_PATH.filter((b) => !CONTROLLER_ONLY.has(b.name));
   const script = binaries
     .map(
       (b, i) =>
-        `f=; for p in ${b.path.join(" ")}; do if [ -x "$p" ] && [ -s "$p" ]; then f=$p; break; fi; done; echo "${i} $f"`,
+        `f=$(command -v ${b.bin} 2>/dev/null); if [ -n "$f" ] && [ -x "$f" ] && [ -s "$f" ]; then echo "${i} $f"; else echo "${i} "; fi`,
     )
     .join("\n");
   const found = await remote.exec(script, { timeoutMs: 20_000 });
@@ -78,7 +78,7 @@ export async function doctorHost(remote: RemoteHost, where: string): Promise<Hos
   }
   binaries.forEach((b, i) => {
     const at = where_.get(i);
-    add(b.name, Boolean(at), at || `not found (${b.path.join(", ")})`, `apt-get install ${b.pkg}`);
+    add(b.name, Boolean(at), at || `not found (${b.bin} on the PATH)`, `apt-get install ${b.pkg}`);
   });
 
   const node = await remote.exec("node -p process.versions.node", { timeoutMs: 20_000 });

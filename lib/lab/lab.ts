@@ -3,6 +3,7 @@ import { writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import {
   type AgentClient,
+  type CommandHost,
   type ExecOptions,
   type ExecResult,
   type LaunchAgentOptions,
@@ -28,8 +29,8 @@ import { type ClockOffset, findLabRecord, type LabRecord, readLabRecords, writeL
 import { teardownPrefix } from "./teardown.ts";
 import { buildNetwork, type Progress } from "./virtual.ts";
 
-/** One host of a running lab, reached over SSH. */
-export class LabHost {
+/** One host of a running lab, reached over SSH (a CommandHost like every other command target). */
+export class LabHost implements CommandHost {
   private remoteHost: RemoteHost | undefined;
 
   constructor(
@@ -80,6 +81,11 @@ export class LabHost {
   /** Runs a command on the host over SSH. */
   exec(command: string | readonly string[], options?: ExecOptions): Promise<ExecResult> {
     return this.remote.exec(command, options);
+  }
+
+  /** Like exec, but a non-zero exit throws (RemoteCommandError, a CommandError). */
+  execOrThrow(command: string | readonly string[], options?: ExecOptions): Promise<ExecResult> {
+    return this.remote.execOrThrow(command, options);
   }
 
   /**

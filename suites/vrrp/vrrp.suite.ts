@@ -1,6 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect } from "vitest";
+import { vrrpCases as C } from "../../lib/certify/cases/vrrp.ts";
 import { type Lab, upLab } from "../../lib/lab/index.ts";
 import { isGratuitousArp } from "../../lib/wire/index.ts";
 import { createAdapter } from "../../vendor-adapters/index.ts";
@@ -8,7 +9,6 @@ import type { VendorAdapter, VrrpInstanceConfig } from "../../vendor-adapters/ty
 import { suiteEnv } from "../support/env.ts";
 import { requireCompleteCaptures } from "../support/evidence.ts";
 import { type CaseContext, certCase, recordDevice, useDevice } from "../support/requirement.ts";
-import { vrrpCases as C } from "./cases.ts";
 import {
   advertsFrom,
   attachScenario,
