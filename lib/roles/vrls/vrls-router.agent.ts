@@ -9,8 +9,9 @@
  * JSON-RPC methods: status, show, reallocate, waitIdle, handoffStats, counters.
  */
 import { readFileSync } from "node:fs";
-import { rename, writeFile } from "node:fs/promises";
+import { mkdir, rename, writeFile } from "node:fs/promises";
 import { setPriority } from "node:os";
+import { dirname } from "node:path";
 import { performance } from "node:perf_hooks";
 import { deleteTable, inProcessNft, listCounters, replaceTable } from "../../dataplane/index.ts";
 import { agentArgs, log, notify, serveAgent } from "../../remote/agent-runtime.ts";
@@ -664,6 +665,8 @@ try {
   startFlowMonitor();
   if (args.statusFile) {
     const file = args.statusFile;
+    // The directory is on this host (a physical host has no copy of the controller's state dir).
+    await mkdir(dirname(file), { recursive: true }).catch(() => undefined);
     const writer = setInterval(() => {
       writeFile(`${file}.tmp`, JSON.stringify({ at: Date.now(), ...status() }))
         .then(() => rename(`${file}.tmp`, file))
