@@ -3,6 +3,7 @@ import { createWriteStream, existsSync, readFileSync } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { findAdapter } from "../../vendor-adapters/index.ts";
+import type { ClockOffset } from "../lab/state.ts";
 import { repoRoot } from "../remote/repo-root.ts";
 import { generateAllureSite, prepareAllureResults } from "../report/allure.ts";
 import { loadTopology } from "../topology/load.ts";
@@ -74,6 +75,8 @@ async function runSuite(
       TANDEM_DUT_OPTIONS: JSON.stringify(opts.dutOptions ?? {}),
       TANDEM_LAB: labFile,
       TANDEM_OUT: out,
+      // A physical lab writes its hosts' clock offsets here when it starts (lib/lab/lab.ts).
+      TANDEM_LAB_CLOCKS: join(out, "lab-clocks.json"),
       TANDEM_MODE: opts.mode ?? "",
       FORCE_COLOR: "0",
     },
@@ -108,6 +111,17 @@ function readDevice(out: string, dut: string): DeviceRecord {
   };
 }
 
+/** The clock offsets a physical lab recorded at start (absent for a virtual lab). */
+function readClocks(out: string): { clocks?: Record<string, ClockOffset> } {
+  try {
+    return {
+      clocks: JSON.parse(readFileSync(join(out, "lab-clocks.json"), "utf8")) as Record<string, ClockOffset>,
+    };
+  } catch {
+    return {};
+  }
+}
+
 async function readHistory(out: string): Promise<HistoryEntry[]> {
   try {
     return JSON.parse(await readFile(join(out, "history.json"), "utf8")) as HistoryEntry[];
@@ -134,7 +148,14 @@ export async function runCertification(opts: CertifyOptions): Promise<CertifyRes
   const catalogue = loadCatalogue();
   const out = resolve(opts.out);
   await mkdir(out, { recursive: true });
-  for (const stale of ["cases", "evidence", "vitest.json", "device.json", "summary.json"]) {
+  for (const stale of [
+    "cases",
+    "evidence",
+    "vitest.json",
+    "device.json",
+    "summary.json",
+    "lab-clocks.json",
+  ]) {
     await rm(join(out, stale), { recursive: true, force: true });
   }
   await prepareAllureResults(out);
@@ -149,7 +170,7 @@ export async function runCertification(opts: CertifyOptions): Promise<CertifyRes
     caseTitles: SUITE_CASES[suite],
     out,
     device: readDevice(out, opts.dut),
-    lab: { file: labFile, name: lab.topology.lab },
+    lab: { file: labFile, name: lab.topology.lab, ...readClocks(out) },
     mode: opts.mode ?? "default",
     startedAt,
     finishedAt,
