@@ -95,3 +95,22 @@ describe("ssh-cli templates name capabilities from the same list", () => {
     }
   });
 });
+
+describe("suite labs mark their device hosts", () => {
+  it("every lab file a suite is certified on names its device hosts (device: true)", () => {
+    const labs: Record<string, string[]> = {
+      "labs/vrrp-dut.yaml": ["dut"],
+      "labs/vrrp-dut-physical.yaml": ["dut"],
+      "labs/vrls-fig7.yaml": ["ra", "rb"],
+      "labs/vrls-fig7-physical.yaml": ["ra", "rb"],
+      "labs/vrls-fig7x3.yaml": ["ra", "rb", "rd"],
+      "labs/vrls-fig14.yaml": ["ra", "rb"],
+      "labs/vrls-tri.yaml": ["m1", "m2", "m3"],
+      "labs/natlb-fig3.yaml": ["lba", "lbb"],
+      "labs/natlb-fig3-physical.yaml": ["lba", "lbb"],
+      "labs/natlb-fig13.yaml": ["lba", "lbb"],
+    };
+    for (const [file, hosts] of Object.entries(labs))
+      expect(deviceHosts(loadTopology(file)), file).toEqual(hosts);
+  });
+});
