@@ -13,7 +13,7 @@ import {
 import { type LoadedTopology, loadTopology } from "../topology/load.ts";
 import type { HostSpecT, Topology } from "../topology/schema.ts";
 import { mapLimit } from "./limit.ts";
-import { namespaceName, newRunPrefix, stateDir } from "./prefix.ts";
+import { namespaceName, newRunPrefix, PREFIX_PATTERN, stateDir } from "./prefix.ts";
 import { registerLiveLab, unregisterLiveLab } from "./signals.ts";
 import { findLabRecord, type LabRecord, readLabRecords, writeLabRecord } from "./state.ts";
 import { teardownPrefix } from "./teardown.ts";
@@ -90,6 +90,11 @@ export interface UpOptions {
   progress?: Progress;
   /** Keep the lab registered for teardown on SIGINT/SIGTERM in this process (default true). */
   teardownOnSignal?: boolean;
+  /**
+   * The run prefix (td + 5 characters); default: a new random one. `tandem certify` picks
+   * it before the suite's worker brings the lab up, so it can tear the lab down itself.
+   */
+  prefix?: string;
 }
 
 /** A running lab: its hosts, reached over SSH, and its teardown. */
@@ -161,11 +166,15 @@ export async function upLab(source: string | LoadedTopology, options: UpOptions 
         `a lab named "${options.name}" is already running (${clash.prefix}); take it down first`,
       );
   }
-  return backend === "physical" ? upPhysical(loaded, name) : upVirtual(loaded, name, options);
+  if (options.prefix !== undefined && !PREFIX_PATTERN.test(options.prefix))
+    throw new Error(`lab prefix "${options.prefix}" is not td + 5 lowercase letters or digits`);
+  return backend === "physical"
+    ? upPhysical(loaded, name, options.prefix)
+    : upVirtual(loaded, name, options);
 }
 
 async function upVirtual(loaded: LoadedTopology, name: string, options: UpOptions): Promise<Lab> {
-  const prefix = newRunPrefix();
+  const prefix = options.prefix ?? newRunPrefix();
   const progress = options.progress ?? (() => {});
   const dir = stateDir(prefix);
   const hosts = Object.keys(loaded.topology.hosts);
@@ -217,7 +226,7 @@ async function upVirtual(loaded: LoadedTopology, name: string, options: UpOption
   }
 }
 
-async function upPhysical(loaded: LoadedTopology, name: string): Promise<Lab> {
+async function upPhysical(loaded: LoadedTopology, name: string, chosenPrefix?: string): Promise<Lab> {
   const inventory = loaded.topology.inventory ?? {};
   const missing = Object.keys(loaded.topology.hosts).filter((h) => !inventory[h]);
   if (missing.length > 0) {
@@ -225,7 +234,7 @@ async function upPhysical(loaded: LoadedTopology, name: string): Promise<Lab> {
       `${loaded.file}: inventory: a physical lab needs an inventory entry for every host; missing: ${missing.join(", ")}`,
     );
   }
-  const prefix = newRunPrefix();
+  const prefix = chosenPrefix ?? newRunPrefix();
   const home = process.env.HOME ?? "/root";
   const record: LabRecord = {
     name,

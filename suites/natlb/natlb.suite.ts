@@ -1,7 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect } from "vitest";
-import { type Lab, upLab } from "../../lib/lab/index.ts";
+import type { Lab } from "../../lib/lab/index.ts";
 import { compareCaptures, type Segment, segmentOf } from "../../lib/roles/natlb/wire-check.ts";
 import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
 import { PcapReader } from "../../lib/traffic/pcap-reader.ts";
@@ -23,6 +23,7 @@ import type {
   VendorAdapter,
 } from "../../vendor-adapters/types.ts";
 import { suiteEnv } from "../support/env.ts";
+import { upSuiteLab } from "../support/lab.ts";
 import { requireCompleteCaptures } from "../support/evidence.ts";
 import { type CaseContext, certCase, recordDevice, useDevice } from "../support/requirement.ts";
 import { FrameSpeaker } from "../vrrp/speaker.ts";
@@ -69,7 +70,7 @@ async function setUpLab(): Promise<void> {
   await adapter?.dispose().catch(() => undefined);
   await lab?.down();
   await mkdir(env.out, { recursive: true });
-  lab = await upLab(LAB_FILE);
+  lab = await upSuiteLab(LAB_FILE);
   adapter = createAdapter(env.dut, {
     hosts: { lba: lab.host("lba"), lbb: lab.host("lbb") },
     primary: "lba",

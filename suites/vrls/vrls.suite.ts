@@ -1,7 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect } from "vitest";
-import { type Lab, upLab } from "../../lib/lab/index.ts";
+import type { Lab } from "../../lib/lab/index.ts";
 import { coreOptionsFor } from "../../lib/roles/vrls/config.ts";
 import { virtualRouterConfig } from "../../lib/roles/vrls/lab-harness.ts";
 import { compareTcpWire } from "../../lib/roles/vrls/tcp-wire.ts";
@@ -16,6 +16,7 @@ import { VRLS_TYPE } from "../../lib/wire/vrls.ts";
 import { createAdapter } from "../../vendor-adapters/index.ts";
 import type { VendorAdapter, VrlsControl } from "../../vendor-adapters/types.ts";
 import { suiteEnv } from "../support/env.ts";
+import { upSuiteLab } from "../support/lab.ts";
 import { requireCompleteCaptures } from "../support/evidence.ts";
 import { type CaseContext, certCase, recordDevice, useDevice } from "../support/requirement.ts";
 import { vrlsCases as C } from "./cases.ts";
@@ -81,7 +82,7 @@ useDevice(() => (adapter && lab ? { adapter, lab: lab.name } : undefined));
 
 beforeAll(async () => {
   await mkdir(env.out, { recursive: true });
-  lab = await upLab(LAB_FILE);
+  lab = await upSuiteLab(LAB_FILE);
   adapter = createAdapter(env.dut, {
     hosts: { ra: lab.host("ra"), rb: lab.host("rb") },
     primary: "ra",

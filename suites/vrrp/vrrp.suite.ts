@@ -1,11 +1,12 @@
 import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect } from "vitest";
-import { type Lab, upLab } from "../../lib/lab/index.ts";
+import type { Lab } from "../../lib/lab/index.ts";
 import { isGratuitousArp } from "../../lib/wire/index.ts";
 import { createAdapter } from "../../vendor-adapters/index.ts";
 import type { VendorAdapter, VrrpInstanceConfig } from "../../vendor-adapters/types.ts";
 import { suiteEnv } from "../support/env.ts";
+import { upSuiteLab } from "../support/lab.ts";
 import { requireCompleteCaptures } from "../support/evidence.ts";
 import { type CaseContext, certCase, recordDevice, useDevice } from "../support/requirement.ts";
 import { vrrpCases as C } from "./cases.ts";
@@ -41,7 +42,7 @@ useDevice(() => (adapter && lab ? { adapter, lab: lab.name } : undefined));
 
 beforeAll(async () => {
   await mkdir(env.out, { recursive: true });
-  lab = await upLab(LAB_FILE);
+  lab = await upSuiteLab(LAB_FILE);
   adapter = createAdapter(env.dut, {
     hosts: { dut: lab.host("dut") },
     primary: "dut",
