@@ -28,7 +28,11 @@ function attr(value: string): string {
 }
 
 function text(value: string): string {
-  return value.replace(XML_ILLEGAL, "\uFFFD").replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+  return value
+    .replace(XML_ILLEGAL, "\uFFFD")
+    .replace(/&/g, "&amp;")
+    .replace(/</g, "&lt;")
+    .replace(/>/g, "&gt;");
 }
 
 const seconds = (ms: number) => (ms / 1000).toFixed(3);

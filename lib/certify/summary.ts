@@ -203,24 +203,29 @@ export function buildSummary(input: SummaryInput): CertificationSummary {
   const certified =
     mustFailed.length === 0 && mustUnrun.length === 0 && mustInconclusive.length === 0 && count("pass") > 0;
   const ran = cases.filter((c) => c.verdict !== "not-run").length;
+  const firstError =
+    fileError?.split("\n")[0] ??
+    [...statuses.values()].find((st) => st.status === "failed" && st.message)?.message?.split("\n")[0];
   const verdictReason = input.interrupted
     ? `interrupted by ${input.interrupted} after ${ran} of ${cases.length} cases; no requirement is judged`
-    : certified
-      ? `every MUST requirement passed or is not applicable (${count("pass")} passed, ${count("not-applicable")} not applicable)`
-      : [
-          mustFailed.length
-            ? `${mustFailed.length} MUST requirement(s) failed: ${mustFailed.map((r) => r.id).join(", ")}`
-            : "",
-          mustInconclusive.length
-            ? `${mustInconclusive.length} MUST requirement(s) inconclusive (incomplete evidence): ${mustInconclusive.map((r) => r.id).join(", ")}`
-            : "",
-          mustUnrun.length
-            ? `${mustUnrun.length} MUST requirement(s) not run: ${mustUnrun.map((r) => r.id).join(", ")}`
-            : "",
-          count("pass") === 0 ? "no requirement passed" : "",
-        ]
-          .filter(Boolean)
-          .join("; ");
+    : input.deviceReached === false && count("pass") === 0
+      ? `the lab or the device did not come up${firstError ? `: ${firstError}` : ""}; no requirement is judged`
+      : certified
+        ? `every MUST requirement passed or is not applicable (${count("pass")} passed, ${count("not-applicable")} not applicable)`
+        : [
+            mustFailed.length
+              ? `${mustFailed.length} MUST requirement(s) failed: ${mustFailed.map((r) => r.id).join(", ")}`
+              : "",
+            mustInconclusive.length
+              ? `${mustInconclusive.length} MUST requirement(s) inconclusive (incomplete evidence): ${mustInconclusive.map((r) => r.id).join(", ")}`
+              : "",
+            mustUnrun.length
+              ? `${mustUnrun.length} MUST requirement(s) not run: ${mustUnrun.map((r) => r.id).join(", ")}`
+              : "",
+            count("pass") === 0 ? "no requirement passed" : "",
+          ]
+            .filter(Boolean)
+            .join("; ");
   return {
     tool: "tandem",
     suite: input.suite,
