@@ -342,9 +342,11 @@ export async function runCertification(opts: CertifyOptions): Promise<CertifyRes
   const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
   if (opts.handleSignals !== false) for (const s of signals) process.on(s, onSignal);
 
+  const collected = new Set<string>();
   const tail = new EventTail(eventsFile, (e) => {
     switch (e.type) {
       case "collected":
+        for (const c of e.cases) collected.add(c.id);
         emit({
           type: "cases",
           cases: e.cases.map((c) => ({
@@ -365,6 +367,7 @@ export async function runCertification(opts: CertifyOptions): Promise<CertifyRes
         emit({ type: "case-start", id: e.id });
         break;
       case "case-end": {
+        if (collected.size > 0 && !collected.has(e.id)) break;
         const record = readRecord(out, e.id);
         const outcome = outcomeOf(record, e.state);
         if (outcome === "pass" || outcome === "fail") measured.cases[e.id] = e.durationMs;

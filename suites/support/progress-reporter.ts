@@ -25,7 +25,8 @@ export default class ProgressReporter implements Reporter {
 
   onTestCaseResult(test: TestCase): void {
     const id = caseIdOfTitle(test.name);
-    if (!id) return;
+    // Cases filtered out by `--cases` also "end" (skipped): they were never counted.
+    if (!id || (test.options.mode !== "run" && test.options.mode !== "only")) return;
     const state = test.result().state;
     emitSuiteEvent({
       type: "case-end",
