@@ -1,32 +1,17 @@
-import { execFile } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseCatalogueText } from "../lib/certify/catalogue.ts";
 import { renderJunit } from "../lib/certify/junit.ts";
 import { buildSummary, type CertificationSummary } from "../lib/certify/summary.ts";
+import { validateJunit } from "./junit-schema.ts";
 
 /**
- * `tandem certify --junit`: the XML is validated with xmllint (libxml2-utils, installed by
- * scripts/bootstrap) against test/fixtures/junit.xsd, the JUnit structure CI servers
- * read. test/certify-cli.test.ts validates the file of a real keepalived run too.
+ * `tandem certify --junit`: the XML is validated with xmllint against
+ * test/fixtures/junit.xsd (test/junit-schema.ts), the JUnit structure CI servers read. test/certify-cli.test.ts validates the file of a real keepalived run too.
  */
-const execFileAsync = promisify(execFile);
-const SCHEMA = join(import.meta.dirname, "fixtures", "junit.xsd");
-
-export async function validateJunit(file: string): Promise<{ ok: boolean; output: string }> {
-  try {
-    const r = await execFileAsync("xmllint", ["--noout", "--schema", SCHEMA, file]);
-    return { ok: true, output: `${r.stdout}${r.stderr}` };
-  } catch (error) {
-    const e = error as { stdout?: string; stderr?: string };
-    return { ok: false, output: `${e.stdout ?? ""}${e.stderr ?? ""}` };
-  }
-}
-
 const catalogue = parseCatalogueText(
   [
     "version: 1",
@@ -60,7 +45,15 @@ beforeAll(async () => {
   const record = (id: string, r: object) =>
     writeFileSync(
       join(out, "cases", `${id}.json`),
-      JSON.stringify({ id, suite: "vrrp", title: id, requirements: [], startedAt: "", durationMs: 1500, ...r }),
+      JSON.stringify({
+        id,
+        suite: "vrrp",
+        title: id,
+        requirements: [],
+        startedAt: "",
+        durationMs: 1500,
+        ...r,
+      }),
     );
   record("vrrp.one", {
     status: "passed",
@@ -115,14 +108,20 @@ describe("JUnit XML of a certification", () => {
     expect(v.output).toContain("validates");
     expect(v.ok).toBe(true);
     expect(xml.match(/<testcase /g)).toHaveLength(4);
-    expect(xml).toMatch(/<testsuite name="tandem.vrrp" tests="4" failures="1" errors="1" skipped="1" time="59.877" timestamp="2026-12-02T10:00:00"/);
+    expect(xml).toMatch(
+      /<testsuite name="tandem.vrrp" tests="4" failures="1" errors="1" skipped="1" time="59.877" timestamp="2026-12-02T10:00:00"/,
+    );
     expect(xml).toContain('classname="vrrp.Timers"');
     expect(xml).toContain('classname="vrrp.Forwarding &amp; &lt;ARP&gt;"');
     // Requirement IDs, levels and evidence paths (relative to the JUnit file) as properties.
     expect(xml).toContain('<property name="requirement" value="VRRP-A-002"/>');
     expect(xml).toContain('<property name="level.VRRP-A-002" value="MUST"/>');
-    expect(xml).toContain('<property name="evidence.capture LAN" value="report/evidence/vrrp.one/lan.pcap"/>');
-    expect(xml).toContain('<failure message="expected 10 to be 0 &amp; &quot;&lt;none&gt;&quot;\uFFFD" type="fail">');
+    expect(xml).toContain(
+      '<property name="evidence.capture LAN" value="report/evidence/vrrp.one/lan.pcap"/>',
+    );
+    expect(xml).toContain(
+      '<failure message="expected 10 to be 0 &amp; &quot;&lt;none&gt;&quot;\uFFFD" type="fail">',
+    );
     expect(xml).toContain('<error message="capture dropped 3 packets" type="inconclusive">');
     expect(xml).toContain('<skipped message="not-applicable: lacks ipv6"/>');
     expect(xml).toContain('<property name="verdict" value="not certified"/>');

@@ -402,17 +402,14 @@ export async function runCertification(opts: CertifyOptions): Promise<CertifyRes
       await tail.stop();
     }
   } finally {
-    // Whatever the suite left of its lab (interrupted, crashed worker): its processes and namespaces.
-    {
-      emit({ type: "step", step: "teardown", detail: `lab ${prefix}` });
-      leftover = (await teardownPrefix(prefix)).namespaces;
-      emit({
-        type: "step",
-        step: "teardown",
-        detail: `lab ${prefix}: ${leftover} namespace(s) left, removed`,
-        done: true,
-      });
-    }
+    emit({ type: "step", step: "teardown", detail: `lab ${prefix}` });
+    leftover = (await teardownPrefix(prefix)).namespaces;
+    emit({
+      type: "step",
+      step: "teardown",
+      detail: `lab ${prefix}: ${leftover} namespace(s) left, removed`,
+      done: true,
+    });
   }
   const finishedAt = new Date();
   if (!interrupted && Object.keys(measured.cases).length > 0)

@@ -1,8 +1,8 @@
 import { type Command, InvalidArgumentError } from "commander";
 import { SUITE_NAMES } from "../certify/catalogue.ts";
 import { CertifyUsageError, runCertification } from "../certify/run.ts";
-import { CertifyDisplay } from "./progress.ts";
 import { serveReport } from "../report/serve.ts";
+import { CertifyDisplay } from "./progress.ts";
 
 function collectOption(value: string, previous: Record<string, string>): Record<string, string> {
   const eq = value.indexOf("=");

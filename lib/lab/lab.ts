@@ -168,9 +168,7 @@ export async function upLab(source: string | LoadedTopology, options: UpOptions 
   }
   if (options.prefix !== undefined && !PREFIX_PATTERN.test(options.prefix))
     throw new Error(`lab prefix "${options.prefix}" is not td + 5 lowercase letters or digits`);
-  return backend === "physical"
-    ? upPhysical(loaded, name, options.prefix)
-    : upVirtual(loaded, name, options);
+  return backend === "physical" ? upPhysical(loaded, name, options.prefix) : upVirtual(loaded, name, options);
 }
 
 async function upVirtual(loaded: LoadedTopology, name: string, options: UpOptions): Promise<Lab> {
