@@ -402,12 +402,14 @@ export async function runCertification(opts: CertifyOptions): Promise<CertifyRes
       await tail.stop();
     }
   } finally {
-    emit({ type: "step", step: "teardown", detail: `lab ${prefix}` });
     leftover = (await teardownPrefix(prefix)).namespaces;
     emit({
       type: "step",
       step: "teardown",
-      detail: `lab ${prefix}: ${leftover} namespace(s) left, removed`,
+      detail:
+        leftover > 0
+          ? `lab ${prefix}: removed ${leftover} namespace(s) left behind`
+          : `lab ${prefix}: nothing left`,
       done: true,
     });
   }
