@@ -105,7 +105,14 @@ export class MemberDataplane {
   private role: "master" | "backup" | "initialize" = "initialize";
   /** Markers already sent per (peer, version, conditions), so a repeated request gets the same. */
   private readonly sentMarkers = new Map<string, FlowMarker[]>();
-  readonly counters = { nftTransactions: 0, nftFailures: 0, released: 0, droppedAtResolve: 0, stopped: 0 };
+  readonly counters = {
+    nftTransactions: 0,
+    nftFailures: 0,
+    released: 0,
+    droppedAtResolve: 0,
+    stopped: 0,
+    deferredTransactions: 0,
+  };
 
   constructor(private readonly opts: MemberDataplaneOptions) {
     this.macvlan = `vr${opts.vrid}`;
@@ -276,11 +283,22 @@ export class MemberDataplane {
       .map((key) => ({ key, parsed: parseConditionKey(key) as Condition }))
       .filter((c) => c.parsed);
     const lines: string[] = [];
+    // Whether every change only takes a condition out of the queue set: the queue already
+    // does in user space what the kernel move makes permanent (pass after a resolve or
+    // release, block after a stop), so what comes next (a confirmation) need not wait for it.
+    let leavesQueueOnly = true;
     const all = new Set([...desired.keys(), ...this.applied.keys()]);
     for (const c of all) {
       const before = this.applied.get(c);
       const after = desired.get(c);
       if (before === after) continue;
+      if (
+        before === undefined ||
+        after === undefined ||
+        setOf(before) !== SETS.queued ||
+        setOf(after) === SETS.queued
+      )
+        leavesQueueOnly = false;
       // Queue modes first: packets reach the queue only once nft marks them.
       if (after === "hold") q.hold(c);
       else if (after === "observe") q.observe(c);
@@ -304,7 +322,13 @@ export class MemberDataplane {
       if (d === undefined) this.applied.delete(c);
       else this.applied.set(c, d);
     }
-    if (lines.length > 0) await this.nft(`${lines.join("\n")}\n`);
+    if (lines.length === 0) return;
+    const done = this.nft(`${lines.join("\n")}\n`);
+    if (!leavesQueueOnly) return done;
+    // Still ordered behind and before every other transaction (the chain); a failure is
+    // counted (nftFailures) and logged, not lost.
+    this.counters.deferredTransactions++;
+    done.catch((e) => this.opts.log(`deferred nft transaction failed: ${(e as Error).message}`));
   }
 
   /** Old owner: stop forwarding now (user space, instantaneous) and return the markers. */
