@@ -116,7 +116,9 @@ describe("tandem certify exit codes", () => {
     );
     const missing = tandem(["certify", "--suite", "vrls"]);
     expect((await missing.exit).code).toBe(2);
-    expect(lastLine(missing.stderr)).toBe("error: required option '--dut <name>' not specified");
+    expect(lastLine(missing.stderr)).toBe(
+      "tandem certify: exit 2 (bad usage or configuration): required option '--dut <name>' not specified",
+    );
     // Nothing was started for any of them.
     expect(existsSync(join(dir, "nosuch", "summary.json"))).toBe(false);
   });
@@ -168,7 +170,9 @@ describe("tandem certify exit codes", () => {
     expect(r.stderr).toMatch(/^\[1\/1\] fail {2}VRRP-FWD-002 vrrp\.fwd-backup-silent \d+\.\d s$/m);
     expect(r.stderr).toMatch(/^report: JUnit /m);
     expect(r.stderr).not.toContain("RUN  v");
-    expect(await readFile(join(out, "suite.log"), "utf8")).toMatch(/RUN\s+v4/);
+    const log = await readFile(join(out, "suite.log"), "utf8");
+    expect(log).toMatch(/RUN\s+v4/);
+    expect(log).not.toContain("\x1b["); // no colour codes
     const v = await validateJunit(junit);
     expect(v.ok, v.output).toBe(true);
     const xml = await readFile(junit, "utf8");

@@ -203,7 +203,9 @@ function startSuite(
       TANDEM_OUT: out,
       TANDEM_MODE: opts.mode ?? "",
       TANDEM_EVENTS: eventsFile,
-      FORCE_COLOR: "0",
+      // A plain suite.log: vitest's colour library counts any FORCE_COLOR (even "0") as "on".
+      FORCE_COLOR: undefined,
+      NO_COLOR: "1",
     },
     stdio: ["ignore", "pipe", "pipe"],
     // Its own process group: a Ctrl-C on the terminal reaches tandem only, which forwards

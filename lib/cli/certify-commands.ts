@@ -56,6 +56,8 @@ export function registerCertifyCommands(program: Command): void {
     // Usage errors (a missing --dut, an unknown option) exit 2 like the other bad usage.
     .exitOverride((error) => {
       process.exitCode = error.exitCode === 0 ? 0 : EXIT.usage;
+      if (error.exitCode !== 0)
+        process.stderr.write(reasonLine(EXIT.usage, error.message.replace(/^error: /, "")));
       throw error;
     })
     .action(async (o) => {

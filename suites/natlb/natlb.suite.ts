@@ -23,8 +23,8 @@ import type {
   VendorAdapter,
 } from "../../vendor-adapters/types.ts";
 import { suiteEnv } from "../support/env.ts";
-import { upSuiteLab } from "../support/lab.ts";
 import { requireCompleteCaptures } from "../support/evidence.ts";
+import { upSuiteLab } from "../support/lab.ts";
 import { type CaseContext, certCase, recordDevice, useDevice } from "../support/requirement.ts";
 import { FrameSpeaker } from "../vrrp/speaker.ts";
 import { natlbCases as C } from "./cases.ts";

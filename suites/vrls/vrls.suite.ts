@@ -16,8 +16,8 @@ import { VRLS_TYPE } from "../../lib/wire/vrls.ts";
 import { createAdapter } from "../../vendor-adapters/index.ts";
 import type { VendorAdapter, VrlsControl } from "../../vendor-adapters/types.ts";
 import { suiteEnv } from "../support/env.ts";
-import { upSuiteLab } from "../support/lab.ts";
 import { requireCompleteCaptures } from "../support/evidence.ts";
+import { upSuiteLab } from "../support/lab.ts";
 import { type CaseContext, certCase, recordDevice, useDevice } from "../support/requirement.ts";
 import { vrlsCases as C } from "./cases.ts";
 import {

@@ -6,8 +6,8 @@ import { isGratuitousArp } from "../../lib/wire/index.ts";
 import { createAdapter } from "../../vendor-adapters/index.ts";
 import type { VendorAdapter, VrrpInstanceConfig } from "../../vendor-adapters/types.ts";
 import { suiteEnv } from "../support/env.ts";
-import { upSuiteLab } from "../support/lab.ts";
 import { requireCompleteCaptures } from "../support/evidence.ts";
+import { upSuiteLab } from "../support/lab.ts";
 import { type CaseContext, certCase, recordDevice, useDevice } from "../support/requirement.ts";
 import { vrrpCases as C } from "./cases.ts";
 import {
