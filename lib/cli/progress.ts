@@ -170,6 +170,8 @@ export class CertifyDisplay {
   stop(): void {
     if (this.ticker) clearInterval(this.ticker);
     this.refresh();
+    // Lines logged since the last render sit in a buffer that stop() alone drops.
+    this.multibar?.update();
     this.multibar?.stop();
     this.multibar = undefined;
     this.bar = undefined;
