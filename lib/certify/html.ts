@@ -31,10 +31,15 @@ function badge(v: Verdict): string {
   return `<span class="badge v-${v}">${LABEL[v]}</span>`;
 }
 
-const caseAnchor = (id: string) => `case-${id.replace(/[^a-z0-9-]/g, "-")}`;
+export const caseAnchor = (id: string) => `case-${id.replace(/[^a-z0-9-]/g, "-")}`;
 
 /** The certification page (DIR/index.html): static, self-contained, links to the evidence and the Allure site. */
-export function renderCertificationPage(s: CertificationSummary, history: readonly HistoryEntry[]): string {
+export function renderCertificationPage(
+  s: CertificationSummary,
+  history: readonly HistoryEntry[],
+  /** Further pages about this run (e.g. the seeded-fault matrix of `tandem faults`). */
+  links: readonly { href: string; label: string }[] = [],
+): string {
   const groups = [...new Set(s.requirements.map((r) => r.group))];
   const reqRows = groups
     .map((g) => {
@@ -108,7 +113,7 @@ dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 1em; }
 <dt>mode</dt><dd>${esc(s.mode)}</dd>
 <dt>date</dt><dd>${esc(s.startedAt)} - ${esc(s.finishedAt)} (${(s.wallTimeMs / 1000).toFixed(0)} s)</dd>
 <dt>requirements</dt><dd>${s.counts.requirements}: ${s.counts.pass} pass, ${s.counts.fail} fail, <span id="inconclusive-count">${s.counts.inconclusive} inconclusive</span>, ${s.counts["not-applicable"]} not applicable, ${s.counts["not-run"]} not run (${s.counts.cases} cases)</dd>
-<dt>details</dt><dd><a href="${esc(s.allure)}" id="allure-link">Allure report</a> - <a href="summary.json">summary.json</a></dd>
+<dt>details</dt><dd><a href="${esc(s.allure)}" id="allure-link">Allure report</a> - <a href="summary.json">summary.json</a>${links.map((l) => ` - <a href="${esc(l.href)}" class="extra-link">${esc(l.label)}</a>`).join("")}</dd>
 </dl>
 ${inconclusive}
 <h2>Requirements</h2>

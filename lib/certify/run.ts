@@ -49,6 +49,8 @@ export interface CertifyOptions {
   mode?: string;
   /** Only cases whose title matches (vitest -t). */
   cases?: string;
+  /** false: no Allure site (the seeded-fault campaign's many small runs). Default true. */
+  allure?: boolean;
   /** vitest's raw output (always also in DIR/suite.log). */
   onOutput?: (chunk: string) => void;
   /** Progress: the suite's events and the harness's own steps. */
@@ -343,149 +345,158 @@ export async function runCertification(opts: CertifyOptions): Promise<CertifyRes
   };
   const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
   if (opts.handleSignals !== false) for (const s of signals) process.on(s, onSignal);
-
-  const collected = new Set<string>();
-  const tail = new EventTail(eventsFile, (e) => {
-    switch (e.type) {
-      case "collected":
-        for (const c of e.cases) collected.add(c.id);
-        emit({
-          type: "cases",
-          cases: e.cases.map((c) => ({
-            id: c.id,
-            requirements: requirementsVerifiedBy(catalogue, c.id).map((r) => r.id),
-          })),
-          history,
-        });
-        break;
-      case "lab":
-        emit({ type: "lab-progress", step: e.step, done: e.done, total: e.total });
-        break;
-      case "lab-up":
-        measured.labMs = e.ms;
-        emit({ type: "lab-up", prefix: e.prefix, ms: e.ms });
-        break;
-      case "case-start":
-        emit({ type: "case-start", id: e.id });
-        break;
-      case "case-end": {
-        if (collected.size > 0 && !collected.has(e.id)) break;
-        const record = readRecord(out, e.id);
-        const outcome = outcomeOf(record, e.state);
-        if (outcome === "pass" || outcome === "fail") measured.cases[e.id] = e.durationMs;
-        emit({
-          type: "case-end",
-          id: e.id,
-          outcome,
-          durationMs: record?.durationMs ?? e.durationMs,
-          requirements: requirementsVerifiedBy(catalogue, e.id).map((r) => r.id),
-        });
-        break;
-      }
-      default:
-        break;
-    }
-  });
-
-  const startedAt = new Date();
-  let leftover = 0;
   try {
-    if (!interrupted) {
-      emit({ type: "step", step: "suite", detail: `vitest ${suite} (log: ${join(out, "suite.log")})` });
-      run = startSuite(opts, suite, out, labFile, prefix, eventsFile);
-      tail.start();
-      await run.done;
-      // vitest has exited; its workers may not have (a forwarded signal): wait for the group.
-      const pgid = run.child.pid;
-      if (pgid && !(await awaitGroupEnd(pgid, opts.signalGraceMs ?? 20_000))) {
-        process.kill(-pgid, "SIGKILL");
-        await awaitGroupEnd(pgid, 5_000);
-      }
-      await tail.stop();
-    }
+    return await certifyWith();
   } finally {
-    leftover = (await teardownPrefix(prefix)).namespaces;
-    emit({
-      type: "step",
-      step: "teardown",
-      detail:
-        leftover > 0
-          ? `lab ${prefix}: removed ${leftover} namespace(s) left behind`
-          : `lab ${prefix}: nothing left`,
-      done: true,
+    if (opts.handleSignals !== false) for (const s of signals) process.off(s, onSignal);
+  }
+
+  async function certifyWith(): Promise<CertifyResult> {
+    const collected = new Set<string>();
+    const tail = new EventTail(eventsFile, (e) => {
+      switch (e.type) {
+        case "collected":
+          for (const c of e.cases) collected.add(c.id);
+          emit({
+            type: "cases",
+            cases: e.cases.map((c) => ({
+              id: c.id,
+              requirements: requirementsVerifiedBy(catalogue, c.id).map((r) => r.id),
+            })),
+            history,
+          });
+          break;
+        case "lab":
+          emit({ type: "lab-progress", step: e.step, done: e.done, total: e.total });
+          break;
+        case "lab-up":
+          measured.labMs = e.ms;
+          emit({ type: "lab-up", prefix: e.prefix, ms: e.ms });
+          break;
+        case "case-start":
+          emit({ type: "case-start", id: e.id });
+          break;
+        case "case-end": {
+          if (collected.size > 0 && !collected.has(e.id)) break;
+          const record = readRecord(out, e.id);
+          const outcome = outcomeOf(record, e.state);
+          if (outcome === "pass" || outcome === "fail") measured.cases[e.id] = e.durationMs;
+          emit({
+            type: "case-end",
+            id: e.id,
+            outcome,
+            durationMs: record?.durationMs ?? e.durationMs,
+            requirements: requirementsVerifiedBy(catalogue, e.id).map((r) => r.id),
+          });
+          break;
+        }
+        default:
+          break;
+      }
     });
-  }
-  const finishedAt = new Date();
-  if (!interrupted && Object.keys(measured.cases).length > 0)
-    await recordDurations(suite, opts.dut, measured).catch(() => undefined);
 
-  emit({ type: "step", step: "report", detail: "summary" });
-  const summary = buildSummary({
-    catalogue,
-    suite,
-    caseTitles: SUITE_CASES[suite],
-    out,
-    device: readDevice(out, opts.dut),
-    deviceReached: existsSync(join(out, "device.json")),
-    lab: { file: labFile, name: lab.topology.lab },
-    mode: opts.mode ?? "default",
-    startedAt,
-    finishedAt,
-    explanations: registration.knownDeviations ?? {},
-    ...(interrupted ? { interrupted } : {}),
-  });
-  const runs = await readHistory(out);
-  await writeFile(join(out, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
-  emit({ type: "step", step: "report", detail: "certification page" });
-  await writeFile(join(out, "index.html"), renderCertificationPage(summary, runs));
-  let junit: string | undefined;
-  if (opts.junit) {
-    junit = resolve(opts.junit);
-    emit({ type: "step", step: "report", detail: `JUnit ${junit}` });
-    await writeFile(junit, renderJunit(summary, catalogue, { out, junitFile: junit, hostname: hostname() }));
-  }
-  runs.push({
-    finishedAt: summary.finishedAt,
-    verdict: summary.verdict,
-    pass: summary.counts.pass,
-    fail: summary.counts.fail,
-    inconclusive: summary.counts.inconclusive,
-    notApplicable: summary.counts["not-applicable"],
-    notRun: summary.counts["not-run"],
-    wallTimeMs: summary.wallTimeMs,
-  });
-  await writeFile(join(out, "history.json"), `${JSON.stringify(runs, null, 2)}\n`);
-
-  let allureError: string | undefined;
-  if (interrupted) {
-    // Interrupted: the runner may be given seconds only (a CI cancel); the Allure site takes longer.
-    allureError = "allure site not generated: the run was interrupted";
-  } else {
-    emit({ type: "step", step: "report", detail: "Allure site" });
+    const startedAt = new Date();
+    let leftover = 0;
     try {
-      await generateAllureSite(out, {
-        name: `${opts.dut} / ${suite} / ${summary.finishedAt}`,
-        buildOrder: runs.length,
-        environment: {
-          device: `${summary.device.vendor} ${summary.device.product} ${summary.device.version}`,
-          adapter: opts.dut,
-          suite,
-          lab: summary.lab.name,
-          mode: summary.mode,
-          verdict: summary.verdict,
-        },
+      if (!interrupted) {
+        emit({ type: "step", step: "suite", detail: `vitest ${suite} (log: ${join(out, "suite.log")})` });
+        run = startSuite(opts, suite, out, labFile, prefix, eventsFile);
+        tail.start();
+        await run.done;
+        // vitest has exited; its workers may not have (a forwarded signal): wait for the group.
+        const pgid = run.child.pid;
+        if (pgid && !(await awaitGroupEnd(pgid, opts.signalGraceMs ?? 20_000))) {
+          process.kill(-pgid, "SIGKILL");
+          await awaitGroupEnd(pgid, 5_000);
+        }
+        await tail.stop();
+      }
+    } finally {
+      leftover = (await teardownPrefix(prefix)).namespaces;
+      emit({
+        type: "step",
+        step: "teardown",
+        detail:
+          leftover > 0
+            ? `lab ${prefix}: removed ${leftover} namespace(s) left behind`
+            : `lab ${prefix}: nothing left`,
+        done: true,
       });
-    } catch (error) {
-      allureError = `allure generate failed: ${(error as Error).message}`;
     }
+    const finishedAt = new Date();
+    if (!interrupted && Object.keys(measured.cases).length > 0)
+      await recordDurations(suite, opts.dut, measured).catch(() => undefined);
+
+    emit({ type: "step", step: "report", detail: "summary" });
+    const summary = buildSummary({
+      catalogue,
+      suite,
+      caseTitles: SUITE_CASES[suite],
+      out,
+      device: readDevice(out, opts.dut),
+      deviceReached: existsSync(join(out, "device.json")),
+      lab: { file: labFile, name: lab.topology.lab },
+      mode: opts.mode ?? "default",
+      startedAt,
+      finishedAt,
+      explanations: registration.knownDeviations ?? {},
+      ...(interrupted ? { interrupted } : {}),
+    });
+    const runs = await readHistory(out);
+    await writeFile(join(out, "summary.json"), `${JSON.stringify(summary, null, 2)}\n`);
+    emit({ type: "step", step: "report", detail: "certification page" });
+    await writeFile(join(out, "index.html"), renderCertificationPage(summary, runs));
+    let junit: string | undefined;
+    if (opts.junit) {
+      junit = resolve(opts.junit);
+      emit({ type: "step", step: "report", detail: `JUnit ${junit}` });
+      await writeFile(
+        junit,
+        renderJunit(summary, catalogue, { out, junitFile: junit, hostname: hostname() }),
+      );
+    }
+    runs.push({
+      finishedAt: summary.finishedAt,
+      verdict: summary.verdict,
+      pass: summary.counts.pass,
+      fail: summary.counts.fail,
+      inconclusive: summary.counts.inconclusive,
+      notApplicable: summary.counts["not-applicable"],
+      notRun: summary.counts["not-run"],
+      wallTimeMs: summary.wallTimeMs,
+    });
+    await writeFile(join(out, "history.json"), `${JSON.stringify(runs, null, 2)}\n`);
+
+    let allureError: string | undefined;
+    if (interrupted) {
+      // Interrupted: the runner may be given seconds only (a CI cancel); the Allure site takes longer.
+      allureError = "allure site not generated: the run was interrupted";
+    } else if (opts.allure !== false) {
+      emit({ type: "step", step: "report", detail: "Allure site" });
+      try {
+        await generateAllureSite(out, {
+          name: `${opts.dut} / ${suite} / ${summary.finishedAt}`,
+          buildOrder: runs.length,
+          environment: {
+            device: `${summary.device.vendor} ${summary.device.product} ${summary.device.version}`,
+            adapter: opts.dut,
+            suite,
+            lab: summary.lab.name,
+            mode: summary.mode,
+            verdict: summary.verdict,
+          },
+        });
+      } catch (error) {
+        allureError = `allure generate failed: ${(error as Error).message}`;
+      }
+    }
+    emit({ type: "step", step: "report", detail: "written", done: true });
+    return {
+      summary,
+      exitCode: exitCodeOf(summary),
+      out,
+      ...(allureError ? { allureError } : {}),
+      ...(junit ? { junit } : {}),
+    };
   }
-  emit({ type: "step", step: "report", detail: "written", done: true });
-  if (opts.handleSignals !== false) for (const s of signals) process.off(s, onSignal);
-  return {
-    summary,
-    exitCode: exitCodeOf(summary),
-    out,
-    ...(allureError ? { allureError } : {}),
-    ...(junit ? { junit } : {}),
-  };
 }

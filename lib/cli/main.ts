@@ -2,6 +2,7 @@ import { Command, CommanderError } from "commander";
 import { registerBenchCommands } from "./bench-commands.ts";
 import { registerCertifyCommands } from "./certify-commands.ts";
 import { registerDoctor } from "./doctor.ts";
+import { registerFaultsCommands } from "./faults-commands.ts";
 import { registerLabCommands } from "./lab-commands.ts";
 import { registerRoleCommands } from "./role-commands.ts";
 
@@ -12,6 +13,7 @@ registerDoctor(program);
 registerLabCommands(program);
 registerBenchCommands(program);
 registerCertifyCommands(program);
+registerFaultsCommands(program);
 registerRoleCommands(program);
 
 try {

@@ -6,6 +6,7 @@ import { compareCaptures, type Segment, segmentOf } from "../../lib/roles/natlb/
 import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
 import { PcapReader } from "../../lib/traffic/pcap-reader.ts";
 import {
+  decodeArp,
   decodeEthernet,
   decodeIpv4,
   decodeTcp,
@@ -14,6 +15,7 @@ import {
   encodeIpv4,
   encodeTcp,
   IP_PROTOCOL,
+  isGratuitousArp,
 } from "../../lib/wire/index.ts";
 import { createAdapter } from "../../vendor-adapters/index.ts";
 import type {
@@ -40,6 +42,8 @@ const env = suiteEnv();
 const LAB_FILE = resolve(env.lab ?? "labs/natlb-fig3.yaml");
 const VIP1 = "198.51.100.11"; // 31a-IP-1 -> server 5a
 const SERVER = "198.18.10.11";
+/** VIP1's internal address (the seed's 32a-IP bound to it): it moves with the VIP. */
+const VIP1_INTERNAL = "198.18.10.101";
 const CLIENT_NET = "203.0.113.";
 
 interface MoveScenario {
@@ -54,8 +58,16 @@ interface MoveScenario {
   load: NatlbLoadResult;
   wire: ReturnType<typeof compareCaptures>;
   serverSideSources: string[];
+  /** Gratuitous ARP seen during the move on the Internet side and the server side (step 2). */
+  garps: { side: "internet" | "server"; address: string; mac: string; ethSrc: string; atMs: number }[];
+  /** The MACs lbb's announcements must carry (its interfaces in the lab file). */
+  lbbMacs: { external: string | undefined; internal: string | undefined };
+  /** Entries of VIP1 the old owner still has 2.5 s after the move (step 4: it forgets the VIP). */
+  oldOwnerEntries: number;
+  moveStartedAt: number;
   outerPath: string;
   innerPath: string;
+  arpPaths: string[];
   /** tcpdump's closing statistics of both captures (Internet side, server side). */
   captures: CaptureStats[];
 }
@@ -153,16 +165,50 @@ function moveScenario(embodiment: "dnat" | "fullnat"): Promise<MoveScenario> {
       snapLength: 96,
       path: `/tmp/tandem-natlb-${l.prefix}-${embodiment}-server.pcap`,
     });
+    const arpCaptures = await Promise.all(
+      (
+        [
+          ["inet", "eth1", "internet"],
+          ["s5a", "eth0", "server"],
+        ] as const
+      ).map(([host, iface, side]) =>
+        Capture.start(l.host(host).remote, {
+          interface: iface,
+          filter: "arp",
+          snapLength: 96,
+          path: `/tmp/tandem-natlb-${l.prefix}-${embodiment}-${side}-arp.pcap`,
+        }).then((cap) => ({ cap, side })),
+      ),
+    );
     const capFrom = Date.now();
     await sleep(1000);
     const ownerBefore = await c.owner(VIP1);
     const preMoveStalls = (await c.loadReport(id)).stalls;
+    const moveStartedAt = Date.now();
     const move = await c.move(VIP1, "lbb");
     await sleep(2500);
+    const oldOwnerEntries = (await c.entries("lba", VIP1)).length;
     const load = await c.loadReport(id);
     const stallsDuringMove = load.stalls - preMoveStalls;
     const capTo = Date.now();
-    const captures = await Promise.all([outer.stop(), inner.stop()]);
+    const captures = await Promise.all([outer.stop(), inner.stop(), ...arpCaptures.map((a) => a.cap.stop())]);
+    const garps: MoveScenario["garps"] = [];
+    for (const { cap, side } of arpCaptures) {
+      for await (const rec of PcapReader.fromFile(cap.path)) {
+        const eth = decodeEthernet(rec.data);
+        if (!eth.ok || eth.value.etherType !== ETHERTYPE.arp) continue;
+        const arp = decodeArp(eth.value.payload);
+        if (!arp.ok || !isGratuitousArp(arp.value)) continue;
+        garps.push({
+          side,
+          address: arp.value.senderIp,
+          mac: arp.value.senderMac,
+          ethSrc: eth.value.src,
+          atMs: rec.tsMs,
+        });
+      }
+    }
+    const ifs = l.host("lbb").spec?.interfaces ?? {};
     const ownerAfter = await c.owner(VIP1);
     await c.loadReport(id, true);
     const wire = compareCaptures(
@@ -183,8 +229,13 @@ function moveScenario(embodiment: "dnat" | "fullnat"): Promise<MoveScenario> {
       load,
       wire,
       serverSideSources: await serverSideSources(inner.path),
+      garps,
+      lbbMacs: { external: ifs.eth0?.mac, internal: ifs.eth1?.mac },
+      oldOwnerEntries,
+      moveStartedAt,
       outerPath: outer.path,
       innerPath: inner.path,
+      arpPaths: arpCaptures.map((a) => a.cap.path),
       captures,
     };
   })();
@@ -199,6 +250,8 @@ async function attach(ctx: CaseContext, s: MoveScenario) {
     "application/vnd.tcpdump.pcap",
   );
   await ctx.attachFile(`capture server side (${s.embodiment})`, s.innerPath, "application/vnd.tcpdump.pcap");
+  for (const p of s.arpPaths)
+    await ctx.attachFile(`ARP capture ${p.split("-").at(-2)} side`, p, "application/vnd.tcpdump.pcap");
   const { move, load, ...rest } = s;
   await ctx.attachText(
     "measurements",
@@ -248,11 +301,29 @@ describe("natlb: destination NAT and a planned VIP move (Fig. 3, Figs. 4-10)", (
         s.move.steps.filter((x) => x !== "precopy"),
         "the seed's four steps, in order",
       ).toEqual(["transition", "route", "entries", "end"]);
+      // Step 2 on the wire, judged first: without the announcement no packet reaches lbb,
+      // so step 1's hold would fail too and hide the cause. lbb announces VIP1 (Internet
+      // side) and its internal address (server side) by gratuitous ARP with its own MACs.
+      const announced = (side: "internet" | "server", address: string, mac: string | undefined) =>
+        s.garps.filter(
+          (g) => g.side === side && g.address === address && g.mac === mac && g.atMs >= s.moveStartedAt - 5,
+        ).length;
+      expect(s.lbbMacs.external, "lbb's external MAC in the lab file").toBeDefined();
+      expect(
+        announced("internet", VIP1, s.lbbMacs.external),
+        `gratuitous ARP for ${VIP1} at ${s.lbbMacs.external} on the Internet side (seen: ${JSON.stringify(s.garps)})`,
+      ).toBeGreaterThan(0);
+      expect(
+        announced("server", VIP1_INTERNAL, s.lbbMacs.internal),
+        `gratuitous ARP for ${VIP1_INTERNAL} at ${s.lbbMacs.internal} on the server side`,
+      ).toBeGreaterThan(0);
       expect(s.move.entriesMoved, "entries moved in step 3").toBeGreaterThanOrEqual(1000);
       expect(s.move.hold?.held ?? 0, "packets held in transition mode (step 1)").toBeGreaterThan(0);
       expect(s.move.hold?.released, "held packets released in step 4").toBe(s.move.hold?.held);
       expect(s.move.hold?.dropped, "held packets dropped").toBe(0);
       expect(s.ownerAfter, "owner after").toBe("lbb");
+      // Step 4: the old owner forgets the VIP, its entries included.
+      expect(s.oldOwnerEntries, "entries of VIP1 lba still holds 2.5 s after the move").toBe(0);
       expect(
         {
           resets: s.load.resets,

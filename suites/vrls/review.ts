@@ -1,4 +1,5 @@
 import type { Lab } from "../../lib/lab/index.ts";
+import { faultsFor, parseFaultOption } from "../../lib/roles/seeded-faults.ts";
 import {
   type RunningVirtualRouter,
   startVirtualRouter,
@@ -168,6 +169,15 @@ export function dutOverrides(): { mode: "timer"; timerDelayMs: 0 } | { mode: "ex
     : { mode: "exactly-once" };
 }
 
+/**
+ * The adapter option `fault=...` (seeded faults, lib/roles/seeded-faults.ts) for a virtual
+ * router the suite starts itself, as the adapter passes it to the router agents.
+ */
+export function dutRouterFaults(): { faults?: string[] } {
+  const f = faultsFor("vrls-router", parseFaultOption(suiteEnv().dutOptions.fault));
+  return f.length > 0 ? { faults: f } : {};
+}
+
 /** Stand-in for a review-capable VrlsControl.start (see the module comment). */
 async function startReviewedRouter(
   adapter: VendorAdapter,
@@ -186,7 +196,7 @@ async function startReviewedRouter(
     conditions: { kind: "bucket", over: "src+dst", count: BUCKETS, seed: 0 },
     review: REVIEW,
   });
-  return startVirtualRouter(lab, cfg);
+  return startVirtualRouter(lab, { ...cfg, ...dutRouterFaults() });
 }
 
 export async function runReviewScenario(

@@ -33,7 +33,7 @@ import {
   readLanMessages,
   startScenarioCaptures,
 } from "./lan-capture.ts";
-import { ADVERT_MS, dutOverrides, FAR_MAC, RA, RB } from "./review.ts";
+import { ADVERT_MS, dutOverrides, dutRouterFaults, FAR_MAC, RA, RB } from "./review.ts";
 import { longestGapsIn, sumTimelines } from "./traffic.ts";
 
 /**
@@ -162,7 +162,7 @@ export async function runSubstitutionScenario(adapter: VendorAdapter): Promise<S
         discoveryMs: 300,
       });
       const responders = await startInfoResponders(lab, LAN_END_SYSTEMS);
-      let vr = await startVirtualRouter(lab, cfgA);
+      let vr = await startVirtualRouter(lab, { ...cfgA, ...dutRouterFaults() });
       let sub = await startCoordinator(lab, cfgA);
       let a: SubstitutionScenario["a"];
       try {
@@ -207,7 +207,7 @@ export async function runSubstitutionScenario(adapter: VendorAdapter): Promise<S
       // The end systems answer the server's information requests again: before a review's
       // reallocation it collects them anew (Fig. 16 P33).
       const respondersB = await startInfoResponders(lab, LAN_END_SYSTEMS);
-      vr = await startVirtualRouter(lab, cfgB);
+      vr = await startVirtualRouter(lab, { ...cfgB, ...dutRouterFaults() });
       sub = await startCoordinator(lab, cfgB);
       let b: SubstitutionScenario["b"];
       let r1: LoadRun | undefined;

@@ -16,6 +16,7 @@ import {
 } from "../../lib/roles/natlb/lab-harness.ts";
 import type { MoveReport } from "../../lib/roles/natlb/move.ts";
 import { loadNatlbSection } from "../../lib/roles/natlb/section.ts";
+import { faultsFor, parseFaultOption, type SeededFaultName } from "../../lib/roles/seeded-faults.ts";
 import {
   type RunningVirtualRouter,
   startInfoResponders,
@@ -54,6 +55,8 @@ export class ReferenceAdapter implements VendorAdapter {
   private responders: AgentClient[] = [];
   private readonly lab: Lab;
   private readonly broken: boolean;
+  /** Seeded faults (`--dut-option fault=NAME[,NAME...]`, lib/roles/seeded-faults.ts). */
+  private readonly faults: SeededFaultName[];
   private vrrpMode = false;
   private vrrpConfig: DeviceConfig["vrrp"];
 
@@ -61,6 +64,7 @@ export class ReferenceAdapter implements VendorAdapter {
     if (!target.lab) throw new Error("reference adapter: needs the lab (DeviceTarget.lab)");
     this.lab = target.lab;
     this.broken = target.options.handoffProtection === "off";
+    this.faults = parseFaultOption(target.options.fault);
     const caps: Capability[] = ["fault-crash", "logs", "config-readback"];
     const loaded = this.topology();
     if (loaded.topology.vrls) {
@@ -81,6 +85,12 @@ export class ReferenceAdapter implements VendorAdapter {
     this.capabilities = new Set(caps);
   }
 
+  /** The router agents' seeded faults, for their configuration. */
+  private routerFaults(): { faults?: string[] } {
+    const f = faultsFor("vrls-router", this.faults);
+    return f.length > 0 ? { faults: f } : {};
+  }
+
   /** The member's data links (its lab interfaces; the lab reaches its sshd another way). */
   private memberLinks(host: string): string[] {
     return Object.keys(this.lab.host(host).spec?.interfaces ?? {});
@@ -95,7 +105,9 @@ export class ReferenceAdapter implements VendorAdapter {
     return {
       vendor: "Tandem",
       product: "reference roles",
-      version: `${pkg.version}${this.broken ? " (hand-off protection OFF)" : ""}`,
+      version: `${pkg.version}${this.broken ? " (hand-off protection OFF)" : ""}${
+        this.faults.length > 0 ? ` (seeded faults: ${this.faults.join(", ")})` : ""
+      }`,
     };
   }
 
@@ -119,6 +131,7 @@ export class ReferenceAdapter implements VendorAdapter {
     this.running = await startVirtualRouter(this.lab, {
       ...vr,
       members: vr.members.map((m) => ({ ...m, priority: v.priority })),
+      ...this.routerFaults(),
     });
   }
 
@@ -183,7 +196,8 @@ export class ReferenceAdapter implements VendorAdapter {
       async start({ embodiment }) {
         await this.stop();
         const config: NatlbConfig = { ...loadNatlbSection(self.topology()), embodiment };
-        self.rig = await startNatlb(self.lab, config);
+        const faults = faultsFor("natlb", self.faults);
+        self.rig = await startNatlb(self.lab, config, faults.length > 0 ? { faults } : {});
       },
       async stop() {
         const r = self.rig;
@@ -299,7 +313,8 @@ export class ReferenceAdapter implements VendorAdapter {
         self.running = await startVirtualRouter(self.lab, {
           ...virtualRouterConfig(loaded, base.name, overrides),
           // Negative control: the agents' kernel rules outlive them (a zombie data plane).
-          ...(self.target.options.fault === "zombie-dataplane" ? { fateSharing: false } : {}),
+          ...(self.faults.includes("zombie-dataplane") ? { fateSharing: false } : {}),
+          ...self.routerFaults(),
         });
       },
       async stop() {
@@ -356,7 +371,7 @@ export class ReferenceAdapter implements VendorAdapter {
 export const referenceRegistration: AdapterRegistration = {
   name: "reference",
   description:
-    "Tandem's reference roles (VRLS router agents; option handoffProtection=off breaks the hand-off)",
+    "Tandem's reference roles (VRLS router agents; option handoffProtection=off breaks the hand-off; fault=NAME[,NAME] switches on seeded faults, lib/roles/seeded-faults.ts)",
   suites: ["vrrp", "vrls", "natlb"],
   create: (target) => new ReferenceAdapter(target),
 };

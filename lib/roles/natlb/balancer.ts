@@ -71,6 +71,7 @@ export class Balancer {
   deletedAfterGrace = 0;
   private readonly entryGraceMs: number;
   private readonly garpRepeatMs: number;
+  private readonly faults: ReadonlySet<string>;
 
   constructor(
     readonly name: string,
@@ -88,8 +89,11 @@ export class Balancer {
       entryGraceMs?: number;
       /** The gratuitous ARP of a claim is sent again after this long (default 50 ms; 0: never). */
       garpRepeatMs?: number;
+      /** Seeded faults switched on (lib/roles/seeded-faults.ts); default none. */
+      faults?: ReadonlySet<string>;
     } = {},
   ) {
+    this.faults = options.faults ?? new Set();
     if (!config.balancers[name]) throw new Error(`no balancer named "${name}" in the natlb section`);
     this.entryGraceMs = options.entryGraceMs ?? 500;
     this.garpRepeatMs = options.garpRepeatMs ?? 50;
@@ -116,7 +120,17 @@ export class Balancer {
     for (const ifname of [external, internal]) sysctls[`net.ipv4.conf.${ifname}.rp_filter`] = "0";
     await this.exec(["sysctl", "-q", "-w", ...Object.entries(sysctls).map(([k, v]) => `${k}=${v}`)]);
     // One transaction: create-if-missing, delete, define. No window without rules.
-    const script = `table ip ${TABLE} {\n}\ndelete table ip ${TABLE}\n${buildRuleset(this.config, this.name, { owner: this.nft instanceof InProcessNft })}`;
+    // Seeded faults: full NAT without its source rewrite, destination NAT with one.
+    const embodiment = this.faults.has("natlb-fullnat-no-snat")
+      ? "dnat"
+      : this.faults.has("natlb-dnat-snat")
+        ? "fullnat"
+        : this.config.embodiment;
+    const ruleset = buildRuleset({ ...this.config, embodiment }, this.name, {
+      owner: this.nft instanceof InProcessNft,
+      unknownVip: this.faults.has("natlb-unknown-vip-silent") ? "drop" : "reject",
+    });
+    const script = `table ip ${TABLE} {\n}\ndelete table ip ${TABLE}\n${ruleset}`;
     await nftApply(this.nft, script);
     await this.hold.open();
     if (options.claimInitial ?? true) {
@@ -166,6 +180,7 @@ export class Balancer {
       { ifname: external, mac: this.macs.external, address: v.address },
       { ifname: internal, mac: this.macs.internal, address: v.internal },
     ];
+    if (this.faults.has("natlb-no-garp")) return;
     sendGratuitousArp(this.link, announcements);
     // Once more a little later: one frame may be lost, or overtaken by the previous owner's
     // announcement (a rolled-back move announces twice within a millisecond; two senders'
@@ -197,6 +212,7 @@ export class Balancer {
 
   /** Step 1 on the new owner (Fig. 8A): transition mode; the VIP's packets are held from now on. */
   async beginTransition(vipAddress: string): Promise<void> {
+    if (this.faults.has("natlb-no-transition")) return;
     const v = vipByAddress(this.config, vipAddress);
     this.keepEntries(v.address);
     this.modes.setTransition(v.address);
@@ -224,14 +240,16 @@ export class Balancer {
       // after a grace period, unless the VIP came back to this balancer meanwhile.
       if (!(await this.ownedVips()).includes(v.address)) {
         await this.setModeElement(v.address, "delete");
-        this.deleteEntriesLater(v.address);
+        if (!this.faults.has("natlb-old-keeps-entries")) this.deleteEntriesLater(v.address);
       }
       return emptyReport(v.address);
     }
     const report =
-      this.modes.get(v.address) === "transition"
-        ? await this.hold.release(v.address)
-        : emptyReport(v.address);
+      this.modes.get(v.address) !== "transition"
+        ? emptyReport(v.address)
+        : this.faults.has("natlb-held-dropped")
+          ? await this.hold.discard(v.address)
+          : await this.hold.release(v.address);
     await this.setTransitionElements(v, "delete");
     this.modes.setNormal(v.address);
     await this.setModeElement(v.address, "add");
@@ -317,6 +335,10 @@ export class Balancer {
     transferId?: string,
     phase: "precopy" | "final" = "final",
   ): Promise<number> {
+    if (this.faults.has("natlb-entries-not-moved")) {
+      await deliver([]);
+      return 0;
+    }
     const previous = transferId ? this.transfers.get(transferId) : undefined;
     if (phase === "final" && previous) {
       this.transfers.delete(transferId as string);

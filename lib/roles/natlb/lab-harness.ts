@@ -36,8 +36,15 @@ async function launch(lab: Lab, host: string, agent: string, args: unknown): Pro
 export async function startNatlb(
   lab: Lab,
   config: NatlbConfig,
-  options: { clientHosts?: string[]; controllerAuto?: boolean; push?: boolean } = {},
+  options: {
+    clientHosts?: string[];
+    controllerAuto?: boolean;
+    push?: boolean;
+    /** Seeded faults of the balancers and keepers (lib/roles/seeded-faults.ts). */
+    faults?: string[];
+  } = {},
 ): Promise<NatlbRig> {
+  const faults = options.faults?.length ? { faults: options.faults } : {};
   const servers = [...new Set(config.vips.flatMap((v) => v.servers.map((s) => s.host)))];
   const journal = `/run/tandem/${lab.prefix}/natlb-moves.jsonl`;
   const webs = new Map<string, AgentClient>();
@@ -50,14 +57,14 @@ export async function startNatlb(
       const web = await launch(lab, host, "natlb-web", {});
       await web.call("start", { port, name: host });
       webs.set(host, web);
-      const keeper = await launch(lab, host, "natlb-keeper", { config, host });
+      const keeper = await launch(lab, host, "natlb-keeper", { config, host, ...faults });
       await keeper.call("start");
       keepers.set(host, keeper);
     }),
   );
   await Promise.all(
     Object.keys(config.balancers).map(async (name) => {
-      const b = await launch(lab, name, "natlb-balancer", { config, name });
+      const b = await launch(lab, name, "natlb-balancer", { config, name, ...faults });
       await b.call("start", { push: options.push ?? true }, { timeoutMs: 30_000 });
       balancers.set(name, b);
     }),

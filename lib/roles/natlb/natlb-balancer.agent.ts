@@ -19,6 +19,8 @@ import { toWireEntry } from "./wire-entry.ts";
 interface Args {
   config: unknown;
   name: string;
+  /** Seeded faults (lib/roles/seeded-faults.ts); absent: none. */
+  faults?: string[];
 }
 
 const args = agentArgs<Args>();
@@ -28,7 +30,8 @@ const myId = ids.balancer.get(args.name);
 if (myId === undefined) throw new Error(`no balancer named "${args.name}"`);
 const hold = new NfqueueHold(config, localExec);
 // One persistent libnftables context for the agent's life (its owner table dies with it).
-const balancer = new Balancer(args.name, config, localExec, hold, { nft: inProcessNft() });
+const faults: ReadonlySet<string> = new Set(args.faults ?? []);
+const balancer = new Balancer(args.name, config, localExec, hold, { nft: inProcessNft(), faults });
 const holdReports: (HoldReport & { moveId: number; at: number })[] = [];
 const assembler = new PartAssembler();
 let channel: ControlChannel | undefined;
@@ -99,7 +102,8 @@ async function startChannel(): Promise<ControlChannel> {
           holdReports.push({ ...r, moveId: msg.moveId, at: Date.now() });
           return r.released;
         }
-        if (msg.from === myId) await balancer.endSwitch(msg.vip, "old");
+        if (msg.from === myId && !faults.has("natlb-end-switch-ignored"))
+          await balancer.endSwitch(msg.vip, "old");
         return 0;
       }
       default:
@@ -158,6 +162,7 @@ const PUSH_DEFER_MAX_MS = 1000;
 let lastPush = 0;
 
 async function pushCopies(ch: ControlChannel): Promise<void> {
+  if (faults.has("natlb-no-copies")) return;
   const now = Date.now();
   // A push takes the agent's loop for milliseconds (a full one: the dump and ~40 datagrams
   // per server; a delta after a pre-copy import: ~1000 new flows). During a move it would
@@ -287,7 +292,10 @@ serveAgent({
     /** Direct calls (the naive comparison and tests drive the balancer without the controller). */
     claim: (p: { vip: string }) => balancer.claim(p.vip),
     release: (p: { vip: string }) => balancer.release(p.vip),
-    exportEntries: (p: { vip: string }) => balancer.exportEntries(p.vip),
+    exportEntries: async (p: { vip: string }) =>
+      faults.has("natlb-table-no-tcp-info")
+        ? (await balancer.exportEntries(p.vip)).map(({ tcpState: _, ...e }) => e)
+        : balancer.exportEntries(p.vip),
   },
   onShutdown: async () => {
     for (const t of timers) clearInterval(t);

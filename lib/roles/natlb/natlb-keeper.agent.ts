@@ -13,9 +13,12 @@ interface Args {
   config: unknown;
   /** This server's host name in the natlb section. */
   host: string;
+  faults?: string[];
 }
 
 const args = agentArgs<Args>();
+/** Seeded faults (lib/roles/seeded-faults.ts); absent: none. */
+const faults: ReadonlySet<string> = new Set(args.faults ?? []);
 const config: NatlbConfig = NatlbSection.parse(args.config);
 const ids = nodeIds(config);
 const myId = ids.keeper.get(args.host);
@@ -48,7 +51,7 @@ serveAgent({
           else pushesStale++;
           return 0;
         }
-        if (msg.type === 3 && msg.sender === ids.controller) {
+        if (msg.type === 3 && msg.sender === ids.controller && !faults.has("natlb-copies-not-restored")) {
           // Third step of failover: "the server transmits the entry read out from the copy 54".
           const failed = ids.nameOf.get(msg.from) ?? "";
           const vip = config.vips.find((v) => v.address === msg.vip);

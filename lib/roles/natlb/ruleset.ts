@@ -42,7 +42,8 @@ function dnatTarget(v: VipConfig): string {
 export function buildRuleset(
   config: NatlbConfig,
   balancer: string,
-  options: { owner?: boolean } = {},
+  /** unknownVip "drop": the seeded fault natlb-unknown-vip-silent (no error returned). */
+  options: { owner?: boolean; unknownVip?: "reject" | "drop" } = {},
 ): string {
   const b = config.balancers[balancer];
   if (!b) throw new Error(`no balancer named "${balancer}" in the natlb section`);
@@ -99,6 +100,8 @@ export function buildRuleset(
   lines.push(
     '    ip daddr @vips ip daddr != @mode_vips counter name "unknown_vip" reject with icmp type admin-prohibited',
   );
+  if (options.unknownVip === "drop")
+    lines.splice(-2, 2, '    ip daddr @vips ip daddr != @mode_vips counter name "unknown_vip" drop');
   vips.forEach((v, i) => {
     lines.push(`    ct original ip daddr ${v.address} counter name "${vipCounterName(i)}"`);
   });

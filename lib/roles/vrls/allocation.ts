@@ -70,14 +70,16 @@ export function allocateEqualCounts(input: AllocationInput): Map<string, string>
  * counts as rate zero. Ties go to the member listed first.
  */
 export function allocateByRate(
-  input: AllocationInput & { rateBps: ReadonlyMap<string, number> },
+  /** smallestFirst: the seeded fault vrls-realloc-smallest-first (the order inverted). */
+  input: AllocationInput & { rateBps: ReadonlyMap<string, number>; smallestFirst?: boolean },
 ): Map<string, string> {
   const out = new Map<string, string>();
   if (input.members.length === 0) return out;
   const load = new Map<string, number>(input.members.map((m) => [m, 0]));
+  const sign = input.smallestFirst ? -1 : 1;
   const order = [...input.conditions].sort(
     (a, b) =>
-      (input.rateBps.get(b) ?? 0) - (input.rateBps.get(a) ?? 0) ||
+      sign * ((input.rateBps.get(b) ?? 0) - (input.rateBps.get(a) ?? 0)) ||
       input.conditions.indexOf(a) - input.conditions.indexOf(b),
   );
   for (const c of order) {

@@ -118,6 +118,8 @@ export interface VirtualRouterConfig {
    * outlive a killed agent (default true: the data plane dies with its agent).
    */
   fateSharing?: boolean;
+  /** Seeded faults of the router agents (lib/roles/seeded-faults.ts); absent: none. */
+  faults?: string[];
 }
 
 /** Validates the `vrls:` section against the topology (hosts, interfaces, addresses). */
@@ -236,5 +238,6 @@ export function coreOptionsFor(vr: VirtualRouterConfig, host: string): RouterCor
     infoRequestIntervalMs: s.infoRequestIntervalMs,
     subnets: s.subnets.map((x) => ({ cidr: x.cidr, via: x.via ?? null })),
     conditions: s.conditions,
+    ...(vr.faults?.length ? { faults: vr.faults } : {}),
   };
 }

@@ -226,12 +226,21 @@ export class MemberDataplane {
     await ensureQueueRule(this.opts.exec, this.rule);
   }
 
-  /** Master: answers ARP for the VIP and forwards (and learns) unallocated sources; backup: neither. */
-  async setRole(role: "master" | "backup" | "initialize"): Promise<void> {
+  /**
+   * Master: answers ARP for the VIP and forwards (and learns) unallocated sources; backup: neither.
+   * `invert` (seeded faults only, lib/roles/seeded-faults.ts): ARP and/or forwarding as the other role.
+   */
+  async setRole(
+    role: "master" | "backup" | "initialize",
+    invert: { arp?: boolean; forward?: boolean } = {},
+  ): Promise<void> {
     this.role = role;
     const mark = `0x${(this.rule.mark | ADMITTED).toString(16)}`;
+    const actsAs = (inverted: boolean | undefined) =>
+      inverted && role !== "initialize" ? (role === "master" ? "backup" : "master") : role;
+    const arpRole = actsAs(invert.arp);
     const rule =
-      role === "master"
+      actsAs(invert.forward) === "master"
         ? `counter name "unknown_master" meta mark set mark or ${mark} accept`
         : 'counter name "unknown_backup" drop';
     // Only the master owns the VIP (answers ARP and traffic addressed to it, RFC 5798
@@ -239,13 +248,13 @@ export class MemberDataplane {
     // One process for both (a takeover should not wait for process spawns).
     const vip = `${this.opts.virtualAddress}/32`;
     const addr =
-      role === "master"
+      arpRole === "master"
         ? `ip addr replace ${vip} dev ${this.macvlan}`
         : `ip addr del ${vip} dev ${this.macvlan} 2>/dev/null`;
     await this.opts.exec([
       "sh",
       "-c",
-      `sysctl -qw net.ipv4.conf.${this.macvlan}.arp_ignore=${role === "master" ? 1 : 8}; ${addr}; true`,
+      `sysctl -qw net.ipv4.conf.${this.macvlan}.arp_ignore=${arpRole === "master" ? 1 : 8}; ${addr}; true`,
     ]);
     await this.nft(`flush chain ip ${this.table} unknown\nadd rule ip ${this.table} unknown ${rule}\n`);
   }

@@ -28,6 +28,16 @@ export interface MasterOptions {
   discoveryMs: number;
   /** A faulty member that answers again gets conditions only after answering this long (issue 6). */
   rejoinHoldDownMs?: number;
+  /** Seeded faults (lib/roles/seeded-faults.ts); absent: none. */
+  faults?: readonly string[];
+}
+
+/** Seeded fault vrls-alloc-off-by-one: one condition of the last member goes to the first. */
+function offByOne(next: Map<string, string>, members: readonly string[]): void {
+  const [first, last] = [members[0], members.at(-1)];
+  if (first === undefined || last === undefined || first === last) return;
+  const moved = [...next].find(([, owner]) => owner === last);
+  if (moved) next.set(moved[0], first);
 }
 
 export type MasterAction =
@@ -223,6 +233,7 @@ export class MasterEngine {
       if (now - (this.lastHeard.get(m) ?? since) > this.opts.responseTimeoutMs) this.backSince.delete(m);
     for (const m of this.opts.members) {
       if (m.id === this.opts.self || this.status.get(m.id) === "faulty") continue;
+      if (this.opts.faults?.includes("vrls-backup-failure-ignored")) continue;
       if (now - (this.lastHeard.get(m.id) ?? now) > this.opts.responseTimeoutMs) {
         this.markFaulty(m.id, "no response", actions);
       }
@@ -231,7 +242,12 @@ export class MasterEngine {
     if (f && now - f.lastSent >= this.opts.retryMs) {
       f.attempts++;
       for (const m of f.waiting) {
-        if (m !== this.opts.self && !f.confirmedOnce.has(m) && f.attempts > this.opts.maxRetries)
+        if (
+          m !== this.opts.self &&
+          !f.confirmedOnce.has(m) &&
+          f.attempts > this.opts.maxRetries &&
+          !this.opts.faults?.includes("vrls-backup-failure-ignored")
+        )
           this.markFaulty(m, "no confirmation", actions);
       }
       if (this.inFlight === f) {
@@ -335,9 +351,16 @@ export class MasterEngine {
       next = new Map(this.current);
       for (const [c, m] of wanted.explicit) if (members.includes(m)) next.set(c, m);
     } else if (wanted?.rates) {
-      next = allocateByRate({ conditions: keys, members, current: this.current, rateBps: wanted.rates });
+      next = allocateByRate({
+        conditions: keys,
+        members,
+        current: this.current,
+        rateBps: wanted.rates,
+        smallestFirst: this.opts.faults?.includes("vrls-realloc-smallest-first") === true,
+      });
     } else {
       next = allocateEqualCounts({ conditions: keys, members, current: this.current });
+      if (this.opts.faults?.includes("vrls-alloc-off-by-one")) offByOne(next, members);
     }
     const entries = [...next].map(([condition, owner]) => {
       const prev = this.current.get(condition);

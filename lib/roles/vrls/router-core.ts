@@ -49,6 +49,8 @@ export interface RouterCoreOptions {
   coordinatorGraceMs?: number;
   subnets: SubnetSpec[];
   conditions: ConditionScheme;
+  /** Seeded faults switched on (lib/roles/seeded-faults.ts); absent: none. */
+  faults?: string[];
 }
 
 export type CoreAction =
@@ -116,6 +118,7 @@ export class RouterCore {
       preempt: opts.preempt,
       primaryAddress: opts.self,
       virtualAddresses: opts.virtualAddresses,
+      ...(opts.faults?.length ? { faults: opts.faults } : {}),
     });
     this.member = new MemberEngine({
       self: opts.self,
@@ -131,6 +134,7 @@ export class RouterCore {
       responseTimeoutMs: opts.responseTimeoutMs,
       discoveryMs: opts.discoveryMs,
       rejoinHoldDownMs: opts.rejoinHoldDownMs ?? 0,
+      ...(opts.faults?.length ? { faults: opts.faults } : {}),
     });
     this.discovery = new Discovery(opts.subnets, [
       ...opts.virtualAddresses,
@@ -233,6 +237,7 @@ export class RouterCore {
         if (event.type === "tick") {
           if (
             this.coordinatorOn &&
+            !this.opts.faults?.includes("vrls-substitution-failure-ignored") &&
             now - this.coordinatorHeard > (this.opts.coordinatorTimeoutMs ?? this.opts.responseTimeoutMs)
           ) {
             // Seed: "the condition of substitution server (fault) is set into master router 3-1

@@ -8,6 +8,7 @@
  *    NFQUEUE HoldQueue).
  * JSON-RPC methods: status, show, reallocate, waitIdle, handoffStats, counters.
  */
+import { readFileSync } from "node:fs";
 import { rename, writeFile } from "node:fs/promises";
 import { setPriority } from "node:os";
 import { performance } from "node:perf_hooks";
@@ -20,21 +21,29 @@ import { decodeIcmp, encodeIcmp, ICMP_TYPE } from "../../wire/icmp.ts";
 import { decodeIpv4, encodeIpv4, IP_PROTOCOL } from "../../wire/ipv4.ts";
 import { ReplayWindow } from "../../wire/replay.ts";
 import { decodeVrls, encodeVrlsIpv4, VRLS_TYPE, type VrlsMessage as WireMessage } from "../../wire/vrls.ts";
-import { encodeVrrp, VRRP_MULTICAST, virtualMac } from "../../wire/vrrp.ts";
-import { validateVrrpPacket } from "../../wire/vrrp-validate.ts";
+import { encodeVrrp, VRRP_MULTICAST, virtualMac, vrrpChecksum } from "../../wire/vrrp.ts";
+import { type VrrpRejectReason, validateVrrpPacket } from "../../wire/vrrp-validate.ts";
 import type { RouterAgentArgs } from "./agent-args.ts";
 import { MemberDataplane } from "./dataplane.ts";
 import { FlowMonitor, type FlowReading } from "./flow-monitor.ts";
-import type { Destination, VrlsMessage } from "./messages.ts";
+import type { Disposition } from "./member.ts";
+import type { Destination, FlowMarker, VrlsMessage } from "./messages.ts";
 import { RawIo } from "./rawio.ts";
 import { ReviewedCore, type ReviewedEvent } from "./reviewed-core.ts";
 import { type CoreAction, RouterCore } from "./router-core.ts";
 import { fromWire, toWire } from "./wire-map.ts";
 
 const args = agentArgs<RouterAgentArgs>();
-const core = new RouterCore(args.core);
+/** Seeded faults (lib/roles/seeded-faults.ts): each `faults.has(...)` sits where its behaviour is. */
+const faults: ReadonlySet<string> = new Set(args.core.faults ?? []);
+const core = new RouterCore(
+  faults.has("vrls-timer-delay-ignored") ? { ...args.core, timerDelayMs: 0 } : args.core,
+);
 // Issue 6: review messages (types 6-8) and flow monitor samples go through the reviewer.
-const reviewed = new ReviewedCore(core, args.review);
+const reviewed = new ReviewedCore(
+  core,
+  args.review && faults.has("vrls-review-in-holddown") ? { ...args.review, holdDownMs: 0 } : args.review,
+);
 const self = args.core.self;
 const vrid = args.core.vrid;
 const key = Buffer.from(args.key, "utf8");
@@ -90,7 +99,8 @@ function handle(event: ReviewedEvent): void {
     // Timer mode's stop must not wait behind earlier actions (its delay budget is small).
     if (a.type === "role") notify("role", { role: a.role, at: Date.now(), self });
     if (a.type === "stopForwarding") {
-      dp.stopNow(a.conditions).catch((e) => log(`stop failed: ${(e as Error).message}`));
+      if (!faults.has("vrls-keeps-forwarding"))
+        dp.stopNow(a.conditions).catch((e) => log(`stop failed: ${(e as Error).message}`));
       count("handoff.timerStops");
     } else if (independentOfDataplane(a)) {
       // VRRP advertisements, ARP, responses and allocations never wait behind data plane
@@ -131,7 +141,17 @@ async function drain(): Promise<void> {
   }
 }
 
+/** Seeded faults that keep a VRLS message type from leaving. */
+const WITHHELD_BY_FAULT: Partial<Record<VrlsMessage["type"], string>> = {
+  response: "vrls-no-responses",
+  confirmation: "vrls-no-confirmation",
+  reviewRequest: "vrls-no-review-request",
+  rateResponse: "vrls-no-rate-response",
+};
+
 function sendMessage(to: Destination, message: VrlsMessage): void {
+  const withheld = WITHHELD_BY_FAULT[message.type];
+  if (withheld && faults.has(withheld)) return;
   const dst = to === "all" ? VRRP_MULTICAST : to.member;
   for (const part of toWire(message)) {
     const wire = {
@@ -157,28 +177,107 @@ function advertisementFrame(priority: number, advertIntervalCs: number): Uint8Ar
       version: 3,
       type: 1,
       vrid,
-      priority,
-      maxAdverIntCs: advertIntervalCs,
+      priority:
+        faults.has("vrrp-adv-wrong-priority") && priority > 0 ? Math.min(255, priority + 1) : priority,
+      maxAdverIntCs: faults.has("vrrp-adv-wrong-interval") ? advertIntervalCs * 2 : advertIntervalCs,
       addresses: [args.virtualAddress],
       extension: new Uint8Array(0),
     },
     { src: self, dst: VRRP_MULTICAST },
   );
+  if (faults.has("vrrp-adv-version-2")) {
+    vrrp[0] = 0x21; // version 2, type 1; the checksum is recomputed, only the version is wrong
+    const sum = vrrpChecksum(vrrp, 3, { src: self, dst: VRRP_MULTICAST });
+    vrrp[6] = sum >> 8;
+    vrrp[7] = sum & 0xff;
+  }
+  if (faults.has("vrrp-adv-bad-checksum")) vrrp[7] = (vrrp[7] ?? 0) ^ 0x5a;
   const ip = encodeIpv4({
     src: self,
     dst: VRRP_MULTICAST,
     protocol: IP_PROTOCOL.vrrp,
-    ttl: 255,
+    ttl: faults.has("vrrp-adv-ttl-254") || faults.has("vrls-adv-ttl-254") ? 254 : 255,
     tos: 0xc0,
     payload: vrrp,
   });
   // RFC 5798 7.3: the advertisement's source MAC is the virtual router MAC.
-  return encodeEthernet({ dst: "01:00:5e:00:00:12", src: vmac, etherType: ETHERTYPE.ipv4, payload: ip });
+  const src = faults.has("vrrp-adv-physical-mac") ? physicalMac : vmac;
+  return encodeEthernet({ dst: "01:00:5e:00:00:12", src, etherType: ETHERTYPE.ipv4, payload: ip });
+}
+
+/** The LAN interface's own MAC (only the seeded fault vrrp-adv-physical-mac sends from it). */
+const physicalMac = faults.has("vrrp-adv-physical-mac")
+  ? readFileSync(`/sys/class/net/${args.interface}/address`, "utf8").trim()
+  : vmac;
+
+/** Seeded faults that accept an advertisement the RFC 5798 7.1 checks discard. */
+const ACCEPTED_BY_FAULT: Partial<Record<VrrpRejectReason, string>> = {
+  "ttl-not-255": "vrrp-rx-accept-ttl",
+  "bad-version": "vrrp-rx-accept-version",
+  "bad-length": "vrrp-rx-accept-short",
+  "bad-checksum": "vrrp-rx-accept-bad-checksum",
+  "unknown-vrid": "vrrp-rx-accept-other-vrid",
+};
+
+/**
+ * A type 1 advertisement read field by field without the receive checks, the way a router
+ * with one of the faults above would take it (another version's interval: our own).
+ */
+function acceptAnyway(packet: Buffer, reason: VrrpRejectReason): void {
+  const fault = ACCEPTED_BY_FAULT[reason];
+  if (!fault || !faults.has(fault)) return;
+  const ip = decodeIpv4(packet);
+  if (!ip.ok || ip.value.src === self) return;
+  const m = ip.value.payload;
+  if (m.length < 6 || ((m[0] ?? 0) & 0x0f) !== 1) return;
+  count(`rx.acceptedByFault.${reason}`);
+  handle({
+    type: "advertisement",
+    now: now(),
+    from: ip.value.src,
+    priority: m[2] ?? 0,
+    maxAdverIntCs:
+      (m[0] ?? 0) >> 4 === 3 ? (((m[4] ?? 0) & 0x0f) << 8) | (m[5] ?? 0) : args.core.advertIntervalCs,
+  });
 }
 
 function broadcastOf(cidr: string): string {
   const c = parseCidr(cidr);
   return intToIp((c.network | (~maskOf(c.prefix) >>> 0)) >>> 0);
+}
+
+/** Conditions this member forwarded at some time (for the seeded fault vrls-keeps-forwarding). */
+const everForwarded = new Set<string>();
+
+/**
+ * Seeded faults on the data plane: vrls-no-hold (a new owner forwards at once instead of
+ * holding), vrls-keeps-forwarding (an old owner keeps forwarding what it handed off).
+ */
+function faultyDispositions(d: ReadonlyMap<string, Disposition>): ReadonlyMap<string, Disposition> {
+  if (!faults.has("vrls-no-hold") && !faults.has("vrls-keeps-forwarding")) return d;
+  const out = new Map(d);
+  for (const [c, x] of d) {
+    if (x === "forward" || x === "observe") everForwarded.add(c);
+    if (x === "hold" && faults.has("vrls-no-hold")) out.set(c, "forward");
+    if (x === "drop" && faults.has("vrls-keeps-forwarding") && everForwarded.has(c)) out.set(c, "forward");
+  }
+  return out;
+}
+
+/** Seeded faults on the markers: none at all, another flow's, or sequence numbers one segment early. */
+function faultyMarkers(markers: FlowMarker[], mode: string): FlowMarker[] {
+  if (faults.has("vrls-no-markers")) return [];
+  if (faults.has("vrls-wrong-flow-markers") && markers.length > 0)
+    return markers.map((m, i) => ({
+      ...m,
+      flow:
+        markers.length > 1
+          ? (markers[(i + 1) % markers.length]?.flow ?? m.flow)
+          : "udp 192.0.2.1:9>192.0.2.2:9",
+    }));
+  if (faults.has("vrls-seq-off-by-one") && mode === "sequence-number")
+    return markers.map((m) => (m.nextSeq === undefined ? m : { ...m, nextSeq: (m.nextSeq - 1448) >>> 0 }));
+  return markers;
 }
 
 let infoSeq = 0;
@@ -189,11 +288,15 @@ async function perform(a: CoreAction): Promise<void> {
       count("tx.advertisement");
       return;
     case "sendGratuitousArp":
+      if (faults.has("vrrp-no-garp")) return;
       for (const ip of a.addresses) io.sendFrame(gratuitousArpFrame(vmac, ip));
       count("tx.garp");
       return;
     case "role":
-      await dp.setRole(a.role);
+      await dp.setRole(a.role, {
+        arp: faults.has(a.role === "master" ? "vrrp-no-arp-reply" : "vrrp-arp-while-backup"),
+        forward: faults.has(a.role === "master" ? "vrrp-no-forward" : "vrrp-forward-while-backup"),
+      });
       log(`role ${a.role}`);
       return;
     case "send":
@@ -203,7 +306,7 @@ async function perform(a: CoreAction): Promise<void> {
       if (args.trace)
         log(`apply at ${Date.now()} ${JSON.stringify(Object.fromEntries(core.member.dispositions))}`);
       // The newest state, not this action's copy: a later stop may already have changed it.
-      await dp.apply(core.member.dispositions);
+      await dp.apply(faultyDispositions(core.member.dispositions));
       return;
     case "stopAndSendMarkers": {
       // Observe a little longer before stopping: a packet that reached both members before
@@ -212,7 +315,10 @@ async function perform(a: CoreAction): Promise<void> {
       // 1.8 M datagrams in 150 hand-offs). Observing longer is always safe: it only moves
       // the marker later, and the new owner drops its held copies up to the marker.
       await new Promise((r) => setTimeout(r, STOP_SETTLE_MS));
-      const markers = dp.stop(a.to, a.epoch, a.version, a.conditions, a.mode);
+      const markers = faultyMarkers(
+        faults.has("vrls-keeps-forwarding") ? [] : dp.stop(a.to, a.epoch, a.version, a.conditions, a.mode),
+        a.mode,
+      );
       if (args.trace)
         log(`stop ${a.conditions} at ${Date.now()} v${a.version} -> ${a.to}: ${markers.length} markers`);
       sendMessage(
@@ -222,7 +328,7 @@ async function perform(a: CoreAction): Promise<void> {
       return;
     }
     case "stopForwarding":
-      await dp.stopNow(a.conditions);
+      if (!faults.has("vrls-keeps-forwarding")) await dp.stopNow(a.conditions);
       return;
     case "resolveHeld": {
       // Every frame the old owner forwarded reached this member from the same hub before
@@ -246,6 +352,7 @@ async function perform(a: CoreAction): Promise<void> {
       dp.releaseAll(a.conditions);
       return;
     case "sendInfoRequest":
+      if (faults.has("vrls-no-discovery")) return;
       // Seed Figs. 8A/8B: ICMP information request (type 15) broadcast on each subnet. A remote
       // subnet's directed broadcast passes its router only if that router forwards it.
       for (const s of a.subnets) {
@@ -291,6 +398,7 @@ function onVrrp(packet: Buffer): void {
   });
   if (!v.ok) {
     count(`rx.rejected.${v.reason}`);
+    acceptAnyway(packet, v.reason);
     return;
   }
   if (v.ip.src === self) return;

@@ -26,6 +26,8 @@ export interface VrrpParams {
   primaryAddress: string;
   /** IPvX_Address(es) of the virtual router. */
   virtualAddresses: readonly string[];
+  /** Seeded faults (lib/roles/seeded-faults.ts): off unless named. */
+  faults?: readonly string[];
 }
 
 export interface VrrpState {
@@ -90,7 +92,18 @@ export function nextDeadline(state: VrrpState): number | null {
 
 /** Master_Down_Interval for this router given what it learned from the master. */
 export function masterDownMs(state: VrrpState): number {
+  if (fault(state, "vrrp-skew-omitted")) return 3 * state.masterAdverIntCs * 10;
   return masterDownIntervalMs(state.params.priority, state.masterAdverIntCs);
+}
+
+/** A seeded fault is switched on (lib/roles/seeded-faults.ts). */
+function fault(state: VrrpState, name: string): boolean {
+  return state.params.faults?.includes(name) === true;
+}
+
+/** The advertisement timer's period (ms). */
+function adverPeriodMs(state: VrrpState): number {
+  return state.params.advertIntervalCs * (fault(state, "vrrp-adv-slow") ? 15 : 10);
 }
 
 export function step(state: VrrpState, event: VrrpEvent): VrrpStep {
@@ -112,14 +125,14 @@ function becomeMaster(state: VrrpState, now: number): VrrpStep {
   const next: VrrpState = {
     ...state,
     name: "master",
-    adverDeadline: now + state.params.advertIntervalCs * 10,
+    adverDeadline: now + adverPeriodMs(state),
     masterDownDeadline: null,
     masterAddress: state.params.primaryAddress,
   };
   return {
     state: next,
     actions: [
-      advert(state),
+      ...(fault(state, "vrrp-takeover-silent") ? [] : [advert(state)]),
       { type: "sendGratuitousArp", addresses: state.params.virtualAddresses },
       { type: "transition", from: state.name, to: "master", now },
     ],
@@ -129,7 +142,8 @@ function becomeMaster(state: VrrpState, now: number): VrrpStep {
 // RFC 5798 6.4.1
 function onInitialize(state: VrrpState, event: VrrpEvent): VrrpStep {
   if (event.type !== "startup") return { state, actions: [] };
-  if (state.params.priority === OWNER_PRIORITY) return becomeMaster(state, event.now);
+  if (state.params.priority === OWNER_PRIORITY || fault(state, "vrrp-start-as-master"))
+    return becomeMaster(state, event.now);
   const learned = { ...state, masterAdverIntCs: state.params.advertIntervalCs };
   return {
     state: {
@@ -165,6 +179,8 @@ function onBackup(state: VrrpState, event: VrrpEvent): VrrpStep {
       }
       return { state, actions: [] };
     case "advertisement": {
+      if (event.priority === RESIGN_PRIORITY && fault(state, "vrrp-backup-ignores-pri0"))
+        return { state, actions: [] };
       if (event.priority === RESIGN_PRIORITY) {
         // The master is leaving: take over after Skew_Time only.
         return {
@@ -175,8 +191,17 @@ function onBackup(state: VrrpState, event: VrrpEvent): VrrpStep {
           actions: [],
         };
       }
-      if (!state.params.preempt || event.priority >= state.params.priority) {
-        const learned = { ...state, masterAdverIntCs: event.maxAdverIntCs, masterAddress: event.from };
+      const preempt =
+        state.params.preempt !==
+        fault(state, state.params.preempt ? "vrrp-preempt-ignored" : "vrrp-preempt-forced");
+      if (!preempt || event.priority >= state.params.priority) {
+        const learned = {
+          ...state,
+          masterAdverIntCs: fault(state, "vrrp-learned-interval-ignored")
+            ? state.params.advertIntervalCs
+            : event.maxAdverIntCs,
+          masterAddress: event.from,
+        };
         return { state: { ...learned, masterDownDeadline: event.now + masterDownMs(learned) }, actions: [] };
       }
       // Preempt: a lower-priority master is ignored, so our Master_Down_Timer will fire.
@@ -200,26 +225,28 @@ function onMaster(state: VrrpState, event: VrrpEvent): VrrpStep {
           masterAddress: null,
         },
         actions: [
-          advert(state, RESIGN_PRIORITY),
+          ...(fault(state, "vrrp-no-resign") ? [] : [advert(state, RESIGN_PRIORITY)]),
           { type: "transition", from: "master", to: "initialize", now: event.now },
         ],
       };
     case "tick":
       if (state.adverDeadline !== null && event.now >= state.adverDeadline) {
         return {
-          state: { ...state, adverDeadline: event.now + state.params.advertIntervalCs * 10 },
+          state: { ...state, adverDeadline: event.now + adverPeriodMs(state) },
           actions: [advert(state)],
         };
       }
       return { state, actions: [] };
     case "advertisement": {
+      if (event.priority === RESIGN_PRIORITY && fault(state, "vrrp-master-ignores-pri0"))
+        return { state, actions: [] };
       if (event.priority === RESIGN_PRIORITY) {
         return {
-          state: { ...state, adverDeadline: event.now + state.params.advertIntervalCs * 10 },
+          state: { ...state, adverDeadline: event.now + adverPeriodMs(state) },
           actions: [advert(state)],
         };
       }
-      if (outranks(event.priority, event.from, state.params.priority, state.params.primaryAddress)) {
+      if (masterYields(state, event.priority, event.from)) {
         const learned = { ...state, masterAdverIntCs: event.maxAdverIntCs };
         return {
           state: {
@@ -235,6 +262,16 @@ function onMaster(state: VrrpState, event: VrrpEvent): VrrpStep {
       return { state, actions: [] };
     }
   }
+}
+
+/** Whether a master yields to this advertisement (RFC 5798 6.4.3, or a seeded fault's inversion of it). */
+function masterYields(state: VrrpState, priority: number, from: string): boolean {
+  const mine = state.params.priority;
+  if (priority > mine && fault(state, "vrrp-ignore-higher")) return false;
+  if (priority < mine && fault(state, "vrrp-yield-to-lower")) return true;
+  if (priority === mine && fault(state, "vrrp-tie-break-inverted"))
+    return ipToInt(from) < ipToInt(state.params.primaryAddress);
+  return outranks(priority, from, mine, state.params.primaryAddress);
 }
 
 /** RFC 5798 6.4.3: greater priority wins; equal priority goes to the greater primary address. */

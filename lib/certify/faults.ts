@@ -1,0 +1,230 @@
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join, relative, resolve } from "node:path";
+import { loadCatalogue, SUITE_NAMES, type SuiteNameT } from "./catalogue.ts";
+import { casesForFault, type FaultEntry, type FaultsCatalogue, loadFaults } from "./faults-catalogue.ts";
+import { caseAnchor, type HistoryEntry, renderCertificationPage } from "./html.ts";
+import { runCertification } from "./run.ts";
+import type { CertificationSummary } from "./summary.ts";
+
+/**
+ * `tandem faults` (issue 13): the seeded-fault campaign. Per suite, one clean run of the
+ * whole suite against the reference, then one run per fault of that suite in
+ * suites/faults.yaml (`--dut-option fault=NAME`), restricted to the cases of the fault's
+ * expected requirements plus the suite's smoke set. A fault is caught when every expected
+ * requirement failed; missed otherwise; requirements that failed without being expected
+ * are its collateral. Writes OUT/<suite>/faults.json and OUT/<suite>/matrix.html (linked
+ * from the clean run's certification page).
+ */
+
+export interface FaultRunResult {
+  fault: string;
+  expected: string[];
+  failed: string[];
+  /** Expected and failed. */
+  caught: string[];
+  /** Expected but did not fail. */
+  missed: string[];
+  /** Failed without being expected. */
+  collateral: string[];
+  /** Every expected requirement failed. */
+  verdict: "caught" | "missed";
+  cases: string[];
+  wallTimeMs: number;
+  /** The run's directory, relative to the suite's campaign directory. */
+  dir: string;
+  /** Per failed requirement, the failing case (for the matrix links). */
+  failingCase: Record<string, string>;
+}
+
+export interface SuiteCampaign {
+  suite: SuiteNameT;
+  clean: { verdict: CertificationSummary["verdict"]; reason: string; wallTimeMs: number; dir: string };
+  faults: FaultRunResult[];
+  wallTimeMs: number;
+  ok: boolean;
+}
+
+export interface FaultsOptions {
+  suite: SuiteNameT | "all";
+  out: string;
+  /** Only these faults (default: every fault of the suite). */
+  only?: string[];
+  /** One line per finished run. */
+  onProgress?: (line: string) => void;
+  /** Echo of the suites' output (default: none; it stays in each run's suite.log). */
+  onOutput?: (chunk: string) => void;
+}
+
+const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+
+/** A vitest -t pattern that selects exactly these case IDs (titles are "[<id>] <title>"). */
+export function casePattern(ids: readonly string[]): string {
+  return `\\[(${ids.map(escapeRe).join("|")})\\]`;
+}
+
+export function judgeFault(
+  fault: FaultEntry,
+  summary: CertificationSummary,
+): Omit<FaultRunResult, "cases" | "wallTimeMs" | "dir"> {
+  const failed = summary.requirements.filter((r) => r.verdict === "fail").map((r) => r.id);
+  const caught = fault.expect.filter((id) => failed.includes(id));
+  const failingCase: Record<string, string> = {};
+  for (const id of failed) {
+    const r = summary.requirements.find((x) => x.id === id);
+    const c = r?.cases.find((cid) => summary.cases.find((x) => x.id === cid)?.verdict === "fail");
+    if (c) failingCase[id] = c;
+  }
+  return {
+    fault: fault.name,
+    expected: [...fault.expect],
+    failed,
+    caught,
+    missed: fault.expect.filter((id) => !failed.includes(id)),
+    collateral: failed.filter((id) => !fault.expect.includes(id)),
+    verdict: caught.length === fault.expect.length ? "caught" : "missed",
+    failingCase,
+  };
+}
+
+export async function runFaultCampaign(opts: FaultsOptions): Promise<SuiteCampaign[]> {
+  const catalogue = loadCatalogue();
+  const faults = loadFaults(undefined, catalogue);
+  const suites = opts.suite === "all" ? [...SUITE_NAMES] : [opts.suite];
+  if (opts.only) {
+    const unknown = opts.only.filter((n) => !faults.faults.some((f) => f.name === n));
+    if (unknown.length > 0) throw new Error(`--fault: not in ${faults.file}: ${unknown.join(", ")}`);
+  }
+  const out: SuiteCampaign[] = [];
+  for (const suite of suites) out.push(await runSuiteCampaign(suite, faults, catalogue, opts));
+  return out;
+}
+
+async function runSuiteCampaign(
+  suite: SuiteNameT,
+  faults: FaultsCatalogue,
+  catalogue: ReturnType<typeof loadCatalogue>,
+  opts: FaultsOptions,
+): Promise<SuiteCampaign> {
+  const dir = resolve(opts.out, suite);
+  await mkdir(dir, { recursive: true });
+  const list = faults.faults.filter((f) => f.suite === suite && (!opts.only || opts.only.includes(f.name)));
+  const started = performance.now();
+  const say = (line: string) => opts.onProgress?.(`[faults ${suite}] ${line}`);
+  say(`clean run (whole suite), then ${list.length} fault run(s)`);
+  const clean = await runCertification({
+    dut: "reference",
+    suite,
+    out: join(dir, "clean"),
+    dutOptions: {},
+    ...(opts.onOutput ? { onOutput: opts.onOutput } : {}),
+  });
+  const cs = clean.summary;
+  say(
+    `clean: ${cs.verdict} (${cs.counts.pass} pass, ${cs.counts.fail} fail) in ${(cs.wallTimeMs / 1000).toFixed(0)} s`,
+  );
+  const results: FaultRunResult[] = [];
+  for (const [i, fault] of list.entries()) {
+    const cases = casesForFault(catalogue, faults, fault);
+    const runDir = join(dir, "faults", fault.name);
+    const r = await runCertification({
+      dut: "reference",
+      suite,
+      out: runDir,
+      dutOptions: { fault: fault.name },
+      cases: casePattern(cases),
+      allure: false,
+      ...(opts.onOutput ? { onOutput: opts.onOutput } : {}),
+    });
+    const judged = judgeFault(fault, r.summary);
+    results.push({ ...judged, cases, wallTimeMs: r.summary.wallTimeMs, dir: relative(dir, runDir) });
+    say(
+      `${i + 1}/${list.length} ${fault.name}: ${judged.verdict.toUpperCase()}` +
+        ` (expected ${judged.expected.join(" ")}; failed ${judged.failed.join(" ") || "nothing"}` +
+        `${judged.collateral.length ? `; collateral ${judged.collateral.join(" ")}` : ""})` +
+        ` ${(r.summary.wallTimeMs / 1000).toFixed(0)} s`,
+    );
+  }
+  const campaign: SuiteCampaign = {
+    suite,
+    clean: { verdict: cs.verdict, reason: cs.verdictReason, wallTimeMs: cs.wallTimeMs, dir: "clean" },
+    faults: results,
+    wallTimeMs: Math.round(performance.now() - started),
+    ok: cs.verdict === "certified" && results.every((r) => r.verdict === "caught"),
+  };
+  await writeFile(join(dir, "faults.json"), `${JSON.stringify(campaign, null, 2)}\n`);
+  await writeFile(join(dir, "matrix.html"), renderFaultMatrix(campaign, cs));
+  // The clean run's certification page links the matrix.
+  const history = await readFile(join(dir, "clean", "history.json"), "utf8")
+    .then((t) => (JSON.parse(t) as HistoryEntry[]).slice(0, -1))
+    .catch(() => [] as HistoryEntry[]);
+  await writeFile(
+    join(dir, "clean", "index.html"),
+    renderCertificationPage(cs, history, [{ href: "../matrix.html", label: "seeded-fault matrix" }]),
+  );
+  say(
+    `${results.filter((r) => r.verdict === "caught").length}/${results.length} caught; ` +
+      `clean ${cs.verdict}; campaign ${(campaign.wallTimeMs / 1000).toFixed(0)} s`,
+  );
+  return campaign;
+}
+
+const esc = (s: unknown) =>
+  String(s).replace(
+    /[&<>"']/g,
+    (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c] ?? c,
+  );
+
+/**
+ * The matrix page: rows are faults, columns the suite's requirements. A cell is marked
+ * when the requirement failed under the fault (linking to the failing case's evidence on
+ * that run's certification page), and tells expected-and-failed (caught), expected but
+ * passed (missed) and failed without being expected (collateral) apart.
+ */
+export function renderFaultMatrix(c: SuiteCampaign, clean: CertificationSummary): string {
+  const reqs = clean.requirements.map((r) => r.id);
+  const head = reqs.map((id) => `<th class="req"><div>${esc(id)}</div></th>`).join("");
+  const rows = c.faults
+    .map((f) => {
+      const cells = reqs
+        .map((id) => {
+          const expected = f.expected.includes(id);
+          const failed = f.failed.includes(id);
+          const cls = expected && failed ? "caught" : expected ? "missed" : failed ? "collateral" : "";
+          const mark = expected && failed ? "&#10007;" : expected ? "?" : failed ? "&#8226;" : "";
+          const kase = f.failingCase[id];
+          const body = kase
+            ? `<a href="${esc(`${f.dir}/index.html#${caseAnchor(kase)}`)}" title="${esc(`${id} failed in ${kase}`)}">${mark}</a>`
+            : mark;
+          return `<td class="${cls}" data-requirement="${esc(id)}">${body}</td>`;
+        })
+        .join("");
+      return `<tr data-fault="${esc(f.fault)}" data-verdict="${f.verdict}"><th class="fault"><a href="${esc(`${f.dir}/index.html`)}">${esc(f.fault)}</a></th><td class="v-${f.verdict}">${f.verdict}</td><td>${(f.wallTimeMs / 1000).toFixed(0)} s</td>${cells}</tr>`;
+    })
+    .join("\n");
+  const caught = c.faults.filter((f) => f.verdict === "caught").length;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Seeded faults: ${esc(c.suite)}</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 1.5em; }
+table { border-collapse: collapse; font-size: .8em; }
+th, td { border: 1px solid #ccc; padding: 2px 4px; text-align: center; }
+th.req { height: 9em; vertical-align: bottom; white-space: nowrap; }
+th.req div { writing-mode: vertical-rl; transform: rotate(180deg); }
+th.fault { text-align: left; white-space: nowrap; }
+td.caught { background: #cfc; } td.missed { background: #f99; font-weight: bold; } td.collateral { background: #fec; }
+td.v-caught { color: #060; } td.v-missed { color: #c00; font-weight: bold; }
+td a { text-decoration: none; color: inherit; display: block; }
+</style></head><body>
+<h1>Seeded-fault campaign: ${esc(c.suite)}</h1>
+<p id="summary"><b>${caught} of ${c.faults.length} faults caught</b>; clean run: <a href="${esc(c.clean.dir)}/index.html">${esc(c.clean.verdict)}</a> (${(c.clean.wallTimeMs / 1000).toFixed(0)} s); campaign wall time ${(c.wallTimeMs / 1000).toFixed(0)} s; <a href="faults.json">faults.json</a></p>
+<p>Rows: faults (<code>--dut-option fault=NAME</code>, lib/roles/seeded-faults.ts, expected catches in suites/faults.yaml). Columns: requirements.
+Cells: <span style="background:#cfc">&#10007; expected and failed (caught)</span>,
+<span style="background:#f99">? expected but passed (missed)</span>,
+<span style="background:#fec">&#8226; failed without being expected (collateral)</span>. A marked cell links to the failing case's evidence.</p>
+<table class="matrix">
+<tr><th>fault</th><th>verdict</th><th>time</th>${head}</tr>
+${rows}
+</table>
+</body></html>
+`;
+}
