@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { runCertification } from "../lib/certify/run.ts";
 import { type Lab, upLab } from "../lib/lab/index.ts";
 import { type AgentClient, launchAgent } from "../lib/remote/index.ts";
 import {
@@ -120,5 +121,19 @@ describe("web-ui adapter on the reference management page", () => {
       /priority: expected 1\.\.254, got 300/,
     );
     expect((await mgmt.call<{ version: number }>("config")).version).toBe(1);
+  });
+});
+
+describe("tandem certify --dut web-ui", () => {
+  it("refuses, saying why: the form's settings are not applied by any router", async () => {
+    const certify = runCertification({
+      dut: "web-ui",
+      suite: "vrrp",
+      out: join(tmpdir(), "tandem-webui-never"),
+    });
+    await expect(certify).rejects.toThrow(
+      "--dut web-ui: not a device that certifies: it drives the reference's management page",
+    );
+    await expect(certify).rejects.toThrow("what the form stores is not applied by any router");
   });
 });

@@ -13,8 +13,16 @@ import {
 import { type ArpPacket, decodeArp, encodeArp, gratuitousArpFrame } from "../lib/wire/arp.ts";
 import { decodeEthernet, ETHERTYPE, encodeEthernet } from "../lib/wire/ethernet.ts";
 import { decodeIcmp, encodeIcmp } from "../lib/wire/icmp.ts";
+import {
+  decodeNeighborDiscovery,
+  icmpv6ChecksumMatches,
+  ndLinkLayerAddress,
+  neighborSolicitationFrame,
+  unsolicitedNaFrame,
+} from "../lib/wire/icmpv6.ts";
 import { decodeIpv4, encodeIpv4 } from "../lib/wire/ipv4.ts";
-import { ipv4Address, macAddress, u8, u16 } from "../lib/wire/registry.ts";
+import { decodeIpv6, encodeIpv6, solicitedNodeMulticast } from "../lib/wire/ipv6.ts";
+import { ipv4Address, ipv6Address, linkLocalIpv6, macAddress, u8, u16 } from "../lib/wire/registry.ts";
 import { expectOk } from "../lib/wire/result.ts";
 import {
   decodeVrrp,
@@ -23,6 +31,7 @@ import {
   type Vrrp3Packet,
   vrrpChecksumMatches,
 } from "../lib/wire/vrrp.ts";
+import { validateVrrp6Packet, vrrpIpv6SenderProblems } from "../lib/wire/vrrp-validate.ts";
 
 // Cross-checks lib/wire against an independent decoder: Debian's python3-scapy, through the bridge.
 
@@ -40,6 +49,22 @@ const vrrp3Values = fc.record({
   maxAdverIntCs: fc.integer({ min: 1, max: 4095 }),
   addresses: fc.array(ipv4Address, { minLength: 1, maxLength: 8 }),
   src: ipv4Address,
+});
+const vrrp3v6Values = fc.record({
+  vrid: fc.integer({ min: 1, max: 255 }),
+  priority: u8,
+  maxAdverIntCs: fc.integer({ min: 1, max: 4095 }),
+  addresses: fc
+    .tuple(linkLocalIpv6, fc.array(ipv6Address, { maxLength: 5 }))
+    .map(([ll, rest]) => [ll, ...rest]),
+  src: linkLocalIpv6,
+});
+const ndValues = fc.record({
+  kind: fc.constantFrom("ns" as const, "na" as const),
+  mac: macAddress,
+  src: linkLocalIpv6,
+  target: ipv6Address,
+  router: fc.boolean(),
 });
 const vrrp2Values = fc.record({
   vrid: fc.integer({ min: 1, max: 255 }),
@@ -295,6 +320,107 @@ describe("scapy bridge (local)", () => {
       targetMac: "ff:ff:ff:ff:ff:ff",
       targetIp: "198.18.0.7",
     });
+  });
+
+  it("VRRPv3 over IPv6 encoded in TypeScript: scapy decodes the same fields and agrees on the IPv6 pseudo-header checksum", async () => {
+    for (const v of fc.sample(vrrp3v6Values, SAMPLES)) {
+      const packet: Vrrp3Packet = { version: 3, type: 1, ...v, family: 6, extension: new Uint8Array(0) };
+      const ip = encodeIpv6({
+        src: v.src,
+        dst: "ff02::12",
+        hopLimit: 255,
+        nextHeader: 112,
+        payload: encodeVrrp(packet, { src: v.src, dst: "ff02::12" }),
+      });
+      const d = await bridge.decode(ip, "IPv6");
+      expect(fields(d.layers, "IPv6")).toMatchObject({ nh: 112, hlim: 255, src: v.src, dst: "ff02::12" });
+      expect(fields(d.layers, "VRRPv3")).toMatchObject({
+        version: 3,
+        vrid: v.vrid,
+        priority: v.priority,
+        ipcount: v.addresses.length,
+        adv: v.maxAdverIntCs,
+        addrlist: v.addresses,
+      });
+      expect(d.checksums.map((c) => [c.layer, c.valid])).toEqual([["VRRPv3", true]]);
+    }
+  });
+
+  it("VRRPv3 over IPv6 built by scapy decodes identically in TypeScript, byte for byte", async () => {
+    for (const v of fc.sample(vrrp3v6Values, SAMPLES)) {
+      const built = await bridge.build([
+        { layer: "IPv6", fields: { src: v.src, dst: "ff02::12", hlim: 255 } },
+        {
+          layer: "VRRPv3",
+          fields: { vrid: v.vrid, priority: v.priority, adv: v.maxAdverIntCs, addrlist: v.addresses },
+        },
+      ]);
+      const ip = expectOk(decodeIpv6(Buffer.from(built.hex, "hex")));
+      const checked = validateVrrp6Packet(Buffer.from(built.hex, "hex"), { version: 3, vrids: [v.vrid] });
+      expect(checked.ok).toBe(true);
+      const vrrp = expectOk(decodeVrrp(ip.payload, 6));
+      expect(vrrp).toMatchObject({
+        version: 3,
+        type: 1,
+        vrid: v.vrid,
+        priority: v.priority,
+        maxAdverIntCs: v.maxAdverIntCs,
+      });
+      expect(vrrp.addresses).toEqual(v.addresses);
+      expect(vrrpIpv6SenderProblems(ip, vrrp)).toEqual([]);
+      const ours = encodeIpv6({
+        src: v.src,
+        dst: "ff02::12",
+        hopLimit: 255,
+        nextHeader: 112,
+        payload: encodeVrrp(vrrp, { src: v.src, dst: "ff02::12" }),
+      });
+      expect(hex(ours)).toBe(built.hex);
+    }
+  });
+
+  it("Neighbor Solicitation/Advertisement both ways: scapy and TypeScript agree on fields, options and checksum", async () => {
+    for (const v of fc.sample(ndValues, SAMPLES)) {
+      // TypeScript -> scapy
+      const ours =
+        v.kind === "na"
+          ? unsolicitedNaFrame({ mac: v.mac, src: v.src, target: v.target, router: v.router })
+          : neighborSolicitationFrame({ mac: v.mac, src: v.src, target: v.target });
+      const d = await bridge.decode(ours, "Ether");
+      if (v.kind === "na") {
+        expect(fields(d.layers, "ICMPv6ND_NA")).toMatchObject({
+          type: 136,
+          R: v.router ? 1 : 0,
+          S: 0,
+          O: 1,
+          tgt: v.target,
+        });
+        expect(fields(d.layers, "ICMPv6NDOptDstLLAddr")).toMatchObject({ lladdr: v.mac });
+      } else {
+        expect(fields(d.layers, "ICMPv6ND_NS")).toMatchObject({ type: 135, tgt: v.target });
+        expect(fields(d.layers, "ICMPv6NDOptSrcLLAddr")).toMatchObject({ lladdr: v.mac });
+      }
+      expect(fields(d.layers, "IPv6")).toMatchObject({ hlim: 255, src: v.src });
+      expect(d.checksums.map((c) => c.valid)).toEqual([true]);
+      // scapy -> TypeScript, byte for byte
+      const dst = v.kind === "na" ? "ff02::1" : solicitedNodeMulticast(v.target);
+      const built = await bridge.build([
+        { layer: "IPv6", fields: { src: v.src, dst, hlim: 255 } },
+        v.kind === "na"
+          ? { layer: "ICMPv6ND_NA", fields: { R: v.router ? 1 : 0, S: 0, O: 1, tgt: v.target } }
+          : { layer: "ICMPv6ND_NS", fields: { tgt: v.target } },
+        {
+          layer: v.kind === "na" ? "ICMPv6NDOptDstLLAddr" : "ICMPv6NDOptSrcLLAddr",
+          fields: { lladdr: v.mac },
+        },
+      ]);
+      const ip = expectOk(decodeIpv6(Buffer.from(built.hex, "hex")));
+      expect(icmpv6ChecksumMatches(ip.payload, ip.src, ip.dst)).toBe(true);
+      const nd = expectOk(decodeNeighborDiscovery(ip.payload));
+      expect(nd.target).toBe(v.target);
+      expect(ndLinkLayerAddress(nd, v.kind === "na" ? 2 : 1)).toBe(v.mac);
+      expect(hex(expectOk(decodeEthernet(ours)).payload)).toBe(built.hex);
+    }
   });
 
   it("notices a corrupted checksum (the cross-check can fail)", async () => {

@@ -1,5 +1,6 @@
 import { readdirSync } from "node:fs";
 import { describe, expect, it } from "vitest";
+import { planLab } from "../lib/lab/netns-plan.ts";
 import { ConfigError, loadTopology, parseTopologyText } from "../lib/topology/index.ts";
 
 function errorOf(fn: () => unknown): ConfigError {
@@ -73,5 +74,99 @@ describe("topology files", () => {
     expect(
       e.issues.some((i) => i.path === "links[0].b" && /no host named "c"/.test(i.message) && i.line === 5),
     ).toBe(true);
+  });
+});
+
+describe("IPv6 in topology files (issue 16)", () => {
+  const lab = (hostsYaml: string, head = "") =>
+    `lab: x\n${head}segments: { s: {} }\nhosts:\n${hostsYaml}\n  z: { interfaces: { eth0: { segment: s, addresses: [198.18.0.9/24] } } }\n`;
+
+  it("accepts IPv6 addresses and routes in 2001:db8::/32 and fe80::/10 beside IPv4", () => {
+    const { topology } = parseTopologyText(
+      lab(
+        [
+          "  a:",
+          "    interfaces: { eth0: { segment: s, addresses: [198.18.0.1/24, 2001:db8:0:1::1/64, fe80::1/64] } }",
+          "    routes: [{ to: 2001:db8:99::/48, via: 2001:db8:0:1::2 }, { to: default6, via: fe80::2, dev: eth0 }]",
+        ].join("\n"),
+        "addressPlan: { v4: 198.18.0.0/24, v6: 2001:db8::/32 }\n",
+      ),
+    );
+    expect(topology.hosts.a?.interfaces.eth0?.addresses).toEqual([
+      "198.18.0.1/24",
+      "2001:db8:0:1::1/64",
+      "fe80::1/64",
+    ]);
+    expect(topology.hosts.a?.routes[1]?.to).toBe("default6");
+  });
+
+  it("rejects IPv6 outside the lab's space, bad syntax and prefix lengths, with file, path, line and value", () => {
+    const text = lab(
+      [
+        "  a:",
+        "    interfaces:",
+        "      eth0: { segment: s, addresses: [2001:4860::1/64, 2001:db8::1/129, 2001:db8:::1/64] }",
+      ].join("\n"),
+    );
+    const e = errorOf(() => parseTopologyText(text, "v6.yaml"));
+    const byPath = new Map(e.issues.map((i) => [i.path, i]));
+    const at = "hosts.a.interfaces.eth0.addresses";
+    expect(byPath.get(`${at}[0]`)).toMatchObject({ line: 6, value: "2001:4860::1/64" });
+    expect(byPath.get(`${at}[0]`)?.message).toMatch(/2001:db8::\/32 or fe80::\/10/);
+    expect(byPath.get(`${at}[1]`)?.message).toMatch(/expected an IPv6 address with prefix length/);
+    expect(byPath.get(`${at}[2]`)?.value).toBe("2001:db8:::1/64");
+    expect(e.message).toContain("v6.yaml:6:");
+  });
+
+  it("cross-checks: plan per family, duplicates in any spelling, gateway family, ipv6: false", () => {
+    const text = lab(
+      [
+        "  a:",
+        "    interfaces: { eth0: { segment: s, addresses: [2001:db8:0:1::1/64] } }",
+        "    routes: [{ to: 2001:db8:99::/48, via: 198.18.0.2 }]",
+        "  b:",
+        "    ipv6: false",
+        "    interfaces: { eth0: { segment: s, addresses: [2001:db8:0:0::1/64, fe80::1/64] } }",
+        "  c:",
+        "    interfaces: { eth0: { segment: s, addresses: [2001:0db8:0000::1/64, 2001:db8:2::1/64] } }",
+      ].join("\n"),
+      "addressPlan: { v6: 2001:db8::/48 }\n",
+    );
+    const e = errorOf(() => parseTopologyText(text, "v6.yaml"));
+    const messages = e.issues.map((i) => `${i.path}@${i.line}: ${i.message}`);
+    expect(messages).toContain(
+      "hosts.a.routes[0].via@7: gateway is IPv4 but the route's destination is IPv6",
+    );
+    expect(messages).toContain(
+      "hosts.b.interfaces.eth0.addresses[0]@10: IPv6 address on a host with `ipv6: false`",
+    );
+    expect(messages).toContain("hosts.c.interfaces.eth0.addresses[0]@12: address already used by b.eth0");
+    expect(messages).toContain(
+      "hosts.c.interfaces.eth0.addresses[1]@12: address is outside the lab's address plan (2001:db8::/48)",
+    );
+    // Link-local fe80::1 on b is allowed outside the plan; a's 2001:db8:0:1::1 is inside /48.
+    expect(messages.filter((m) => m.includes("hosts.a.interfaces"))).toEqual([]);
+  });
+
+  it("plans IPv6 only for the hosts that use it: quiet (no DAD, RS, RA) and forwarding when asked", () => {
+    const { topology } = parseTopologyText(
+      lab(
+        [
+          "  a:",
+          "    forwarding: true",
+          "    interfaces: { eth0: { segment: s, addresses: [2001:db8::1/64] } }",
+          "    routes: [{ to: default6, dev: eth0 }]",
+        ].join("\n"),
+      ),
+    );
+    const plan = planLab(topology, "tdzzzzz");
+    const a = plan.sysctls.get("a") ?? [];
+    expect(a).toContain("net.ipv6.conf.all.disable_ipv6=0");
+    expect(a).toContain("net.ipv6.conf.eth0.accept_dad=0");
+    expect(a).toContain("net.ipv6.conf.eth0.router_solicitations=0");
+    expect(a).toContain("net.ipv6.conf.all.forwarding=1");
+    expect(plan.sysctls.get("z")).toContain("net.ipv6.conf.all.disable_ipv6=1");
+    expect(plan.hostCommands.get("a")).toContain("address add 2001:db8::1/64 dev eth0 nodad");
+    expect(plan.hostCommands.get("a")).toContain("route add ::/0 dev eth0");
   });
 });

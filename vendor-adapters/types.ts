@@ -42,8 +42,18 @@ export interface VrrpInstanceConfig {
   advertIntervalMs: number;
   preempt: boolean;
   version: 2 | 3;
-  /** Virtual addresses with prefix length, e.g. 198.18.2.1/24. */
+  /**
+   * Virtual addresses with prefix length, e.g. 198.18.2.1/24, or for an IPv6 instance
+   * (issue 16) fe80::7/64 then 2001:db8:2::1/64: the first is the link-local virtual address.
+   */
   virtualAddresses: string[];
+  /** Address family of the instance; default: IPv6 when the first virtual address is. */
+  family?: 4 | 6;
+}
+
+/** The address family of a VRRP instance (RFC 9568: one family per virtual router). */
+export function vrrpFamily(v: Pick<VrrpInstanceConfig, "family" | "virtualAddresses">): 4 | 6 {
+  return v.family ?? (v.virtualAddresses[0]?.includes(":") ? 6 : 4);
 }
 
 /** What a suite deploys; each suite fills its own part. */
@@ -197,6 +207,8 @@ export interface AdapterRegistration {
   description: string;
   /** Suites this adapter can be certified with. */
   suites: readonly ("vrrp" | "vrls" | "natlb")[];
+  /** Why an adapter without suites cannot be certified (what it is instead); `tandem certify` prints it. */
+  notCertifiable?: string;
   create(target: DeviceTarget): VendorAdapter;
   /**
    * Documented, verified explanations of this device's deviations, by case ID. Shown next

@@ -33,6 +33,40 @@ function badge(v: Verdict): string {
 
 export const caseAnchor = (id: string) => `case-${id.replace(/[^a-z0-9-]/g, "-")}`;
 
+/**
+ * The figure a failed case failed on: the first line of its assertion message, which the
+ * suites phrase as "what was measured: expected X to be Y" (e.g. "datagrams forwarded
+ * twice on the wire: expected 11767 to be 0"). vitest's diff lines that follow are left out.
+ */
+export function failedFigure(error: string | undefined): string {
+  const first = (error ?? "failed").split("\n").find((l) => l.trim() !== "") ?? "failed";
+  return first.replace(/\s*\/\/ Object\.is equality$/, "").trim();
+}
+
+/** Per failed requirement: each failing case, the figure that failed and its chart (the first one). */
+function failedRequirements(s: CertificationSummary): string {
+  const failed = s.requirements.filter((r) => r.verdict === "fail");
+  if (failed.length === 0) return "";
+  const byId = new Map(s.cases.map((c) => [c.id, c]));
+  const blocks = failed.map((r) => {
+    const cases = r.cases.map((id) => byId.get(id)).filter((c) => c?.verdict === "fail");
+    const items = cases.map((c) => {
+      const chart = c!.evidence.find((e) => e.contentType === "image/svg+xml");
+      return `<div class="failed-case" data-case="${esc(c!.id)}">
+  <p>case <a href="#${caseAnchor(c!.id)}"><code>${esc(c!.id)}</code></a> ${esc(c!.title)}</p>
+  <p class="figure"><b>failed on:</b> ${esc(failedFigure(c!.error))}</p>
+  ${c!.explanation ? `<p class="explanation"><b>Why:</b> ${esc(c!.explanation)}</p>` : ""}
+  ${chart ? `<img class="chart" src="${esc(chart.href)}" alt="${esc(chart.name)}">` : '<p class="no-chart">(this case attaches no chart)</p>'}
+</div>`;
+    });
+    return `<section class="failed-req" data-requirement="${esc(r.id)}">
+<h3>${badge("fail")} <code>${esc(r.id)}</code> (${esc(r.level)}) ${esc(r.text)} <span class="source">${esc(r.source)}</span></h3>
+${items.join("\n")}
+</section>`;
+  });
+  return `<h2 id="failed">Failed requirements</h2>\n${blocks.join("\n")}`;
+}
+
 /** The certification page (DIR/index.html): static, self-contained, links to the evidence and the Allure site. */
 export function renderCertificationPage(
   s: CertificationSummary,
@@ -68,6 +102,7 @@ export function renderCertificationPage(
 </section>`;
     })
     .join("\n");
+  const failedBlock = failedRequirements(s);
   const unjudged = s.cases.filter((c) => c.verdict === "inconclusive");
   const inconclusive = unjudged.length
     ? `<h2>Inconclusive: incomplete evidence, no verdict</h2>
@@ -101,6 +136,8 @@ tr.group th { background: #f3f3f3; } td.id { white-space: nowrap; font-family: m
 .case { border-left: 3px solid #ddd; padding-left: 1em; margin: 1em 0; } .case[data-verdict=fail] { border-color: #c33; }
 pre.error { background: #fff4f4; padding: .5em; white-space: pre-wrap; } .explanation { background: #fffbe6; padding: .4em; }
 img.chart { max-width: 100%; border: 1px solid #eee; } .dur { color: #888; font-weight: normal; font-size: .8em; }
+.failed-req { border: 1px solid #c33; border-radius: 6px; padding: 0 1em .5em; margin: 1em 0; background: #fffafa; }
+.failed-req h3 { font-size: 1.05em; } p.figure { font-size: 1.1em; background: #fde8e8; padding: .3em .5em; font-family: monospace; }
 dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 1em; } dl.meta dt { font-weight: bold; }
 </style></head>
 <body>
@@ -115,6 +152,7 @@ dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 1em; }
 <dt>requirements</dt><dd>${s.counts.requirements}: ${s.counts.pass} pass, ${s.counts.fail} fail, <span id="inconclusive-count">${s.counts.inconclusive} inconclusive</span>, ${s.counts["not-applicable"]} not applicable, ${s.counts["not-run"]} not run (${s.counts.cases} cases)</dd>
 <dt>details</dt><dd><a href="${esc(s.allure)}" id="allure-link">Allure report</a> - <a href="summary.json">summary.json</a>${links.map((l) => ` - <a href="${esc(l.href)}" class="extra-link">${esc(l.label)}</a>`).join("")}</dd>
 </dl>
+${failedBlock}
 ${inconclusive}
 <h2>Requirements</h2>
 <table class="requirements"><tr><th>ID</th><th>level</th><th>verdict</th><th>requirement</th><th>cases</th></tr>

@@ -298,6 +298,11 @@ function prepare(opts: CertifyOptions): Prepared {
   } catch (error) {
     throw new CertifyUsageError(`--dut: ${(error as Error).message}`);
   }
+  if (registration.suites.length === 0) {
+    throw new CertifyUsageError(
+      `--dut ${opts.dut}: not a device that certifies: ${registration.notCertifiable ?? "no suite"}`,
+    );
+  }
   if (!registration.suites.includes(suite)) {
     throw new CertifyUsageError(
       `--dut ${opts.dut}: this adapter is certified with suite(s) ${registration.suites.join(", ") || "(none)"}, not ${suite}`,

@@ -1,12 +1,14 @@
-import { existsSync } from "node:fs";
+import { accessSync, constants, existsSync, readdirSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
+import { pathToFileURL } from "node:url";
 import type { Command } from "commander";
 import { run } from "../lab/command.ts";
 import { newRunPrefix } from "../lab/prefix.ts";
 import { teardownPrefix } from "../lab/teardown.ts";
+import { agentBundlePath, repoRoot } from "../remote/repo-root.ts";
 
-interface Check {
+export interface Check {
   name: string;
   ok: boolean;
   detail: string;
@@ -14,22 +16,60 @@ interface Check {
   fix?: string;
 }
 
-const BINARIES: { name: string; path: string[]; pkg: string }[] = [
-  { name: "ip (iproute2)", path: ["/usr/sbin/ip", "/usr/bin/ip", "/sbin/ip"], pkg: "iproute2" },
-  { name: "nft", path: ["/usr/sbin/nft"], pkg: "nftables" },
-  { name: "iptables (nf_tables)", path: ["/usr/sbin/iptables"], pkg: "iptables" },
-  { name: "conntrack", path: ["/usr/sbin/conntrack"], pkg: "conntrack" },
-  { name: "sshd", path: ["/usr/sbin/sshd"], pkg: "openssh-server" },
-  { name: "socat", path: ["/usr/bin/socat"], pkg: "socat" },
-  { name: "tcpdump", path: ["/usr/bin/tcpdump", "/usr/sbin/tcpdump"], pkg: "tcpdump" },
-  { name: "tcpreplay", path: ["/usr/bin/tcpreplay"], pkg: "tcpreplay" },
-  { name: "keepalived", path: ["/usr/sbin/keepalived"], pkg: "keepalived" },
-  { name: "frr vrrpd", path: ["/usr/lib/frr/vrrpd"], pkg: "frr" },
-  { name: "vtysh", path: ["/usr/bin/vtysh"], pkg: "frr" },
-  { name: "java (allure-commandline)", path: ["/usr/bin/java"], pkg: "default-jre-headless" },
-  { name: "chromium", path: ["/usr/bin/chromium"], pkg: "chromium" },
-  { name: "python3", path: ["/usr/bin/python3"], pkg: "python3" },
+/**
+ * Tools the lab spawns by name (lib/lab/command.ts: spawn without a shell, so PATH decides
+ * which one runs): the doctor looks them up on the same PATH.
+ */
+const ON_PATH: { name: string; bin: string; pkg: string }[] = [
+  { name: "ip (iproute2)", bin: "ip", pkg: "iproute2" },
+  { name: "nft", bin: "nft", pkg: "nftables" },
+  { name: "iptables (nf_tables)", bin: "iptables", pkg: "iptables" },
+  { name: "conntrack", bin: "conntrack", pkg: "conntrack" },
+  { name: "sshd", bin: "sshd", pkg: "openssh-server" },
+  { name: "socat", bin: "socat", pkg: "socat" },
+  { name: "tcpdump", bin: "tcpdump", pkg: "tcpdump" },
+  { name: "tcpreplay", bin: "tcpreplay", pkg: "tcpreplay" },
+  { name: "keepalived", bin: "keepalived", pkg: "keepalived" },
+  { name: "vtysh", bin: "vtysh", pkg: "frr" },
 ];
+
+/** Tools the code runs by absolute path (or a path an environment variable sets). */
+async function fixedPaths(): Promise<{ name: string; path: string; pkg: string }[]> {
+  // Imported here, not at the top: the CLI loads this module on every start and
+  // browser.ts pulls in playwright-core.
+  const { CHROMIUM_PATH } = await import("../report/browser.ts");
+  const { PYTHON } = await import("../scapy-bridge/bridge.ts");
+  return [
+    { name: "frr vrrpd", path: "/usr/lib/frr/vrrpd", pkg: "frr" },
+    { name: "frr zebra", path: "/usr/lib/frr/zebra", pkg: "frr" },
+    { name: "python3", path: PYTHON, pkg: "python3" },
+    { name: "chromium", path: CHROMIUM_PATH, pkg: "chromium" },
+    {
+      // allure-commandline's launcher runs $JAVA_HOME/bin/java (lib/report/allure.ts sets the default)
+      name: "java (allure-commandline)",
+      path: join(process.env.JAVA_HOME ?? "/usr/lib/jvm/default-java", "bin", "java"),
+      pkg: "default-jre-headless",
+    },
+  ];
+}
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/** The first executable `bin` in the PATH directories (what spawn(bin) runs), or undefined. */
+export function findOnPath(bin: string, path = process.env.PATH ?? ""): string | undefined {
+  return path
+    .split(":")
+    .filter(Boolean)
+    .map((d) => join(d, bin))
+    .find(executable);
+}
 
 async function probe(name: string, argv: string[], fix: string): Promise<Check> {
   const r = await run(argv, { allowFailure: true, timeoutMs: 10_000 }).catch((e: Error) => ({
@@ -45,35 +85,56 @@ async function probe(name: string, argv: string[], fix: string): Promise<Check> 
   };
 }
 
-// Packages are resolved the way Node resolves them from this module: from the bundle
-// (dist/cli.mjs) that is <checkout>/node_modules, one folder up; from lib/cli/doctor.ts
-// (tests, tsx) the same folder, found by walking up. A path spelled relative to the source
-// file ("../../node_modules") pointed one folder above the checkout in the bundle.
-const resolveFromHere = createRequire(import.meta.url);
+/**
+ * Addons are resolved from the checkout's package.json (repoRoot(): TANDEM_ROOT or the
+ * nearest tandem package.json above this module), i.e. from <checkout>/node_modules, where
+ * the agent bundles (dist/agents) also find them. A path spelled relative to the source file
+ * ("../../node_modules") pointed one folder above the checkout in the bundle (issue 17).
+ */
+function checkoutRequire(): NodeJS.Require {
+  return createRequire(join(repoRoot(), "package.json"));
+}
 
-/** A native addon: installed where this module resolves it, built, and loadable (its shared libraries present). */
-async function addonCheck(
-  name: string,
-  pkg: string,
-  binary: string,
-  load: () => Promise<unknown>,
-  fix: string,
-): Promise<Check> {
+/** A native addon: installed where the checkout resolves it, built, and loadable (its shared libraries present). */
+async function addonCheck(pkg: string, binary: string, what: string, fix: string): Promise<Check> {
+  const name = `${what} addon (${pkg})`;
   let entry: string;
   try {
-    entry = resolveFromHere.resolve(pkg);
+    entry = checkoutRequire().resolve(pkg);
   } catch {
-    return { name, ok: false, detail: `${pkg} is not installed (not found from ${import.meta.url})`, fix };
+    return { name, ok: false, detail: `${pkg} is not installed in ${join(repoRoot(), "node_modules")}`, fix };
   }
   const built = join(dirname(entry), "build", "Release", binary);
   if (!existsSync(built)) return { name, ok: false, detail: `not built (${built} is missing)`, fix };
   try {
-    await load();
+    await import(pathToFileURL(entry).href);
   } catch (e) {
     const message = (e as Error).message.split("\n")[0] ?? "";
     return { name, ok: false, detail: `does not load: ${message}`, fix };
   }
   return { name, ok: true, detail: built, fix };
+}
+
+/** The CLI and agent bundles (scripts/build.mjs): one per lib/** /NAME.agent.ts. */
+function bundleCheck(): Check {
+  const root = repoRoot();
+  const fix = "npm run build (or npm ci, which builds)";
+  const agents: string[] = [];
+  const walk = (dir: string) => {
+    for (const e of readdirSync(dir, { withFileTypes: true })) {
+      if (e.isDirectory()) walk(join(dir, e.name));
+      else if (e.name.endsWith(".agent.ts")) agents.push(e.name.slice(0, -".agent.ts".length));
+    }
+  };
+  if (existsSync(join(root, "lib"))) walk(join(root, "lib"));
+  const wanted = [join(root, "dist", "cli.mjs"), ...agents.sort().map((a) => agentBundlePath(a))];
+  const missing = wanted.filter((f) => !existsSync(f));
+  return {
+    name: "bundles (dist/)",
+    ok: missing.length === 0,
+    detail: missing.length === 0 ? `${wanted.length} bundles` : `missing ${missing.join(", ")}`,
+    fix,
+  };
 }
 
 /**
@@ -88,7 +149,8 @@ async function ownerTableCheck(ns: string): Promise<Check> {
       "table ip tddoctor",
     );
   try {
-    const { openNftContext } = await import("tandem-nftables");
+    const entry = checkoutRequire().resolve("tandem-nftables");
+    const { openNftContext } = (await import(pathToFileURL(entry).href)) as typeof import("tandem-nftables");
     const ctx = openNftContext({ netns: ns });
     const r = ctx.run("add table ip tddoctor { flags owner; }");
     const made = r.code === 0 && (await listed());
@@ -133,6 +195,13 @@ async function kernelChecks(nftablesAddon: boolean): Promise<Check[]> {
       ),
     );
     if (nftablesAddon) checks.push(await ownerTableCheck(ns));
+    else
+      checks.push({
+        name: "nft owner tables (libnftables)",
+        ok: false,
+        detail: "not tried: the nftables addon does not load",
+        fix: "see the nftables addon check",
+      });
     checks.push(
       await probe(
         "NFQUEUE (iptables-nft)",
@@ -164,10 +233,22 @@ async function kernelChecks(nftablesAddon: boolean): Promise<Check[]> {
       ),
     );
   } finally {
-    await teardownPrefix(prefix);
+    // Without a working `ip` nothing was created; teardown cannot run either.
+    if (checks[0]?.ok) await teardownPrefix(prefix);
   }
   return checks;
 }
+
+/** The kernel checks, reported as failed (not silently left out) when the doctor is not root. */
+const KERNEL_CHECKS = [
+  "network namespaces",
+  "veth",
+  "bridge",
+  "nftables sets with counters",
+  "nft owner tables (libnftables)",
+  "NFQUEUE (iptables-nft)",
+  "conntrack in a namespace",
+];
 
 export async function runDoctor(): Promise<Check[]> {
   const checks: Check[] = [];
@@ -175,52 +256,81 @@ export async function runDoctor(): Promise<Check[]> {
   checks.push({
     name: "running as root",
     ok: root,
-    detail: root ? "ok" : "not root",
+    detail: root ? "ok" : `uid ${process.getuid?.()}`,
     fix: "run as root (labs create namespaces)",
   });
-  for (const b of BINARIES) {
-    const found = b.path.find((p) => existsSync(p));
+  for (const b of ON_PATH) {
+    const found = findOnPath(b.bin);
     checks.push({
       name: b.name,
       ok: Boolean(found),
-      detail: found ?? "not found",
+      detail: found ?? `${b.bin} is not on PATH`,
       fix: `apt-get install ${b.pkg}`,
     });
   }
+  for (const b of await fixedPaths()) {
+    const ok = executable(b.path);
+    checks.push({
+      name: b.name,
+      ok,
+      detail: ok ? b.path : `${b.path} is missing or not executable`,
+      fix: `apt-get install ${b.pkg}`,
+    });
+  }
+  const { PYTHON } = await import("../scapy-bridge/bridge.ts");
+  const { allureBinary } = await import("../report/allure.ts");
   checks.push(
-    await probe(
-      "python3 scapy",
-      ["/usr/bin/python3", "-c", "import scapy.all"],
-      "apt-get install python3-scapy",
-    ),
+    await probe("python3 scapy", [PYTHON, "-c", "import scapy.all"], "apt-get install python3-scapy"),
   );
+  const allure = allureBinary();
+  checks.push({
+    name: "allure-commandline",
+    ok: executable(allure),
+    detail: executable(allure) ? allure : `${allure} is missing`,
+    fix: "npm ci",
+  });
+  checks.push(bundleCheck());
   checks.push(
     await addonCheck(
-      "NFQUEUE addon (tandem-nfqueue)",
       "tandem-nfqueue",
       "tandem_nfqueue.node",
-      () => import("tandem-nfqueue"),
+      "NFQUEUE",
       "apt-get install libnetfilter-queue-dev libmnl-dev; npm ci",
     ),
   );
   checks.push(
     await addonCheck(
-      "raw socket addon (tandem-rawio)",
       "tandem-rawio",
       "tandem_rawio.node",
-      () => import("tandem-rawio"),
+      "raw socket",
       "apt-get install build-essential; npm ci",
     ),
   );
+  checks.push(
+    await addonCheck(
+      "tandem-netlink",
+      "tandem_netlink.node",
+      "conntrack/rtnetlink",
+      "apt-get install libnetfilter-conntrack-dev libmnl-dev; npm ci",
+    ),
+  );
   const nftables = await addonCheck(
-    "nftables addon (tandem-nftables)",
     "tandem-nftables",
     "tandem_nftables.node",
-    () => import("tandem-nftables"),
+    "nftables",
     "apt-get install libnftables-dev; npm ci",
   );
   checks.push(nftables);
-  if (root) checks.push(...(await kernelChecks(nftables.ok)));
+  const kernel = root ? await kernelChecks(nftables.ok) : [];
+  checks.push(...kernel);
+  // Every kernel check appears: one that could not be tried counts as failed, with the reason.
+  for (const name of KERNEL_CHECKS.filter((n) => !kernel.some((k) => k.name === n)))
+    checks.push({
+      name,
+      ok: false,
+      detail: root ? "not tried: no network namespace" : "not tried: needs root",
+      fix: root ? "see the network namespaces check" : "run as root",
+    });
   return checks;
 }
 
@@ -235,7 +345,7 @@ export function registerDoctor(program: Command): void {
       else {
         for (const c of checks) {
           process.stdout.write(
-            `${c.ok ? "ok  " : "FAIL"}  ${c.name.padEnd(32)} ${c.ok ? "" : `${c.detail} -> ${c.fix}`}\n`,
+            `${c.ok ? "ok  " : "FAIL"}  ${c.name.padEnd(44)} ${c.ok ? "" : `${c.detail} -> ${c.fix}`}\n`,
           );
         }
       }

@@ -1,3 +1,5 @@
+import { familyOf } from "../topology/address.ts";
+import { hostUsesIpv6 } from "../topology/load.ts";
 import type { Topology } from "../topology/schema.ts";
 import { namespaceName } from "./prefix.ts";
 
@@ -80,23 +82,38 @@ export function planLab(topology: Topology, prefix: string): LabPlan {
       if (iface.mac) cmds.push(`link set ${ifName} address ${iface.mac}`);
       if (iface.mtu) cmds.push(`link set ${ifName} mtu ${iface.mtu}`);
       cmds.push(`link set ${ifName} up`);
-      for (const addr of iface.addresses) cmds.push(`address add ${addr} dev ${ifName}`);
+      // nodad: a lab address is usable at once (no tentative second); uniqueness is checked at load.
+      for (const addr of iface.addresses)
+        cmds.push(`address add ${addr} dev ${ifName}${familyOf(addr) === 6 ? " nodad" : ""}`);
     }
     for (const route of host.routes) {
-      const to = route.to;
+      const to = route.to === "default6" ? "::/0" : route.to;
       cmds.push(
         `route add ${to}${route.via ? ` via ${route.via}` : ""}${route.dev ? ` dev ${route.dev}` : ""}`,
       );
     }
     hostCommands.set(hostName, cmds);
     linkCommands.set(hostName, []);
-    // IPv6 off: the seeds are IPv4, and router solicitations / MLD would pollute captures.
-    const values: Record<string, string | number> = {
-      "net.ipv6.conf.all.disable_ipv6": 1,
-      "net.ipv6.conf.default.disable_ipv6": 1,
-      "net.ipv4.ip_forward": host.forwarding ? 1 : 0,
-      ...host.sysctls,
-    };
+    // IPv6 off unless the host asks for it: the seeds are IPv4, and router solicitations /
+    // MLD would pollute captures. On, it is quiet and deterministic: no DAD (addresses are
+    // usable at once and checked unique at load), no router solicitations, no RA/autoconf.
+    const ipv6 = hostUsesIpv6(host);
+    const values: Record<string, string | number> = ipv6
+      ? {
+          "net.ipv6.conf.all.disable_ipv6": 0,
+          "net.ipv6.conf.default.disable_ipv6": 0,
+          ...Object.fromEntries(
+            ["all", "default", ...Object.keys(host.interfaces)].flatMap((i) => [
+              [`net.ipv6.conf.${i}.accept_dad`, 0],
+              [`net.ipv6.conf.${i}.router_solicitations`, 0],
+              [`net.ipv6.conf.${i}.accept_ra`, 0],
+              [`net.ipv6.conf.${i}.autoconf`, 0],
+            ]),
+          ),
+          "net.ipv6.conf.all.forwarding": host.forwarding ? 1 : 0,
+        }
+      : { "net.ipv6.conf.all.disable_ipv6": 1, "net.ipv6.conf.default.disable_ipv6": 1 };
+    Object.assign(values, { "net.ipv4.ip_forward": host.forwarding ? 1 : 0 }, host.sysctls);
     sysctls.set(
       hostName,
       Object.entries(values).map(([k, v]) => `${k}=${v}`),

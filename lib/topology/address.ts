@@ -1,3 +1,5 @@
+import { isIPv6 } from "node:net";
+
 /** IPv4 helpers for the address plan (no dependency needed for these few lines of arithmetic). */
 export interface Cidr {
   network: number;
@@ -25,4 +27,90 @@ export function parseCidr(cidr: string): Cidr {
 
 export function cidrContains(cidr: Cidr, address: string): boolean {
   return (ipToInt(address) & maskOf(cidr.prefix)) >>> 0 === cidr.network;
+}
+
+// ---------- IPv6 ----------
+// Parsing is hand-written on top of node:net's isIPv6 (which does the syntax check): the
+// arithmetic needed here (contains, canonical text) is a dozen lines of BigInt.
+
+/** The 128-bit value of an IPv6 address (any RFC 4291 text form, including embedded IPv4). */
+export function ipv6ToBigInt(address: string): bigint {
+  if (!isIPv6(address)) throw new Error(`not an IPv6 address: ${JSON.stringify(address)}`);
+  let text = address.toLowerCase();
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    const n = ipToInt(v4[1] as string);
+    text = `${text.slice(0, v4.index)}${(n >>> 16).toString(16)}:${(n & 0xffff).toString(16)}`;
+  }
+  const [head, tail] = text.split("::") as [string, string | undefined];
+  const h = head === "" ? [] : head.split(":");
+  const t = tail === undefined || tail === "" ? [] : tail.split(":");
+  const groups = tail === undefined ? h : [...h, ...Array(8 - h.length - t.length).fill("0"), ...t];
+  return groups.reduce((acc, g) => (acc << 16n) | BigInt(Number.parseInt(g, 16)), 0n);
+}
+
+/** RFC 5952 canonical text: lowercase, longest run (>1) of zero groups as "::", first on ties. */
+export function bigIntToIpv6(value: bigint): string {
+  const groups: number[] = [];
+  for (let i = 7; i >= 0; i--) groups.push(Number((value >> BigInt(i * 16)) & 0xffffn));
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best < 0) return hex.join(":");
+  return `${hex.slice(0, best).join(":")}::${hex.slice(best + bestLen).join(":")}`;
+}
+
+export function canonicalIpv6(address: string): string {
+  return bigIntToIpv6(ipv6ToBigInt(address));
+}
+
+export interface Cidr6 {
+  network: bigint;
+  prefix: number;
+}
+
+function mask6(prefix: number): bigint {
+  return prefix === 0 ? 0n : ((1n << 128n) - 1n) ^ ((1n << BigInt(128 - prefix)) - 1n);
+}
+
+export function parseCidr6(cidr: string): Cidr6 {
+  const [address, len] = cidr.split("/");
+  const prefix = Number(len ?? 128);
+  return { network: ipv6ToBigInt(address ?? "::") & mask6(prefix), prefix };
+}
+
+export function cidr6Contains(cidr: Cidr6, address: string): boolean {
+  return (ipv6ToBigInt(address) & mask6(cidr.prefix)) === cidr.network;
+}
+
+/**
+ * The only IPv6 space lab traffic may use: the documentation prefix (RFC 3849) and
+ * link-local addresses (fe80::/10); ff02::/16 link-local multicast is not an interface address.
+ */
+export const LAB_IPV6_RANGES: readonly Cidr6[] = [parseCidr6("2001:db8::/32"), parseCidr6("fe80::/10")];
+
+export function isLabIpv6(address: string): boolean {
+  return LAB_IPV6_RANGES.some((r) => cidr6Contains(r, address));
+}
+
+export function isLinkLocalIpv6(address: string): boolean {
+  return cidr6Contains(LAB_IPV6_RANGES[1] as Cidr6, address);
+}
+
+/** Which family a textual address or prefix (with or without /len) belongs to. */
+export function familyOf(addressOrCidr: string): 4 | 6 {
+  return addressOrCidr.includes(":") ? 6 : 4;
 }

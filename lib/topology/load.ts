@@ -1,7 +1,24 @@
 import { dirname, isAbsolute, resolve } from "node:path";
-import { cidrContains, parseCidr } from "./address.ts";
+import {
+  canonicalIpv6,
+  cidr6Contains,
+  cidrContains,
+  familyOf,
+  isLinkLocalIpv6,
+  parseCidr,
+  parseCidr6,
+} from "./address.ts";
 import { ConfigError, type ConfigIssue, SourceDocument } from "./errors.ts";
-import { type Topology, TopologySpec } from "./schema.ts";
+import { type HostSpecT, type Topology, TopologySpec } from "./schema.ts";
+
+/** True when the host's namespace gets IPv6: `ipv6: true`, or unset and an IPv6 address or route given. */
+export function hostUsesIpv6(host: HostSpecT): boolean {
+  if (host.ipv6 !== undefined) return host.ipv6;
+  return (
+    Object.values(host.interfaces).some((i) => i.addresses.some((a) => familyOf(a) === 6)) ||
+    host.routes.some((r) => r.to === "default6" || familyOf(r.to) === 6)
+  );
+}
 
 export interface LoadedTopology {
   file: string;
@@ -36,7 +53,9 @@ function validateTopology(source: SourceDocument): Topology {
 /** Checks that need the whole document: references, duplicates, the address plan. */
 function crossCheck(t: Topology, source: SourceDocument): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
-  const plan = Object.values(t.addressPlan).map(parseCidr);
+  const planText = Object.values(t.addressPlan);
+  const plan4 = planText.filter((c) => familyOf(c) === 4).map(parseCidr);
+  const plan6 = planText.filter((c) => familyOf(c) === 6).map(parseCidr6);
   const seenAddresses = new Map<string, string>();
   const linkEnds = new Set<string>();
 
@@ -75,21 +94,44 @@ function crossCheck(t: Topology, source: SourceDocument): ConfigIssue[] {
         issues.push(source.issue(at, "interface is on no segment and in no link"));
       }
       iface.addresses.forEach((cidr, k) => {
-        const address = cidr.split("/")[0] as string;
-        const owner = seenAddresses.get(address);
+        const family = familyOf(cidr);
+        const text = cidr.split("/")[0] as string;
+        // Link-local addresses are unique per link only; 2001:db8:: ones lab-wide, like IPv4.
+        const address = family === 6 ? canonicalIpv6(text) : text;
+        const key =
+          family === 6 && isLinkLocalIpv6(address) ? `${address}%${iface.segment ?? ifName}` : address;
+        const owner = seenAddresses.get(key);
         if (owner) issues.push(source.issue([...at, "addresses", k], `address already used by ${owner}`));
-        seenAddresses.set(address, `${hostName}.${ifName}`);
-        if (plan.length > 0 && !plan.some((p) => cidrContains(p, address))) {
+        seenAddresses.set(key, `${hostName}.${ifName}`);
+        if (family === 6 && host.ipv6 === false)
+          issues.push(source.issue([...at, "addresses", k], "IPv6 address on a host with `ipv6: false`"));
+        const outside =
+          family === 4
+            ? plan4.length > 0 && !plan4.some((p) => cidrContains(p, address))
+            : plan6.length > 0 && !isLinkLocalIpv6(address) && !plan6.some((p) => cidr6Contains(p, address));
+        if (outside) {
           issues.push(
             source.issue(
               [...at, "addresses", k],
-              `address is outside the lab's address plan (${Object.values(t.addressPlan).join(", ")})`,
+              `address is outside the lab's address plan (${planText.filter((c) => familyOf(c) === family).join(", ")})`,
             ),
           );
         }
       });
     }
     host.routes.forEach((route, k) => {
+      const toFamily = route.to === "default" ? 4 : route.to === "default6" ? 6 : familyOf(route.to);
+      if (route.via && familyOf(route.via) !== toFamily)
+        issues.push(
+          source.issue(
+            ["hosts", hostName, "routes", k, "via"],
+            `gateway is IPv${familyOf(route.via)} but the route's destination is IPv${toFamily}`,
+          ),
+        );
+      if (toFamily === 6 && host.ipv6 === false)
+        issues.push(
+          source.issue(["hosts", hostName, "routes", k, "to"], "IPv6 route on a host with `ipv6: false`"),
+        );
       if (route.dev && !host.interfaces[route.dev])
         issues.push(
           source.issue(["hosts", hostName, "routes", k, "dev"], `host has no interface "${route.dev}"`),

@@ -1,4 +1,6 @@
+import { isIPv6 } from "node:net";
 import { z } from "zod";
+import { isLabIpv6 } from "./address.ts";
 
 /**
  * The lab topology file (YAML). One file describes hosts, the L2 segments that join
@@ -15,6 +17,42 @@ export const Ipv4Cidr = z
     new RegExp(`^${ipv4}/(3[0-2]|[12]?\\d)$`),
     "expected an IPv4 address with prefix length like 198.18.0.1/24",
   );
+/**
+ * IPv6 (issue 16): any RFC 4291 text form, but only inside the lab's IPv6 space
+ * (2001:db8::/32 documentation and fe80::/10 link-local), so lab traffic can never be routable.
+ */
+export const Ipv6 = z
+  .string()
+  .refine((s) => isIPv6(s), "expected an IPv6 address like 2001:db8::1")
+  .refine((s) => !isIPv6(s) || isLabIpv6(s), "IPv6 lab addresses must be in 2001:db8::/32 or fe80::/10");
+function ipv6CidrProblem(s: string): string | undefined {
+  const m = /^([^/]+)\/(\d{1,3})$/.exec(s);
+  if (!m || !isIPv6(m[1] as string) || Number(m[2]) > 128)
+    return "expected an IPv6 address with prefix length like 2001:db8::1/64";
+  if (!isLabIpv6(m[1] as string)) return "IPv6 lab addresses must be in 2001:db8::/32 or fe80::/10";
+  return undefined;
+}
+export const Ipv6Cidr = z.string().superRefine((s, ctx) => {
+  const problem = ipv6CidrProblem(s);
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+/** An interface address of either family: IPv6 when it contains ':', IPv4 otherwise. */
+export const IpCidr = z.string().superRefine((s, ctx) => {
+  const problem = s.includes(":")
+    ? ipv6CidrProblem(s)
+    : Ipv4Cidr.safeParse(s).success
+      ? undefined
+      : "expected an IPv4 or IPv6 address with prefix length like 198.18.0.1/24 or 2001:db8::1/64";
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
+export const IpAddress = z.string().superRefine((s, ctx) => {
+  const problem = s.includes(":")
+    ? Ipv6.safeParse(s).error?.issues[0]?.message
+    : Ipv4.safeParse(s).success
+      ? undefined
+      : "expected an IPv4 or IPv6 address like 198.18.0.1 or 2001:db8::1";
+  if (problem) ctx.addIssue({ code: "custom", message: problem });
+});
 export const Mac = z
   .string()
   .regex(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/, "expected a MAC address like 02:00:00:00:00:01 (lowercase)");
@@ -32,7 +70,8 @@ export const InterfaceSpec = z
   .object({
     /** The segment (L2 broadcast domain) this interface plugs into. Omit for link ends. */
     segment: Name.optional(),
-    addresses: z.array(Ipv4Cidr).default([]),
+    /** IPv4 and IPv6 (2001:db8::/32, fe80::/10) addresses with prefix length. */
+    addresses: z.array(IpCidr).default([]),
     mac: Mac.optional(),
     mtu: z.number().int().min(576).max(9000).optional(),
   })
@@ -40,8 +79,9 @@ export const InterfaceSpec = z
 
 export const RouteSpec = z
   .object({
-    to: z.union([z.literal("default"), Ipv4Cidr]),
-    via: Ipv4.optional(),
+    /** "default" (IPv4), "default6" (IPv6) or a prefix of either family. */
+    to: z.union([z.literal("default"), z.literal("default6"), IpCidr]),
+    via: IpAddress.optional(),
     dev: IfName.optional(),
   })
   .strict()
@@ -77,8 +117,13 @@ export const HostSpec = z
     sysctls: z
       .record(z.string().regex(/^[a-z0-9_.-]+(\.[a-z0-9_*-]+)+$/), z.union([z.string(), z.number()]))
       .default({}),
-    /** Forward IPv4 between interfaces (sets net.ipv4.ip_forward=1). */
+    /** Forward between interfaces (net.ipv4.ip_forward=1, and IPv6 forwarding when IPv6 is on). */
     forwarding: z.boolean().default(false),
+    /**
+     * Enable IPv6 in this host's namespace. Default: on when the host has an IPv6 address
+     * or route, off otherwise (router solicitations, DAD and MLD stay out of IPv4 captures).
+     */
+    ipv6: z.boolean().optional(),
     services: z.record(Name, ServiceSpec).default({}),
   })
   .strict();
@@ -91,7 +136,9 @@ export const SegmentSpec = z
      * ageing_time 0), as the seeds' hubs do. A plain segment is a learning switch.
      */
     hub: z.boolean().default(false),
-    subnet: Ipv4Cidr.optional(),
+    subnet: IpCidr.optional(),
+    /** The segment's IPv6 prefix when it has one beside an IPv4 `subnet`. */
+    subnet6: Ipv6Cidr.optional(),
   })
   .strict();
 
@@ -118,7 +165,7 @@ export const TopologySpec = z
     lab: Name,
     description: z.string().optional(),
     /** The lab-wide address plan: every interface address must fall inside one of these. */
-    addressPlan: z.record(z.string(), Ipv4Cidr).default({}),
+    addressPlan: z.record(z.string(), IpCidr).default({}),
     segments: z.record(Name, SegmentSpec).default({}),
     hosts: z.record(Name, HostSpec),
     links: z.array(LinkSpec).default([]),

@@ -4,13 +4,29 @@ import { compile, type TopLevelSpec } from "vega-lite";
 import type { Timeline } from "./stream-tally.ts";
 
 /**
- * Renders a traffic timeline (packets/s per forwarding router over time) to SVG with
- * vega-lite; event markers ("allocation sent", "master killed") are vertical rules with
- * labels. vega's View.toSVG() renders headless, no canvas or browser needed.
+ * Renders a traffic timeline (packets/s per forwarding device over time) to SVG with
+ * vega-lite; events (allocation, hand-off, crash, takeover, VIP move steps) are vertical
+ * rules, coloured by kind with their own legend, labelled at the top (labels staggered
+ * over four rows so that close events stay readable). vega's View.toSVG() renders
+ * headless, no canvas or browser needed.
  */
+export const EVENT_KINDS = ["allocation", "hand-off", "crash", "takeover", "vip-move", "other"] as const;
+export type EventKind = (typeof EVENT_KINDS)[number];
+
+const EVENT_COLOURS: Record<EventKind, string> = {
+  allocation: "#1b7f3b",
+  "hand-off": "#7b3fb5",
+  crash: "#c00000",
+  takeover: "#d96c00",
+  "vip-move": "#0060a8",
+  other: "#666666",
+};
+
 export interface ChartEvent {
   atMs: number;
   label: string;
+  /** What happened; sets the rule's colour and legend entry (default "other"). */
+  kind?: EventKind;
 }
 
 export interface ChartOptions {
@@ -34,13 +50,29 @@ export function timelineSpec(timeline: Timeline, options: ChartOptions = {}): To
       points.push({ t: (timeline.startMs + i * timeline.binMs - origin) / 1000, pps: count * scale, series });
     });
   }
-  const events = (options.events ?? []).map((e) => ({ t: (e.atMs - origin) / 1000, label: e.label }));
+  const events = [...(options.events ?? [])]
+    .sort((a, b) => a.atMs - b.atMs)
+    .map((e, i) => {
+      const kind = e.kind ?? "other";
+      if (!EVENT_KINDS.includes(kind)) throw new Error(`chart event "${e.label}": unknown kind "${kind}"`);
+      // Label rows in pixels from the top (scale: null below): four rows, then again.
+      return { t: (e.atMs - origin) / 1000, label: e.label, kind, row: 4 + (i % 4) * 13 };
+    });
+  const kinds = EVENT_KINDS.filter((k) => events.some((e) => e.kind === k));
+  const eventColour = {
+    field: "kind",
+    type: "nominal",
+    title: "events",
+    scale: { domain: kinds, range: kinds.map((k) => EVENT_COLOURS[k]) },
+  } as const;
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title: options.title ?? "packets per second by forwarding router",
+    title: options.title ?? "packets per second by forwarding device",
     width: options.width ?? 800,
     height: options.height ?? 300,
     background: "white",
+    // Two colour legends: one for the devices' lines, one for the event kinds.
+    resolve: { scale: { color: "independent" } },
     layer: [
       {
         data: { values: points },
@@ -55,16 +87,17 @@ export function timelineSpec(timeline: Timeline, options: ChartOptions = {}): To
         ? ([
             {
               data: { values: events },
-              mark: { type: "rule", color: "#c00", strokeDash: [4, 3] },
-              encoding: { x: { field: "t", type: "quantitative" } },
+              mark: { type: "rule", strokeDash: [4, 3], strokeWidth: 1.5 },
+              encoding: { x: { field: "t", type: "quantitative" }, color: eventColour },
             },
             {
               data: { values: events },
-              mark: { type: "text", align: "left", baseline: "top", dx: 3, dy: 3, angle: 0, color: "#c00" },
+              mark: { type: "text", align: "left", baseline: "top", dx: 3, fontSize: 10 },
               encoding: {
                 x: { field: "t", type: "quantitative" },
-                y: { value: 0 },
+                y: { field: "row", type: "quantitative", scale: null },
                 text: { field: "label", type: "nominal" },
+                color: { ...eventColour, legend: null },
               },
             },
           ] as const)

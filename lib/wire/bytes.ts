@@ -1,3 +1,4 @@
+import { isIPv6 } from "node:net";
 import { WireDecodeFailure } from "./result.ts";
 
 /**
@@ -68,6 +69,14 @@ export class ByteReader {
     const o = this.offset;
     this.offset += 4;
     return `${b[o]}.${b[o + 1]}.${b[o + 2]}.${b[o + 3]}`;
+  }
+
+  /** An IPv6 address in RFC 5952 canonical text (lowercase, longest zero run as "::"). */
+  ipv6(what: string): string {
+    this.need(16, what);
+    const s = formatIpv6(this.bytes, this.offset);
+    this.offset += 16;
+    return s;
   }
 
   mac(what: string): string {
@@ -144,6 +153,13 @@ export class ByteWriter {
       throw new Error(`invalid IPv4 address: ${JSON.stringify(address)}`);
     }
     this.length += 4;
+    return this;
+  }
+
+  ipv6(address: string): this {
+    this.ensure(16);
+    this.buf.set(parseIpv6(address), this.length);
+    this.length += 16;
     return this;
   }
 
@@ -248,4 +264,59 @@ export function toHex(bytes: Uint8Array): string {
 export function fromHex(hex: string): Uint8Array {
   if (!/^([0-9a-f]{2})*$/i.test(hex)) throw new Error(`invalid hex string (${hex.length} chars)`);
   return new Uint8Array(Buffer.from(hex, "hex"));
+}
+
+/**
+ * IPv6 text <-> 16 bytes. Hand-written (node:net only validates): a codec needs the bytes,
+ * and RFC 5952 canonical output so decoded addresses compare as strings.
+ */
+export function parseIpv6(address: string): Uint8Array {
+  if (!isIPv6(address) || address.includes("%"))
+    throw new Error(`invalid IPv6 address: ${JSON.stringify(address)}`);
+  let text = address.toLowerCase();
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    const n = ipv4ToUint32(v4[1] as string);
+    text = `${text.slice(0, v4.index)}${(n >>> 16).toString(16)}:${(n & 0xffff).toString(16)}`;
+  }
+  const [head, tail] = text.split("::") as [string, string | undefined];
+  const h = head === "" ? [] : head.split(":");
+  const t = tail === undefined || tail === "" ? [] : tail.split(":");
+  const groups =
+    tail === undefined ? h : [...h, ...new Array<string>(8 - h.length - t.length).fill("0"), ...t];
+  const out = new Uint8Array(16);
+  groups.forEach((g, i) => {
+    const v = Number.parseInt(g, 16);
+    out[i * 2] = v >> 8;
+    out[i * 2 + 1] = v & 0xff;
+  });
+  return out;
+}
+
+export function formatIpv6(bytes: Uint8Array, offset = 0): string {
+  const groups: number[] = [];
+  for (let i = 0; i < 8; i++) groups.push((bytes[offset + i * 2]! << 8) | bytes[offset + i * 2 + 1]!);
+  let best = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      best = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (best < 0) return hex.join(":");
+  return `${hex.slice(0, best).join(":")}::${hex.slice(best + bestLen).join(":")}`;
+}
+
+/** RFC 5952 canonical form of any IPv6 text. */
+export function canonicalIpv6(address: string): string {
+  return formatIpv6(parseIpv6(address));
 }

@@ -1,4 +1,4 @@
-import { writeIpv4 } from "./bytes.ts";
+import { parseIpv6, writeIpv4 } from "./bytes.ts";
 
 /**
  * The Internet checksum (RFC 1071), the only implementation in the project: IPv4
@@ -43,4 +43,16 @@ export function pseudoHeaderSum(src: string, dst: string, protocol: number, leng
     protocol +
     length
   );
+}
+
+/**
+ * Partial sum of the IPv6 pseudo-header (RFC 8200 section 8.1): source, destination,
+ * upper-layer length (32 bits) and next header. ICMPv6 and VRRP over IPv6 (RFC 9568 5.2.8) use it.
+ */
+export function pseudoHeaderSum6(src: string, dst: string, nextHeader: number, length: number): number {
+  const s = parseIpv6(src);
+  const d = parseIpv6(dst);
+  let sum = 0;
+  for (let i = 0; i < 16; i += 2) sum += ((s[i]! << 8) | s[i + 1]!) + ((d[i]! << 8) | d[i + 1]!);
+  return sum + (length >>> 16) + (length & 0xffff) + nextHeader;
 }

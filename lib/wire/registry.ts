@@ -1,9 +1,11 @@
 import fc from "fast-check";
 import { type ArpPacket, decodeArp, encodeArp } from "./arp.ts";
-import { formatMac } from "./bytes.ts";
+import { formatIpv6, formatMac } from "./bytes.ts";
 import { decodeEthernet, type EthernetFrame, encodeEthernet } from "./ethernet.ts";
 import { decodeIcmp, encodeIcmp, type IcmpMessage, icmpHasIdentifier } from "./icmp.ts";
+import { decodeNeighborDiscovery, encodeNeighborDiscovery, type NdMessage, type NdOption } from "./icmpv6.ts";
 import { decodeIpv4, encodeIpv4, type Ipv4Packet } from "./ipv4.ts";
+import { decodeIpv6, encodeIpv6, type Ipv6Packet } from "./ipv6.ts";
 import {
   type ConnEntry,
   decodeNatlb,
@@ -48,6 +50,8 @@ export const REGISTRY_CONTEXT = {
   src: "198.18.0.1",
   dst: "224.0.0.18",
   key: new TextEncoder().encode("tandem-registry-key"),
+  src6: "fe80::200:ff:fe00:1",
+  dst6: "ff02::12",
 } as const;
 
 // ---------- primitive arbitraries ----------
@@ -56,6 +60,11 @@ export const u16 = fc.integer({ min: 0, max: 0xffff });
 export const u32 = fc.integer({ min: 0, max: 0xffffffff });
 export const u64 = fc.bigInt({ min: 0n, max: (1n << 64n) - 1n });
 export const ipv4Address = fc.tuple(u8, u8, u8, u8).map((b) => b.join("."));
+export const ipv6Address = fc.uint8Array({ minLength: 16, maxLength: 16 }).map((b) => formatIpv6(b));
+/** fe80::/64 with a random interface identifier. */
+export const linkLocalIpv6 = fc
+  .uint8Array({ minLength: 8, maxLength: 8 })
+  .map((id) => formatIpv6(Uint8Array.from([0xfe, 0x80, 0, 0, 0, 0, 0, 0, ...id])));
 export const macAddress = fc.uint8Array({ minLength: 6, maxLength: 6 }).map((b) => formatMac(b));
 const bytes = (maxLength: number) => fc.uint8Array({ maxLength });
 const options32 = fc
@@ -102,6 +111,40 @@ const ipv4Arb: fc.Arbitrary<Ipv4Packet> = fc.record({
   payload: bytes(100),
 });
 
+const ipv6Arb: fc.Arbitrary<Ipv6Packet> = fc.record({
+  trafficClass: u8,
+  flowLabel: fc.integer({ min: 0, max: 0xfffff }),
+  nextHeader: u8,
+  hopLimit: u8,
+  src: ipv6Address,
+  dst: ipv6Address,
+  payload: bytes(100),
+});
+
+const ndOptionArb: fc.Arbitrary<NdOption> = fc.record({
+  type: u8,
+  value: fc
+    .integer({ min: 1, max: 4 })
+    .chain((k) => fc.uint8Array({ minLength: 8 * k - 2, maxLength: 8 * k - 2 })),
+});
+const ndArb: fc.Arbitrary<NdMessage> = fc.oneof(
+  fc.record({
+    type: fc.constant(135 as const),
+    code: u8,
+    target: ipv6Address,
+    options: fc.array(ndOptionArb, { maxLength: 4 }),
+  }),
+  fc.record({
+    type: fc.constant(136 as const),
+    code: u8,
+    router: fc.boolean(),
+    solicited: fc.boolean(),
+    override: fc.boolean(),
+    target: ipv6Address,
+    options: fc.array(ndOptionArb, { maxLength: 4 }),
+  }),
+);
+
 const udpArb: fc.Arbitrary<UdpDatagram> = fc.record({ srcPort: u16, dstPort: u16, payload: bytes(100) });
 
 const tcpArb: fc.Arbitrary<TcpSegment> = fc.record({
@@ -131,6 +174,20 @@ const vrrp3Arb: fc.Arbitrary<Vrrp3Packet> = fc.record({
   priority: u8,
   maxAdverIntCs: fc.integer({ min: 0, max: 0x0fff }),
   addresses: fc.array(ipv4Address, { maxLength: 12 }),
+  extension: bytes(64),
+});
+
+/** VRRPv3 over IPv6: 16-byte addresses, the first link-local (RFC 9568 5.2.9). */
+const vrrp3v6Arb: fc.Arbitrary<Vrrp3Packet> = fc.record({
+  version: fc.constant(3 as const),
+  type: fc.integer({ min: 0, max: 15 }),
+  vrid: u8,
+  priority: u8,
+  maxAdverIntCs: fc.integer({ min: 0, max: 0x0fff }),
+  addresses: fc
+    .tuple(linkLocalIpv6, fc.array(ipv6Address, { maxLength: 6 }))
+    .map(([ll, rest]) => [ll, ...rest]),
+  family: fc.constant(6 as const),
   extension: bytes(64),
 });
 
@@ -367,15 +424,28 @@ export const CODECS: readonly CodecEntry<unknown>[] = [
   }),
   entry({ name: "arp", encode: encodeArp, decode: decodeArp, arbitrary: arpArb }),
   entry({ name: "ipv4", encode: encodeIpv4, decode: (b) => decodeIpv4(b), arbitrary: ipv4Arb }),
+  entry({ name: "ipv6", encode: encodeIpv6, decode: decodeIpv6, arbitrary: ipv6Arb }),
   entry({ name: "udp", encode: (v) => encodeUdp(v, src, dst), decode: decodeUdp, arbitrary: udpArb }),
   entry({ name: "tcp", encode: (v) => encodeTcp(v, src, dst), decode: decodeTcp, arbitrary: tcpArb }),
   entry({ name: "icmp", encode: encodeIcmp, decode: decodeIcmp, arbitrary: icmpArb }),
+  entry({
+    name: "icmpv6-nd",
+    encode: (v) => encodeNeighborDiscovery(v, REGISTRY_CONTEXT.src6, REGISTRY_CONTEXT.dst6),
+    decode: decodeNeighborDiscovery,
+    arbitrary: ndArb,
+  }),
   entry({ name: "vrrp-v2", encode: (v) => encodeVrrp(v), decode: decodeVrrp, arbitrary: vrrp2Arb }),
   entry({
     name: "vrrp-v3",
     encode: (v) => encodeVrrp(v, { src, dst }),
     decode: decodeVrrp,
     arbitrary: vrrp3Arb,
+  }),
+  entry({
+    name: "vrrp-v3-ipv6",
+    encode: (v) => encodeVrrp(v, { src: REGISTRY_CONTEXT.src6, dst: REGISTRY_CONTEXT.dst6 }),
+    decode: (b) => decodeVrrp(b, 6),
+    arbitrary: vrrp3v6Arb,
   }),
   entry({
     name: "vrls",

@@ -1,19 +1,22 @@
 import { ByteReader, ByteWriter } from "./bytes.ts";
-import { internetChecksum, pseudoHeaderSum } from "./checksum.ts";
+import { internetChecksum, pseudoHeaderSum, pseudoHeaderSum6 } from "./checksum.ts";
 import { IP_PROTOCOL } from "./ipv4.ts";
 import { type DecodeResult, guardDecode, ok } from "./result.ts";
 
 /**
- * VRRP version 2 (RFC 3768 section 5.3) and version 3 for IPv4 (RFC 5798 section 5.2);
- * seed 000 Fig. 3 is the same layout. Bytes after the address list (v3) or after the
+ * VRRP version 2 (RFC 3768 section 5.3) and version 3 for IPv4 and IPv6 (RFC 9568
+ * section 5.2, which obsoletes RFC 5798 with the same layout); seed 000 Fig. 3 is the
+ * IPv4 layout. Over IPv6 the address list holds 16-byte addresses, the first being the
+ * virtual router's link-local address, and the checksum covers the IPv6 pseudo-header. Bytes after the address list (v3) or after the
  * authentication data (v2) are returned as `extension` (the VRLS extension, lib/wire/vrls.ts).
  */
 export const VRRP_MULTICAST = "224.0.0.18";
 export const VRRP_TTL = 255;
 export const VRRP_TYPE_ADVERTISEMENT = 1;
 
-export function virtualMac(vrid: number): string {
-  return `00:00:5e:00:01:${(vrid & 0xff).toString(16).padStart(2, "0")}`;
+/** The virtual router MAC: 00:00:5e:00:01:VRID for IPv4, 00:00:5e:00:02:VRID for IPv6 (RFC 9568 7.3). */
+export function virtualMac(vrid: number, family: 4 | 6 = 4): string {
+  return `00:00:5e:00:0${family === 6 ? 2 : 1}:${(vrid & 0xff).toString(16).padStart(2, "0")}`;
 }
 
 /**
@@ -28,8 +31,10 @@ interface VrrpCommon {
   type: number;
   vrid: number;
   priority: number;
-  /** IPv4 addresses associated with the virtual router (seed Fig. 3: "IP Address"). */
+  /** Addresses associated with the virtual router (seed Fig. 3: "IP Address"); IPv4 or IPv6 text. */
   addresses: string[];
+  /** Address family of the list (default 4). Decoding sets it from the family asked for. */
+  family?: 4 | 6;
   /** Bytes after the standard message (empty for a plain RFC advertisement). */
   extension: Uint8Array;
 }
@@ -66,22 +71,28 @@ export interface VrrpChecksumContext {
   mode?: VrrpChecksumMode;
 }
 
-/** Decodes a VRRP message (the IPv4 payload). Checksums are verified by vrrpChecksumMatches. */
-export function decodeVrrp(bytes: Uint8Array): DecodeResult<DecodedVrrp> {
+/**
+ * Decodes a VRRP message (the IPv4 or IPv6 payload; `family` says which, since the message
+ * itself does not). Checksums are verified by vrrpChecksumMatches.
+ */
+export function decodeVrrp(bytes: Uint8Array, family: 4 | 6 = 4): DecodeResult<DecodedVrrp> {
   return guardDecode<DecodedVrrp>(() => {
     const r = new ByteReader(bytes);
     const vt = r.u8("VRRP version/type");
     const version = vt >> 4;
     const type = vt & 0x0f;
     if (version !== 2 && version !== 3) r.fail(`unsupported VRRP version ${version}`, 0);
+    if (version === 2 && family === 6) r.fail("VRRP version 2 is IPv4 only (RFC 3768)", 0);
     const vrid = r.u8("VRRP VRID");
     const priority = r.u8("VRRP priority");
     const count = r.u8("VRRP address count");
     const word = r.u16(version === 2 ? "VRRP auth type/adver int" : "VRRP max adver int");
     const checksum = r.u16("VRRP checksum");
-    r.need(count * 4, `VRRP address list (${count} addresses)`);
+    const size = family === 6 ? 16 : 4;
+    r.need(count * size, `VRRP address list (${count} IPv${family} addresses)`);
     const addresses: string[] = [];
-    for (let i = 0; i < count; i++) addresses.push(r.ipv4("VRRP address"));
+    for (let i = 0; i < count; i++)
+      addresses.push(family === 6 ? r.ipv6("VRRP address") : r.ipv4("VRRP address"));
     if (version === 2) {
       const authData = r.take(8, "VRRP v2 authentication data");
       const extension = r.rest();
@@ -91,6 +102,7 @@ export function decodeVrrp(bytes: Uint8Array): DecodeResult<DecodedVrrp> {
         vrid,
         priority,
         addresses,
+        family: 4 as const,
         extension,
         authType: word >> 8,
         adverIntSeconds: word & 0xff,
@@ -107,6 +119,7 @@ export function decodeVrrp(bytes: Uint8Array): DecodeResult<DecodedVrrp> {
       vrid,
       priority,
       addresses,
+      family,
       extension: r.rest(),
       maxAdverIntCs: word & 0x0fff,
       count,
@@ -125,8 +138,10 @@ export function vrrpChecksum(
   const mode = context?.mode ?? "rfc";
   let initial = 0;
   if (version === 3 && mode === "rfc") {
-    if (!context) throw new Error("VRRP v3 checksum needs the IPv4 source and destination");
-    initial = pseudoHeaderSum(context.src, context.dst, IP_PROTOCOL.vrrp, message.length);
+    if (!context) throw new Error("VRRP v3 checksum needs the IP source and destination");
+    initial = context.src.includes(":")
+      ? pseudoHeaderSum6(context.src, context.dst, IP_PROTOCOL.vrrp, message.length)
+      : pseudoHeaderSum(context.src, context.dst, IP_PROTOCOL.vrrp, message.length);
   }
   // Skip bytes 6-7 (the checksum field itself) instead of copying the message.
   const sum = internetChecksum(message, 0, 6, initial);
@@ -157,16 +172,19 @@ export function detectVrrpChecksumMode(
 }
 
 /**
- * Encodes a VRRP message. v3 needs the IPv4 source/destination for the RFC checksum
+ * Encodes a VRRP message. v3 needs the IP source/destination for the RFC checksum
  * (pass `context`); without context a v3 message is checksummed without pseudo-header.
+ * The family is `packet.family`, else IPv6 when the context's source or the first address is.
  */
 export function encodeVrrp(packet: VrrpPacket, context?: VrrpChecksumContext): Uint8Array {
+  const family = packet.family ?? (context?.src.includes(":") || packet.addresses[0]?.includes(":") ? 6 : 4);
+  if (family === 6 && packet.version === 2) throw new Error("VRRP version 2 is IPv4 only (RFC 3768)");
   if (packet.addresses.length > 255)
     throw new Error(`VRRP: at most 255 addresses, got ${packet.addresses.length}`);
   checkByte("VRRP type", packet.type, 15);
   checkByte("VRRP VRID", packet.vrid, 255);
   checkByte("VRRP priority", packet.priority, 255);
-  const w = new ByteWriter(16 + packet.addresses.length * 4 + packet.extension.length);
+  const w = new ByteWriter(16 + packet.addresses.length * 16 + packet.extension.length);
   w.u8((packet.version << 4) | packet.type);
   w.u8(packet.vrid);
   w.u8(packet.priority);
@@ -181,7 +199,10 @@ export function encodeVrrp(packet: VrrpPacket, context?: VrrpChecksumContext): U
     w.u16(packet.maxAdverIntCs);
   }
   w.u16(0);
-  for (const a of packet.addresses) w.ipv4(a);
+  for (const a of packet.addresses) {
+    if (family === 6) w.ipv6(a);
+    else w.ipv4(a);
+  }
   if (packet.version === 2) {
     if (packet.authData.length > 8)
       throw new Error(`VRRP v2 auth data is 8 bytes, got ${packet.authData.length}`);
@@ -193,7 +214,7 @@ export function encodeVrrp(packet: VrrpPacket, context?: VrrpChecksumContext): U
   const ctx =
     context ??
     (packet.version === 3
-      ? { src: "0.0.0.0", dst: "0.0.0.0", mode: "no-pseudo-header" as const }
+      ? { src: family === 6 ? "::" : "0.0.0.0", dst: "0.0.0.0", mode: "no-pseudo-header" as const }
       : undefined);
   const sum = vrrpChecksum(out, packet.version, ctx);
   out[6] = sum >> 8;

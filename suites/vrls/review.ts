@@ -271,7 +271,11 @@ export async function runReviewScenario(
       { atMs: r2.startedAt, label: "run 2: skew onto ra" },
       ...messages
         .filter((m) => m.kind === "vrrp" && (m.type === 6 || m.type === 7))
-        .map((m) => ({ atMs: m.tsMs, label: `${m.type} from ${who(m.src)}` })),
+        .map((m) => ({
+          atMs: m.tsMs,
+          label: `${m.type} from ${who(m.src)}`,
+          kind: m.type === 7 ? ("allocation" as const) : ("other" as const),
+        })),
     ];
     return {
       key: vr.config.spec.key,

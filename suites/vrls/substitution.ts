@@ -320,8 +320,12 @@ export async function runSubstitutionScenario(adapter: VendorAdapter): Promise<S
         events: [
           ...b.messages
             .filter((m) => m.kind === "vrrp" && (m.type === 6 || m.type === 7))
-            .map((m) => ({ atMs: m.tsMs, label: `${m.type} from ${who(m.src)}` })),
-          { atMs: b.killRun.killedAt, label: "server killed" },
+            .map((m) => ({
+              atMs: m.tsMs,
+              label: `${m.type} from ${who(m.src)}`,
+              kind: m.type === 7 ? ("allocation" as const) : ("other" as const),
+            })),
+          { atMs: b.killRun.killedAt, label: "server killed", kind: "crash" },
         ],
         logs: logs.join("\n"),
       };

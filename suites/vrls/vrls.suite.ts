@@ -1103,7 +1103,7 @@ describe("vrls: failures", () => {
           duplicates: { receiver: r.run.totals.dupReceiver, wire: r.run.totals.dupWire },
           tails: r.tails,
         },
-        [{ atMs: r.killedAt, label: "ra crashed" }],
+        [{ atMs: r.killedAt, label: "ra crashed", kind: "crash" }],
       );
       expect(r.newMaster, "new master").toBe("rb");
       // A dead master never forwards beside its successor.
@@ -1163,7 +1163,7 @@ describe("vrls: failures", () => {
           firstAllocationAfterKillMs: r.firstAllocationMs,
           tails: r.tails,
         },
-        [{ atMs: r.killedAt, label: "rb killed" }],
+        [{ atMs: r.killedAt, label: "rb killed", kind: "crash" }],
       );
       expect(
         members.find((m) => m.id === MEMBER.rb!.addr)?.condition,

@@ -21,6 +21,7 @@ import type {
   VrrpInstanceConfig,
   VrrpStateName,
 } from "../types.ts";
+import { vrrpFamily } from "../types.ts";
 
 const FRR_BIN = "/usr/lib/frr";
 
@@ -120,14 +121,17 @@ export class FrrAdapter implements VendorAdapter {
   private async createMacvlan(v: VrrpInstanceConfig): Promise<void> {
     const name = macvlanName(v);
     await this.host.exec(["ip", "link", "del", name]);
-    const mac = `00:00:5e:00:01:${v.vrid.toString(16).padStart(2, "0")}`;
-    // FRR's docs add `addrgenmode random` for IPv6 link-locals; IPv4 VRRP does not need it,
-    // and kernels without IPv6 (like this lab machine's) refuse it.
+    const v6 = vrrpFamily(v) === 6;
+    const mac = `00:00:5e:00:0${v6 ? 2 : 1}:${v.vrid.toString(16).padStart(2, "0")}`;
+    // FRR's docs add `addrgenmode random` for IPv6 (the macvlan needs a link-local address of
+    // its own to send from); IPv4 VRRP does not need it, and namespaces without IPv6 refuse it.
     const add = ["ip", "link", "add", name, "link", v.interface, "type", "macvlan", "mode", "bridge"];
     await mustExec(this.host, add, "create macvlan");
+    if (v6)
+      await mustExec(this.host, ["ip", "link", "set", "dev", name, "addrgenmode", "random"], "addrgenmode");
     await mustExec(this.host, ["ip", "link", "set", "dev", name, "address", mac], "set vmac");
     for (const a of v.virtualAddresses)
-      await mustExec(this.host, ["ip", "addr", "add", a, "dev", name], "add VIP");
+      await mustExec(this.host, ["ip", "addr", "add", a, "dev", name, ...(v6 ? ["nodad"] : [])], "add VIP");
     await mustExec(this.host, ["ip", "link", "set", "dev", name, "up"], "macvlan up");
   }
 
@@ -148,10 +152,11 @@ export class FrrAdapter implements VendorAdapter {
     const json = JSON.parse(await this.vtysh("show vrrp json")) as FrrVrrpJson[];
     const counters: Record<string, number> = {};
     const vrrp = json.map((e) => {
-      const v4 = e.v4 ?? {};
-      for (const [k, val] of Object.entries(v4.stats ?? {}))
+      const configured = this.config?.vrrp?.find((v) => v.vrid === e.vrid);
+      const router = (configured && vrrpFamily(configured) === 6 ? e.v6 : e.v4) ?? {};
+      for (const [k, val] of Object.entries(router.stats ?? {}))
         if (typeof val === "number") counters[`vrid${e.vrid}.${k}`] = val;
-      return { vrid: e.vrid, state: frrState(v4.status) };
+      return { vrid: e.vrid, state: frrState(router.status) };
     });
     return { running, vrrp, counters };
   }
@@ -186,6 +191,7 @@ export class FrrAdapter implements VendorAdapter {
 interface FrrVrrpJson {
   vrid: number;
   v4?: { status?: string; stats?: Record<string, unknown> };
+  v6?: { status?: string; stats?: Record<string, unknown> };
 }
 
 function frrState(status: string | undefined): VrrpStateName {
@@ -201,9 +207,9 @@ function frrState(status: string | undefined): VrrpStateName {
   }
 }
 
-/** FRR's own naming convention for IPv4 VRRP macvlans (FRR docs: vrrp4-<ifindex>-<n>). */
+/** FRR's own naming convention for VRRP macvlans (FRR docs: vrrp4-<ifindex>-<n>, vrrp6-...). */
 export function macvlanName(v: VrrpInstanceConfig): string {
-  return `vrrp4-${v.vrid}`;
+  return `vrrp${vrrpFamily(v)}-${v.vrid}`;
 }
 
 export function renderFrrVrrpConf(instances: readonly VrrpInstanceConfig[]): string {
@@ -217,7 +223,11 @@ export function renderFrrVrrpConf(instances: readonly VrrpInstanceConfig[]): str
       lines.push(` vrrp ${v.vrid} priority ${v.priority}`);
       lines.push(` vrrp ${v.vrid} advertisement-interval ${v.advertIntervalMs}`);
       lines.push(v.preempt ? ` vrrp ${v.vrid} preempt` : ` no vrrp ${v.vrid} preempt`);
-      for (const a of v.virtualAddresses) lines.push(` vrrp ${v.vrid} ip ${a.split("/")[0]}`);
+      // IPv6: every virtual address in order, the link-local one first (RFC 9568 5.2.9; FRR
+      // docs: `vrrp (1-255) ipv6 X:X::X:X`, the address already on the macvlan).
+      const v6 = vrrpFamily(v) === 6;
+      for (const a of v.virtualAddresses)
+        lines.push(` vrrp ${v.vrid} ${v6 ? "ipv6" : "ip"} ${a.split("/")[0]}`);
     }
     lines.push("exit");
   }

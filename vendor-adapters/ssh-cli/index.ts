@@ -1,4 +1,4 @@
-import { linkFault, mustExec, primaryHost } from "../common.ts";
+import { linkFault, primaryHost } from "../common.ts";
 import type {
   AdapterHost,
   AdapterRegistration,
@@ -12,13 +12,21 @@ import type {
   VrrpInstanceConfig,
   VrrpStateName,
 } from "../types.ts";
-import { type CliTemplate, loadCliTemplate, renderTemplate, type TemplateVars } from "./template.ts";
+import {
+  type CliTemplate,
+  type Located,
+  loadCliTemplate,
+  renderTemplate,
+  type TemplateVars,
+} from "./template.ts";
 
 /**
- * A generic adapter for routers that are configured by commands over SSH (a physical
- * router's CLI, or a Linux router's shell): every operation is a command template from
- * vendor-adapters/ssh-cli/templates/<template>.yaml, run on the device host over the lab's
- * SSH session. Option `template` picks the family (default frr-vtysh).
+ * A generic adapter for routers configured through their own CLI over SSH: deploy, start,
+ * stop, state, config and identity are CLI commands from
+ * vendor-adapters/ssh-cli/templates/<template>.yaml, run by the device's CLI program
+ * (FRR: vtysh) in one session per operation, never through a shell; only what belongs to
+ * the router's operating system (boot, interfaces, crash, log file) runs as shell commands
+ * (`host:`). Option `template` picks the family (default frr-vtysh).
  */
 export class SshCliAdapter implements VendorAdapter {
   readonly name = "ssh-cli";
@@ -59,49 +67,103 @@ export class SshCliAdapter implements VendorAdapter {
     return base;
   }
 
-  private async runAll(
-    commands: readonly string[],
+  /** Renders one template command; an unknown variable names the template's file and line. */
+  private render(c: Located, vars: TemplateVars): string {
+    try {
+      return renderTemplate(c.text, vars);
+    } catch (e) {
+      throw new Error(`${this.template.file}:${c.line}: ${(e as Error).message}`);
+    }
+  }
+
+  /**
+   * One session of the device's CLI running `commands` in order (vtysh: `vtysh -c A -c B`,
+   * which stops at the first refused command). A refused command (an output line matching
+   * cli.errorPattern, or a non-zero exit) is an error naming the template file and the
+   * line of that command.
+   */
+  private async cli(
+    commands: readonly Located[],
+    what: string,
+    instance?: VrrpInstanceConfig,
+  ): Promise<string> {
+    if (commands.length === 0) return "";
+    const vars = this.vars(instance);
+    const { cli, file } = this.template;
+    const argv = cli.argv.map((a) => this.render({ text: a, line: this.template.cliLine }, vars));
+    const rendered = commands.map((c) => ({ ...c, command: this.render(c, vars) }));
+    const r = await this.host.exec(
+      cli.commandFlag ? [...argv, ...rendered.flatMap((c) => [cli.commandFlag!, c.command])] : argv,
+      cli.commandFlag
+        ? { timeoutMs: 30_000 }
+        : { timeoutMs: 30_000, input: `${rendered.map((c) => c.command).join("\n")}\n` },
+    );
+    const output = `${r.stdout}\n${r.stderr}`;
+    const refusal = new RegExp(cli.errorPattern, "m").exec(output);
+    if (refusal || r.code !== 0) {
+      const errorLine = refusal
+        ? (output.slice(refusal.index).split("\n")[0] ?? "").trim()
+        : `exit ${r.code}: ${output.trim().split("\n").slice(-1)[0] ?? ""}`;
+      // The refused command: the one the CLI names in its error line (vtysh echoes it), else the whole session.
+      const culprit = [...rendered].reverse().find((c) => errorLine.includes(c.command));
+      const where = culprit
+        ? `${file}:${culprit.line}`
+        : `${file}:${rendered[0]!.line}-${rendered[rendered.length - 1]!.line}`;
+      throw new Error(
+        `${where}: ${this.template.name} ${what}: the device's CLI refused ${culprit ? `"${culprit.command}"` : "the commands"}: ${errorLine}`,
+      );
+    }
+    return r.stdout;
+  }
+
+  /** Shell commands on the device host (the router's operating system, `host:` in the template). */
+  private async shell(
+    commands: readonly Located[],
     what: string,
     instance?: VrrpInstanceConfig,
   ): Promise<string> {
     let out = "";
-    for (const c of commands)
-      out += await mustExec(
-        this.host,
-        ["sh", "-c", renderTemplate(c, this.vars(instance))],
-        `${this.template.name} ${what}`,
-      );
+    const vars = this.vars(instance);
+    for (const c of commands) {
+      const r = await this.host.exec(["sh", "-c", this.render(c, vars)], { timeoutMs: 30_000 });
+      if (r.code !== 0)
+        throw new Error(
+          `${this.template.file}:${c.line}: ${this.template.name} ${what} failed (exit ${r.code}): ${(r.stderr || r.stdout).trim()}`,
+        );
+      out += r.stdout;
+    }
     return out;
   }
 
-  private async perInstance(commands: readonly string[], what: string): Promise<void> {
-    for (const v of this.config?.vrrp ?? []) await this.runAll(commands, what, v);
-  }
-
+  /** Asked before deploy too: the router is booted first (host.prepare is idempotent), then its CLI answers. */
   async identity(): Promise<DeviceIdentity> {
-    const r = await this.host.exec(["sh", "-c", renderTemplate(this.template.identity.command, this.vars())]);
-    const m = new RegExp(this.template.identity.versionPattern).exec(r.stdout + r.stderr);
+    await this.shell(this.template.host.prepare, "host.prepare");
+    const out = await this.cli([this.template.identity.command], "identity");
+    const m = new RegExp(this.template.identity.versionPattern, "m").exec(out);
     return { vendor: this.template.vendor, product: this.template.product, version: m?.[1] ?? "unknown" };
   }
 
   async deploy(config: DeviceConfig): Promise<void> {
     if (!config.vrrp?.length) throw new Error("ssh-cli adapter: the configuration has no vrrp instance");
     this.config = config;
-    await this.runAll(this.template.prepare, "prepare");
-    await this.perInstance(this.template.deploy, "deploy");
+    await this.shell(this.template.host.prepare, "host.prepare");
+    for (const v of config.vrrp) {
+      await this.shell(this.template.host.deploy, "host.deploy", v);
+      await this.cli(this.template.deploy, "deploy", v);
+    }
   }
 
   async start(): Promise<void> {
-    await this.perInstance(this.template.start, "start");
+    for (const v of this.config?.vrrp ?? []) await this.cli(this.template.start, "start", v);
   }
 
   async stop(how: "graceful" | "crash" = "graceful"): Promise<void> {
     if (how === "crash") {
-      if (this.template.crash.length === 0)
-        throw new Error(`${this.template.name}: the template has no crash commands`);
-      await this.runAll(this.template.crash, "crash");
+      if (this.template.host.crash.length === 0)
+        throw new Error(`${this.template.file}: ${this.template.name} has no host.crash commands`);
+      await this.shell(this.template.host.crash, "host.crash");
     } else {
-      await this.perInstance(this.template.stop, "stop");
+      for (const v of this.config?.vrrp ?? []) await this.cli(this.template.stop, "stop", v);
     }
   }
 
@@ -109,11 +171,17 @@ export class SshCliAdapter implements VendorAdapter {
     const vrrp: DeviceState["vrrp"] = [];
     let running = true;
     for (const v of this.config?.vrrp ?? []) {
-      const r = await this.host.exec(["sh", "-c", renderTemplate(this.template.state.command, this.vars(v))]);
-      if (r.code !== 0) running = false;
+      let out = "";
+      try {
+        out = await this.cli([this.template.state.command], "state", v);
+      } catch (e) {
+        // A refused show command is a template error, not a stopped device.
+        if ((e as Error).message.includes("the device's CLI refused \"")) throw e;
+        running = false;
+      }
       let state: VrrpStateName = "unknown";
       for (const [name, pattern] of Object.entries(this.template.state.patterns)) {
-        if (new RegExp(pattern).test(r.stdout)) state = name as VrrpStateName;
+        if (new RegExp(pattern, "m").test(out)) state = name as VrrpStateName;
       }
       vrrp.push({ vrid: v.vrid, state });
     }
@@ -126,18 +194,20 @@ export class SshCliAdapter implements VendorAdapter {
   }
 
   async collectLogs(): Promise<string> {
-    return (await this.host.exec(["sh", "-c", renderTemplate(this.template.logs, this.vars())])).stdout;
+    return (await this.host.exec(["sh", "-c", this.render(this.template.host.logs, this.vars())])).stdout;
   }
 
   async collectConfig(): Promise<string> {
-    const r = await this.host.exec(["sh", "-c", renderTemplate(this.template.config, this.vars())]);
-    return r.code === 0 ? r.stdout : `(config command failed: ${r.stderr.trim()})`;
+    return this.cli([this.template.config], "config").catch(
+      (e: Error) => `(config command failed: ${e.message})`,
+    );
   }
 
   async dispose(): Promise<void> {
-    if (this.template.crash.length) await this.runAll(this.template.crash, "crash").catch(() => "");
+    if (this.template.host.crash.length)
+      await this.shell(this.template.host.crash, "host.crash").catch(() => "");
     for (const v of this.config?.vrrp ?? [])
-      await this.runAll(this.template.teardown, "teardown", v).catch(() => "");
+      await this.shell(this.template.host.teardown, "host.teardown", v).catch(() => "");
   }
 }
 

@@ -5,13 +5,30 @@ import { repoRoot } from "../../lib/remote/repo-root.ts";
 import { SourceDocument } from "../../lib/topology/errors.ts";
 
 /**
- * A device family for the ssh-cli adapter: the shell/CLI commands that deploy, start,
- * stop and read a router, as templates in YAML. `{{name}}` inserts a variable;
- * `{{#flag}}...{{/flag}}` and `{{^flag}}...{{/flag}}` keep text when a boolean is true /
- * false. Hand-written (twenty lines) rather than a template engine: that subset of
- * mustache is all a command line needs, and no engine is installed here.
+ * A device family for the ssh-cli adapter. The device's own CLI (`cli.argv`, e.g. FRR's
+ * vtysh) runs the operations: deploy, start, stop, state, config and identity are lists
+ * of CLI commands, run in one CLI session per operation, never through a shell. What the
+ * CLI cannot do because it belongs to the router's operating system (booting the
+ * daemons, creating the macvlan FRR's VRRP needs, a crash, reading the log file) is in
+ * `host:` and runs as shell commands on the device host.
+ *
+ * `{{name}}` inserts a variable; `{{#flag}}...{{/flag}}` and `{{^flag}}...{{/flag}}` keep
+ * text when a boolean is true / false. Hand-written (twenty lines) rather than a template
+ * engine: that subset of mustache is all a command line needs, and no engine is installed
+ * here.
  */
 const Commands = z.array(z.string().min(1)).default([]);
+const Regex = z.string().refine(
+  (p) => {
+    try {
+      new RegExp(p, "m");
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { message: "not a regular expression" },
+);
 
 export const CliTemplateSpec = z
   .object({
@@ -22,26 +39,65 @@ export const CliTemplateSpec = z
     capabilities: z.array(z.string()).default([]),
     /** Extra variables, rendered themselves (may use the built-in ones). */
     vars: z.record(z.string(), z.string()).default({}),
-    identity: z.object({ command: z.string().min(1), versionPattern: z.string().min(1) }).strict(),
-    /** Once per device session (idempotent: runs before every deploy). */
-    prepare: Commands,
-    /** Per VRRP instance. */
+    cli: z
+      .object({
+        /** The CLI program and its arguments (rendered), run over SSH without a shell. */
+        argv: z.array(z.string().min(1)).min(1),
+        /** Each command is passed as FLAG COMMAND (vtysh: -c); without it, commands go to stdin, one per line. */
+        commandFlag: z.string().min(1).optional(),
+        /** An output line matching this (multiline) is the CLI refusing a command, e.g. "^% " for vtysh. */
+        errorPattern: Regex,
+      })
+      .strict(),
+    identity: z.object({ command: z.string().min(1), versionPattern: Regex }).strict(),
+    /** CLI commands, per VRRP instance. */
     deploy: Commands,
     start: Commands,
     stop: Commands,
-    crash: Commands,
-    teardown: Commands,
     state: z
       .object({
         command: z.string().min(1),
-        patterns: z.record(z.enum(["master", "backup", "initialize"]), z.string()),
+        patterns: z.record(z.enum(["master", "backup", "initialize"]), Regex),
       })
       .strict(),
-    logs: z.string().min(1),
     config: z.string().min(1),
+    /** Shell commands on the device host: the router's operating system, not its CLI. */
+    host: z
+      .object({
+        /** Once per device session (idempotent: runs before every deploy). */
+        prepare: Commands,
+        /** Per VRRP instance, before the CLI's deploy. */
+        deploy: Commands,
+        crash: Commands,
+        teardown: Commands,
+        logs: z.string().min(1),
+      })
+      .strict(),
   })
   .strict();
-export type CliTemplate = z.infer<typeof CliTemplateSpec> & { file: string };
+
+/** A command of the template with the line it is on. */
+export interface Located {
+  text: string;
+  line: number;
+}
+
+type Spec = z.infer<typeof CliTemplateSpec>;
+export type CliTemplate = Omit<
+  Spec,
+  "deploy" | "start" | "stop" | "config" | "identity" | "state" | "host"
+> & {
+  file: string;
+  /** The line of cli.argv (for errors rendering it). */
+  cliLine: number;
+  identity: { command: Located; versionPattern: string };
+  deploy: Located[];
+  start: Located[];
+  stop: Located[];
+  state: { command: Located; patterns: Spec["state"]["patterns"] };
+  config: Located;
+  host: { prepare: Located[]; deploy: Located[]; crash: Located[]; teardown: Located[]; logs: Located };
+};
 
 export function templatePath(name: string): string {
   if (name.includes("/")) return name;
@@ -54,14 +110,32 @@ export function loadCliTemplate(nameOrPath: string): CliTemplate {
   if (!existsSync(file)) throw new Error(`ssh-cli: no command template ${file}`);
   const doc = SourceDocument.read(file);
   const t = doc.parse(CliTemplateSpec, doc.toJS());
-  for (const [k, p] of Object.entries(t.state.patterns)) {
-    try {
-      new RegExp(p);
-    } catch (e) {
-      throw new Error(`${file}: state.patterns.${k}: not a regular expression: ${(e as Error).message}`);
-    }
-  }
-  return { ...t, file };
+  const at = (path: (string | number)[], text: string): Located => ({
+    text,
+    line: doc.locate(path)?.line ?? 0,
+  });
+  const list = (path: string[], items: string[]) => items.map((c, i) => at([...path, i], c));
+  return {
+    ...t,
+    file,
+    cliLine: doc.locate(["cli", "argv"])?.line ?? 0,
+    identity: {
+      command: at(["identity", "command"], t.identity.command),
+      versionPattern: t.identity.versionPattern,
+    },
+    deploy: list(["deploy"], t.deploy),
+    start: list(["start"], t.start),
+    stop: list(["stop"], t.stop),
+    state: { command: at(["state", "command"], t.state.command), patterns: t.state.patterns },
+    config: at(["config"], t.config),
+    host: {
+      prepare: list(["host", "prepare"], t.host.prepare),
+      deploy: list(["host", "deploy"], t.host.deploy),
+      crash: list(["host", "crash"], t.host.crash),
+      teardown: list(["host", "teardown"], t.host.teardown),
+      logs: at(["host", "logs"], t.host.logs),
+    },
+  };
 }
 
 export type TemplateVars = Readonly<Record<string, string | number | boolean>>;

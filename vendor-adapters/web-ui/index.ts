@@ -176,5 +176,7 @@ export const webUiRegistration: AdapterRegistration = {
   name: "web-ui",
   description: "a device configured through its web interface (Playwright + chromium); options token, port",
   suites: [],
+  notCertifiable:
+    "it drives the reference's management page (lib/roles/mgmt-web): it logs in, reads the status and sharing tables and fills the configuration form, but what the form stores is not applied by any router, so no suite can judge a device through it; use it to check a management page (test/adapters-web-ui.test.ts), and certify the router itself (reference, keepalived, frr, ssh-cli)",
   create: (target) => new WebUiAdapter(target),
 };

@@ -10,7 +10,9 @@ import { type ManagedConfig, type SharingRow, startMgmtPage } from "./page.ts";
  * table of Fig. 9C as the data plane really holds it): status and sharing table are read
  * from the kernel (nftables table `ip vrls<VRID>`: sets own / inqueue / others with their
  * per-element counters); the configuration form stores the member's settings in
- * `configPath`, which the role reads when it (re)starts.
+ * `configPath` and shows them back. No router reads that file (yet): submitting the form
+ * changes what the page shows, not how the member forwards (see docs/certification.md,
+ * web-ui).
  */
 interface Args {
   port: number;

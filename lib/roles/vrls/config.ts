@@ -149,7 +149,7 @@ export function loadVrlsConfig(loaded: LoadedTopology): VirtualRouterConfig[] {
         return;
       }
       const iface = host.interfaces[spec.interface];
-      const cidr = iface?.addresses[0];
+      const cidr = iface?.addresses.find((a) => !a.includes(":")); // the primary IPv4 address
       if (!cidr) {
         issues.push(
           source.issue(
@@ -181,7 +181,9 @@ export function loadVrlsConfig(loaded: LoadedTopology): VirtualRouterConfig[] {
     let coordinatorAddress: string | undefined;
     if (spec.coordinator) {
       const host = topology.hosts[spec.coordinator.host];
-      coordinatorAddress = host?.interfaces[spec.interface]?.addresses[0]?.split("/")[0];
+      coordinatorAddress = host?.interfaces[spec.interface]?.addresses
+        .find((a) => !a.includes(":"))
+        ?.split("/")[0];
       if (!coordinatorAddress)
         issues.push(
           source.issue(
