@@ -1,9 +1,9 @@
-import { upLab } from "../lib/lab/index.ts";
 import {
   type FailoverOutcome,
   keepalivedFailover,
   referenceFailover,
-} from "../lib/roles/vrls/failover-run.ts";
+} from "../lib/experiments/failover-run.ts";
+import { upLab } from "../lib/lab/index.ts";
 import { loadTopology } from "../lib/topology/load.ts";
 
 /**

@@ -1,5 +1,5 @@
+import { percentile, primeDiscovery, runHandoffs } from "../lib/experiments/handoff-run.ts";
 import { upLab } from "../lib/lab/index.ts";
-import { percentile, primeDiscovery, runHandoffs } from "../lib/roles/vrls/handoff-run.ts";
 import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/lab-harness.ts";
 import type { HandoffMode } from "../lib/roles/vrls/messages.ts";
 import { loadTopology } from "../lib/topology/load.ts";

@@ -19,7 +19,8 @@ import {
   RECEIVER,
   SOURCE_A,
   UDP_PORT,
-} from "../test/dataplane-fixture.ts";
+} from "../lib/lab/forwarding-lab.ts";
+import { heldWithin, waitUntil } from "../lib/remote/wait.ts";
 
 export interface HoldQueueBenchResult {
   packets_per_run: number;
@@ -116,13 +117,20 @@ async function delivered(lab: ForwardingLab): Promise<number> {
 
 /** Waits until the receiver's counter has not moved for `quietMs`. */
 async function settle(lab: ForwardingLab, quietMs = 300): Promise<number> {
-  let last = await delivered(lab);
-  for (;;) {
-    await new Promise((r) => setTimeout(r, quietMs));
-    const now = await delivered(lab);
-    if (now === last) return now;
-    last = now;
-  }
+  let last: number | undefined;
+  return waitUntil(
+    async () => {
+      const now = await delivered(lab);
+      const quiet = now === last;
+      last = now;
+      return quiet ? now : undefined;
+    },
+    {
+      timeoutMs: 60_000,
+      what: `the receiver's counter to stay still for ${quietMs} ms`,
+      everyMs: quietMs,
+    },
+  );
 }
 
 interface ReplayRun {
@@ -226,11 +234,12 @@ export async function runHoldQueueBench(options: HoldQueueBenchOptions = {}): Pr
     const t0 = performance.now();
     hq.release(SOURCE_A);
     const callMs = performance.now() - t0;
-    let got = 0;
-    while (got < held) {
-      got = (await delivered(lab)) - before;
-      if (performance.now() - t0 > 30_000) break;
-    }
+    // A drain that never completes is reported (drainMs ~30 s), not thrown.
+    await heldWithin(async () => (await delivered(lab)) - before >= held, {
+      timeoutMs: 30_000,
+      what: "the released packets to reach the receiver",
+      everyMs: 1,
+    });
     const drainMs = performance.now() - t0;
     hq.close();
     await removeQueueRule(lab.exec.forwarder, RULE);

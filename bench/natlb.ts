@@ -1,5 +1,5 @@
 import { type Lab, upLab } from "../lib/lab/index.ts";
-import type { BurstReport } from "../lib/roles/natlb/client-load.ts";
+import { pause } from "../lib/remote/wait.ts";
 import type { NatlbConfig } from "../lib/roles/natlb/config.ts";
 import {
   holdReportOf,
@@ -14,6 +14,7 @@ import {
 } from "../lib/roles/natlb/lab-harness.ts";
 import { loadNatlbSection } from "../lib/roles/natlb/section.ts";
 import { loadTopology } from "../lib/topology/load.ts";
+import type { BurstReport } from "../lib/traffic/http-load.ts";
 
 /**
  * `tandem bench natlb`: on the seed's Fig. 3 lab, with 1000 TCP connections on one VIP,
@@ -67,7 +68,6 @@ const FIG3 = new URL("../labs/natlb-fig3.yaml", import.meta.url).pathname;
 const FIG13 = new URL("../labs/natlb-fig13.yaml", import.meta.url).pathname;
 const VIP11 = "198.51.100.11";
 const VIP12 = "198.51.100.12";
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function percentile(values: number[], p: number): number {
   if (values.length === 0) return 0;
@@ -125,7 +125,7 @@ export async function runNatlbBench(options: NatlbBenchOptions = {}): Promise<Na
     (c) => ({ ...c, embodiment }),
     async (rig) => {
       await startLoad(rig, "bench", VIP11, { connections: 960, downloads: 40 });
-      await sleep(1500);
+      await pause(1500); // time is the subject: the load runs 1.5 s before the first move
       let owner = "lba";
       for (const b of rig.balancers.values()) await b.call("kernel", { reset: true });
       log("move  from -> to   move ms  hold ms  held  entries  steps (ms)");
@@ -149,7 +149,7 @@ export async function runNatlbBench(options: NatlbBenchOptions = {}): Promise<Na
           `${String(s.n).padStart(4)}  ${s.from} -> ${s.to}  ${String(s.moveMs).padStart(7)}  ${String(s.holdMs).padStart(7)}  ${String(s.held).padStart(4)}  ${String(s.entries).padStart(7)}  ${s.steps}`,
         );
         owner = to;
-        await sleep(gapMs);
+        await pause(gapMs); // time is the subject: the gap between two moves
       }
       for (const [name, b] of rig.balancers) {
         const k = await b.call<{ loopDelayMs: unknown; jobs: unknown; events: { enobufs: number } }>(
@@ -159,7 +159,7 @@ export async function runNatlbBench(options: NatlbBenchOptions = {}): Promise<Na
           `${name}: event loop delay ${JSON.stringify(k.loopDelayMs)} ms, jobs ${JSON.stringify(k.jobs)}, events lost ${k.events.enobufs}`,
         );
       }
-      await sleep(1500);
+      await pause(1500); // time is the subject: 1.5 s after the last move before the connections are judged
       const load = await loadReport(rig, "bench", true);
       plannedPreserved = load.established > 0 ? (100 * load.open) / load.established : 0;
       log(
@@ -190,12 +190,12 @@ export async function runNatlbBench(options: NatlbBenchOptions = {}): Promise<Na
           startLoad(rig, "fo-11", VIP11, { connections: 480, downloads: 20 }),
           startLoad(rig, "fo-12", VIP12, { connections: 480, downloads: 20 }),
         ]);
-        await sleep(2000);
+        await pause(2000); // time is the subject: the load runs 2 s before the failure
         const ping = await rig.balancers.get("lba")?.call<{ pid: number }>("ping");
         await rig.lab
           .host("lba")
           .exec(["sh", "-c", `ip link set eth0 down; ip link set eth1 down; kill -9 ${ping?.pid}`]);
-        await sleep(5000);
+        await pause(5000); // time is the subject: 5 s after the failure before the connections are judged
         const load = sumReports(
           await Promise.all([loadReport(rig, "fo-11", true), loadReport(rig, "fo-12", true)]),
         );

@@ -13,7 +13,6 @@
 // The four series are interleaved iteration by iteration, so a burst of load on the shared
 // machine hits spawn and in-process alike.
 import { readFile } from "node:fs/promises";
-import { type Executor, namespaceExecutor } from "../lib/dataplane/exec.ts";
 import {
   type InProcessNft,
   inProcessNft,
@@ -27,6 +26,7 @@ import { run } from "../lib/lab/command.ts";
 import { namespaceName, newRunPrefix } from "../lib/lab/prefix.ts";
 import { registerLiveLab, unregisterLiveLab } from "../lib/lab/signals.ts";
 import { teardownPrefix } from "../lib/lab/teardown.ts";
+import { type CommandHost, namespaceHost } from "../lib/remote/command.ts";
 
 export type NftBenchMethod = "spawn" | "inproc";
 export type NftBenchOperation = "set" | "counter";
@@ -111,7 +111,7 @@ export async function runNftBench(options: NftBenchOptions = {}): Promise<NftBen
   let inproc: InProcessNft | undefined;
   try {
     await run(["ip", "netns", "add", ns]);
-    const spawn: Executor = namespaceExecutor(ns);
+    const spawn: CommandHost = namespaceHost(ns, { timeoutMs: 30_000 });
     inproc = inProcessNft({ netns: ns });
     const targets: Record<NftBenchMethod, NftTarget> = { spawn, inproc };
     const setDecl = (name: string) =>

@@ -27,6 +27,7 @@ import { run } from "../lib/lab/command.ts";
 import { namespaceName, newRunPrefix } from "../lib/lab/prefix.ts";
 import { registerLiveLab, unregisterLiveLab } from "../lib/lab/signals.ts";
 import { teardownPrefix } from "../lib/lab/teardown.ts";
+import { heldWithin } from "../lib/remote/wait.ts";
 import { RawIo } from "../lib/roles/vrls/rawio.ts";
 import { ETHERTYPE, encodeEthernet } from "../lib/wire/ethernet.ts";
 import { encodeIpv4, IP_PROTOCOL } from "../lib/wire/ipv4.ts";
@@ -452,12 +453,15 @@ async function flood(
     ]);
     const sender = JSON.parse(out.stdout.trim()) as { sent: number; seconds: number };
     // Quiet for 500 ms (or 30 s in all): the receiver has read everything it will read.
-    const deadline = performance.now() + 30_000;
     let seen = -1;
-    while (seen !== received && performance.now() < deadline) {
-      seen = received;
-      await new Promise((r) => setTimeout(r, 500));
-    }
+    await heldWithin(
+      () => {
+        const quiet = seen === received;
+        seen = received;
+        return quiet;
+      },
+      { timeoutMs: 30_000, what: "the receiver to go quiet for 500 ms", everyMs: 500 },
+    );
     const kernelDrops = await rawDrops(nsB);
     const reported = b.reportedDrops();
     const cpu = process.cpuUsage(cpu0);

@@ -1,10 +1,10 @@
-import { upLab } from "../lib/lab/index.ts";
 import {
   DEFAULT_SHARING,
   keepalivedSharing,
   referenceSharing,
   type SharingOutcome,
-} from "../lib/roles/vrls/sharing-experiment.ts";
+} from "../lib/experiments/sharing-experiment.ts";
+import { upLab } from "../lib/lab/index.ts";
 import { loadTopology } from "../lib/topology/load.ts";
 
 /**

@@ -1,5 +1,6 @@
 import { pathToFileURL } from "node:url";
 import { type Lab, upLab } from "../lib/lab/index.ts";
+import { heldWithin, pause } from "../lib/remote/wait.ts";
 import { parseTopologyText } from "../lib/topology/load.ts";
 import { TrafficAgent } from "../lib/traffic/agent-client.ts";
 import { compareTcpStreams } from "../lib/traffic/tcp-streams.ts";
@@ -44,7 +45,6 @@ hosts:
     routes: [{ to: 198.18.62.0/24, via: 198.18.63.1 }]
 `;
 const DST = "198.18.63.10";
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function cpuTicks(lab: Lab, host: string, pid: number): Promise<number> {
   const r = await lab.host(host).exec(["cat", `/proc/${pid}/stat`]);
@@ -97,7 +97,7 @@ export async function runTrafficAgentBench(
       const wait0 = await runQueueWaitNs(lab, "src", srcPid);
       const sender = await src.startUdpSend({ streamId: 1, dstIp: DST, dstPort: 6100, pps, count: pps });
       const totals = await sender.finished(30_000);
-      await sleep(300);
+      await pause(300); // time is the subject: a drain interval, also part of the CPU accounting window (+0.3 s)
       const [s1, d1] = [await cpuTicks(lab, "src", srcPid), await cpuTicks(lab, "dst", dstPid)];
       const waitPct =
         ((await runQueueWaitNs(lab, "src", srcPid)) - wait0) / 1e7 / (totals.wallMs / 1000 + 0.3);
@@ -138,19 +138,23 @@ export async function runTrafficAgentBench(
         recordsPerSecond: 5,
         connectRatePerSecond: 2000,
       });
-      let report = await streams.report();
-      while (
-        report.totals.open + report.totals.connectFailures < connections &&
-        Date.now() - began < 30_000
-      ) {
-        await sleep(50);
-        report = await streams.report();
-      }
+      // A ramp that does not finish within 30 s is measured as it stands, not thrown.
+      await heldWithin(
+        async () => {
+          const { totals } = await streams.report();
+          return totals.open + totals.connectFailures >= connections;
+        },
+        { timeoutMs: 30_000, what: `${connections} connections to open or fail`, everyMs: 50 },
+      );
       const rampS = (Date.now() - began) / 1000;
       const fds = (await src.overview()).openFiles;
-      await sleep(3000);
+      await pause(3000); // time is the subject: 3 s of records at the full connection count
       const client = await streams.stop({ graceMs: 10_000 });
-      for (let i = 0; i < 100 && (await sink.report()).totals.open > 0; i++) await sleep(100);
+      await heldWithin(async () => (await sink.report()).totals.open === 0, {
+        timeoutMs: 10_000,
+        what: "the sink's connections to close",
+        everyMs: 100,
+      });
       const sinkReport = await sink.stop();
       const comparison = compareTcpStreams(client, sinkReport);
       const exact = comparison.exact === connections;

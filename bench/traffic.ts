@@ -1,5 +1,6 @@
 import { writeFile } from "node:fs/promises";
 import { type Lab, upLab } from "../lib/lab/index.ts";
+import { pause } from "../lib/remote/wait.ts";
 import { parseTopologyText } from "../lib/topology/load.ts";
 import { Capture } from "../lib/traffic/capture.ts";
 import { writePcap } from "../lib/traffic/pcap-reader.ts";
@@ -99,7 +100,8 @@ async function udpStep(
     path,
   );
   // Stop the receiver whatever happens to the sender, then report the sender's failure.
-  const sender = await sending.finally(() => new Promise((r) => setTimeout(r, 300)));
+  // Time is the subject: a 300 ms drain interval before the receiver stops (what is missing is lost).
+  const sender = await sending.finally(() => pause(300));
   const report = await receiver.stop();
   const got = report.streams.find((s) => s.streamId === streamId);
   const received = got?.unique ?? 0;
@@ -140,7 +142,7 @@ async function captureStep(
       { streamId, dstIp: DST, dstPort: PORT, pps, count: Math.round(pps * seconds) },
       path,
     );
-    await new Promise((r) => setTimeout(r, 300));
+    await pause(300); // time is the subject: the same drain interval
     const stats = await capture.stop();
     const count = await counter(lab);
     let frames = 0;
@@ -211,7 +213,7 @@ async function tcpreplayRate(
     const r = await lab
       .host("src")
       .exec(["tcpreplay", "--topspeed", "--preload-pcap", `--loop=${loops}`, "-i", path.device, file]);
-    await new Promise((res) => setTimeout(res, 300));
+    await pause(300); // time is the subject: the same drain interval
     const delivered = await counter(lab);
     const actual = /Actual: (\d+) packets .* in ([\d.]+) seconds/.exec(r.stdout);
     const rated = /Rated: [\d.]+ Bps, [\d.]+ Mbps, ([\d.]+) pps/.exec(r.stdout);

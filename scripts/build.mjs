@@ -54,6 +54,8 @@ const common = {
 };
 await Promise.all([
   build({ ...common, entryPoints: [join(root, "lib/cli/main.ts")], outfile: join(root, "dist/cli.mjs") }),
+  // The benchmarks are a separate entry the CLI loads lazily (lib/cli/bench-commands.ts).
+  build({ ...common, entryPoints: [join(root, "bench/index.ts")], outfile: join(root, "dist/bench.mjs") }),
   ...agents.map((entry) =>
     build({
       ...common,
@@ -71,4 +73,6 @@ const helpers = ["native/pktgen/build.sh"].filter((script) => {
   }
 });
 for (const script of helpers) execFileSync("sh", [join(root, script)], { stdio: "inherit" });
-console.log(`built dist/cli.mjs, ${agents.length} agent(s), ${helpers.length} native helper(s)`);
+console.log(
+  `built dist/cli.mjs, dist/bench.mjs, ${agents.length} agent(s), ${helpers.length} native helper(s)`,
+);

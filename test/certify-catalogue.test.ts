@@ -1,8 +1,8 @@
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
 import { loadCatalogue, parseCatalogueText } from "../lib/certify/catalogue.ts";
+import { SUITE_CASES } from "../lib/certify/suites.ts";
 import { ConfigError } from "../lib/topology/errors.ts";
-import { SUITE_CASES } from "../suites/index.ts";
 
 const catalogue = loadCatalogue();
 
@@ -12,7 +12,7 @@ describe("requirement catalogue (suites/catalogue.yaml)", () => {
     for (const r of catalogue.requirements) {
       for (const c of r.cases) {
         const def = SUITE_CASES[r.suite][c];
-        if (!def) problems.push(`${r.id}: case ${c} does not exist in suites/${r.suite}/cases.ts`);
+        if (!def) problems.push(`${r.id}: case ${c} does not exist in lib/certify/cases/${r.suite}.ts`);
         else if (!def.requirements.includes(r.id)) problems.push(`${r.id}: case ${c} does not name ${r.id}`);
       }
     }

@@ -4,11 +4,11 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CaseRecord } from "../lib/certify/cases/define.ts";
+import { vrrpCases } from "../lib/certify/cases/vrrp.ts";
 import { loadCatalogue } from "../lib/certify/catalogue.ts";
 import { renderCertificationPage } from "../lib/certify/html.ts";
 import { buildSummary, type CertificationSummary } from "../lib/certify/summary.ts";
-import type { CaseRecord } from "../suites/support/cases.ts";
-import { vrrpCases } from "../suites/vrrp/cases.ts";
 
 // A case whose capture really dropped packets comes out inconclusive: the fixture suite
 // (test/fixtures/inconclusive) runs two certCase cases under vitest as `tandem certify`

@@ -8,7 +8,6 @@
 //   4. new owner drops what precedes each marker, releases the rest, stops queueing.
 // The receiver must get every datagram exactly once; the members' own counters must add up.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Executor, hostExecutor } from "../lib/dataplane/exec.ts";
 import { HoldQueue } from "../lib/dataplane/hold-queue.ts";
 import { ensureQueueRule } from "../lib/dataplane/iptables-queue.ts";
 import {
@@ -19,9 +18,11 @@ import {
   updateSet,
 } from "../lib/dataplane/nft.ts";
 import { run } from "../lib/lab/command.ts";
+import { RECEIVER, sendPaced, startUdpReceiver, type UdpReceiver } from "../lib/lab/forwarding-lab.ts";
 import { type Lab, upLab } from "../lib/lab/index.ts";
+import type { CommandHost } from "../lib/remote/command.ts";
+import { waitUntil } from "../lib/remote/wait.ts";
 import { parseTopologyText } from "../lib/topology/load.ts";
-import { RECEIVER, sendPaced, startUdpReceiver, type UdpReceiver, waitFor } from "./dataplane-fixture.ts";
 
 const END_SYSTEM = "198.18.1.10";
 const VIRTUAL_MAC = "00:00:5e:00:01:09";
@@ -57,7 +58,7 @@ hosts:
 
 interface Member {
   name: string;
-  exec: Executor;
+  exec: CommandHost;
   /** The member's nftables, in process (as a role agent has them): a hand-off spawns nothing. */
   nft: InProcessNft;
   queue: HoldQueue<string>;
@@ -88,7 +89,7 @@ beforeAll(async () => {
     "permanent",
   ]);
   for (const name of ["m1", "m2"]) {
-    const exec = hostExecutor(lab.host(name));
+    const exec = lab.host(name);
     await replaceTable(
       exec,
       { family: "inet", table: "tdhandoff" },
@@ -191,14 +192,17 @@ describe("exactly-once hand-off on the data plane", () => {
     // Every datagram that will arrive has arrived once the count stops growing for 300 ms.
     let last = -1;
     let stableSince = Date.now();
-    await waitFor("the receiver's count to settle", () => {
-      const n = receiver?.received.length ?? 0;
-      if (n !== last) {
-        last = n;
-        stableSince = Date.now();
-      }
-      return Date.now() - stableSince >= 300;
-    });
+    await waitUntil(
+      () => {
+        const n = receiver?.received.length ?? 0;
+        if (n !== last) {
+          last = n;
+          stableSince = Date.now();
+        }
+        return Date.now() - stableSince >= 300;
+      },
+      { timeoutMs: 10_000, what: "the receiver's count to settle" },
+    );
 
     const seqs = receiver!.received.filter((d) => d.tag === "x").map((d) => d.seq);
     const counts = new Map<number, number>();

@@ -20,8 +20,8 @@ import {
   SOURCE_A,
   SOURCE_B,
   UDP_PORT,
-  waitFor,
-} from "./dataplane-fixture.ts";
+} from "../lib/lab/forwarding-lab.ts";
+import { waitUntil } from "../lib/remote/wait.ts";
 
 const QUEUE = 300;
 const MARK = 0x3000;
@@ -78,15 +78,24 @@ describe("HoldQueue in a forwarding namespace", () => {
       hq.hold(SOURCE_A);
       const before = await readCounter(lab.exec.receiver, { family: "inet", table: "tdcount" }, "rx");
       await Promise.all([lab.send(SOURCE_A, "h1a", 200), lab.send(SOURCE_B, "h1b", 200)]);
-      await waitFor("B's 200 datagrams", () => lab.receivedOf("h1b").length >= 200);
-      await waitFor("A's 200 packets held", () => hq.counters(SOURCE_A).held >= 200);
+      await waitUntil(() => lab.receivedOf("h1b").length >= 200, {
+        timeoutMs: 10_000,
+        what: "B's 200 datagrams",
+      });
+      await waitUntil(() => hq.counters(SOURCE_A).held >= 200, {
+        timeoutMs: 10_000,
+        what: "A's 200 packets held",
+      });
       await settle();
       expect(lab.receivedOf("h1a")).toHaveLength(0);
       expect(hq.counters(SOURCE_B).passed).toBe(200);
       expect(hq.held(SOURCE_A).map((r) => r.summary.src)).toEqual(Array(200).fill(SOURCE_A));
 
       expect(hq.release(SOURCE_A)).toEqual({ released: 200, discarded: 0 });
-      await waitFor("A's 200 datagrams", () => lab.receivedOf("h1a").length >= 200);
+      await waitUntil(() => lab.receivedOf("h1a").length >= 200, {
+        timeoutMs: 10_000,
+        what: "A's 200 datagrams",
+      });
       await settle();
       expect(lab.receivedOf("h1a").map((d) => d.seq)).toEqual(range(200));
       expect(lab.receivedOf("h1b").map((d) => d.seq)).toEqual(range(200));
@@ -118,12 +127,15 @@ describe("HoldQueue in a forwarding namespace", () => {
     try {
       hq.hold(SOURCE_A);
       await lab.send(SOURCE_A, "d1", 50);
-      await waitFor("50 held", () => hq.counters(SOURCE_A).held >= 50);
+      await waitUntil(() => hq.counters(SOURCE_A).held >= 50, { timeoutMs: 10_000, what: "50 held" });
       expect(hq.discard(SOURCE_A, (r) => r.summary.dstPort === UDP_PORT)).toBe(50);
       expect(hq.mode(SOURCE_A)).toBe("hold");
       hq.passThrough(SOURCE_A);
       await lab.send(SOURCE_A, "d2", 10);
-      await waitFor("the 10 sent after pass-through", () => lab.receivedOf("d2").length >= 10);
+      await waitUntil(() => lab.receivedOf("d2").length >= 10, {
+        timeoutMs: 10_000,
+        what: "the 10 sent after pass-through",
+      });
       await settle();
       expect(lab.receivedOf("d1")).toHaveLength(0);
       expect(hq.counters(SOURCE_A)).toMatchObject({ heldTotal: 50, discarded: 50, released: 0, passed: 10 });
@@ -137,13 +149,16 @@ describe("HoldQueue in a forwarding namespace", () => {
     try {
       hq.hold(SOURCE_A);
       await lab.send(SOURCE_A, "o1", 50);
-      await waitFor("50 arrivals", () => {
-        const c = hq.counters(SOURCE_A);
-        return c.held + c.overflowDropped >= 50;
-      });
+      await waitUntil(
+        () => {
+          const c = hq.counters(SOURCE_A);
+          return c.held + c.overflowDropped >= 50;
+        },
+        { timeoutMs: 10_000, what: "50 arrivals" },
+      );
       expect(hq.counters(SOURCE_A)).toMatchObject({ held: 30, overflowDropped: 20 });
       hq.release(SOURCE_A);
-      await waitFor("30 datagrams", () => lab.receivedOf("o1").length >= 30);
+      await waitUntil(() => lab.receivedOf("o1").length >= 30, { timeoutMs: 10_000, what: "30 datagrams" });
       await settle();
       expect(lab.receivedOf("o1").map((d) => d.seq)).toEqual(range(30));
     } finally {
@@ -157,10 +172,13 @@ describe("HoldQueue in a forwarding namespace", () => {
     try {
       hq.hold(SOURCE_A);
       await lab.send(SOURCE_A, "o2", 40);
-      await waitFor("40 arrivals", () => {
-        const c = hq.counters(SOURCE_A);
-        return c.held + c.overflowDropped >= 40;
-      });
+      await waitUntil(
+        () => {
+          const c = hq.counters(SOURCE_A);
+          return c.held + c.overflowDropped >= 40;
+        },
+        { timeoutMs: 10_000, what: "40 arrivals" },
+      );
       const c = hq.counters(SOURCE_A);
       // 10 packets of 32 bytes (seq 0..9) + 2 of 33 = 386 <= 396; the 13th would be 419.
       expect(c.held).toBe(12);
@@ -176,8 +194,8 @@ describe("HoldQueue in a forwarding namespace", () => {
     try {
       hq.hold(SOURCE_A);
       await lab.send(SOURCE_A, "t1", 20);
-      await waitFor("20 held", () => hq.counters(SOURCE_A).held >= 20);
-      await waitFor("expiry", () => hq.counters(SOURCE_A).timeoutDropped >= 20, 3000);
+      await waitUntil(() => hq.counters(SOURCE_A).held >= 20, { timeoutMs: 10_000, what: "20 held" });
+      await waitUntil(() => hq.counters(SOURCE_A).timeoutDropped >= 20, { timeoutMs: 3000, what: "expiry" });
       hq.release(SOURCE_A);
       await settle();
       expect(lab.receivedOf("t1")).toHaveLength(0);
@@ -193,12 +211,12 @@ describe("HoldQueue in a forwarding namespace", () => {
     try {
       hq.hold(SOURCE_A);
       await lab.send(SOURCE_A, "m1", 30);
-      await waitFor("30 held", () => hq.counters(SOURCE_A).held >= 30);
+      await waitUntil(() => hq.counters(SOURCE_A).held >= 30, { timeoutMs: 10_000, what: "30 held" });
       const held = hq.held(SOURCE_A);
       const marker = held[11]!;
       const result = hq.releaseAfterMarkers(SOURCE_A, new Map([[marker.summary.flow, marker.identity]]));
       expect(result).toEqual({ released: 18, discarded: 12, markersFound: 1, markersMissing: 0 });
-      await waitFor("18 datagrams", () => lab.receivedOf("m1").length >= 18);
+      await waitUntil(() => lab.receivedOf("m1").length >= 18, { timeoutMs: 10_000, what: "18 datagrams" });
       await settle();
       expect(lab.receivedOf("m1").map((d) => d.seq)).toEqual(range(18, 12));
     } finally {
@@ -235,7 +253,7 @@ describe("HoldQueue in a forwarding namespace", () => {
       await settle(800); // tcpdump needs a moment to attach
       hq.observe(SOURCE_A);
       await lab.send(SOURCE_A, "v1", 15);
-      await waitFor("15 datagrams", () => lab.receivedOf("v1").length >= 15);
+      await waitUntil(() => lab.receivedOf("v1").length >= 15, { timeoutMs: 10_000, what: "15 datagrams" });
       await capture;
       const obs = hq.observations(SOURCE_A);
       expect(obs).toHaveLength(1);
@@ -259,7 +277,7 @@ describe("HoldQueue in a forwarding namespace", () => {
     const hq = openHoldQueue();
     hq.hold(SOURCE_A);
     await lab.send(SOURCE_A, "c1", 10);
-    await waitFor("10 held", () => hq.counters(SOURCE_A).held >= 10);
+    await waitUntil(() => hq.counters(SOURCE_A).held >= 10, { timeoutMs: 10_000, what: "10 held" });
     hq.close();
     await settle();
     expect(lab.receivedOf("c1")).toHaveLength(0);
@@ -284,20 +302,26 @@ describe("HoldQueue in a forwarding namespace", () => {
     try {
       const lines: string[] = [];
       createInterface({ input: child.stdout }).on("line", (l) => lines.push(l));
-      await waitFor("the child to bind", () => lines.includes("ready"));
+      await waitUntil(() => lines.includes("ready"), { timeoutMs: 10_000, what: "the child to bind" });
       await lab.send(SOURCE_A, "k1", 20);
-      await waitFor("the child to hold 20", () => lines.includes("held 20"));
+      await waitUntil(() => lines.includes("held 20"), { timeoutMs: 10_000, what: "the child to hold 20" });
       const kernelQueue = async () => {
-        const text = (await lab.exec.forwarder(["cat", "/proc/net/netfilter/nfnetlink_queue"])).stdout;
+        const text = (await lab.exec.forwarder.exec(["cat", "/proc/net/netfilter/nfnetlink_queue"])).stdout;
         return parseQueueStats(text).find((q) => q.queueNum === QUEUE);
       };
       expect((await kernelQueue())?.queueTotal).toBe(20);
       child.kill("SIGKILL");
-      await waitFor("the kernel to unbind the queue", async () => (await kernelQueue()) === undefined);
+      await waitUntil(async () => (await kernelQueue()) === undefined, {
+        timeoutMs: 10_000,
+        what: "the kernel to unbind the queue",
+      });
       const hq = openHoldQueue();
       try {
         await lab.send(SOURCE_A, "k2", 10);
-        await waitFor("10 after rebinding", () => lab.receivedOf("k2").length >= 10);
+        await waitUntil(() => lab.receivedOf("k2").length >= 10, {
+          timeoutMs: 10_000,
+          what: "10 after rebinding",
+        });
         await settle();
         expect(lab.receivedOf("k1")).toHaveLength(0);
       } finally {
@@ -322,7 +346,10 @@ describe("HoldQueue in a forwarding namespace", () => {
     });
     try {
       await Promise.all([lab.send(SOURCE_A, "e1", 10), lab.send(SOURCE_B, "e2", 10)]);
-      await waitFor("20 datagrams", () => lab.receivedOf("e1").length + lab.receivedOf("e2").length >= 20);
+      await waitUntil(() => lab.receivedOf("e1").length + lab.receivedOf("e2").length >= 20, {
+        timeoutMs: 10_000,
+        what: "20 datagrams",
+      });
       const stats = hq.stats();
       expect(stats).toMatchObject({ received: 20, keyErrors: 10, hookErrors: 10, malformed: 0 });
       expect(hq.counters(SOURCE_A).passed).toBe(10);
@@ -333,7 +360,7 @@ describe("HoldQueue in a forwarding namespace", () => {
 
   it("the queue rule is idempotent", async () => {
     expect(await ensureQueueRule(lab.exec.forwarder, rule)).toBe(false);
-    const listed = await lab.exec.forwarder(["iptables", "-t", "mangle", "-S", "FORWARD"]);
+    const listed = await lab.exec.forwarder.exec(["iptables", "-t", "mangle", "-S", "FORWARD"]);
     expect(listed.stdout.match(/NFQUEUE/g)).toHaveLength(1);
     expect(await removeQueueRule(lab.exec.forwarder, rule)).toBe(1);
     expect(await removeQueueRule(lab.exec.forwarder, rule)).toBe(0);

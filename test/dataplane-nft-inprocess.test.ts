@@ -3,7 +3,6 @@
 // the kernel holds is always read back independently, with a spawned `nft` in the namespace.
 import { type ChildProcess, spawn } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { namespaceExecutor } from "../lib/dataplane/exec.ts";
 import {
   type InProcessNft,
   inProcessNft,
@@ -18,11 +17,12 @@ import {
 import { run } from "../lib/lab/command.ts";
 import { namespaceName, newRunPrefix } from "../lib/lab/prefix.ts";
 import { teardownPrefix } from "../lib/lab/teardown.ts";
-import { waitFor } from "./dataplane-fixture.ts";
+import { namespaceHost } from "../lib/remote/command.ts";
+import { waitUntil } from "../lib/remote/wait.ts";
 
 const prefix = newRunPrefix();
 const ns = namespaceName(prefix, "nftinproc");
-const spawned = namespaceExecutor(ns);
+const spawned = namespaceHost(ns, { timeoutMs: 30_000 });
 const opened: InProcessNft[] = [];
 const children: ChildProcess[] = [];
 
@@ -130,13 +130,22 @@ describe("in-process libnftables context", () => {
     child.stderr?.on("data", (d: Buffer) => {
       err += d.toString();
     });
-    await waitFor("the child's tables", () => out.includes("ready") || child.exitCode !== null);
+    await waitUntil(() => out.includes("ready") || child.exitCode !== null, {
+      timeoutMs: 10_000,
+      what: "the child's tables",
+    });
     expect(err).toBe("");
     expect(await tables()).toEqual(expect.arrayContaining(["ip tdowned", "ip tdkept"]));
 
     child.kill("SIGKILL");
-    await waitFor("the owner table to go", async () => !(await tables()).includes("ip tdowned"));
-    await waitFor("the child to be reaped", () => child.signalCode !== null || child.exitCode !== null);
+    await waitUntil(async () => !(await tables()).includes("ip tdowned"), {
+      timeoutMs: 10_000,
+      what: "the owner table to go",
+    });
+    await waitUntil(() => child.signalCode !== null || child.exitCode !== null, {
+      timeoutMs: 10_000,
+      what: "the child to be reaped",
+    });
     expect(child.signalCode).toBe("SIGKILL");
     expect(await tables()).toContain("ip tdkept");
   });
@@ -163,6 +172,9 @@ describe("in-process libnftables context", () => {
 
     // Closing the context releases it at once.
     nft.close();
-    await waitFor("the closed context's table to go", async () => !(await tables()).includes("ip tdmine"));
+    await waitUntil(async () => !(await tables()).includes("ip tdmine"), {
+      timeoutMs: 10_000,
+      what: "the closed context's table to go",
+    });
   });
 });

@@ -9,7 +9,8 @@ import {
   syncSet,
   updateSet,
 } from "../lib/dataplane/nft.ts";
-import { buildForwardingLab, type ForwardingLab, SOURCE_A, SOURCE_B, waitFor } from "./dataplane-fixture.ts";
+import { buildForwardingLab, type ForwardingLab, SOURCE_A, SOURCE_B } from "../lib/lab/forwarding-lab.ts";
+import { waitUntil } from "../lib/remote/wait.ts";
 
 let lab: ForwardingLab;
 const t = { family: "inet", table: "tdnft" } as const;
@@ -33,7 +34,7 @@ describe("nft helpers in a namespace", () => {
     const fwd = lab.exec.forwarder;
     await replaceTable(fwd, t, BODY);
     await lab.send(SOURCE_A, "n1", 25);
-    await waitFor("25 forwarded", () => lab.receivedOf("n1").length >= 25);
+    await waitUntil(() => lab.receivedOf("n1").length >= 25, { timeoutMs: 10_000, what: "25 forwarded" });
     const listing = await listSet(fwd, set);
     expect(listing.type).toBe("ipv4_addr");
     expect(listing.flags).toEqual(["interval"]);

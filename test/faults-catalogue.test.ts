@@ -4,11 +4,11 @@ import { describe, expect, it } from "vitest";
 import { loadCatalogue } from "../lib/certify/catalogue.ts";
 import { casePattern, judgeFault } from "../lib/certify/faults.ts";
 import { casesForFault, loadFaults, parseFaultsText } from "../lib/certify/faults-catalogue.ts";
+import { SUITE_CASES } from "../lib/certify/suites.ts";
 import type { CertificationSummary } from "../lib/certify/summary.ts";
 import { parseFaultOption, SEEDED_FAULTS } from "../lib/roles/seeded-faults.ts";
 import { initialVrrpState, step, type VrrpEvent, type VrrpState } from "../lib/roles/vrls/vrrp-state.ts";
 import { ConfigError } from "../lib/topology/errors.ts";
-import { SUITE_CASES } from "../suites/index.ts";
 
 const catalogue = loadCatalogue();
 const faults = loadFaults(undefined, catalogue);

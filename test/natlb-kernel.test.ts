@@ -9,10 +9,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ipBatch, run } from "../lib/lab/command.ts";
 import { namespaceName, newRunPrefix } from "../lib/lab/prefix.ts";
 import { namespacesOf, teardownPrefix } from "../lib/lab/teardown.ts";
+import { namespaceHost } from "../lib/remote/command.ts";
 import { Balancer } from "../lib/roles/natlb/balancer.ts";
-import type { ClientLoadReport } from "../lib/roles/natlb/client-load.ts";
 import { type NatlbConfig, NatlbSection } from "../lib/roles/natlb/config.ts";
-import { namespaceExec } from "../lib/roles/natlb/exec.ts";
 import { LocalAgent } from "../lib/roles/natlb/local-agent.ts";
 import { localPorts } from "../lib/roles/natlb/local-port.ts";
 import {
@@ -26,7 +25,8 @@ import {
   recoverMoves,
 } from "../lib/roles/natlb/move.ts";
 import { NfqueueHold } from "../lib/roles/natlb/nfqueue-hold.ts";
-import type { WebServerStats } from "../lib/roles/natlb/web-server.ts";
+import type { ClientLoadReport } from "../lib/traffic/http-load.ts";
+import type { WebServerStats } from "../lib/traffic/http-server.ts";
 
 const VIP = "198.18.0.100";
 const VIP_INTERNAL = "198.19.0.100";
@@ -174,7 +174,7 @@ describe.each(["dnat", "fullnat"] as const)("NAT-LB kernel recipe, embodiment %s
       rig.journal = new MoveJournal(join(mkdtempSync(join(tmpdir(), "natlb-")), "moves.jsonl"));
       for (const name of ["a", "b"] as const) {
         const ns = namespaceName(rig.prefix, name);
-        const exec = namespaceExec(ns);
+        const exec = namespaceHost(ns);
         rig[name] = new Balancer(name, rig.cfg, exec, new NfqueueHold(rig.cfg, exec, { netns: ns }), {
           namespace: ns,
         });

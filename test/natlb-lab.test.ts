@@ -10,7 +10,6 @@
 import { loadavg } from "node:os";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Lab, upLab } from "../lib/lab/lab.ts";
-import type { ClientLoadReport } from "../lib/roles/natlb/client-load.ts";
 import type { NatlbConfig } from "../lib/roles/natlb/config.ts";
 import {
   type ControllerStatus,
@@ -29,9 +28,10 @@ import {
 import type { MoveReport } from "../lib/roles/natlb/move.ts";
 import { loadNatlbSection } from "../lib/roles/natlb/section.ts";
 import { formatBalancerTables, readBalancerTables } from "../lib/roles/natlb/show.ts";
-import { compareCaptures, type Segment, segmentOf } from "../lib/roles/natlb/wire-check.ts";
 import { loadTopology } from "../lib/topology/load.ts";
 import { Capture } from "../lib/traffic/capture.ts";
+import type { ClientLoadReport } from "../lib/traffic/http-load.ts";
+import { compareCaptures, type Segment, segmentOf } from "../lib/traffic/tcp-compare.ts";
 
 const FIG3 = new URL("../labs/natlb-fig3.yaml", import.meta.url).pathname;
 const FIG13 = new URL("../labs/natlb-fig13.yaml", import.meta.url).pathname;

@@ -15,8 +15,8 @@ import {
 } from "../lib/roles/natlb/conn-table.ts";
 import { CopyStore, entriesFromSocketTable, toCopyRow } from "../lib/roles/natlb/keeper.ts";
 import { MoveJournal } from "../lib/roles/natlb/move.ts";
-import { compareCaptures, type Segment, segmentOf } from "../lib/roles/natlb/wire-check.ts";
 import type { PcapRecord } from "../lib/traffic/pcap-reader.ts";
+import { compareCaptures, type Segment, segmentOf } from "../lib/traffic/tcp-compare.ts";
 import { ETHERTYPE, encodeEthernet } from "../lib/wire/ethernet.ts";
 import { encodeIpv4, IP_PROTOCOL } from "../lib/wire/ipv4.ts";
 import { encodeTcp } from "../lib/wire/tcp.ts";

@@ -2,17 +2,17 @@
 // in mangle OUTPUT; nftables counters in input show what the verdicts let through.
 import { type NfQueue, openQueue, type QueuedPacket } from "tandem-nfqueue";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { namespaceExecutor } from "../lib/dataplane/exec.ts";
 import { ensureQueueRule } from "../lib/dataplane/iptables-queue.ts";
 import { readCounter, replaceTable } from "../lib/dataplane/nft.ts";
 import { summarizePacket } from "../lib/dataplane/packet.ts";
 import { run } from "../lib/lab/command.ts";
 import { namespaceName, newRunPrefix } from "../lib/lab/prefix.ts";
-import { waitFor } from "./dataplane-fixture.ts";
+import { namespaceHost } from "../lib/remote/command.ts";
+import { waitUntil } from "../lib/remote/wait.ts";
 
 const prefix = newRunPrefix();
 const ns = namespaceName(prefix, "nfq");
-const exec = namespaceExecutor(ns);
+const exec = namespaceHost(ns, { timeoutMs: 30_000 });
 const QUEUE = 301;
 const PORT = 5001;
 const table = { family: "inet", table: "tdnfq" } as const;
@@ -76,7 +76,7 @@ describe("tandem-nfqueue addon", () => {
     try {
       const before = await rx();
       await send(20);
-      await waitFor("20 queued packets", () => packets.length >= 20);
+      await waitUntil(() => packets.length >= 20, { timeoutMs: 10_000, what: "20 queued packets" });
       expect(packets.every((p) => p.hook === 3 && p.hwProtocol === 0x0800 && p.mark === 0x3000)).toBe(true);
       const first = summarizePacket(packets[0]!.payload);
       expect(first.ok && first.value).toMatchObject({
@@ -88,7 +88,10 @@ describe("tandem-nfqueue addon", () => {
       expect(new Set(packets.map((p) => p.id)).size).toBe(20);
       // Even packets accepted, odd ones dropped.
       for (const [i, p] of packets.entries()) queue.verdict(p.id, i % 2 === 0 ? "accept" : "drop");
-      await waitFor("10 delivered", async () => (await rx()).packets - before.packets >= 10);
+      await waitUntil(async () => (await rx()).packets - before.packets >= 10, {
+        timeoutMs: 10_000,
+        what: "10 delivered",
+      });
       await new Promise((r) => setTimeout(r, 200));
       expect((await rx()).packets - before.packets).toBe(10);
       const stats = queue.stats();
@@ -118,7 +121,7 @@ describe("tandem-nfqueue addon", () => {
     const { queue, packets } = collect({ maxLen: 8 });
     try {
       await send(20);
-      await waitFor("8 queued", () => packets.length >= 8);
+      await waitUntil(() => packets.length >= 8, { timeoutMs: 10_000, what: "8 queued" });
       await new Promise((r) => setTimeout(r, 200));
       expect(packets).toHaveLength(8);
       expect(queue.stats().kernel).toMatchObject({ queueTotal: 8, queueDropped: 12 });
@@ -126,7 +129,10 @@ describe("tandem-nfqueue addon", () => {
         packets.map((p) => p.id),
         "drop",
       );
-      await waitFor("queue empty", () => queue.stats().kernel?.queueTotal === 0);
+      await waitUntil(() => queue.stats().kernel?.queueTotal === 0, {
+        timeoutMs: 10_000,
+        what: "queue empty",
+      });
     } finally {
       queue.close();
     }
@@ -137,14 +143,17 @@ describe("tandem-nfqueue addon", () => {
     try {
       const marked = await readCounter(exec, table, "marked");
       await send(10);
-      await waitFor("10 queued", () => packets.length >= 10);
+      await waitUntil(() => packets.length >= 10, { timeoutMs: 10_000, what: "10 queued" });
       queue.verdictMany(
         packets.slice(0, 5).map((p) => p.id),
         "accept",
         { mark: 0x3042 },
       );
       queue.verdictUpTo(packets[9]!.id, "accept");
-      await waitFor("queue empty", () => queue.stats().kernel?.queueTotal === 0);
+      await waitUntil(() => queue.stats().kernel?.queueTotal === 0, {
+        timeoutMs: 10_000,
+        what: "queue empty",
+      });
       await new Promise((r) => setTimeout(r, 100));
       expect((await readCounter(exec, table, "marked")).packets - marked.packets).toBe(5);
     } finally {
@@ -172,7 +181,7 @@ describe("tandem-nfqueue addon", () => {
     try {
       await new Promise((r) => setTimeout(r, 300));
       await send(1);
-      await waitFor("1 queued", () => packets.length >= 1);
+      await waitUntil(() => packets.length >= 1, { timeoutMs: 10_000, what: "1 queued" });
       const original = packets[0]!.payload;
       const changed = Buffer.from(original);
       changed.write("X", 28); // first UDP payload byte: "p:0" -> "X:0"
@@ -196,16 +205,22 @@ describe("tandem-nfqueue addon", () => {
       }
       await sending;
       for (const p of packets.splice(0)) queue.verdict(p.id, "accept");
-      await waitFor("the queue to drain", () => queue.stats().kernel?.queueTotal === 0);
-      let seen = 0;
-      await waitFor("no more packets", async () => {
-        for (const p of packets.splice(0)) queue.verdict(p.id, "accept");
-        const now = queue.counters().received;
-        const quiet = now === seen;
-        seen = now;
-        await new Promise((r) => setTimeout(r, 100));
-        return quiet;
+      await waitUntil(() => queue.stats().kernel?.queueTotal === 0, {
+        timeoutMs: 10_000,
+        what: "the queue to drain",
       });
+      let seen = 0;
+      await waitUntil(
+        async () => {
+          for (const p of packets.splice(0)) queue.verdict(p.id, "accept");
+          const now = queue.counters().received;
+          const quiet = now === seen;
+          seen = now;
+          await new Promise((r) => setTimeout(r, 100));
+          return quiet;
+        },
+        { timeoutMs: 10_000, what: "no more packets" },
+      );
       const stats = queue.stats();
       expect(stats.enobufs).toBeGreaterThan(0);
       expect(stats.kernel?.userDropped).toBeGreaterThan(0);
@@ -229,7 +244,10 @@ describe("tandem-nfqueue addon", () => {
     try {
       const before = await rx();
       await send(10);
-      await waitFor("10 delivered", async () => (await rx()).packets - before.packets >= 10);
+      await waitUntil(async () => (await rx()).packets - before.packets >= 10, {
+        timeoutMs: 10_000,
+        what: "10 delivered",
+      });
       expect(seen).toHaveLength(10);
       expect(errors.map((e) => (e as Error).message)).toEqual(["handler bug"]);
     } finally {
@@ -252,7 +270,7 @@ describe("tandem-nfqueue addon", () => {
       const script = `const s = require("node:dgram").createSocket("udp6");
         s.send("v6", ${PORT}, "::1", () => s.close());`;
       await run(["ip", "netns", "exec", ns, process.execPath, "-e", script]);
-      await waitFor("1 queued", () => packets.length >= 1);
+      await waitUntil(() => packets.length >= 1, { timeoutMs: 10_000, what: "1 queued" });
       const p = packets[0]!;
       expect(p.hwProtocol).toBe(0x86dd);
       const s = summarizePacket(p.payload);

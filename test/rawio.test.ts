@@ -10,12 +10,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { run } from "../lib/lab/command.ts";
 import { namespaceName, newRunPrefix } from "../lib/lab/prefix.ts";
 import { teardownPrefix } from "../lib/lab/teardown.ts";
+import { waitUntil } from "../lib/remote/wait.ts";
 import { RawIo } from "../lib/roles/vrls/rawio.ts";
 import { ETHERTYPE, encodeEthernet } from "../lib/wire/ethernet.ts";
 import { encodeIcmp, ICMP_TYPE } from "../lib/wire/icmp.ts";
 import { encodeIpv4, IP_PROTOCOL } from "../lib/wire/ipv4.ts";
 import { encodeVrrp, VRRP_MULTICAST, virtualMac } from "../lib/wire/vrrp.ts";
-import { waitFor } from "./dataplane-fixture.ts";
 
 const prefix = newRunPrefix();
 const nsA = namespaceName(prefix, "rawa");
@@ -123,7 +123,7 @@ describe("RawIo over the tandem-rawio addon (two namespaces, one veth)", () => {
     const before = b.vrrp.length;
     expect(a.io.sendIp(multicast)).toBe(true);
     expect(a.io.sendIp(unicast)).toBe(true);
-    await waitFor("two packets at B", () => b.vrrp.length >= before + 2, 5000);
+    await waitUntil(() => b.vrrp.length >= before + 2, { timeoutMs: 5000, what: "two packets at B" });
     const got = b.vrrp.slice(before);
     expect(got.map((p) => p.toString("hex"))).toEqual([multicast.toString("hex"), unicast.toString("hex")]);
     // IP_MULTICAST_LOOP 0: the sender's own namespace does not hear its advertisement.
@@ -142,7 +142,7 @@ describe("RawIo over the tandem-rawio addon (two namespaces, one veth)", () => {
     });
     const before = b.vrrp.length;
     expect(a.io.sendFrame(frame)).toBe(true);
-    await waitFor("the frame's packet at B", () => b.vrrp.length > before, 5000);
+    await waitUntil(() => b.vrrp.length > before, { timeoutMs: 5000, what: "the frame's packet at B" });
     expect(b.vrrp.slice(before).map((p) => p.toString("hex"))).toEqual([ip.toString("hex")]);
     expect(a.io.stats().sentFrames).toBe(1);
   });
@@ -167,7 +167,10 @@ describe("RawIo over the tandem-rawio addon (two namespaces, one veth)", () => {
     );
     const before = b.icmp.length;
     expect(a.io.sendIp(packet)).toBe(true);
-    await waitFor("the ICMP packet at B", () => b.icmp.some((p) => p.equals(packet)), 5000);
+    await waitUntil(() => b.icmp.some((p) => p.equals(packet)), {
+      timeoutMs: 5000,
+      what: "the ICMP packet at B",
+    });
     expect(b.icmp.slice(before).filter((p) => p.equals(packet))).toHaveLength(1);
     expect(b.vrrp.some((p) => p.equals(packet))).toBe(false);
   });
@@ -211,13 +214,12 @@ describe("RawIo over the tandem-rawio addon (two namespaces, one veth)", () => {
     const sent = burst(a.io, 20_000, 1_000_000);
     expect(sent).toBe(20_000);
     // Every packet is accounted for: received here or counted in the receive socket's sk_drops.
-    await waitFor(
-      "received + rxDrops to reach the packets sent",
+    await waitUntil(
       () => {
         const v = vrrpSocket();
         return v.received + v.rxDrops >= start.received + start.rxDrops + sent;
       },
-      15_000,
+      { timeoutMs: 15_000, what: "received + rxDrops to reach the packets sent" },
     );
     await new Promise((r) => setTimeout(r, 200));
     const v = vrrpSocket();
@@ -253,13 +255,12 @@ describe("the addon's drop counter under overflow", () => {
     opened.push(tx);
     const sent = burst(tx, 20_000, 2_000_000);
     expect(sent).toBe(20_000);
-    await waitFor(
-      "received + rxDrops to reach the packets sent",
+    await waitUntil(
       () => {
         const s = rx.stats();
         return s.received + s.rxDrops >= sent;
       },
-      15_000,
+      { timeoutMs: 15_000, what: "received + rxDrops to reach the packets sent" },
     );
     await new Promise((r) => setTimeout(r, 200));
     const s = rx.stats();

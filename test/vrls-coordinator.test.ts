@@ -6,13 +6,6 @@
 // killed the master does the work again with no interruption of forwarding (far-side
 // capture: no gap beyond the machine's jitter, no duplicate).
 import { describe, expect, it } from "vitest";
-import { withLab } from "../lib/lab/index.ts";
-import { startCoordinator } from "../lib/roles/vrls/coordinator.ts";
-import {
-  startInfoResponders,
-  startVirtualRouter,
-  virtualRouterConfig,
-} from "../lib/roles/vrls/lab-harness.ts";
 import {
   addServerAddresses,
   deviationPct,
@@ -26,9 +19,16 @@ import {
   SERVER,
   skewDestinations,
   wireDuplicates,
-} from "../lib/roles/vrls/sharing-run.ts";
-import { findSequence, VrlsWireLog } from "../lib/roles/vrls/wire-log.ts";
+} from "../lib/experiments/sharing-run.ts";
+import { withLab } from "../lib/lab/index.ts";
+import { startCoordinator } from "../lib/roles/vrls/coordinator.ts";
+import {
+  startInfoResponders,
+  startVirtualRouter,
+  virtualRouterConfig,
+} from "../lib/roles/vrls/lab-harness.ts";
 import { loadTopology } from "../lib/topology/load.ts";
+import { findSequence, VrlsWireLog } from "../lib/traffic/wire-log.ts";
 import { VRLS_TYPE } from "../lib/wire/vrls.ts";
 
 const RA = "198.18.1.2";

@@ -2,8 +2,8 @@
 // process killed); the backup takes over within Master_Down_Interval and reallocates.
 // Interruption per end system from the receiver's per-stream tallies.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { reviveMember } from "../lib/experiments/failover-run.ts";
 import { type Lab, upLab } from "../lib/lab/index.ts";
-import { reviveMember } from "../lib/roles/vrls/failover-run.ts";
 import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/lab-harness.ts";
 import { masterDownIntervalMs } from "../lib/roles/vrls/timers.ts";
 import { loadTopology } from "../lib/topology/load.ts";

@@ -5,11 +5,8 @@
 // conditions again only after the rejoin hold-down. Then, per hand-off mode, a member is
 // killed in the middle of a hand-off: no duplicate, loss bounded by the detection time.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type Lab, upLab } from "../lib/lab/index.ts";
-import { reviveMember } from "../lib/roles/vrls/failover-run.ts";
-import { primeDiscovery } from "../lib/roles/vrls/handoff-run.ts";
-import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/lab-harness.ts";
-import type { HandoffMode } from "../lib/roles/vrls/messages.ts";
+import { reviveMember } from "../lib/experiments/failover-run.ts";
+import { primeDiscovery } from "../lib/experiments/handoff-run.ts";
 import {
   type Flow,
   LAN_END_SYSTEM_ADDRESSES,
@@ -18,9 +15,12 @@ import {
   runLoad,
   SERVER,
   wireDuplicates,
-} from "../lib/roles/vrls/sharing-run.ts";
+} from "../lib/experiments/sharing-run.ts";
+import { type Lab, upLab } from "../lib/lab/index.ts";
+import { waitUntil } from "../lib/remote/wait.ts";
+import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/lab-harness.ts";
+import type { HandoffMode } from "../lib/roles/vrls/messages.ts";
 import { loadTopology } from "../lib/topology/load.ts";
-import { waitFor } from "./dataplane-fixture.ts";
 
 const RA = "198.18.1.2";
 const RB = "198.18.1.3";
@@ -171,11 +171,14 @@ describe("VRLS member faults on the Fig. 7 lab", () => {
               await ra?.call("reallocate", { moves: Object.fromEntries(moving.map((c) => [c, d.to])) });
               // The allocation is out and rb has applied it (its answers go nowhere): rb dies now,
               // well before the master would give up on its confirmations.
-              await waitFor("rb in the middle of the hand-off", async () => {
-                const m = await vr.status("ra");
-                const inFlight = (m.master as { inFlight?: unknown } | undefined)?.inFlight;
-                return inFlight != null && (await versionOf("rb")) > before;
-              });
+              await waitUntil(
+                async () => {
+                  const m = await vr.status("ra");
+                  const inFlight = (m.master as { inFlight?: unknown } | undefined)?.inFlight;
+                  return inFlight != null && (await versionOf("rb")) > before;
+                },
+                { timeoutMs: 10_000, what: "rb in the middle of the hand-off" },
+              );
               const killed = await lab
                 .host("rb")
                 .exec(`ip link set eth0 down; ip link set eth1 down; kill -9 ${rbPid}; date +%s%3N`);

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { goodput, mbpsByMac } from "../lib/roles/vrls/sharing-run.ts";
+import { goodput, mbpsByMac } from "../lib/experiments/sharing-run.ts";
 import { analyzeCapture } from "../lib/traffic/analyzer.ts";
 import { PcapReader, writePcap } from "../lib/traffic/pcap-reader.ts";
 import { encodeStreamHeader } from "../lib/traffic/stream-header.ts";
 
-// The sharing experiment's goodput (lib/roles/vrls/sharing-run.ts) on a far-side capture
+// The sharing experiment's goodput (lib/experiments/sharing-run.ts) on a far-side capture
 // where a second member forwards some datagrams again: each datagram counts once.
 const T0 = 1_700_000_000_000;
 const FRAME = 1000;

@@ -1,8 +1,8 @@
 // Hand-off on the Fig. 7 lab: 200 reallocations per operation mode while UDP streams run,
 // judged by the traffic analyzer (receiver socket + far-side capture), not by the agents.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { percentile, primeDiscovery, runHandoffs } from "../lib/experiments/handoff-run.ts";
 import { type Lab, upLab } from "../lib/lab/index.ts";
-import { percentile, primeDiscovery, runHandoffs } from "../lib/roles/vrls/handoff-run.ts";
 import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/lab-harness.ts";
 import { loadTopology } from "../lib/topology/load.ts";
 

@@ -5,11 +5,6 @@
 // 7 -> 8 -> 3 -> 4), the hold-down between reviews, and the balance measured on the far
 // segment by forwarding MAC. Plus the reviewer's decision rules, pure.
 import { describe, expect, it } from "vitest";
-import { withLab } from "../lib/lab/index.ts";
-import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/lab-harness.ts";
-import { ReviewedCore } from "../lib/roles/vrls/reviewed-core.ts";
-import { imbalancePct, loadsOf, Reviewer } from "../lib/roles/vrls/reviewer.ts";
-import { RouterCore } from "../lib/roles/vrls/router-core.ts";
 import {
   addServerAddresses,
   deviationPct,
@@ -23,9 +18,14 @@ import {
   SERVER,
   skewDestinations,
   wireDuplicates,
-} from "../lib/roles/vrls/sharing-run.ts";
-import { findSequence, VrlsWireLog } from "../lib/roles/vrls/wire-log.ts";
+} from "../lib/experiments/sharing-run.ts";
+import { withLab } from "../lib/lab/index.ts";
+import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/lab-harness.ts";
+import { ReviewedCore } from "../lib/roles/vrls/reviewed-core.ts";
+import { imbalancePct, loadsOf, Reviewer } from "../lib/roles/vrls/reviewer.ts";
+import { RouterCore } from "../lib/roles/vrls/router-core.ts";
 import { loadTopology } from "../lib/topology/load.ts";
+import { findSequence, VrlsWireLog } from "../lib/traffic/wire-log.ts";
 
 const RA = "198.18.1.2";
 const RB = "198.18.1.3";

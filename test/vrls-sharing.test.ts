@@ -5,10 +5,10 @@
 // forwards (standard active/standby VRRP: 1 x). Figures from the far-side capture by
 // forwarding MAC, not from the agents. bench/sharing.ts adds three members and keepalived.
 import { describe, expect, it } from "vitest";
+import { referenceSharing, type SharingOutcome } from "../lib/experiments/sharing-experiment.ts";
+import { deviationPct } from "../lib/experiments/sharing-run.ts";
 import { type Lab, withLab } from "../lib/lab/index.ts";
 import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/lab-harness.ts";
-import { referenceSharing, type SharingOutcome } from "../lib/roles/vrls/sharing-experiment.ts";
-import { deviationPct } from "../lib/roles/vrls/sharing-run.ts";
 import { loadTopology } from "../lib/topology/load.ts";
 import { analyzeCapture } from "../lib/traffic/analyzer.ts";
 import { Capture } from "../lib/traffic/capture.ts";

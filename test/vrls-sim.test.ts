@@ -3,8 +3,8 @@
 import { describe, expect, it } from "vitest";
 import type { HandoffMode } from "../lib/roles/vrls/messages.ts";
 import type { RouterCoreOptions } from "../lib/roles/vrls/router-core.ts";
-import { LanSimulation, mulberry32, type SimFlow } from "../lib/roles/vrls/simulation.ts";
 import { masterDownIntervalMs } from "../lib/roles/vrls/timers.ts";
+import { LanSimulation, mulberry32, type SimFlow } from "./vrls-simulation.ts";
 
 const members = [
   { id: "198.18.1.2", priority: 200 },

@@ -12,7 +12,7 @@ import {
 } from "../lib/roles/vrls/coordinator-core.ts";
 import type { HandoffMode, VrlsMessage } from "../lib/roles/vrls/messages.ts";
 import type { RouterCoreOptions } from "../lib/roles/vrls/router-core.ts";
-import { LanSimulation, type SimFlow } from "../lib/roles/vrls/simulation.ts";
+import { LanSimulation, type SimFlow } from "./vrls-simulation.ts";
 
 const RA = "198.18.1.2";
 const RB = "198.18.1.3";

@@ -1,3 +1,4 @@
+import { heldWithin } from "../lib/remote/wait.ts";
 import type { AdapterHost, Fault } from "./types.ts";
 
 /** Helpers shared by adapters that run a daemon on a lab host over SSH. */
@@ -43,14 +44,15 @@ export async function signalPid(
 }
 
 /** Waits until `pid` is gone (kill -0 fails) or the deadline passes; returns true when gone. */
-export async function waitPidGone(host: AdapterHost, pid: number, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const r = await host.exec(["kill", "-0", String(pid)], { timeoutMs: 5_000 });
-    if (r.code !== 0) return true;
-    await new Promise((res) => setTimeout(res, 100));
-  }
-  return false;
+export function waitPidGone(host: AdapterHost, pid: number, timeoutMs: number): Promise<boolean> {
+  return heldWithin(
+    async () => (await host.exec(["kill", "-0", String(pid)], { timeoutMs: 5_000 })).code !== 0,
+    {
+      timeoutMs,
+      what: `process ${pid} on ${host.name} to exit`,
+      everyMs: 100,
+    },
+  );
 }
 
 /** Link faults are the same on every Linux-based device: the interface goes down or up. */

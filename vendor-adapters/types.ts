@@ -1,5 +1,5 @@
 import type { Lab } from "../lib/lab/index.ts";
-import type { ExecOptions, ExecResult, RemoteHost } from "../lib/remote/index.ts";
+import type { CommandHost } from "../lib/remote/index.ts";
 
 /**
  * The one interface every device family implements. A suite never talks to a device
@@ -27,12 +27,11 @@ export type Capability =
   | "logs"
   | "config-readback";
 
-/** A lab host as an adapter needs it (LabHost satisfies it). */
-export interface AdapterHost {
-  readonly name: string;
-  readonly remote: RemoteHost;
-  exec(command: string | readonly string[], options?: ExecOptions): Promise<ExecResult>;
-}
+/**
+ * A lab host as an adapter needs it: the one command API (lib/remote/command.ts), which
+ * LabHost, RemoteHost and local/namespace hosts implement. The name stays for adapters.
+ */
+export type AdapterHost = CommandHost;
 
 /** One VRRP virtual router on one interface of the device. */
 export interface VrrpInstanceConfig {

@@ -3,8 +3,6 @@ import { createWriteStream, existsSync, readFileSync } from "node:fs";
 import { mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { SUITE_CASES } from "../../suites/index.ts";
-import type { CaseRecord } from "../../suites/support/cases.ts";
 import type { SuiteEvent } from "../../suites/support/events.ts";
 import { findAdapter } from "../../vendor-adapters/index.ts";
 import { newRunPrefix } from "../lab/prefix.ts";
@@ -13,6 +11,7 @@ import { repoRoot } from "../remote/repo-root.ts";
 import { generateAllureSite, prepareAllureResults } from "../report/allure.ts";
 import type { LoadedTopology } from "../topology/load.ts";
 import { loadTopology } from "../topology/load.ts";
+import type { CaseRecord } from "./cases/define.ts";
 import {
   type Catalogue,
   loadCatalogue,
@@ -23,6 +22,7 @@ import {
 import { readDurations, recordDurations, type SuiteDurations } from "./durations.ts";
 import { type HistoryEntry, renderCertificationPage } from "./html.ts";
 import { renderJunit } from "./junit.ts";
+import { SUITE_CASES } from "./suites.ts";
 import { buildSummary, type CertificationSummary, type DeviceRecord, exitCodeOf } from "./summary.ts";
 
 /**

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import type { CaseRecord } from "../../suites/support/cases.ts";
+import type { CaseRecord } from "./cases/define.ts";
 import { type Catalogue, type LevelT, requirementsOf, type SuiteNameT } from "./catalogue.ts";
 
 /**

@@ -5,14 +5,6 @@
 export type { QueuedPacket, QueueOptions, QueueStats } from "tandem-nfqueue";
 export { QUEUE_MARK_MASK, ROLE_QUEUES } from "./conventions.ts";
 export {
-  type CommandHost,
-  type ExecResult,
-  type Executor,
-  hostExecutor,
-  localExecutor,
-  namespaceExecutor,
-} from "./exec.ts";
-export {
   type ArrivalAction,
   type FlowObservation,
   type HoldBounds,

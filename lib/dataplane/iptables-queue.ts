@@ -4,7 +4,7 @@
 // marked packets to a queue. Keep the nft chain that sets the mark at a lower
 // (earlier) priority than the iptables table the rule lives in:
 //   raw -300, mangle -150, filter 0 (iptables-nft base chains use these priorities).
-import type { Executor } from "./exec.ts";
+import type { CommandHost } from "../remote/command.ts";
 
 export type QueueTable = "raw" | "mangle" | "filter";
 export type QueueChain = "PREROUTING" | "INPUT" | "FORWARD" | "OUTPUT" | "POSTROUTING";
@@ -35,7 +35,7 @@ export interface QueueRule {
 export class IptablesError extends Error {
   constructor(
     readonly argv: readonly string[],
-    readonly code: number,
+    readonly code: number | null,
     readonly stderr: string,
   ) {
     super(`iptables failed (exit ${code}): ${argv.join(" ")}\n${stderr.trim()}`);
@@ -82,9 +82,9 @@ function binary(rule: QueueRule): string {
   return rule.ipv6 ? "ip6tables" : "iptables";
 }
 
-async function ruleExists(exec: Executor, rule: QueueRule): Promise<boolean> {
+async function ruleExists(host: CommandHost, rule: QueueRule): Promise<boolean> {
   const argv = [binary(rule), "-w", "-t", rule.table, "-C", rule.chain, ...queueRuleArgs(rule)];
-  const result = await exec(argv);
+  const result = await host.exec(argv);
   if (result.code === 0) return true;
   // -C exits 1 with "does a matching rule exist" when absent; anything else is a real error.
   if (result.code === 1 && /does a matching rule exist|No chain|Bad rule/i.test(result.stderr)) return false;
@@ -92,20 +92,20 @@ async function ruleExists(exec: Executor, rule: QueueRule): Promise<boolean> {
 }
 
 /** Appends the queue rule unless an identical rule is already there. Returns true if it added it. */
-export async function ensureQueueRule(exec: Executor, rule: QueueRule): Promise<boolean> {
-  if (await ruleExists(exec, rule)) return false;
+export async function ensureQueueRule(host: CommandHost, rule: QueueRule): Promise<boolean> {
+  if (await ruleExists(host, rule)) return false;
   const argv = [binary(rule), "-w", "-t", rule.table, "-A", rule.chain, ...queueRuleArgs(rule)];
-  const result = await exec(argv);
+  const result = await host.exec(argv);
   if (result.code !== 0) throw new IptablesError(argv, result.code, result.stderr);
   return true;
 }
 
 /** Deletes every copy of the queue rule; no error when there is none. Returns how many it deleted. */
-export async function removeQueueRule(exec: Executor, rule: QueueRule): Promise<number> {
+export async function removeQueueRule(host: CommandHost, rule: QueueRule): Promise<number> {
   let removed = 0;
-  while (await ruleExists(exec, rule)) {
+  while (await ruleExists(host, rule)) {
     const argv = [binary(rule), "-w", "-t", rule.table, "-D", rule.chain, ...queueRuleArgs(rule)];
-    const result = await exec(argv);
+    const result = await host.exec(argv);
     if (result.code !== 0) throw new IptablesError(argv, result.code, result.stderr);
     removed++;
   }

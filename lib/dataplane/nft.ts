@@ -7,10 +7,10 @@
 //   `tandem-nftables` addon. What role agents use: a transaction costs tens of
 //   microseconds instead of a process spawn (~70 ms p50 on a loaded 2-core host;
 //   `tandem bench nft`), and tables flagged `owner` die with the agent.
-// - by spawning `nft` through an Executor (`ip netns exec NS nft`, or over SSH): what
+// - by spawning `nft` through a CommandHost (`ip netns exec NS nft`, or over SSH): what
 //   tests use to look at the kernel independently of the code under test.
 import { type NftContext, openNftContext } from "tandem-nftables";
-import type { Executor } from "./exec.ts";
+import type { CommandHost } from "../remote/command.ts";
 
 export type NftFamily = "ip" | "ip6" | "inet" | "arp" | "bridge" | "netdev";
 
@@ -45,7 +45,7 @@ export interface SetListing extends SetRef {
 export class NftError extends Error {
   constructor(
     readonly argv: readonly string[],
-    readonly code: number,
+    readonly code: number | null,
     readonly nftMessage: string,
     readonly script?: string,
   ) {
@@ -123,8 +123,8 @@ export class InProcessNft {
   }
 }
 
-/** Where nft scripts go: a persistent in-process context, or an Executor that spawns `nft`. */
-export type NftTarget = Executor | InProcessNft;
+/** Where nft scripts go: a persistent in-process context, or a CommandHost that spawns `nft`. */
+export type NftTarget = CommandHost | InProcessNft;
 
 /** Opens a libnftables context in this process's namespace, or in `netns` (a name or path). */
 export function inProcessNft(options: { netns?: string } = {}): InProcessNft {
@@ -135,7 +135,7 @@ export function inProcessNft(options: { netns?: string } = {}): InProcessNft {
 export async function nftApply(target: NftTarget, script: string): Promise<void> {
   if (target instanceof InProcessNft) return target.applySync(script);
   const argv = ["nft", "-f", "-"];
-  const result = await target(argv, { input: script });
+  const result = await target.exec(argv, { input: script });
   if (result.code !== 0) throw new NftError(argv, result.code, result.stderr || result.stdout, script);
 }
 
@@ -144,7 +144,7 @@ async function nftJson(target: NftTarget, args: readonly string[]): Promise<unkn
   const result =
     target instanceof InProcessNft
       ? { code: 0, stdout: target.listSync(args.join(" ")), stderr: "" }
-      : await target(argv);
+      : await target.exec(argv);
   if (result.code !== 0) throw new NftError(argv, result.code, result.stderr || result.stdout);
   let parsed: unknown;
   try {
@@ -326,7 +326,7 @@ export async function listSetsJson(target: NftTarget, ref: TableRef): Promise<st
   const command = `list sets table ${ref.family} ${ref.table}`;
   if (target instanceof InProcessNft) return target.listSync(command);
   const argv = ["nft", "-j", "list", "sets", "table", ref.family, ref.table];
-  const result = await target(argv);
+  const result = await target.exec(argv);
   if (result.code !== 0) throw new NftError(argv, result.code, result.stderr || result.stdout);
   return result.stdout;
 }

@@ -1,20 +1,11 @@
-import { spawn } from "node:child_process";
+import { type ExecResult, localHost, namespaceHost } from "../remote/command.ts";
 
-export interface CommandResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-export class CommandError extends Error {
-  constructor(
-    readonly argv: readonly string[],
-    readonly result: CommandResult,
-  ) {
-    super(`command failed (exit ${result.code}): ${argv.join(" ")}\n${result.stderr.trim()}`);
-    this.name = "CommandError";
-  }
-}
+/**
+ * Shorthands over the one command API (lib/remote/command.ts) for the controller's own
+ * machine: `run` throws on a non-zero exit unless `allowFailure`, like execOrThrow/exec.
+ */
+export type CommandResult = ExecResult;
+export { CommandError } from "../remote/errors.ts";
 
 export interface RunOptions {
   input?: string;
@@ -23,49 +14,27 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
+function options(o: RunOptions): { input?: string; timeoutMs?: number } {
+  return {
+    ...(o.input !== undefined ? { input: o.input } : {}),
+    ...(o.timeoutMs ? { timeoutMs: o.timeoutMs } : {}),
+  };
+}
+
 /** Runs a local command without a shell and collects its output. */
-export function run(argv: readonly string[], options: RunOptions = {}): Promise<CommandResult> {
-  const [file, ...args] = argv;
-  if (!file) throw new Error("run: empty argv");
-  return new Promise((resolve, reject) => {
-    const child = spawn(file, args, {
-      stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    let timer: NodeJS.Timeout | undefined;
-    if (options.timeoutMs) timer = setTimeout(() => child.kill("SIGKILL"), options.timeoutMs);
-    child.stdout?.on("data", (d: Buffer) => out.push(d));
-    child.stderr?.on("data", (d: Buffer) => err.push(d));
-    child.on("error", (e) => {
-      if (timer) clearTimeout(timer);
-      reject(new Error(`cannot run ${file}: ${e.message}`));
-    });
-    child.on("close", (code, signal) => {
-      if (timer) clearTimeout(timer);
-      const result = {
-        code: code ?? (signal ? 128 : 1),
-        stdout: Buffer.concat(out).toString(),
-        stderr: Buffer.concat(err).toString(),
-      };
-      if (result.code !== 0 && !options.allowFailure) reject(new CommandError(argv, result));
-      else resolve(result);
-    });
-    if (child.stdin) {
-      // A child that exits before reading all its input must not crash us with EPIPE.
-      child.stdin.on("error", () => {});
-      child.stdin.end(options.input);
-    }
-  });
+export function run(argv: readonly string[], o: RunOptions = {}): Promise<CommandResult> {
+  const host = localHost();
+  return o.allowFailure ? host.exec(argv, options(o)) : host.execOrThrow(argv, options(o));
 }
 
 /** Runs a command inside a network namespace (`ip netns exec`). */
 export function runInNamespace(
   namespace: string,
   argv: readonly string[],
-  options: RunOptions = {},
+  o: RunOptions = {},
 ): Promise<CommandResult> {
-  return run(["ip", "netns", "exec", namespace, ...argv], options);
+  const host = namespaceHost(namespace);
+  return o.allowFailure ? host.exec(argv, options(o)) : host.execOrThrow(argv, options(o));
 }
 
 /** Feeds many `ip` commands to one `ip -batch` process (one fork instead of dozens). */

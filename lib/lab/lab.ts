@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import {
   type AgentClient,
+  type CommandHost,
   type ExecOptions,
   type ExecResult,
   type LaunchAgentOptions,
@@ -19,8 +20,8 @@ import { findLabRecord, type LabRecord, readLabRecords, writeLabRecord } from ".
 import { teardownPrefix } from "./teardown.ts";
 import { buildNetwork, type Progress } from "./virtual.ts";
 
-/** One host of a running lab, reached over SSH. */
-export class LabHost {
+/** One host of a running lab, reached over SSH (a CommandHost like every other command target). */
+export class LabHost implements CommandHost {
   private remoteHost: RemoteHost | undefined;
 
   constructor(
@@ -57,6 +58,11 @@ export class LabHost {
   /** Runs a command on the host over SSH. */
   exec(command: string | readonly string[], options?: ExecOptions): Promise<ExecResult> {
     return this.remote.exec(command, options);
+  }
+
+  /** Like exec, but a non-zero exit throws (RemoteCommandError, a CommandError). */
+  execOrThrow(command: string | readonly string[], options?: ExecOptions): Promise<ExecResult> {
+    return this.remote.execOrThrow(command, options);
   }
 
   /**

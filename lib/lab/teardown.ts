@@ -1,4 +1,5 @@
 import { readdir, rm } from "node:fs/promises";
+import { heldWithin } from "../remote/wait.ts";
 import { run } from "./command.ts";
 import { NAMESPACE_PATTERN, stateDir } from "./prefix.ts";
 
@@ -15,26 +16,41 @@ export async function namespacesOf(prefix: string): Promise<string[]> {
   return (await listNamespaces()).filter((ns) => ns.startsWith(`${prefix}-`));
 }
 
-/** Kills every process inside the given namespaces (sshd, agents, captures, daemons). */
-async function killNamespaceProcesses(namespaces: readonly string[]): Promise<void> {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    const pids = new Set<number>();
-    await Promise.all(
-      namespaces.map(async (ns) => {
-        const { stdout } = await run(["ip", "netns", "pids", ns], { allowFailure: true });
-        for (const p of stdout.split(/\s+/)) if (/^\d+$/.test(p)) pids.add(Number(p));
-      }),
-    );
-    if (pids.size === 0) return;
-    for (const pid of pids) {
-      try {
-        process.kill(pid, attempt === 0 ? "SIGTERM" : "SIGKILL");
-      } catch {
-        // already gone
-      }
+async function namespacePids(namespaces: readonly string[]): Promise<Set<number>> {
+  const pids = new Set<number>();
+  await Promise.all(
+    namespaces.map(async (ns) => {
+      const { stdout } = await run(["ip", "netns", "pids", ns], { allowFailure: true });
+      for (const p of stdout.split(/\s+/)) if (/^\d+$/.test(p)) pids.add(Number(p));
+    }),
+  );
+  return pids;
+}
+
+function signalAll(pids: Iterable<number>, signal: NodeJS.Signals): void {
+  for (const pid of pids) {
+    try {
+      process.kill(pid, signal);
+    } catch {
+      // already gone
     }
-    await new Promise((r) => setTimeout(r, attempt === 0 ? 100 : 50));
   }
+}
+
+/**
+ * Kills every process inside the given namespaces (sshd, agents, captures, daemons):
+ * SIGTERM, 100 ms to exit cleanly, then SIGKILL to what is left. Deleting the namespaces
+ * follows either way, so a process that outlives even SIGKILL (D state) does not stop it.
+ */
+async function killNamespaceProcesses(namespaces: readonly string[]): Promise<void> {
+  const pids = await namespacePids(namespaces);
+  if (pids.size === 0) return;
+  signalAll(pids, "SIGTERM");
+  const none = async () => (await namespacePids(namespaces)).size === 0;
+  const what = `the processes in ${namespaces.length} namespace(s) to exit`;
+  if (await heldWithin(none, { timeoutMs: 100, what })) return;
+  signalAll(await namespacePids(namespaces), "SIGKILL");
+  await heldWithin(none, { timeoutMs: 1000, what });
 }
 
 /**

@@ -1,5 +1,6 @@
 // Test agent for the remote layer: exercises calls, errors, notifications, crashes and hangs.
 import { agentArgs, log, notify, serveAgent } from "./agent-runtime.ts";
+import { pause } from "./wait.ts";
 
 const args = agentArgs<{ greeting?: string } | undefined>();
 
@@ -21,11 +22,12 @@ serveAgent({
       return new Promise(() => {});
     },
     sleep: async (params: { ms: number }) => {
-      await new Promise((resolve) => setTimeout(resolve, params.ms));
+      await pause(params.ms); // time is the subject: a slow method for the tests
       return { slept: params.ms };
     },
     /** Blocks the event loop (so `shutdown` goes unanswered): for testing force-kill. */
     block: (params: { ms: number }) => {
+      // Time is the subject: the event loop is kept busy for exactly this long.
       const until = Date.now() + params.ms;
       while (Date.now() < until) {
         // busy

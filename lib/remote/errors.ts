@@ -26,8 +26,8 @@ export class AuthFailedError extends RemoteError {
   }
 }
 
-/** A remote command exited non-zero (or by a signal). */
-export class RemoteCommandError extends RemoteError {
+/** A command exited non-zero (or by a signal), on any CommandHost (lib/remote/command.ts). */
+export class CommandError extends RemoteError {
   constructor(
     host: string,
     readonly command: string,
@@ -39,12 +39,27 @@ export class RemoteCommandError extends RemoteError {
     const how = code !== null ? `exit code ${code}` : `signal ${signal ?? "unknown"}`;
     const tail = stderr.trim().split("\n").slice(-10).join("\n");
     super(`command on ${host} failed (${how}): ${command}${tail ? `\n${tail}` : ""}`, host);
+    this.name = "CommandError";
+  }
+}
+
+/** The same error from an SSH host (kept as its own name for callers that test for it). */
+export class RemoteCommandError extends CommandError {
+  constructor(
+    host: string,
+    command: string,
+    code: number | null,
+    signal: string | null,
+    stdout: string,
+    stderr: string,
+  ) {
+    super(host, command, code, signal, stdout, stderr);
     this.name = "RemoteCommandError";
   }
 }
 
-/** A remote command ran longer than its timeout; it was killed. */
-export class RemoteTimeoutError extends RemoteError {
+/** A command ran longer than its timeout; it was killed. */
+export class CommandTimeoutError extends RemoteError {
   constructor(
     host: string,
     readonly command: string,
@@ -53,6 +68,14 @@ export class RemoteTimeoutError extends RemoteError {
     readonly stderr: string,
   ) {
     super(`command on ${host} timed out after ${timeoutMs} ms (killed): ${command}`, host);
+    this.name = "CommandTimeoutError";
+  }
+}
+
+/** An SSH command ran longer than its timeout; it was killed. */
+export class RemoteTimeoutError extends CommandTimeoutError {
+  constructor(host: string, command: string, timeoutMs: number, stdout: string, stderr: string) {
+    super(host, command, timeoutMs, stdout, stderr);
     this.name = "RemoteTimeoutError";
   }
 }

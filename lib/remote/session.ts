@@ -3,6 +3,7 @@ import { Socket } from "node:net";
 import { Duplex } from "node:stream";
 import type { ClientChannel, ConnectConfig, SFTPWrapper } from "ssh2";
 import ssh2 from "ssh2";
+import type { CommandHost, ExecOptions, ExecResult } from "./command.ts";
 import {
   AuthFailedError,
   HostUnreachableError,
@@ -13,6 +14,7 @@ import {
 import { publicKeyBlob } from "./keys.ts";
 import { commandLine, withEnvironment } from "./quote.ts";
 import { Semaphore } from "./semaphore.ts";
+import { pause } from "./wait.ts";
 
 /** sshd reached by TCP (physical hosts, or a loopback listener). */
 export interface TcpTarget {
@@ -63,21 +65,6 @@ export interface RemoteHostOptions {
   keepaliveIntervalMs?: number;
 }
 
-export interface ExecOptions {
-  timeoutMs?: number;
-  /** Written to the command's stdin, which is then closed. */
-  input?: string | Buffer;
-  env?: Readonly<Record<string, string>>;
-}
-
-export interface ExecResult {
-  /** Exit code; null when the command died by a signal or the connection dropped. */
-  code: number | null;
-  signal: string | null;
-  stdout: string;
-  stderr: string;
-}
-
 export interface StreamOptions {
   onStdout?: (chunk: Buffer) => void;
   onStderr?: (chunk: Buffer) => void;
@@ -114,7 +101,7 @@ const PGID_MARKER = "tandem-pgid=";
  * One lab host reached over SSH. Holds one ssh2 connection, opened lazily on first
  * use and reopened if it dropped; every exec/stream/upload opens a channel on it.
  */
-export class RemoteHost {
+export class RemoteHost implements CommandHost {
   readonly name: string;
   /** How many SSH connections this host has opened so far (1 while reuse works). */
   connectionsOpened = 0;
@@ -300,7 +287,9 @@ export class RemoteHost {
         const refused = /Channel open failure/i.test(errorMessage(error));
         if (refused && !connectionDied && refusals < 40) {
           refusals++;
-          await sleep(Math.min(5 * refusals, 100));
+          // sshd refused a channel (its MaxSessions is full for a moment): a transport-level
+          // back-off before asking again, not a wait for a condition we could observe.
+          await pause(Math.min(5 * refusals, 100));
           continue;
         }
         throw new RemoteError(
@@ -397,7 +386,7 @@ export class RemoteHost {
         client.end();
         if (proxy) {
           // The proxy's stderr says why (e.g. "Cannot open network namespace"); wait for all of it.
-          const code = await Promise.race([proxy.exited, sleep(1000).then(() => undefined)]);
+          const code = await Promise.race([proxy.exited, pause(1000).then(() => undefined)]);
           proxy.child.kill();
           if (code !== 0 && proxy.stderr.trim()) {
             reject(
@@ -548,7 +537,7 @@ function watchProcess(
       const group = closed ? undefined : await processGroup;
       if (group !== undefined && !closed && killGroup) {
         // Bounded: on a hung connection the kill never completes; close regardless.
-        await Promise.race([killGroup(group, name).catch(() => undefined), sleep(3000)]);
+        await Promise.race([killGroup(group, name).catch(() => undefined), pause(3000)]);
       }
       channel.close();
     },
@@ -590,8 +579,4 @@ function lastLine(text: string): string {
 
 function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

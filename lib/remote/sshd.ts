@@ -3,6 +3,7 @@ import { closeSync, openSync } from "node:fs";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { join } from "node:path";
+import { heldWithin, WaitTimeoutError, waitUntil } from "./wait.ts";
 
 export interface SshdOptions {
   /** Directory for this sshd's config, pid file and log (created if missing). */
@@ -149,28 +150,28 @@ async function startSshdOnce(options: SshdOptions): Promise<SshdHandle> {
   const where = options.namespace ? ` in namespace ${options.namespace}` : "";
   const what = `sshd on ${options.listenAddress}:${options.port}${where}`;
 
-  const deadline = Date.now() + (options.startTimeoutMs ?? 10_000);
-  let delay = 5;
-  for (;;) {
-    const log = await readFile(logPath, "utf8").catch(() => "");
-    if (/Server listening on /.test(log)) break;
-    if (hasExited) {
-      const { code } = await exited;
-      const lastWords = await readFile(logPath, "utf8").catch(() => log); // written before it exited
-      throw new SshdStartError(
-        `${what} exited (code ${code}) before listening: ${lastWords.trim().split("\n").slice(-5).join(" | ")}`,
-        logPath,
-      );
-    }
-    if (Date.now() > deadline) {
-      child.kill("SIGKILL");
-      throw new SshdStartError(
-        `${what} did not listen within ${options.startTimeoutMs ?? 10_000} ms`,
-        logPath,
-      );
-    }
-    await sleep(delay);
-    delay = Math.min(delay * 2, 50);
+  const startTimeoutMs = options.startTimeoutMs ?? 10_000;
+  try {
+    await waitUntil(
+      async () => {
+        const log = await readFile(logPath, "utf8").catch(() => "");
+        if (/Server listening on /.test(log)) return true;
+        if (hasExited) {
+          const { code } = await exited;
+          const lastWords = await readFile(logPath, "utf8").catch(() => log); // written before it exited
+          throw new SshdStartError(
+            `${what} exited (code ${code}) before listening: ${lastWords.trim().split("\n").slice(-5).join(" | ")}`,
+            logPath,
+          );
+        }
+        return false;
+      },
+      { timeoutMs: startTimeoutMs, what: `${what} to listen`, everyMs: 10 },
+    );
+  } catch (e) {
+    if (!(e instanceof WaitTimeoutError)) throw e;
+    child.kill("SIGKILL");
+    throw new SshdStartError(`${what} did not listen within ${startTimeoutMs} ms`, logPath);
   }
   child.unref();
 
@@ -209,14 +210,11 @@ export async function stopSshdByPid(pid: number, graceMs = 2000): Promise<void> 
   const connections = await connectionChildren(pid);
   killQuietly(pid, "SIGTERM");
   for (const connection of connections) killQuietly(connection, "SIGTERM");
-  const deadline = Date.now() + graceMs;
-  while (await isRunning(pid)) {
-    if (Date.now() > deadline) {
-      killQuietly(pid, "SIGKILL");
-      return;
-    }
-    await sleep(20);
-  }
+  const exited = await heldWithin(async () => !(await isRunning(pid)), {
+    timeoutMs: graceMs,
+    what: `sshd ${pid} to exit`,
+  });
+  if (!exited) killQuietly(pid, "SIGKILL");
 }
 
 async function isRunning(pid: number): Promise<boolean> {
@@ -252,8 +250,4 @@ export function freeLocalPort(address = "127.0.0.1"): Promise<number> {
       server.close(() => resolve(port));
     });
   });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }

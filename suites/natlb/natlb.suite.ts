@@ -1,10 +1,11 @@
 import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect } from "vitest";
+import { natlbCases as C } from "../../lib/certify/cases/natlb.ts";
 import type { Lab } from "../../lib/lab/index.ts";
-import { compareCaptures, type Segment, segmentOf } from "../../lib/roles/natlb/wire-check.ts";
 import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
 import { PcapReader } from "../../lib/traffic/pcap-reader.ts";
+import { compareCaptures, type Segment, segmentOf } from "../../lib/traffic/tcp-compare.ts";
 import {
   decodeArp,
   decodeEthernet,
@@ -29,7 +30,6 @@ import { requireCompleteCaptures } from "../support/evidence.ts";
 import { upSuiteLab } from "../support/lab.ts";
 import { type CaseContext, certCase, recordDevice, useDevice } from "../support/requirement.ts";
 import { FrameSpeaker } from "../vrrp/speaker.ts";
-import { natlbCases as C } from "./cases.ts";
 
 /**
  * NAT-LB (seed 002) on the Fig. 3 lab: clients behind an Internet router, balancers lba

@@ -2,10 +2,10 @@ import { copyFile, mkdir, writeFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import * as allure from "allure-js-commons";
 import { test } from "vitest";
+import type { CaseDef, CaseRecord } from "../../lib/certify/cases/define.ts";
 import { loadCatalogue, type Requirement, severityOf } from "../../lib/certify/catalogue.ts";
 import { findAdapter } from "../../vendor-adapters/index.ts";
 import type { Capability, VendorAdapter } from "../../vendor-adapters/types.ts";
-import type { CaseDef, CaseRecord } from "./cases.ts";
 import { suiteEnv } from "./env.ts";
 import { isInconclusive } from "./evidence.ts";
 

@@ -1,11 +1,3 @@
-import type { Lab } from "../../lib/lab/index.ts";
-import { faultsFor, parseFaultOption } from "../../lib/roles/seeded-faults.ts";
-import {
-  type RunningVirtualRouter,
-  startVirtualRouter,
-  virtualRouterConfig,
-} from "../../lib/roles/vrls/lab-harness.ts";
-import { ReviewSpec, type ReviewSpecT } from "../../lib/roles/vrls/review-config.ts";
 import {
   addServerAddresses,
   clearCapacity,
@@ -21,7 +13,15 @@ import {
   SERVER,
   skewDestinations,
   wireDuplicates,
-} from "../../lib/roles/vrls/sharing-run.ts";
+} from "../../lib/experiments/sharing-run.ts";
+import type { Lab } from "../../lib/lab/index.ts";
+import { faultsFor, parseFaultOption } from "../../lib/roles/seeded-faults.ts";
+import {
+  type RunningVirtualRouter,
+  startVirtualRouter,
+  virtualRouterConfig,
+} from "../../lib/roles/vrls/lab-harness.ts";
+import { ReviewSpec, type ReviewSpecT } from "../../lib/roles/vrls/review-config.ts";
 import type { LoadedTopology } from "../../lib/topology/load.ts";
 import type { CaptureStats } from "../../lib/traffic/capture.ts";
 import type { ChartEvent } from "../../lib/traffic/chart.ts";

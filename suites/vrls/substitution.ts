@@ -1,13 +1,4 @@
 import { resolve } from "node:path";
-import { type Lab, upLab } from "../../lib/lab/index.ts";
-import { startCoordinator } from "../../lib/roles/vrls/coordinator.ts";
-import {
-  type RunningVirtualRouter,
-  startInfoResponders,
-  startVirtualRouter,
-  virtualRouterConfig,
-} from "../../lib/roles/vrls/lab-harness.ts";
-import { ReviewSpec } from "../../lib/roles/vrls/review-config.ts";
 import {
   addServerAddresses,
   type Flow,
@@ -21,7 +12,16 @@ import {
   SERVER,
   skewDestinations,
   wireDuplicates,
-} from "../../lib/roles/vrls/sharing-run.ts";
+} from "../../lib/experiments/sharing-run.ts";
+import { type Lab, upLab } from "../../lib/lab/index.ts";
+import { startCoordinator } from "../../lib/roles/vrls/coordinator.ts";
+import {
+  type RunningVirtualRouter,
+  startInfoResponders,
+  startVirtualRouter,
+  virtualRouterConfig,
+} from "../../lib/roles/vrls/lab-harness.ts";
+import { ReviewSpec } from "../../lib/roles/vrls/review-config.ts";
 import { loadTopology } from "../../lib/topology/load.ts";
 import type { CaptureStats } from "../../lib/traffic/capture.ts";
 import type { ChartEvent } from "../../lib/traffic/chart.ts";

@@ -1,16 +1,17 @@
 import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect } from "vitest";
+import { vrlsCases as C } from "../../lib/certify/cases/vrls.ts";
 import type { Lab } from "../../lib/lab/index.ts";
 import { coreOptionsFor } from "../../lib/roles/vrls/config.ts";
 import { virtualRouterConfig } from "../../lib/roles/vrls/lab-harness.ts";
-import { compareTcpWire } from "../../lib/roles/vrls/tcp-wire.ts";
-import { findSequence } from "../../lib/roles/vrls/wire-log.ts";
 import { loadTopology } from "../../lib/topology/load.ts";
 import { TrafficAgent } from "../../lib/traffic/agent-client.ts";
 import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
 import { type ChartEvent, renderTimelineSvg } from "../../lib/traffic/chart.ts";
+import { compareTcpWire } from "../../lib/traffic/tcp-compare.ts";
 import { sendUdpStream } from "../../lib/traffic/udp.ts";
+import { findSequence } from "../../lib/traffic/wire-log.ts";
 import { ICMP_TYPE } from "../../lib/wire/icmp.ts";
 import { VRLS_TYPE } from "../../lib/wire/vrls.ts";
 import { createAdapter } from "../../vendor-adapters/index.ts";
@@ -19,7 +20,6 @@ import { suiteEnv } from "../support/env.ts";
 import { requireCompleteCaptures } from "../support/evidence.ts";
 import { upSuiteLab } from "../support/lab.ts";
 import { type CaseContext, certCase, recordDevice, useDevice } from "../support/requirement.ts";
-import { vrlsCases as C } from "./cases.ts";
 import {
   countBy,
   describeLanMessages,

@@ -1,6 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect } from "vitest";
+import { vrrpCases as C } from "../../lib/certify/cases/vrrp.ts";
 import type { Lab } from "../../lib/lab/index.ts";
 import { isGratuitousArp } from "../../lib/wire/index.ts";
 import { createAdapter } from "../../vendor-adapters/index.ts";
@@ -9,7 +10,6 @@ import { suiteEnv } from "../support/env.ts";
 import { requireCompleteCaptures } from "../support/evidence.ts";
 import { upSuiteLab } from "../support/lab.ts";
 import { type CaseContext, certCase, recordDevice, useDevice } from "../support/requirement.ts";
-import { vrrpCases as C } from "./cases.ts";
 import {
   advertsFrom,
   attachScenario,

@@ -1,3 +1,4 @@
+import { waitUntil } from "../../lib/remote/wait.ts";
 import {
   linkFault,
   mustExec,
@@ -110,12 +111,11 @@ export class FrrAdapter implements VendorAdapter {
   }
 
   private async waitFor(path: string, what: string): Promise<void> {
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline) {
-      if ((await this.host.exec(["test", "-e", path])).code === 0) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`${this.host.name}: ${what} (${path}) did not appear within 10 s`);
+    await waitUntil(async () => (await this.host.exec(["test", "-e", path])).code === 0, {
+      timeoutMs: 10_000,
+      what: `${what} (${path}) on ${this.host.name}`,
+      everyMs: 100,
+    });
   }
 
   private async createMacvlan(v: VrrpInstanceConfig): Promise<void> {

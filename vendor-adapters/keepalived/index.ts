@@ -1,3 +1,4 @@
+import { heldWithin } from "../../lib/remote/wait.ts";
 import {
   linkFault,
   mustExec,
@@ -89,12 +90,13 @@ export class KeepalivedAdapter implements VendorAdapter {
       `setsid keepalived -n -l -D -P -f ${this.confPath} -p ${this.pidPath} -r ${this.vrrpPidPath} ` +
       `>> ${this.logPath} 2>&1 < /dev/null &`;
     await mustExec(this.host, ["sh", "-c", cmd], "start keepalived");
-    const deadline = Date.now() + 10_000;
-    while (Date.now() < deadline) {
-      if ((await readPid(this.host, this.vrrpPidPath)) !== undefined) return;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    throw new Error(`keepalived did not start within 10 s: ${(await this.collectLogs()).slice(-2000)}`);
+    const started = await heldWithin(async () => (await readPid(this.host, this.vrrpPidPath)) !== undefined, {
+      timeoutMs: 10_000,
+      what: "keepalived's VRRP pid file",
+      everyMs: 100,
+    });
+    if (!started)
+      throw new Error(`keepalived did not start within 10 s: ${(await this.collectLogs()).slice(-2000)}`);
   }
 
   async stop(how: "graceful" | "crash" = "graceful"): Promise<void> {

@@ -1,4 +1,6 @@
 import type { Browser, Page } from "playwright-core";
+import { LabHost } from "../../lib/lab/lab.ts";
+import { RemoteHost } from "../../lib/remote/index.ts";
 import { launchChromium } from "../../lib/report/browser.ts";
 import { primaryHost } from "../common.ts";
 import type {
@@ -46,7 +48,16 @@ export class WebUiAdapter implements VendorAdapter {
   private async session(): Promise<Page> {
     if (this.page) return this.page;
     const port = Number(this.target.options.port ?? 8088);
-    this.tunnel = await openTunnel(this.host.remote, port);
+    // The page is reached through an SSH tunnel, so the host must be an SSH host.
+    const remote =
+      this.host instanceof LabHost
+        ? this.host.remote
+        : this.host instanceof RemoteHost
+          ? this.host
+          : undefined;
+    if (!remote)
+      throw new Error(`web-ui: host ${this.host.name} is not reached over SSH (no tunnel possible)`);
+    this.tunnel = await openTunnel(remote, port);
     this.browser = await launchChromium();
     const page = await this.browser.newPage({ viewport: { width: 1000, height: 700 } });
     await this.login(page, this.target.options.token ?? "");

@@ -1,8 +1,8 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { localExecutor } from "../../dataplane/exec.ts";
 import { listSet } from "../../dataplane/nft.ts";
 import { agentArgs, log, serveAgent } from "../../remote/agent-runtime.ts";
+import { localHost } from "../../remote/command.ts";
 import { type ManagedConfig, type SharingRow, startMgmtPage } from "./page.ts";
 
 /**
@@ -23,7 +23,7 @@ interface Args {
 }
 
 const args = agentArgs<Args>();
-const exec = localExecutor();
+const host = localHost({ timeoutMs: 30_000 });
 let config: ManagedConfig = (() => {
   try {
     return JSON.parse(readFileSync(args.configPath, "utf8")) as ManagedConfig;
@@ -39,7 +39,7 @@ async function sharingTable(): Promise<SharingRow[]> {
   const rows: SharingRow[] = [];
   for (const set of ["own", "inqueue", "others"]) {
     try {
-      const l = await listSet(exec, { family: "ip", table: `vrls${args.vrid}`, set });
+      const l = await listSet(host, { family: "ip", table: `vrls${args.vrid}`, set });
       for (const e of l.elements)
         rows.push({
           condition: e.value,
@@ -55,7 +55,7 @@ async function sharingTable(): Promise<SharingRow[]> {
 }
 
 async function status(): Promise<Record<string, string | number | boolean>> {
-  const table = await exec(["nft", "list", "table", "ip", `vrls${args.vrid}`]);
+  const table = await host.exec(["nft", "list", "table", "ip", `vrls${args.vrid}`]);
   const rows = await sharingTable();
   return {
     host: hostname(),

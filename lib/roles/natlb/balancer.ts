@@ -7,10 +7,10 @@ import {
   type NftTarget,
   nftApply,
 } from "../../dataplane/nft.ts";
+import type { CommandHost } from "../../remote/command.ts";
 import { type NatlbConfig, type VipConfig, vipByAddress } from "./config.ts";
 import { type ConnEntry, entryKey } from "./conn-table.ts";
 import { ConntrackTable, CtEventHub, type CtWatcher } from "./conntrack.ts";
-import type { Exec } from "./exec.ts";
 import { sendGratuitousArp } from "./garp.ts";
 import { emptyReport, type HoldReport, noHold, type TransitionHold } from "./hold.ts";
 import { type ModeRow, ModeTable } from "./mode-table.ts";
@@ -76,7 +76,7 @@ export class Balancer {
   constructor(
     readonly name: string,
     readonly config: NatlbConfig,
-    private readonly exec: Exec,
+    private readonly host: CommandHost,
     private readonly hold: TransitionHold = noHold,
     options: {
       namespace?: string;
@@ -118,7 +118,12 @@ export class Balancer {
     const { external, internal } = this.ifaces;
     const sysctls = { ...BALANCER_SYSCTLS };
     for (const ifname of [external, internal]) sysctls[`net.ipv4.conf.${ifname}.rp_filter`] = "0";
-    await this.exec(["sysctl", "-q", "-w", ...Object.entries(sysctls).map(([k, v]) => `${k}=${v}`)]);
+    await this.host.execOrThrow([
+      "sysctl",
+      "-q",
+      "-w",
+      ...Object.entries(sysctls).map(([k, v]) => `${k}=${v}`),
+    ]);
     // One transaction: create-if-missing, delete, define. No window without rules.
     // Seeded faults: full NAT without its source rewrite, destination NAT with one.
     const embodiment = this.faults.has("natlb-fullnat-no-snat")

@@ -1,3 +1,4 @@
+import { waitUntil } from "../../remote/wait.ts";
 import type { LoadReport } from "../../wire/natlb-status.ts";
 import { computeAssignment } from "./assignment.ts";
 import { type NatlbConfig, type NodeIds, nodeIds } from "./config.ts";
@@ -248,11 +249,13 @@ export class Controller {
 
   /** Waits until every balancer has reported at least once. */
   async waitForReports(timeoutMs = 10_000): Promise<void> {
-    const t0 = Date.now();
-    while (Object.keys(this.config.balancers).some((b) => !this.lastSeen.has(b))) {
-      if (Date.now() - t0 > timeoutMs) throw new Error("balancers did not report");
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    const silent = () => Object.keys(this.config.balancers).filter((b) => !this.lastSeen.has(b));
+    await waitUntil(() => silent().length === 0, {
+      timeoutMs,
+      what: "every balancer's first report",
+      everyMs: 50,
+      last: () => `silent: ${silent().join(", ")}`,
+    });
   }
 
   private context(): MoveContext {

@@ -1,6 +1,10 @@
 import type { Lab } from "../../lab/lab.ts";
 import { type AgentClient, launchAgent } from "../../remote/agent-launcher.ts";
-import { type ClientLoadOptions, type ClientLoadReport, emptyClientLoadReport } from "./client-load.ts";
+import {
+  type ClientLoadOptions,
+  type ClientLoadReport,
+  emptyClientLoadReport,
+} from "../../traffic/http-load.ts";
 import type { NatlbConfig } from "./config.ts";
 import type { BalancerView, VipView } from "./controller.ts";
 import type { HoldReport } from "./hold.ts";

@@ -1,4 +1,5 @@
 import { appendFileSync, closeSync, fsyncSync, openSync, readFileSync } from "node:fs";
+import { pause } from "../../remote/wait.ts";
 import { emptyReport, type HoldReport } from "./hold.ts";
 
 /**
@@ -297,7 +298,8 @@ async function runMove(ctx: MoveContext, req: MoveRequest, done: Set<MoveStep>):
       await step("route", switchRoute);
     } else {
       await step("route", switchRoute);
-      await new Promise((r) => setTimeout(r, ctx.naiveGapMs ?? 0));
+      // Time is the subject: the naive mode's gap between the route and the entries.
+      await pause(ctx.naiveGapMs ?? 0);
       await step("entries", transfer);
     }
     await step("end", async () => {
@@ -378,7 +380,8 @@ async function completeAfterFailure(
       return;
     } catch (e) {
       lastError = e;
-      await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
+      // The controller's own recovery policy (role behaviour, seed 002): back off, then resume.
+      await pause(100 * (attempt + 1));
     }
   }
   throw new Error(`move ${req.id} of ${req.vip} could not be completed: ${(lastError as Error)?.message}`);

@@ -4,13 +4,13 @@
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { inProcessNft } from "../../dataplane/nft.ts";
 import { agentArgs, log, serveAgent } from "../../remote/agent-runtime.ts";
+import { localHost } from "../../remote/command.ts";
 import { entriesPerDatagram } from "../../wire/natlb.ts";
 import { Balancer } from "./balancer.ts";
 import { type NatlbConfig, NatlbSection, nodeIds } from "./config.ts";
 import { type ConnEntry, entryRow } from "./conn-table.ts";
 import type { CtWatcher } from "./conntrack.ts";
 import { ControlChannel } from "./control-channel.ts";
-import { localExec } from "./exec.ts";
 import type { HoldReport } from "./hold.ts";
 import { NfqueueHold } from "./nfqueue-hold.ts";
 import { PartAssembler, sendEntryParts, wireEntries } from "./transfer.ts";
@@ -28,10 +28,11 @@ const config: NatlbConfig = NatlbSection.parse(args.config);
 const ids = nodeIds(config);
 const myId = ids.balancer.get(args.name);
 if (myId === undefined) throw new Error(`no balancer named "${args.name}"`);
-const hold = new NfqueueHold(config, localExec);
+const host = localHost();
+const hold = new NfqueueHold(config, host);
 // One persistent libnftables context for the agent's life (its owner table dies with it).
 const faults: ReadonlySet<string> = new Set(args.faults ?? []);
-const balancer = new Balancer(args.name, config, localExec, hold, { nft: inProcessNft(), faults });
+const balancer = new Balancer(args.name, config, host, hold, { nft: inProcessNft(), faults });
 const holdReports: (HoldReport & { moveId: number; at: number })[] = [];
 const assembler = new PartAssembler();
 let channel: ControlChannel | undefined;

@@ -2,6 +2,7 @@
 // (controller.ts), driven over JSON-RPC by the lab and talking to the balancers and the
 // servers' keepers with the NAT-LB control messages over UDP.
 import { agentArgs, log, serveAgent } from "../../remote/agent-runtime.ts";
+import { pause } from "../../remote/wait.ts";
 import { encodeNatlb } from "../../wire/natlb.ts";
 import { type NatlbConfig, NatlbSection } from "./config.ts";
 import { ControlChannel } from "./control-channel.ts";
@@ -79,7 +80,7 @@ serveAgent({
       ctl().onStep = async (_id, s) => {
         if (!armed || s !== p.step) return;
         armed = false;
-        await new Promise((r) => setTimeout(r, p.ms));
+        await pause(p.ms); // time is the subject: the test hook holds the move this long
       };
       return { armed: p.step, ms: p.ms };
     },

@@ -1,9 +1,8 @@
 import { QUEUE_MARK_MASK, ROLE_QUEUES } from "../../dataplane/conventions.ts";
-import type { Executor } from "../../dataplane/exec.ts";
 import { HoldQueue, type KeyCounters } from "../../dataplane/hold-queue.ts";
 import { ensureQueueRule, type QueueRule, removeQueueRule } from "../../dataplane/iptables-queue.ts";
+import type { CommandHost } from "../../remote/command.ts";
 import type { NatlbConfig } from "./config.ts";
-import type { Exec } from "./exec.ts";
 import { emptyReport, type HoldReport, type TransitionHold } from "./hold.ts";
 import { HOLD_MARK } from "./ruleset.ts";
 
@@ -25,7 +24,7 @@ export class NfqueueHold implements TransitionHold {
 
   constructor(
     private readonly config: NatlbConfig,
-    private readonly exec: Exec,
+    private readonly host: CommandHost,
     private readonly options: { netns?: string } = {},
   ) {
     this.rule = {
@@ -40,11 +39,6 @@ export class NfqueueHold implements TransitionHold {
       if (config.embodiment === "fullnat") this.keyOf.set(v.internal, v.address);
       else for (const s of v.servers) this.fromServer.set(s.address, v.address);
     }
-  }
-
-  private get executor(): Executor {
-    return (argv, o) =>
-      this.exec(argv, { ...(o?.input !== undefined ? { input: o.input } : {}), allowFailure: true });
   }
 
   async open(): Promise<void> {
@@ -62,7 +56,7 @@ export class NfqueueHold implements TransitionHold {
           this.firstHeldAt.set(key, record.arrivedAt);
       },
     });
-    await ensureQueueRule(this.executor, this.rule);
+    await ensureQueueRule(this.host, this.rule);
   }
 
   async hold(vip: string): Promise<void> {
@@ -119,7 +113,7 @@ export class NfqueueHold implements TransitionHold {
   }
 
   async close(): Promise<void> {
-    await removeQueueRule(this.executor, this.rule).catch(() => 0);
+    await removeQueueRule(this.host, this.rule).catch(() => 0);
     this.queue?.close();
     this.queue = undefined;
   }

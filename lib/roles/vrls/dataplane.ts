@@ -27,7 +27,6 @@
  */
 import {
   deleteTable,
-  type Executor,
   ensureQueueRule,
   HoldQueue,
   listSet,
@@ -39,6 +38,7 @@ import {
   removeQueueRule,
   replaceTable,
 } from "../../dataplane/index.ts";
+import type { CommandHost } from "../../remote/command.ts";
 import { virtualMac } from "../../wire/vrrp.ts";
 import { type Condition, conditionMatches, parseConditionKey } from "./conditions.ts";
 import { decideExactlyOnce, decideSequenceNumber, type PacketInfo, seqLt } from "./handoff.ts";
@@ -47,7 +47,8 @@ import type { FlowMarker, HandoffMode } from "./messages.ts";
 
 export interface MemberDataplaneOptions {
   /** Commands (ip, sysctl) in the member's namespace. */
-  exec: Executor;
+  /** Where its commands run (the agent's own namespace: localHost()). */
+  host: CommandHost;
   /** nftables: the agent's persistent in-process context. */
   nft: NftTarget;
   /**
@@ -128,14 +129,14 @@ export class MemberDataplane {
   }
 
   private async sh(argv: string[]): Promise<void> {
-    const r = await this.opts.exec(argv);
+    const r = await this.opts.host.exec(argv);
     if (r.code !== 0) throw new Error(`${argv.join(" ")} failed (${r.code}): ${r.stderr.trim()}`);
   }
 
   async setup(): Promise<void> {
     const { lanInterface: lan, virtualAddress: vip } = this.opts;
     const mv = this.macvlan;
-    await this.opts.exec(["ip", "link", "del", mv]);
+    await this.opts.host.exec(["ip", "link", "del", mv]);
     await this.sh(["ip", "link", "add", mv, "link", lan, "type", "macvlan", "mode", "bridge"]);
     await this.sh(["ip", "link", "set", mv, "address", virtualMac(this.opts.vrid)]);
     for (const [k, v] of [
@@ -223,7 +224,7 @@ export class MemberDataplane {
         "}",
       ].join("\n"),
     );
-    await ensureQueueRule(this.opts.exec, this.rule);
+    await ensureQueueRule(this.opts.host, this.rule);
   }
 
   /**
@@ -251,7 +252,7 @@ export class MemberDataplane {
       arpRole === "master"
         ? `ip addr replace ${vip} dev ${this.macvlan}`
         : `ip addr del ${vip} dev ${this.macvlan} 2>/dev/null`;
-    await this.opts.exec([
+    await this.opts.host.exec([
       "sh",
       "-c",
       `sysctl -qw net.ipv4.conf.${this.macvlan}.arp_ignore=${arpRole === "master" ? 1 : 8}; ${addr}; true`,
@@ -484,7 +485,7 @@ export class MemberDataplane {
 
   async teardown(): Promise<void> {
     try {
-      await removeQueueRule(this.opts.exec, this.rule);
+      await removeQueueRule(this.opts.host, this.rule);
     } catch (e) {
       this.opts.log(`queue rule removal: ${(e as Error).message}`);
     }
@@ -492,7 +493,7 @@ export class MemberDataplane {
     await deleteTable(this.opts.nft, { family: "ip", table: this.guardTable }).catch(() => undefined);
     this.queue?.close("accept");
     this.queue = undefined;
-    await this.opts.exec(["ip", "link", "del", this.macvlan]);
+    await this.opts.host.exec(["ip", "link", "del", this.macvlan]);
   }
 }
 

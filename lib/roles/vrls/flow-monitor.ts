@@ -18,11 +18,11 @@
  * few hundred listings (see listSetsJson in lib/dataplane/nft.ts).
  */
 import { readFile } from "node:fs/promises";
-import type { Executor } from "../../dataplane/index.ts";
 import { listSetsJson, type NftTarget, parseSetJson } from "../../dataplane/nft.ts";
+import type { CommandHost } from "../../remote/command.ts";
 
 export interface FlowMonitorOptions {
-  exec: Executor;
+  host: CommandHost;
   /** The member's nftables (in process in the agent). */
   nft: NftTarget;
   table: string;
@@ -68,7 +68,7 @@ export class FlowMonitor {
   async sample(now: number): Promise<FlowReading | null> {
     const [sets, tc] = await Promise.all([
       listSetsJson(this.opts.nft, { family: "ip", table: this.opts.table }).catch(() => undefined),
-      this.opts.exec(["tc", "-s", "-j", "qdisc", "show"]),
+      this.opts.host.exec(["tc", "-s", "-j", "qdisc", "show"]),
     ]);
     if (sets === undefined) {
       this.failures++;

@@ -12,7 +12,7 @@
  *   next sequence number after the last segment it forwarded; the new owner, which
  *   held the condition, drops older segments and releases the rest. Held packets of
  *   other protocols are discarded ("UDP packets may possibly be discarded").
- * - exactly-once (beyond the seed, ../shared/brief.md): as above but the marker is
+ * - exactly-once (beyond the seed, docs/vrls.md and docs/dataplane.md): as above but the marker is
  *   the identity (hash of the IP packet as received) of the last packet forwarded
  *   per flow, for every protocol; the new owner drops up to and including it.
  */

@@ -7,6 +7,7 @@
  */
 import type { Lab } from "../../lab/index.ts";
 import { stateDir } from "../../lab/prefix.ts";
+import { heldWithin } from "../../remote/wait.ts";
 import type { VirtualRouterConfig } from "./config.ts";
 
 export interface KeepalivedMember {
@@ -72,12 +73,12 @@ vrrp_instance ${vr.name} {
     ["setsid", "-f", "keepalived", "-D", "-P", "-f", `${dir}/keepalived.conf`, "-p", pidFile, "-r", vrrpPid],
     { timeoutMs: 10_000 },
   );
-  let alive: { code: number | null } = { code: 1 };
-  for (let i = 0; i < 50 && alive.code !== 0; i++) {
-    await new Promise((r) => setTimeout(r, 20));
-    alive = await remote.exec(["sh", "-c", `kill -0 $(cat ${vrrpPid} 2>/dev/null) 2>/dev/null`]);
-  }
-  if (alive.code !== 0) {
+  const alive = await heldWithin(
+    async () =>
+      (await remote.exec(["sh", "-c", `kill -0 $(cat ${vrrpPid} 2>/dev/null) 2>/dev/null`])).code === 0,
+    { timeoutMs: 1000, what: `keepalived's VRRP process on ${host}` },
+  );
+  if (!alive) {
     throw new Error(`keepalived did not start on ${host} (exit ${start.code}): ${start.stderr.trim()}`);
   }
   const logs = [`start exit ${start.code}: ${start.stdout}${start.stderr}`];

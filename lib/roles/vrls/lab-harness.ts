@@ -5,7 +5,7 @@
  */
 import type { Lab } from "../../lab/index.ts";
 import { stateDir } from "../../lab/prefix.ts";
-import { type AgentClient, launchAgent } from "../../remote/index.ts";
+import { type AgentClient, launchAgent, WaitTimeoutError, waitUntil } from "../../remote/index.ts";
 import type { LoadedTopology } from "../../topology/load.ts";
 import { routerAgentArgs } from "./agent-args.ts";
 import { loadVrlsConfig, type VirtualRouterConfig, type VirtualRouterSpecT } from "./config.ts";
@@ -108,31 +108,41 @@ export async function startVirtualRouter(
       const masters = roles.filter(([, r]) => r === "master");
       return masters.length === 1 ? masters[0]?.[0] : undefined;
     },
-    waitForMaster: async (timeoutMs = 15_000, expected?: string) => {
-      const until = Date.now() + timeoutMs;
-      while (Date.now() < until) {
-        const m = await running.master();
-        if (m && (expected === undefined || m === expected)) return m;
-        await new Promise((r) => setTimeout(r, 50));
-      }
-      throw new Error(`no single master within ${timeoutMs} ms`);
-    },
+    waitForMaster: (timeoutMs = 15_000, expected?: string) =>
+      waitUntil(
+        async () => {
+          const m = await running.master();
+          return m && (expected === undefined || m === expected) ? m : undefined;
+        },
+        {
+          timeoutMs,
+          what: expected ? `${expected} as the single master` : "a single master",
+          everyMs: 50,
+        },
+      ),
     waitAllocated: async (conditions, timeoutMs = 20_000) => {
-      const until = Date.now() + timeoutMs;
       let last: unknown;
-      while (Date.now() < until) {
-        const m = await running.master();
-        if (m) {
-          const s = await running.status(m);
-          last = s.master;
-          const alloc = s.master?.allocation ?? {};
-          if (Object.keys(alloc).length >= conditions && s.master?.inFlight === null) return alloc;
-        }
-        await new Promise((r) => setTimeout(r, 50));
+      try {
+        return await waitUntil(
+          async () => {
+            const m = await running.master();
+            if (!m) return undefined;
+            const s = await running.status(m);
+            last = s.master;
+            const alloc = s.master?.allocation ?? {};
+            return Object.keys(alloc).length >= conditions && s.master?.inFlight === null ? alloc : undefined;
+          },
+          {
+            timeoutMs,
+            what: `the allocation of ${conditions} conditions`,
+            everyMs: 50,
+            last: () => `last master state ${JSON.stringify(last)}`,
+          },
+        );
+      } catch (e) {
+        if (!(e instanceof WaitTimeoutError)) throw e;
+        throw new Error(`${e.message}\n${await running.diagnostics()}`);
       }
-      throw new Error(
-        `allocation of ${conditions} conditions not complete within ${timeoutMs} ms: ${JSON.stringify(last)}\n${await running.diagnostics()}`,
-      );
     },
     diagnostics: async () => {
       const parts: string[] = [];

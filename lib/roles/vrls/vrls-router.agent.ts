@@ -12,8 +12,10 @@ import { readFileSync } from "node:fs";
 import { rename, writeFile } from "node:fs/promises";
 import { setPriority } from "node:os";
 import { performance } from "node:perf_hooks";
-import { inProcessNft, localExecutor } from "../../dataplane/index.ts";
+import { inProcessNft } from "../../dataplane/index.ts";
 import { agentArgs, log, notify, serveAgent } from "../../remote/agent-runtime.ts";
+import { localHost } from "../../remote/command.ts";
+import { heldWithin, pause } from "../../remote/wait.ts";
 import { intToIp, maskOf, parseCidr } from "../../topology/address.ts";
 import { gratuitousArpFrame } from "../../wire/arp.ts";
 import { ETHERTYPE, encodeEthernet } from "../../wire/ethernet.ts";
@@ -65,7 +67,7 @@ const STOP_SETTLE_MS = 2;
 // One persistent libnftables context for the agent's life: its owner table dies with it.
 const nft = inProcessNft();
 const dp = new MemberDataplane({
-  exec: localExecutor(),
+  host: localHost({ timeoutMs: 30_000 }),
   nft,
   fateSharing: args.fateSharing !== false,
   vrid,
@@ -314,7 +316,8 @@ async function perform(a: CoreAction): Promise<void> {
       // not yet in the queue; stopped now, it would be blocked here and lost (seen: 2 of
       // 1.8 M datagrams in 150 hand-offs). Observing longer is always safe: it only moves
       // the marker later, and the new owner drops its held copies up to the marker.
-      await new Promise((r) => setTimeout(r, STOP_SETTLE_MS));
+      // Time is the subject here (a settle window), so a fixed pause, not a wait.
+      await pause(STOP_SETTLE_MS);
       const markers = faultyMarkers(
         faults.has("vrls-keeps-forwarding") ? [] : dp.stop(a.to, a.epoch, a.version, a.conditions, a.mode),
         a.mode,
@@ -333,12 +336,11 @@ async function perform(a: CoreAction): Promise<void> {
     case "resolveHeld": {
       // Every frame the old owner forwarded reached this member from the same hub before
       // the markers did; wait (bounded) until the last one is held, then resolve.
-      const until = now() + MARKER_WAIT_MS;
-      let held = dp.markersHeld(a.conditions, a.mode, a.markers);
-      while (!held && now() < until) {
-        await new Promise((r) => setTimeout(r, 1));
-        held = dp.markersHeld(a.conditions, a.mode, a.markers);
-      }
+      const held = await heldWithin(() => dp.markersHeld(a.conditions, a.mode, a.markers), {
+        timeoutMs: MARKER_WAIT_MS,
+        what: "the old owner's last frames to be held",
+        everyMs: 1,
+      });
       if (!held) count("handoff.markerWaitExpired");
       const r = dp.resolve(a.conditions, a.mode, a.markers);
       if (args.trace)
@@ -485,7 +487,7 @@ function startFlowMonitor(): void {
   if (!m) return;
   const cs = args.core.conditions;
   const monitor = new FlowMonitor({
-    exec: localExecutor(),
+    host: localHost({ timeoutMs: 30_000 }),
     nft,
     table: dp.table,
     conditionOf: (set, element) =>
@@ -559,18 +561,20 @@ serveAgent({
     },
     /** Resolves when this master has no allocation in flight (or times out). */
     waitIdle: async (p: { timeoutMs?: number } | undefined) => {
-      const until = Date.now() + (p?.timeoutMs ?? 5000);
-      while (Date.now() < until) {
-        if (core.role === "master" && !core.master.busy && pending.length === 0) {
-          return {
-            idle: true,
-            completed: core.master.completedAllocations,
-            lastHandoffMs: core.master.lastHandoffMs,
-          };
-        }
-        await new Promise((r) => setTimeout(r, 2));
-      }
-      return { idle: false, completed: core.master.completedAllocations };
+      const idle = await heldWithin(
+        () => core.role === "master" && !core.master.busy && pending.length === 0,
+        {
+          timeoutMs: p?.timeoutMs ?? 5000,
+          what: "no allocation in flight",
+          everyMs: 2,
+        },
+      );
+      if (!idle) return { idle: false, completed: core.master.completedAllocations };
+      return {
+        idle: true,
+        completed: core.master.completedAllocations,
+        lastHandoffMs: core.master.lastHandoffMs,
+      };
     },
     handoffStats: () => ({
       durationsMs: core.master.handoffDurationsMs,

@@ -10,11 +10,20 @@
  * hears what is multicast or sent to it, and the flows' sources answer its ICMP
  * information requests after `minDelayMs`. Every control message is logged (`log`).
  */
-import { type CoordinatorAction, CoordinatorCore, type CoordinatorCoreOptions } from "./coordinator-core.ts";
-import { decideExactlyOnce, decideSequenceNumber, FlowObserver, type PacketInfo } from "./handoff.ts";
-import type { Disposition } from "./member.ts";
-import type { FlowMarker, VrlsMessage } from "./messages.ts";
-import { type CoreAction, RouterCore, type RouterCoreOptions } from "./router-core.ts";
+import {
+  type CoordinatorAction,
+  CoordinatorCore,
+  type CoordinatorCoreOptions,
+} from "../lib/roles/vrls/coordinator-core.ts";
+import {
+  decideExactlyOnce,
+  decideSequenceNumber,
+  FlowObserver,
+  type PacketInfo,
+} from "../lib/roles/vrls/handoff.ts";
+import type { Disposition } from "../lib/roles/vrls/member.ts";
+import type { FlowMarker, VrlsMessage } from "../lib/roles/vrls/messages.ts";
+import { type CoreAction, RouterCore, type RouterCoreOptions } from "../lib/roles/vrls/router-core.ts";
 
 export interface SimFlow {
   src: string;

@@ -10,11 +10,12 @@
  * keepalived (standard VRRP active/standby) runs the same load on the switched variant
  * of the lab (on the hub its backup would forward every frame too).
  */
-import type { Lab } from "../../lab/index.ts";
-import type { LoadedTopology } from "../../topology/load.ts";
-import { startKeepalived } from "./keepalived.ts";
-import { startVirtualRouter, virtualRouterConfig } from "./lab-harness.ts";
-import { ReviewSpec, type ReviewSpecT } from "./review-config.ts";
+import type { Lab } from "../lab/index.ts";
+import { waitUntil } from "../remote/wait.ts";
+import { startKeepalived } from "../roles/vrls/keepalived.ts";
+import { startVirtualRouter, virtualRouterConfig } from "../roles/vrls/lab-harness.ts";
+import { ReviewSpec, type ReviewSpecT } from "../roles/vrls/review-config.ts";
+import type { LoadedTopology } from "../topology/load.ts";
 import {
   addServerAddresses,
   balancedSince,
@@ -181,11 +182,15 @@ export async function keepalivedSharing(
   const ka = await startKeepalived(lab, cfg, "ra");
   const kb = await startKeepalived(lab, cfg, "rb");
   try {
-    const until = Date.now() + 15_000;
-    while ((await ka.state())?.state !== "MASTER" || (await kb.state())?.state !== "BACKUP") {
-      if (Date.now() > until) throw new Error(`keepalived did not settle: ${ka.log()}\n${kb.log()}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitUntil(
+      async () => (await ka.state())?.state === "MASTER" && (await kb.state())?.state === "BACKUP",
+      {
+        timeoutMs: 15_000,
+        what: "keepalived to settle (ra MASTER, rb BACKUP)",
+        everyMs: 50,
+        last: () => `${ka.log()}\n${kb.log()}`,
+      },
+    );
     const paths = await lanPaths(lab, cfg.spec.vrid);
     const base = baseFlows();
     const skew = [...Array(9).keys()].map((i) => ({

@@ -5,15 +5,16 @@
  * end system is the longest gap the receiver saw in its stream. The same experiment
  * runs with keepalived (standard VRRPv3, the master forwards everything) for comparison.
  */
-import type { Lab } from "../../lab/index.ts";
-import type { LoadedTopology } from "../../topology/load.ts";
-import { analyzeCapture } from "../../traffic/analyzer.ts";
-import { Capture } from "../../traffic/capture.ts";
-import { type L2Path, resolveL2Path, sendUdpStream, UdpReceiver } from "../../traffic/udp.ts";
-import { virtualMac } from "../../wire/vrrp.ts";
+import type { Lab } from "../lab/index.ts";
+import { heldWithin, pause } from "../remote/wait.ts";
+import { startKeepalived } from "../roles/vrls/keepalived.ts";
+import { startVirtualRouter, virtualRouterConfig } from "../roles/vrls/lab-harness.ts";
+import type { LoadedTopology } from "../topology/load.ts";
+import { analyzeCapture } from "../traffic/analyzer.ts";
+import { Capture } from "../traffic/capture.ts";
+import { type L2Path, resolveL2Path, sendUdpStream, UdpReceiver } from "../traffic/udp.ts";
+import { virtualMac } from "../wire/vrrp.ts";
 import { FIG7_END_SYSTEM_ADDRESSES, FIG7_END_SYSTEMS, primeDiscovery } from "./handoff-run.ts";
-import { startKeepalived } from "./keepalived.ts";
-import { startVirtualRouter, virtualRouterConfig } from "./lab-harness.ts";
 
 export interface EndSystemOutcome {
   host: string;
@@ -55,11 +56,11 @@ async function streams(
       ),
     ),
   );
-  await new Promise((r) => setTimeout(r, killAfterMs));
+  await pause(killAfterMs); // time is the subject: the failure happens this far into the streams
   const killedAt = Date.now();
   await kill();
   const sent = await sending;
-  await new Promise((r) => setTimeout(r, 200));
+  await pause(200); // time is the subject: a drain interval before the receiver stops (what is missing is lost)
   const report = await receiver.stop();
   await capture.stop();
   const wire = await analyzeCapture(capture.reader());
@@ -92,7 +93,7 @@ async function quietBaseline(lab: Lab, port: number, paths: L2Path[]): Promise<n
       ),
     ),
   );
-  await new Promise((r) => setTimeout(r, 200));
+  await pause(200); // time is the subject: the same drain interval as the failure run
   return (await quiet.stop()).streams.map((s) => round(s.longestInterruption?.ms ?? 0));
 }
 
@@ -220,15 +221,15 @@ export async function keepalivedFailover(
   const ka = await startKeepalived(lab, cfg, "ra");
   const kb = await startKeepalived(lab, cfg, "rb");
   try {
-    const until = Date.now() + 15_000;
-    while ((await ka.state())?.state !== "MASTER" || (await kb.state())?.state !== "BACKUP") {
-      if (Date.now() > until) {
-        const ps = (await lab.host("rb").exec("ps -eo pid,args | grep -c [k]eepalived; ip -br link")).stdout;
-        throw new Error(
-          `keepalived did not settle: ra ${JSON.stringify(await ka.transitions())} rb ${JSON.stringify(await kb.transitions())}\n${ps}\n${ka.log()}\n${kb.log()}\n${(await lab.host("rb").exec(`ls -la ${"/run/tandem/" + lab.prefix}/keepalived-rb; cat /run/tandem/${lab.prefix}/keepalived-rb/*.pid; ps -eo pid,netns,args | grep [k]eepalived`)).stdout}`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 50));
+    const settled = await heldWithin(
+      async () => (await ka.state())?.state === "MASTER" && (await kb.state())?.state === "BACKUP",
+      { timeoutMs: 15_000, what: "keepalived to settle (ra MASTER, rb BACKUP)", everyMs: 50 },
+    );
+    if (!settled) {
+      const ps = (await lab.host("rb").exec("ps -eo pid,args | grep -c [k]eepalived; ip -br link")).stdout;
+      throw new Error(
+        `keepalived did not settle within 15000 ms: ra ${JSON.stringify(await ka.transitions())} rb ${JSON.stringify(await kb.transitions())}\n${ps}\n${ka.log()}\n${kb.log()}\n${(await lab.host("rb").exec(`ls -la ${"/run/tandem/" + lab.prefix}/keepalived-rb; cat /run/tandem/${lab.prefix}/keepalived-rb/*.pid; ps -eo pid,netns,args | grep [k]eepalived`)).stdout}`,
+      );
     }
     const l2 = await paths(lab, 51);
     const baselineMs = await quietBaseline(lab, port + 1, l2);

@@ -1,7 +1,7 @@
 // Web server agent for the server hosts 5a-5c (seed 002, FIG. 3): serves keep-alive
 // requests and long downloads so TCP connections live across VIP moves.
-import { serveAgent } from "../../remote/agent-runtime.ts";
-import { startWebServer, type WebServerStats } from "./web-server.ts";
+import { serveAgent } from "../remote/agent-runtime.ts";
+import { startWebServer, type WebServerStats } from "./http-server.ts";
 
 let running: { stats: () => WebServerStats; close: () => Promise<void> } | undefined;
 

@@ -1,4 +1,4 @@
-import { defineCases } from "../support/cases.ts";
+import { defineCases } from "./define.ts";
 
 /**
  * The vrls suite's cases (seed 000). They drive the reference VRLS role (lib/roles/vrls)

@@ -3,8 +3,8 @@
  * time, sender, type. Used to check the seed's message sequences on the wire (Fig. 15:
  * 6 -> 7 -> 8 -> 3 -> 4 [-> 5]). Frames that are not IPv4/112 are skipped.
  */
-import type { Lab } from "../../lab/index.ts";
-import { Capture } from "../../traffic/capture.ts";
+import type { Lab } from "../lab/index.ts";
+import { Capture } from "./capture.ts";
 
 export interface WireMessage {
   at: number;

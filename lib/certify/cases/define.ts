@@ -1,7 +1,7 @@
-import type { Capability } from "../../vendor-adapters/types.ts";
+import type { Capability } from "../../../vendor-adapters/types.ts";
 
 /**
- * A suite case as declared in suites/<suite>/cases.ts: its stable ID, what it shows,
+ * A suite case as declared in lib/certify/cases/<suite>.ts: its stable ID, what it shows,
  * the catalogue requirements it verifies and the device capabilities it needs (without
  * them the case is "not applicable" for that device).
  */

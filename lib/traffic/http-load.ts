@@ -1,5 +1,5 @@
 import { connect, type Socket } from "node:net";
-import { streamByte } from "./web-server.ts";
+import { streamByte } from "./http-server.ts";
 
 /**
  * The clients 1a-1c: many concurrent long-lived TCP connections to a VIP, each either
@@ -307,6 +307,7 @@ export async function connectionBurst(o: {
     });
   await Promise.all(
     Array.from({ length: o.concurrency }, async (_, i) => {
+      // Time is the subject: connections per second over a fixed interval.
       while (Date.now() < end) {
         if (await one(i)) completed++;
         else failed++;

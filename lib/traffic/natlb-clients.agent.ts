@@ -1,7 +1,7 @@
 // Client agent (clients 1a-1c of seed 002, FIG. 3): many long-lived TCP connections to a
-// VIP, counting resets, stalls and corrupted bytes (see client-load.ts).
-import { serveAgent } from "../../remote/agent-runtime.ts";
-import { ClientLoad, type ClientLoadOptions, connectionBurst } from "./client-load.ts";
+// VIP, counting resets, stalls and corrupted bytes (see http-load.ts).
+import { serveAgent } from "../remote/agent-runtime.ts";
+import { ClientLoad, type ClientLoadOptions, connectionBurst } from "./http-load.ts";
 
 const loads = new Map<string, ClientLoad>();
 

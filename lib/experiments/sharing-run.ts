@@ -11,12 +11,13 @@
  * - the figures come from a capture on the far segment (frames per forwarding MAC per
  *   time window: the analyzer's attribution), never from the agents.
  */
-import type { Lab } from "../../lab/index.ts";
-import { analyzeCapture, type CaptureAnalysis } from "../../traffic/analyzer.ts";
-import { Capture, type CaptureStats } from "../../traffic/capture.ts";
-import { type L2Path, type NativeSenderTotals, resolveL2Path, sendUdpStream } from "../../traffic/udp.ts";
-import { virtualMac } from "../../wire/vrrp.ts";
-import { bucketOf } from "./conditions.ts";
+import type { Lab } from "../lab/index.ts";
+import { pause } from "../remote/wait.ts";
+import { bucketOf } from "../roles/vrls/conditions.ts";
+import { analyzeCapture, type CaptureAnalysis } from "../traffic/analyzer.ts";
+import { Capture, type CaptureStats } from "../traffic/capture.ts";
+import { type L2Path, type NativeSenderTotals, resolveL2Path, sendUdpStream } from "../traffic/udp.ts";
+import { virtualMac } from "../wire/vrrp.ts";
 
 export const LAN_END_SYSTEMS = ["es1", "es2", "es3", "es4"] as const;
 export const LAN_END_SYSTEM_ADDRESSES: Record<string, string> = {
@@ -156,7 +157,9 @@ export async function runLoad(
     if (during) await during(startedAt);
     const sent = await sending;
     const endedAt = Date.now();
-    await new Promise((r) => setTimeout(r, 200));
+    // Time is the subject: frames still queued get 200 ms to arrive before the capture stops
+    // (what is missing after that counts as lost).
+    await pause(200);
     const stats = await capture.stop();
     const analysis = await analyzeCapture(capture.reader(), { binMs: 50 });
     return {

@@ -1,4 +1,4 @@
-import { defineCases } from "../support/cases.ts";
+import { defineCases } from "./define.ts";
 
 /** The vrrp suite's cases; each names the catalogue requirements it verifies. */
 export const vrrpCases = defineCases("vrrp", {

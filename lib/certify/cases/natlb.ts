@@ -1,4 +1,4 @@
-import { defineCases } from "../support/cases.ts";
+import { defineCases } from "./define.ts";
 
 /**
  * The natlb suite's cases (seed 002). Cases the suite does not drive yet are skipped as

@@ -1,11 +1,13 @@
-// The data-plane tests' lab: sender -> forwarder -> receiver, a virtual lab (lib/lab upLab)
-// with its own run prefix; teardown (lab.down) removes exactly that run's objects.
+// The forwarding lab the data-plane tests and bench/holdqueue.ts share: sender -> forwarder
+// -> receiver, a virtual lab (upLab) with its own run prefix; teardown (lab.down) removes
+// exactly that run's objects. It lives in lib/ so a bench never imports test code (issue 12).
 import { spawn } from "node:child_process";
 import { createInterface } from "node:readline";
-import { type Executor, hostExecutor } from "../lib/dataplane/exec.ts";
-import { run } from "../lib/lab/command.ts";
-import { type Lab, upLab } from "../lib/lab/index.ts";
-import { parseTopologyText } from "../lib/topology/load.ts";
+import type { CommandHost } from "../remote/command.ts";
+import { waitUntil } from "../remote/wait.ts";
+import { parseTopologyText } from "../topology/load.ts";
+import { run } from "./command.ts";
+import { type Lab, upLab } from "./lab.ts";
 
 export const SOURCE_A = "198.18.1.10";
 export const SOURCE_B = "198.18.1.11";
@@ -23,7 +25,8 @@ export interface ForwardingLab {
   sender: string;
   forwarder: string;
   receiver: string;
-  exec: { sender: Executor; forwarder: Executor; receiver: Executor };
+  /** Each host over its SSH session, as a controller reaches it. */
+  exec: { sender: CommandHost; forwarder: CommandHost; receiver: CommandHost };
   /** Datagrams the receiver's UDP socket got, in arrival order. */
   received: Datagram[];
   /** Sends `count` datagrams "tag:seq" from `src` to the receiver; resolves when all were sent. */
@@ -105,7 +108,7 @@ export async function startUdpReceiver(ns: string): Promise<UdpReceiver> {
     proc.stdin.end();
     proc.kill("SIGKILL");
   };
-  await waitFor("the receiver to bind", () => ready || proc.exitCode !== null);
+  await waitUntil(() => ready || proc.exitCode !== null, { timeoutMs: 10_000, what: "the receiver to bind" });
   if (!ready) {
     stop();
     throw new Error(`receiver exited with ${proc.exitCode}`);
@@ -126,21 +129,13 @@ s.bind({ address: src, port: 0 }, async () => {
 });
 `;
 
-export async function waitFor(what: string, predicate: () => boolean | Promise<boolean>, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
 async function sh(ns: string, argv: string[]): Promise<void> {
   await run(["ip", "netns", "exec", ns, ...argv]);
 }
 
 const TOPOLOGY = `
 lab: dataplane
-description: sender -> one kernel-forwarding namespace -> receiver (test/dataplane-fixture.ts)
+description: sender -> one kernel-forwarding namespace -> receiver (lib/lab/forwarding-lab.ts)
 segments:
   lan: { subnet: 198.18.1.0/24 }
   far: { subnet: 198.18.2.0/24 }
@@ -160,11 +155,11 @@ hosts:
 
 /**
  * Brings the three-host lab up with upLab (namespaces, bridges, sshd per host). nft and
- * iptables run over each host's SSH session (hostExecutor), as a controller would; the
+ * iptables run over each host's SSH session (LabHost is a CommandHost), as a controller would; the
  * UDP sender/receiver and the HoldQueue reach into the namespaces directly.
  */
 export async function buildForwardingLab(): Promise<ForwardingLab> {
-  const lab: Lab = await upLab(parseTopologyText(TOPOLOGY, "test/dataplane-fixture.ts"));
+  const lab: Lab = await upLab(parseTopologyText(TOPOLOGY, "lib/lab/forwarding-lab.ts"));
   let udpReceiver: UdpReceiver | undefined;
   const teardown = async () => {
     udpReceiver?.stop();
@@ -186,9 +181,9 @@ export async function buildForwardingLab(): Promise<ForwardingLab> {
       forwarder,
       receiver,
       exec: {
-        sender: hostExecutor(lab.host("snd")),
-        forwarder: hostExecutor(lab.host("fwd")),
-        receiver: hostExecutor(lab.host("rcv")),
+        sender: lab.host("snd"),
+        forwarder: lab.host("fwd"),
+        receiver: lab.host("rcv"),
       },
       received,
       async send(src, tag, count) {
