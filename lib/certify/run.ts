@@ -3,7 +3,6 @@ import { createWriteStream, existsSync, readFileSync } from "node:fs";
 import { mkdir, open, readFile, rm, writeFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import type { SuiteEvent } from "../../suites/support/events.ts";
 import { findAdapter } from "../../vendor-adapters/index.ts";
 import { newRunPrefix } from "../lab/prefix.ts";
 import { teardownPrefix } from "../lab/teardown.ts";
@@ -20,6 +19,7 @@ import {
   type SuiteNameT,
 } from "./catalogue.ts";
 import { readDurations, recordDurations, type SuiteDurations } from "./durations.ts";
+import type { SuiteEvent } from "./events.ts";
 import { type HistoryEntry, renderCertificationPage } from "./html.ts";
 import { renderJunit } from "./junit.ts";
 import { SUITE_CASES } from "./suites.ts";

@@ -1,5 +1,5 @@
+import { emitSuiteEvent } from "../../lib/certify/events.ts";
 import { type Lab, upLab } from "../../lib/lab/index.ts";
-import { emitSuiteEvent } from "./events.ts";
 
 /**
  * Brings a suite's lab up under the prefix `tandem certify` chose (TANDEM_LAB_PREFIX),

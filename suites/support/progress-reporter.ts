@@ -1,5 +1,5 @@
 import type { Reporter, TestCase, TestModule, TestRunEndReason } from "vitest/node";
-import { caseIdOfTitle, emitSuiteEvent } from "./events.ts";
+import { caseIdOfTitle, emitSuiteEvent } from "../../lib/certify/events.ts";
 
 /**
  * A vitest reporter that tells `tandem certify` which case runs and how each one ended

@@ -1,7 +1,7 @@
 import { appendFileSync } from "node:fs";
 
 /**
- * The progress channel of a certification run: JSON lines appended to the file named by
+ * The progress channel of a certification run (in lib/certify: lib may not import suites/): JSON lines appended to the file named by
  * TANDEM_EVENTS (`tandem certify` sets it to OUT/events.jsonl and tails it). Two writers
  * share it: the vitest reporter (suites/support/progress-reporter.ts, in vitest's main
  * process) and the suite's worker (lab bring-up steps, suites/support/lab.ts). A file,
