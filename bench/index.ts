@@ -35,6 +35,14 @@ export const BENCHES: Record<string, Benchmark> = {
       await runTrafficAgentBench();
     },
   },
+  "vrls-attack": {
+    about:
+      "issue 15: 100,000 crafted VRRP/VRLS frames over 30 s from an end system of the Fig. 7 lab, streams running",
+    run: async () => {
+      const { runVrlsAttackBench, printVrlsAttack } = await import("./vrls-attack.ts");
+      printVrlsAttack(await runVrlsAttackBench());
+    },
+  },
   handoff: {
     about: "VRLS hand-off per mode: reallocations, lost, duplicated, hand-off time p50/p99",
     run: async () => {

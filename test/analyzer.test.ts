@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { analyzeCapture, analyzeStream } from "../lib/traffic/analyzer.ts";
+import { analyzeCapture, analyzeStream, senderOnControllerClock } from "../lib/traffic/analyzer.ts";
 import { renderTimelineSvg } from "../lib/traffic/chart.ts";
 import { PcapReader, writePcap } from "../lib/traffic/pcap-reader.ts";
 import {
@@ -226,3 +226,32 @@ describe("analyzer", () => {
 async function* toChunks(data: Uint8Array): AsyncGenerator<Uint8Array> {
   for (let i = 0; i < data.length; i += 100) yield data.subarray(i, i + 100);
 }
+
+describe("clock offsets of a physical lab (issue 14)", () => {
+  it("moves capture and send timestamps to the controller's clock before latencies and interruptions", async () => {
+    // The sender's clock runs 40 ms ahead of the controller, the capturing host's 15 ms behind:
+    // each datagram really takes 2 ms; stream 5 stops at seq 49, the run ends at seq 99's send time.
+    const senderOffset = 40;
+    const captureOffset = -15;
+    const records = Array.from({ length: 50 }, (_, seq) => ({
+      tsMs: T0 + seq * 10 + 2 + captureOffset,
+      data: frame(1, 5, seq, T0 + seq * 10 + senderOffset),
+    }));
+    const pcap = () => new PcapReader(toChunks(writePcap(records, { nanosecond: true })));
+    const naive = (await analyzeCapture(pcap())).streams[0]!;
+    expect(naive.latencyMs?.min).toBeCloseTo(2 + captureOffset - senderOffset, 3); // -53 ms: impossible
+    const corrected = (
+      await analyzeCapture(pcap(), {
+        clocks: { captureOffsetMs: captureOffset, senderOffsetMs: () => senderOffset },
+      })
+    ).streams[0]!;
+    expect(corrected.latencyMs).toMatchObject({ min: expect.closeTo(2, 3), max: expect.closeTo(2, 3) });
+    const sender = senderOnControllerClock(
+      { streamId: 5, sent: 100, firstSendMs: T0 + senderOffset, lastSendMs: T0 + 990 + senderOffset },
+      senderOffset,
+    );
+    const result = analyzeStream({ sender, wire: corrected });
+    // Last arrival at T0 + 492 (controller clock), the run ends at T0 + 990.
+    expect(result.longestInterruption).toMatchObject({ ms: expect.closeTo(498, 3), untilEnd: true });
+  });
+});

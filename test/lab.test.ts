@@ -214,6 +214,7 @@ describe("physical lab backend (inventory)", () => {
       file,
       "lab: p\nhosts:\n  a: {}\n  b: {}\ninventory:\n  a: { address: 192.0.2.1, key: k }\n",
     );
+    await writeFile(join(dir, "k"), ""); // the loader checks that the key file exists
     await expect(upLab(file)).rejects.toThrow(/missing: b/);
     await rm(dir, { recursive: true, force: true });
   });

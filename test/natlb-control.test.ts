@@ -46,6 +46,65 @@ describe("NAT-LB control channel", () => {
     );
   });
 
+  it("a flood from one source is cut to its limit before authentication, each refusal counted", async () => {
+    const server = await ControlChannel.open({
+      id: 10,
+      keyHex: KEY,
+      port: 0,
+      address: "127.0.0.1",
+      limits: { senderPerSecond: 10, globalPerSecond: 1000 },
+    });
+    const client = await ControlChannel.open({ id: 1, keyHex: KEY, port: 0, address: "127.0.0.1" });
+    opened.push(server, client);
+    const dest = { address: "127.0.0.1", port: server.port };
+    // 50 unauthenticated datagrams at once: 10 reach the HMAC check (and fail it), 40 do not.
+    for (let i = 0; i < 50; i++) client.sendRaw(new Uint8Array(80).fill(i), dest);
+    const until = Date.now() + 5000;
+    while (server.counters.received < 50 && Date.now() < until) await sleep(10);
+    expect(server.counters.received).toBe(50);
+    expect(server.counters.limitedSender + server.counters.badAuth + server.counters.malformed).toBe(50);
+    expect(server.counters.limitedSender).toBeGreaterThanOrEqual(39);
+    expect(server.counters.limitedGlobal).toBe(0);
+  });
+
+  it("a genuine request is answered during a flood of 20,000 junk datagrams from another source; every datagram counted", async () => {
+    const server = await ControlChannel.open({
+      id: 10,
+      keyHex: KEY,
+      port: 0,
+      address: "127.0.0.1",
+      limits: { senderPerSecond: 100, globalPerSecond: 5000 },
+    });
+    const client = await ControlChannel.open({ id: 1, keyHex: KEY, port: 0, address: "127.0.0.2" });
+    const attacker = await ControlChannel.open({ id: 66, keyHex: KEY, port: 0, address: "127.0.0.3" });
+    opened.push(server, client, attacker);
+    let calls = 0;
+    server.setHandler(async () => ++calls);
+    const dest = { address: "127.0.0.1", port: server.port };
+    const forged = encodeNatlb(
+      { type: 1, sender: 1, sequence: 1n, moveId: 0, vip: "198.51.100.11", from: 0, to: 10, enter: true },
+      Buffer.from("ffeeddccbbaa99887766554433221100", "hex"),
+    );
+    const t0 = performance.now();
+    for (let i = 0; i < 20_000; i++) {
+      attacker.sendRaw(i % 2 ? forged : forged.subarray(0, i % forged.length), dest);
+      if (i % 1000 === 0) await sleep(1);
+    }
+    expect(await client.request(body, dest)).toBe(1);
+    const c = server.counters;
+    const until = Date.now() + 5000;
+    while (c.limitedSender + c.limitedGlobal + c.badAuth + c.malformed < 20_000 && Date.now() < until)
+      await sleep(10);
+    // UDP on loopback may drop in the socket buffer; what arrived is all counted.
+    expect(c.received).toBe(c.limitedSender + c.limitedGlobal + c.badAuth + c.malformed + c.accepted);
+    expect(c.accepted).toBe(1);
+    expect(calls).toBe(1);
+    // The flood's source got at most its burst (100) plus 100/s through to the HMAC check.
+    const seconds = (performance.now() - t0) / 1000;
+    expect(c.badAuth + c.malformed).toBeLessThanOrEqual(100 + Math.ceil(100 * seconds) + 1);
+    expect(c.limitedSender).toBeGreaterThan(0);
+  });
+
   it("a copy of a request already done gets the cached ack and is not acted on again", async () => {
     const { client, server, dest, calls } = await pair(() => 7);
     const bytes = client.encode(body);

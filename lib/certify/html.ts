@@ -146,7 +146,7 @@ dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 1em; }
 <dl class="meta">
 <dt>device</dt><dd>${esc(s.device.vendor)} ${esc(s.device.product)} ${esc(s.device.version)} (adapter <code>${esc(s.device.adapter)}</code>)</dd>
 <dt>suite</dt><dd>${esc(s.suite)} - ${esc(s.suiteTitle)}</dd>
-<dt>lab</dt><dd>${esc(s.lab.name)} (${esc(s.lab.file)})</dd>
+<dt>lab</dt><dd>${esc(s.lab.name)} (${esc(s.lab.file)})</dd>${clockLine(s)}
 <dt>mode</dt><dd>${esc(s.mode)}</dd>
 <dt>date</dt><dd>${esc(s.startedAt)} - ${esc(s.finishedAt)} (${(s.wallTimeMs / 1000).toFixed(0)} s)</dd>
 <dt>requirements</dt><dd>${s.counts.requirements}: ${s.counts.pass} pass, ${s.counts.fail} fail, <span id="inconclusive-count">${s.counts.inconclusive} inconclusive</span>, ${s.counts["not-applicable"]} not applicable, ${s.counts["not-run"]} not run (${s.counts.cases} cases)</dd>
@@ -164,4 +164,13 @@ ${caseBlocks}
 ${trend}
 </body></html>
 `;
+}
+
+/** Physical labs: each host's clock offset to the controller, measured at lab start. */
+function clockLine(s: CertificationSummary): string {
+  if (!s.lab.clocks) return "";
+  const items = Object.entries(s.lab.clocks).map(
+    ([h, c]) => `${esc(h)} ${c.offsetMs.toFixed(3)} ms (± ${c.uncertaintyMs.toFixed(3)})`,
+  );
+  return `\n<dt>host clocks</dt><dd id="clocks">offset to the controller, corrected in timing analysis: ${items.join(", ")}</dd>`;
 }

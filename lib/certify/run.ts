@@ -6,6 +6,7 @@ import { dirname, join, resolve } from "node:path";
 import { findAdapter } from "../../vendor-adapters/index.ts";
 import { newRunPrefix } from "../lab/prefix.ts";
 import { teardownPrefix } from "../lab/teardown.ts";
+import type { ClockOffset } from "../lab/state.ts";
 import { repoRoot } from "../remote/repo-root.ts";
 import { generateAllureSite, prepareAllureResults } from "../report/allure.ts";
 import type { LoadedTopology } from "../topology/load.ts";
@@ -203,6 +204,8 @@ function startSuite(
       TANDEM_LAB: labFile,
       TANDEM_LAB_PREFIX: prefix,
       TANDEM_OUT: out,
+      // A physical lab writes its hosts' clock offsets here when it starts (lib/lab/lab.ts).
+      TANDEM_LAB_CLOCKS: join(out, "lab-clocks.json"),
       TANDEM_MODE: opts.mode ?? "",
       TANDEM_EVENTS: eventsFile,
       // A plain suite.log: vitest's colour library counts any FORCE_COLOR (even "0") as "on".
@@ -243,6 +246,17 @@ function readDevice(out: string, dut: string): DeviceRecord {
     product: dut,
     version: "unknown (the suite did not reach the device)",
   };
+}
+
+/** The clock offsets a physical lab recorded at start (absent for a virtual lab). */
+function readClocks(out: string): { clocks?: Record<string, ClockOffset> } {
+  try {
+    return {
+      clocks: JSON.parse(readFileSync(join(out, "lab-clocks.json"), "utf8")) as Record<string, ClockOffset>,
+    };
+  } catch {
+    return {};
+  }
 }
 
 async function readHistory(out: string): Promise<HistoryEntry[]> {
@@ -331,7 +345,15 @@ export async function runCertification(opts: CertifyOptions): Promise<CertifyRes
   const emit = (e: CertifyEvent) => opts.onEvent?.(e);
   await mkdir(out, { recursive: true });
   if (opts.junit) await mkdir(dirname(resolve(opts.junit)), { recursive: true });
-  for (const stale of ["cases", "evidence", "vitest.json", "device.json", "summary.json", "events.jsonl"]) {
+  for (const stale of [
+    "cases",
+    "evidence",
+    "vitest.json",
+    "device.json",
+    "summary.json",
+    "lab-clocks.json",
+    "events.jsonl",
+  ]) {
     await rm(join(out, stale), { recursive: true, force: true });
   }
   await prepareAllureResults(out);
@@ -440,7 +462,7 @@ export async function runCertification(opts: CertifyOptions): Promise<CertifyRes
       out,
       device: readDevice(out, opts.dut),
       deviceReached: existsSync(join(out, "device.json")),
-      lab: { file: labFile, name: lab.topology.lab },
+      lab: { file: labFile, name: lab.topology.lab, ...readClocks(out) },
       mode: opts.mode ?? "default",
       startedAt,
       finishedAt,

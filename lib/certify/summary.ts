@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
+import type { ClockOffset } from "../lab/state.ts";
 import type { CaseRecord } from "./cases/define.ts";
 import { type Catalogue, type LevelT, requirementsOf, type SuiteNameT } from "./catalogue.ts";
 
@@ -52,7 +53,7 @@ export interface CertificationSummary {
   suite: SuiteNameT;
   suiteTitle: string;
   device: DeviceRecord;
-  lab: { file: string; name: string };
+  lab: { file: string; name: string; clocks?: Record<string, ClockOffset> };
   mode: string;
   startedAt: string;
   finishedAt: string;
@@ -116,7 +117,7 @@ export interface SummaryInput {
   caseTitles: Readonly<Record<string, { title: string }>>;
   out: string;
   device: DeviceRecord;
-  lab: { file: string; name: string };
+  lab: { file: string; name: string; clocks?: Record<string, ClockOffset> };
   mode: string;
   startedAt: Date;
   finishedAt: Date;

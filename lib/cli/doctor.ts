@@ -7,6 +7,7 @@ import { run } from "../lab/command.ts";
 import { newRunPrefix } from "../lab/prefix.ts";
 import { teardownPrefix } from "../lab/teardown.ts";
 import { agentBundlePath, repoRoot } from "../remote/repo-root.ts";
+import { doctorLab } from "./doctor-lab.ts";
 
 export interface Check {
   name: string;
@@ -20,7 +21,7 @@ export interface Check {
  * Tools the lab spawns by name (lib/lab/command.ts: spawn without a shell, so PATH decides
  * which one runs): the doctor looks them up on the same PATH.
  */
-const ON_PATH: { name: string; bin: string; pkg: string }[] = [
+export const ON_PATH: { name: string; bin: string; pkg: string }[] = [
   { name: "ip (iproute2)", bin: "ip", pkg: "iproute2" },
   { name: "nft", bin: "nft", pkg: "nftables" },
   { name: "iptables (nf_tables)", bin: "iptables", pkg: "iptables" },
@@ -339,7 +340,9 @@ export function registerDoctor(program: Command): void {
     .command("doctor")
     .description("check root, kernel features and tools; say what to install")
     .option("--json", "JSON output")
-    .action(async (opts: { json?: boolean }) => {
+    .option("--lab <file>", "run the checks on every host of a physical lab (inventory) over SSH")
+    .action(async (opts: { json?: boolean; lab?: string }) => {
+      if (opts.lab) return doctorLab(opts.lab, opts.json ?? false);
       const checks = await runDoctor();
       if (opts.json) process.stdout.write(`${JSON.stringify(checks)}\n`);
       else {

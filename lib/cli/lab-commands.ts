@@ -1,5 +1,18 @@
 import type { Command } from "commander";
-import { attachLab, readLabRecords, sweep, upLab } from "../lab/index.ts";
+import {
+  attachLab,
+  buildManifest,
+  emulatePhysicalLab,
+  formatPrepareReport,
+  Lab,
+  type LabRecord,
+  mapLimit,
+  prepareHost,
+  readLabRecords,
+  sweep,
+  upLab,
+} from "../lab/index.ts";
+import { loadTopology } from "../topology/load.ts";
 import { ProgressLine } from "./progress.ts";
 
 export function registerLabCommands(program: Command): void {
@@ -73,6 +86,64 @@ export function registerLabCommands(program: Command): void {
     });
 
   lab
+    .command("emulate-physical")
+    .argument("<file>", "topology file with an inventory: section")
+    .option(
+      "--detach",
+      "leave the emulated hosts running and exit (remove with `tandem lab sweep --prefix P`)",
+    )
+    .option("--host-key <file>", "private host key the hosts serve (default labs/keys/emulated-host_ed25519)")
+    .description(
+      "emulate a physical lab on this machine: per host a network + mount namespace (checkout, /tmp, /run/tandem hidden) with sshd on a management network",
+    )
+    .action(async (file: string, opts: { detach?: boolean; hostKey?: string }) => {
+      const progress = new ProgressLine("emulate");
+      const emu = await emulatePhysicalLab(file, {
+        progress: progress.update,
+        teardownOnSignal: !opts.detach,
+        ...(opts.hostKey ? { hostKeyFile: opts.hostKey } : {}),
+      });
+      progress.done(`${emu.prefix}: ${Object.keys(emu.hosts).length} emulated hosts`);
+      for (const h of Object.values(emu.hosts))
+        process.stdout.write(`${emu.prefix} ${h.name} ${h.address}:${h.port}\n`);
+      process.stderr.write(
+        `hidden on every host: ${emu.hiddenPaths.join(", ")}; controller at ${emu.controllerAddress}\n`,
+      );
+      if (opts.detach) return;
+      process.stderr.write("ready; Ctrl-C removes the emulated hosts\n");
+      setInterval(() => {}, 1 << 30);
+      await new Promise(() => {});
+    });
+
+  lab
+    .command("prepare")
+    .argument("<file>", "topology file with an inventory: section")
+    .description(
+      "install, check and version what every physical host needs (agents, native addons, pktgen, scapy helper) over SSH/SFTP",
+    )
+    .action(async (file: string) => {
+      const loaded = loadTopology(file);
+      const record = inventoryRecord(loaded.file, loaded.topology.inventory);
+      const labView = new Lab(record, loaded.topology);
+      const manifest = buildManifest();
+      process.stderr.write(`version ${manifest.version}: ${manifest.files.length} files\n`);
+      let failed = 0;
+      await mapLimit(labView.hostNames, 8, async (h) => {
+        try {
+          const report = await prepareHost(labView.host(h).remote, manifest);
+          if (report.problems.length > 0) failed++;
+          process.stdout.write(`${formatPrepareReport(report)}\n`);
+        } catch (error) {
+          failed++;
+          process.stdout.write(`${h}: NOT READY: ${(error as Error).message}\n`);
+        } finally {
+          labView.host(h).close();
+        }
+      });
+      if (failed > 0) process.exitCode = 1;
+    });
+
+  lab
     .command("sweep")
     .option("--prefix <prefix...>", "only these run prefixes")
     .description("remove the leftovers of every run (namespaces, processes, state) — also of running labs")
@@ -81,4 +152,33 @@ export function registerLabCommands(program: Command): void {
       for (const r of removed) process.stderr.write(`swept ${r.prefix}: ${r.namespaces} namespace(s)\n`);
       if (removed.length === 0) process.stderr.write("nothing to sweep\n");
     });
+}
+
+/** A lab record naming the inventory's hosts (for commands that reach them without bringing a lab up). */
+export function inventoryRecord(
+  file: string,
+  inventory: ReturnType<typeof loadTopology>["topology"]["inventory"],
+): LabRecord {
+  if (!inventory) throw new Error(`${file}: no inventory: section (a physical lab names its hosts there)`);
+  const home = process.env.HOME ?? "/root";
+  return {
+    name: "inventory",
+    prefix: "td00000",
+    backend: "physical",
+    topologyFile: file,
+    createdAt: new Date().toISOString(),
+    pid: process.pid,
+    hosts: Object.fromEntries(
+      Object.entries(inventory).map(([h, e]) => [
+        h,
+        {
+          address: e.address,
+          port: e.port,
+          user: e.user,
+          keyPath: e.key.replace(/^~(?=\/)/, home),
+          ...(e.hostKey ? { hostKeyFingerprint: e.hostKey } : {}),
+        },
+      ]),
+    ),
+  };
 }

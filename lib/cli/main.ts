@@ -3,6 +3,7 @@ import { registerBenchCommands } from "./bench-commands.ts";
 import { registerCertifyCommands } from "./certify-commands.ts";
 import { registerDoctor } from "./doctor.ts";
 import { registerFaultsCommands } from "./faults-commands.ts";
+import { registerFuzzCommand } from "./fuzz-command.ts";
 import { registerLabCommands } from "./lab-commands.ts";
 import { registerRoleCommands } from "./role-commands.ts";
 
@@ -15,6 +16,7 @@ registerBenchCommands(program);
 registerCertifyCommands(program);
 registerFaultsCommands(program);
 registerRoleCommands(program);
+registerFuzzCommand(program);
 
 try {
   await program.parseAsync(process.argv);

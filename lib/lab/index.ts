@@ -1,6 +1,10 @@
 export * from "./command.ts";
+export * from "./emulate-physical.ts";
 export * from "./lab.ts";
+export { mapLimit } from "./limit.ts";
+export * from "./physical.ts";
 export * from "./prefix.ts";
+export * from "./prepare.ts";
 export * from "./state.ts";
 export * from "./teardown.ts";
 export type { Progress } from "./virtual.ts";

@@ -1,4 +1,5 @@
 import { readFileSync } from "node:fs";
+import { writeFile } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import {
   type AgentClient,
@@ -14,9 +15,17 @@ import {
 import { type LoadedTopology, loadTopology } from "../topology/load.ts";
 import type { HostSpecT, Topology } from "../topology/schema.ts";
 import { mapLimit } from "./limit.ts";
+import {
+  type HostProblem,
+  LabHostsError,
+  measureClockOffset,
+  problemOf,
+  significantOffsetMs,
+} from "./physical.ts";
 import { namespaceName, newRunPrefix, PREFIX_PATTERN, stateDir } from "./prefix.ts";
+import { buildManifest, prepareHost } from "./prepare.ts";
 import { registerLiveLab, unregisterLiveLab } from "./signals.ts";
-import { findLabRecord, type LabRecord, readLabRecords, writeLabRecord } from "./state.ts";
+import { type ClockOffset, findLabRecord, type LabRecord, readLabRecords, writeLabRecord } from "./state.ts";
 import { teardownPrefix } from "./teardown.ts";
 import { buildNetwork, type Progress } from "./virtual.ts";
 
@@ -50,9 +59,23 @@ export class LabHost implements CommandHost {
         username: h.user,
         privateKey,
         ...(hostPublicKey ? { hostPublicKey } : {}),
+        ...(h.hostKeyFingerprint ? { hostKeyFingerprint: h.hostKeyFingerprint } : {}),
+        ...(h.preparedDir ? { preparedDir: h.preparedDir } : {}),
       });
     }
     return this.remoteHost;
+  }
+
+  /**
+   * A directory for this run's files on the host (journals, status files, configs),
+   * created if missing. Virtual hosts share the run's state dir; a physical host has its
+   * own `/tmp/tandem-<prefix>` (the controller's /run/tandem is not there).
+   */
+  async runDir(): Promise<string> {
+    if (this.record.backend !== "physical") return stateDir(this.record.prefix);
+    const dir = `/tmp/tandem-${this.record.prefix}`;
+    await this.remote.execOrThrow(["mkdir", "-p", dir], { timeoutMs: 20_000 });
+    return dir;
   }
 
   /** Runs a command on the host over SSH. */
@@ -75,8 +98,11 @@ export class LabHost implements CommandHost {
     options: Omit<LaunchAgentOptions, "args"> = {},
   ): Promise<AgentClient> {
     const upload = this.record.backend === "physical";
+    const prepared = this.record.hosts[this.name]?.preparedDir;
     return launchAgent(this.remote, agentName, {
       upload,
+      // A prepared physical host runs the bundle installed by `tandem lab prepare`, whose addons sit beside it.
+      ...(prepared ? { remoteBundlePath: `${prepared}/agents/${agentName}.mjs` } : {}),
       ...options,
       ...(args === undefined ? {} : { args }),
     });
@@ -137,6 +163,14 @@ export class Lab {
     return h;
   }
 
+  /**
+   * A host's clock minus the controller's, in ms, as measured at lab start (physical labs);
+   * 0 where every host runs on the controller's clock (virtual labs).
+   */
+  clockOffsetMs(host: string): number {
+    return significantOffsetMs(this.record.clocks?.[host]);
+  }
+
   /** The network namespace of a host (virtual labs); throws on a physical lab. */
   namespace(host: string): string {
     const ns = this.host(host).namespace;
@@ -174,7 +208,7 @@ export async function upLab(source: string | LoadedTopology, options: UpOptions 
   }
   if (options.prefix !== undefined && !PREFIX_PATTERN.test(options.prefix))
     throw new Error(`lab prefix "${options.prefix}" is not td + 5 lowercase letters or digits`);
-  return backend === "physical" ? upPhysical(loaded, name, options.prefix) : upVirtual(loaded, name, options);
+  return backend === "physical" ? upPhysical(loaded, name, options) : upVirtual(loaded, name, options);
 }
 
 async function upVirtual(loaded: LoadedTopology, name: string, options: UpOptions): Promise<Lab> {
@@ -230,7 +264,7 @@ async function upVirtual(loaded: LoadedTopology, name: string, options: UpOption
   }
 }
 
-async function upPhysical(loaded: LoadedTopology, name: string, chosenPrefix?: string): Promise<Lab> {
+async function upPhysical(loaded: LoadedTopology, name: string, options: UpOptions): Promise<Lab> {
   const inventory = loaded.topology.inventory ?? {};
   const missing = Object.keys(loaded.topology.hosts).filter((h) => !inventory[h]);
   if (missing.length > 0) {
@@ -238,8 +272,10 @@ async function upPhysical(loaded: LoadedTopology, name: string, chosenPrefix?: s
       `${loaded.file}: inventory: a physical lab needs an inventory entry for every host; missing: ${missing.join(", ")}`,
     );
   }
-  const prefix = chosenPrefix ?? newRunPrefix();
+  const prefix = options.prefix ?? newRunPrefix();
   const home = process.env.HOME ?? "/root";
+  const progress = options.progress ?? (() => {});
+  const manifest = buildManifest();
   const record: LabRecord = {
     name,
     prefix,
@@ -250,13 +286,63 @@ async function upPhysical(loaded: LoadedTopology, name: string, chosenPrefix?: s
     hosts: Object.fromEntries(
       Object.entries(inventory).map(([h, e]) => [
         h,
-        { address: e.address, port: e.port, user: e.user, keyPath: e.key.replace(/^~(?=\/)/, home) },
+        {
+          address: e.address,
+          port: e.port,
+          user: e.user,
+          keyPath: e.key.replace(/^~(?=\/)/, home),
+          ...(e.hostKey ? { hostKeyFingerprint: e.hostKey } : {}),
+        },
       ]),
     ),
   };
+  // Every host is reached, its clock compared and its prepared directory checked (and
+  // completed) before anything runs; one unusable host stops the lab from starting.
+  const probe = new Lab(record, loaded.topology);
+  const problems: HostProblem[] = [];
+  const clocks: Record<string, ClockOffset> = {};
+  let checked = 0;
+  await mapLimit(probe.hostNames, 16, async (h) => {
+    const e = inventory[h]!;
+    const where = `${e.user}@${e.address}:${e.port}`;
+    try {
+      const report = await prepareHost(probe.host(h).remote, manifest);
+      if (report.problems.length > 0)
+        problems.push({
+          host: h,
+          message: report.problems.join("; "),
+          advice: "fix what is named on the host, then `tandem lab prepare FILE` (or start the lab again)",
+        });
+      else record.hosts[h]!.preparedDir = report.dir;
+    } catch (error) {
+      problems.push(problemOf(h, error, where));
+    }
+    progress("hosts (ssh, prepare)", ++checked, probe.hostNames.length);
+  });
+  // Clocks one host at a time: concurrent probes would queue behind each other and widen
+  // every round trip (the offset's uncertainty).
+  for (const h of probe.hostNames) {
+    const e = inventory[h]!;
+    if (!problems.some((p) => p.host === h)) {
+      try {
+        clocks[h] = await measureClockOffset(probe.host(h).remote);
+      } catch (error) {
+        problems.push(problemOf(h, error, `${e.user}@${e.address}:${e.port}`));
+      }
+    }
+    probe.host(h).close();
+  }
+  if (problems.length > 0) {
+    problems.sort((a, b) => a.host.localeCompare(b.host));
+    throw new LabHostsError(name, problems);
+  }
+  record.clocks = Object.fromEntries(Object.keys(inventory).map((h) => [h, clocks[h]!]));
   await writeLabRecord(record);
+  // `tandem certify` asks for the offsets beside its report (lib/certify/run.ts).
+  const clocksFile = process.env.TANDEM_LAB_CLOCKS;
+  if (clocksFile) await writeFile(clocksFile, `${JSON.stringify(record.clocks, null, 2)}\n`);
   const lab = new Lab(record, loaded.topology);
-  registerLiveLab(prefix, () => lab.down());
+  if (options.teardownOnSignal !== false) registerLiveLab(prefix, () => lab.down());
   return lab;
 }
 

@@ -19,8 +19,22 @@ export interface LabRecord {
       user: string;
       keyPath: string;
       hostKeyPath?: string;
+      /** Physical: the host key fingerprint pinned by the inventory (SHA256:...). */
+      hostKeyFingerprint?: string;
+      /** Physical: the host's prepared directory (`tandem lab prepare`), agents and native pieces. */
+      preparedDir?: string;
     }
   >;
+  /** Physical: each host's clock offset to the controller, measured over SSH at lab start. */
+  clocks?: Record<string, ClockOffset>;
+}
+
+/** A host's clock minus the controller's, from one SSH round trip (the smallest of a few). */
+export interface ClockOffset {
+  offsetMs: number;
+  /** Half the round trip: the offset is known to within this. */
+  uncertaintyMs: number;
+  measuredAt: string;
 }
 
 export async function writeLabRecord(record: LabRecord): Promise<void> {

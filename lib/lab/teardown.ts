@@ -66,8 +66,27 @@ export async function teardownPrefix(prefix: string): Promise<{ namespaces: numb
       allowFailure: true,
     });
   }
+  // An emulated physical lab's management links live in the machine's namespace.
+  const links = await prefixLinks(prefix);
+  if (links.length > 0) {
+    await run(["ip", "-force", "-batch", "-"], {
+      input: `${links.map((l) => `link delete ${l}`).join("\n")}\n`,
+      allowFailure: true,
+    });
+  }
   await rm(stateDir(prefix), { recursive: true, force: true });
   return { namespaces: namespaces.length };
+}
+
+/** Links named `<prefix>-*` in the machine's own namespace (an emulated lab's management network). */
+async function prefixLinks(prefix?: string): Promise<string[]> {
+  const { stdout } = await run(["ip", "-o", "link", "show"], { allowFailure: true });
+  const out: string[] = [];
+  for (const line of stdout.split("\n")) {
+    const name = /^\d+:\s+([^:@\s]+)/.exec(line)?.[1];
+    if (name && NAMESPACE_PATTERN.test(name) && (!prefix || name.startsWith(`${prefix}-`))) out.push(name);
+  }
+  return out;
 }
 
 /** Every prefix that has a namespace or a state dir on this machine. */
@@ -75,6 +94,10 @@ export async function knownPrefixes(): Promise<string[]> {
   const prefixes = new Set<string>();
   for (const ns of await listNamespaces()) {
     const m = NAMESPACE_PATTERN.exec(ns);
+    if (m?.[1]) prefixes.add(m[1]);
+  }
+  for (const link of await prefixLinks()) {
+    const m = NAMESPACE_PATTERN.exec(link);
     if (m?.[1]) prefixes.add(m[1]);
   }
   try {

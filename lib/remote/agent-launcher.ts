@@ -18,6 +18,11 @@ export interface LaunchAgentOptions {
   node?: string;
   /** Local bundle; default <repo>/dist/agents/<name>.mjs. */
   bundlePath?: string;
+  /**
+   * The bundle already installed on the host (a physical host's prepared directory,
+   * `tandem lab prepare`): run it there with the host's node; no upload.
+   */
+  remoteBundlePath?: string;
   /** How long the agent may take to answer its first ping; default 20 s. */
   startTimeoutMs?: number;
   /** Log lines kept per agent (oldest dropped); default 5000. */
@@ -50,7 +55,12 @@ export class AgentCrashedError extends RemoteError {
     readonly signal: string | null,
     readonly lastLogLines: string[],
   ) {
-    const how = code !== null ? `exit code ${code}` : signal ? `signal ${signal}` : "connection lost";
+    const how =
+      code !== null
+        ? `exit code ${code}`
+        : signal
+          ? `signal ${signal}`
+          : `connection lost: the SSH session to ${host} dropped; check that sshd runs on ${host} and the management network reaches it, then run the case again`;
     const tail = lastLogLines.length ? `; last log lines:\n  ${lastLogLines.join("\n  ")}` : "";
     super(`agent ${agent} on ${host} died (${how})${tail}`, host);
     this.name = "AgentCrashedError";
@@ -319,7 +329,13 @@ export async function launchAgent(
     );
   }
   let bundle = localBundle;
-  if (options.upload) {
+  // A prepared physical host (`tandem lab prepare`) runs its installed copy, beside its addons.
+  const installed =
+    options.remoteBundlePath ??
+    (remote.preparedDir ? `${remote.preparedDir}/agents/${agentName}.mjs` : undefined);
+  if (installed) {
+    bundle = installed;
+  } else if (options.upload) {
     bundle = `${REMOTE_AGENT_DIR}/${agentName}.mjs`;
     // Upload under a temporary name and rename, so concurrent launches never run a half-written file.
     const temporary = `${REMOTE_AGENT_DIR}/.${agentName}.${randomBytes(4).toString("hex")}.mjs`;
@@ -327,7 +343,7 @@ export async function launchAgent(
     await remote.upload(localBundle, temporary, 0o644);
     await remote.execOrThrow(["mv", "-f", temporary, bundle]);
   }
-  const node = options.node ?? (options.upload ? "node" : process.execPath);
+  const node = options.node ?? (options.upload || installed ? "node" : process.execPath);
   const argv = [node, bundle, JSON.stringify(options.args ?? null)];
   // `exec` makes node the session's process (and process group leader) itself.
   const command = `exec ${argv.map(shellQuote).join(" ")}`;

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { chmod, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import ssh2 from "ssh2";
@@ -82,6 +83,11 @@ export function publicKeyBlob(key: string): Buffer {
   const first = Array.isArray(parsed) ? parsed[0] : parsed;
   if (!first) throw new Error("cannot parse SSH key: no key found");
   return first.getPublicSSH();
+}
+
+/** OpenSSH's fingerprint of a public key blob: "SHA256:" + unpadded base64 of its SHA-256. */
+export function keyFingerprint(blob: Buffer): string {
+  return `SHA256:${createHash("sha256").update(blob).digest("base64").replace(/=+$/, "")}`;
 }
 
 function ensureTrailingNewline(text: string): string {

@@ -11,7 +11,7 @@ import {
   RemoteError,
   RemoteTimeoutError,
 } from "./errors.ts";
-import { publicKeyBlob } from "./keys.ts";
+import { keyFingerprint, publicKeyBlob } from "./keys.ts";
 import { commandLine, withEnvironment } from "./quote.ts";
 import { Semaphore } from "./semaphore.ts";
 import { pause } from "./wait.ts";
@@ -48,6 +48,8 @@ export interface RemoteHostOptions {
   privateKey: string | Buffer;
   /** Pins the server's host key: an OpenSSH public key line ("ssh-ed25519 AAAA..."). */
   hostPublicKey?: string;
+  /** Pins the server's host key by its OpenSSH fingerprint ("SHA256:..."), as an inventory does. */
+  hostKeyFingerprint?: string;
   /** SSH handshake timeout; default 10 s. */
   connectTimeoutMs?: number;
   /**
@@ -63,6 +65,8 @@ export interface RemoteHostOptions {
   shell?: "posix" | "raw";
   /** SSH keepalive interval; default 10 s (a dead peer is noticed after 3 missed). */
   keepaliveIntervalMs?: number;
+  /** A physical host's prepared directory (`tandem lab prepare`): agents, addons, bin/pktgen. */
+  preparedDir?: string;
 }
 
 export interface StreamOptions {
@@ -118,6 +122,11 @@ export class RemoteHost implements CommandHost {
 
   get target(): RemoteTarget {
     return this.options.target;
+  }
+
+  /** The host's prepared directory on a physical lab; undefined where hosts share the controller's files. */
+  get preparedDir(): string | undefined {
+    return this.options.preparedDir;
   }
 
   /** Runs a command and collects its output; a non-zero exit is a result, not an error. */
@@ -248,6 +257,29 @@ export class RemoteHost implements CommandHost {
     }
   }
 
+  /** Copies a file of the host to the controller over SFTP (captures, logs, status files). */
+  async download(remotePath: string, localPath: string): Promise<void> {
+    const release = await this.slots.acquire();
+    let sftp: SFTPWrapper | undefined;
+    try {
+      sftp = await this.openChannel<SFTPWrapper>((client, callback) => client.sftp(callback), "sftp");
+      const session = sftp;
+      await new Promise<void>((resolve, reject) =>
+        session.fastGet(remotePath, localPath, (err) => (err ? reject(err) : resolve())),
+      );
+    } catch (error) {
+      if (error instanceof RemoteError) throw error;
+      throw new RemoteError(
+        `download of ${this.name}:${remotePath} to ${localPath} failed: ${errorMessage(error)}`,
+        this.name,
+        { cause: error },
+      );
+    } finally {
+      sftp?.end();
+      release();
+    }
+  }
+
   /** Closes the connection; later calls fail. Running channels end with it. */
   close(): void {
     this.closed = true;
@@ -332,6 +364,13 @@ export class RemoteHost implements CommandHost {
     };
     let hostKeyMismatch = false;
     const pinned = this.pinnedHostKey;
+    const fingerprint = this.options.hostKeyFingerprint;
+    if (fingerprint && !pinned) {
+      config.hostVerifier = (key: Buffer) => {
+        hostKeyMismatch = keyFingerprint(key) !== fingerprint;
+        return !hostKeyMismatch;
+      };
+    }
     if (pinned) {
       config.hostVerifier = (key: Buffer) => {
         hostKeyMismatch = !key.equals(pinned);

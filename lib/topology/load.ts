@@ -1,4 +1,5 @@
-import { dirname, isAbsolute, resolve } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, isAbsolute, join, resolve } from "node:path";
 import {
   canonicalIpv6,
   cidr6Contains,
@@ -139,9 +140,21 @@ function crossCheck(t: Topology, source: SourceDocument): ConfigIssue[] {
     });
   }
   if (t.inventory) {
-    for (const name of Object.keys(t.inventory)) {
+    const base = dirname(resolve(source.file));
+    const endpoints = new Map<string, string>();
+    for (const [name, entry] of Object.entries(t.inventory)) {
       if (!t.hosts[name])
         issues.push(source.issue(["inventory", name], `inventory names a host that is not in hosts`));
+      const endpoint = `${entry.address}:${entry.port}`;
+      const other = endpoints.get(endpoint);
+      if (other)
+        issues.push(source.issue(["inventory", name, "address"], `${endpoint} is also host ${other}`));
+      endpoints.set(endpoint, name);
+      const key = entry.key.startsWith("~/")
+        ? join(process.env.HOME ?? "/root", entry.key.slice(2))
+        : resolve(base, entry.key);
+      if (!existsSync(key))
+        issues.push(source.issue(["inventory", name, "key"], `private key file ${key} not found`));
     }
   }
   return issues;

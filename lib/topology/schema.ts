@@ -155,8 +155,14 @@ export const InventoryEntry = z
     user: z.string().min(1).default("root"),
     /** Path to the private key file (relative to the topology file or absolute). */
     key: z.string().min(1),
-    /** Host key fingerprint (SHA256:...) to pin; unset means trust on first use. */
-    hostKey: z.string().optional(),
+    /** Host key fingerprint (SHA256:..., as `ssh-keygen -lf` prints it) to pin; unset means trust on first use. */
+    hostKey: z
+      .string()
+      .regex(
+        /^SHA256:[A-Za-z0-9+/]{43}$/,
+        "expected a host key fingerprint like SHA256:<43 base64 characters>",
+      )
+      .optional(),
   })
   .strict();
 

@@ -55,7 +55,18 @@ export interface CaptureAnalysis {
 /** Tallies every tagged frame of a capture by stream, labelled with its source MAC. */
 export async function analyzeCapture(
   reader: PcapReader,
-  options: { binMs?: number; streamIds?: ReadonlySet<number>; dstPort?: number } = {},
+  options: {
+    binMs?: number;
+    streamIds?: ReadonlySet<number>;
+    dstPort?: number;
+    /**
+     * Clock offsets to the controller (host clock minus controller clock, measured at lab
+     * start on a physical lab): capture timestamps come from the capturing host's clock,
+     * the stream header's send time from the sender's. Both are moved to the controller's
+     * clock before latencies and bins are computed. Absent: one clock (a virtual lab).
+     */
+    clocks?: { captureOffsetMs: number; senderOffsetMs: (streamId: number) => number };
+  } = {},
 ): Promise<CaptureAnalysis> {
   const book = new TallyBook(options.binMs);
   let frames = 0;
@@ -70,9 +81,22 @@ export async function analyzeCapture(
     const { header, srcMac, dstPort } = frame.value;
     if (options.streamIds && !options.streamIds.has(header.streamId)) continue;
     if (options.dstPort !== undefined && dstPort !== options.dstPort) continue;
-    book.tally(header.streamId).observe(header.seq, record.tsMs, header.sentMs, srcMac);
+    const clocks = options.clocks;
+    const arrivalMs = clocks ? record.tsMs - clocks.captureOffsetMs : record.tsMs;
+    const sentMs = clocks ? header.sentMs - clocks.senderOffsetMs(header.streamId) : header.sentMs;
+    book.tally(header.streamId).observe(header.seq, arrivalMs, sentMs, srcMac);
   }
   return { streams: book.summaries(), frames, untagged, problem: reader.problem };
+}
+
+/** Sender totals with their send times moved to the controller's clock (see analyzeCapture's clocks). */
+export function senderOnControllerClock(sender: SenderTotals, offsetMs: number): SenderTotals {
+  if (offsetMs === 0) return sender;
+  return {
+    ...sender,
+    ...(sender.firstSendMs === undefined ? {} : { firstSendMs: sender.firstSendMs - offsetMs }),
+    ...(sender.lastSendMs === undefined ? {} : { lastSendMs: sender.lastSendMs - offsetMs }),
+  };
 }
 
 /**

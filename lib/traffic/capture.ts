@@ -1,5 +1,8 @@
 import { createReadStream } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { basename, join } from "node:path";
+import type { RemoteHost } from "../remote/index.ts";
 import { PcapReader } from "./pcap-reader.ts";
 import { type GracefulProcess, startGraceful, type TrafficHost } from "./remote-process.ts";
 
@@ -46,15 +49,34 @@ export type TcpdumpCounts = Pick<
   "captured" | "receivedByFilter" | "droppedByKernel" | "droppedByInterface"
 >;
 
+/** A host that does not share the controller's files: its captures are fetched over SFTP. */
+function remoteFiles(host: TrafficHost): (TrafficHost & Pick<RemoteHost, "download">) | undefined {
+  const h = host as Partial<RemoteHost>;
+  return h.preparedDir !== undefined && typeof h.download === "function"
+    ? (host as TrafficHost & Pick<RemoteHost, "download">)
+    : undefined;
+}
+
 export class Capture {
   private stopping: Promise<CaptureStats> | undefined;
+  /**
+   * Where the controller reads the capture (after stop()). On a host sharing the
+   * controller's files it is `remotePath`; on a physical host, a local copy fetched over
+   * SFTP when the capture stops.
+   */
+  readonly path: string;
 
   private constructor(
     readonly host: TrafficHost,
-    readonly path: string,
+    /** The capture file on its host. */
+    readonly remotePath: string,
     readonly options: CaptureOptions,
     private readonly process: GracefulProcess,
-  ) {}
+  ) {
+    this.path = remoteFiles(host)
+      ? join(tmpdir(), `tandem-fetched-${basename(remotePath, ".pcap")}.pcap`)
+      : remotePath;
+  }
 
   /** tcpdump's pid on its host. */
   get pid(): number {
@@ -115,10 +137,12 @@ export class Capture {
       host: this.host.name,
       interface: this.options.interface,
       filter: this.options.filter,
-      path: this.path,
+      path: this.remotePath,
     };
     try {
       const result = await this.process.stop("INT");
+      const remote = remoteFiles(this.host);
+      if (remote) await remote.download(this.remotePath, this.path);
       const counts = parseTcpdumpStats(result.stderr);
       if (counts.droppedByKernel !== null) return { ...which, ...counts };
       const last = result.stderr
@@ -144,10 +168,7 @@ export class Capture {
     }
   }
 
-  /**
-   * Opens the capture for streaming. On a virtual lab the host shares this filesystem;
-   * a physical host would need an SFTP download first (not done yet).
-   */
+  /** Opens the capture for streaming (after stop(), which fetches it from a physical host). */
   reader(): PcapReader {
     return new PcapReader(createReadStream(this.path, { highWaterMark: 1 << 20 }));
   }
@@ -157,7 +178,8 @@ export class Capture {
   }
 
   async remove(): Promise<void> {
-    await this.host.exec(["rm", "-f", this.path]);
+    await this.host.exec(["rm", "-f", this.remotePath]);
+    if (this.path !== this.remotePath) await rm(this.path, { force: true });
   }
 }
 

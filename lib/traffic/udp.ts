@@ -31,6 +31,12 @@ export interface L2Path {
   nextHopMac: string;
 }
 
+/** pktgen on `host`: a physical host's prepared copy, else the controller's build (shared files). */
+async function pktgenOn(host: TrafficHost): Promise<string> {
+  const prepared = (host as { preparedDir?: string }).preparedDir;
+  return prepared ? `${prepared}/bin/pktgen` : ensurePktgen();
+}
+
 /** Finds egress device, source address and next-hop MAC toward `dstIp` on a host (ARP-resolving it). */
 export async function resolveL2Path(host: TrafficHost, dstIp: string): Promise<L2Path> {
   const route = await host.exec(["ip", "-j", "route", "get", dstIp]);
@@ -69,7 +75,7 @@ export async function sendUdpStream(
     throw new Error("sendUdpStream: give count or durationMs");
   }
   const l2 = path ?? (await resolveL2Path(host, options.dstIp));
-  const binary = await ensurePktgen();
+  const binary = await pktgenOn(host);
   const argv = [
     binary,
     "send",
@@ -123,7 +129,11 @@ const RECORD_BYTES = 24;
 /** Decodes pktgen's receive records into a tally book; keeps partial records across chunks. */
 export class ReceiveRecordParser {
   private pending = Buffer.alloc(0);
-  constructor(readonly book: TallyBook) {}
+  constructor(
+    readonly book: TallyBook,
+    /** Moves host timestamps to the controller's clock (physical labs); see analyzeCapture's clocks. */
+    private readonly clocks?: { receiverOffsetMs: number; senderOffsetMs: (streamId: number) => number },
+  ) {}
 
   push(chunk: Buffer): void {
     const data = this.pending.length > 0 ? Buffer.concat([this.pending, chunk]) : chunk;
@@ -133,7 +143,10 @@ export class ReceiveRecordParser {
       const seq = data.readUInt32LE(o + 4);
       const sentMs = data.readUInt32LE(o + 8) * 1000 + data.readUInt32LE(o + 12) / 1e6;
       const rxMs = data.readUInt32LE(o + 16) * 1000 + data.readUInt32LE(o + 20) / 1e6;
-      this.book.tally(stream).observe(seq, rxMs, sentMs);
+      const c = this.clocks;
+      if (c)
+        this.book.tally(stream).observe(seq, rxMs - c.receiverOffsetMs, sentMs - c.senderOffsetMs(stream));
+      else this.book.tally(stream).observe(seq, rxMs, sentMs);
     }
     this.pending = Buffer.from(data.subarray(whole));
   }
@@ -154,9 +167,16 @@ export class UdpReceiver {
     private readonly log: () => string,
   ) {}
 
-  static async start(host: TrafficHost, options: { port: number; binMs?: number }): Promise<UdpReceiver> {
-    const binary = await ensurePktgen();
-    const parser = new ReceiveRecordParser(new TallyBook(options.binMs));
+  static async start(
+    host: TrafficHost,
+    options: {
+      port: number;
+      binMs?: number;
+      clocks?: { receiverOffsetMs: number; senderOffsetMs: (streamId: number) => number };
+    },
+  ): Promise<UdpReceiver> {
+    const binary = await pktgenOn(host);
+    const parser = new ReceiveRecordParser(new TallyBook(options.binMs), options.clocks);
     let log = "";
     let ready: () => void = () => {};
     const listening = new Promise<void>((resolve) => {

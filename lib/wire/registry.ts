@@ -1,3 +1,4 @@
+import { createHmac, timingSafeEqual } from "node:crypto";
 import fc from "fast-check";
 import { type ArpPacket, decodeArp, encodeArp } from "./arp.ts";
 import { formatIpv6, formatMac } from "./bytes.ts";
@@ -15,6 +16,7 @@ import {
   resealNatlb,
   TCP_CT_STATES,
 } from "./natlb.ts";
+import { decodeLoadReport, encodeLoadReport, type LoadReport } from "./natlb-status.ts";
 import type { DecodeResult } from "./result.ts";
 import { decodeTcp, encodeTcp, type TcpSegment, tcpFlagsFromByte } from "./tcp.ts";
 import { decodeUdp, encodeUdp, type UdpDatagram } from "./udp.ts";
@@ -43,6 +45,12 @@ export interface CodecEntry<T> {
   decode(bytes: Uint8Array): DecodeResult<unknown>;
   arbitrary: fc.Arbitrary<T>;
   reseal?(bytes: Uint8Array): Uint8Array;
+  /**
+   * Signed formats: true when the MAC in `bytes` verifies under REGISTRY_CONTEXT.key,
+   * computed here independently of the decoder; the fuzzer (lib/fuzz) requires every
+   * accepted input to pass it.
+   */
+  verify?(bytes: Uint8Array): boolean;
 }
 
 /** Fixed context for codecs that need addresses or keys. */
@@ -411,6 +419,28 @@ export const natlbMessageArb: fc.Arbitrary<NatlbMessage> = fc
 const { src, dst, key } = REGISTRY_CONTEXT;
 const vrlsOptions = { key, src, dst };
 
+/** HMAC-SHA256 trailer (last 32 bytes) over everything before it, with the bytes at `zeroed` taken as 0. */
+function trailerMacVerifies(bytes: Uint8Array, zeroed: readonly number[] = []): boolean {
+  if (bytes.length < 32) return false;
+  const signed = bytes.slice(0, bytes.length - 32);
+  for (const i of zeroed) if (i < signed.length) signed[i] = 0;
+  return timingSafeEqual(
+    createHmac("sha256", key).update(signed).digest(),
+    bytes.subarray(bytes.length - 32),
+  );
+}
+
+const loadReportArb: fc.Arbitrary<LoadReport> = fc.record({
+  sender: balancerId,
+  sequence: u64,
+  balancer: balancerId,
+  invalidRejected: u64,
+  vips: fc.array(
+    fc.record({ vip: ipv4Address, owned: fc.boolean(), transition: fc.boolean(), packets: u64, bytes: u64 }),
+    { maxLength: 6 },
+  ),
+});
+
 function entry<T>(e: CodecEntry<T>): CodecEntry<unknown> {
   return e as CodecEntry<unknown>;
 }
@@ -453,6 +483,8 @@ export const CODECS: readonly CodecEntry<unknown>[] = [
     decode: (b) => decodeVrls(b, vrlsOptions),
     arbitrary: vrlsMessageArb,
     reseal: (b) => resealVrls(b, vrlsOptions),
+    // The VRLS HMAC is computed with the VRRP checksum field (bytes 6-7) taken as zero.
+    verify: (b) => trailerMacVerifies(b, [6, 7]),
   }),
   entry({
     name: "natlb-control",
@@ -460,5 +492,14 @@ export const CODECS: readonly CodecEntry<unknown>[] = [
     decode: (b) => decodeNatlb(b, key),
     arbitrary: natlbMessageArb,
     reseal: (b) => resealNatlb(b, key),
+    verify: (b) => trailerMacVerifies(b),
+  }),
+  entry({
+    name: "natlb-load-report",
+    encode: (v) => encodeLoadReport(v, key),
+    decode: (b) => decodeLoadReport(b, key),
+    arbitrary: loadReportArb,
+    reseal: (b) => resealNatlb(b, key),
+    verify: (b) => trailerMacVerifies(b),
   }),
 ];

@@ -18,7 +18,24 @@ export class InconclusiveError extends Error {
 }
 
 export function isInconclusive(error: unknown): error is InconclusiveError {
-  return error instanceof InconclusiveError || (error as Error | undefined)?.name === "InconclusiveError";
+  return (
+    error instanceof InconclusiveError ||
+    (error as Error | undefined)?.name === "InconclusiveError" ||
+    lostSession(error)
+  );
+}
+
+/**
+ * The SSH session to a lab host dropped during the case (its sshd died, the management
+ * network went away): the harness lost its evidence, which says nothing of the device.
+ * An agent that exited or died by a signal is not this (its channel reported how).
+ */
+function lostSession(error: unknown): boolean {
+  const e = error as { name?: string; code?: unknown; signal?: unknown } | undefined;
+  return (
+    e?.name === "HostUnreachableError" ||
+    (e?.name === "AgentCrashedError" && e.code === null && e.signal === null)
+  );
 }
 
 /**

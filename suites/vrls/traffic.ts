@@ -4,6 +4,7 @@ import {
   analyzeCapture,
   analyzeStream,
   mergeTimelines,
+  senderOnControllerClock,
 } from "../../lib/traffic/analyzer.ts";
 import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
 import { decodeTaggedFrame } from "../../lib/traffic/frame.ts";
@@ -27,7 +28,12 @@ export async function runStreams(
   options: { port: number; pps: number; durationMs: number; during?: () => Promise<void> },
 ): Promise<StreamsRun> {
   const server = lab.host("server").remote;
-  const receiver = await UdpReceiver.start(server, { port: options.port });
+  // Server and senders run on their own clocks on a physical lab: timestamps are moved to the controller's.
+  const offsetOf = (streamId: number) => lab.clockOffsetMs(hosts[streamId - options.port * 10] ?? "server");
+  const receiver = await UdpReceiver.start(server, {
+    port: options.port,
+    clocks: { receiverOffsetMs: lab.clockOffsetMs("server"), senderOffsetMs: offsetOf },
+  });
   const capture = await Capture.start(server, { interface: "eth0", filter: `udp dst port ${options.port}` });
   const senders = Promise.all(
     hosts.map((h, i) =>
@@ -51,12 +57,14 @@ export async function runStreams(
   await new Promise((r) => setTimeout(r, 400));
   const report = await receiver.stop();
   const captureStats = await capture.stop();
-  const wire = await analyzeCapture(capture.reader());
+  const wire = await analyzeCapture(capture.reader(), {
+    clocks: { captureOffsetMs: lab.clockOffsetMs("server"), senderOffsetMs: offsetOf },
+  });
   if (duringError) throw duringError;
   const results = sent.map((s, i) => ({
     host: hosts[i]!,
     result: analyzeStream({
-      sender: s,
+      sender: senderOnControllerClock(s, lab.clockOffsetMs(hosts[i]!)),
       receiver: report.streams.find((x) => x.streamId === s.streamId),
       wire: wire.streams.find((x) => x.streamId === s.streamId),
     }),

@@ -164,10 +164,11 @@ export async function runScenario(
   }
   return {
     name,
-    tester: await readObserved(testerPcap),
-    sink: await readObserved(sinkPcap),
-    testerPcap,
-    sinkPcap,
+    // capture.path: the controller's copy (fetched over SFTP from a physical host).
+    tester: await readObserved(lan.path),
+    sink: await readObserved(far.path),
+    testerPcap: lan.path,
+    sinkPcap: far.path,
     captures,
     marks,
     at,

@@ -51,6 +51,8 @@ export class ReferenceAdapter implements VendorAdapter {
   readonly vrls?: VrlsControl;
   readonly natlb?: NatlbControl;
   private rig: NatlbRig | undefined;
+  /** Links failBalancer took down; stop() brings them up again (a physical host outlives the lab run). */
+  private downedLinks: { host: string; ifname: string }[] = [];
   private running: RunningVirtualRouter | undefined;
   private responders: AgentClient[] = [];
   private readonly lab: Lab;
@@ -203,6 +205,20 @@ export class ReferenceAdapter implements VendorAdapter {
         const r = self.rig;
         self.rig = undefined;
         await stopNatlb(r);
+        for (const { host, ifname } of self.downedLinks.splice(0))
+          await self.lab.host(host).exec(["ip", "link", "set", "dev", ifname, "up"]);
+        // The VIP addresses the balancers claimed stay on a physical host after its agent: remove them.
+        if (r && self.lab.backend === "physical") {
+          for (const [name, spec] of Object.entries(r.config.balancers)) {
+            const script = r.config.vips
+              .map(
+                (v) =>
+                  `ip addr del ${v.address}/32 dev ${spec.external} 2>/dev/null; ip addr del ${v.internal}/32 dev ${spec.internal} 2>/dev/null`,
+              )
+              .join("; ");
+            await self.lab.host(name).exec(["sh", "-c", `${script}; true`]);
+          }
+        }
       },
       async owner(vip) {
         return (await status(need())).vips.find((v) => v.vip === vip)?.owner ?? undefined;
@@ -259,7 +275,9 @@ export class ReferenceAdapter implements VendorAdapter {
         if (agent?.pid) await self.lab.host(name).exec(["kill", "-KILL", String(agent.pid)]);
         const spec = r.config.balancers[name];
         for (const ifname of [spec?.external, spec?.internal]) {
-          if (ifname) await self.lab.host(name).exec(["ip", "link", "set", "dev", ifname, "down"]);
+          if (!ifname) continue;
+          await self.lab.host(name).exec(["ip", "link", "set", "dev", ifname, "down"]);
+          self.downedLinks.push({ host: name, ifname });
         }
         await agent?.stop({ graceMs: 100 }).catch(() => undefined);
         r.balancers.delete(name);

@@ -6,6 +6,7 @@ import {
   type LoadReport,
   NATLB_TYPE_LOAD_REPORT,
 } from "../../wire/natlb-status.ts";
+import { RxLimiter, type RxLimiterOptions } from "../../wire/rate-limit.ts";
 import { ReplayWindow } from "../../wire/replay.ts";
 
 /**
@@ -29,6 +30,9 @@ export interface ChannelCounters {
   replayed: number;
   /** Of those, copies of a request already done that got the cached ack again. */
   retransmitAnswered: number;
+  /** Refused before authentication (issue 15): one source above its rate, all sources above theirs. */
+  limitedSender: number;
+  limitedGlobal: number;
   sent: number;
   retransmitted: number;
   acksSent: number;
@@ -60,6 +64,8 @@ export class ControlChannel {
     malformed: 0,
     replayed: 0,
     retransmitAnswered: 0,
+    limitedSender: 0,
+    limitedGlobal: 0,
     sent: 0,
     retransmitted: 0,
     acksSent: 0,
@@ -68,11 +74,21 @@ export class ControlChannel {
   readonly lastRejects: string[] = [];
   onLoadReport: ((r: LoadReport, from: { address: string }) => void) | undefined;
 
+  private readonly limiter: RxLimiter;
+
   private constructor(
     readonly id: number,
     keyHex: string,
     private handler: Handler | undefined,
+    limits: Partial<RxLimiterOptions> = {},
   ) {
+    // Far above what a move or a table copy sends (a 100,000-entry full copy is ~5,000
+    // datagrams), low enough
+    // that a flood costs a lookup per datagram and no more than 50,000 HMACs a second.
+    this.limiter = new RxLimiter(
+      { peers: [], senderPerSecond: 20_000, globalPerSecond: 50_000, ...limits },
+      performance.now(),
+    );
     this.key = Buffer.from(keyHex, "hex");
     this.socket = createSocket({ type: "udp4", reuseAddr: true });
     this.socket.on("message", (buf, rinfo) => void this.onDatagram(buf, rinfo));
@@ -84,8 +100,10 @@ export class ControlChannel {
     port: number;
     address?: string;
     handler?: Handler;
+    /** Receive limits per source address and in all (defaults: 20,000/s and 50,000/s). */
+    limits?: Partial<RxLimiterOptions>;
   }) {
-    const ch = new ControlChannel(options.id, options.keyHex, options.handler);
+    const ch = new ControlChannel(options.id, options.keyHex, options.handler, options.limits);
     await new Promise<void>((resolve, reject) => {
       ch.socket.once("error", reject);
       ch.socket.bind(options.port, options.address ?? "0.0.0.0", () => resolve());
@@ -115,6 +133,12 @@ export class ControlChannel {
 
   private async onDatagram(buf: Buffer, rinfo: { address: string; port: number }): Promise<void> {
     this.counters.received++;
+    const limit = this.limiter.check(rinfo.address, performance.now());
+    if (limit !== "accept") {
+      if (limit === "global") this.counters.limitedGlobal++;
+      else this.counters.limitedSender++;
+      return;
+    }
     const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
     if (bytes.length >= 2 && bytes[1] === NATLB_TYPE_LOAD_REPORT) {
       const d = decodeLoadReport(bytes, this.key);

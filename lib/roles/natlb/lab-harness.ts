@@ -50,7 +50,8 @@ export async function startNatlb(
 ): Promise<NatlbRig> {
   const faults = options.faults?.length ? { faults: options.faults } : {};
   const servers = [...new Set(config.vips.flatMap((v) => v.servers.map((s) => s.host)))];
-  const journal = `/run/tandem/${lab.prefix}/natlb-moves.jsonl`;
+  // On the controller agent's host (a physical host has no /run/tandem/<prefix> of ours).
+  const journal = `${await lab.host(config.controller.host).runDir()}/natlb-moves.jsonl`;
   const webs = new Map<string, AgentClient>();
   const keepers = new Map<string, AgentClient>();
   const balancers = new Map<string, AgentClient>();

@@ -85,6 +85,21 @@ export async function printVrlsShow(labNameOrPrefix: string, json = false): Prom
     );
     if (!s) continue;
     console.log(`   allocation ${s.member?.epoch}.${s.member?.version}`);
+    // Issue 15: every rejected control message, per reason (agent), and what the kernel
+    // guard shed before the agent saw it (nft counters of table vrls<VRID>_rx).
+    const status = v.status as { rx?: Record<string, number>; rxGuard?: Record<string, number> | null };
+    const refused = Object.entries(status.rx ?? {}).filter(
+      ([k]) => k.startsWith("rx.rejected.") || k.startsWith("rx.limited."),
+    );
+    console.log(
+      `   rejected by the agent: ${refused.length ? refused.map(([k, n]) => `${k.replace(/^rx\./, "")} ${n}`).join(", ") : "none"}`,
+    );
+    if (status.rxGuard)
+      console.log(
+        `   shed in the kernel: ${Object.entries(status.rxGuard)
+          .map(([k, n]) => `${k} ${n}`)
+          .join(", ")}`,
+      );
     console.table(
       Object.entries(s.member?.owners ?? {}).map(([condition, owner]) => ({
         condition,

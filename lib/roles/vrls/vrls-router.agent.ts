@@ -9,10 +9,11 @@
  * JSON-RPC methods: status, show, reallocate, waitIdle, handoffStats, counters.
  */
 import { readFileSync } from "node:fs";
-import { rename, writeFile } from "node:fs/promises";
+import { mkdir, rename, writeFile } from "node:fs/promises";
 import { setPriority } from "node:os";
+import { dirname } from "node:path";
 import { performance } from "node:perf_hooks";
-import { inProcessNft } from "../../dataplane/index.ts";
+import { deleteTable, inProcessNft, listCounters, replaceTable } from "../../dataplane/index.ts";
 import { agentArgs, log, notify, serveAgent } from "../../remote/agent-runtime.ts";
 import { localHost } from "../../remote/command.ts";
 import { heldWithin, pause } from "../../remote/wait.ts";
@@ -33,6 +34,7 @@ import type { Destination, FlowMarker, VrlsMessage } from "./messages.ts";
 import { RawIo } from "./rawio.ts";
 import { ReviewedCore, type ReviewedEvent } from "./reviewed-core.ts";
 import { type CoreAction, RouterCore } from "./router-core.ts";
+import { LogLimiter, RxLimiter, rxGuardTable, rxGuardTableName } from "./rx-guard.ts";
 import { fromWire, toWire } from "./wire-map.ts";
 
 const args = agentArgs<RouterAgentArgs>();
@@ -59,6 +61,26 @@ const count = (k: string) => {
   rx[k] = (rx[k] ?? 0) + 1;
 };
 const now = () => performance.now();
+// Issue 15: genuine control messages come from the other members and the coordinator. The
+// kernel guard (rx-guard.ts) sheds malformed and excess protocol-112 packets before the raw
+// socket; the limiter bounds what the agent authenticates per sender and in all.
+const peers = [
+  ...args.core.members.map((m) => m.id).filter((id) => id !== self),
+  ...(args.core.coordinator ? [args.core.coordinator] : []),
+];
+const rxGuard = { family: "ip" as const, table: rxGuardTableName(vrid) };
+const limiter = new RxLimiter({ peers }, now());
+const dropLog = new LogLimiter(1000);
+let guardCounters: Record<string, number> | null = null;
+/** Reads the kernel guard's counters (in process: one netlink round trip). */
+async function refreshGuard(): Promise<void> {
+  try {
+    const m = await listCounters(nft, rxGuard);
+    guardCounters = Object.fromEntries([...m].map(([k, c]) => [k, c.packets]));
+  } catch (e) {
+    log(`rx guard counters: ${(e as Error).message}`);
+  }
+}
 /** How long a new owner waits for the old owner's last forwarded packet to be held (then releases the whole flow). */
 const MARKER_WAIT_MS = 3;
 /** How much longer an old owner observes once told to stop (see stopAndSendMarkers). */
@@ -403,7 +425,16 @@ function onVrrp(packet: Buffer): void {
     acceptAnyway(packet, v.reason);
     return;
   }
-  if (v.ip.src === self) return;
+  // Our own multicast does not loop back (IP_MULTICAST_LOOP 0): this is a spoofed source.
+  if (v.ip.src === self) {
+    count("rx.rejected.own-address");
+    return;
+  }
+  const limit = limiter.check(v.ip.src, now());
+  if (limit !== "accept") {
+    count(`rx.limited.${limit}`);
+    return;
+  }
   if (v.vrrp.type === VRLS_TYPE.advertisement && v.vrrp.extension.length === 0 && v.vrrp.version === 3) {
     count("rx.advertisement");
     handle({
@@ -418,7 +449,11 @@ function onVrrp(packet: Buffer): void {
   const d = decodeVrls(v.ip.payload, { key, src: v.ip.src, dst: v.ip.dst });
   if (!d.ok) {
     count(/HMAC/.test(d.error.reason) ? "rx.rejected.unauthenticated" : "rx.rejected.malformed");
-    log(`VRLS message from ${v.ip.src} dropped: ${d.error.reason} (offset ${d.error.offset})`);
+    dropLog.line(
+      now(),
+      `VRLS message from ${v.ip.src} dropped: ${d.error.reason} (offset ${d.error.offset})`,
+      log,
+    );
     return;
   }
   const w = d.value;
@@ -477,6 +512,7 @@ async function shutdownRouter(): Promise<void> {
   stopped = true;
   if (timer) clearTimeout(timer);
   await dp.teardown().catch((e) => log(`teardown: ${(e as Error).message}`));
+  await deleteTable(nft, rxGuard).catch(() => undefined);
   io?.close();
 }
 
@@ -542,6 +578,15 @@ function status() {
       ? { qdiscDrops: lastReading.qdiscDrops, queueOverflows: lastReading.queueOverflows }
       : null,
     pendingActions: pending.length,
+    rssBytes: process.memoryUsage().rss,
+    // Issue 15: the kernel guard's counters (packets shed per reason, read once a second)
+    // and the user-space limits (messages refused per limit; rx.limited.* counts them too).
+    rxGuard: guardCounters,
+    rxLimits: {
+      ...limiter.counters,
+      trackedSenders: limiter.trackedSenders,
+      logsSuppressed: dropLog.suppressed,
+    },
     // Raw sockets: received, kernel receive-buffer drops (rxDrops), failed sends.
     rawio: io ? io.stats() : null,
   };
@@ -550,7 +595,10 @@ function status() {
 serveAgent({
   name: "vrls-router",
   methods: {
-    status: () => status(),
+    status: async () => {
+      if (!stopped) await refreshGuard();
+      return status();
+    },
     show: async () => ({ ...status(), sets: await dp.setCounters(), queue: dp.queueStats() }),
     /** Master only: move conditions ({condition: member address}) or rebalance (no moves). */
     reallocate: (p: { moves?: Record<string, string> } | undefined) => {
@@ -598,6 +646,11 @@ try {
     log(`cannot raise priority: ${(e as Error).message}`);
   }
   await dp.setup();
+  await replaceTable(nft, rxGuard, rxGuardTable({ vrid, peers, lanInterface: args.interface }));
+  const readGuard = setInterval(() => {
+    if (!stopped) void refreshGuard();
+  }, 1000);
+  readGuard.unref();
   io = await RawIo.open({
     interface: args.interface,
     listen: ["vrrp", "icmp"],
@@ -612,6 +665,8 @@ try {
   startFlowMonitor();
   if (args.statusFile) {
     const file = args.statusFile;
+    // The directory is on this host (a physical host has no copy of the controller's state dir).
+    await mkdir(dirname(file), { recursive: true }).catch(() => undefined);
     const writer = setInterval(() => {
       writeFile(`${file}.tmp`, JSON.stringify({ at: Date.now(), ...status() }))
         .then(() => rename(`${file}.tmp`, file))
