@@ -21,6 +21,7 @@ export const HEAVY = [
   "test/natlb-lab.test.ts",
   "test/natlb-failover.test.ts",
   "test/report-certify.test.ts",
+  "test/certify-cli.test.ts",
   "test/vrls-attack.test.ts",
   "test/faults-campaign.test.ts",
 ];

@@ -18,6 +18,8 @@ export default defineConfig({
       "default",
       ["json", { outputFile: resolve(out, "vitest.json") }],
       ["allure-vitest/reporter", { resultsDir: resolve(out, "allure-results") }],
+      // `tandem certify` tails the per-case events of this one (lib/certify/events.ts).
+      ...(process.env.TANDEM_EVENTS ? [resolve(import.meta.dirname, "support/progress-reporter.ts")] : []),
     ],
   },
 });

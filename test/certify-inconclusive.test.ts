@@ -90,7 +90,7 @@ describe("a case whose capture dropped packets", () => {
     expect(summary.requirements.find((r) => r.id === "VRRP-FWD-001")?.verdict).toBe("inconclusive");
     expect(summary.counts.inconclusive).toBe(1);
     expect(summary.counts.pass).toBe(5);
-    expect(summary.verdict).toBe("not certified");
+    expect(summary.verdict).toBe("not judged");
     expect(summary.verdictReason).toMatch(
       /1 MUST requirement\(s\) inconclusive \(incomplete evidence\): VRRP-FWD-001/,
     );

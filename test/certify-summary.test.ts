@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { parseCatalogueText } from "../lib/certify/catalogue.ts";
 import { renderCertificationPage } from "../lib/certify/html.ts";
-import { buildSummary } from "../lib/certify/summary.ts";
+import { buildSummary, exitCodeOf } from "../lib/certify/summary.ts";
 
 // Verdict rules of the certification summary, on the files a suite run leaves behind.
 const catalogue = parseCatalogueText(
@@ -38,7 +38,8 @@ afterEach(async () => {
 
 async function run(
   statuses: Record<string, string>,
-  records: Record<string, { status: string; reason?: string }>,
+  records: Record<string, { status: string; reason?: string; error?: string }>,
+  extra: { interrupted?: string; deviceReached?: boolean } = {},
 ) {
   out = await mkdtemp(join(tmpdir(), "tandem-summary-"));
   mkdirSync(join(out, "cases"));
@@ -87,6 +88,7 @@ async function run(
     startedAt: new Date(0),
     finishedAt: new Date(1000),
     explanations: { "vrrp.two": "because" },
+    ...extra,
   });
 }
 
@@ -111,7 +113,7 @@ describe("certification summary", () => {
     });
   });
 
-  it("not applicable does not block; a MUST that did not run does", async () => {
+  it("not applicable does not block; a MUST that did not run leaves the run not judged", async () => {
     const na = await run(
       { "vrrp.one": "passed", "vrrp.two": "passed", "vrrp.three": "skipped", "vrrp.four": "skipped" },
       {
@@ -125,12 +127,13 @@ describe("certification summary", () => {
       { "vrrp.one": "passed", "vrrp.two": "passed", "vrrp.three": "passed", "vrrp.four": "skipped" },
       { "vrrp.four": { status: "not-available", reason: "later" } },
     );
-    expect(unrun.verdict).toBe("not certified");
+    expect(unrun.verdict).toBe("not judged");
+    expect(exitCodeOf(unrun)).toBe(3);
     expect(unrun.requirements.find((r) => r.id === "VRRP-A-004")?.verdict).toBe("not-run");
     expect(unrun.cases.find((c) => c.id === "vrrp.four")?.reason).toBe("later");
   });
 
-  it("an inconclusive case (incomplete evidence) is neither pass nor fail; a MUST left inconclusive blocks", async () => {
+  it("an inconclusive case (incomplete evidence) is neither pass nor fail; a MUST left inconclusive is not judged", async () => {
     const reason = "inconclusive: incomplete evidence, no verdict - capture on sink:eth0: 3 packets missing";
     const s = await run(
       { "vrrp.one": "passed", "vrrp.two": "failed", "vrrp.three": "failed", "vrrp.four": "passed" },
@@ -148,7 +151,8 @@ describe("certification summary", () => {
     expect(s.cases.find((c) => c.id === "vrrp.two")).toMatchObject({ verdict: "inconclusive", reason });
     expect(s.cases.find((c) => c.id === "vrrp.two")?.explanation).toBeUndefined();
     expect(s.counts).toMatchObject({ pass: 2, fail: 0, inconclusive: 2, "not-run": 0 });
-    expect(s.verdict).toBe("not certified");
+    expect(s.verdict).toBe("not judged");
+    expect(exitCodeOf(s)).toBe(3);
     expect(s.verdictReason).toBe("1 MUST requirement(s) inconclusive (incomplete evidence): VRRP-A-002");
     // A failure among a requirement's cases still makes it fail.
     const failed = await run(
@@ -156,6 +160,8 @@ describe("certification summary", () => {
       { "vrrp.two": { status: "inconclusive", reason } },
     );
     expect(failed.requirements.find((r) => r.id === "VRRP-A-002")?.verdict).toBe("fail");
+    expect(failed.verdict).toBe("not certified");
+    expect(exitCodeOf(failed)).toBe(1);
     // Only the SHOULD inconclusive: certified, and the page lists it apart.
     const should = await run(
       { "vrrp.one": "passed", "vrrp.two": "passed", "vrrp.three": "failed", "vrrp.four": "passed" },
@@ -170,8 +176,36 @@ describe("certification summary", () => {
   it("a suite that never ran leaves every case not run, and nothing passes", async () => {
     const s = await run({}, {});
     expect(s.counts["not-run"]).toBe(4);
-    expect(s.verdict).toBe("not certified");
+    expect(s.verdict).toBe("not judged");
     expect(s.cases[0]?.reason).toMatch(/did not run/);
+  });
+
+  it("a run whose lab or device never came up judges nothing: its failed tests are cases that did not run", async () => {
+    const error = "the suite's device was not set up (see the beforeAll error)";
+    const s = await run(
+      { "vrrp.one": "failed", "vrrp.two": "failed", "vrrp.three": "failed", "vrrp.four": "failed" },
+      { "vrrp.one": { status: "failed", error } },
+      { deviceReached: false },
+    );
+    expect(s.cases.map((c) => c.verdict)).toEqual(["not-run", "not-run", "not-run", "not-run"]);
+    expect(s.counts).toMatchObject({ fail: 0, "not-run": 4 });
+    expect(s.verdict).toBe("not judged");
+    expect(s.verdictReason).toBe("the lab or the device did not come up: boom; no requirement is judged");
+    expect(exitCodeOf(s)).toBe(3);
+  });
+
+  it("an interrupted run judges no requirement, whatever its finished cases showed", async () => {
+    const s = await run(
+      { "vrrp.one": "passed", "vrrp.two": "failed" },
+      { "vrrp.one": { status: "passed" }, "vrrp.two": { status: "failed" } },
+      { interrupted: "SIGINT" },
+    );
+    expect(s.requirements.map((r) => r.verdict)).toEqual(["not-run", "not-run", "not-run", "not-run"]);
+    expect(s.cases.find((c) => c.id === "vrrp.two")?.verdict).toBe("fail");
+    expect(s.verdict).toBe("not judged");
+    expect(s.interrupted).toBe("SIGINT");
+    expect(s.verdictReason).toBe("interrupted by SIGINT after 2 of 4 cases; no requirement is judged");
+    expect(exitCodeOf(s)).toBe(3);
   });
 
   it("the page escapes what it shows", async () => {

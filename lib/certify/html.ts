@@ -125,6 +125,7 @@ body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1100p
 h1 { font-size: 1.5em; } h2 { margin-top: 2em; border-bottom: 1px solid #ccc; }
 .verdict { font-size: 1.3em; padding: .6em 1em; border-radius: 6px; }
 .verdict.certified { background: #e3f6e3; border: 1px solid #3a3; } .verdict.not { background: #fde8e8; border: 1px solid #c33; }
+.verdict.unjudged { background: #efe8f8; border: 1px solid #75c; }
 table { border-collapse: collapse; width: 100%; } td, th { border-bottom: 1px solid #eee; padding: 4px 6px; text-align: left; vertical-align: top; }
 tr.group th { background: #f3f3f3; } td.id { white-space: nowrap; font-family: monospace; }
 .source { color: #777; font-size: .85em; }
@@ -141,7 +142,7 @@ dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 1em; }
 </style></head>
 <body>
 <h1>Certification summary: ${esc(s.device.product)} - ${esc(s.suiteTitle)}</h1>
-<p class="verdict ${s.verdict === "certified" ? "certified" : "not"}" id="verdict"><b>${esc(s.verdict.toUpperCase())}</b> - ${esc(s.verdictReason)}</p>
+<p class="verdict ${s.verdict === "certified" ? "certified" : s.verdict === "not judged" ? "unjudged" : "not"}" id="verdict"${s.interrupted ? ` data-interrupted="${esc(s.interrupted)}"` : ""}><b>${esc(s.verdict.toUpperCase())}</b> - ${esc(s.verdictReason)}</p>
 <dl class="meta">
 <dt>device</dt><dd>${esc(s.device.vendor)} ${esc(s.device.product)} ${esc(s.device.version)} (adapter <code>${esc(s.device.adapter)}</code>)</dd>
 <dt>suite</dt><dd>${esc(s.suite)} - ${esc(s.suiteTitle)}</dd>

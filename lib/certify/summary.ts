@@ -12,7 +12,10 @@ import { type Catalogue, type LevelT, requirementsOf, type SuiteNameT } from "./
  * dropped packets) and none failed; it is not applicable when the device lacks what every
  * one of its cases needs; it is not run when a case was not available (or never ran). The
  * device is certified when no MUST requirement fails, stays inconclusive or stays unrun
- * and at least one requirement passed.
+ * and at least one requirement passed; it is "not certified" when a MUST requirement
+ * failed on evidence; otherwise the run could not judge ("not judged": the lab or the
+ * device did not come up, the run was interrupted, or a MUST stayed inconclusive or unrun).
+ * `tandem certify` exits 0, 1 and 3 for these (exitCodeOf).
  */
 export type Verdict = "pass" | "fail" | "inconclusive" | "not-applicable" | "not-run";
 
@@ -55,8 +58,10 @@ export interface CertificationSummary {
   startedAt: string;
   finishedAt: string;
   wallTimeMs: number;
-  verdict: "certified" | "not certified";
+  verdict: "certified" | "not certified" | "not judged";
   verdictReason: string;
+  /** Set when the run was interrupted (the signal): no requirement is judged. */
+  interrupted?: string;
   counts: Record<Verdict, number> & { requirements: number; cases: number };
   requirements: RequirementResult[];
   cases: CaseResult[];
@@ -117,7 +122,19 @@ export interface SummaryInput {
   startedAt: Date;
   finishedAt: Date;
   explanations?: Readonly<Record<string, string>>;
+  /** The signal that interrupted the run: every requirement stays not run, verdict "not judged". */
+  interrupted?: string;
+  /** False when the suite never reached the device (no OUT/device.json): its cases did not run. */
+  deviceReached?: boolean;
 }
+
+/** The process exit code of a verdict: 0 certified, 1 not certified, 3 not judged. */
+export function exitCodeOf(summary: Pick<CertificationSummary, "verdict">): 0 | 1 | 3 {
+  return summary.verdict === "certified" ? 0 : summary.verdict === "not certified" ? 1 : 3;
+}
+
+/** What certCase records when its suite's beforeAll failed (suites/support/requirement.ts). */
+const DEVICE_NOT_SET_UP = /the suite's device was not set up/;
 
 export function buildSummary(input: SummaryInput): CertificationSummary {
   const records = readCaseRecords(input.out);
@@ -126,15 +143,23 @@ export function buildSummary(input: SummaryInput): CertificationSummary {
     const record = records.get(id);
     const status = statuses.get(id);
     let verdict: Verdict;
+    // The lab or the device never came up: the case did not run (it is no failure of the device).
+    const unreached =
+      input.deviceReached === false && status?.status !== "passed" && record?.status !== "not-applicable";
+    if (unreached || (record && DEVICE_NOT_SET_UP.test(record.error ?? ""))) verdict = "not-run";
     // An inconclusive case is a failed test for vitest; its record says why.
-    if (record?.status === "inconclusive" && status?.status !== "passed") verdict = "inconclusive";
+    else if (record?.status === "inconclusive" && status?.status !== "passed") verdict = "inconclusive";
     else if (status?.status === "passed") verdict = "pass";
     else if (status?.status === "failed") verdict = "fail";
     else if (record?.status === "not-applicable") verdict = "not-applicable";
+    // vitest wrote no result (killed, interrupted): a case record is written when a case ends.
+    else if (!status && record?.status === "passed") verdict = "pass";
+    else if (!status && record?.status === "failed") verdict = "fail";
     else verdict = "not-run";
     const reason =
-      record?.reason ??
-      (status ? undefined : `the case did not run${fileError ? `: ${fileError.split("\n")[0]}` : ""}`);
+      verdict === "not-run" && (unreached || !record?.reason)
+        ? `the case did not run${unreached ? " (the lab or the device did not come up)" : ""}${fileError ? `: ${fileError.split("\n")[0]}` : status?.message ? `: ${status.message.split("\n")[0]}` : ""}`
+        : record?.reason;
     const explanation = verdict === "fail" ? input.explanations?.[id] : undefined;
     return {
       id,
@@ -154,15 +179,17 @@ export function buildSummary(input: SummaryInput): CertificationSummary {
   const byId = new Map(cases.map((c) => [c.id, c]));
   const requirements: RequirementResult[] = requirementsOf(input.catalogue, input.suite).map((r) => {
     const verdicts = r.cases.map((c) => byId.get(c)?.verdict ?? "not-run");
-    const verdict: Verdict = verdicts.includes("fail")
-      ? "fail"
-      : verdicts.includes("inconclusive")
-        ? "inconclusive"
-        : verdicts.every((v) => v === "not-applicable")
-          ? "not-applicable"
-          : verdicts.includes("not-run")
-            ? "not-run"
-            : "pass";
+    const verdict: Verdict = input.interrupted
+      ? "not-run"
+      : verdicts.includes("fail")
+        ? "fail"
+        : verdicts.includes("inconclusive")
+          ? "inconclusive"
+          : verdicts.every((v) => v === "not-applicable")
+            ? "not-applicable"
+            : verdicts.includes("not-run")
+              ? "not-run"
+              : "pass";
     return {
       id: r.id,
       level: r.level,
@@ -179,22 +206,30 @@ export function buildSummary(input: SummaryInput): CertificationSummary {
   const mustInconclusive = requirements.filter((r) => r.level === "MUST" && r.verdict === "inconclusive");
   const certified =
     mustFailed.length === 0 && mustUnrun.length === 0 && mustInconclusive.length === 0 && count("pass") > 0;
-  const verdictReason = certified
-    ? `every MUST requirement passed or is not applicable (${count("pass")} passed, ${count("not-applicable")} not applicable)`
-    : [
-        mustFailed.length
-          ? `${mustFailed.length} MUST requirement(s) failed: ${mustFailed.map((r) => r.id).join(", ")}`
-          : "",
-        mustInconclusive.length
-          ? `${mustInconclusive.length} MUST requirement(s) inconclusive (incomplete evidence): ${mustInconclusive.map((r) => r.id).join(", ")}`
-          : "",
-        mustUnrun.length
-          ? `${mustUnrun.length} MUST requirement(s) not run: ${mustUnrun.map((r) => r.id).join(", ")}`
-          : "",
-        count("pass") === 0 ? "no requirement passed" : "",
-      ]
-        .filter(Boolean)
-        .join("; ");
+  const ran = cases.filter((c) => c.verdict !== "not-run").length;
+  const firstError =
+    fileError?.split("\n")[0] ??
+    [...statuses.values()].find((st) => st.status === "failed" && st.message)?.message?.split("\n")[0];
+  const verdictReason = input.interrupted
+    ? `interrupted by ${input.interrupted} after ${ran} of ${cases.length} cases; no requirement is judged`
+    : input.deviceReached === false && count("pass") === 0
+      ? `the lab or the device did not come up${firstError ? `: ${firstError}` : ""}; no requirement is judged`
+      : certified
+        ? `every MUST requirement passed or is not applicable (${count("pass")} passed, ${count("not-applicable")} not applicable)`
+        : [
+            mustFailed.length
+              ? `${mustFailed.length} MUST requirement(s) failed: ${mustFailed.map((r) => r.id).join(", ")}`
+              : "",
+            mustInconclusive.length
+              ? `${mustInconclusive.length} MUST requirement(s) inconclusive (incomplete evidence): ${mustInconclusive.map((r) => r.id).join(", ")}`
+              : "",
+            mustUnrun.length
+              ? `${mustUnrun.length} MUST requirement(s) not run: ${mustUnrun.map((r) => r.id).join(", ")}`
+              : "",
+            count("pass") === 0 ? "no requirement passed" : "",
+          ]
+            .filter(Boolean)
+            .join("; ");
   return {
     tool: "tandem",
     suite: input.suite,
@@ -205,8 +240,15 @@ export function buildSummary(input: SummaryInput): CertificationSummary {
     startedAt: input.startedAt.toISOString(),
     finishedAt: input.finishedAt.toISOString(),
     wallTimeMs: input.finishedAt.getTime() - input.startedAt.getTime(),
-    verdict: certified ? "certified" : "not certified",
+    verdict: input.interrupted
+      ? "not judged"
+      : certified
+        ? "certified"
+        : mustFailed.length > 0
+          ? "not certified"
+          : "not judged",
     verdictReason,
+    ...(input.interrupted ? { interrupted: input.interrupted } : {}),
     counts: {
       requirements: requirements.length,
       cases: cases.length,

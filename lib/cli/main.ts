@@ -1,4 +1,4 @@
-import { Command } from "commander";
+import { Command, CommanderError } from "commander";
 import { registerBenchCommands } from "./bench-commands.ts";
 import { registerCertifyCommands } from "./certify-commands.ts";
 import { registerDoctor } from "./doctor.ts";
@@ -21,6 +21,8 @@ registerFuzzCommand(program);
 try {
   await program.parseAsync(process.argv);
 } catch (error) {
+  // commander has printed its own message; the command's exitOverride set the exit code.
+  if (error instanceof CommanderError) process.exit(process.exitCode ?? error.exitCode);
   process.stderr.write(`tandem: ${(error as Error).message}\n`);
   process.exitCode = process.exitCode || 1;
 }

@@ -1,3 +1,7 @@
+import cliProgress from "cli-progress";
+import { estimateRemainingMs, type SuiteDurations } from "../certify/durations.ts";
+import type { CertifyEvent } from "../certify/run.ts";
+
 /**
  * Progress for long steps on stderr: a rewritten status line on a terminal, one line
  * per finished step otherwise (CI logs). stdout stays clean for --json output.
@@ -23,5 +27,153 @@ export class ProgressLine {
   done(message: string): void {
     const elapsed = ((performance.now() - this.started) / 1000).toFixed(2);
     process.stderr.write(`${this.tty ? "\r\x1b[2K" : ""}[${this.label}] ${message} in ${elapsed}s\n`);
+  }
+}
+
+/**
+ * `tandem certify` progress, on stderr (stdout stays for the verdict and --json).
+ *
+ * On a terminal: a cli-progress bar with the current case, cases done of the total,
+ * pass/fail so far and the time left (estimated from the case history, see
+ * lib/certify/durations.ts), with each finished case and each harness step logged above
+ * it. cli-progress rather than listr2 or ora: the cases run in another process and arrive
+ * as events, which a bar with free-form tokens renders directly, while listr2 wants to own
+ * and run the tasks and ora is a spinner without counts. Not on a terminal (CI logs, or
+ * with --verbose, whose raw output would tear a bar): one plain line per finished case and
+ * per finished step.
+ */
+
+function duration(ms: number): string {
+  const s = Math.round(ms / 1000);
+  return s < 60 ? `${s} s` : `${Math.floor(s / 60)} min ${String(s % 60).padStart(2, "0")} s`;
+}
+
+export class CertifyDisplay {
+  private readonly started = performance.now();
+  private cases: { id: string; requirements: string[] }[] = [];
+  private history: SuiteDurations = { cases: {} };
+  private finished = new Set<string>();
+  private counts = { pass: 0, fail: 0, other: 0 };
+  private running: { id: string; since: number } | undefined;
+  private labSince: number | undefined = performance.now();
+  private labStep = "";
+  private multibar: cliProgress.MultiBar | undefined;
+  private bar: cliProgress.SingleBar | undefined;
+  private ticker: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly tty: boolean,
+    private readonly write: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+  ) {}
+
+  private log(line: string): void {
+    if (this.multibar) this.multibar.log(`${line}\n`);
+    else this.write(line);
+  }
+
+  private eta(): string {
+    const pending = this.cases.filter((c) => !this.finished.has(c.id) && c.id !== this.running?.id);
+    const ms = estimateRemainingMs(
+      this.history,
+      pending.map((c) => c.id),
+      this.running ? { id: this.running.id, elapsedMs: performance.now() - this.running.since } : undefined,
+      this.labSince !== undefined ? { elapsedMs: performance.now() - this.labSince } : undefined,
+    );
+    return ms === undefined ? "time left unknown (no history)" : `~${duration(ms)} left`;
+  }
+
+  private refresh(): void {
+    if (!this.bar) return;
+    const current = this.running
+      ? `${this.running.id} (${duration(performance.now() - this.running.since)})`
+      : this.labSince !== undefined
+        ? `lab bring-up${this.labStep ? `: ${this.labStep}` : ""}`
+        : "";
+    this.bar.update(this.finished.size, {
+      pass: this.counts.pass,
+      fail: this.counts.fail,
+      other: this.counts.other ? `, ${this.counts.other} other` : "",
+      elapsed: duration(performance.now() - this.started),
+      left: this.eta(),
+      current,
+    });
+  }
+
+  private startBar(): void {
+    if (!this.tty || this.bar) return;
+    this.multibar = new cliProgress.MultiBar(
+      {
+        stream: process.stderr,
+        format:
+          "{bar} {value}/{total} cases | {pass} pass, {fail} fail{other} | {elapsed}, {left} | {current}",
+        hideCursor: true,
+        clearOnComplete: true,
+        barsize: 24,
+        fps: 4,
+        autopadding: true,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    this.bar = this.multibar.create(this.cases.length, 0);
+    this.ticker = setInterval(() => this.refresh(), 1000);
+    this.refresh();
+  }
+
+  handle = (e: CertifyEvent): void => {
+    switch (e.type) {
+      case "step":
+        if (e.done || !this.tty || this.bar) this.log(`${e.step}: ${e.detail ?? ""}`.trimEnd());
+        else this.write(`${e.step}: ${e.detail ?? ""}`.trimEnd());
+        break;
+      case "cases":
+        this.cases = e.cases;
+        this.history = e.history;
+        this.log(
+          `suite: ${e.cases.length} cases; ${Object.keys(e.history.cases).length ? `estimated ${this.eta().replace(" left", "")} from earlier runs` : "no earlier run to estimate the time from"}`,
+        );
+        this.startBar();
+        break;
+      case "lab-progress":
+        this.labStep = `${e.step} ${e.done}/${e.total}`;
+        if (this.tty) this.refresh();
+        else if (e.done === e.total) this.log(`lab: ${this.labStep}`);
+        break;
+      case "lab-up":
+        this.labSince = undefined;
+        this.log(`lab: ${e.prefix} up in ${(e.ms / 1000).toFixed(1)} s`);
+        this.refresh();
+        break;
+      case "case-start":
+        this.labSince = undefined;
+        this.running = { id: e.id, since: performance.now() };
+        this.refresh();
+        break;
+      case "case-end": {
+        this.finished.add(e.id);
+        if (this.running?.id === e.id) this.running = undefined;
+        if (e.outcome === "pass") this.counts.pass++;
+        else if (e.outcome === "fail") this.counts.fail++;
+        else this.counts.other++;
+        const total = Math.max(this.cases.length, this.finished.size);
+        this.log(
+          `[${this.finished.size}/${total}] ${e.outcome.padEnd(5)} ${e.requirements.join(",") || "-"} ${e.id} ${(e.durationMs / 1000).toFixed(1)} s`,
+        );
+        this.refresh();
+        break;
+      }
+      case "interrupt":
+        this.log(`${e.signal}: stopping the suite, tearing the lab down, writing an interrupted report`);
+        break;
+    }
+  };
+
+  stop(): void {
+    if (this.ticker) clearInterval(this.ticker);
+    this.refresh();
+    // Lines logged since the last render sit in a buffer that stop() alone drops.
+    this.multibar?.update();
+    this.multibar?.stop();
+    this.multibar = undefined;
+    this.bar = undefined;
   }
 }

@@ -22,7 +22,7 @@ import {
   problemOf,
   significantOffsetMs,
 } from "./physical.ts";
-import { namespaceName, newRunPrefix, stateDir } from "./prefix.ts";
+import { namespaceName, newRunPrefix, PREFIX_PATTERN, stateDir } from "./prefix.ts";
 import { buildManifest, prepareHost } from "./prepare.ts";
 import { registerLiveLab, unregisterLiveLab } from "./signals.ts";
 import { type ClockOffset, findLabRecord, type LabRecord, readLabRecords, writeLabRecord } from "./state.ts";
@@ -122,6 +122,11 @@ export interface UpOptions {
   progress?: Progress;
   /** Keep the lab registered for teardown on SIGINT/SIGTERM in this process (default true). */
   teardownOnSignal?: boolean;
+  /**
+   * The run prefix (td + 5 characters); default: a new random one. `tandem certify` picks
+   * it before the suite's worker brings the lab up, so it can tear the lab down itself.
+   */
+  prefix?: string;
 }
 
 /** A running lab: its hosts, reached over SSH, and its teardown. */
@@ -201,11 +206,13 @@ export async function upLab(source: string | LoadedTopology, options: UpOptions 
         `a lab named "${options.name}" is already running (${clash.prefix}); take it down first`,
       );
   }
+  if (options.prefix !== undefined && !PREFIX_PATTERN.test(options.prefix))
+    throw new Error(`lab prefix "${options.prefix}" is not td + 5 lowercase letters or digits`);
   return backend === "physical" ? upPhysical(loaded, name, options) : upVirtual(loaded, name, options);
 }
 
 async function upVirtual(loaded: LoadedTopology, name: string, options: UpOptions): Promise<Lab> {
-  const prefix = newRunPrefix();
+  const prefix = options.prefix ?? newRunPrefix();
   const progress = options.progress ?? (() => {});
   const dir = stateDir(prefix);
   const hosts = Object.keys(loaded.topology.hosts);
@@ -265,7 +272,7 @@ async function upPhysical(loaded: LoadedTopology, name: string, options: UpOptio
       `${loaded.file}: inventory: a physical lab needs an inventory entry for every host; missing: ${missing.join(", ")}`,
     );
   }
-  const prefix = newRunPrefix();
+  const prefix = options.prefix ?? newRunPrefix();
   const home = process.env.HOME ?? "/root";
   const progress = options.progress ?? (() => {});
   const manifest = buildManifest();

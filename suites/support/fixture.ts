@@ -1,11 +1,12 @@
 import { mkdir } from "node:fs/promises";
 import { resolve } from "node:path";
 import { afterAll, beforeAll } from "vitest";
-import { type Lab, upLab } from "../../lib/lab/index.ts";
+import type { Lab } from "../../lib/lab/index.ts";
 import { type LoadedTopology, loadTopology } from "../../lib/topology/load.ts";
 import { createAdapter, loadAdapterModules } from "../../vendor-adapters/index.ts";
 import type { VendorAdapter } from "../../vendor-adapters/types.ts";
 import { suiteEnv } from "./env.ts";
+import { upSuiteLab } from "./lab.ts";
 import { recordDevice, useDevice } from "./requirement.ts";
 
 /**
@@ -45,7 +46,7 @@ export async function bringUpDevice(labFile: string): Promise<SuiteDevice> {
   const env = suiteEnv();
   const loaded = loadTopology(labFile);
   const hosts = deviceHosts(loaded);
-  const lab = await upLab(loaded);
+  const lab = await upSuiteLab(loaded);
   try {
     const adapter = createAdapter(env.dut, {
       hosts: Object.fromEntries(hosts.map((h) => [h, lab.host(h)])),
