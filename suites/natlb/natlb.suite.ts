@@ -1,6 +1,7 @@
 import { describe, expect } from "vitest";
 import { natlbCases as C } from "../../lib/certify/cases/natlb.ts";
 import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
+import { type ChartEvent, renderTimelineSvg } from "../../lib/traffic/chart.ts";
 import { PcapReader } from "../../lib/traffic/pcap-reader.ts";
 import { compareCaptures, type Segment, segmentOf } from "../../lib/traffic/tcp-compare.ts";
 import {
@@ -20,6 +21,7 @@ import { requireCompleteCaptures } from "../support/evidence.ts";
 import { useSuiteLab } from "../support/fixture.ts";
 import { type CaseContext, certCase } from "../support/requirement.ts";
 import { FrameSpeaker } from "../vrrp/speaker.ts";
+import { towardsServerTimeline } from "./timeline.ts";
 
 /**
  * NAT-LB (seed 002) on the Fig. 3 lab: clients behind an Internet router, balancers lba
@@ -50,6 +52,8 @@ interface MoveScenario {
   garps: { side: "internet" | "server"; address: string; mac: string; ethSrc: string; atMs: number }[];
   /** The MACs lbb's announcements must carry (its interfaces in the lab file). */
   lbbMacs: { external: string | undefined; internal: string | undefined };
+  /** Each balancer's server-side MAC (the chart's series names). */
+  internalMacs: Record<string, string | undefined>;
   /** Entries of VIP1 the old owner still has 2.5 s after the move (step 4: it forgets the VIP). */
   oldOwnerEntries: number;
   moveStartedAt: number;
@@ -194,6 +198,10 @@ function moveScenario(embodiment: "dnat" | "fullnat"): Promise<MoveScenario> {
       serverSideSources: await serverSideSources(inner.path),
       garps,
       lbbMacs: { external: ifs.eth0?.mac, internal: ifs.eth1?.mac },
+      internalMacs: {
+        lba: l.host("lba").spec?.interfaces?.eth1?.mac,
+        lbb: ifs.eth1?.mac,
+      },
       oldOwnerEntries,
       moveStartedAt,
       outerPath: outer.path,
@@ -207,6 +215,23 @@ function moveScenario(embodiment: "dnat" | "fullnat"): Promise<MoveScenario> {
 }
 
 async function attach(ctx: CaseContext, s: MoveScenario) {
+  const { timeline, names } = await towardsServerTimeline(s.innerPath, SERVER, s.internalMacs);
+  const events: ChartEvent[] = [
+    { atMs: s.moveStartedAt, label: `move ${VIP1} to lbb`, kind: "vip-move" },
+    ...s.garps.map((g) => ({
+      atMs: g.atMs,
+      label: `GARP ${g.address} (${g.side})`,
+      kind: "vip-move" as const,
+    })),
+    { atMs: s.moveStartedAt + s.move.totalMs, label: "move done", kind: "vip-move" },
+  ];
+  const svg = await renderTimelineSvg(timeline, {
+    title: `packets per second towards the server by balancer (${s.embodiment})`,
+    names,
+    events,
+    originMs: s.moveStartedAt - 1000,
+  });
+  await ctx.attachText("forwarding timeline", svg, "image/svg+xml", `timeline-${s.embodiment}.svg`);
   await ctx.attachFile(
     `capture Internet side (${s.embodiment})`,
     s.outerPath,
