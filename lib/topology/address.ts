@@ -1,4 +1,5 @@
 import { isIPv6 } from "node:net";
+import { formatIpv6 } from "../wire/bytes.ts";
 
 /** IPv4 helpers for the address plan (no dependency needed for these few lines of arithmetic). */
 export interface Cidr {
@@ -49,28 +50,11 @@ export function ipv6ToBigInt(address: string): bigint {
   return groups.reduce((acc, g) => (acc << 16n) | BigInt(Number.parseInt(g, 16)), 0n);
 }
 
-/** RFC 5952 canonical text: lowercase, longest run (>1) of zero groups as "::", first on ties. */
+/** RFC 5952 canonical text (one implementation: lib/wire's formatIpv6). */
 export function bigIntToIpv6(value: bigint): string {
-  const groups: number[] = [];
-  for (let i = 7; i >= 0; i--) groups.push(Number((value >> BigInt(i * 16)) & 0xffffn));
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = groups.map((g) => g.toString(16));
-  if (best < 0) return hex.join(":");
-  return `${hex.slice(0, best).join(":")}::${hex.slice(best + bestLen).join(":")}`;
+  const bytes = new Uint8Array(16);
+  for (let i = 0; i < 16; i++) bytes[i] = Number((value >> BigInt((15 - i) * 8)) & 0xffn);
+  return formatIpv6(bytes);
 }
 
 export function canonicalIpv6(address: string): string {
