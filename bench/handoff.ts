@@ -63,6 +63,8 @@ export async function runHandoffBench(
         console.error(
           `${mode}: udp lost at the receiver ${r.udp.lost}, on the far-side wire ${r.udp.lostOnWire}`,
         );
+        console.error(`${mode}: where the hand-off time went (ms after the master's type 3)`);
+        console.table(r.phases);
         if (mode === "exactly-once" && r.lossEvents.length > 0)
           console.error(`exactly-once losses: ${JSON.stringify(r.lossEvents.slice(0, 20))}`);
         modes[mode] = {

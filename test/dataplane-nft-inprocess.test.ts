@@ -87,6 +87,38 @@ describe("in-process libnftables context", () => {
     expect(nft.counters.failures).toBe(0);
   });
 
+  it("listings run off the event loop, beside transactions on the same object", async () => {
+    const nft = open();
+    const big = { family: "ip", table: "tdbig" } as const;
+    // 20,000 elements with counters: a listing long enough (tens of ms) to see the loop turn.
+    const elements = Array.from({ length: 20_000 }, (_, i) => `198.18.${(i >> 8) & 0xff}.${i & 0xff}`);
+    await replaceTable(
+      nft,
+      big,
+      `set many { type ipv4_addr; counter; elements = { ${elements.join(", ")} } }`,
+    );
+    let turns = 0;
+    let spinning = true;
+    const spin = () => {
+      turns++;
+      if (spinning) setImmediate(spin);
+    };
+    setImmediate(spin);
+    const listing = listSetsJson(nft, big);
+    // A transaction on the same object while the listing runs: the writer has its own context.
+    await updateSet(nft, { ...big, set: "many" }, { add: ["198.19.0.1"] });
+    const text = await listing;
+    spinning = false;
+    // (nftables 1.0.6 lists every table's sets here: pick this table's.)
+    const set = (
+      JSON.parse(text) as { nftables: { set?: { table?: string; elem?: unknown[] } }[] }
+    ).nftables.find((o) => o.set?.table === big.table);
+    expect(set?.set?.elem?.length).toBeGreaterThanOrEqual(20_000);
+    // The loop kept turning while libnftables built and printed the listing.
+    expect(turns).toBeGreaterThan(5);
+    expect(nft.counters.failures).toBe(0);
+  });
+
   it("a bad script throws NftError naming the bad text; a refused transaction changes nothing", async () => {
     const nft = open();
     const syntax = await nftApply(nft, `add rule ip ${t.table} out ip saddr 198.18.0.1 frobnicate\n`).catch(

@@ -153,6 +153,31 @@ describe("hand-off decisions", () => {
     expect(d.release).toEqual([2, 4, 5, 6]);
   });
 
+  it("exactly-once with a prehold: packets held before the old owner observed", () => {
+    // Held 1-4 before the boundary, 5-8 after. Flow f: the old owner forwarded through 2 and
+    // was stopped before its host reached 3 and 4 (it blocked them): released, not lost.
+    // Flow g: no marker (the old owner forwarded none while observing): 4 may be its kernel's.
+    const held = [udp(1, "f"), udp(2, "f"), udp(3, "f"), udp(4, "g"), udp(5, "f"), udp(6, "g"), udp(7, "h")];
+    const pre = new Set([1, 2, 3, 4]);
+    const d = decideExactlyOnce(
+      held,
+      [
+        { flow: "f", identity: "i2", count: 5 },
+        { flow: "h", identity: "gone", count: 1 },
+      ],
+      pre,
+    );
+    expect(d.drop).toEqual([1, 2, 4]);
+    expect(d.release).toEqual([3, 5, 6, 7]);
+    // Without the boundary (no prehold), the unmarked flow's packets all go out.
+    expect(decideExactlyOnce(held, [{ flow: "f", identity: "i2", count: 5 }]).release).toEqual([
+      3, 4, 5, 6, 7,
+    ]);
+    // sequence-number: a TCP flow without an entry keeps only what came after the boundary.
+    const seq = decideSequenceNumber([tcp(1, "t", 10, 10), tcp(2, "t", 20, 10)], [], new Set([1]));
+    expect(seq).toEqual({ drop: [1], release: [2] });
+  });
+
   it("sequence-number (Fig. 10C): TCP before the reported number dropped, rest released; UDP discarded", () => {
     const held = [
       tcp(1, "f", 1000, 100),

@@ -66,6 +66,8 @@ interface SimRouter {
   alive: boolean;
   dispositions: ReadonlyMap<string, Disposition>;
   held: Map<string, PacketInfo[]>;
+  /** Per condition moved from prehold to hold: the id of the last packet held before. */
+  boundaries: Map<string, number>;
   observers: Map<string, FlowObserver>;
   sentMarkers: Map<string, FlowMarker[]>;
   forwarded: number;
@@ -100,6 +102,7 @@ export class LanSimulation {
       alive: true,
       dispositions: new Map(),
       held: new Map(),
+      boundaries: new Map(),
       observers: new Map(),
       sentMarkers: new Map(),
       forwarded: 0,
@@ -247,7 +250,7 @@ export class LanSimulation {
       else if (d === "observe") {
         rec.forwards.push(name);
         this.observer(r, f.src).forwarded(p);
-      } else if (d === "hold") {
+      } else if (d === "hold" || d === "prehold") {
         const h = r.held.get(f.src) ?? [];
         h.push(p);
         r.held.set(f.src, h);
@@ -274,6 +277,12 @@ export class LanSimulation {
       switch (a.type) {
         case "dataplane": {
           for (const [c, d] of a.dispositions) {
+            const before = r.dispositions.get(c);
+            // As the agent's data plane: the old owner observes now, what is held came before.
+            if (d === "hold" && before === "prehold") r.boundaries.set(c, this.packets.length - 1);
+            if (d !== "hold") r.boundaries.delete(c);
+            // prehold -> anything but hold: a superseded hand-off (the member stops it first).
+            if (before === "prehold" && d !== "hold" && d !== "prehold") r.held.delete(c);
             if (d !== "observe" && r.dispositions.get(c) !== "observe") r.observers.delete(c);
             if (d === "observe" && r.dispositions.get(c) !== "observe")
               r.observers.set(c, new FlowObserver());
@@ -309,17 +318,27 @@ export class LanSimulation {
         }
         case "resolveHeld": {
           const held = a.conditions.flatMap((c) => r.held.get(c) ?? []).sort((x, y) => x.id - y.id);
+          const preBoundary = new Set<number>();
+          for (const c of a.conditions) {
+            const boundary = r.boundaries.get(c) ?? -1;
+            for (const p of r.held.get(c) ?? []) if (p.id <= boundary) preBoundary.add(p.id);
+            r.boundaries.delete(c);
+          }
           for (const c of a.conditions) r.held.delete(c);
           const d =
             a.mode === "sequence-number"
-              ? decideSequenceNumber(held, a.markers)
-              : decideExactlyOnce(held, a.markers);
+              ? decideSequenceNumber(held, a.markers, preBoundary)
+              : decideExactlyOnce(held, a.markers, preBoundary);
           this.deliverHeld(r, d.release);
           break;
         }
         case "stopForwarding": {
           const next = new Map(r.dispositions);
-          for (const c of a.conditions) next.set(c, "drop");
+          for (const c of a.conditions) {
+            next.set(c, "drop");
+            // The queue blocks the condition: what it held is dropped.
+            r.held.delete(c);
+          }
           r.dispositions = next;
           break;
         }

@@ -467,6 +467,11 @@ export class HoldQueue<K = string> {
     return { ...(this.#keys.get(key)?.counters ?? zeroCounters()) };
   }
 
+  /** The arrival number of the newest packet taken in so far (0 before the first). */
+  get lastArrival(): number {
+    return this.#arrivals;
+  }
+
   /** Takes in, synchronously, every packet the kernel already queued (see NfQueue.pump). */
   pump(): void {
     this.#queue.pump();

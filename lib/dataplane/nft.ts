@@ -86,10 +86,20 @@ function checkElement(element: string): void {
  */
 export class InProcessNft {
   private readonly context: NftContext;
+  /**
+   * A second context (own netlink socket) for listings run off the event loop
+   * (`listAsync`): a listing rebuilds libnftables' cache of the whole ruleset and prints
+   * JSON, milliseconds that would otherwise stall an agent in the middle of a hand-off.
+   * Opened on first use; one listing at a time (a context is not thread-safe).
+   */
+  private reader: NftContext | undefined;
+  private readChain: Promise<unknown> = Promise.resolve();
+  private readonly options: { netns?: string };
   /** Transactions and listings run, for an agent's status. */
   readonly counters = { transactions: 0, listings: 0, failures: 0 };
 
   constructor(options: { netns?: string } = {}) {
+    this.options = { ...options };
     this.context = openNftContext(options);
   }
 
@@ -114,12 +124,34 @@ export class InProcessNft {
     return r.output;
   }
 
+  /** As {@link listSync}, on libuv's thread pool through the reader context; listings run one at a time. */
+  listAsync(command: string): Promise<string> {
+    const run = async (): Promise<string> => {
+      if (!this.context.open) throw new NftError(["libnftables", command], 0, "nftables context is closed");
+      this.counters.listings++;
+      this.reader ??= openNftContext(this.options);
+      const r = await this.reader.runAsync(command, { json: true });
+      if (r.code !== 0) {
+        this.counters.failures++;
+        throw new NftError(["libnftables", command], r.code, r.error || r.output);
+      }
+      return r.output;
+    };
+    const result = this.readChain.then(run, run);
+    this.readChain = result.catch(() => undefined);
+    return result;
+  }
+
   get open(): boolean {
     return this.context.open;
   }
 
   close(): void {
     this.context.close();
+    const reader = this.reader;
+    this.reader = undefined;
+    // A listing in flight keeps the reader busy: close it once that listing is over.
+    if (reader) void this.readChain.then(() => reader.close());
   }
 }
 
@@ -143,7 +175,7 @@ async function nftJson(target: NftTarget, args: readonly string[]): Promise<unkn
   const argv = ["nft", "-j", ...args];
   const result =
     target instanceof InProcessNft
-      ? { code: 0, stdout: target.listSync(args.join(" ")), stderr: "" }
+      ? { code: 0, stdout: await target.listAsync(args.join(" ")), stderr: "" }
       : await target.exec(argv);
   if (result.code !== 0) throw new NftError(argv, result.code, result.stderr || result.stdout);
   let parsed: unknown;
@@ -319,12 +351,13 @@ export async function listCounters(target: NftTarget, ref: TableRef): Promise<Ma
  * (value 2, one past the end) prints garbage, and in a long-lived process that read
  * corrupts the heap ("corrupted double-linked list" within a few hundred listings; the
  * same loop with `list sets table` ran 3,000 rounds clean). Set, sets and counter
- * listings do not print the table object.
+ * listings do not print the table object. nftables 1.0.6 ignores the table in `list sets
+ * table F T` and prints the sets of every table: callers keep those whose `table` is T.
  */
 export async function listSetsJson(target: NftTarget, ref: TableRef): Promise<string> {
   checkTable(ref);
   const command = `list sets table ${ref.family} ${ref.table}`;
-  if (target instanceof InProcessNft) return target.listSync(command);
+  if (target instanceof InProcessNft) return target.listAsync(command);
   const argv = ["nft", "-j", "list", "sets", "table", ref.family, ref.table];
   const result = await target.exec(argv);
   if (result.code !== 0) throw new NftError(argv, result.code, result.stderr || result.stdout);

@@ -8,6 +8,7 @@
  */
 import type { Lab } from "../lab/index.ts";
 import { pause } from "../remote/wait.ts";
+import type { HandoffStep } from "../roles/vrls/handoff-trace.ts";
 import type { RunningVirtualRouter } from "../roles/vrls/harness/lab-harness.ts";
 import type { HandoffMode } from "../roles/vrls/messages.ts";
 import { TrafficAgent } from "../traffic/agent-client.ts";
@@ -17,6 +18,7 @@ import { decodeTaggedFrame } from "../traffic/frame.ts";
 import type { PcapReader } from "../traffic/pcap-reader.ts";
 import { compareTcpWire } from "../traffic/tcp-compare.ts";
 import { sendUdpStream, UdpReceiver } from "../traffic/udp.ts";
+import { type HandoffWindow, handoffPhases } from "./handoff-phases.ts";
 
 /**
  * Time is the subject: after the senders stop, frames still in the lab's queues get this
@@ -53,11 +55,7 @@ export async function primeDiscovery(lab: Lab, port = 5999): Promise<void> {
   );
 }
 
-export function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return Number.NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
-}
+export { percentile } from "./stats.ts";
 
 /** UDP datagrams per second from every end system during the hand-offs (issue 11: 2 kpps each). */
 export const HANDOFF_UDP_PPS = 2000;
@@ -165,6 +163,7 @@ export async function runHandoffs(
   let allocation = (await vr.status("ra")).master?.allocation ?? {};
   let done = 0;
   const windows: { stream: number; fromMs: number; toMs: number }[] = [];
+  const handoffWindows: HandoffWindow[] = [];
   // Time is the subject: hand-offs stop 1.5 s before the streams end, so each one is inside them.
   for (let i = 0; i < reallocations && Date.now() - started < durationMs - 1500; i++) {
     const cond = ES_ADDR[i % ES_ADDR.length]!;
@@ -174,6 +173,7 @@ export async function runHandoffs(
     const idle = await master.call<{ idle: boolean }>("waitIdle", { timeoutMs: 5000 });
     if (!idle.idle) throw new Error(`reallocation ${i} did not complete\n${await vr.diagnostics()}`);
     windows.push({ stream: port * 10 + (i % ES_ADDR.length), fromMs, toMs: Date.now() });
+    handoffWindows.push({ from: allocation[cond] as string, to, startMs: fromMs, endMs: Date.now() });
     allocation = { ...allocation, [cond]: to };
     done++;
   }
@@ -226,6 +226,13 @@ export async function runHandoffs(
     }
   }
   const handoff = await master.call<{ durationsMs: number[] }>("handoffStats");
+  const traces = await Promise.all(
+    [...vr.agents.values()].map((a) => a.call<{ steps: HandoffStep[] }>("handoffTrace")),
+  );
+  const phases = handoffPhases(
+    traces.flatMap((t) => t.steps),
+    handoffWindows,
+  );
   // Where packets can be lost or held too long inside the members (evidence for the figures).
   const members = await Promise.all(
     [...vr.agents].map(async ([host, agent]) => {
@@ -258,6 +265,8 @@ export async function runHandoffs(
       resets: sinkReport.totals.resets,
     },
     handoffMs: handoff.durationsMs.slice(-done),
+    /** Per step of a hand-off, its delay after the master's type 3 (where the time went). */
+    phases,
     members,
     /** Per reallocation, the moved end system's longest gap on the far side (ms). */
     gapsMs,

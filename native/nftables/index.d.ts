@@ -17,6 +17,11 @@ export class NftContext {
   constructor(options?: NftContextOptions);
   /** Runs an nft script (one transaction) or a list command; `json` asks for JSON output. Synchronous. */
   run(script: string, options?: { json?: boolean }): NftRunResult;
+  /**
+   * The same on libuv's thread pool (for listings that would stall the event loop). While it
+   * is in flight, run(), runAsync() and close() on this context throw: give reads a context of their own.
+   */
+  runAsync(script: string, options?: { json?: boolean }): Promise<NftRunResult>;
   readonly open: boolean;
   /** Frees the context: its socket closes and its owner tables are removed by the kernel. */
   close(): void;

@@ -13,6 +13,9 @@ export class NftContext {
   run(script, options) {
     return this.#native.run(String(script), Boolean(options?.json));
   }
+  runAsync(script, options) {
+    return this.#native.runAsync(String(script), Boolean(options?.json));
+  }
   get open() {
     return this.#native.isOpen();
   }

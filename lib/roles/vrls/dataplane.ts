@@ -273,11 +273,19 @@ export class MemberDataplane {
   }
 
   private nftChain: Promise<void> = Promise.resolve();
+  /** Per condition moved from prehold to hold: the arrival number of the last packet held before. */
+  private readonly boundaries = new Map<string, number>();
 
-  /** nft transactions run one at a time, in the order they were asked for. */
-  private nft(script: string): Promise<void> {
+  /**
+   * nft transactions run one at a time, in the order they were asked for. `later`: start it
+   * from a fresh event loop turn, so that whatever the caller does next (a confirmation
+   * that need not wait for it) goes out before libnftables' synchronous call; later
+   * transactions still queue behind it.
+   */
+  private nft(script: string, later = false): Promise<void> {
     this.counters.nftTransactions++;
-    const next = this.nftChain.then(() => nftApply(this.opts.nft, script));
+    const start = later ? this.nftChain.then(() => new Promise<void>((r) => setImmediate(r))) : this.nftChain;
+    const next = start.then(() => nftApply(this.opts.nft, script));
     this.nftChain = next.catch(() => undefined);
     return next.catch((e) => {
       this.counters.nftFailures++;
@@ -310,14 +318,21 @@ export class MemberDataplane {
       )
         leavesQueueOnly = false;
       // Queue modes first: packets reach the queue only once nft marks them.
-      if (after === "hold") q.hold(c);
+      if (after === "hold" && before === "prehold") {
+        // The old owner observes now: what is held so far arrived before (docs/vrls.md).
+        q.pump();
+        this.boundaries.set(c, q.lastArrival);
+      } else if (after === "hold" || after === "prehold") q.hold(c);
       else if (after === "observe") q.observe(c);
       else if (after === "drop") q.block(c);
       // hold -> forward: the packets held stay held for the resolve/release/stop that always
       // comes with this transition (queued behind this apply). Passing them through here
       // released them unfiltered when an earlier queued apply already saw the newest state
       // (the core says forward as soon as markers arrive): duplicates under load, traced.
-      else if (after === "forward" && q.mode(c) !== "pass" && before !== "hold") q.passThrough(c);
+      // prehold -> forward comes only after a stop that blocked the condition (member.settle).
+      else if (after === "forward" && q.mode(c) !== "pass" && before !== "hold" && before !== "prehold")
+        q.passThrough(c);
+      if (after !== "hold") this.boundaries.delete(c);
       const { element, bucket } = elementOf(c);
       if (bucket && !this.opts.buckets) continue;
       if (before !== undefined && (after === undefined || setOf(before) !== setOf(after))) {
@@ -333,7 +348,7 @@ export class MemberDataplane {
       else this.applied.set(c, d);
     }
     if (lines.length === 0) return;
-    const done = this.nft(`${lines.join("\n")}\n`);
+    const done = this.nft(`${lines.join("\n")}\n`, leavesQueueOnly);
     if (!leavesQueueOnly) return done;
     // Still ordered behind and before every other transaction (the chain); a failure is
     // counted (nftFailures) and logged, not lost.
@@ -442,8 +457,17 @@ export class MemberDataplane {
       }
     }
     held.sort((a, b) => a.id - b.id);
+    // Held before the old owner observed (prehold): only its markers may release them.
+    const preBoundary = new Set<number>();
+    for (const c of conditions) {
+      const boundary = this.boundaries.get(c) ?? 0;
+      for (const r of q.held(c)) if (r.arrival <= boundary) preBoundary.add(r.arrival);
+      this.boundaries.delete(c);
+    }
     const decision =
-      mode === "sequence-number" ? decideSequenceNumber(held, markers) : decideExactlyOnce(held, markers);
+      mode === "sequence-number"
+        ? decideSequenceNumber(held, markers, preBoundary)
+        : decideExactlyOnce(held, markers, preBoundary);
     const drop = new Set(decision.drop);
     let released = 0;
     let dropped = 0;

@@ -105,7 +105,9 @@ export class FlowMonitor {
     }
     for (const item of doc.nftables ?? []) {
       const set = item.set as Record<string, unknown> | undefined;
-      if (!set || typeof set.name !== "string") continue;
+      // nftables 1.0.6 lists every table's sets for `list sets table F T`: keep this table's.
+      if (!set || typeof set.name !== "string" || set.table !== this.opts.table || set.family !== "ip")
+        continue;
       const listing = parseSetJson({ family: "ip", table: this.opts.table, set: set.name }, set);
       for (const e of listing.elements) {
         const condition = this.opts.conditionOf(set.name, e.value);

@@ -90,10 +90,22 @@ export class FlowObserver {
  * exactly-once: for each flow with a marker found among the held packets, drop
  * everything up to and including the marker's last occurrence and release the
  * rest. A marker that is not held means the old owner's last packet came before
- * the hold began (the old owner observes before the new owner holds), so every
- * held packet of that flow is new: release all.
+ * the hold began, so every held packet of that flow is new: release all.
+ *
+ * `preBoundary`: the held packets that arrived before the old owner said it observes (the
+ * new owner's prehold, docs/vrls.md). The old owner may have forwarded those in its kernel,
+ * unrecorded. For a flow with a marker that does not matter: everything after the marker
+ * was not forwarded by the old owner, including a packet this member took in before the
+ * boundary that the old owner's host reached only after its stop (without the prehold the
+ * new owner's kernel dropped that packet and the old owner blocked it: lost). For a flow
+ * without a marker the old owner forwarded nothing while observing: its pre-boundary packets
+ * may be its kernel's, so they are dropped, and the rest released.
  */
-export function decideExactlyOnce(held: readonly PacketInfo[], markers: readonly FlowMarker[]): HeldDecision {
+export function decideExactlyOnce(
+  held: readonly PacketInfo[],
+  markers: readonly FlowMarker[],
+  preBoundary: ReadonlySet<number> = new Set(),
+): HeldDecision {
   const markerOf = new Map(markers.filter((m) => m.identity !== undefined).map((m) => [m.flow, m.identity]));
   const cut = new Map<string, number>();
   held.forEach((p, i) => {
@@ -102,7 +114,9 @@ export function decideExactlyOnce(held: readonly PacketInfo[], markers: readonly
   const out: HeldDecision = { release: [], drop: [] };
   held.forEach((p, i) => {
     const c = cut.get(p.flow);
-    (c !== undefined && i <= c ? out.drop : out.release).push(p.id);
+    const forwardedByOldOwner = c !== undefined && i <= c;
+    const maybeForwardedUnrecorded = !markerOf.has(p.flow) && preBoundary.has(p.id);
+    (forwardedByOldOwner || maybeForwardedUnrecorded ? out.drop : out.release).push(p.id);
   });
   return out;
 }
@@ -111,11 +125,13 @@ export function decideExactlyOnce(held: readonly PacketInfo[], markers: readonly
  * sequence-number (Fig. 10C): TCP segments before the reported sequence number were
  * forwarded by the old owner: drop; a bare ACK at that point is dropped when its ACK
  * number was already forwarded. TCP flows without a marker ("conforming packet not
- * found"): release. Other protocols: drop, as the seed accepts.
+ * found"): release, except those held before the boundary (see decideExactlyOnce). Other
+ * protocols: drop, as the seed accepts.
  */
 export function decideSequenceNumber(
   held: readonly PacketInfo[],
   markers: readonly FlowMarker[],
+  preBoundary: ReadonlySet<number> = new Set(),
 ): HeldDecision {
   const markerOf = new Map(markers.filter((m) => m.nextSeq !== undefined).map((m) => [m.flow, m]));
   const out: HeldDecision = { release: [], drop: [] };
@@ -126,7 +142,7 @@ export function decideSequenceNumber(
     }
     const m = markerOf.get(p.flow);
     if (!m || m.nextSeq === undefined) {
-      out.release.push(p.id);
+      (preBoundary.has(p.id) ? out.drop : out.release).push(p.id);
       continue;
     }
     const bare = p.tcp.payloadLength === 0 && !p.tcp.syn && !p.tcp.fin;

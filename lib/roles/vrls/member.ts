@@ -34,7 +34,13 @@
 import type { AllocationEntry, Destination, FlowMarker, HandoffMode, VrlsMessage } from "./messages.ts";
 import { compareVersion } from "./messages.ts";
 
-export type Disposition = "forward" | "drop" | "hold" | "observe";
+/**
+ * A member's data plane state for one condition. `prehold`: a new owner waiting for the old
+ * owner to observe already queues and holds the condition (its kernel move runs beside the
+ * old owner's); the held packets that arrive before the old owner's "observing" are
+ * marked as such, and only the old owner's markers can release them (handoff.ts).
+ */
+export type Disposition = "forward" | "drop" | "hold" | "prehold" | "observe";
 
 export type MemberAction =
   | { type: "send"; to: Destination; message: VrlsMessage }
@@ -409,6 +415,9 @@ export class MemberEngine {
         if (e && e.owner === this.opts.self && e.previousOwner === null) discard.push(c);
         else release.push(c);
       }
+      // Held before the old owner ever observed: it forwarded those itself (no markers will say
+      // which), so they go, as the kernel's drop would have done before the prehold.
+      if (g.phase === "waitObserving") discard.push(c);
       this.owned.add(c);
     }
     if (discard.length > 0) actions.push({ type: "stopForwarding", conditions: discard });
@@ -465,7 +474,8 @@ export class MemberEngine {
       if (l.phase === "observing") d.set(c, this.mode === "timer" ? "forward" : "observe");
       else d.set(c, "drop");
     }
-    for (const [c, g] of this.gains) d.set(c, g.phase === "holding" ? "hold" : "drop");
+    for (const [c, g] of this.gains)
+      d.set(c, g.phase === "holding" ? "hold" : g.phase === "waitObserving" ? "prehold" : "drop");
     if (sameMap(d, this.lastDispositions)) return [];
     this.lastDispositions = d;
     return [{ type: "dataplane", dispositions: d }];

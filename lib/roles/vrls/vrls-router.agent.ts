@@ -6,7 +6,7 @@
  *    and gratuitous ARP sent from the virtual MAC;
  *  - the data plane (MemberDataplane: macvlan with the virtual MAC, nftables sets,
  *    NFQUEUE HoldQueue).
- * JSON-RPC methods: status, show, reallocate, waitIdle, handoffStats, counters.
+ * JSON-RPC methods: status, show, reallocate, waitIdle, handoffStats, handoffTrace, counters.
  */
 import { readFileSync } from "node:fs";
 import { mkdir, rename, writeFile } from "node:fs/promises";
@@ -16,7 +16,7 @@ import { performance } from "node:perf_hooks";
 import { deleteTable, inProcessNft, listCounters, replaceTable } from "../../dataplane/index.ts";
 import { agentArgs, log, notify, serveAgent } from "../../remote/agent-runtime.ts";
 import { localHost } from "../../remote/command.ts";
-import { heldWithin, pause } from "../../remote/wait.ts";
+import { heldWithin } from "../../remote/wait.ts";
 import { intToIp, maskOf, parseCidr } from "../../topology/address.ts";
 import { gratuitousArpFrame } from "../../wire/arp.ts";
 import { ETHERTYPE, encodeEthernet } from "../../wire/ethernet.ts";
@@ -29,6 +29,7 @@ import { type VrrpRejectReason, validateVrrpPacket } from "../../wire/vrrp-valid
 import type { RouterAgentArgs } from "./agent-args.ts";
 import { MemberDataplane } from "./dataplane.ts";
 import { FlowMonitor, type FlowReading } from "./flow-monitor.ts";
+import { HandoffTrace } from "./handoff-trace.ts";
 import type { Disposition } from "./member.ts";
 import type { Destination, FlowMarker, VrlsMessage } from "./messages.ts";
 import { RawIo } from "./rawio.ts";
@@ -83,8 +84,6 @@ async function refreshGuard(): Promise<void> {
 }
 /** How long a new owner waits for the old owner's last forwarded packet to be held (then releases the whole flow). */
 const MARKER_WAIT_MS = 3;
-/** How much longer an old owner observes once told to stop (see stopAndSendMarkers). */
-const STOP_SETTLE_MS = 2;
 
 // One persistent libnftables context for the agent's life: its owner table dies with it.
 const nft = inProcessNft();
@@ -173,9 +172,18 @@ const WITHHELD_BY_FAULT: Partial<Record<VrlsMessage["type"], string>> = {
   rateResponse: "vrls-no-rate-response",
 };
 
+/** The hand-off's steps (allocation, confirmations, markers, data plane), for `handoffTrace`. */
+const trace = new HandoffTrace();
+const HANDOFF_MESSAGES = new Set(["allocation", "confirmation", "markers"]);
+
 function sendMessage(to: Destination, message: VrlsMessage): void {
   const withheld = WITHHELD_BY_FAULT[message.type];
   if (withheld && faults.has(withheld)) return;
+  if (HANDOFF_MESSAGES.has(message.type) && "version" in message)
+    trace.record(
+      `${self} tx.${message.type}${message.type === "confirmation" ? confirmationDetail(message) : ""}`,
+      message,
+    );
   const dst = to === "all" ? VRRP_MULTICAST : to.member;
   for (const part of toWire(message)) {
     const wire = {
@@ -193,6 +201,15 @@ function sendMessage(to: Destination, message: VrlsMessage): void {
     io.sendIp(encodeVrlsIpv4(wire, { key, src: self, dst }));
     count(`tx.type${part.body.type}`);
   }
+}
+
+/** "(observing X; holding Y; done)" for a confirmation's trace step. */
+function confirmationDetail(m: Extract<VrlsMessage, { type: "confirmation" }>): string {
+  const parts = [];
+  if (m.observing.length > 0) parts.push("observing");
+  if (m.holding.length > 0) parts.push("holding");
+  if (m.done) parts.push("done");
+  return ` (${parts.join(",")})`;
 }
 
 function advertisementFrame(priority: number, advertIntervalCs: number): Uint8Array {
@@ -331,15 +348,13 @@ async function perform(a: CoreAction): Promise<void> {
         log(`apply at ${Date.now()} ${JSON.stringify(Object.fromEntries(core.member.dispositions))}`);
       // The newest state, not this action's copy: a later stop may already have changed it.
       await dp.apply(faultyDispositions(core.member.dispositions));
+      trace.record(`${self} dp.applied`, core.member.currentVersion);
       return;
     case "stopAndSendMarkers": {
-      // Observe a little longer before stopping: a packet that reached both members before
-      // the new owner held (so it dropped its copy) may still be in this host's softirq and
-      // not yet in the queue; stopped now, it would be blocked here and lost (seen: 2 of
-      // 1.8 M datagrams in 150 hand-offs). Observing longer is always safe: it only moves
-      // the marker later, and the new owner drops its held copies up to the marker.
-      // Time is the subject here (a settle window), so a fixed pause, not a wait.
-      await pause(STOP_SETTLE_MS);
+      // No settle before the stop: a packet the new owner took in before this member observed
+      // and that reaches this host only after the stop is blocked here, but the new owner holds
+      // it (prehold) and releases it, as it comes after the marker (handoff.ts).
+      trace.record(`${self} dp.stop`, a);
       const markers = faultyMarkers(
         faults.has("vrls-keeps-forwarding") ? [] : dp.stop(a.to, a.epoch, a.version, a.conditions, a.mode),
         a.mode,
@@ -365,6 +380,7 @@ async function perform(a: CoreAction): Promise<void> {
       });
       if (!held) count("handoff.markerWaitExpired");
       const r = dp.resolve(a.conditions, a.mode, a.markers);
+      trace.record(`${self} dp.resolved${held ? "" : " (marker not held)"}`, core.member.currentVersion);
       if (args.trace)
         log(`resolve ${a.conditions} at ${Date.now()}: released ${r.released} dropped ${r.dropped}`);
       count("handoff.resolved");
@@ -482,6 +498,11 @@ function onVrrp(packet: Buffer): void {
     return;
   }
   count(transferred ? `rx.transferred.${m.type}` : `rx.${m.type}`);
+  if (HANDOFF_MESSAGES.has(m.type) && "version" in m)
+    trace.record(
+      `${self} rx.${m.type} from ${w.sender}${m.type === "confirmation" ? confirmationDetail(m) : ""}`,
+      m,
+    );
   handle({
     type: "message",
     now: now(),
@@ -624,6 +645,7 @@ serveAgent({
         lastHandoffMs: core.master.lastHandoffMs,
       };
     },
+    handoffTrace: () => ({ steps: trace.list() }),
     handoffStats: () => ({
       durationsMs: core.master.handoffDurationsMs,
       completed: core.master.completedAllocations,

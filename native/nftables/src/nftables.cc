@@ -11,9 +11,13 @@
 // calling thread, nft_ctx_new, setns back): the socket keeps the namespace it was born
 // in. An agent already inside its namespace omits `netns`.
 //
-// Calls are synchronous on the calling thread: a set-element transaction takes tens of
-// microseconds, less than handing it to a worker thread would cost, and being
-// synchronous keeps the agent's transactions in the order it issued them.
+// run() is synchronous on the calling thread: a set-element transaction is short, and being
+// synchronous keeps the agent's transactions in the order it issued them. runAsync() runs
+// on libuv's thread pool and resolves a promise: for listings (flow counters every 250 ms,
+// guard counters every second), which rebuild libnftables' cache of the whole ruleset and
+// print JSON, and would otherwise stall the agent's event loop for milliseconds in the
+// middle of a hand-off. A context is not thread-safe: while a runAsync is in flight, run()
+// and close() on the same context throw (an agent keeps a second context for its reads).
 #include <napi.h>
 
 #include <errno.h>
@@ -44,6 +48,7 @@ class Context : public Napi::ObjectWrap<Context> {
     return DefineClass(env, "Context",
                        {
                            InstanceMethod("run", &Context::Run),
+                           InstanceMethod("runAsync", &Context::RunAsync),
                            InstanceMethod("close", &Context::Close),
                            InstanceMethod("isOpen", &Context::IsOpen),
                        });
@@ -88,6 +93,7 @@ class Context : public Napi::ObjectWrap<Context> {
   ~Context() override { Free(); }
 
  private:
+  friend class RunWorker;
   void Free() {
     if (ctx_ != nullptr) {
       nft_ctx_free(ctx_);
@@ -98,6 +104,10 @@ class Context : public Napi::ObjectWrap<Context> {
   // run(script: string, json: boolean) -> { code, output, error }
   Napi::Value Run(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
+    if (busy_) {
+      Napi::Error::New(env, "nftables context is busy with runAsync").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
     if (ctx_ == nullptr) {
       Napi::Error::New(env, "nftables context is closed").ThrowAsJavaScriptException();
       return env.Undefined();
@@ -121,7 +131,14 @@ class Context : public Napi::ObjectWrap<Context> {
     return result;
   }
 
+  // runAsync(script: string, json: boolean) -> Promise<{ code, output, error }>
+  Napi::Value RunAsync(const Napi::CallbackInfo& info);
+
   Napi::Value Close(const Napi::CallbackInfo& info) {
+    if (busy_) {
+      Napi::Error::New(info.Env(), "nftables context is busy with runAsync").ThrowAsJavaScriptException();
+      return info.Env().Undefined();
+    }
     Free();
     return info.Env().Undefined();
   }
@@ -131,7 +148,85 @@ class Context : public Napi::ObjectWrap<Context> {
   }
 
   struct nft_ctx* ctx_ = nullptr;
+  bool busy_ = false;
 };
+
+// One runAsync: nft_run_cmd_from_buffer on a thread-pool thread. The Context is referenced
+// until the worker completes, and marked busy so that nothing else touches its nft_ctx.
+class RunWorker : public Napi::AsyncWorker {
+ public:
+  RunWorker(Napi::Env env, Context* owner, std::string script, bool json)
+      : Napi::AsyncWorker(env),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        owner_(owner),
+        script_(std::move(script)),
+        json_(json) {
+    owner_->Ref();
+    owner_->busy_ = true;
+  }
+
+  Napi::Promise Promise() { return deferred_.Promise(); }
+
+  void Execute() override {
+    struct nft_ctx* ctx = owner_->ctx_;
+    nft_ctx_output_set_flags(ctx, json_ ? NFT_CTX_OUTPUT_JSON : 0);
+    code_ = nft_run_cmd_from_buffer(ctx, script_.c_str());
+    const char* out = nft_ctx_get_output_buffer(ctx);
+    const char* err = nft_ctx_get_error_buffer(ctx);
+    output_ = out ? out : "";
+    error_ = err ? err : "";
+  }
+
+  void OnOK() override {
+    Napi::Env env = Env();
+    Finish();
+    Napi::Object result = Napi::Object::New(env);
+    result.Set("code", Napi::Number::New(env, code_));
+    result.Set("output", Napi::String::New(env, output_));
+    result.Set("error", Napi::String::New(env, error_));
+    deferred_.Resolve(result);
+  }
+
+  void OnError(const Napi::Error& e) override {
+    Finish();
+    deferred_.Reject(e.Value());
+  }
+
+ private:
+  void Finish() {
+    owner_->busy_ = false;
+    owner_->Unref();
+  }
+
+  Napi::Promise::Deferred deferred_;
+  Context* owner_;
+  std::string script_;
+  bool json_;
+  int code_ = 0;
+  std::string output_;
+  std::string error_;
+};
+
+Napi::Value Context::RunAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (ctx_ == nullptr) {
+    Napi::Error::New(env, "nftables context is closed").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (busy_) {
+    Napi::Error::New(env, "nftables context is busy with runAsync").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  if (info.Length() < 1 || !info[0].IsString()) {
+    Napi::TypeError::New(env, "runAsync(script: string, json?: boolean)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  bool json = info.Length() > 1 && info[1].ToBoolean().Value();
+  auto* worker = new RunWorker(env, this, info[0].As<Napi::String>().Utf8Value(), json);
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Context", Context::Define(env));
