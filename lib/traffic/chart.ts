@@ -43,6 +43,11 @@ export interface ChartOptions {
   events?: readonly ChartEvent[];
   /** Milliseconds since the epoch that becomes t = 0 on the x axis (default: the timeline's start). */
   originMs?: number;
+  /**
+   * The time span the x axis covers at least, ms since the epoch (e.g. the capture's
+   * start and stop): a device that forwards nothing at the end still shows as a flat line.
+   */
+  span?: { fromMs: number; toMs: number };
   /** Friendly names for series labels, e.g. MAC -> "r1". */
   names?: Readonly<Record<string, string>>;
   width?: number;
@@ -69,7 +74,8 @@ export function timelineSpec(timeline: Timeline, options: ChartOptions = {}): To
       return { t: (e.atMs - origin) / 1000, label: e.label, kind };
     });
   // A fixed x domain (no "nice" rounding), so that label positions are known in pixels here.
-  const ts = [...points.map((p) => p.t), ...sorted.map((e) => e.t)];
+  const span = options.span ? [options.span.fromMs, options.span.toMs].map((ms) => (ms - origin) / 1000) : [];
+  const ts = [...points.map((p) => p.t), ...sorted.map((e) => e.t), ...span];
   const tMin = ts.length > 0 ? Math.min(...ts) : 0;
   const tMax = ts.length > 0 ? Math.max(tMin + 0.001, ...ts) : 1;
   const px = (t: number) => ((t - tMin) / (tMax - tMin)) * width;

@@ -58,6 +58,8 @@ interface MoveScenario {
   /** Entries of VIP1 the old owner still has 2.5 s after the move (step 4: it forgets the VIP). */
   oldOwnerEntries: number;
   moveStartedAt: number;
+  /** When the captures started and stopped (ms since the epoch): the chart's time span. */
+  captureSpan: { fromMs: number; toMs: number };
   outerPath: string;
   innerPath: string;
   arpPaths: string[];
@@ -205,6 +207,7 @@ function moveScenario(embodiment: "dnat" | "fullnat"): Promise<MoveScenario> {
       },
       oldOwnerEntries,
       moveStartedAt,
+      captureSpan: { fromMs: capFrom, toMs: capTo },
       outerPath: outer.path,
       innerPath: inner.path,
       arpPaths: arpCaptures.map((a) => a.cap.path),
@@ -216,7 +219,9 @@ function moveScenario(embodiment: "dnat" | "fullnat"): Promise<MoveScenario> {
 }
 
 async function attach(ctx: CaseContext, s: MoveScenario) {
-  const { timeline, names } = await forwardingTimeline(s.innerPath, SERVER, s.internalMacs);
+  const { timeline, names } = await forwardingTimeline(s.innerPath, SERVER, s.internalMacs, {
+    span: s.captureSpan,
+  });
   // The steps at the times the control function reports; the gratuitous ARPs as captured.
   const events: ChartEvent[] = [
     { atMs: s.moveStartedAt, label: `move of ${VIP1} to lbb requested`, kind: "vip-move" },
@@ -234,6 +239,7 @@ async function attach(ctx: CaseContext, s: MoveScenario) {
     names,
     events,
     originMs: s.moveStartedAt - 1000,
+    span: s.captureSpan,
   });
   await ctx.attachText("forwarding timeline", svg, "image/svg+xml", `timeline-${s.embodiment}.svg`);
   await ctx.attachFile(
@@ -503,6 +509,8 @@ interface FailoverScenario {
   reportedAt: number;
   /** Server-side capture from before the failure to 3 s after the failover (the chart's source). */
   serverPath: string;
+  /** When the server-side capture started and stopped: the chart's time span. */
+  captureSpan: { fromMs: number; toMs: number };
   captures: CaptureStats[];
   internalMacs: Record<string, string | undefined>;
 }
@@ -531,6 +539,7 @@ function failoverScenario(): Promise<FailoverScenario> {
       snapLength: 96,
       path: `/tmp/tandem-natlb-${l.prefix}-failover-server.pcap`,
     });
+    const capFrom = Date.now();
     await sleep(2000); // the keeper's copies are pushed every 200 ms
     const entries = await c.entries("lbb", VIP1);
     const copies = await c.copies("s5a", "lbb", VIP1);
@@ -548,6 +557,7 @@ function failoverScenario(): Promise<FailoverScenario> {
     const recoveredMs = reportedAt - failedAt;
     await sleep(3000);
     const load = await c.loadReport("failover");
+    const capTo = Date.now();
     const captures = [await server.stop()];
     const ownerAfter = await c.owner(VIP1);
     await c.loadReport("failover", true);
@@ -564,6 +574,7 @@ function failoverScenario(): Promise<FailoverScenario> {
       killedAt,
       reportedAt,
       serverPath: server.path,
+      captureSpan: { fromMs: capFrom, toMs: capTo },
       captures,
       internalMacs: {
         lba: l.host("lba").spec?.interfaces?.eth1?.mac,
@@ -591,12 +602,15 @@ function failoverEvents(f: FailoverScenario): ChartEvent[] {
 }
 
 async function attachFailover(ctx: CaseContext, f: FailoverScenario) {
-  const { timeline, names } = await forwardingTimeline(f.serverPath, SERVER, f.internalMacs);
+  const { timeline, names } = await forwardingTimeline(f.serverPath, SERVER, f.internalMacs, {
+    span: f.captureSpan,
+  });
   const svg = await renderTimelineSvg(timeline, {
     title: "packets per second towards the server by balancer (lbb fails, VIP1 fails over to lba)",
     names,
     events: failoverEvents(f),
-    originMs: f.failedAt - 2000,
+    originMs: f.failedAt,
+    span: f.captureSpan,
   });
   await ctx.attachText("forwarding timeline", svg, "image/svg+xml", "timeline-failover.svg");
   await ctx.attachFile("capture server side (failover)", f.serverPath, "application/vnd.tcpdump.pcap");
