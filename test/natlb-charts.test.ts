@@ -88,7 +88,8 @@ describe("natlb charts (issue 17 item 5)", () => {
   });
 
   it("the failover chart: lbb forwards until its crash, lba after the takeover, events at the run's times", async () => {
-    const svg = chartOf("natlb.failover")!;
+    const svg = chartOf("natlb.failover") ?? "";
+    expect(svg, "natlb.failover's chart").not.toBe("");
     const f = measured("natlb.failover", "measurements-failover.json");
     const vip1 = (
       f.moves as { vip: string; startedAt: number; steps: { step: string; at: number }[] }[]
@@ -120,7 +121,8 @@ describe("natlb charts (issue 17 item 5)", () => {
   });
 
   it("the move chart marks the four steps and the gratuitous ARPs", () => {
-    const svg = chartOf("natlb.move")!;
+    const svg = chartOf("natlb.move") ?? "";
+    expect(svg, "natlb.move's chart").not.toBe("");
     for (const label of [
       "step 1: transition mode",
       "step 2: route (GARP)",
