@@ -20,6 +20,7 @@ export const HEAVY = [
   "test/vrls-sharing.test.ts",
   "test/natlb-lab.test.ts",
   "test/natlb-failover.test.ts",
+  "test/natlb-charts.test.ts",
   "test/report-certify.test.ts",
   "test/certify-cli.test.ts",
   "test/vrls-attack.test.ts",

@@ -3,7 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { estimateRemainingMs, readDurations, recordDurations } from "../lib/certify/durations.ts";
-import { CertifyDisplay } from "../lib/cli/progress.ts";
+import { CertifyDisplay, FaultsDisplay } from "../lib/cli/progress.ts";
 
 // The plain (CI) form of `tandem certify` progress and the case-history estimate.
 // test/certify-cli.test.ts reads the same lines from a real run.
@@ -59,6 +59,45 @@ describe("certify progress, not on a terminal", () => {
     const d = new CertifyDisplay(false, (l) => lines.push(l));
     d.handle({ type: "cases", cases: [{ id: "vrrp.one", requirements: [] }], history: { cases: {} } });
     expect(lines).toEqual(["suite: 1 cases; no earlier run to estimate the time from"]);
+  });
+});
+
+describe("faults progress, not on a terminal", () => {
+  it("prints the campaign's plan and one line per finished run, with caught/missed so far", () => {
+    const lines: string[] = [];
+    const d = new FaultsDisplay(false, (l) => lines.push(l));
+    const suite = "natlb" as const;
+    d.handle({ type: "run-start", suite, run: "clean", index: 0, total: 2 });
+    d.handle({ type: "case-end", suite, run: "clean", id: "natlb.dnat", outcome: "pass" });
+    d.handle({
+      type: "run-end",
+      suite,
+      run: "clean",
+      index: 0,
+      total: 2,
+      verdict: "certified",
+      caught: 0,
+      missed: 0,
+      line: "clean: certified (10 pass, 0 fail) in 38 s",
+    });
+    d.handle({ type: "run-start", suite, run: "natlb-no-garp", index: 1, total: 2 });
+    d.handle({
+      type: "run-end",
+      suite,
+      run: "natlb-no-garp",
+      index: 1,
+      total: 2,
+      verdict: "caught",
+      caught: 1,
+      missed: 0,
+      line: "fault 1/2 natlb-no-garp: CAUGHT (expected NATLB-MOVE-002; failed NATLB-MOVE-002) 12 s; so far 1 caught, 0 missed",
+    });
+    d.stop();
+    expect(lines).toEqual([
+      "[faults natlb] clean run (whole suite), then 2 fault run(s)",
+      "[faults natlb] clean: certified (10 pass, 0 fail) in 38 s",
+      "[faults natlb] fault 1/2 natlb-no-garp: CAUGHT (expected NATLB-MOVE-002; failed NATLB-MOVE-002) 12 s; so far 1 caught, 0 missed",
+    ]);
   });
 });
 

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Browser } from "playwright-core";
 import { afterAll, describe, expect, it } from "vitest";
-import { runFaultCampaign, type SuiteCampaign } from "../lib/certify/faults.ts";
+import { type FaultsEvent, runFaultCampaign, type SuiteCampaign } from "../lib/certify/faults.ts";
 import { launchChromium } from "../lib/report/browser.ts";
 import { type ServedReport, serveReport } from "../lib/report/serve.ts";
 
@@ -29,11 +29,13 @@ describe("tandem faults --suite natlb --fault natlb-no-garp", () => {
 
   it("certifies the clean run and catches the fault by NATLB-MOVE-002, judged from the wire", async () => {
     const lines: string[] = [];
+    const events: FaultsEvent[] = [];
     const [c] = await runFaultCampaign({
       suite: "natlb",
       out: OUT,
       only: ["natlb-no-garp"],
       onProgress: (l) => lines.push(l),
+      onEvent: (e) => events.push(e),
     });
     campaign = c;
     expect(c?.clean.verdict, `clean run: ${c?.clean.reason}`).toBe("certified");
@@ -52,6 +54,18 @@ describe("tandem faults --suite natlb --fault natlb-no-garp", () => {
     );
     // Progress: one line per run.
     expect(lines.filter((l) => /natlb-no-garp: CAUGHT/.test(l))).toHaveLength(1);
+    expect(
+      lines.filter((l) => /fault 1\/1 natlb-no-garp: CAUGHT .* so far 1 caught, 0 missed$/.test(l)),
+    ).toHaveLength(1);
+    // Live progress for the CLI's bar: each run's start and end, each finished case in between.
+    expect(events.filter((e) => e.type !== "case-end").map((e) => [e.type, e.run, e.index])).toEqual([
+      ["run-start", "clean", 0],
+      ["run-end", "clean", 0],
+      ["run-start", "natlb-no-garp", 1],
+      ["run-end", "natlb-no-garp", 1],
+    ]);
+    expect(events.filter((e) => e.type === "case-end" && e.run === "clean").length).toBeGreaterThan(5);
+    expect(events.at(-1)).toMatchObject({ verdict: "caught", caught: 1, missed: 0 });
     expect(c?.ok).toBe(true);
     const json = JSON.parse(readFileSync(join(OUT, "natlb", "faults.json"), "utf8")) as SuiteCampaign;
     expect(json.faults.map((x) => [x.fault, x.verdict])).toEqual([["natlb-no-garp", "caught"]]);

@@ -180,6 +180,9 @@ export interface NatlbMoveResult {
   id: string;
   outcome: string;
   steps: string[];
+  /** When the move began and each step ended, ms since the epoch, if the device reports them (charts mark them). */
+  startedAt?: number;
+  stepTimes?: { step: string; atMs: number }[];
   entriesMoved: number;
   totalMs: number;
   hold?: { held: number; released: number; dropped: number; inOrder: boolean; holdMs: number };

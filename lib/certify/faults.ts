@@ -3,7 +3,7 @@ import { join, relative, resolve } from "node:path";
 import { loadCatalogue, SUITE_NAMES, type SuiteNameT } from "./catalogue.ts";
 import { casesForFault, type FaultEntry, type FaultsCatalogue, loadFaults } from "./faults-catalogue.ts";
 import { caseAnchor, type HistoryEntry, renderCertificationPage } from "./html.ts";
-import { runCertification } from "./run.ts";
+import { type CertifyEvent, runCertification } from "./run.ts";
 import type { CertificationSummary } from "./summary.ts";
 
 /**
@@ -51,9 +51,32 @@ export interface FaultsOptions {
   only?: string[];
   /** One line per finished run. */
   onProgress?: (line: string) => void;
+  /** Structured progress (the CLI's bar): each run's start and end, each finished case. */
+  onEvent?: (event: FaultsEvent) => void;
   /** Echo of the suites' output (default: none; it stays in each run's suite.log). */
   onOutput?: (chunk: string) => void;
 }
+
+/**
+ * Progress of a campaign. Runs are numbered 0 (the clean run) to `total` (the faults);
+ * `caught` and `missed` count the faults judged so far in this suite.
+ */
+export type FaultsEvent =
+  | { type: "run-start"; suite: SuiteNameT; run: string; index: number; total: number }
+  | { type: "case-end"; suite: SuiteNameT; run: string; id: string; outcome: string }
+  | {
+      type: "run-end";
+      suite: SuiteNameT;
+      run: string;
+      index: number;
+      total: number;
+      /** The clean run's verdict, or a fault's: "caught" / "missed". */
+      verdict: string;
+      caught: number;
+      missed: number;
+      /** The plain line for this run (what onProgress gets, without the suite prefix). */
+      line: string;
+    };
 
 const escapeRe = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 
@@ -110,22 +133,45 @@ async function runSuiteCampaign(
   const list = faults.faults.filter((f) => f.suite === suite && (!opts.only || opts.only.includes(f.name)));
   const started = performance.now();
   const say = (line: string) => opts.onProgress?.(`[faults ${suite}] ${line}`);
-  say(`clean run (whole suite), then ${list.length} fault run(s)`);
+  const total = list.length;
+  say(`clean run (whole suite), then ${total} fault run(s)`);
+  const results: FaultRunResult[] = [];
+  const tally = () => {
+    const caught = results.filter((r) => r.verdict === "caught").length;
+    return { caught, missed: results.length - caught };
+  };
+  const caseEvents = (run: string) => ({
+    onEvent: (e: CertifyEvent) => {
+      if (e.type === "case-end")
+        opts.onEvent?.({ type: "case-end", suite, run, id: e.id, outcome: e.outcome });
+    },
+  });
+  opts.onEvent?.({ type: "run-start", suite, run: "clean", index: 0, total });
   const clean = await runCertification({
     dut: "reference",
     suite,
     out: join(dir, "clean"),
     dutOptions: {},
+    ...caseEvents("clean"),
     ...(opts.onOutput ? { onOutput: opts.onOutput } : {}),
   });
   const cs = clean.summary;
-  say(
-    `clean: ${cs.verdict} (${cs.counts.pass} pass, ${cs.counts.fail} fail) in ${(cs.wallTimeMs / 1000).toFixed(0)} s`,
-  );
-  const results: FaultRunResult[] = [];
+  const cleanLine = `clean: ${cs.verdict} (${cs.counts.pass} pass, ${cs.counts.fail} fail) in ${(cs.wallTimeMs / 1000).toFixed(0)} s`;
+  say(cleanLine);
+  opts.onEvent?.({
+    type: "run-end",
+    suite,
+    run: "clean",
+    index: 0,
+    total,
+    verdict: cs.verdict,
+    ...tally(),
+    line: cleanLine,
+  });
   for (const [i, fault] of list.entries()) {
     const cases = casesForFault(catalogue, faults, fault);
     const runDir = join(dir, "faults", fault.name);
+    opts.onEvent?.({ type: "run-start", suite, run: fault.name, index: i + 1, total });
     const r = await runCertification({
       dut: "reference",
       suite,
@@ -133,16 +179,29 @@ async function runSuiteCampaign(
       dutOptions: { fault: fault.name },
       cases: casePattern(cases),
       allure: false,
+      ...caseEvents(fault.name),
       ...(opts.onOutput ? { onOutput: opts.onOutput } : {}),
     });
     const judged = judgeFault(fault, r.summary);
     results.push({ ...judged, cases, wallTimeMs: r.summary.wallTimeMs, dir: relative(dir, runDir) });
-    say(
-      `${i + 1}/${list.length} ${fault.name}: ${judged.verdict.toUpperCase()}` +
-        ` (expected ${judged.expected.join(" ")}; failed ${judged.failed.join(" ") || "nothing"}` +
-        `${judged.collateral.length ? `; collateral ${judged.collateral.join(" ")}` : ""})` +
-        ` ${(r.summary.wallTimeMs / 1000).toFixed(0)} s`,
-    );
+    const { caught, missed } = tally();
+    const line =
+      `fault ${i + 1}/${total} ${fault.name}: ${judged.verdict.toUpperCase()}` +
+      ` (expected ${judged.expected.join(" ")}; failed ${judged.failed.join(" ") || "nothing"}` +
+      `${judged.collateral.length ? `; collateral ${judged.collateral.join(" ")}` : ""})` +
+      ` ${(r.summary.wallTimeMs / 1000).toFixed(0)} s; so far ${caught} caught, ${missed} missed`;
+    say(line);
+    opts.onEvent?.({
+      type: "run-end",
+      suite,
+      run: fault.name,
+      index: i + 1,
+      total,
+      verdict: judged.verdict,
+      caught,
+      missed,
+      line,
+    });
   }
   const campaign: SuiteCampaign = {
     suite,

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { SUITE_NAMES, type SuiteNameT } from "../certify/catalogue.ts";
 import { runFaultCampaign } from "../certify/faults.ts";
+import { FaultsDisplay } from "./progress.ts";
 
 /** `tandem faults`: the seeded-fault campaign (issue 13, lib/certify/faults.ts). */
 export function registerFaultsCommands(program: Command): void {
@@ -17,13 +18,15 @@ export function registerFaultsCommands(program: Command): void {
     .action(async (o: { suite: string; out: string; fault?: string; verbose?: boolean }) => {
       if (o.suite !== "all" && !(SUITE_NAMES as readonly string[]).includes(o.suite))
         throw new Error(`--suite: unknown suite "${o.suite}" (suites: ${SUITE_NAMES.join(", ")}, all)`);
+      // A bar on a terminal (not with --verbose, whose raw output would tear it); plain lines otherwise.
+      const display = new FaultsDisplay(process.stderr.isTTY === true && !o.verbose);
       const campaigns = await runFaultCampaign({
         suite: o.suite as SuiteNameT | "all",
         out: o.out,
         ...(o.fault ? { only: o.fault.split(",").map((s) => s.trim()) } : {}),
-        onProgress: (line) => process.stderr.write(`${line}\n`),
+        onEvent: display.handle,
         ...(o.verbose ? { onOutput: (chunk: string) => process.stdout.write(chunk) } : {}),
-      });
+      }).finally(() => display.stop());
       for (const c of campaigns) {
         const caught = c.faults.filter((f) => f.verdict === "caught").length;
         process.stdout.write(

@@ -1,5 +1,6 @@
 import cliProgress from "cli-progress";
 import { estimateRemainingMs, type SuiteDurations } from "../certify/durations.ts";
+import type { FaultsEvent } from "../certify/faults.ts";
 import type { CertifyEvent } from "../certify/run.ts";
 
 /**
@@ -175,5 +176,102 @@ export class CertifyDisplay {
     this.multibar?.stop();
     this.multibar = undefined;
     this.bar = undefined;
+  }
+}
+
+/**
+ * `tandem faults` progress, on stderr. On a terminal: the same kind of cli-progress bar as
+ * certify's, counting runs (the clean run, then fault i/N) with caught/missed so far and
+ * the run in progress (its finished cases); each finished run is logged above the bar.
+ * Not on a terminal: one plain line per finished run ("[faults natlb] fault 3/13
+ * natlb-no-garp: CAUGHT (...) 12 s; so far 3 caught, 0 missed").
+ */
+export class FaultsDisplay {
+  private readonly started = performance.now();
+  private multibar: cliProgress.MultiBar | undefined;
+  private bar: cliProgress.SingleBar | undefined;
+  private ticker: NodeJS.Timeout | undefined;
+  private state = { suite: "", run: "", index: 0, total: 0, caught: 0, missed: 0, cases: 0, since: 0 };
+
+  constructor(
+    private readonly tty: boolean,
+    private readonly write: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+  ) {}
+
+  private log(line: string): void {
+    if (this.multibar) this.multibar.log(`${line}\n`);
+    else this.write(line);
+  }
+
+  private refresh(): void {
+    if (!this.bar) return;
+    const s = this.state;
+    this.bar.update(s.index, {
+      suite: s.suite,
+      caught: s.caught,
+      missed: s.missed,
+      elapsed: duration(performance.now() - this.started),
+      current: s.run
+        ? `${s.index === 0 ? "clean run" : `fault ${s.index}/${s.total} ${s.run}`} (${s.cases} cases done, ${duration(performance.now() - s.since)})`
+        : "",
+    });
+  }
+
+  handle = (e: FaultsEvent): void => {
+    const s = this.state;
+    switch (e.type) {
+      case "run-start":
+        if (e.index === 0) {
+          this.stopBar();
+          Object.assign(s, { suite: e.suite, caught: 0, missed: 0 });
+          this.log(`[faults ${e.suite}] clean run (whole suite), then ${e.total} fault run(s)`);
+          if (this.tty) this.startBar(e.total);
+        }
+        Object.assign(s, { run: e.run, index: e.index, total: e.total, cases: 0, since: performance.now() });
+        this.refresh();
+        break;
+      case "case-end":
+        s.cases++;
+        this.refresh();
+        break;
+      case "run-end":
+        Object.assign(s, { caught: e.caught, missed: e.missed, index: e.index + 1, run: "" });
+        this.log(`[faults ${e.suite}] ${e.line}`);
+        this.refresh();
+        break;
+    }
+  };
+
+  private startBar(total: number): void {
+    this.multibar = new cliProgress.MultiBar(
+      {
+        stream: process.stderr,
+        format:
+          "{bar} {value}/{total} runs ({suite}) | {caught} caught, {missed} missed | {elapsed} | {current}",
+        hideCursor: true,
+        clearOnComplete: true,
+        barsize: 24,
+        fps: 4,
+        autopadding: true,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    // The clean run and one run per fault.
+    this.bar = this.multibar.create(total + 1, 0);
+    this.ticker = setInterval(() => this.refresh(), 1000);
+  }
+
+  private stopBar(): void {
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = undefined;
+    this.refresh();
+    this.multibar?.update();
+    this.multibar?.stop();
+    this.multibar = undefined;
+    this.bar = undefined;
+  }
+
+  stop(): void {
+    this.stopBar();
   }
 }

@@ -5,12 +5,20 @@ import type { Timeline } from "./stream-tally.ts";
 
 /**
  * Renders a traffic timeline (packets/s per forwarding device over time) to SVG with
- * vega-lite; events (allocation, hand-off, crash, takeover, VIP move steps) are vertical
+ * vega-lite; events (allocation, hand-off, crash, takeover, VIP move steps, table-copy recovery) are vertical
  * rules, coloured by kind with their own legend, labelled at the top (labels staggered
  * over four rows so that close events stay readable). vega's View.toSVG() renders
  * headless, no canvas or browser needed.
  */
-export const EVENT_KINDS = ["allocation", "hand-off", "crash", "takeover", "vip-move", "other"] as const;
+export const EVENT_KINDS = [
+  "allocation",
+  "hand-off",
+  "crash",
+  "takeover",
+  "vip-move",
+  "table-copy",
+  "other",
+] as const;
 export type EventKind = (typeof EVENT_KINDS)[number];
 
 const EVENT_COLOURS: Record<EventKind, string> = {
@@ -19,6 +27,7 @@ const EVENT_COLOURS: Record<EventKind, string> = {
   crash: "#c00000",
   takeover: "#d96c00",
   "vip-move": "#0060a8",
+  "table-copy": "#008b8b",
   other: "#666666",
 };
 
@@ -34,6 +43,11 @@ export interface ChartOptions {
   events?: readonly ChartEvent[];
   /** Milliseconds since the epoch that becomes t = 0 on the x axis (default: the timeline's start). */
   originMs?: number;
+  /**
+   * The time span the x axis covers at least, ms since the epoch (e.g. the capture's
+   * start and stop): a device that forwards nothing at the end still shows as a flat line.
+   */
+  span?: { fromMs: number; toMs: number };
   /** Friendly names for series labels, e.g. MAC -> "r1". */
   names?: Readonly<Record<string, string>>;
   width?: number;
@@ -50,14 +64,42 @@ export function timelineSpec(timeline: Timeline, options: ChartOptions = {}): To
       points.push({ t: (timeline.startMs + i * timeline.binMs - origin) / 1000, pps: count * scale, series });
     });
   }
-  const events = [...(options.events ?? [])]
+  const width = options.width ?? 800;
+  const height = options.height ?? 300;
+  const sorted = [...(options.events ?? [])]
     .sort((a, b) => a.atMs - b.atMs)
-    .map((e, i) => {
+    .map((e) => {
       const kind = e.kind ?? "other";
       if (!EVENT_KINDS.includes(kind)) throw new Error(`chart event "${e.label}": unknown kind "${kind}"`);
-      // Label rows in pixels from the top (scale: null below): four rows, then again.
-      return { t: (e.atMs - origin) / 1000, label: e.label, kind, row: 4 + (i % 4) * 13 };
+      return { t: (e.atMs - origin) / 1000, label: e.label, kind };
     });
+  // A fixed x domain (no "nice" rounding), so that label positions are known in pixels here.
+  const span = options.span ? [options.span.fromMs, options.span.toMs].map((ms) => (ms - origin) / 1000) : [];
+  const ts = [...points.map((p) => p.t), ...sorted.map((e) => e.t), ...span];
+  const tMin = ts.length > 0 ? Math.min(...ts) : 0;
+  const tMax = ts.length > 0 ? Math.max(tMin + 0.001, ...ts) : 1;
+  const px = (t: number) => ((t - tMin) / (tMax - tMin)) * width;
+  // Labels in rows from the top (pixels, scale: null below): each goes into the first row
+  // where it does not overlap the label before it, so events milliseconds apart stay
+  // readable. A label that would run past the right edge ends at its rule instead.
+  const rowEnds: number[] = [];
+  const events = sorted.map((e) => {
+    const x = px(e.t);
+    const w = e.label.length * 5.8 + 8; // 10 px sans: a generous estimate
+    const right = x + w > width;
+    const [from, to] = right ? [x - w, x] : [x, x + w];
+    let row = rowEnds.findIndex((end) => end <= from);
+    if (row < 0) row = rowEnds.push(0) - 1;
+    rowEnds[row] = to;
+    return { ...e, row: 4 + row * 13, align: right ? "right" : "left" };
+  });
+  // Room above the data for the label rows.
+  const labelPx = rowEnds.length * 13 + 8;
+  const maxPps = Math.max(0, ...points.map((p) => p.pps));
+  const yScale =
+    events.length > 0 && maxPps > 0 && labelPx < height * 0.7
+      ? { domainMax: (maxPps * height) / (height - labelPx) }
+      : {};
   const kinds = EVENT_KINDS.filter((k) => events.some((e) => e.kind === k));
   const eventColour = {
     field: "kind",
@@ -65,11 +107,32 @@ export function timelineSpec(timeline: Timeline, options: ChartOptions = {}): To
     title: "events",
     scale: { domain: kinds, range: kinds.map((k) => EVENT_COLOURS[k]) },
   } as const;
+  const x = {
+    field: "t" as const,
+    type: "quantitative" as const,
+    scale: { domain: [tMin, tMax], nice: false, zero: false },
+  };
+  const labels = (align: "left" | "right") => ({
+    data: { values: events.filter((e) => e.align === align) },
+    mark: {
+      type: "text" as const,
+      align,
+      baseline: "top" as const,
+      dx: align === "left" ? 3 : -3,
+      fontSize: 10,
+    },
+    encoding: {
+      x,
+      y: { field: "row", type: "quantitative" as const, scale: null },
+      text: { field: "label", type: "nominal" as const },
+      color: { ...eventColour, legend: null },
+    },
+  });
   return {
     $schema: "https://vega.github.io/schema/vega-lite/v6.json",
     title: options.title ?? "packets per second by forwarding device",
-    width: options.width ?? 800,
-    height: options.height ?? 300,
+    width,
+    height,
     background: "white",
     // Two colour legends: one for the devices' lines, one for the event kinds.
     resolve: { scale: { color: "independent" } },
@@ -78,29 +141,20 @@ export function timelineSpec(timeline: Timeline, options: ChartOptions = {}): To
         data: { values: points },
         mark: { type: "line", interpolate: "step-after", strokeWidth: 1.5 },
         encoding: {
-          x: { field: "t", type: "quantitative", title: "time (s)" },
-          y: { field: "pps", type: "quantitative", title: "packets/s" },
+          x: { ...x, title: "time (s)" },
+          y: { field: "pps", type: "quantitative", title: "packets/s", scale: yScale },
           color: { field: "series", type: "nominal", title: "forwarded by" },
         },
       },
       ...(events.length > 0
-        ? ([
+        ? [
             {
               data: { values: events },
               mark: { type: "rule", strokeDash: [4, 3], strokeWidth: 1.5 },
-              encoding: { x: { field: "t", type: "quantitative" }, color: eventColour },
+              encoding: { x, color: eventColour },
             },
-            {
-              data: { values: events },
-              mark: { type: "text", align: "left", baseline: "top", dx: 3, fontSize: 10 },
-              encoding: {
-                x: { field: "t", type: "quantitative" },
-                y: { field: "row", type: "quantitative", scale: null },
-                text: { field: "label", type: "nominal" },
-                color: { ...eventColour, legend: null },
-              },
-            },
-          ] as const)
+            ...(["left", "right"] as const).filter((a) => events.some((e) => e.align === a)).map(labels),
+          ]
         : []),
     ],
   } as TopLevelSpec;

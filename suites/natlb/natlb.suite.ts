@@ -2,6 +2,7 @@ import { describe, expect } from "vitest";
 import { natlbCases as C } from "../../lib/certify/cases/natlb.ts";
 import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
 import { type ChartEvent, renderTimelineSvg } from "../../lib/traffic/chart.ts";
+import { forwardingTimeline } from "../../lib/traffic/forwarding-timeline.ts";
 import { PcapReader } from "../../lib/traffic/pcap-reader.ts";
 import { compareCaptures, type Segment, segmentOf } from "../../lib/traffic/tcp-compare.ts";
 import {
@@ -21,7 +22,7 @@ import { requireCompleteCaptures } from "../support/evidence.ts";
 import { useSuiteLab } from "../support/fixture.ts";
 import { type CaseContext, certCase } from "../support/requirement.ts";
 import { FrameSpeaker } from "../vrrp/speaker.ts";
-import { towardsServerTimeline } from "./timeline.ts";
+import { moveEvents } from "./timeline.ts";
 
 /**
  * NAT-LB (seed 002) on the Fig. 3 lab: clients behind an Internet router, balancers lba
@@ -57,6 +58,8 @@ interface MoveScenario {
   /** Entries of VIP1 the old owner still has 2.5 s after the move (step 4: it forgets the VIP). */
   oldOwnerEntries: number;
   moveStartedAt: number;
+  /** When the captures started and stopped (ms since the epoch): the chart's time span. */
+  captureSpan: { fromMs: number; toMs: number };
   outerPath: string;
   innerPath: string;
   arpPaths: string[];
@@ -204,6 +207,7 @@ function moveScenario(embodiment: "dnat" | "fullnat"): Promise<MoveScenario> {
       },
       oldOwnerEntries,
       moveStartedAt,
+      captureSpan: { fromMs: capFrom, toMs: capTo },
       outerPath: outer.path,
       innerPath: inner.path,
       arpPaths: arpCaptures.map((a) => a.cap.path),
@@ -215,21 +219,27 @@ function moveScenario(embodiment: "dnat" | "fullnat"): Promise<MoveScenario> {
 }
 
 async function attach(ctx: CaseContext, s: MoveScenario) {
-  const { timeline, names } = await towardsServerTimeline(s.innerPath, SERVER, s.internalMacs);
+  const { timeline, names } = await forwardingTimeline(s.innerPath, SERVER, s.internalMacs, {
+    span: s.captureSpan,
+  });
+  // The steps at the times the control function reports; the gratuitous ARPs as captured.
   const events: ChartEvent[] = [
-    { atMs: s.moveStartedAt, label: `move ${VIP1} to lbb`, kind: "vip-move" },
+    { atMs: s.moveStartedAt, label: `move of ${VIP1} to lbb requested`, kind: "vip-move" },
+    ...moveEvents(s.move, `${VIP1} to lbb`, {
+      fallback: [{ atMs: s.moveStartedAt + s.move.totalMs, label: "move call returned", kind: "vip-move" }],
+    }),
     ...s.garps.map((g) => ({
       atMs: g.atMs,
       label: `GARP ${g.address} (${g.side})`,
       kind: "vip-move" as const,
     })),
-    { atMs: s.moveStartedAt + s.move.totalMs, label: "move done", kind: "vip-move" },
   ];
   const svg = await renderTimelineSvg(timeline, {
     title: `packets per second towards the server by balancer (${s.embodiment})`,
     names,
     events,
     originMs: s.moveStartedAt - 1000,
+    span: s.captureSpan,
   });
   await ctx.attachText("forwarding timeline", svg, "image/svg+xml", `timeline-${s.embodiment}.svg`);
   await ctx.attachFile(
@@ -492,6 +502,17 @@ interface FailoverScenario {
   load: NatlbLoadResult;
   requestsBefore: unknown;
   recoveredMs: number;
+  /** When the suite took lbb down, and when that call returned (ms since the epoch). */
+  failedAt: number;
+  killedAt: number;
+  /** When the control function's failure check returned the moves. */
+  reportedAt: number;
+  /** Server-side capture from before the failure to 3 s after the failover (the chart's source). */
+  serverPath: string;
+  /** When the server-side capture started and stopped: the chart's time span. */
+  captureSpan: { fromMs: number; toMs: number };
+  captures: CaptureStats[];
+  internalMacs: Record<string, string | undefined>;
 }
 
 /**
@@ -510,29 +531,89 @@ function failoverScenario(): Promise<FailoverScenario> {
     await c.loadReport("short", true);
     await sleep(1500);
     const established = await c.startLoad("failover", VIP1, 200, 0);
+    // What reaches the server and from which balancer, for the chart (lbb, then lba).
+    const l = device().lab;
+    const server = await Capture.start(l.host("s5a").remote, {
+      interface: "eth0",
+      filter: "tcp port 8080",
+      snapLength: 96,
+      path: `/tmp/tandem-natlb-${l.prefix}-failover-server.pcap`,
+    });
+    const capFrom = Date.now();
     await sleep(2000); // the keeper's copies are pushed every 200 ms
     const entries = await c.entries("lbb", VIP1);
     const copies = await c.copies("s5a", "lbb", VIP1);
     const before = await c.loadReport("failover");
     const failedAt = Date.now();
     await c.failBalancer("lbb");
+    const killedAt = Date.now();
     // The control function declares a balancer failed after its failure timeout; ask until it does.
     let moves: NatlbMoveResult[] = [];
     while (moves.length === 0 && Date.now() - failedAt < 15_000) {
       await sleep(100);
       moves = await c.handleFailures();
     }
-    const recoveredMs = Date.now() - failedAt;
+    const reportedAt = Date.now();
+    const recoveredMs = reportedAt - failedAt;
     await sleep(3000);
     const load = await c.loadReport("failover");
+    const capTo = Date.now();
+    const captures = [await server.stop()];
     const ownerAfter = await c.owner(VIP1);
     await c.loadReport("failover", true);
-    return { entries, copies, established, moves, ownerAfter, load, requestsBefore: before.raw, recoveredMs };
+    return {
+      entries,
+      copies,
+      established,
+      moves,
+      ownerAfter,
+      load,
+      requestsBefore: before.raw,
+      recoveredMs,
+      failedAt,
+      killedAt,
+      reportedAt,
+      serverPath: server.path,
+      captureSpan: { fromMs: capFrom, toMs: capTo },
+      captures,
+      internalMacs: {
+        lba: l.host("lba").spec?.interfaces?.eth1?.mac,
+        lbb: l.host("lbb").spec?.interfaces?.eth1?.mac,
+      },
+    };
   })();
   return failover;
 }
 
+/** The failover's events: the kill, the control function's takeover and its steps, the copies restored. */
+function failoverEvents(f: FailoverScenario): ChartEvent[] {
+  return [
+    { atMs: f.failedAt, label: "lbb killed (process, links down)", kind: "crash" },
+    ...f.moves.flatMap((m, i) =>
+      moveEvents(m, `${(m.raw as { vip?: string } | undefined)?.vip ?? `VIP ${i + 1} of lbb`} to lba`, {
+        failover: true,
+        fallback: [{ atMs: f.reportedAt, label: "failover reported", kind: "takeover" }],
+      }),
+    ),
+    ...(f.moves.length === 0
+      ? [{ atMs: f.reportedAt, label: "no failover (gave up)", kind: "other" as const }]
+      : []),
+  ];
+}
+
 async function attachFailover(ctx: CaseContext, f: FailoverScenario) {
+  const { timeline, names } = await forwardingTimeline(f.serverPath, SERVER, f.internalMacs, {
+    span: f.captureSpan,
+  });
+  const svg = await renderTimelineSvg(timeline, {
+    title: "packets per second towards the server by balancer (lbb fails, VIP1 fails over to lba)",
+    names,
+    events: failoverEvents(f),
+    originMs: f.failedAt,
+    span: f.captureSpan,
+  });
+  await ctx.attachText("forwarding timeline", svg, "image/svg+xml", "timeline-failover.svg");
+  await ctx.attachFile("capture server side (failover)", f.serverPath, "application/vnd.tcpdump.pcap");
   await ctx.attachText(
     "measurements",
     JSON.stringify(

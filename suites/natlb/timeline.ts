@@ -1,44 +1,40 @@
-import { PcapReader } from "../../lib/traffic/pcap-reader.ts";
-import type { Timeline } from "../../lib/traffic/stream-tally.ts";
-import { decodeEthernet, decodeIpv4, ETHERTYPE } from "../../lib/wire/index.ts";
+import type { ChartEvent, EventKind } from "../../lib/traffic/chart.ts";
+import type { NatlbMoveResult } from "../../vendor-adapters/types.ts";
+
+/** The seed's names of a move's steps (Figs. 8-10; pre-copy is Tandem's own). */
+const STEP_LABEL: Record<string, string> = {
+  transition: "step 1: transition mode",
+  precopy: "pre-copy of entries",
+  route: "step 2: route (GARP)",
+  entries: "step 3: entries",
+  end: "step 4: end of transition",
+};
 
 /**
- * Packets per second towards `server` per balancer that sent them (the Ethernet source of
- * a server-side capture), for the move chart (issue 17: what a reviewer would rather look
- * at). `macs` names each balancer's server-side MAC; an unnamed MAC stays its own label.
+ * The chart events of one VIP move with the times the device reported (the start and
+ * the end of each step). A failover's entries come from the servers' copies: that step
+ * is marked as the table-copy recovery. A device that reports no times gets only `fallback`
+ * (what the suite itself saw, e.g. when the move call returned).
  */
-export async function towardsServerTimeline(
-  pcapPath: string,
-  server: string,
-  macs: Readonly<Record<string, string | undefined>>,
-  binMs = 50,
-): Promise<{ timeline: Timeline; names: Record<string, string> }> {
-  const stamps = new Map<string, number[]>();
-  let first = Number.POSITIVE_INFINITY;
-  let last = Number.NEGATIVE_INFINITY;
-  for await (const rec of PcapReader.fromFile(pcapPath)) {
-    const eth = decodeEthernet(rec.data);
-    if (!eth.ok || eth.value.etherType !== ETHERTYPE.ipv4) continue;
-    const ip = decodeIpv4(eth.value.payload);
-    if (!ip.ok || ip.value.dst !== server) continue;
-    const list = stamps.get(eth.value.src) ?? [];
-    list.push(rec.tsMs);
-    stamps.set(eth.value.src, list);
-    first = Math.min(first, rec.tsMs);
-    last = Math.max(last, rec.tsMs);
+export function moveEvents(
+  move: NatlbMoveResult,
+  what: string,
+  opts: { failover?: boolean; fallback?: ChartEvent[] } = {},
+): ChartEvent[] {
+  const out: ChartEvent[] = [];
+  if (move.startedAt !== undefined)
+    out.push({
+      atMs: move.startedAt,
+      label: opts.failover ? `takeover: ${what}` : `move of ${what} begins`,
+      kind: opts.failover ? "takeover" : "vip-move",
+    });
+  for (const s of move.stepTimes ?? []) {
+    const copies = opts.failover && s.step === "entries";
+    const kind: EventKind = copies ? "table-copy" : "vip-move";
+    const label = copies
+      ? `step 3: ${move.entriesMoved} entries from the servers' copies`
+      : (STEP_LABEL[s.step] ?? s.step);
+    out.push({ atMs: s.atMs, label, kind });
   }
-  const startMs = stamps.size > 0 ? Math.floor(first / binMs) * binMs : 0;
-  const bins = stamps.size > 0 ? Math.floor((last - startMs) / binMs) + 1 : 1;
-  const series: Record<string, number[]> = {};
-  for (const [mac, list] of stamps) {
-    const counts = new Array<number>(bins).fill(0);
-    for (const t of list) {
-      const i = Math.floor((t - startMs) / binMs);
-      counts[i] = (counts[i] ?? 0) + 1;
-    }
-    series[mac] = counts;
-  }
-  const names: Record<string, string> = {};
-  for (const [host, mac] of Object.entries(macs)) if (mac) names[mac] = host;
-  return { timeline: { binMs, startMs, series }, names };
+  return out.length > 0 ? out : (opts.fallback ?? []);
 }

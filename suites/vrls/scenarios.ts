@@ -2,6 +2,7 @@ import { waitUntil } from "../../lib/remote/wait.ts";
 import { TrafficAgent } from "../../lib/traffic/agent-client.ts";
 import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
 import type { ChartEvent } from "../../lib/traffic/chart.ts";
+import { forwardingTimeline } from "../../lib/traffic/forwarding-timeline.ts";
 import { compareTcpWire } from "../../lib/traffic/tcp-compare.ts";
 import { sendUdpStream } from "../../lib/traffic/udp.ts";
 import type { VrlsControl, VrlsMode } from "../../vendor-adapters/types.ts";
@@ -192,11 +193,17 @@ export async function seqnumScenario(t: VrlsTarget, port: number) {
     await sleep(500); // connections established and streaming before the first move
     let current = await vrls.waitAllocated(v.endSystems.length);
     let moves = 0;
+    const events: ChartEvent[] = [];
     // Twelve hand-offs (or as many as 15 s allow on a loaded machine).
     const until = Date.now() + 15_000;
     for (let i = 0; i < 12 && Date.now() < until; i++) {
       const cond = v.endSystems[i % v.endSystems.length]!.address;
       const to = nextMember(v, current[cond]);
+      events.push({
+        atMs: Date.now(),
+        label: `${v.endSystems[i % v.endSystems.length]!.host} to ${v.hostOf(to)}`,
+        kind: "hand-off",
+      });
       await vrls.reallocate({ [cond]: to });
       current = { ...current, [cond]: to };
       moves++;
@@ -207,7 +214,18 @@ export async function seqnumScenario(t: VrlsTarget, port: number) {
     const sinkReport = await sink.stop();
     const captures = [await lan.stop(), await far.stop()];
     const tcp = await compareTcpWire(lan.reader(), far.reader(), port);
-    return { tcp, moves, resets: sinkReport.totals.resets, lanPath: lan.path, farPath: far.path, captures };
+    // Segments per second towards the server by the member that forwarded them (far side).
+    const { timeline } = await forwardingTimeline(far.path, v.server.address, {});
+    return {
+      tcp,
+      moves,
+      resets: sinkReport.totals.resets,
+      lanPath: lan.path,
+      farPath: far.path,
+      captures,
+      timeline,
+      events,
+    };
   } finally {
     await Promise.all([...clients, sinkAgent].map((c) => c.close().catch(() => undefined)));
   }

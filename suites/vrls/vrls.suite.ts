@@ -323,6 +323,12 @@ async function handoffSeqnumCase(ctx: CaseContext): Promise<void> {
       { label: "capture of the hub (TCP sent)", path: r.lanPath },
       { label: "capture far side (TCP forwarded)", path: r.farPath },
     ],
+    chart: {
+      title: "TCP segments/s forwarded per member (seqnum)",
+      timeline: r.timeline,
+      names: v.names,
+      events: r.events,
+    },
     measured: {
       mode: vrls().mode,
       reallocations: r.moves,

@@ -31,6 +31,7 @@ import type {
   DeviceTarget,
   Fault,
   NatlbControl,
+  NatlbMoveResult,
   VendorAdapter,
 } from "../types.ts";
 import { ReferenceVrls, routerFaults } from "./vrls-control.ts";
@@ -240,6 +241,7 @@ export class ReferenceAdapter implements VendorAdapter {
           id: m.id,
           outcome: m.outcome,
           steps: m.steps.map((x) => x.step),
+          ...timesOf(m),
           entriesMoved: m.entriesMoved,
           totalMs: m.totalMs,
           ...(hold
@@ -299,6 +301,7 @@ export class ReferenceAdapter implements VendorAdapter {
           id: m.id,
           outcome: m.outcome,
           steps: m.steps.map((x) => x.step),
+          ...timesOf(m),
           entriesMoved: m.entriesMoved,
           totalMs: m.totalMs,
           raw: m,
@@ -313,6 +316,11 @@ export class ReferenceAdapter implements VendorAdapter {
       },
     };
   }
+}
+
+/** The controller's clock times of a move (same host clock as the suite's in a namespace lab). */
+function timesOf(m: MoveReport): Pick<NatlbMoveResult, "startedAt" | "stepTimes"> {
+  return { startedAt: m.startedAt, stepTimes: m.steps.map((x) => ({ step: x.step, atMs: x.at })) };
 }
 
 export const referenceRegistration: AdapterRegistration = {

@@ -12,6 +12,12 @@ export interface CaseDef {
   needs?: readonly Capability[];
   /** Set while the reference role a case drives is not built yet: the case is skipped with this reason. */
   notYetAvailable?: string;
+  /**
+   * The case moves traffic through the forwarding devices (load through a hand-off, a
+   * failover, a VIP move): it must attach a chart of packets per second per forwarding
+   * device with the events marked (issue 17; test/natlb-charts.test.ts checks natlb's).
+   */
+  movesTraffic?: boolean;
 }
 
 export type CaseTable = Readonly<Record<string, CaseDef>>;

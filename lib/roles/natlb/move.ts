@@ -70,10 +70,14 @@ export interface MoveRequest {
 export interface StepTiming {
   step: MoveStep;
   ms: number;
+  /** When the step finished, ms since the epoch (the controller's clock; charts mark it). */
+  at: number;
 }
 
 export interface MoveReport extends MoveRequest {
   outcome: "completed" | "rolled-back";
+  /** When the move began, ms since the epoch (the controller's clock). */
+  startedAt: number;
   totalMs: number;
   steps: StepTiming[];
   entriesMoved: number;
@@ -221,6 +225,7 @@ export async function recoverMoves(ctx: MoveContext): Promise<MoveReport[]> {
 
 async function runMove(ctx: MoveContext, req: MoveRequest, done: Set<MoveStep>): Promise<MoveReport> {
   const t0 = performance.now();
+  const startedAt = Date.now();
   const to = port(ctx, req.to);
   const from = port(ctx, req.from);
   const deadMs = ctx.deadCallTimeoutMs ?? 0;
@@ -229,6 +234,7 @@ async function runMove(ctx: MoveContext, req: MoveRequest, done: Set<MoveStep>):
   const report: MoveReport = {
     ...req,
     outcome: "completed",
+    startedAt,
     totalMs: 0,
     steps: [],
     entriesMoved: 0,
@@ -246,8 +252,9 @@ async function runMove(ctx: MoveContext, req: MoveRequest, done: Set<MoveStep>):
       throw new StepError(name, e);
     }
     const ms = Math.round((performance.now() - s) * 10) / 10;
-    report.steps.push({ step: name, ms });
-    ctx.journal.append({ ev: "step", at: Date.now(), id: req.id, step: name, ms, detail });
+    const at = Date.now();
+    report.steps.push({ step: name, ms, at });
+    ctx.journal.append({ ev: "step", at, id: req.id, step: name, ms, detail });
     done.add(name);
     try {
       await ctx.onStep?.(req.id, name);
