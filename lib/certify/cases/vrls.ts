@@ -50,7 +50,7 @@ export const vrlsCases = defineCases("vrls", {
     needs: ["vrls"],
   },
   "vrls.handoff-timer": {
-    title: "timer-mode hand-off: no duplicates",
+    title: "timer-mode hand-off: the new owner waits the configured delay (on its wire), no duplicates",
     requirements: ["VRLS-HANDOFF-TMR-001"],
     needs: ["vrls", "vrls-timer"],
   },
