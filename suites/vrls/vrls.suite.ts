@@ -368,13 +368,14 @@ async function handoffTimerCase(ctx: CaseContext): Promise<void> {
     judged.length,
     "hand-offs on the wire with a forwarded packet by the new owner",
   ).toBeGreaterThanOrEqual(6);
+  const earliest = early.reduce<TimerHandoff | undefined>(
+    (a, h) => (a && a.firstForwardAfterMs! <= h.firstForwardAfterMs! ? a : h),
+    undefined,
+  );
   expect(
-    early.map(
-      (h) =>
-        `${h.condition} to ${v.hostOf(h.to)}: first forwarded ${h.firstForwardAfterMs} ms after the allocation`,
-    ),
-    `new owners forwarding earlier than the configured delay ${delay} ms less ${KILL_JITTER_MS} ms jitter after the allocation (3)`,
-  ).toEqual([]);
+    early.length,
+    `hand-offs whose new owner forwarded earlier than the configured delay ${delay} ms less ${KILL_JITTER_MS} ms jitter after the allocation (3), of ${judged.length}${earliest ? `; earliest: ${earliest.condition} to ${v.hostOf(earliest.to)} after ${earliest.firstForwardAfterMs} ms` : ""}`,
+  ).toBe(0);
   expect(
     neverForwarded.map((h) => `${h.condition} to ${v.hostOf(h.to)} (serial ${h.serial})`),
     "hand-offs whose new owner never forwarded the condition",
@@ -673,15 +674,16 @@ async function reallocationByRateCase(ctx: CaseContext): Promise<void> {
     compared,
     "adjacent pairs of reported conditions in the reallocations' lists",
   ).toBeGreaterThanOrEqual(2);
-  expect(
-    reallocations.flatMap((x) =>
-      x.inversions.map(
-        (i) =>
-          `serial ${x.allocationSerial} to ${v.hostOf(i.router)}: ${i.after} (${i.afterBps} bit/s) placed after ${i.before} (${i.beforeBps} bit/s)`,
-      ),
+  const inversions = reallocations.flatMap((x) =>
+    x.inversions.map(
+      (i) =>
+        `serial ${x.allocationSerial} to ${v.hostOf(i.router)}: ${i.after} (${i.afterBps} bit/s) placed after ${i.before} (${i.beforeBps} bit/s)`,
     ),
-    "reallocation by rate, biggest first: conditions placed after one with a lower reported rate",
-  ).toEqual([]);
+  );
+  expect(
+    inversions.length,
+    `reallocation by rate, biggest first: conditions placed after one with a lower reported rate (8), of ${compared} pairs compared${inversions.length ? `; first: ${inversions[0]}` : ""}`,
+  ).toBe(0);
   expect(
     dev.before1 ?? Number.NaN,
     "skew before run 1's review (deviation from the mean, %)",
