@@ -244,3 +244,26 @@ describe("RxLimiter (user-space limits before the HMAC)", () => {
     );
   });
 });
+
+describe("kernel guard for the seeded receive faults (issue 13)", () => {
+  it("letThrough leaves out exactly the named checks, so the faulty agent gets those packets", () => {
+    const full = rxGuardTable({ vrid: VRID, peers: [PEER], lanInterface: "eth0" });
+    const open = rxGuardTable({
+      vrid: VRID,
+      peers: [PEER],
+      lanInterface: "eth0",
+      letThrough: ["bad_ttl", "bad_version", "other_vrid"],
+    });
+    for (const rule of [
+      'ip ttl != 255 counter name "bad_ttl" drop',
+      '@th,0,4 != 3 counter name "bad_version" drop',
+      `@th,8,8 != ${VRID} counter name "other_vrid" drop`,
+    ]) {
+      expect(full).toContain(rule);
+      expect(open).not.toContain(rule);
+    }
+    expect(full.split("\n").length - open.split("\n").length).toBe(3);
+    // The other checks stay (the short and bad-checksum faults are judged past them).
+    expect(open).toContain('ip length < 28 counter name "too_short" drop');
+  });
+});

@@ -39,9 +39,58 @@ export interface FaultRunResult {
 export interface SuiteCampaign {
   suite: SuiteNameT;
   clean: { verdict: CertificationSummary["verdict"]; reason: string; wallTimeMs: number; dir: string };
+  /** The suite's requirement IDs (the clean run's, in catalogue order): the matrix columns. */
+  requirements: string[];
   faults: FaultRunResult[];
   wallTimeMs: number;
   ok: boolean;
+}
+
+/**
+ * `--suite all`: OUT/faults.json, the three campaigns in one file with per-suite and overall
+ * counts, beside OUT/<suite>/faults.json; OUT/matrix.html shows every suite's matrix on one page.
+ */
+export interface CampaignIndex {
+  suites: {
+    suite: SuiteNameT;
+    faults: number;
+    caught: number;
+    missed: number;
+    clean: SuiteCampaign["clean"]["verdict"];
+    wallTimeMs: number;
+    ok: boolean;
+  }[];
+  totals: { faults: number; caught: number; missed: number; wallTimeMs: number };
+  /** Every fault caught and every clean run certified. */
+  ok: boolean;
+  campaigns: SuiteCampaign[];
+}
+
+export function campaignIndex(campaigns: readonly SuiteCampaign[]): CampaignIndex {
+  const suites = campaigns.map((c) => {
+    const caught = c.faults.filter((f) => f.verdict === "caught").length;
+    return {
+      suite: c.suite,
+      faults: c.faults.length,
+      caught,
+      missed: c.faults.length - caught,
+      clean: c.clean.verdict,
+      wallTimeMs: c.wallTimeMs,
+      ok: c.ok,
+    };
+  });
+  const sum = (k: "faults" | "caught" | "missed" | "wallTimeMs") => suites.reduce((n, s) => n + s[k], 0);
+  return {
+    suites,
+    totals: {
+      faults: sum("faults"),
+      caught: sum("caught"),
+      missed: sum("missed"),
+      wallTimeMs: sum("wallTimeMs"),
+    },
+    ok: campaigns.length > 0 && campaigns.every((c) => c.ok),
+    campaigns: [...campaigns],
+  };
 }
 
 export interface FaultsOptions {
@@ -119,6 +168,16 @@ export async function runFaultCampaign(opts: FaultsOptions): Promise<SuiteCampai
   }
   const out: SuiteCampaign[] = [];
   for (const suite of suites) out.push(await runSuiteCampaign(suite, faults, catalogue, opts));
+  if (opts.suite === "all") {
+    const index = campaignIndex(out);
+    await writeFile(join(resolve(opts.out), "faults.json"), `${JSON.stringify(index, null, 2)}\n`);
+    await writeFile(join(resolve(opts.out), "matrix.html"), renderCampaignIndex(index));
+    opts.onProgress?.(
+      `[faults all] ${index.totals.caught}/${index.totals.faults} caught; ` +
+        index.suites.map((x) => `${x.suite} clean ${x.clean}`).join(", ") +
+        `; ${(index.totals.wallTimeMs / 1000).toFixed(0)} s`,
+    );
+  }
   return out;
 }
 
@@ -206,12 +265,13 @@ async function runSuiteCampaign(
   const campaign: SuiteCampaign = {
     suite,
     clean: { verdict: cs.verdict, reason: cs.verdictReason, wallTimeMs: cs.wallTimeMs, dir: "clean" },
+    requirements: cs.requirements.map((r) => r.id),
     faults: results,
     wallTimeMs: Math.round(performance.now() - started),
     ok: cs.verdict === "certified" && results.every((r) => r.verdict === "caught"),
   };
   await writeFile(join(dir, "faults.json"), `${JSON.stringify(campaign, null, 2)}\n`);
-  await writeFile(join(dir, "matrix.html"), renderFaultMatrix(campaign, cs));
+  await writeFile(join(dir, "matrix.html"), renderFaultMatrix(campaign));
   // The clean run's certification page links the matrix.
   const history = await readFile(join(dir, "clean", "history.json"), "utf8")
     .then((t) => (JSON.parse(t) as HistoryEntry[]).slice(0, -1))
@@ -234,13 +294,14 @@ const esc = (s: unknown) =>
   );
 
 /**
- * The matrix page: rows are faults, columns the suite's requirements. A cell is marked
- * when the requirement failed under the fault (linking to the failing case's evidence on
- * that run's certification page), and tells expected-and-failed (caught), expected but
- * passed (missed) and failed without being expected (collateral) apart.
+ * The matrix of one suite: rows are faults, columns the suite's requirements. A cell is
+ * marked when the requirement failed under the fault (linking to the failing case's
+ * evidence on that run's certification page), and tells expected-and-failed (caught),
+ * expected but passed (missed) and failed without being expected (collateral) apart.
+ * Links are relative to the suite's campaign directory, or prefixed with `base`.
  */
-export function renderFaultMatrix(c: SuiteCampaign, clean: CertificationSummary): string {
-  const reqs = clean.requirements.map((r) => r.id);
+function matrixTable(c: SuiteCampaign, base = ""): string {
+  const reqs = c.requirements;
   const head = reqs.map((id) => `<th class="req"><div>${esc(id)}</div></th>`).join("");
   const rows = c.faults
     .map((f) => {
@@ -252,38 +313,87 @@ export function renderFaultMatrix(c: SuiteCampaign, clean: CertificationSummary)
           const mark = expected && failed ? "&#10007;" : expected ? "?" : failed ? "&#8226;" : "";
           const kase = f.failingCase[id];
           const body = kase
-            ? `<a href="${esc(`${f.dir}/index.html#${caseAnchor(kase)}`)}" title="${esc(`${id} failed in ${kase}`)}">${mark}</a>`
+            ? `<a href="${esc(`${base}${f.dir}/index.html#${caseAnchor(kase)}`)}" title="${esc(`${id} failed in ${kase}`)}">${mark}</a>`
             : mark;
           return `<td class="${cls}" data-requirement="${esc(id)}">${body}</td>`;
         })
         .join("");
-      return `<tr data-fault="${esc(f.fault)}" data-verdict="${f.verdict}"><th class="fault"><a href="${esc(`${f.dir}/index.html`)}">${esc(f.fault)}</a></th><td class="v-${f.verdict}">${f.verdict}</td><td>${(f.wallTimeMs / 1000).toFixed(0)} s</td>${cells}</tr>`;
+      return `<tr data-fault="${esc(f.fault)}" data-verdict="${f.verdict}"><th class="fault"><a href="${esc(`${base}${f.dir}/index.html`)}">${esc(f.fault)}</a></th><td class="v-${f.verdict}">${f.verdict}</td><td>${(f.wallTimeMs / 1000).toFixed(0)} s</td>${cells}</tr>`;
     })
     .join("\n");
+  return `<table class="matrix" data-suite="${esc(c.suite)}">
+<tr><th>fault</th><th>verdict</th><th>time</th>${head}</tr>
+${rows}
+</table>`;
+}
+
+function suiteSummary(c: SuiteCampaign, base = ""): string {
   const caught = c.faults.filter((f) => f.verdict === "caught").length;
-  return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Seeded faults: ${esc(c.suite)}</title>
-<style>
-body { font-family: system-ui, sans-serif; margin: 1.5em; }
+  return `<b>${caught} of ${c.faults.length} faults caught</b>; clean run: <a href="${esc(`${base}${c.clean.dir}`)}/index.html">${esc(c.clean.verdict)}</a> (${(c.clean.wallTimeMs / 1000).toFixed(0)} s); campaign wall time ${(c.wallTimeMs / 1000).toFixed(0)} s; <a href="${esc(base)}faults.json">faults.json</a>`;
+}
+
+const PAGE_STYLE = `body { font-family: system-ui, sans-serif; margin: 1.5em; }
 table { border-collapse: collapse; font-size: .8em; }
 th, td { border: 1px solid #ccc; padding: 2px 4px; text-align: center; }
 th.req { height: 9em; vertical-align: bottom; white-space: nowrap; }
 th.req div { writing-mode: vertical-rl; transform: rotate(180deg); }
 th.fault { text-align: left; white-space: nowrap; }
 td.caught { background: #cfc; } td.missed { background: #f99; font-weight: bold; } td.collateral { background: #fec; }
-td.v-caught { color: #060; } td.v-missed { color: #c00; font-weight: bold; }
+td.v-caught, td.v-ok { color: #060; } td.v-missed, td.v-failed { color: #c00; font-weight: bold; }
 td a { text-decoration: none; color: inherit; display: block; }
-</style></head><body>
-<h1>Seeded-fault campaign: ${esc(c.suite)}</h1>
-<p id="summary"><b>${caught} of ${c.faults.length} faults caught</b>; clean run: <a href="${esc(c.clean.dir)}/index.html">${esc(c.clean.verdict)}</a> (${(c.clean.wallTimeMs / 1000).toFixed(0)} s); campaign wall time ${(c.wallTimeMs / 1000).toFixed(0)} s; <a href="faults.json">faults.json</a></p>
-<p>Rows: faults (<code>--dut-option fault=NAME</code>, lib/roles/seeded-faults.ts, expected catches in suites/faults.yaml). Columns: requirements.
+table.totals td, table.totals th { font-size: 1.1em; padding: 3px 8px; }`;
+
+const LEGEND = `<p>Rows: faults (<code>--dut-option fault=NAME</code>, lib/roles/seeded-faults.ts, expected catches in suites/faults.yaml). Columns: requirements.
 Cells: <span style="background:#cfc">&#10007; expected and failed (caught)</span>,
 <span style="background:#f99">? expected but passed (missed)</span>,
-<span style="background:#fec">&#8226; failed without being expected (collateral)</span>. A marked cell links to the failing case's evidence.</p>
-<table class="matrix">
-<tr><th>fault</th><th>verdict</th><th>time</th>${head}</tr>
+<span style="background:#fec">&#8226; failed without being expected (collateral)</span>. A marked cell links to the failing case's evidence.</p>`;
+
+/** The matrix page of one suite (OUT/<suite>/matrix.html). */
+export function renderFaultMatrix(c: SuiteCampaign): string {
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Seeded faults: ${esc(c.suite)}</title>
+<style>
+${PAGE_STYLE}
+</style></head><body>
+<h1>Seeded-fault campaign: ${esc(c.suite)}</h1>
+<p id="summary">${suiteSummary(c)}</p>
+${LEGEND}
+${matrixTable(c)}
+</body></html>
+`;
+}
+
+/** `--suite all`: one page (OUT/matrix.html) with the totals and every suite's matrix. */
+export function renderCampaignIndex(index: CampaignIndex): string {
+  const t = index.totals;
+  const rows = index.suites
+    .map(
+      (s) =>
+        `<tr data-suite="${esc(s.suite)}"><th><a href="#suite-${esc(s.suite)}">${esc(s.suite)}</a></th><td>${s.faults}</td><td>${s.caught}</td><td>${s.missed}</td><td><a href="${esc(s.suite)}/clean/index.html">${esc(s.clean)}</a></td><td>${(s.wallTimeMs / 1000).toFixed(0)} s</td><td class="v-${s.ok ? "ok" : "failed"}">${s.ok ? "ok" : "FAILED"}</td></tr>`,
+    )
+    .join("\n");
+  const sections = index.campaigns
+    .map(
+      (c) => `<section id="suite-${esc(c.suite)}" data-suite="${esc(c.suite)}">
+<h2>${esc(c.suite)}</h2>
+<p class="summary">${suiteSummary(c, `${c.suite}/`)}; <a href="${esc(c.suite)}/matrix.html">this suite's page</a></p>
+${matrixTable(c, `${c.suite}/`)}
+</section>`,
+    )
+    .join("\n");
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Seeded faults: all suites</title>
+<style>
+${PAGE_STYLE}
+</style></head><body>
+<h1>Seeded-fault campaign: all suites</h1>
+<p id="summary" data-ok="${index.ok}"><b>${t.caught} of ${t.faults} faults caught</b> over ${index.suites.length} suites; wall time ${(t.wallTimeMs / 1000).toFixed(0)} s; <a href="faults.json">faults.json</a>. ${index.ok ? "Every fault caught, every clean run certified." : "NOT OK: a fault was missed or a clean run did not certify."}</p>
+<table class="totals">
+<tr><th>suite</th><th>faults</th><th>caught</th><th>missed</th><th>clean run</th><th>wall time</th><th></th></tr>
 ${rows}
 </table>
+${LEGEND}
+${sections}
 </body></html>
 `;
 }

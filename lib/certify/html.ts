@@ -146,7 +146,7 @@ dl.meta { display: grid; grid-template-columns: max-content 1fr; gap: 2px 1em; }
 <dl class="meta">
 <dt>device</dt><dd>${esc(s.device.vendor)} ${esc(s.device.product)} ${esc(s.device.version)} (adapter <code>${esc(s.device.adapter)}</code>)</dd>
 <dt>suite</dt><dd>${esc(s.suite)} - ${esc(s.suiteTitle)}</dd>
-<dt>lab</dt><dd>${esc(s.lab.name)} (${esc(s.lab.file)})</dd>${clockLine(s)}
+<dt>lab</dt><dd>${esc(s.lab.name)} (${esc(s.lab.file)})</dd>${segmentLine(s)}${clockLine(s)}
 <dt>mode</dt><dd>${esc(s.mode)}</dd>
 <dt>date</dt><dd>${esc(s.startedAt)} - ${esc(s.finishedAt)} (${(s.wallTimeMs / 1000).toFixed(0)} s)</dd>
 <dt>requirements</dt><dd>${s.counts.requirements}: ${s.counts.pass} pass, ${s.counts.fail} fail, <span id="inconclusive-count">${s.counts.inconclusive} inconclusive</span>, ${s.counts["not-applicable"]} not applicable, ${s.counts["not-run"]} not run (${s.counts.cases} cases)</dd>
@@ -164,6 +164,13 @@ ${caseBlocks}
 ${trend}
 </body></html>
 `;
+}
+
+/** The lab's segment kinds (hub / learning switch): the page says which segment types the verdicts were reached on. */
+function segmentLine(s: CertificationSummary): string {
+  const segs = Object.entries(s.lab.segments ?? {});
+  if (segs.length === 0) return "";
+  return `\n<dt>segments</dt><dd id="lab-segments">${segs.map(([n, k]) => `${esc(n)}: <b>${esc(k)}</b>`).join(", ")}</dd>`;
 }
 
 /** Physical labs: each host's clock offset to the controller, measured at lab start. */

@@ -468,7 +468,14 @@ export async function runCertification(opts: CertifyOptions): Promise<CertifyRes
       out,
       device: readDevice(out, opts.dut),
       deviceReached: existsSync(join(out, "device.json")),
-      lab: { file: labFile, name: lab.topology.lab, ...readClocks(out) },
+      lab: {
+        file: labFile,
+        name: lab.topology.lab,
+        ...readClocks(out),
+        segments: Object.fromEntries(
+          Object.entries(lab.topology.segments).map(([n, seg]) => [n, seg.hub ? "hub" : "learning switch"]),
+        ),
+      },
       mode: opts.mode ?? "default",
       startedAt,
       finishedAt,

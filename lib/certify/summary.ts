@@ -53,7 +53,13 @@ export interface CertificationSummary {
   suite: SuiteNameT;
   suiteTitle: string;
   device: DeviceRecord;
-  lab: { file: string; name: string; clocks?: Record<string, ClockOffset> };
+  lab: {
+    file: string;
+    name: string;
+    clocks?: Record<string, ClockOffset>;
+    /** Each segment's kind from the lab file: a verdict may depend on it (VRRP-FWD-002). */
+    segments?: Record<string, "hub" | "learning switch">;
+  };
   mode: string;
   startedAt: string;
   finishedAt: string;
@@ -117,7 +123,13 @@ export interface SummaryInput {
   caseTitles: Readonly<Record<string, { title: string }>>;
   out: string;
   device: DeviceRecord;
-  lab: { file: string; name: string; clocks?: Record<string, ClockOffset> };
+  lab: {
+    file: string;
+    name: string;
+    clocks?: Record<string, ClockOffset>;
+    /** Each segment's kind from the lab file: a verdict may depend on it (VRRP-FWD-002). */
+    segments?: Record<string, "hub" | "learning switch">;
+  };
   mode: string;
   startedAt: Date;
   finishedAt: Date;

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { SUITE_NAMES, type SuiteNameT } from "../certify/catalogue.ts";
-import { runFaultCampaign } from "../certify/faults.ts";
+import { campaignIndex, runFaultCampaign } from "../certify/faults.ts";
 import { FaultsDisplay } from "./progress.ts";
 
 /** `tandem faults`: the seeded-fault campaign (issue 13, lib/certify/faults.ts). */
@@ -39,6 +39,15 @@ export function registerFaultsCommands(program: Command): void {
             `  ${o.out}/${c.suite}/faults.json, ${o.out}/${c.suite}/matrix.html\n`,
         );
       }
-      process.exitCode = campaigns.every((c) => c.ok) ? 0 : 1;
+      if (o.suite === "all") {
+        const index = campaignIndex(campaigns);
+        process.stdout.write(
+          `all: ${index.totals.faults} faults, ${index.totals.caught} caught, ${index.totals.missed} missed; ` +
+            `clean runs ${index.suites.map((x) => `${x.suite} ${x.clean}`).join(", ")}; ` +
+            `wall time ${(index.totals.wallTimeMs / 1000).toFixed(0)} s\n  ${o.out}/faults.json, ${o.out}/matrix.html\n`,
+        );
+      }
+      // Non-zero when any fault of any suite run was missed or any clean run did not certify.
+      process.exitCode = campaigns.length > 0 && campaigns.every((c) => c.ok) ? 0 : 1;
     });
 }

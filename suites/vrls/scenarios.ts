@@ -39,8 +39,13 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function bringUp(
   { v, vrls }: VrlsTarget,
   mode: VrlsMode | undefined = DEFAULT_MODE,
+  settings: { timerDelayMs?: number } = {},
 ): Promise<{ master: string; allocation: Record<string, string> }> {
-  await vrls.start({ infoResponders: v.lanEndSystems.map((e) => e.host), ...(mode ? { mode } : {}) });
+  await vrls.start({
+    infoResponders: v.lanEndSystems.map((e) => e.host),
+    ...(mode ? { mode } : {}),
+    ...settings,
+  });
   // Members start within a few hundred ms of each other: a lower-priority member may lead
   // until the higher one preempts. The election result is the master that holds for 1 s.
   await vrls.waitForMaster(20_000);
@@ -122,10 +127,70 @@ export function nextMember(v: VrlsLab, current: string | undefined): string {
   return v.members[(i + 1) % v.members.length]!.address;
 }
 
-/** Reallocations under load: every 400 ms one end system moves to the next member. */
-export async function handoffScenario(t: VrlsTarget, mode: "timer" | "exactly-once", port: number) {
+/** The pace of handoffScenario's reallocations: one every 400 ms. */
+export const HANDOFF_PACE_MS = 400;
+
+/**
+ * The timer delay the timer-mode case configures (VrlsSettings.timerDelayMs), instead of
+ * the lab file's 20 ms. At 20 ms the delay equals the reference's own timer tick (retryMs
+ * 20: a member re-checks its timed hand-off steps every 20 ms, and every received message
+ * pushes that check back), so a member that waits the delay and one that ignores it both
+ * start forwarding 20-40 ms after the allocation: the wire cannot tell them apart. 200 ms
+ * is ten ticks, and half the reallocation pace (HANDOFF_PACE_MS), so every delay is over
+ * before the next allocation arrives (an allocation during a delay may settle it early).
+ */
+export const TIMER_DELAY_MS = 200;
+
+export interface MemberCapture {
+  host: string;
+  address: string;
+  /** VRLS control messages on the member's LAN interface. */
+  lan: Capture;
+  /** What the member forwarded (its far interface, frames from its far MAC). */
+  far: Capture;
+}
+
+/** Two captures on each member (one clock per member): its LAN interface (VRLS) and its far interface (forwarded). */
+async function startMemberCaptures(v: VrlsLab, port: number): Promise<MemberCapture[]> {
+  const out: MemberCapture[] = [];
+  for (const m of v.members) {
+    const remote = v.lab.host(m.host).remote;
+    const lan = await Capture.start(remote, {
+      interface: m.iface,
+      filter: "ip proto 112",
+      snapLength: 2048,
+      path: `/tmp/tandem-vrls-${v.lab.prefix}-timer-${m.host}-lan.pcap`,
+    });
+    const far = await Capture.start(remote, {
+      interface: m.farIface,
+      filter: `udp dst port ${port} and ether src ${m.farMac}`,
+      snapLength: 2048,
+      path: `/tmp/tandem-vrls-${v.lab.prefix}-timer-${m.host}-far.pcap`,
+    });
+    out.push({ host: m.host, address: m.address, lan, far });
+  }
+  return out;
+}
+
+/**
+ * Reallocations under load: every 400 ms one end system moves to the next member. With
+ * `memberCaptures`, each member's LAN and far interfaces are captured throughout (the
+ * timer-mode case judges each hand-off on the new owner's own wire).
+ */
+export async function handoffScenario(
+  t: VrlsTarget,
+  mode: "timer" | "exactly-once",
+  port: number,
+  options: { timerDelayMs?: number; memberCaptures?: boolean } = {},
+) {
   const { v, vrls } = t;
-  const { allocation } = await bringUp(t, mode);
+  const { allocation } = await bringUp(
+    t,
+    mode,
+    options.timerDelayMs !== undefined ? { timerDelayMs: options.timerDelayMs } : {},
+  );
+  const members = options.memberCaptures ? await startMemberCaptures(v, port) : [];
+  const memberCaptureStats: CaptureStats[] = [];
   const hosts = v.endSystems.map((e) => e.host);
   let current = { ...allocation };
   let moves = 0;
@@ -149,11 +214,13 @@ export async function handoffScenario(t: VrlsTarget, mode: "timer" | "exactly-on
         await vrls.reallocate({ [cond]: to });
         current = { ...current, [cond]: to };
         moves++;
-        await sleep(400); // the pace of the reallocations (time is the subject)
+        await sleep(HANDOFF_PACE_MS); // the pace of the reallocations (time is the subject)
       }
     },
+  }).finally(async () => {
+    for (const m of members) memberCaptureStats.push(await m.lan.stop(), await m.far.stop());
   });
-  return { run, moves, mode: vrls.mode, events };
+  return { run, moves, mode: vrls.mode, events, members, memberCaptureStats };
 }
 
 /** Sequence-number mode: one TCP connection per end system while conditions move (seed Fig. 10C, type 5). */

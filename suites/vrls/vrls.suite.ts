@@ -39,10 +39,18 @@ import {
   type Startup,
   seqnumScenario,
   startupScenario,
+  TIMER_DELAY_MS,
   type VrlsTarget,
 } from "./scenarios.ts";
 import { runSubstitutionScenario, SUB_JITTER_MS, type SubstitutionScenario } from "./substitution.ts";
 import { runStreams, type StreamsRun } from "./traffic.ts";
+import {
+  decodeVrlsCapture,
+  forwardedPackets,
+  rateOrder,
+  type TimerHandoff,
+  timerHandoffs,
+} from "./wire-judge.ts";
 
 /**
  * VRLS (seed 000) on the lab of `tandem certify --lab` (default: the Fig. 7 lab). The
@@ -289,18 +297,89 @@ async function handoffExactlyOnceCase(ctx: CaseContext): Promise<void> {
 }
 
 async function handoffTimerCase(ctx: CaseContext): Promise<void> {
-  const { run, moves, mode, events } = await handoffScenario(target(), "timer", 5200);
-  requireCompleteCaptures(run.captures);
-  await attachEvidence(
-    ctx,
-    streamsEvidence(
+  const delay = TIMER_DELAY_MS;
+  const { run, moves, mode, events, members, memberCaptureStats } = await handoffScenario(
+    target(),
+    "timer",
+    5200,
+    { timerDelayMs: delay, memberCaptures: true },
+  );
+  requireCompleteCaptures([...run.captures, ...memberCaptureStats]);
+  const { v } = target();
+  // Per hand-off, on the new owner's own wire: the allocation (3) arriving on its LAN
+  // interface (seed: "when receiving an allocation packet ... generates a certain delay
+  // before the start of routing processing"; its confirmation (4) goes out at the same
+  // time) -> its first forwarded packet of the condition on its far interface.
+  const handoffs: TimerHandoff[] = [];
+  let undecodable = 0;
+  for (const m of members) {
+    const lan = await decodeVrlsCapture(m.lan.path, v.description.key);
+    const far = await forwardedPackets(m.far.path);
+    undecodable += far.undecodable;
+    handoffs.push(...timerHandoffs(m.address, lan, far.packets));
+  }
+  handoffs.sort((a, b) => a.allocationAtMs - b.allocationAtMs);
+  // The bound: the configured delay less the scheduling jitter of this shared machine
+  // (KILL_JITTER_MS). A member starts its delay when its agent reads the allocation, never
+  // before the allocation is on its wire, so an honest member forwards >= `delay` after it;
+  // the master taking a condition over starts its delay as it applies its own allocation,
+  // which can precede the allocation leaving its interface by a descheduled send. A member
+  // that ignores the delay forwards at its next timer tick (reference: about 20 ms) plus
+  // that jitter. Measured on this machine (2026-12-03): honest 202-244 ms, the seeded fault
+  // vrls-timer-delay-ignored 4-79 ms (two runs each); the bound 200 - 60 = 140 ms sits between them.
+  const bound = delay - KILL_JITTER_MS;
+  const judged = handoffs.filter((h) => h.firstForwardAfterMs !== null);
+  const early = judged.filter((h) => h.firstForwardAfterMs! < bound);
+  const neverForwarded = handoffs.filter((h) => h.firstForwardAfterMs === null);
+  await attachEvidence(ctx, {
+    ...streamsEvidence(
       "timer",
       run,
-      { mode, reallocations: moves, lossAllowedInTimerMode: run.totals.lost },
+      {
+        mode,
+        configuredTimerDelayMs: delay,
+        boundMs: bound,
+        schedulingJitterMs: KILL_JITTER_MS,
+        reallocations: moves,
+        handoffsOnTheWire: handoffs.map((h) => ({
+          ...h,
+          from: v.hostOf(h.from),
+          to: v.hostOf(h.to),
+          allocationAtMs: Math.round(h.allocationAtMs - run.timeline.startMs),
+        })),
+        firstForwardAfterMs: judged.map((h) => h.firstForwardAfterMs),
+        earlyHandoffs: early.length,
+        undecodableForwardedFrames: undecodable,
+        memberCaptures: memberCaptureStats,
+        lossAllowedInTimerMode: run.totals.lost,
+      },
       events,
     ),
-  );
+    captures: [
+      { label: "capture far side (timer)", path: run.capturePath },
+      ...members.flatMap((m) => [
+        { label: `capture ${m.host} LAN interface (VRLS messages)`, path: m.lan.path },
+        { label: `capture ${m.host} far interface (forwarded by ${m.host})`, path: m.far.path },
+      ]),
+    ],
+  });
   expect(moves, "reallocations done").toBeGreaterThanOrEqual(6);
+  expect(
+    judged.length,
+    "hand-offs on the wire with a forwarded packet by the new owner",
+  ).toBeGreaterThanOrEqual(6);
+  const earliest = early.reduce<TimerHandoff | undefined>(
+    (a, h) => (a && a.firstForwardAfterMs! <= h.firstForwardAfterMs! ? a : h),
+    undefined,
+  );
+  expect(
+    early.length,
+    `hand-offs whose new owner forwarded earlier than the configured delay ${delay} ms less ${KILL_JITTER_MS} ms jitter after the allocation (3), of ${judged.length}${earliest ? `; earliest: ${earliest.condition} to ${v.hostOf(earliest.to)} after ${earliest.firstForwardAfterMs} ms` : ""}`,
+  ).toBe(0);
+  expect(
+    neverForwarded.map((h) => `${h.condition} to ${v.hostOf(h.to)} (serial ${h.serial})`),
+    "hand-offs whose new owner never forwarded the condition",
+  ).toEqual([]);
   expect(
     { dupReceiver: run.totals.dupReceiver, dupWire: run.totals.dupWire },
     `${moves} hand-offs in mode ${mode}`,
@@ -553,14 +632,64 @@ async function reallocationByRateCase(ctx: CaseContext): Promise<void> {
     before2: before2 ? deviationPct(Object.values(before2)) : null,
     after2: deviationPct(Object.values(r.run2.after)),
   };
+  // Biggest first, on the wire: each reallocation (3) after a review round against the
+  // rates the backups reported in that round's flow rate responses (8), decoded with lib/wire.
+  const decoded = await decodeVrlsCapture(r.lanCapturePath, r.key);
+  const rounds = rateOrder(decoded, r.master, REVIEW.collectMs).map((x) => ({
+    ...x,
+    requestAtMs: t0(r, x.requestAtMs),
+    allocationAtMs: x.allocationAtMs === null ? null : t0(r, x.allocationAtMs),
+    orderByRouter: x.orderByRouter.map((o) => ({
+      ...o,
+      router: v.hostOf(o.router),
+      ...(o.previousRouter ? { previousRouter: v.hostOf(o.previousRouter) } : {}),
+    })),
+  }));
+  const reallocations = rounds.filter((x) => x.allocationSerial !== null);
+  // A list with fewer than two reported conditions cannot show an order.
+  const compared = reallocations.reduce(
+    (n, x) => n + x.orderByRouter.reduce((k, o) => k + Math.max(0, o.rates.length - 1), 0),
+    0,
+  );
+  const positive = reallocations.reduce(
+    (n, x) => n + x.orderByRouter.reduce((k, o) => k + o.rates.filter((b) => b > 0).length, 0),
+    0,
+  );
   await attachEvidence(
     ctx,
     reviewEvidence(r, {
       mbps: { before1, after1: r.run1.after, before2, after2: r.run2.after },
       deviationFromMeanPct: dev,
       firstReallocationRun1Ms: t0(r, firstRealloc1?.at),
+      orderOnTheWire: {
+        note: "per review round: the reallocation (3) lists each router's conditions in the order it placed them; rates (bit/s) are those the backups reported (8) for the conditions listed, in that order; the master's own conditions have no rate on the wire",
+        rounds,
+        adjacentPairsCompared: compared,
+      },
     }),
   );
+  expect(
+    reallocations.length,
+    "review rounds (7 -> 8) followed by a reallocation (3)",
+  ).toBeGreaterThanOrEqual(1);
+  expect(
+    positive,
+    "conditions with a non-zero reported rate (8) in the reallocations",
+  ).toBeGreaterThanOrEqual(2);
+  expect(
+    compared,
+    "adjacent pairs of reported conditions in the reallocations' lists",
+  ).toBeGreaterThanOrEqual(2);
+  const inversions = reallocations.flatMap((x) =>
+    x.inversions.map(
+      (i) =>
+        `serial ${x.allocationSerial} to ${v.hostOf(i.router)}: ${i.after} (${i.afterBps} bit/s) placed after ${i.before} (${i.beforeBps} bit/s)`,
+    ),
+  );
+  expect(
+    inversions.length,
+    `reallocation by rate, biggest first: conditions placed after one with a lower reported rate (8), of ${compared} pairs compared${inversions.length ? `; first: ${inversions[0]}` : ""}`,
+  ).toBe(0);
   expect(
     dev.before1 ?? Number.NaN,
     "skew before run 1's review (deviation from the mean, %)",

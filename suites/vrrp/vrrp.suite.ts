@@ -169,6 +169,22 @@ describe("vrrp: advertisements, timers, ARP and forwarding of a master", () => {
   });
 });
 
+/**
+ * VRRP-FWD-002 depends on the LAN segment type (issue 13): whether frames to the virtual
+ * MAC reach a backup at all is the segment's doing. The case reads the type from the lab
+ * file and says it in its evidence; the certification page lists the lab's segment types.
+ */
+function lanSegment(): { name: string; kind: "hub" | "learning switch"; labFile: string } {
+  const d = device();
+  const name = d.loaded.topology.hosts.dut?.interfaces.eth0?.segment ?? "lan";
+  const hub = d.loaded.topology.segments[name]?.hub === true;
+  return { name, kind: hub ? "hub" : "learning switch", labFile: d.labFile };
+}
+const HUB_NOTE =
+  "Segment-dependent: on a hub every frame to the virtual MAC reaches the backup, so this verdict judges what the backup does with frames it is offered (RFC 5798 6.4.2: MUST NOT forward them).";
+const SWITCH_NOTE =
+  "Segment-dependent: on a learning switch a backup is offered frames to the virtual MAC only while the switch floods them (virtual MAC unknown or aged out, e.g. right after a failover) or has learned the virtual MAC on the backup's port. Here the tester advertises from its own MAC and never sends from the virtual MAC, so the switch floods the datagrams or sends them to the DUT's port (the only port that can have sent from the virtual MAC): the DUT is offered them. On a switch where the master's frames taught it the virtual MAC on the master's port, the backup is never offered them and a pass says nothing about the backup.";
+
 // ------------------------------------------------------------ B: backup under a live master, then the master falls silent
 const backup = () =>
   scenario("backup", dutConfig(), async (d, at) => {
@@ -210,8 +226,26 @@ describe("vrrp: backup state", () => {
   certCase(C["vrrp.fwd-backup-silent"], async (ctx) => {
     const r = await backup();
     const got = r.sink.udp.filter((u) => u.src === PLAN.testerIp && u.tsMs <= r.at.silent!).length;
-    await attachScenario(ctx, r, { forwardedByBackup: got });
-    expect(got, "datagrams a backup forwarded (10 sent to the virtual MAC)").toBe(0);
+    const seg = lanSegment();
+    // Frames from the virtual MAC the tester saw before falling silent: the only port a
+    // switch can learn the virtual MAC on here is the DUT's (the tester sends from its own MAC).
+    const fromVmac = [...r.tester.adverts, ...r.tester.arps, ...r.tester.udp].filter(
+      (f) => f.srcMac === PLAN.vmac && f.tsMs <= r.at.silent!,
+    ).length;
+    await attachScenario(ctx, r, {
+      forwardedByBackup: got,
+      segment: { ...seg, framesFromVirtualMacBeforeTheDatagrams: fromVmac },
+      verdictDependsOnSegment: seg.kind === "hub" ? HUB_NOTE : SWITCH_NOTE,
+    });
+    await ctx.attachText(
+      "segment type of this verdict",
+      `VRRP-FWD-002 judged on segment "${seg.name}" of ${seg.labFile}: ${seg.kind}.\n${seg.kind === "hub" ? HUB_NOTE : SWITCH_NOTE}\n`,
+      "text/plain",
+      "segment.txt",
+    );
+    expect(got, `datagrams a backup forwarded (10 sent to the virtual MAC; LAN segment: ${seg.kind})`).toBe(
+      0,
+    );
   });
 
   certCase(C["vrrp.tmr-master-down"], async (ctx) => {

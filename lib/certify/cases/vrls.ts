@@ -53,7 +53,7 @@ export const vrlsCases = defineCases("vrls", {
   },
   "vrls.handoff-timer": {
     movesTraffic: true,
-    title: "timer-mode hand-off: no duplicates",
+    title: "timer-mode hand-off: the new owner waits the configured delay (on its wire), no duplicates",
     requirements: ["VRLS-HANDOFF-TMR-001"],
     needs: ["vrls", "vrls-timer"],
   },

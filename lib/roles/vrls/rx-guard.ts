@@ -50,6 +50,13 @@ export interface RxGuardOptions {
   globalPps?: number;
   /** Source addresses tracked for the per-source limit. Default 4,096. */
   sourceSlots?: number;
+  /**
+   * Checks left out of the kernel guard, so such packets reach the agent: only for the
+   * seeded faults that accept what RFC 5798 7.1 discards (vrrp-rx-accept-ttl,
+   * -version, -other-vrid; lib/roles/seeded-faults.ts). Without this the guard discards
+   * them before the faulty agent could accept them, and the fault breaks nothing.
+   */
+  letThrough?: readonly ("bad_ttl" | "bad_version" | "other_vrid")[];
 }
 
 /** The counters of the kernel guard, in the order the rules test them. */
@@ -97,6 +104,7 @@ export function rxGuardTable(o: RxGuardOptions): string {
     throw new Error(`rx guard: lanInterface "${o.lanInterface}" is not an interface name`);
   const peers = [...new Set(o.peers)];
   const globalBurst = Math.max(1, Math.floor(globalPps / 2));
+  const through = new Set(o.letThrough ?? []);
   return [
     "flags owner;",
     ...RX_GUARD_COUNTERS.map((c) => `counter ${c} { }`),
@@ -108,11 +116,11 @@ export function rxGuardTable(o: RxGuardOptions): string {
     "  ip protocol != 112 accept",
     `  iifname != "${o.lanInterface}" accept`,
     '  fib saddr type local counter name "own_source" drop',
-    '  ip ttl != 255 counter name "bad_ttl" drop',
+    ...(through.has("bad_ttl") ? [] : ['  ip ttl != 255 counter name "bad_ttl" drop']),
     '  ip hdrlength != 5 counter name "ip_options" drop',
     '  ip length < 28 counter name "too_short" drop',
-    '  @th,0,4 != 3 counter name "bad_version" drop',
-    `  @th,8,8 != ${o.vrid} counter name "other_vrid" drop`,
+    ...(through.has("bad_version") ? [] : ['  @th,0,4 != 3 counter name "bad_version" drop']),
+    ...(through.has("other_vrid") ? [] : [`  @th,8,8 != ${o.vrid} counter name "other_vrid" drop`]),
     '  @th,4,4 == 0 counter name "bad_type" drop',
     '  @th,4,4 > 10 counter name "bad_type" drop',
     `  ip saddr @peers update @peer_rate { ip saddr limit rate over ${peerPps}/second burst ${peerPps} packets } counter name "peer_rate" drop`,

@@ -260,6 +260,13 @@ const ACCEPTED_BY_FAULT: Partial<Record<VrrpRejectReason, string>> = {
   "unknown-vrid": "vrrp-rx-accept-other-vrid",
 };
 
+/** The kernel guard's check (rx-guard.ts) that each receive fault must get past. */
+const RX_FAULT_OF_GUARD = {
+  bad_ttl: "vrrp-rx-accept-ttl",
+  bad_version: "vrrp-rx-accept-version",
+  other_vrid: "vrrp-rx-accept-other-vrid",
+} as const;
+
 /**
  * A type 1 advertisement read field by field without the receive checks, the way a router
  * with one of the faults above would take it (another version's interval: our own).
@@ -668,7 +675,11 @@ try {
     log(`cannot raise priority: ${(e as Error).message}`);
   }
   await dp.setup();
-  await replaceTable(nft, rxGuard, rxGuardTable({ vrid, peers, lanInterface: args.interface }));
+  // The seeded receive faults need their packets to reach the agent (acceptAnyway).
+  const letThrough = (["bad_ttl", "bad_version", "other_vrid"] as const).filter((c) =>
+    faults.has(RX_FAULT_OF_GUARD[c]),
+  );
+  await replaceTable(nft, rxGuard, rxGuardTable({ vrid, peers, lanInterface: args.interface, letThrough }));
   const readGuard = setInterval(() => {
     if (!stopped) void refreshGuard();
   }, 1000);
