@@ -13,6 +13,7 @@ import {
   LabHostsError,
   namespacesOf,
   prepareHost,
+  probeHostFeatures,
   readLabRecords,
   run,
   upLab,
@@ -202,6 +203,41 @@ describe("emulated physical lab", () => {
     } finally {
       await onHostBox("r1", ["umount", "/var/lib/tandem"]);
     }
+  });
+
+  it("a host without a kernel feature the roles use ends the lab start, naming the host and the feature", async () => {
+    // On a: nft is an empty file (the feature cannot be reached there). The hosts share
+    // this machine's kernel, so the program is what can be taken away from one host alone.
+    const nft = (await run(["sh", "-c", "command -v nft"])).stdout.trim();
+    await onHostBox("a", [
+      "sh",
+      "-c",
+      `: > /var/lib/tandem/empty-nft && mount --bind /var/lib/tandem/empty-nft ${nft}`,
+    ]);
+    try {
+      const before = (await readLabRecords()).length;
+      const t0 = performance.now();
+      const failure = await upLab(FILE).catch((e: unknown) => e);
+      expect(failure).toBeInstanceOf(LabHostsError);
+      const message = (failure as Error).message;
+      expect(message).toMatch(/^lab \S+: 1 host\(s\) not usable; no suite was started:/);
+      expect(message).toMatch(
+        /\n {2}a: nftables sets with counters: cannot be used: nft not found on the host\n/,
+      );
+      expect(message).toMatch(
+        /what to do: apt-get install nftables on the host \(`tandem doctor --lab FILE` checks every host\)/,
+      );
+      expect(message).not.toMatch(/\n {2}(r1|b): /);
+      expect((await readLabRecords()).length).toBe(before);
+      // Said at the start, not by a case later (the whole start, every host probed).
+      expect(performance.now() - t0).toBeLessThan(30_000);
+    } finally {
+      await onHostBox("a", ["umount", nft]);
+    }
+    // With nft back, the features are all there.
+    const features = await probeHostFeatures(lab.host("a").remote);
+    expect(features.filter((f) => !f.ok)).toEqual([]);
+    expect(features.map((f) => f.name)).toContain("NFQUEUE (iptables-nft)");
   });
 
   it("doctor --lab names the host and the binary that is missing there", async () => {

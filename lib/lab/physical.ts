@@ -26,7 +26,7 @@ export class LabHostsError extends Error {
     readonly problems: readonly HostProblem[],
   ) {
     super(
-      `lab ${lab}: ${problems.length} host(s) not usable; no suite was started:\n${problems
+      `lab ${lab}: ${new Set(problems.map((p) => p.host)).size} host(s) not usable; no suite was started:\n${problems
         .map((p) => `  ${p.host}: ${p.message}\n    what to do: ${p.advice}`)
         .join("\n")}`,
     );
