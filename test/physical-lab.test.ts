@@ -247,7 +247,10 @@ describe("emulated physical lab", () => {
       "-c",
       ": > /var/lib/tandem/empty && mount --bind /var/lib/tandem/empty /usr/bin/tcpdump",
     ]);
-    const out = await cli(["doctor", "--lab", FILE]);
+    // (tcpdump comes back after: a lab start refuses a host without it.)
+    const out = await cli(["doctor", "--lab", FILE]).finally(() =>
+      onHostBox("b", ["umount", "/usr/bin/tcpdump"]),
+    );
     const sections = out.stdout.split(/\n(?=\S)/);
     const section = (h: string) => sections.find((s) => s.startsWith(`${h} (`)) ?? "";
     expect(section("b")).toMatch(/FAIL\s+tcpdump\s+not found .*apt-get install tcpdump/);
