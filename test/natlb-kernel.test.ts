@@ -6,12 +6,14 @@ import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ipBatch, run } from "../lib/lab/command.ts";
+import { ipBatch, run, runInNamespace } from "../lib/lab/command.ts";
 import { namespaceName, newRunPrefix } from "../lib/lab/prefix.ts";
 import { namespacesOf, teardownPrefix } from "../lib/lab/teardown.ts";
 import { namespaceHost } from "../lib/remote/command.ts";
+import { waitUntil } from "../lib/remote/wait.ts";
 import { Balancer } from "../lib/roles/natlb/balancer.ts";
 import { type NatlbConfig, NatlbSection } from "../lib/roles/natlb/config.ts";
+import { type ConnEntry, entryToInsertLine } from "../lib/roles/natlb/conn-table.ts";
 import { LocalAgent } from "../lib/roles/natlb/local-agent.ts";
 import { localPorts } from "../lib/roles/natlb/local-port.ts";
 import {
@@ -163,6 +165,12 @@ function move(
   );
 }
 
+function newBalancer(rig: Rig, name: "a" | "b"): Balancer {
+  const ns = namespaceName(rig.prefix, name);
+  const exec = namespaceHost(ns);
+  return new Balancer(name, rig.cfg, exec, new NfqueueHold(rig.cfg, exec, { netns: ns }), { namespace: ns });
+}
+
 describe.each(["dnat", "fullnat"] as const)("NAT-LB kernel recipe, embodiment %s", (embodiment) => {
   const rig = {} as Rig;
 
@@ -173,11 +181,7 @@ describe.each(["dnat", "fullnat"] as const)("NAT-LB kernel recipe, embodiment %s
       await buildNamespaces(rig.prefix, embodiment);
       rig.journal = new MoveJournal(join(mkdtempSync(join(tmpdir(), "natlb-")), "moves.jsonl"));
       for (const name of ["a", "b"] as const) {
-        const ns = namespaceName(rig.prefix, name);
-        const exec = namespaceHost(ns);
-        rig[name] = new Balancer(name, rig.cfg, exec, new NfqueueHold(rig.cfg, exec, { netns: ns }), {
-          namespace: ns,
-        });
+        rig[name] = newBalancer(rig, name);
       }
       await rig.a.setup();
       await rig.b.setup();
@@ -195,8 +199,20 @@ describe.each(["dnat", "fullnat"] as const)("NAT-LB kernel recipe, embodiment %s
     await rig.web?.stop();
     await rig.a?.teardown();
     await rig.b?.teardown();
+    // A stopped balancer leaves no entry of its VIPs behind (they would go on translating).
+    const left: Record<string, string> = {};
+    for (const h of ["a", "b"]) {
+      const r = await run(
+        ["ip", "netns", "exec", namespaceName(rig.prefix, h), "conntrack", "-L", "-d", VIP],
+        {
+          allowFailure: true,
+        },
+      );
+      left[h] = r.stdout.trim();
+    }
     await teardownPrefix(rig.prefix);
     expect(await namespacesOf(rig.prefix)).toEqual([]);
+    expect(left, "entries of the VIP left on the balancers' hosts").toEqual({ a: "", b: "" });
   });
 
   it("translates accesses to the VIP: the owner's conntrack holds them in the seed's columns", async () => {
@@ -420,5 +436,62 @@ describe.each(["dnat", "fullnat"] as const)("NAT-LB kernel recipe, embodiment %s
     expect(r.resets + r.corrupt).toBe(0);
     expect(r.open).toBe(22);
     expect((await move(rig, "b", "a", "planned")).outcome).toBe("completed");
+  });
+
+  it("a balancer starting where an earlier one left entries of its VIPs removes them (a physical lab's hosts are reused)", async () => {
+    const ns = namespaceName(rig.prefix, "b");
+    // Left in b's conntrack by an earlier balancer on that host: a closed access of another
+    // run (TIME_WAIT); full NAT: its reply tuple (the server towards the VIP's internal
+    // address, port 40000) is the one a live access of this run was given by a.
+    const stale: ConnEntry = {
+      protocol: "tcp",
+      clientAddr: CLIENT,
+      clientPort: 40001,
+      vip: VIP,
+      vipPort: 80,
+      serverAddr: SERVER,
+      serverPort: 8080,
+      tcpState: "TIME_WAIT",
+      seqDelta: 0,
+      timeoutS: 120,
+      seenReply: true,
+      assured: true,
+      mark: 0,
+      ...(embodiment === "fullnat" ? { internalAddr: VIP_INTERNAL, internalPort: 40000 } : {}),
+    };
+    const live: ConnEntry = {
+      ...stale,
+      clientAddr: "198.18.0.11",
+      clientPort: 40000,
+      tcpState: "ESTABLISHED",
+      timeoutS: 300,
+    };
+    // b gave the VIP back to a in the last move; its entries go after the grace period.
+    await waitUntil(async () => (await rig.b.exportEntries(VIP)).length === 0, {
+      timeoutMs: 5000,
+      what: "b to delete the VIP's entries after the grace period",
+    });
+    // b's balancer ends (as a killed agent would, it leaves an entry behind) ...
+    await rig.b.teardown();
+    let tables = "";
+    await waitUntil(
+      async () => {
+        tables = (await runInNamespace(ns, ["nft", "list", "tables"])).stdout;
+        return !tables.includes("natlb");
+      },
+      { timeoutMs: 5000, what: "b's natlb table to go with its balancer", last: () => tables },
+    );
+    await run(["ip", "netns", "exec", ns, "conntrack", ...entryToInsertLine(stale).split(" ")]);
+    // ... and a new one starts on the same host.
+    rig.b = newBalancer(rig, "b");
+    expect(await rig.b.exportEntries(VIP)).toHaveLength(1);
+    if (embodiment === "fullnat")
+      // What a move to b ran into on the reused hosts: the import clashes with the stale entry's reply tuple.
+      await expect(rig.b.importEntries([live])).rejects.toThrow(/conntrack create failed/);
+    await rig.b.setup();
+    expect(rig.b.staleEntriesRemoved).toBe(1);
+    expect(await rig.b.exportEntries(VIP)).toEqual([]);
+    expect((await rig.b.importEntries([live])).imported).toBe(1);
+    expect(await rig.b.deleteEntries(VIP)).toBe(1);
   });
 });

@@ -1,3 +1,4 @@
+import { KERNEL_PROBES } from "../lab/host-features.ts";
 import { measureClockOffset, problemOf } from "../lab/physical.ts";
 import { buildManifest, preparedDirOf } from "../lab/prepare.ts";
 import type { RemoteHost } from "../remote/index.ts";
@@ -18,26 +19,6 @@ export interface HostChecks {
   where: string;
   checks: Check[];
 }
-
-const KERNEL_PROBES: { name: string; script: string; fix: string }[] = [
-  {
-    name: "veth",
-    script: "ip link add v0 type veth peer name v1",
-    fix: "CONFIG_VETH",
-  },
-  { name: "bridge", script: "ip link add b0 type bridge ageing_time 0", fix: "CONFIG_BRIDGE" },
-  {
-    name: "nftables sets with counters",
-    script: "nft 'add table inet t; add set inet t s { type ipv4_addr; counter; }'",
-    fix: "CONFIG_NF_TABLES (and nftables >= 0.9.9)",
-  },
-  {
-    name: "NFQUEUE (iptables-nft)",
-    script: "iptables -A OUTPUT -m mark --mark 1 -j NFQUEUE --queue-num 7",
-    fix: "CONFIG_NETFILTER_XT_TARGET_NFQUEUE and the iptables package",
-  },
-  { name: "conntrack in a namespace", script: "conntrack -L", fix: "CONFIG_NF_CONNTRACK_NETLINK" },
-];
 
 /** Runs the doctor's checks on one host; never throws (an unreachable host is one failed check). */
 export async function doctorHost(remote: RemoteHost, where: string): Promise<HostChecks> {

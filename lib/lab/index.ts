@@ -1,5 +1,6 @@
 export * from "./command.ts";
 export * from "./emulate-physical.ts";
+export * from "./host-features.ts";
 export * from "./lab.ts";
 export { mapLimit } from "./limit.ts";
 export * from "./physical.ts";

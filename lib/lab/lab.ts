@@ -14,6 +14,7 @@ import {
 } from "../remote/index.ts";
 import { type LoadedTopology, loadTopology } from "../topology/load.ts";
 import type { HostSpecT, Topology } from "../topology/schema.ts";
+import { probeHostFeatures } from "./host-features.ts";
 import { mapLimit } from "./limit.ts";
 import {
   type HostProblem,
@@ -314,6 +315,15 @@ async function upPhysical(loaded: LoadedTopology, name: string, options: UpOptio
           advice: "fix what is named on the host, then `tandem lab prepare FILE` (or start the lab again)",
         });
       else record.hosts[h]!.preparedDir = report.dir;
+      // The kernel features the roles use (and the programs that reach them): a host
+      // without one ends the start here, not in an obscure failure of a later case.
+      const missing = (await probeHostFeatures(probe.host(h).remote)).filter((f) => !f.ok);
+      if (missing.length > 0)
+        problems.push({
+          host: h,
+          message: missing.map((f) => `${f.name}: ${f.detail}`).join("; "),
+          advice: `${[...new Set(missing.map((f) => f.fix))].join("; ")} on the host (\`tandem doctor --lab FILE\` checks every host)`,
+        });
     } catch (error) {
       problems.push(problemOf(h, error, where));
     }

@@ -26,7 +26,7 @@ export class LabHostsError extends Error {
     readonly problems: readonly HostProblem[],
   ) {
     super(
-      `lab ${lab}: ${problems.length} host(s) not usable; no suite was started:\n${problems
+      `lab ${lab}: ${new Set(problems.map((p) => p.host)).size} host(s) not usable; no suite was started:\n${problems
         .map((p) => `  ${p.host}: ${p.message}\n    what to do: ${p.advice}`)
         .join("\n")}`,
     );
@@ -155,4 +155,54 @@ function nowNs(): bigint {
 
 function round3(x: number): number {
   return Math.round(x * 1000) / 1000;
+}
+
+/** One clock a cross-host timing verdict reads: a lab host, and whether its timestamps were moved by {@link significantOffsetMs}. */
+export interface ClockSide {
+  host: string;
+  /** true: the analysis applied significantOffsetMs to this host's timestamps. */
+  corrected: boolean;
+}
+
+/**
+ * The most a difference of timestamps taken on `sides` (each against the controller's
+ * clock) can be off because of the clocks: per host, what the correction left of the
+ * measured offset (all of it when uncorrected) plus the measurement's uncertainty. A
+ * host with no measurement (virtual lab: the controller's clock) adds nothing.
+ */
+export function clockErrorMs(
+  clocks: Readonly<Record<string, ClockOffset>> | undefined,
+  sides: readonly ClockSide[],
+): number {
+  let error = 0;
+  for (const s of sides) {
+    const c = clocks?.[s.host];
+    if (!c) continue;
+    const applied = s.corrected ? significantOffsetMs(c) : 0;
+    error += Math.abs(c.offsetMs - applied) + c.uncertaintyMs;
+  }
+  return Math.round(error * 1000) / 1000;
+}
+
+/**
+ * Whether the clocks can decide a timing verdict `measuredMs` against `boundMs` (either
+ * side: at most, at least): only when the measurement is farther from the bound than the
+ * clock error could move it. Returns the reason when they cannot (the case is then
+ * inconclusive, never passed or failed on a guess).
+ */
+export function unsafeTimingVerdict(
+  clocks: Readonly<Record<string, ClockOffset>> | undefined,
+  verdict: { what: string; measuredMs: number; boundMs: number; sides: readonly ClockSide[] },
+): string | undefined {
+  const error = clockErrorMs(clocks, verdict.sides);
+  const margin = Math.abs(verdict.measuredMs - verdict.boundMs);
+  if (error === 0 || error < margin) return undefined;
+  const per = verdict.sides
+    .filter((s) => clocks?.[s.host])
+    .map((s) => {
+      const c = clocks![s.host]!;
+      return `${s.host} ${c.offsetMs} ms ± ${c.uncertaintyMs} ms${s.corrected ? "" : " (uncorrected)"}`;
+    })
+    .join(", ");
+  return `${verdict.what}: measured ${verdict.measuredMs} ms against a bound of ${verdict.boundMs} ms across host clocks; the clock offsets (${per}) make it uncertain by up to ${error} ms, more than the ${Math.round(margin * 1000) / 1000} ms between measurement and bound, so no verdict`;
 }

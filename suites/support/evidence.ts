@@ -1,3 +1,5 @@
+import type { Lab } from "../../lib/lab/lab.ts";
+import { type ClockSide, unsafeTimingVerdict } from "../../lib/lab/physical.ts";
 import { type CaptureStats, captureIncompleteness } from "../../lib/traffic/capture.ts";
 
 /**
@@ -50,4 +52,23 @@ export function requireCompleteCaptures(captures: readonly CaptureStats[]): void
     `inconclusive: incomplete evidence, no verdict - ${problems.join("; ")}`,
     captures,
   );
+}
+
+/**
+ * A case that judges a time measured across clocks (a host's capture against the
+ * controller's marks, or two hosts' timestamps) against a bound calls this before its
+ * expect: when the hosts' measured clock offsets (what the analysis did not correct, plus
+ * each measurement's uncertainty) could move the measurement across the bound, the case
+ * is inconclusive with that reason. On a virtual lab (one clock) it never is.
+ */
+export function requireSafeTiming(
+  lab: Pick<Lab, "record">,
+  verdict: { what: string; measuredMs: number; boundMs: number; sides: readonly ClockSide[] },
+): void {
+  const reason = unsafeTimingVerdict(lab.record.clocks, verdict);
+  if (reason)
+    throw new InconclusiveError(`inconclusive: ${reason}`, {
+      ...verdict,
+      clocks: lab.record.clocks,
+    });
 }

@@ -3,7 +3,7 @@ import { vrrpCases as C } from "../../lib/certify/cases/vrrp.ts";
 import type { Lab } from "../../lib/lab/index.ts";
 import { isGratuitousArp } from "../../lib/wire/index.ts";
 import type { VendorAdapter, VrrpInstanceConfig } from "../../vendor-adapters/types.ts";
-import { requireCompleteCaptures } from "../support/evidence.ts";
+import { requireCompleteCaptures, requireSafeTiming } from "../support/evidence.ts";
 import { useSuiteLab } from "../support/fixture.ts";
 import { type CaseContext, certCase } from "../support/requirement.ts";
 import {
@@ -473,6 +473,13 @@ async function ignoredCase(ctx: CaseContext, r: ScenarioResult) {
     undecodableFrames: r.tester.undecodable,
   });
   expect(mine.length, "the DUT obeyed invalid advertisements (it never became master)").toBeGreaterThan(0);
+  // The tester's capture (its clock) against the controller's "DUT started" mark.
+  requireSafeTiming(device().lab, {
+    what: "became master after the DUT started",
+    measuredMs: firstMs!,
+    boundMs: masterDownMs(PLAN.priority, PLAN.intervalMs) + 1000,
+    sides: [{ host: "tester", corrected: false }],
+  });
   expect(firstMs!, "became master later than Master_Down_Interval + 1 s").toBeLessThanOrEqual(
     masterDownMs(PLAN.priority, PLAN.intervalMs) + 1000,
   );

@@ -50,7 +50,8 @@ export class ReferenceAdapter implements VendorAdapter {
   readonly natlb?: NatlbControl;
   private rig: NatlbRig | undefined;
   /** Links failBalancer took down; stop() brings them up again (a physical host outlives the lab run). */
-  private downedLinks: { host: string; ifname: string }[] = [];
+  /** Links failBalancer took down, with the routes through them (the kernel drops those with the link). */
+  private downedLinks: { host: string; ifname: string; routes: string[] }[] = [];
   /** VRRP mode: the one-member virtual router. */
   private running: RunningVirtualRouter | undefined;
   private embodiment: "dnat" | "fullnat" | undefined;
@@ -215,8 +216,14 @@ export class ReferenceAdapter implements VendorAdapter {
         const r = self.rig;
         self.rig = undefined;
         await stopNatlb(r);
-        for (const { host, ifname } of self.downedLinks.splice(0))
+        // A link set down loses its routes (the lab's default route among them) and setting it
+        // up brings back only the connected ones: put the rest back. On a physical lab the
+        // next run reuses this host, whose balancer would otherwise forward to nowhere.
+        for (const { host, ifname, routes } of self.downedLinks.splice(0)) {
           await self.lab.host(host).exec(["ip", "link", "set", "dev", ifname, "up"]);
+          for (const route of routes)
+            await self.lab.host(host).exec(["ip", "route", "replace", ...route.split(/\s+/), "dev", ifname]);
+        }
         // The VIP addresses the balancers claimed stay on a physical host after its agent: remove them.
         if (r && self.lab.backend === "physical") {
           for (const [name, spec] of Object.entries(r.config.balancers)) {
@@ -287,8 +294,13 @@ export class ReferenceAdapter implements VendorAdapter {
         const spec = r.config.balancers[name];
         for (const ifname of [spec?.external, spec?.internal]) {
           if (!ifname) continue;
+          const shown = await self.lab.host(name).exec(["ip", "-4", "route", "show", "dev", ifname]);
+          const routes = shown.stdout
+            .split("\n")
+            .map((l) => l.trim())
+            .filter((l) => l && !/\bproto kernel\b/.test(l));
           await self.lab.host(name).exec(["ip", "link", "set", "dev", ifname, "down"]);
-          self.downedLinks.push({ host: name, ifname });
+          self.downedLinks.push({ host: name, ifname, routes });
         }
         await agent?.stop({ graceMs: 100 }).catch(() => undefined);
         r.balancers.delete(name);

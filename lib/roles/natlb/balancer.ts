@@ -69,6 +69,8 @@ export class Balancer {
   private readonly garpRepeats = new Map<string, NodeJS.Timeout>();
   /** Entries deleted after their VIP left (grace period over). */
   deletedAfterGrace = 0;
+  /** Entries of the VIPs an earlier balancer on this host left in conntrack, removed at setup. */
+  staleEntriesRemoved = 0;
   private readonly entryGraceMs: number;
   private readonly garpRepeatMs: number;
   private readonly faults: ReadonlySet<string>;
@@ -137,6 +139,13 @@ export class Balancer {
     });
     const script = `table ip ${TABLE} {\n}\ndelete table ip ${TABLE}\n${ruleset}`;
     await nftApply(this.nft, script);
+    // A starting balancer has no accesses: conntrack entries of its VIPs still in the
+    // kernel are from an earlier life on this host (an agent stopped, or killed, before
+    // this one). Their NAT bindings belong to that run (another embodiment, other client
+    // ports), they would go on translating, and exported on a move one whose reply tuple
+    // clashes with an entry the new owner holds fails the whole import. Physical labs
+    // reuse the same hosts run after run, so this is where it shows.
+    this.staleEntriesRemoved = this.removeEntriesOfVips();
     await this.hold.open();
     if (options.claimInitial ?? true) {
       for (const v of this.config.vips) if (v.owner === this.name) await this.claim(v.address);
@@ -151,11 +160,29 @@ export class Balancer {
     for (const t of this.transfers.values()) t.watcher.stop();
     this.transfers.clear();
     await this.hold.close();
-    await deleteTable(this.nft, { family: "ip", table: TABLE }).catch(() => undefined);
+    // An owner table (in-process context) cannot be redeclared without its flag, which is
+    // what deleteTable's create-then-delete does (EOPNOTSUPP): delete it directly. Closing
+    // the context would remove it too, but not while a child process still holds the socket.
+    await (this.nft instanceof InProcessNft
+      ? nftApply(this.nft, `delete table ip ${TABLE}\n`)
+      : deleteTable(this.nft, { family: "ip", table: TABLE })
+    ).catch(() => undefined);
+    // Without the table, entries would still translate (the NAT binding lives in the
+    // entry) and the next balancer on this host would inherit them: leave none behind.
+    try {
+      this.removeEntriesOfVips();
+    } catch {
+      // the socket is gone; the next setup removes them
+    }
     this.events.close();
     this.table.close();
     this.link.close();
     if (this.nft instanceof InProcessNft) this.nft.close();
+  }
+
+  /** Deletes every conntrack entry whose original destination is one of the VIPs. */
+  private removeEntriesOfVips(): number {
+    return this.table.deleteEntries(this.table.list().entries);
   }
 
   /** The VIPs whose address is on the external interface. */

@@ -242,11 +242,19 @@ serveAgent({
   methods: {
     async start(p: { claimInitial?: boolean; push?: boolean; report?: boolean } = {}) {
       await balancer.setup({ claimInitial: p.claimInitial ?? true });
+      if (balancer.staleEntriesRemoved > 0)
+        log(
+          `removed ${balancer.staleEntriesRemoved} conntrack entries of the VIPs left by an earlier balancer on this host`,
+        );
       channel ??= await startChannel();
       const ch = channel;
       if (p.push ?? true) timers.push(loop("pushCopies", config.keeper.pushIntervalMs, () => pushCopies(ch)));
       if (p.report ?? true) timers.push(loop("reportLoad", 200, () => reportLoad(ch)));
-      return { id: myId, owned: await balancer.ownedVips() };
+      return {
+        id: myId,
+        owned: await balancer.ownedVips(),
+        staleEntriesRemoved: balancer.staleEntriesRemoved,
+      };
     },
     state: () => balancer.state(),
     /** The tables in the seed's columns (Figs. 5/12 rows, Figs. 7/8 modes). */
