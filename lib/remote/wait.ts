@@ -44,7 +44,10 @@ export async function waitUntil<T>(
     if (value !== false && value !== undefined && value !== null) return value;
     if (performance.now() >= deadline)
       throw new WaitTimeoutError(options.what, options.timeoutMs, describe(options.last));
-    await pause(Math.min(options.everyMs ?? 20, Math.max(1, deadline - performance.now())));
+    // everyMs 0: check again on the next event loop turn (after pending I/O), for waits of
+    // a few milliseconds where a 1 ms timer is itself the delay.
+    if (options.everyMs === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    else await pause(Math.min(options.everyMs ?? 20, Math.max(1, deadline - performance.now())));
   }
 }
 

@@ -383,7 +383,8 @@ async function perform(a: CoreAction): Promise<void> {
       const held = await heldWithin(() => dp.markersHeld(a.conditions, a.mode, a.markers), {
         timeoutMs: MARKER_WAIT_MS,
         what: "the old owner's last frames to be held",
-        everyMs: 1,
+        // Every loop turn (the queue's socket is read between turns), for at most MARKER_WAIT_MS.
+        everyMs: 0,
       });
       if (!held) count("handoff.markerWaitExpired");
       const r = dp.resolve(a.conditions, a.mode, a.markers);
