@@ -417,7 +417,7 @@ export class MemberEngine {
       }
       // Held before the old owner ever observed: it forwarded those itself (no markers will say
       // which), so they go, as the kernel's drop would have done before the prehold.
-      if (g.phase === "waitObserving") discard.push(c);
+      if (g.phase === "waitObserving" && this.mode === "exactly-once") discard.push(c);
       this.owned.add(c);
     }
     if (discard.length > 0) actions.push({ type: "stopForwarding", conditions: discard });
@@ -475,7 +475,18 @@ export class MemberEngine {
       else d.set(c, "drop");
     }
     for (const [c, g] of this.gains)
-      d.set(c, g.phase === "holding" ? "hold" : g.phase === "waitObserving" ? "prehold" : "drop");
+      d.set(
+        c,
+        g.phase === "holding"
+          ? "hold"
+          : // Exactly-once only: sequence-number markers exist only for TCP flows the old
+            // owner saw while observing, and a TCP segment held before the boundary of a flow
+            // without one can be neither released nor dropped safely (1 segment lost in 200
+            // hand-offs when it was dropped); there the kernel drops until the hold.
+            g.phase === "waitObserving" && this.mode === "exactly-once"
+            ? "prehold"
+            : "drop",
+      );
     if (sameMap(d, this.lastDispositions)) return [];
     this.lastDispositions = d;
     return [{ type: "dataplane", dispositions: d }];
