@@ -16,6 +16,13 @@ export interface RouterAgentArgs {
   core: RouterCoreOptions;
   /** Log every data plane change, stop and release (diagnostics). */
   trace?: boolean;
+  /**
+   * Run the agent's main thread under SCHED_FIFO (VRLS_REALTIME=1 on the controller). Off by
+   * default: on a 2-core lab host real-time agents preempt the kernel's deferred packet
+   * processing (ksoftirqd) and cut forwarding capacity (test/vrls-sharing.test.ts: two
+   * members 1.41x one instead of >= 1.8x), which is what the sharing cases measure.
+   */
+  realtime?: boolean;
   /** Where the agent keeps its live sharing table (JSON, rewritten twice a second) for `tandem vrls show`. */
   statusFile?: string;
   /** Allocation review and the flow monitor (issue 6); absent: no reviews. */
@@ -36,6 +43,7 @@ export function routerAgentArgs(vr: VirtualRouterConfig, host: string, statusFil
     core,
     ...(vr.fateSharing === false ? { fateSharing: false } : {}),
     trace: process.env.VRLS_TRACE === "1",
+    ...(process.env.VRLS_REALTIME === "1" ? { realtime: true } : {}),
     ...(statusFile ? { statusFile } : {}),
     ...(vr.spec.review ? reviewOptionsOf(vr.spec.review) : {}),
   };

@@ -685,9 +685,9 @@ try {
   // And its event loop thread is woken ahead of ordinary work: a hand-off is a chain of
   // message hops, each one wake-up of an agent on a busy 2-core host (issue 11's bench
   // trace: ~1 ms p50, 3 ms tail per hop at nice -10). SCHED_FIFO at a low real-time
-  // priority, main thread only (the thread pool's listings stay ordinary). Node has no call
-  // for it; one `chrt` at startup, not on a hot path. Where it is refused, nice -10 stays.
-  if (process.env.VRLS_NO_RT !== "1") {
+  // priority, main thread only. Node has no call for it; one `chrt` at startup, not on a
+  // hot path. Opt-in (args.realtime, see agent-args.ts); where refused, nice -10 stays.
+  if (args.realtime === true) {
     const rt = await localHost({ timeoutMs: 5_000 })
       .exec(["chrt", "-f", "-p", "10", String(process.pid)])
       .catch((e: unknown) => ({ code: 1, stderr: (e as Error).message }));
