@@ -32,6 +32,59 @@ export class ProgressLine {
 }
 
 /**
+ * One cli-progress bar on stderr with a once-a-second refresh, and lines logged above it
+ * (or written plainly when no bar is shown). Shared by the certify and faults displays.
+ */
+class TerminalBar {
+  private multibar: cliProgress.MultiBar | undefined;
+  private bar: cliProgress.SingleBar | undefined;
+  private ticker: NodeJS.Timeout | undefined;
+
+  constructor(private readonly write: (line: string) => void) {}
+
+  get shown(): boolean {
+    return this.bar !== undefined;
+  }
+
+  start(format: string, total: number, refresh: () => void): void {
+    this.multibar = new cliProgress.MultiBar(
+      {
+        stream: process.stderr,
+        format,
+        hideCursor: true,
+        clearOnComplete: true,
+        barsize: 24,
+        fps: 4,
+        autopadding: true,
+      },
+      cliProgress.Presets.shades_classic,
+    );
+    this.bar = this.multibar.create(total, 0);
+    this.ticker = setInterval(refresh, 1000);
+  }
+
+  update(value: number, payload: Record<string, unknown>): void {
+    this.bar?.update(value, payload);
+  }
+
+  log(line: string): void {
+    if (this.multibar) this.multibar.log(`${line}\n`);
+    else this.write(line);
+  }
+
+  /** `refresh` runs once more first; lines logged since the last render would otherwise be dropped. */
+  stop(refresh: () => void): void {
+    if (this.ticker) clearInterval(this.ticker);
+    this.ticker = undefined;
+    refresh();
+    this.multibar?.update();
+    this.multibar?.stop();
+    this.multibar = undefined;
+    this.bar = undefined;
+  }
+}
+
+/**
  * `tandem certify` progress, on stderr (stdout stays for the verdict and --json).
  *
  * On a terminal: a cli-progress bar with the current case, cases done of the total,
@@ -58,18 +111,17 @@ export class CertifyDisplay {
   private running: { id: string; since: number } | undefined;
   private labSince: number | undefined = performance.now();
   private labStep = "";
-  private multibar: cliProgress.MultiBar | undefined;
-  private bar: cliProgress.SingleBar | undefined;
-  private ticker: NodeJS.Timeout | undefined;
+  private readonly bar: TerminalBar;
 
   constructor(
     private readonly tty: boolean,
-    private readonly write: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
-  ) {}
+    write: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+  ) {
+    this.bar = new TerminalBar(write);
+  }
 
   private log(line: string): void {
-    if (this.multibar) this.multibar.log(`${line}\n`);
-    else this.write(line);
+    this.bar.log(line);
   }
 
   private eta(): string {
@@ -101,30 +153,19 @@ export class CertifyDisplay {
   }
 
   private startBar(): void {
-    if (!this.tty || this.bar) return;
-    this.multibar = new cliProgress.MultiBar(
-      {
-        stream: process.stderr,
-        format:
-          "{bar} {value}/{total} cases | {pass} pass, {fail} fail{other} | {elapsed}, {left} | {current}",
-        hideCursor: true,
-        clearOnComplete: true,
-        barsize: 24,
-        fps: 4,
-        autopadding: true,
-      },
-      cliProgress.Presets.shades_classic,
+    if (!this.tty || this.bar.shown) return;
+    this.bar.start(
+      "{bar} {value}/{total} cases | {pass} pass, {fail} fail{other} | {elapsed}, {left} | {current}",
+      this.cases.length,
+      () => this.refresh(),
     );
-    this.bar = this.multibar.create(this.cases.length, 0);
-    this.ticker = setInterval(() => this.refresh(), 1000);
     this.refresh();
   }
 
   handle = (e: CertifyEvent): void => {
     switch (e.type) {
       case "step":
-        if (e.done || !this.tty || this.bar) this.log(`${e.step}: ${e.detail ?? ""}`.trimEnd());
-        else this.write(`${e.step}: ${e.detail ?? ""}`.trimEnd());
+        this.log(`${e.step}: ${e.detail ?? ""}`.trimEnd());
         break;
       case "cases":
         this.cases = e.cases;
@@ -169,13 +210,7 @@ export class CertifyDisplay {
   };
 
   stop(): void {
-    if (this.ticker) clearInterval(this.ticker);
-    this.refresh();
-    // Lines logged since the last render sit in a buffer that stop() alone drops.
-    this.multibar?.update();
-    this.multibar?.stop();
-    this.multibar = undefined;
-    this.bar = undefined;
+    this.bar.stop(() => this.refresh());
   }
 }
 
@@ -188,23 +223,22 @@ export class CertifyDisplay {
  */
 export class FaultsDisplay {
   private readonly started = performance.now();
-  private multibar: cliProgress.MultiBar | undefined;
-  private bar: cliProgress.SingleBar | undefined;
-  private ticker: NodeJS.Timeout | undefined;
+  private readonly bar: TerminalBar;
   private state = { suite: "", run: "", index: 0, total: 0, caught: 0, missed: 0, cases: 0, since: 0 };
 
   constructor(
     private readonly tty: boolean,
-    private readonly write: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
-  ) {}
+    write: (line: string) => void = (l) => process.stderr.write(`${l}\n`),
+  ) {
+    this.bar = new TerminalBar(write);
+  }
 
   private log(line: string): void {
-    if (this.multibar) this.multibar.log(`${line}\n`);
-    else this.write(line);
+    this.bar.log(line);
   }
 
   private refresh(): void {
-    if (!this.bar) return;
+    if (!this.bar.shown) return;
     const s = this.state;
     this.bar.update(s.index, {
       suite: s.suite,
@@ -243,32 +277,16 @@ export class FaultsDisplay {
   };
 
   private startBar(total: number): void {
-    this.multibar = new cliProgress.MultiBar(
-      {
-        stream: process.stderr,
-        format:
-          "{bar} {value}/{total} runs ({suite}) | {caught} caught, {missed} missed | {elapsed} | {current}",
-        hideCursor: true,
-        clearOnComplete: true,
-        barsize: 24,
-        fps: 4,
-        autopadding: true,
-      },
-      cliProgress.Presets.shades_classic,
-    );
     // The clean run and one run per fault.
-    this.bar = this.multibar.create(total + 1, 0);
-    this.ticker = setInterval(() => this.refresh(), 1000);
+    this.bar.start(
+      "{bar} {value}/{total} runs ({suite}) | {caught} caught, {missed} missed | {elapsed} | {current}",
+      total + 1,
+      () => this.refresh(),
+    );
   }
 
   private stopBar(): void {
-    if (this.ticker) clearInterval(this.ticker);
-    this.ticker = undefined;
-    this.refresh();
-    this.multibar?.update();
-    this.multibar?.stop();
-    this.multibar = undefined;
-    this.bar = undefined;
+    this.bar.stop(() => this.refresh());
   }
 
   stop(): void {
