@@ -63,6 +63,8 @@ interface MemberSnapshot {
   rxDrops: number;
   /** Protocol-112 packets the agent's socket delivered. */
   rxReceived: number;
+  /** The same two socket counters, read just before the guard's counters (rxGuard). */
+  beforeGuardRead: { rxDrops: number; rxReceived: number };
   owners: Record<string, string>;
   allocation: Record<string, string> | null;
 }
@@ -105,13 +107,16 @@ export interface VrlsAttackReport {
 
 const WRONG_KEY = new TextEncoder().encode("the attacker does not have the key");
 
+type RawioCounters = { rxDrops: number; sockets: { vrrp?: { received: number } } };
+
 async function snapshot(vr: RunningVirtualRouter, host: string): Promise<MemberSnapshot> {
   const s = (await vr.status(host)) as unknown as {
     role: string;
     rssBytes: number;
     rx: Record<string, number>;
     rxGuard: Record<string, number> | null;
-    rawio: { rxDrops: number; sockets: { vrrp?: { received: number } } } | null;
+    rawio: RawioCounters | null;
+    rawioBeforeGuardRead: RawioCounters | null;
     member: { owners: Record<string, string> };
     master?: { allocation?: Record<string, string> };
   };
@@ -122,6 +127,10 @@ async function snapshot(vr: RunningVirtualRouter, host: string): Promise<MemberS
     rxGuard: { ...(s.rxGuard ?? {}) },
     rxDrops: s.rawio?.rxDrops ?? 0,
     rxReceived: s.rawio?.sockets.vrrp?.received ?? 0,
+    beforeGuardRead: {
+      rxDrops: s.rawioBeforeGuardRead?.rxDrops ?? 0,
+      rxReceived: s.rawioBeforeGuardRead?.sockets.vrrp?.received ?? 0,
+    },
     owners: { ...s.member.owners },
     allocation: s.master?.allocation ? { ...s.master.allocation } : null,
   };
@@ -397,7 +406,12 @@ export async function runVrlsAttack(
     }
     const durationMs = performance.now() - started;
     // Read once every member has drained its socket: all its guard passed has been
-    // delivered to the agent or counted as dropped in the receive buffer.
+    // delivered to the agent or counted as dropped in the receive buffer. Socket counts
+    // "before" are those read before the guard's "before" counters: a genuine peer packet
+    // passing the guard between the two reads is in the sockets' count and not in the
+    // guard's, and with socket counts read after the guard it was missing from the
+    // difference for good (once in CI: passed 10,564, delivered 10,563). "After" counts
+    // are read after the guard's, so everything the guard counted has had its chance.
     const after = new Map<string, MemberSnapshot>();
     const passedOf = (x: MemberSnapshot) => (x.rxGuard.passed_peer ?? 0) + (x.rxGuard.passed_other ?? 0);
     const drainUntil = Date.now() + 10_000;
@@ -405,7 +419,8 @@ export async function runVrlsAttack(
       const b = before.get(h)!;
       for (;;) {
         const a = await snapshot(vr, h);
-        const delivered = a.rxReceived - b.rxReceived + (a.rxDrops - b.rxDrops);
+        const delivered =
+          a.rxReceived - b.beforeGuardRead.rxReceived + (a.rxDrops - b.beforeGuardRead.rxDrops);
         if (delivered >= passedOf(a) - passedOf(b)) {
           after.set(h, a);
           break;

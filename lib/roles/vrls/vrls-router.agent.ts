@@ -632,8 +632,12 @@ serveAgent({
   name: "vrls-router",
   methods: {
     status: async () => {
+      // The sockets' counters read before the guard's too: a reader comparing what the guard
+      // passed with what the sockets delivered needs, for its "before" point, socket counts
+      // that include nothing the guard read after them has not counted (see lib/attack/vrls-attack.ts).
+      const rawioBeforeGuardRead = io ? io.stats() : null;
       if (!stopped) await refreshGuard();
-      return status();
+      return { ...status(), rawioBeforeGuardRead };
     },
     show: async () => ({ ...status(), sets: await dp.setCounters(), queue: dp.queueStats() }),
     /** Master only: move conditions ({condition: member address}) or rebalance (no moves). */
