@@ -3,9 +3,11 @@ import {
   ETHERTYPE,
   encodeArp,
   encodeEthernet,
+  encodeIcmp,
   encodeIpv4,
   encodeUdp,
   encodeVrrp,
+  ICMP_TYPE,
   IP_PROTOCOL,
   VRRP_MULTICAST,
   type VrrpPacket,
@@ -105,5 +107,25 @@ export function udpFrame(o: {
   new DataView(payload.buffer).setUint32(0, o.seq);
   const udp = encodeUdp({ srcPort: 40_000, dstPort: o.dstPort, payload }, o.srcIp, o.dstIp);
   const ip = encodeIpv4({ src: o.srcIp, dst: o.dstIp, protocol: IP_PROTOCOL.udp, ttl: 64, payload: udp });
+  return encodeEthernet({ dst: o.dstMac, src: o.srcMac, etherType: ETHERTYPE.ipv4, payload: ip }, true);
+}
+
+/** An ICMP echo request addressed at L2 to `dstMac` (the virtual MAC) and at L3 to `dstIp` (the VIP). */
+export function echoRequestFrame(o: {
+  srcMac: string;
+  dstMac: string;
+  srcIp: string;
+  dstIp: string;
+  identifier: number;
+  sequence: number;
+}): Uint8Array {
+  const icmp = encodeIcmp({
+    type: ICMP_TYPE.echoRequest,
+    code: 0,
+    identifier: o.identifier,
+    sequence: o.sequence,
+    data: new Uint8Array(32).fill(0x5a),
+  });
+  const ip = encodeIpv4({ src: o.srcIp, dst: o.dstIp, protocol: IP_PROTOCOL.icmp, ttl: 64, payload: icmp });
   return encodeEthernet({ dst: o.dstMac, src: o.srcMac, etherType: ETHERTYPE.ipv4, payload: ip }, true);
 }

@@ -6,6 +6,7 @@ import {
   type DecodedVrrp,
   decodeArp,
   decodeEthernet,
+  decodeIcmp,
   decodeIpv4,
   decodeVrrp,
   ETHERTYPE,
@@ -35,15 +36,29 @@ export interface SeenUdp {
   src: string;
   dst: string;
 }
+/** An ICMP message (Accept_Mode cases: echo requests to the VIP and what answers them). */
+export interface SeenIcmp {
+  tsMs: number;
+  srcMac: string;
+  dstMac: string;
+  src: string;
+  dst: string;
+  type: number;
+  code: number;
+  /** Echo and echo reply only. */
+  identifier?: number;
+  sequence?: number;
+}
 export interface Observed {
   adverts: SeenAdvert[];
   arps: SeenArp[];
   udp: SeenUdp[];
+  icmp: SeenIcmp[];
   undecodable: number;
 }
 
 export async function readObserved(pcapPath: string): Promise<Observed> {
-  const out: Observed = { adverts: [], arps: [], udp: [], undecodable: 0 };
+  const out: Observed = { adverts: [], arps: [], udp: [], icmp: [], undecodable: 0 };
   for await (const rec of PcapReader.fromFile(pcapPath)) {
     const eth = decodeEthernet(rec.data);
     if (!eth.ok) {
@@ -83,6 +98,24 @@ export async function readObserved(pcapPath: string): Promise<Observed> {
       });
     } else if (ip.value.protocol === IP_PROTOCOL.udp) {
       out.udp.push({ tsMs: rec.tsMs, srcMac: f.src, dstMac: f.dst, src: ip.value.src, dst: ip.value.dst });
+    } else if (ip.value.protocol === IP_PROTOCOL.icmp) {
+      const m = decodeIcmp(ip.value.payload);
+      if (!m.ok) {
+        out.undecodable++;
+        continue;
+      }
+      out.icmp.push({
+        tsMs: rec.tsMs,
+        srcMac: f.src,
+        dstMac: f.dst,
+        src: ip.value.src,
+        dst: ip.value.dst,
+        type: m.value.type,
+        code: m.value.code,
+        ...(m.value.identifier !== undefined
+          ? { identifier: m.value.identifier, sequence: m.value.sequence }
+          : {}),
+      });
     }
   }
   return out;

@@ -4,7 +4,7 @@ import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
 import { renderTimelineSvg } from "../../lib/traffic/chart.ts";
 import type { VendorAdapter, VrrpInstanceConfig } from "../../vendor-adapters/types.ts";
 import type { CaseContext } from "../support/requirement.ts";
-import { advertFrame, arpRequestFrame, udpFrame } from "./frames.ts";
+import { advertFrame, arpRequestFrame, echoRequestFrame, udpFrame } from "./frames.ts";
 import { advertTimeline, type Observed, readObserved } from "./observed.ts";
 import type { FrameSpeaker } from "./speaker.ts";
 
@@ -76,6 +76,8 @@ export interface Driver {
   arpForVip(): Promise<number>;
   /** Sends `count` UDP datagrams to the sink through the virtual MAC. */
   udpViaVmac(count: number): Promise<number>;
+  /** Sends `count` ICMP echo requests to the VIP (L2: the virtual MAC), 100 ms apart; returns the first send time. */
+  pingVip(count: number, identifier: number): Promise<number>;
 }
 
 export interface ScenarioResult {
@@ -112,7 +114,7 @@ export async function runScenario(
   await rm(sinkPcap, { force: true });
   const lan = await Capture.start(tester, {
     interface: "eth0",
-    filter: "vrrp or arp or udp",
+    filter: "vrrp or arp or udp or icmp",
     snapLength: 256,
     path: testerPcap,
   });
@@ -153,6 +155,24 @@ export async function runScenario(
           }),
         ),
       ),
+    async pingVip(count, identifier) {
+      let first = 0;
+      for (let sequence = 1; sequence <= count; sequence++) {
+        const t = await speaker.send(
+          echoRequestFrame({
+            srcMac: PLAN.testerMac,
+            dstMac: PLAN.vmac,
+            srcIp: PLAN.testerIp,
+            dstIp: PLAN.vip,
+            identifier,
+            sequence,
+          }),
+        );
+        first ||= t;
+        if (sequence < count) await driver.sleep(100);
+      }
+      return first;
+    },
   };
   let captures: CaptureStats[];
   try {

@@ -452,6 +452,75 @@ describe("vrrp: preemption", () => {
   });
 });
 
+// ------------------------------------------------------------ N: Accept_Mode (RFC 9568 6.4.3)
+/**
+ * The DUT (priority 100: not the address owner) becomes master, then the tester sends
+ * ICMP echo requests to the VIP through the virtual MAC. Accept_Mode True: each is answered
+ * from the VIP. Accept_Mode False: none is, and nothing else comes back either (no ICMP
+ * error: "MUST NOT accept", silently). The DUT must still be master while they arrive
+ * (it advertises before and after), or the verdict would say nothing about a master.
+ * UNH-IOL 2.5 (packets addressed to the virtual address in the master state); VPP
+ * test_vrrp4_accept_mode_disabled / _enabled (echo request to the VIP; reply or none).
+ */
+const PINGS = 5;
+const PING_ID = 0x7a7a;
+
+function acceptModeScenario(name: string, acceptMode: boolean) {
+  return masterThen(
+    name,
+    async (d, at) => {
+      at.ping = await d.pingVip(PINGS, PING_ID);
+      d.mark(`${PINGS} ICMP echo requests to the VIP`);
+      await d.sleep(1500);
+      at.end = d.mark("end");
+    },
+    dutConfig({ acceptMode }),
+  );
+}
+
+async function acceptModeEvidence(ctx: CaseContext, r: ScenarioResult, acceptMode: boolean) {
+  const requests = r.tester.icmp.filter(
+    (i) => i.type === 8 && i.identifier === PING_ID && i.src === PLAN.testerIp && i.dst === PLAN.vip,
+  );
+  // Everything ICMP addressed to the tester after the first request: echo replies and errors.
+  const back = r.tester.icmp.filter((i) => i.dst === PLAN.testerIp && i.tsMs >= r.at.ping! - 5);
+  const replies = back.filter((i) => i.type === 0 && i.identifier === PING_ID);
+  const masterBefore = dutAdverts(r, r.at.dut!, r.at.ping!).length;
+  const masterAfter = dutAdverts(r, r.at.ping!, r.at.end!).length;
+  await attachScenario(ctx, r, {
+    acceptMode,
+    echoRequestsSeen: requests.length,
+    echoReplies: replies.map((x) => ({ src: x.src, srcMac: x.srcMac, sequence: x.sequence })),
+    otherIcmpToTester: back.filter((i) => !replies.includes(i)),
+    dutAdvertsBeforePings: masterBefore,
+    dutAdvertsAfterPings: masterAfter,
+  });
+  expect(requests.length, "echo requests to the VIP in the LAN capture").toBe(PINGS);
+  expect(masterBefore, "the DUT was master before the echo requests").toBeGreaterThan(0);
+  expect(masterAfter, "the DUT was still master after the echo requests").toBeGreaterThan(0);
+  return { back, replies };
+}
+
+describe("vrrp: Accept_Mode", () => {
+  certCase(C["vrrp.accept-mode-off"], async (ctx) => {
+    const r = await acceptModeScenario("accept-mode-off", false);
+    const { back } = await acceptModeEvidence(ctx, r, false);
+    expect(
+      back.map((i) => `${i.src} type ${i.type} code ${i.code}`),
+      `ICMP answers to ${PINGS} echo requests sent to the VIP of a master with Accept_Mode False`,
+    ).toEqual([]);
+  });
+
+  certCase(C["vrrp.accept-mode-on"], async (ctx) => {
+    const r = await acceptModeScenario("accept-mode-on", true);
+    const { replies } = await acceptModeEvidence(ctx, r, true);
+    expect(
+      replies.filter((x) => x.src === PLAN.vip).length,
+      `echo replies from the VIP to ${PINGS} echo requests (Accept_Mode True)`,
+    ).toBe(PINGS);
+  });
+});
+
 // ------------------------------------------------------------ L, M: receive checks (RFC 5798 7.1, RFC 3768 7.1)
 function invalidMaster(name: string, frame: Uint8Array, config = dutConfig()) {
   return scenario(name, config, async (d, at) => {

@@ -73,7 +73,7 @@ export class ReferenceAdapter implements VendorAdapter {
       const vr = virtualRouterConfig(loaded);
       if (vr.members.length === 1 && vr.members[0]?.host === target.primary) {
         // A one-member virtual router on the DUT: the reference as a plain VRRPv3 router.
-        caps.push("vrrp-v3", "vrrp-preempt-off", "vrrp-graceful-stop");
+        caps.push("vrrp-v3", "vrrp-preempt-off", "vrrp-graceful-stop", "vrrp-accept-mode");
         this.vrrpMode = true;
       } else {
         // The reference has a substitution server (vrls-coordinator agent); the control
@@ -111,7 +111,7 @@ export class ReferenceAdapter implements VendorAdapter {
     };
   }
 
-  /** VRRP mode: priority, interval and preemption of the first instance; VRLS settings; the NAT-LB embodiment. */
+  /** VRRP mode: priority, interval, preemption and Accept_Mode of the first instance; VRLS settings; the NAT-LB embodiment. */
   async deploy(config: DeviceConfig): Promise<void> {
     this.vrrpConfig = config.vrrp;
     if (config.vrls) this.vrls?.deploy(config.vrls);
@@ -133,6 +133,8 @@ export class ReferenceAdapter implements VendorAdapter {
     this.running = await startVirtualRouter(this.lab, {
       ...vr,
       members: vr.members.map((m) => ({ ...m, priority: v.priority })),
+      // RFC 9568 Accept_Mode; absent: the reference's default, True (as VRLS members).
+      ...(v.acceptMode !== undefined ? { acceptMode: v.acceptMode } : {}),
       ...routerFaults(this.faults),
     });
   }

@@ -87,12 +87,23 @@ const STOP_SETTLE_MS = 2;
 /** How long a new owner waits for the old owner's last forwarded packet to be held (then releases the whole flow). */
 const MARKER_WAIT_MS = 3;
 
+/**
+ * RFC 9568 Accept_Mode in force: the address owner (priority 255) always accepts; otherwise
+ * the configured setting (absent: true). The seeded faults invert it where it is false / true.
+ */
+function acceptModeInForce(): boolean {
+  if (args.core.priority === 255) return true;
+  if (args.acceptMode === false) return faults.has("vrrp-accept-mode-ignored");
+  return !faults.has("vrrp-accept-mode-forced");
+}
+
 // One persistent libnftables context for the agent's life: its owner table dies with it.
 const nft = inProcessNft();
 const dp = new MemberDataplane({
   host: localHost({ timeoutMs: 30_000 }),
   nft,
   fateSharing: args.fateSharing !== false,
+  acceptMode: acceptModeInForce(),
   vrid,
   lanInterface: args.interface,
   virtualAddress: args.virtualAddress,
