@@ -19,6 +19,8 @@ export const CAPABILITIES = [
   "vrrp-preempt-off",
   "vrrp-graceful-stop",
   "vrrp-state-readback",
+  /** VRRPv3 over IPv6 (RFC 9568): instances whose virtual addresses are IPv6 (link-local first). */
+  "vrrp-ipv6",
   /** RFC 9568 Accept_Mode can be set (both settings) per instance (VrrpInstanceConfig.acceptMode). */
   "vrrp-accept-mode",
   "vrls",
