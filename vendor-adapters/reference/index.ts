@@ -34,6 +34,7 @@ import type {
   NatlbMoveResult,
   VendorAdapter,
 } from "../types.ts";
+import { vrrpFamily } from "../types.ts";
 import { ReferenceVrls, routerFaults } from "./vrls-control.ts";
 
 /**
@@ -123,6 +124,9 @@ export class ReferenceAdapter implements VendorAdapter {
     const v = this.vrrpConfig?.[0];
     if (!v) throw new Error("reference adapter: deploy a vrrp instance first");
     if (v.version !== 3) throw new Error("reference adapter: VRRPv3 only");
+    // Issue 16: the reference router speaks VRRP over IPv4 only (no capability vrrp-ipv6,
+    // so the vrrp suite's IPv6 variant is not applicable); never run an IPv6 instance as IPv4.
+    if (vrrpFamily(v) === 6) throw new Error("reference adapter: VRRP over IPv6 is not implemented yet");
     await this.stopRouter();
     const loaded = this.topology();
     const base = virtualRouterConfig(loaded);
