@@ -132,13 +132,6 @@ export class FrrAdapter implements VendorAdapter {
     await mustExec(this.host, add, "create macvlan");
     if (v6)
       await mustExec(this.host, ["ip", "link", "set", "dev", name, "addrgenmode", "random"], "addrgenmode");
-    // No DAD on the macvlan, as the lab has none on its own interfaces: vrrpd keeps the
-    // macvlan down while backup, the kernel drops its generated link-local on down and makes
-    // a new one on up, and vrrpd binds its advertisements to that address. With DAD it is
-    // tentative for 1 s at every takeover, vrrpd logs "Failed to find address to bind on
-    // vrrp6-N" and its first advertisement leaves one interval late (measured, issue 16).
-    if (v6)
-      await mustExec(this.host, ["sysctl", "-qw", `net.ipv6.conf.${name}.accept_dad=0`], "accept_dad");
     await mustExec(this.host, ["ip", "link", "set", "dev", name, "address", mac], "set vmac");
     for (const a of v.virtualAddresses)
       await mustExec(this.host, ["ip", "addr", "add", a, "dev", name, ...(v6 ? ["nodad"] : [])], "add VIP");
