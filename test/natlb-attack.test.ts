@@ -66,9 +66,10 @@ describe("NAT-LB under a live attack from a server on network 4", () => {
     for (const h of r.hosts) {
       const s = shown.filter((c) => c.host === h.host);
       expect(s.length, h.host).toBeGreaterThan(0);
-      expect(s.reduce((a, c) => a + c.rejects["bad-hmac"], 0), h.host).toBeGreaterThanOrEqual(
-        h.refused["bad-hmac"] ?? 0,
-      );
+      expect(
+        s.reduce((a, c) => a + c.rejects["bad-hmac"], 0),
+        h.host,
+      ).toBeGreaterThanOrEqual(h.refused["bad-hmac"] ?? 0);
     }
   }, 180_000);
 });

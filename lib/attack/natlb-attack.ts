@@ -15,13 +15,13 @@
  */
 import { randomBytes } from "node:crypto";
 import type { Lab } from "../lab/lab.ts";
+import { waitUntil } from "../remote/wait.ts";
 import type { NatlbConfig } from "../roles/natlb/config.ts";
 import { nodeIds } from "../roles/natlb/config.ts";
 import { REJECT_REASONS, type RejectReason } from "../roles/natlb/control-channel.ts";
 import { type NatlbRig, status } from "../roles/natlb/harness/lab-harness.ts";
 import { readBalancerTables } from "../roles/natlb/harness/show.ts";
 import { RawIo } from "../roles/vrls/rawio.ts";
-import { waitUntil } from "../remote/wait.ts";
 import { TrafficAgent } from "../traffic/agent-client.ts";
 import { analyzeStream } from "../traffic/analyzer.ts";
 import { Capture } from "../traffic/capture.ts";
@@ -150,15 +150,23 @@ export class NatlbAttackPayloads {
     const vip = this.o.config.vips[Number(this.seq % BigInt(this.o.config.vips.length))]!.address;
     // A high sequence: accepted, it would shut the genuine sender out of the replay window.
     const head = { sender: ids.controller, sequence: 0xffff_ffff_0000n + ++this.seq, moveId: 7 };
-    const transition = () =>
-      this.seal({ ...head, type: 1, vip, from: b1 ?? 10, to: b2 ?? 11, enter: true });
+    const transition = () => this.seal({ ...head, type: 1, vip, from: b1 ?? 10, to: b2 ?? 11, enter: true });
     switch (kind) {
       case "forged-transition":
         return transition();
       case "forged-route-switch":
         return this.seal({ ...head, type: 2, vip, from: b1 ?? 10, to: b2 ?? 11, method: "garp" });
       case "forged-transfer":
-        return this.seal({ ...head, type: 3, vip, from: b1 ?? 10, to: b2 ?? 11, part: 0, parts: 1, entries: [] });
+        return this.seal({
+          ...head,
+          type: 3,
+          vip,
+          from: b1 ?? 10,
+          to: b2 ?? 11,
+          part: 0,
+          parts: 1,
+          entries: [],
+        });
       case "forged-end-switch":
         return this.seal({ ...head, type: 4, vip, from: b1 ?? 10, to: b2 ?? 11, entriesTransferred: 0 });
       case "forged-push":
@@ -187,7 +195,14 @@ export class NatlbAttackPayloads {
           WRONG_KEY,
         );
       case "unknown-vip":
-        return this.seal({ ...head, type: 2, vip: UNKNOWN_VIP, from: b1 ?? 10, to: b2 ?? 11, method: "garp" });
+        return this.seal({
+          ...head,
+          type: 2,
+          vip: UNKNOWN_VIP,
+          from: b1 ?? 10,
+          to: b2 ?? 11,
+          method: "garp",
+        });
       case "truncated": {
         const full = transition();
         return full.subarray(0, 1 + Number(this.seq % BigInt(full.length - 1)));
@@ -242,9 +257,11 @@ async function channelsOf(rig: NatlbRig, host: string): Promise<ChannelRead[]> {
   if (b) out.push(await b.call<ChannelRead>("channel"));
   const k = rig.keepers.get(host);
   if (k) {
-    const s = await k.call<{ channel: ChannelRead["counters"]; rejects: ChannelRead["rejects"]; rssBytes: number }>(
-      "stats",
-    );
+    const s = await k.call<{
+      channel: ChannelRead["counters"];
+      rejects: ChannelRead["rejects"];
+      rssBytes: number;
+    }>("stats");
     out.push({ counters: s.channel, rejects: s.rejects, rssBytes: s.rssBytes });
   }
   if (rig.config.controller.host === host) out.push(await rig.controller.call<ChannelRead>("channel"));
@@ -266,10 +283,12 @@ async function tables(rig: NatlbRig) {
   for (const b of t) {
     modes[b.balancer] = b.modes.map((m) => `${m.address} ${m.mode}`);
     conns[b.balancer] = b.entries
-      .map((e) => Object.entries(e)
-        .filter(([k]) => !k.startsWith("timeout"))
-        .map(([, v]) => v)
-        .join(" "))
+      .map((e) =>
+        Object.entries(e)
+          .filter(([k]) => !k.startsWith("timeout"))
+          .map(([, v]) => v)
+          .join(" "),
+      )
       .sort();
   }
   const st = await status(rig);
@@ -313,7 +332,8 @@ export async function runNatlbAttack(rig: NatlbRig, options: NatlbAttackOptions)
     if (!ip.ok || ip.value.protocol !== IP_PROTOCOL.udp) continue;
     const udp = decodeUdp(ip.value.payload);
     if (!udp.ok || udp.value.payload.length < NATLB_HMAC_LENGTH) continue;
-    if (captured.length < 64) captured.push({ payload: Uint8Array.from(udp.value.payload), src: ip.value.src });
+    if (captured.length < 64)
+      captured.push({ payload: Uint8Array.from(udp.value.payload), src: ip.value.src });
   }
   await capture.remove();
 

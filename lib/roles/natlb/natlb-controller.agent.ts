@@ -44,7 +44,9 @@ serveAgent({
         const balancerIds = new Set(ids.balancer.values());
         const keeperIds = new Set(ids.keeper.values());
         ch.accepts = (type, sender) =>
-          balancerIds.has(sender) ? type === 5 || type === 6 || type === 7 : keeperIds.has(sender) && type === 6;
+          balancerIds.has(sender)
+            ? type === 5 || type === 6 || type === 7
+            : keeperIds.has(sender) && type === 6;
         if (args.statusFile) ch.writeStatus(args.statusFile, "controller", config.controller.host);
         controller = new Controller(config, ch, args.journal);
       }

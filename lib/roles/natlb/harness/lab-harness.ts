@@ -38,7 +38,11 @@ async function launch(lab: Lab, host: string, agent: string, args: unknown): Pro
 }
 
 /** The control channel's status file of a NAT-LB agent (`tandem natlb show` reads it). */
-export function natlbChannelFile(runDir: string, role: "balancer" | "keeper" | "controller", host: string): string {
+export function natlbChannelFile(
+  runDir: string,
+  role: "balancer" | "keeper" | "controller",
+  host: string,
+): string {
   return `${runDir}/natlb-channel-${role}-${host}.json`;
 }
 

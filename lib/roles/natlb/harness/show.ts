@@ -1,8 +1,8 @@
 import { attachLab, type Lab } from "../../../lab/lab.ts";
 import { loadTopology } from "../../../topology/load.ts";
 import type { NatlbConfig } from "../config.ts";
-import type { ChannelStatus } from "../control-channel.ts";
 import { entryRow, parseConntrackListing } from "../conn-table.ts";
+import type { ChannelStatus } from "../control-channel.ts";
 import { TABLE } from "../ruleset.ts";
 import { loadNatlbSection } from "../section.ts";
 
@@ -91,11 +91,13 @@ export async function readChannelStatus(lab: Lab, config: NatlbConfig): Promise<
   const out: ChannelStatus[] = [];
   for (const h of hosts) {
     const dir = await lab.host(h).runDir();
-    const r = await lab.host(h).exec([
-      "sh",
-      "-c",
-      `for f in ${dir}/natlb-channel-*-${h}.json; do [ -f "$f" ] && cat "$f"; echo; done`,
-    ]);
+    const r = await lab
+      .host(h)
+      .exec([
+        "sh",
+        "-c",
+        `for f in ${dir}/natlb-channel-*-${h}.json; do [ -f "$f" ] && cat "$f"; echo; done`,
+      ]);
     for (const line of r.stdout.split("\n")) {
       const t = line.trim();
       if (!t) continue;
