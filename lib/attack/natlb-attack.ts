@@ -316,14 +316,26 @@ export async function runNatlbAttack(rig: NatlbRig, options: NatlbAttackOptions)
     filter: `udp dst port ${config.control.port} and dst host ${attackerIp}`,
     snapLength: 2000,
   });
+  // A full push round goes to every server from one synchronous loop of the balancer, so
+  // once the attacker's keeper has a newer one from each balancer than the capture holds,
+  // every receiver has passed the captured sequences: a replay is a replay everywhere.
   const keeper = rig.keepers.get(attacker);
-  const applied0 = keeper ? (await keeper.call<{ pushesApplied: number }>("stats")).pushesApplied : 0;
-  if (keeper)
-    await waitUntil(
-      async () => (await keeper.call<{ pushesApplied: number }>("stats")).pushesApplied >= applied0 + 10,
-      { timeoutMs: 10_000, what: `10 copy pushes at ${attacker}'s keeper` },
+  if (!keeper) throw new Error(`no keeper on ${attacker}`);
+  type Info = { copies: { balancer: string; generation: number }[] };
+  const generations = async () =>
+    new Map((await keeper.call<Info>("stats")).copies.map((c) => [c.balancer, c.generation]));
+  const balancerNames = Object.keys(config.balancers);
+  const newerRound = async (than: Map<string, number>) =>
+    waitUntil(
+      async () => {
+        const g = await generations();
+        return balancerNames.every((b) => (g.get(b) ?? -1) > (than.get(b) ?? -1)) ? g : false;
+      },
+      { timeoutMs: 10_000, what: `a newer full push from every balancer at ${attacker}'s keeper` },
     );
+  await newerRound(await generations());
   await capture.stop();
+  const atCaptureEnd = await generations();
   const captured: { payload: Uint8Array; src: string }[] = [];
   for await (const rec of capture.reader()) {
     const eth = decodeEthernet(rec.data);
@@ -336,6 +348,7 @@ export async function runNatlbAttack(rig: NatlbRig, options: NatlbAttackOptions)
       captured.push({ payload: Uint8Array.from(udp.value.payload), src: ip.value.src });
   }
   await capture.remove();
+  await newerRound(atCaptureEnd);
 
   // The streams' ends: the web servers on s5a/s5c give their port to TCP sinks.
   const vip1 = config.vips[0]!;
