@@ -113,12 +113,16 @@ export interface VrlsAttackReport {
   allocationBefore: Record<string, string>;
   allocationAfter: Record<string, string>;
   udp: { sent: number; received: number; lost: number; duplicated: number };
+  /** Per stream host: UDP sent, lost. */
+  udpByHost: Record<string, { sent: number; lost: number }>;
   tcp: { recordsWritten: number; recordsReceived: number; discontinuities: number; resets: number };
   /** Spoofed gratuitous ARP sent, and what followed on the attacker's interface. */
   garp: {
     spoofs: number;
     /** Stream frames (to the server) that arrived at the attacker's MAC during the attack. */
     misdirected: { udp: number; tcp: number };
+    /** The same per source address (the stream's end system). */
+    misdirectedBySource: Record<string, { udp: number; tcp: number }>;
     /** Gratuitous ARP for the VIP from the virtual MAC seen on the wire during the attack. */
     reassertionsOnWire: number;
     /** ms from each spoof to the first re-assertion seen after it (null: none before the next spoof). */
@@ -451,6 +455,7 @@ export async function runVrlsAttack(
     const garp = {
       spoofs: spoofTimes.length,
       misdirected: { udp: 0, tcp: 0 },
+      misdirectedBySource: {} as Record<string, { udp: number; tcp: number }>,
       reassertionsOnWire: 0,
       reassertDelaysMs: [] as (number | null)[],
     };
@@ -471,8 +476,14 @@ export async function runVrlsAttack(
         }
         const ip = decodeIpv4(eth.value.payload);
         if (!ip.ok) continue;
-        if (ip.value.protocol === IP_PROTOCOL.udp) garp.misdirected.udp++;
-        else if (ip.value.protocol === IP_PROTOCOL.tcp) garp.misdirected.tcp++;
+        const bySource = (garp.misdirectedBySource[ip.value.src] ??= { udp: 0, tcp: 0 });
+        if (ip.value.protocol === IP_PROTOCOL.udp) {
+          garp.misdirected.udp++;
+          bySource.udp++;
+        } else if (ip.value.protocol === IP_PROTOCOL.tcp) {
+          garp.misdirected.tcp++;
+          bySource.tcp++;
+        }
       }
       await garpCapture.remove();
       garp.reassertDelaysMs = spoofTimes.map((t, k) => {
@@ -517,11 +528,13 @@ export async function runVrlsAttack(
     const sinkReport = await sink.stop();
     const report = await receiver.stop();
     const udp = { sent: 0, received: 0, lost: 0, duplicated: 0 };
+    const udpByHost: Record<string, { sent: number; lost: number }> = {};
     for (const [i, s] of sentUdp.entries()) {
       const r = analyzeStream({
         sender: s,
         receiver: report.streams.find((x) => x.streamId === port * 10 + i),
       });
+      udpByHost[streamHosts[i]!] = { sent: r.sent, lost: r.lost };
       udp.sent += r.sent;
       udp.received += r.received;
       udp.lost += r.lost;
@@ -566,6 +579,7 @@ export async function runVrlsAttack(
       allocationBefore: masterBefore,
       allocationAfter: masterAfter,
       udp,
+      udpByHost,
       tcp: {
         recordsWritten: tcpWritten,
         recordsReceived: sinkReport.totals.records,
@@ -609,7 +623,7 @@ export function printVrlsAttack(r: VrlsAttackReport): void {
   );
   if (r.garp.spoofs > 0)
     console.log(
-      `gratuitous ARP claiming the VIP from ${r.attacker}: ${r.garp.spoofs} sent; stream frames misdirected to ${r.attacker}: udp ${r.garp.misdirected.udp}, tcp ${r.garp.misdirected.tcp}; master's re-assertions on the wire ${r.garp.reassertionsOnWire}, first after each spoof (ms) ${JSON.stringify(r.garp.reassertDelaysMs)}`,
+      `gratuitous ARP claiming the VIP from ${r.attacker}: ${r.garp.spoofs} sent; stream frames misdirected to ${r.attacker}: udp ${r.garp.misdirected.udp}, tcp ${r.garp.misdirected.tcp}; master's re-assertions on the wire ${r.garp.reassertionsOnWire}, first after each spoof (ms) ${JSON.stringify(r.garp.reassertDelaysMs)}; misdirected by source ${JSON.stringify(r.garp.misdirectedBySource)}; udp by host ${JSON.stringify(r.udpByHost)}`,
     );
   console.log(JSON.stringify({ vrls_attack: r }));
 }
