@@ -476,7 +476,8 @@ export async function runVrlsAttack(
         }
         const ip = decodeIpv4(eth.value.payload);
         if (!ip.ok) continue;
-        const bySource = (garp.misdirectedBySource[ip.value.src] ??= { udp: 0, tcp: 0 });
+        const bySource = garp.misdirectedBySource[ip.value.src] ?? { udp: 0, tcp: 0 };
+        garp.misdirectedBySource[ip.value.src] = bySource;
         if (ip.value.protocol === IP_PROTOCOL.udp) {
           garp.misdirected.udp++;
           bySource.udp++;
