@@ -14,7 +14,7 @@ import type { RunningVirtualRouter } from "../roles/vrls/harness/lab-harness.ts"
 import { RawIo } from "../roles/vrls/rawio.ts";
 import { TrafficAgent } from "../traffic/agent-client.ts";
 import { analyzeStream } from "../traffic/analyzer.ts";
-import { Capture } from "../traffic/capture.ts";
+import { Capture, captureIncompleteness } from "../traffic/capture.ts";
 import { sendUdpStream, UdpReceiver } from "../traffic/udp.ts";
 import { decodeArp, gratuitousArpFrame } from "../wire/arp.ts";
 import { decodeEthernet, ETHERTYPE, encodeEthernet } from "../wire/ethernet.ts";
@@ -461,7 +461,9 @@ export async function runVrlsAttack(
     };
     if (garpCapture) {
       await new Promise((r) => setTimeout(r, 1500));
-      await garpCapture.stop();
+      // The misdirected count excuses stream loss: it must come from a complete capture.
+      const incomplete = captureIncompleteness(await garpCapture.stop());
+      if (incomplete) throw new Error(`misdirected frames cannot be counted: ${incomplete}`);
       const reassertTimes: number[] = [];
       for await (const rec of garpCapture.reader()) {
         const eth = decodeEthernet(rec.data);
