@@ -240,9 +240,35 @@ export class ReferenceAdapter implements VendorAdapter {
       async owner(vip) {
         return (await status(need())).vips.find((v) => v.vip === vip)?.owner ?? undefined;
       },
-      async move(vip, to) {
+      async move(vip, to, options = {}) {
         const r = need();
-        const m = await move(r, vip, to, "planned");
+        let m: MoveReport;
+        let inTransitionCalled = false;
+        const inTransition = options.inTransition;
+        if (!inTransition) m = await move(r, vip, to, "planned");
+        else {
+          // The controller stops the move after step 2 (route) until told to resume: the new
+          // owner is in transition mode and holds the VIP's addresses while the caller acts.
+          await r.controller.call("holdAfter", { step: "route" });
+          const moving = move(r, vip, to, "planned");
+          try {
+            // A move that ends (rolled back) before step 2 never stops: it wins the race.
+            const held = await Promise.race([
+              r.controller.call<boolean>("whenHeld", undefined, { timeoutMs: 60_000 }),
+              moving.then(
+                () => false,
+                () => false,
+              ),
+            ]);
+            if (held) {
+              inTransitionCalled = true;
+              await inTransition();
+            }
+          } finally {
+            await r.controller.call("resume");
+          }
+          m = await moving;
+        }
         const hold = await holdReportOf(r, to, m.id);
         return {
           id: m.id,
@@ -262,6 +288,7 @@ export class ReferenceAdapter implements VendorAdapter {
                 },
               }
             : {}),
+          ...(inTransition ? { inTransitionCalled } : {}),
           raw: { move: m, hold },
         };
       },
