@@ -34,6 +34,7 @@ import type {
   NatlbMoveResult,
   VendorAdapter,
 } from "../types.ts";
+import { DownedLinks } from "./link-routes.ts";
 import { ReferenceVrls, routerFaults } from "./vrls-control.ts";
 
 /**
@@ -49,9 +50,12 @@ export class ReferenceAdapter implements VendorAdapter {
   readonly vrls?: ReferenceVrls;
   readonly natlb?: NatlbControl;
   private rig: NatlbRig | undefined;
-  /** Links failBalancer took down; stop() brings them up again (a physical host outlives the lab run). */
-  /** Links failBalancer took down, with the routes through them (the kernel drops those with the link). */
-  private downedLinks: { host: string; ifname: string; routes: string[] }[] = [];
+  /**
+   * Links a fault (link-down, failBalancer) took down, with the routes through them (the
+   * kernel drops those with the link): link-up, restore and the balancers' stop bring the
+   * links up and put the routes back (a physical host outlives the lab run).
+   */
+  private readonly downedLinks = new DownedLinks((name) => this.lab.host(name));
   /** VRRP mode: the one-member virtual router. */
   private running: RunningVirtualRouter | undefined;
   private embodiment: "dnat" | "fullnat" | undefined;
@@ -167,12 +171,12 @@ export class ReferenceAdapter implements VendorAdapter {
       if (this.vrls?.running) await this.vrls.failMember(host, fault.kind);
       else await this.stop("crash");
     } else if (fault.kind === "restore") {
+      // The links this adapter took down come back with their routes; any other link up.
+      await this.downedLinks.upAll(host);
       const links = Object.keys(this.lab.host(host).spec?.interfaces ?? {}).map((l) => `ip link set ${l} up`);
       if (links.length > 0) await this.lab.host(host).exec(links.join("; "));
-    } else
-      await this.lab
-        .host(host)
-        .exec(["ip", "link", "set", "dev", fault.interface, fault.kind === "link-down" ? "down" : "up"]);
+    } else if (fault.kind === "link-down") await this.downedLinks.down(host, fault.interface);
+    else await this.downedLinks.up(host, fault.interface);
   }
 
   async collectLogs(): Promise<string> {
@@ -219,11 +223,7 @@ export class ReferenceAdapter implements VendorAdapter {
         // A link set down loses its routes (the lab's default route among them) and setting it
         // up brings back only the connected ones: put the rest back. On a physical lab the
         // next run reuses this host, whose balancer would otherwise forward to nowhere.
-        for (const { host, ifname, routes } of self.downedLinks.splice(0)) {
-          await self.lab.host(host).exec(["ip", "link", "set", "dev", ifname, "up"]);
-          for (const route of routes)
-            await self.lab.host(host).exec(["ip", "route", "replace", ...route.split(/\s+/), "dev", ifname]);
-        }
+        await self.downedLinks.upAll();
         // The VIP addresses the balancers claimed stay on a physical host after its agent: remove them.
         if (r && self.lab.backend === "physical") {
           for (const [name, spec] of Object.entries(r.config.balancers)) {
@@ -319,16 +319,8 @@ export class ReferenceAdapter implements VendorAdapter {
         const agent = r.balancers.get(name);
         if (agent?.pid) await self.lab.host(name).exec(["kill", "-KILL", String(agent.pid)]);
         const spec = r.config.balancers[name];
-        for (const ifname of [spec?.external, spec?.internal]) {
-          if (!ifname) continue;
-          const shown = await self.lab.host(name).exec(["ip", "-4", "route", "show", "dev", ifname]);
-          const routes = shown.stdout
-            .split("\n")
-            .map((l) => l.trim())
-            .filter((l) => l && !/\bproto kernel\b/.test(l));
-          await self.lab.host(name).exec(["ip", "link", "set", "dev", ifname, "down"]);
-          self.downedLinks.push({ host: name, ifname, routes });
-        }
+        for (const ifname of [spec?.external, spec?.internal])
+          if (ifname) await self.downedLinks.down(name, ifname);
         await agent?.stop({ graceMs: 100 }).catch(() => undefined);
         r.balancers.delete(name);
       },
