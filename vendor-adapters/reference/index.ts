@@ -317,10 +317,18 @@ export class ReferenceAdapter implements VendorAdapter {
       async failBalancer(name) {
         const r = need();
         const agent = r.balancers.get(name);
-        if (agent?.pid) await self.lab.host(name).exec(["kill", "-KILL", String(agent.pid)]);
         const spec = r.config.balancers[name];
-        for (const ifname of [spec?.external, spec?.internal])
-          if (ifname) await self.downedLinks.down(name, ifname);
+        const links = [spec?.external, spec?.internal].filter((l): l is string => Boolean(l));
+        // Routes first (put back at stop), then the kill and the links down in one command: a
+        // killed balancer's nft table goes with its process while the VIP stays on the link,
+        // so every round trip between the two let the host itself answer clients with a RST.
+        await self.downedLinks.record(name, links);
+        const script = [
+          ...(agent?.pid ? [`kill -KILL ${agent.pid}`] : []),
+          ...links.map((l) => `ip link set dev ${l} down`),
+        ].join("; ");
+        const down = await self.lab.host(name).exec(["sh", "-c", script]);
+        if (down.code !== 0) throw new Error(`${name}: ${script}: ${down.stderr.trim()}`);
         await agent?.stop({ graceMs: 100 }).catch(() => undefined);
         r.balancers.delete(name);
       },

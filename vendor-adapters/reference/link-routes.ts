@@ -24,24 +24,34 @@ export class DownedLinks {
 
   constructor(private readonly hostOf: (name: string) => RouteHost) {}
 
-  /** Records the link's non-kernel routes (IPv4 and IPv6), then sets it down. */
-  async down(host: string, ifname: string): Promise<void> {
+  /**
+   * Records the non-kernel routes (IPv4 and IPv6) of links about to go down, so that up()
+   * puts them back. Call it before whatever takes them down; a link recorded twice before
+   * coming up keeps its first record (the second would find no routes).
+   */
+  async record(host: string, ifnames: readonly string[]): Promise<void> {
     const h = this.hostOf(host);
-    const routes: string[][] = [];
-    for (const family of ["-4", "-6"]) {
-      const shown = await h.exec(["ip", family, "route", "show", "dev", ifname]);
-      if (shown.code !== 0)
-        throw new Error(`${host}: ip ${family} route show dev ${ifname}: ${shown.stderr.trim()}`);
-      for (const line of shown.stdout.split("\n").map((l) => l.trim())) {
-        if (!line || /\bproto kernel\b/.test(line)) continue;
-        routes.push([family, ...line.split(/\s+/)]);
+    for (const ifname of ifnames) {
+      if (this.links.some((l) => l.host === host && l.ifname === ifname)) continue;
+      const routes: string[][] = [];
+      for (const family of ["-4", "-6"]) {
+        const shown = await h.exec(["ip", family, "route", "show", "dev", ifname]);
+        if (shown.code !== 0)
+          throw new Error(`${host}: ip ${family} route show dev ${ifname}: ${shown.stderr.trim()}`);
+        for (const line of shown.stdout.split("\n").map((l) => l.trim())) {
+          if (!line || /\bproto kernel\b/.test(line)) continue;
+          routes.push([family, ...line.split(/\s+/)]);
+        }
       }
-    }
-    const r = await h.exec(["ip", "link", "set", "dev", ifname, "down"]);
-    if (r.code !== 0) throw new Error(`${host}: ip link set dev ${ifname} down: ${r.stderr.trim()}`);
-    // Taken down twice before coming up: the first record has the routes (the second sees none).
-    if (!this.links.some((l) => l.host === host && l.ifname === ifname))
       this.links.push({ host, ifname, routes });
+    }
+  }
+
+  /** Records the link's routes, then sets it down. */
+  async down(host: string, ifname: string): Promise<void> {
+    await this.record(host, [ifname]);
+    const r = await this.hostOf(host).exec(["ip", "link", "set", "dev", ifname, "down"]);
+    if (r.code !== 0) throw new Error(`${host}: ip link set dev ${ifname} down: ${r.stderr.trim()}`);
   }
 
   /** Sets the link up and puts back the routes recorded when it went down (if this adapter downed it). */
