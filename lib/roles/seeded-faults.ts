@@ -211,6 +211,11 @@ export const SEEDED_FAULTS = {
     role: "natlb",
     breaks: "the balancers push no copies of their entries to the servers",
   },
+  "natlb-no-rebalance": {
+    role: "natlb",
+    breaks:
+      "the control server computes the best assignment from the measured loads but moves no VIP toward it",
+  },
   "natlb-copies-not-restored": {
     role: "natlb",
     breaks: "on failover the servers send none of the copies they keep",

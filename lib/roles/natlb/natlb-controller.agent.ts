@@ -13,6 +13,8 @@ interface Args {
   config: unknown;
   /** The move journal (kept across controller restarts). */
   journal: string;
+  /** Seeded faults (lib/roles/seeded-faults.ts); absent: none. */
+  faults?: string[];
 }
 
 const args = agentArgs<Args>();
@@ -35,6 +37,7 @@ serveAgent({
           port: config.control.port,
         });
         controller = new Controller(config, ch, args.journal);
+        controller.faults = new Set(args.faults ?? []);
       }
       if (p.waitForReports ?? true) await controller.waitForReports();
       const recovered = (p.recover ?? true) ? await controller.recover() : [];

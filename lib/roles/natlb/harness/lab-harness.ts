@@ -44,7 +44,7 @@ export async function startNatlb(
     clientHosts?: string[];
     controllerAuto?: boolean;
     push?: boolean;
-    /** Seeded faults of the balancers and keepers (lib/roles/seeded-faults.ts). */
+    /** Seeded faults of the balancers, keepers and controller (lib/roles/seeded-faults.ts). */
     faults?: string[];
   } = {},
 ): Promise<NatlbRig> {
@@ -74,7 +74,11 @@ export async function startNatlb(
       balancers.set(name, b);
     }),
   );
-  const controller = await launch(lab, config.controller.host, "natlb-controller", { config, journal });
+  const controller = await launch(lab, config.controller.host, "natlb-controller", {
+    config,
+    journal,
+    ...faults,
+  });
   await controller.call("start", { auto: options.controllerAuto ?? false }, { timeoutMs: 30_000 });
   const clientHosts = options.clientHosts ?? lab.hostNames.filter((h) => lab.host(h).spec?.role === "client");
   await Promise.all(clientHosts.map(async (h) => clients.set(h, await launch(lab, h, "natlb-clients", {}))));
