@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "tandem_netlink",
-      "sources": ["src/addon.cc", "src/conntrack.cc", "src/link.cc"],
+      "sources": ["src/addon.cc", "src/conntrack.cc", "src/link.cc", "src/sched.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-O2"],

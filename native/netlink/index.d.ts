@@ -108,3 +108,11 @@ export class Link {
   readonly open: boolean;
   close(): void;
 }
+
+/**
+ * Sets the calling thread's scheduling policy (sched_setscheduler(2) with
+ * SCHED_RESET_ON_FORK): "fifo" with a real-time priority 1..99, or "other" with 0 (the
+ * thread's nice value is kept). Throws with the errno text, e.g. EPERM without
+ * CAP_SYS_NICE.
+ */
+export declare function setThreadScheduler(policy: "fifo" | "other", priority: number): void;

@@ -116,3 +116,7 @@ export class Link {
     this.#native.close();
   }
 }
+
+export function setThreadScheduler(policy, priority) {
+  binding.setThreadScheduler(policy, priority);
+}

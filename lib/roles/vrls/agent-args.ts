@@ -17,12 +17,13 @@ export interface RouterAgentArgs {
   /** Log every data plane change, stop and release (diagnostics). */
   trace?: boolean;
   /**
-   * Run the agent's main thread under SCHED_FIFO (VRLS_REALTIME=1 on the controller). Off by
-   * default: on a 2-core lab host real-time agents preempt the kernel's deferred packet
-   * processing (ksoftirqd) and cut forwarding capacity (test/vrls-sharing.test.ts: two
-   * members 1.41x one instead of >= 1.8x), which is what the sharing cases measure.
+   * When the agent's event loop thread runs under SCHED_FIFO (lib/roles/vrls/realtime-boost.ts):
+   * "handoff" (default) while a hand-off is in flight on it; "always" (VRLS_REALTIME=1 on the
+   * controller); "off" (VRLS_REALTIME=0). Always real-time cuts forwarding capacity on a
+   * 2-core lab host: the agents preempt the kernel's deferred packet processing (ksoftirqd)
+   * (test/vrls-sharing.test.ts: two members 1.41x one instead of >= 1.8x).
    */
-  realtime?: boolean;
+  realtime?: "handoff" | "always" | "off";
   /** Where the agent keeps its live sharing table (JSON, rewritten twice a second) for `tandem vrls show`. */
   statusFile?: string;
   /** Allocation review and the flow monitor (issue 6); absent: no reviews. */
@@ -43,7 +44,7 @@ export function routerAgentArgs(vr: VirtualRouterConfig, host: string, statusFil
     core,
     ...(vr.fateSharing === false ? { fateSharing: false } : {}),
     trace: process.env.VRLS_TRACE === "1",
-    ...(process.env.VRLS_REALTIME === "1" ? { realtime: true } : {}),
+    realtime: realtimeFromEnv(process.env.VRLS_REALTIME),
     ...(statusFile ? { statusFile } : {}),
     ...(vr.spec.review ? reviewOptionsOf(vr.spec.review) : {}),
   };
@@ -71,4 +72,14 @@ export interface CoordinatorAgentArgs {
   fixedConditions: string[];
   bucketSeed: number;
   review?: ReviewOptions;
+}
+
+/** VRLS_REALTIME: unset "handoff", "1" "always", "0" "off"; anything else is an error naming the value. */
+export function realtimeFromEnv(value: string | undefined): "handoff" | "always" | "off" {
+  if (value === undefined || value === "") return "handoff";
+  if (value === "1") return "always";
+  if (value === "0") return "off";
+  throw new Error(
+    `VRLS_REALTIME must be 1 (always real-time), 0 (never) or unset (during hand-offs), got "${value}"`,
+  );
 }

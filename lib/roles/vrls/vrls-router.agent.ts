@@ -13,6 +13,7 @@ import { mkdir, rename, writeFile } from "node:fs/promises";
 import { setPriority } from "node:os";
 import { dirname } from "node:path";
 import { performance } from "node:perf_hooks";
+import { setThreadScheduler } from "tandem-netlink";
 import { deleteTable, inProcessNft, listCounters, replaceTable } from "../../dataplane/index.ts";
 import { agentArgs, log, notify, serveAgent } from "../../remote/agent-runtime.ts";
 import { localHost } from "../../remote/command.ts";
@@ -33,6 +34,7 @@ import { HandoffTrace } from "./handoff-trace.ts";
 import type { Disposition } from "./member.ts";
 import type { Destination, FlowMarker, VrlsMessage } from "./messages.ts";
 import { RawIo } from "./rawio.ts";
+import { RealtimeBoost } from "./realtime-boost.ts";
 import { ReviewedCore, type ReviewedEvent } from "./reviewed-core.ts";
 import { type CoreAction, RouterCore } from "./router-core.ts";
 import { LogLimiter, RxLimiter, rxGuardTable, rxGuardTableName } from "./rx-guard.ts";
@@ -80,6 +82,17 @@ const rxGuard = { family: "ip" as const, table: rxGuardTableName(vrid) };
 const limiter = new RxLimiter({ peers }, now());
 const dropLog = new LogLimiter(1000);
 let guardCounters: Record<string, number> | null = null;
+/** SCHED_FIFO while a hand-off is in flight here (issue 11; args.realtime). */
+const boost = new RealtimeBoost({
+  setScheduler: setThreadScheduler,
+  onRefused: (m) => log(`cannot use SCHED_FIFO, staying at nice -10: ${m}`),
+});
+/** True while this agent takes part in a hand-off: as master with an allocation in flight, or as a member. */
+function inHandoff(): boolean {
+  if (args.realtime === "always") return true;
+  if (args.realtime === "off") return false;
+  return (core.role === "master" && core.master.busy) || !core.member.complete || pending.length > 0;
+}
 /** Reads the kernel guard's counters (in process: one netlink round trip). */
 async function refreshGuard(): Promise<void> {
   try {
@@ -146,6 +159,7 @@ function handle(event: ReviewedEvent): void {
   }
   void drain();
   schedule();
+  boost.update(inHandoff());
 }
 
 /** Actions whose effect does not depend on the data plane state before them. */
@@ -173,6 +187,7 @@ async function drain(): Promise<void> {
     }
   } finally {
     draining = false;
+    boost.update(inHandoff());
   }
 }
 
@@ -556,6 +571,7 @@ async function shutdownRouter(): Promise<void> {
   handle({ type: "shutdown", now: now() });
   await drain();
   stopped = true;
+  boost.drop();
   if (timer) clearTimeout(timer);
   await dp.teardown().catch((e) => log(`teardown: ${(e as Error).message}`));
   await deleteTable(nft, rxGuard).catch(() => undefined);
@@ -625,6 +641,7 @@ function status() {
       : null,
     pendingActions: pending.length,
     rssBytes: process.memoryUsage().rss,
+    realtime: { mode: args.realtime ?? "handoff", active: boost.active, boosts: boost.boosts },
     // Issue 15: the kernel guard's counters (packets shed per reason, read once a second)
     // and the user-space limits (messages refused per limit; rx.limited.* counts them too).
     rxGuard: guardCounters,
@@ -696,17 +713,9 @@ try {
   } catch (e) {
     log(`cannot raise priority: ${(e as Error).message}`);
   }
-  // And its event loop thread is woken ahead of ordinary work: a hand-off is a chain of
-  // message hops, each one wake-up of an agent on a busy 2-core host (issue 11's bench
-  // trace: ~1 ms p50, 3 ms tail per hop at nice -10). SCHED_FIFO at a low real-time
-  // priority, main thread only. Node has no call for it; one `chrt` at startup, not on a
-  // hot path. Opt-in (args.realtime, see agent-args.ts); where refused, nice -10 stays.
-  if (args.realtime === true) {
-    const rt = await localHost({ timeoutMs: 5_000 })
-      .exec(["chrt", "-f", "-p", "10", String(process.pid)])
-      .catch((e: unknown) => ({ code: 1, stderr: (e as Error).message }));
-    if (rt.code !== 0) log(`cannot use SCHED_FIFO: ${rt.stderr.trim()}`);
-  }
+  // And its event loop thread is woken ahead of ordinary work while a hand-off is in
+  // flight (SCHED_FIFO, lib/roles/vrls/realtime-boost.ts), or always if so configured.
+  if (args.realtime === "always") boost.update(true);
   await dp.setup();
   // The seeded receive faults need their packets to reach the agent (acceptAnyway).
   const letThrough = (["bad_ttl", "bad_version", "other_vrid"] as const).filter((c) =>

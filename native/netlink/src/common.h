@@ -98,5 +98,6 @@ inline bool GetInt(Napi::Object o, const char* key, double lo, double hi, double
 Napi::Function DefineConntrack(Napi::Env env);
 Napi::Function DefineConntrackEvents(Napi::Env env);
 Napi::Function DefineLink(Napi::Env env);
+Napi::Function DefineSetThreadScheduler(Napi::Env env);
 
 }  // namespace tandem

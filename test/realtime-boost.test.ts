@@ -1,0 +1,65 @@
+import { readFileSync } from "node:fs";
+import { setThreadScheduler } from "tandem-netlink";
+import { afterEach, describe, expect, it } from "vitest";
+import { waitUntil } from "../lib/remote/wait.ts";
+import { realtimeFromEnv } from "../lib/roles/vrls/agent-args.ts";
+import { RealtimeBoost } from "../lib/roles/vrls/realtime-boost.ts";
+
+/** The calling thread's scheduling policy as the kernel reports it: 0 SCHED_OTHER, 1 SCHED_FIFO. */
+function threadPolicy(): number {
+  const line = readFileSync("/proc/thread-self/sched", "utf8")
+    .split("\n")
+    .find((l) => l.startsWith("policy"));
+  return Number(line?.split(":")[1]);
+}
+
+describe("RealtimeBoost: SCHED_FIFO while a hand-off is in flight (real sched_setscheduler)", () => {
+  afterEach(() => setThreadScheduler("other", 0));
+
+  it("goes real-time at once, and back to SCHED_OTHER only after the linger", async () => {
+    const boost = new RealtimeBoost({ setScheduler: setThreadScheduler, lingerMs: 30 });
+    expect(threadPolicy()).toBe(0);
+    boost.update(true);
+    expect(threadPolicy()).toBe(1);
+    expect(boost.active).toBe(true);
+    boost.update(false);
+    // Still real-time inside the linger; a new hand-off cancels the way down.
+    expect(threadPolicy()).toBe(1);
+    boost.update(true);
+    boost.update(false);
+    expect(await waitUntil(() => threadPolicy() === 0, { timeoutMs: 5000, what: "SCHED_OTHER again" })).toBe(
+      true,
+    );
+    expect(boost.active).toBe(false);
+    expect(boost.boosts).toBe(1);
+  });
+
+  it("a refusal is told once and boosting stops; the thread stays as it was", () => {
+    const refusals: string[] = [];
+    // Priority 0 is not a real-time priority: the addon refuses it as the kernel would.
+    const boost = new RealtimeBoost({
+      setScheduler: setThreadScheduler,
+      priority: 0,
+      onRefused: (m) => refusals.push(m),
+    });
+    boost.update(true);
+    boost.update(true);
+    expect(refusals).toHaveLength(1);
+    expect(refusals[0]).toMatch(/fifo priority is 1\.\.99, got 0/);
+    expect(threadPolicy()).toBe(0);
+    expect(boost.active).toBe(false);
+  });
+
+  it("the addon names a bad policy", () => {
+    expect(() => setThreadScheduler("rr" as "fifo", 10)).toThrow(
+      /policy must be "fifo" or "other", got "rr"/,
+    );
+  });
+
+  it("VRLS_REALTIME: unset is hand-off boosting, 1 always, 0 never, anything else an error naming the value", () => {
+    expect(realtimeFromEnv(undefined)).toBe("handoff");
+    expect(realtimeFromEnv("1")).toBe("always");
+    expect(realtimeFromEnv("0")).toBe("off");
+    expect(() => realtimeFromEnv("yes")).toThrow(/VRLS_REALTIME .* got "yes"/);
+  });
+});
