@@ -236,6 +236,12 @@ export interface NatlbControl {
   copies(server: string, balancer: string, vip: string): Promise<Record<string, unknown>[]>;
   /** Takes a balancer down hard (process killed, interfaces down). */
   failBalancer(name: string): Promise<void>;
+  /**
+   * The control function measures the traffic per VIP, computes the best assignment and
+   * moves VIPs toward it (seed 002 Fig. 3, control function 52); returns the moves and the
+   * per-VIP loads it measured.
+   */
+  rebalance(): Promise<{ moves: NatlbMoveResult[]; vipLoads: Record<string, number>; raw: unknown }>;
   /** Lets the control function notice failed balancers and move their VIPs; returns the moves. */
   handleFailures(): Promise<NatlbMoveResult[]>;
   diagnostics(): Promise<string>;

@@ -119,6 +119,10 @@ export const SEEDED_FAULTS = {
     breaks: "the master never marks a silent backup faulty (its conditions stay with it)",
   },
   "vrls-no-discovery": { role: "vrls-router", breaks: "a new master sends no ICMP information request" },
+  "vrls-no-passive-learning": {
+    role: "vrls-router",
+    breaks: "end systems that do not answer ICMP are never learned from their packets",
+  },
   "vrls-alloc-off-by-one": {
     role: "vrls-router",
     breaks: "the equal-count allocation gives one condition of the last member to the first",
@@ -154,9 +158,23 @@ export const SEEDED_FAULTS = {
     role: "vrls-router",
     breaks: "reallocation by rate places the conditions smallest first",
   },
+  "vrls-no-master-review": {
+    role: "vrls-router",
+    breaks: "a master whose own flow passes the thresholds starts no review",
+  },
   "vrls-review-in-holddown": {
     role: "vrls-router",
     breaks: "reviews start again inside the hold-down (0 ms)",
+  },
+  "vrls-sub-master-confirms": {
+    role: "vrls-router",
+    breaks:
+      "the master router confirms the substitution server's allocations (P24: it records them silently)",
+  },
+  "vrls-sub-review-bypassed": {
+    role: "vrls-router",
+    breaks:
+      "reviews ignore a registered substitution server (review requests go to the master, which reviews itself)",
   },
   "vrls-substitution-failure-ignored": {
     role: "vrls-router",
@@ -201,6 +219,11 @@ export const SEEDED_FAULTS = {
   "natlb-no-copies": {
     role: "natlb",
     breaks: "the balancers push no copies of their entries to the servers",
+  },
+  "natlb-no-rebalance": {
+    role: "natlb",
+    breaks:
+      "the control server computes the best assignment from the measured loads but moves no VIP toward it",
   },
   "natlb-copies-not-restored": {
     role: "natlb",

@@ -338,6 +338,28 @@ export class ReferenceAdapter implements VendorAdapter {
         await agent?.stop({ graceMs: 100 }).catch(() => undefined);
         r.balancers.delete(name);
       },
+      async rebalance() {
+        const r = need();
+        const status = await r.controller.call<{ vips: { vip: string; bytesPerS: number }[] }>("status");
+        const result = await r.controller.call<{ moves: MoveReport[]; imbalance: number; loads: unknown }>(
+          "rebalance",
+          undefined,
+          { timeoutMs: 60_000 },
+        );
+        return {
+          moves: result.moves.map((m) => ({
+            id: m.id,
+            outcome: m.outcome,
+            steps: m.steps.map((x) => x.step),
+            ...timesOf(m),
+            entriesMoved: m.entriesMoved,
+            totalMs: m.totalMs,
+            raw: m,
+          })),
+          vipLoads: Object.fromEntries(status.vips.map((v) => [v.vip, v.bytesPerS])),
+          raw: { imbalance: result.imbalance, balancerLoads: result.loads },
+        };
+      },
       async handleFailures() {
         const moves = await need().controller.call<MoveReport[]>("checkFailures", undefined, {
           timeoutMs: 60_000,

@@ -42,7 +42,6 @@ export const natlbCases = defineCases("natlb", {
     title: "the control server moves VIPs toward the best assignment",
     requirements: ["NATLB-CTRL-001"],
     needs: ["natlb"],
-    notYetAvailable: WAITING,
   },
   "natlb.copy-keeping": {
     movesTraffic: true,

@@ -156,6 +156,8 @@ export class Controller {
   readonly moves: MoveReport[] = [];
   onStep: MoveContext["onStep"];
   entriesFirstFailover = false;
+  /** Seeded faults (lib/roles/seeded-faults.ts) switched on in this controller; none by default. */
+  faults: ReadonlySet<string> = new Set();
 
   constructor(
     readonly config: NatlbConfig,
@@ -295,7 +297,9 @@ export class Controller {
       healthy,
     );
     const done: MoveReport[] = [];
-    for (const m of plan.moves) done.push(await this.move(m.vip, m.to, "planned", m.from));
+    // Seeded fault natlb-no-rebalance: the plan is computed, no VIP is moved toward it.
+    const moves = this.faults.has("natlb-no-rebalance") ? [] : plan.moves;
+    for (const m of moves) done.push(await this.move(m.vip, m.to, "planned", m.from));
     return { moves: done, imbalance: plan.imbalance, loads: Object.fromEntries(plan.loads) };
   }
 

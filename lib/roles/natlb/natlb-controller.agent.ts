@@ -15,6 +15,8 @@ interface Args {
   journal: string;
   /** Where the control channel's counters go every 500 ms (`tandem natlb show`). */
   statusFile?: string;
+  /** Seeded faults (lib/roles/seeded-faults.ts); absent: none. */
+  faults?: string[];
 }
 
 const args = agentArgs<Args>();
@@ -67,6 +69,7 @@ serveAgent({
             : keeperIds.has(sender) && type === 6;
         if (args.statusFile) ch.writeStatus(args.statusFile, "controller", config.controller.host);
         controller = new Controller(config, ch, args.journal);
+        controller.faults = new Set(args.faults ?? []);
       }
       if (p.waitForReports ?? true) await controller.waitForReports();
       const recovered = (p.recover ?? true) ? await controller.recover() : [];

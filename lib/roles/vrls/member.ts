@@ -102,6 +102,8 @@ export interface MemberOptions {
   timerDelayMs: number;
   /** Retransmission interval of an incomplete confirmation. */
   retryMs: number;
+  /** Seeded faults (lib/roles/seeded-faults.ts); absent: none. */
+  faults?: readonly string[];
 }
 
 export interface MemberSnapshot {
@@ -437,7 +439,7 @@ export class MemberEngine {
    */
   private confirmation(now: number): MemberAction[] {
     this.lastConfirmAt = now;
-    if (this.series.silent === this.opts.self) {
+    if (this.series.silent === this.opts.self && !this.opts.faults?.includes("vrls-sub-master-confirms")) {
       this.confirmationsWithheld++;
       return [];
     }

@@ -34,6 +34,11 @@ export class ReviewedCore {
   constructor(
     readonly core: RouterCore,
     review: ReviewOptions | undefined,
+    /**
+     * Seeded fault vrls-sub-review-bypassed (VRLS-SUB-002): reviews ignore a registered
+     * substitution server (the backups ask the master, the master reviews by itself).
+     */
+    private readonly seeded: { bypassCoordinator?: boolean } = {},
   ) {
     this.reviewer = review ? new Reviewer(core.opts.self, review) : null;
   }
@@ -111,7 +116,7 @@ export class ReviewedCore {
   private context(now: number) {
     const core = this.core;
     // With a substitution server the master asks it for reviews like a backup (Fig. 16, P30).
-    const coordinator = core.activeCoordinator;
+    const coordinator = this.seeded.bypassCoordinator ? null : core.activeCoordinator;
     const role =
       core.role === "master" && !coordinator
         ? "master"

@@ -35,6 +35,11 @@ export interface ReviewOptions {
   collectMs: number;
   /** Below this total rate nothing is reviewed (idle routers are trivially "imbalanced"). */
   minRateBps: number;
+  /**
+   * A master whose own sample passes the thresholds starts a review by itself
+   * (VRLS-REVIEW-005); false only under the seeded fault vrls-no-master-review.
+   */
+  masterTriggers?: boolean;
 }
 
 export interface FlowSample {
@@ -145,6 +150,7 @@ export class Reviewer {
         { type: "send", to: { member: ctx.master }, message: { type: "reviewRequest", epoch: ctx.epoch } },
       ];
     }
+    if (this.opts.masterTriggers === false) return [];
     return this.collect(ctx.now, "master", ctx.healthy, ctx.epoch);
   }
 

@@ -124,6 +124,7 @@ export class RouterCore {
       self: opts.self,
       timerDelayMs: opts.timerDelayMs,
       retryMs: opts.retryMs,
+      ...(opts.faults?.length ? { faults: opts.faults } : {}),
     });
     this.master = new MasterEngine({
       self: opts.self,

@@ -56,7 +56,14 @@ const core = new RouterCore(
 // Issue 6: review messages (types 6-8) and flow monitor samples go through the reviewer.
 const reviewed = new ReviewedCore(
   core,
-  args.review && faults.has("vrls-review-in-holddown") ? { ...args.review, holdDownMs: 0 } : args.review,
+  args.review
+    ? {
+        ...args.review,
+        ...(faults.has("vrls-review-in-holddown") ? { holdDownMs: 0 } : {}),
+        ...(faults.has("vrls-no-master-review") ? { masterTriggers: false } : {}),
+      }
+    : undefined,
+  { bypassCoordinator: faults.has("vrls-sub-review-bypassed") },
 );
 const self = args.core.self;
 const vrid = args.core.vrid;
@@ -182,7 +189,10 @@ const dp = new MemberDataplane({
         },
       }
     : {}),
-  onUnknownSource: (address) => handle({ type: "learned", now: now(), address, by: "passive" }),
+  onUnknownSource: (address) => {
+    if (!faults.has("vrls-no-passive-learning"))
+      handle({ type: "learned", now: now(), address, by: "passive" });
+  },
   log: (l) => log(l),
 });
 

@@ -53,7 +53,7 @@ export async function startNatlb(
     clientHosts?: string[];
     controllerAuto?: boolean;
     push?: boolean;
-    /** Seeded faults of the balancers and keepers (lib/roles/seeded-faults.ts). */
+    /** Seeded faults of the balancers, keepers and controller (lib/roles/seeded-faults.ts). */
     faults?: string[];
   } = {},
 ): Promise<NatlbRig> {
@@ -94,6 +94,7 @@ export async function startNatlb(
     config,
     journal,
     statusFile: controllerStatus,
+    ...faults,
   });
   await controller.call("start", { auto: options.controllerAuto ?? false }, { timeoutMs: 30_000 });
   const clientHosts = options.clientHosts ?? lab.hostNames.filter((h) => lab.host(h).spec?.role === "client");
