@@ -43,6 +43,14 @@ export const BENCHES: Record<string, Benchmark> = {
       printVrlsAttack(await runVrlsAttackBench());
     },
   },
+  "natlb-attack": {
+    about:
+      "issue 15: 100,000 crafted NAT-LB control datagrams over 30 s from a server of the Fig. 3 lab, streams running",
+    run: async () => {
+      const { runNatlbAttackBench, printNatlbAttack } = await import("./natlb-attack.ts");
+      printNatlbAttack(await runNatlbAttackBench());
+    },
+  },
   handoff: {
     about: "VRLS hand-off per mode: reallocations, lost, duplicated, hand-off time p50/p99",
     run: async () => {

@@ -9,7 +9,8 @@ import { sendUdpStream } from "../lib/traffic/udp.ts";
  * 100,000 crafted frames over 30 s from es4 while UDP and TCP streams from five end systems
  * cross the virtual router (lib/attack/vrls-attack.ts). Prints the frames per kind, each
  * member's shed/rejected counters, RSS, what it sent, and the streams' loss/duplicates.
- * VRLS_ATTACK_FRAMES / VRLS_ATTACK_MS change the size (e.g. as fast as the attacker can).
+ * VRLS_ATTACK_FRAMES / VRLS_ATTACK_MS change the size (e.g. as fast as the attacker can);
+ * VRLS_ATTACK_GARP (default 10) gratuitous ARP frames claim the VIP from es4's MAC.
  */
 export async function runVrlsAttackBench(
   frames = Number(process.env.VRLS_ATTACK_FRAMES ?? 100_000),
@@ -37,7 +38,8 @@ export async function runVrlsAttackBench(
         ),
       );
       await vr.waitAllocated(6);
-      return await runVrlsAttack(lab, vr, { frames, durationMs });
+      const garpSpoofs = Number(process.env.VRLS_ATTACK_GARP ?? 10);
+      return await runVrlsAttack(lab, vr, { frames, durationMs, garpSpoofs });
     } finally {
       await vr.stop();
     }

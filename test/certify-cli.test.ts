@@ -119,6 +119,27 @@ describe("tandem certify exit codes", () => {
     expect(lastLine(missing.stderr)).toBe(
       "tandem certify: exit 2 (bad usage or configuration): required option '--dut <name>' not specified",
     );
+    // --family: the vrrp suite only, ipv4 or ipv6.
+    const family = tandem([
+      "certify",
+      "--dut",
+      "reference",
+      "--suite",
+      "vrls",
+      "--family",
+      "ipv6",
+      "--out",
+      join(dir, "family"),
+    ]);
+    expect((await family.exit).code).toBe(2);
+    expect(lastLine(family.stderr)).toBe(
+      "tandem certify: exit 2 (bad usage or configuration): --family: only the vrrp suite has address-family variants, not vrls",
+    );
+    const ipv5 = tandem(["certify", "--dut", "reference", "--suite", "vrrp", "--family", "ipv5"]);
+    expect((await ipv5.exit).code).toBe(2);
+    expect(lastLine(ipv5.stderr)).toBe(
+      'tandem certify: exit 2 (bad usage or configuration): --family: unknown family "ipv5" (ipv4, ipv6)',
+    );
     // Nothing was started for any of them.
     expect(existsSync(join(dir, "nosuch", "summary.json"))).toBe(false);
   });

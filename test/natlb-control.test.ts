@@ -2,7 +2,8 @@
 // retransmission of a request already done answered from the cache (not redone), and
 // unauthenticated, truncated and replayed datagrams counted and dropped.
 import { afterEach, describe, expect, it } from "vitest";
-import { ControlChannel } from "../lib/roles/natlb/control-channel.ts";
+import { waitUntil } from "../lib/remote/wait.ts";
+import { ControlChannel, rejectReasonOf } from "../lib/roles/natlb/control-channel.ts";
 import { encodeNatlb } from "../lib/wire/natlb.ts";
 
 const KEY = "00112233445566778899aabbccddeeff";
@@ -141,6 +142,49 @@ describe("NAT-LB control channel", () => {
     expect(server.counters.accepted).toBe(1);
     expect(calls()).toBe(1);
     expect(server.lastRejects.some((r) => r.includes("HMAC"))).toBe(true);
+  });
+
+  it("a genuine push re-addressed to a balancer is accepted without a type policy and refused as unexpected with one", async () => {
+    // Issue 15's replay kind: balancer 10 pushes a copy (type 5) to a keeper; an attacker
+    // on the LAN replays it to balancer 11, which never heard from 10, so its replay window
+    // takes it. The receiver's type policy (who may send what) refuses it, counted.
+    const open = async (id: number) => {
+      const ch = await ControlChannel.open({ id, keyHex: KEY, port: 0, address: "127.0.0.1" });
+      opened.push(ch);
+      return ch;
+    };
+    const pusher = await open(10);
+    const open11 = await open(11);
+    const guarded = await open(12);
+    guarded.accepts = (type, sender) => sender === 1 && type >= 1 && type <= 4;
+    const push = pusher.encode({
+      type: 5,
+      balancer: 10,
+      kind: "full",
+      generation: 1,
+      part: 0,
+      parts: 1,
+      entries: [],
+    });
+    pusher.sendRaw(push, { address: "127.0.0.1", port: open11.port });
+    pusher.sendRaw(push, { address: "127.0.0.1", port: guarded.port });
+    await waitUntil(() => open11.counters.received === 1 && guarded.counters.received === 1, {
+      timeoutMs: 5000,
+      what: "both receivers got the replay",
+    });
+    expect(open11.counters.accepted).toBe(1);
+    expect(guarded.counters.accepted).toBe(0);
+    expect(guarded.counters.unexpected).toBe(1);
+    expect(guarded.rejects.unexpected).toBe(1);
+    expect(guarded.lastRejects.at(-1)).toBe("unexpected type 5 from sender 10");
+  });
+
+  it("decode failures map to one refusal reason each", () => {
+    expect(rejectReasonOf("bad HMAC")).toBe("bad-hmac");
+    expect(rejectReasonOf("unsupported NAT-LB control version 2")).toBe("version");
+    expect(rejectReasonOf("truncated version: need 1 bytes, 0 left")).toBe("length");
+    expect(rejectReasonOf("body length 3 disagrees with datagram length 9 (expected 59)")).toBe("length");
+    expect(rejectReasonOf("unknown route switch method 9")).toBe("body");
   });
 
   it("a request to nobody times out with a clear error", async () => {

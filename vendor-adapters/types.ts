@@ -20,6 +20,10 @@ export const CAPABILITIES = [
   "vrrp-preempt-off",
   "vrrp-graceful-stop",
   "vrrp-state-readback",
+  /** VRRPv3 over IPv6 (RFC 9568): instances whose virtual addresses are IPv6 (link-local first). */
+  "vrrp-ipv6",
+  /** RFC 9568 Accept_Mode can be set (both settings) per instance (VrrpInstanceConfig.acceptMode). */
+  "vrrp-accept-mode",
   "vrls",
   "vrls-timer",
   "vrls-sequence-number",
@@ -74,6 +78,12 @@ export interface VrrpInstanceConfig {
   virtualAddresses: string[];
   /** Address family of the instance; default: IPv6 when the first virtual address is. */
   family?: 4 | 6;
+  /**
+   * RFC 9568 Accept_Mode: whether a master that is not the address owner accepts packets
+   * addressed to the virtual addresses. Absent: the device's own default. Only devices
+   * with capability vrrp-accept-mode are given it.
+   */
+  acceptMode?: boolean;
 }
 
 /** The address family of a VRRP instance (RFC 9568: one family per virtual router). */

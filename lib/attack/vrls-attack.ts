@@ -14,11 +14,13 @@ import type { RunningVirtualRouter } from "../roles/vrls/harness/lab-harness.ts"
 import { RawIo } from "../roles/vrls/rawio.ts";
 import { TrafficAgent } from "../traffic/agent-client.ts";
 import { analyzeStream } from "../traffic/analyzer.ts";
+import { Capture, captureIncompleteness } from "../traffic/capture.ts";
 import { sendUdpStream, UdpReceiver } from "../traffic/udp.ts";
-import { ETHERTYPE, encodeEthernet } from "../wire/ethernet.ts";
-import { encodeIpv4, IP_PROTOCOL } from "../wire/ipv4.ts";
+import { decodeArp, gratuitousArpFrame } from "../wire/arp.ts";
+import { decodeEthernet, ETHERTYPE, encodeEthernet } from "../wire/ethernet.ts";
+import { decodeIpv4, encodeIpv4, IP_PROTOCOL } from "../wire/ipv4.ts";
 import { encodeVrls, resealVrls, type VrlsMessage } from "../wire/vrls.ts";
-import { VRRP_MULTICAST } from "../wire/vrrp.ts";
+import { VRRP_MULTICAST, virtualMac } from "../wire/vrrp.ts";
 
 export const ATTACK_KINDS = [
   "forged-allocation",
@@ -53,6 +55,12 @@ export interface VrlsAttackOptions {
   /** The master (its allocation is compared before/after). Default ra. */
   master?: string;
   port?: number;
+  /**
+   * Gratuitous ARP frames claiming the VIP from the attacker's MAC, spread evenly over the
+   * attack (not among `frames`). Default 0. The report counts the stream frames they
+   * misdirect to the attacker and the master's gratuitous ARP seen on the wire.
+   */
+  garpSpoofs?: number;
 }
 
 interface MemberSnapshot {
@@ -85,6 +93,9 @@ export interface MemberAttackReport {
   rxDrops: number;
   /** Sent by this member during the attack. */
   sent: { advertisements: number; garp: number; allocations: number };
+  /** Address conflicts counted (gratuitous ARP for the VIP from another MAC) and VIP re-assertions sent. */
+  arpConflicts: number;
+  garpReasserts: number;
   ownersUnchanged: boolean;
 }
 
@@ -102,7 +113,21 @@ export interface VrlsAttackReport {
   allocationBefore: Record<string, string>;
   allocationAfter: Record<string, string>;
   udp: { sent: number; received: number; lost: number; duplicated: number };
+  /** Per stream host: UDP sent, lost. */
+  udpByHost: Record<string, { sent: number; lost: number }>;
   tcp: { recordsWritten: number; recordsReceived: number; discontinuities: number; resets: number };
+  /** Spoofed gratuitous ARP sent, and what followed on the attacker's interface. */
+  garp: {
+    spoofs: number;
+    /** Stream frames (to the server) that arrived at the attacker's MAC during the attack. */
+    misdirected: { udp: number; tcp: number };
+    /** The same per source address (the stream's end system). */
+    misdirectedBySource: Record<string, { udp: number; tcp: number }>;
+    /** Gratuitous ARP for the VIP from the virtual MAC seen on the wire during the attack. */
+    reassertionsOnWire: number;
+    /** ms from each spoof to the first re-assertion seen after it (null: none before the next spoof). */
+    reassertDelaysMs: (number | null)[];
+  };
 }
 
 const WRONG_KEY = new TextEncoder().encode("the attacker does not have the key");
@@ -389,6 +414,21 @@ export async function runVrlsAttack(
       endSystems: ["198.18.1.11", "198.18.1.12", "198.18.1.13", "198.18.1.14", "198.18.2.11", "198.18.2.12"],
       captured,
     });
+    const spoofs = options.garpSpoofs ?? 0;
+    const vmac = virtualMac(vr.config.spec.vrid);
+    const garpCapture =
+      spoofs > 0
+        ? await Capture.start(lab.host(attacker).remote, {
+            interface: "eth0",
+            filter: `(ether dst ${mac} and ip dst 198.18.100.10) or (arp and ether src ${vmac})`,
+            snapLength: 96,
+          })
+        : undefined;
+    const spoofAt = Array.from({ length: spoofs }, (_, k) =>
+      Math.floor(((k + 0.5) * options.frames) / spoofs),
+    );
+    const spoofTimes: number[] = [];
+    const spoofFrame = gratuitousArpFrame(mac, vr.config.virtualAddress);
     // Crafted before the clock starts (crafting while sending, an HMAC per frame, held the
     // attacker to 29,307 frames/s), so a short duration measures what the socket can send.
     const crafted = Array.from({ length: options.frames }, (_, i) => frames.next(i));
@@ -401,10 +441,60 @@ export async function runVrlsAttack(
         options.frames,
         Math.ceil(((performance.now() - started) / options.durationMs) * options.frames),
       );
-      for (; sent < due; sent++) if (!io.sendFrame(crafted[sent]!)) failures++;
+      for (; sent < due; sent++) {
+        if (spoofTimes.length < spoofs && sent === spoofAt[spoofTimes.length]) {
+          if (!io.sendFrame(spoofFrame)) failures++;
+          spoofTimes.push(Date.now());
+        }
+        if (!io.sendFrame(crafted[sent]!)) failures++;
+      }
       if (sent < options.frames) await new Promise((r) => setTimeout(r, 5));
     }
     const durationMs = performance.now() - started;
+    // The last spoof's second re-assertion (1.1 s later) and the frames it misdirects.
+    const garp = {
+      spoofs: spoofTimes.length,
+      misdirected: { udp: 0, tcp: 0 },
+      misdirectedBySource: {} as Record<string, { udp: number; tcp: number }>,
+      reassertionsOnWire: 0,
+      reassertDelaysMs: [] as (number | null)[],
+    };
+    if (garpCapture) {
+      await new Promise((r) => setTimeout(r, 1500));
+      // The misdirected count excuses stream loss: it must come from a complete capture.
+      const incomplete = captureIncompleteness(await garpCapture.stop());
+      if (incomplete) throw new Error(`misdirected frames cannot be counted: ${incomplete}`);
+      const reassertTimes: number[] = [];
+      for await (const rec of garpCapture.reader()) {
+        const eth = decodeEthernet(rec.data);
+        if (!eth.ok) continue;
+        if (eth.value.etherType === ETHERTYPE.arp) {
+          const a = decodeArp(eth.value.payload);
+          if (a.ok && a.value.senderIp === vr.config.virtualAddress) {
+            garp.reassertionsOnWire++;
+            reassertTimes.push(rec.tsMs);
+          }
+          continue;
+        }
+        const ip = decodeIpv4(eth.value.payload);
+        if (!ip.ok) continue;
+        const bySource = garp.misdirectedBySource[ip.value.src] ?? { udp: 0, tcp: 0 };
+        garp.misdirectedBySource[ip.value.src] = bySource;
+        if (ip.value.protocol === IP_PROTOCOL.udp) {
+          garp.misdirected.udp++;
+          bySource.udp++;
+        } else if (ip.value.protocol === IP_PROTOCOL.tcp) {
+          garp.misdirected.tcp++;
+          bySource.tcp++;
+        }
+      }
+      await garpCapture.remove();
+      garp.reassertDelaysMs = spoofTimes.map((t, k) => {
+        const next = spoofTimes[k + 1] ?? Number.POSITIVE_INFINITY;
+        const first = reassertTimes.find((x) => x >= t - 5 && x < next);
+        return first === undefined ? null : Math.round(first - t);
+      });
+    }
     // Read once every member has drained its socket: all its guard passed has been
     // delivered to the agent or counted as dropped in the receive buffer. Socket counts
     // "before" are those read before the guard's "before" counters: a genuine peer packet
@@ -441,11 +531,13 @@ export async function runVrlsAttack(
     const sinkReport = await sink.stop();
     const report = await receiver.stop();
     const udp = { sent: 0, received: 0, lost: 0, duplicated: 0 };
+    const udpByHost: Record<string, { sent: number; lost: number }> = {};
     for (const [i, s] of sentUdp.entries()) {
       const r = analyzeStream({
         sender: s,
         receiver: report.streams.find((x) => x.streamId === port * 10 + i),
       });
+      udpByHost[streamHosts[i]!] = { sent: r.sent, lost: r.lost };
       udp.sent += r.sent;
       udp.received += r.received;
       udp.lost += r.lost;
@@ -481,6 +573,8 @@ export async function runVrlsAttack(
           },
           rxDrops: a.rxDrops - b.rxDrops,
           sent: { advertisements: tx("tx.advertisement"), garp: tx("tx.garp"), allocations: tx("tx.type3") },
+          arpConflicts: tx("rx.arpConflict"),
+          garpReasserts: tx("tx.garpReassert"),
           ownersUnchanged: JSON.stringify(a.owners) === JSON.stringify(b.owners),
         };
       }),
@@ -488,12 +582,14 @@ export async function runVrlsAttack(
       allocationBefore: masterBefore,
       allocationAfter: masterAfter,
       udp,
+      udpByHost,
       tcp: {
         recordsWritten: tcpWritten,
         recordsReceived: sinkReport.totals.records,
         discontinuities: sinkReport.totals.discontinuities,
         resets: sinkReport.totals.resets,
       },
+      garp,
     };
   } finally {
     io.close();
@@ -518,6 +614,7 @@ export function printVrlsAttack(r: VrlsAttackReport): void {
       "rx drops": m.rxDrops,
       adverts: m.sent.advertisements,
       garp: m.sent.garp,
+      "arp conflicts": m.arpConflicts,
       allocations: m.sent.allocations,
       "owners unchanged": m.ownersUnchanged,
     })),
@@ -527,5 +624,9 @@ export function printVrlsAttack(r: VrlsAttackReport): void {
   console.log(
     `udp sent ${r.udp.sent} received ${r.udp.received} lost ${r.udp.lost} duplicated ${r.udp.duplicated}; tcp records written ${r.tcp.recordsWritten} received ${r.tcp.recordsReceived} discontinuities ${r.tcp.discontinuities} resets ${r.tcp.resets}; role events ${r.roleEvents.length}`,
   );
+  if (r.garp.spoofs > 0)
+    console.log(
+      `gratuitous ARP claiming the VIP from ${r.attacker}: ${r.garp.spoofs} sent; stream frames misdirected to ${r.attacker}: udp ${r.garp.misdirected.udp}, tcp ${r.garp.misdirected.tcp}; master's re-assertions on the wire ${r.garp.reassertionsOnWire}, first after each spoof (ms) ${JSON.stringify(r.garp.reassertDelaysMs)}; misdirected by source ${JSON.stringify(r.garp.misdirectedBySource)}; udp by host ${JSON.stringify(r.udpByHost)}`,
+    );
   console.log(JSON.stringify({ vrls_attack: r }));
 }

@@ -48,6 +48,11 @@ export interface CertifyOptions {
   out: string;
   dutOptions?: Record<string, string>;
   mode?: string;
+  /**
+   * vrrp only: the address family the suite certifies (issue 16). ipv6 runs the suite's
+   * IPv6 variant on labs/vrrp-dut-v6.yaml unless --lab names another lab. Default ipv4.
+   */
+  family?: string;
   /** Only cases whose title matches (vitest -t). */
   cases?: string;
   /** false: no Allure site (the seeded-fault campaign's many small runs). Default true. */
@@ -94,6 +99,12 @@ export const DEFAULT_LABS: Record<SuiteNameT, string> = {
   vrrp: "labs/vrrp-dut.yaml",
   vrls: "labs/vrls-fig7.yaml",
   natlb: "labs/natlb-fig3.yaml",
+};
+
+/** The vrrp suite's lab per address family (`--family`). */
+export const VRRP_FAMILY_LABS: Record<"ipv4" | "ipv6", string> = {
+  ipv4: "labs/vrrp-dut.yaml",
+  ipv6: "labs/vrrp-dut-v6.yaml",
 };
 
 function checkSuite(suite: string): SuiteNameT {
@@ -207,6 +218,7 @@ function startSuite(
       // A physical lab writes its hosts' clock offsets here when it starts (lib/lab/lab.ts).
       TANDEM_LAB_CLOCKS: join(out, "lab-clocks.json"),
       TANDEM_MODE: opts.mode ?? "",
+      TANDEM_FAMILY: opts.family ?? "",
       TANDEM_EVENTS: eventsFile,
       // A plain suite.log: vitest's colour library counts any FORCE_COLOR (even "0") as "on".
       FORCE_COLOR: undefined,
@@ -322,7 +334,15 @@ function prepare(opts: CertifyOptions): Prepared {
       `--dut ${opts.dut}: this adapter is certified with suite(s) ${registration.suites.join(", ") || "(none)"}, not ${suite}`,
     );
   }
-  const labFile = resolve(opts.lab ?? join(repoRoot(), DEFAULT_LABS[suite]));
+  if (opts.family !== undefined) {
+    if (opts.family !== "ipv4" && opts.family !== "ipv6")
+      throw new CertifyUsageError(`--family: unknown family "${opts.family}" (ipv4, ipv6)`);
+    if (suite !== "vrrp")
+      throw new CertifyUsageError(`--family: only the vrrp suite has address-family variants, not ${suite}`);
+  }
+  const defaultLab =
+    suite === "vrrp" && opts.family ? VRRP_FAMILY_LABS[opts.family as "ipv4" | "ipv6"] : DEFAULT_LABS[suite];
+  const labFile = resolve(opts.lab ?? join(repoRoot(), defaultLab));
   let lab: LoadedTopology;
   try {
     lab = loadTopology(labFile); // a bad lab file fails here, before anything runs
@@ -476,7 +496,8 @@ export async function runCertification(opts: CertifyOptions): Promise<CertifyRes
           Object.entries(lab.topology.segments).map(([n, seg]) => [n, seg.hub ? "hub" : "learning switch"]),
         ),
       },
-      mode: opts.mode ?? "default",
+      // The vrrp suite's address family shows where a vrls mode would (one parameter per run).
+      mode: opts.mode ?? opts.family ?? "default",
       startedAt,
       finishedAt,
       explanations: registration.knownDeviations ?? {},

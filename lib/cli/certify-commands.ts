@@ -42,6 +42,10 @@ export function registerCertifyCommands(program: Command): void {
       "--mode <mode>",
       "vrls: operation mode (timer, sequence-number, exactly-once) for the cases that do not test a mode themselves",
     )
+    .option(
+      "--family <family>",
+      "vrrp: address family, ipv4 (default) or ipv6 (the IPv6 variant on labs/vrrp-dut-v6.yaml unless --lab)",
+    )
     .option("--cases <pattern>", "run only cases whose title matches (vitest -t)")
     .option("--junit <file>", "also write the result as JUnit XML (one testcase per case)")
     .option("--json", "print the summary JSON on stdout (progress and verdict go to stderr)")
@@ -72,6 +76,7 @@ export function registerCertifyCommands(program: Command): void {
           out: o.out,
           dutOptions: o.dutOption,
           mode: o.mode,
+          family: o.family,
           cases: o.cases,
           junit: o.junit,
           onOutput: o.verbose ? (chunk) => process.stderr.write(chunk) : undefined,

@@ -99,6 +99,15 @@ export const SEEDED_FAULTS = {
     role: "vrls-router",
     breaks: "a backup forwards frames sent to the virtual MAC",
   },
+  "vrrp-accept-mode-ignored": {
+    role: "vrls-router",
+    breaks:
+      "Accept_Mode False behaves as True: a master that is not the owner accepts packets addressed to the virtual address",
+  },
+  "vrrp-accept-mode-forced": {
+    role: "vrls-router",
+    breaks: "Accept_Mode True behaves as False: the master drops packets addressed to the virtual address",
+  },
   // ---- VRLS extension (lib/roles/vrls)
   "vrls-adv-ttl-254": {
     role: "vrls-router",

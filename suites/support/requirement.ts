@@ -126,9 +126,10 @@ export function certCase(def: CaseDef, body: (ctx: CaseContext) => Promise<void>
       throw new Error(record.error);
     }
     const missing = (def.needs ?? []).filter((c: Capability) => !device.adapter.capabilities.has(c));
-    if (missing.length > 0) {
+    if (missing.length > 0 || def.notApplicable) {
       record.status = "not-applicable";
-      record.reason = `device ${device.adapter.name} lacks capability ${missing.join(", ")}`;
+      record.reason =
+        def.notApplicable ?? `device ${device.adapter.name} lacks capability ${missing.join(", ")}`;
       await allure.tag("not-applicable");
       await save();
       t.skip(`not applicable: ${record.reason}`);

@@ -3,13 +3,20 @@ import type { Timeline } from "../../lib/traffic/stream-tally.ts";
 import {
   type ArpPacket,
   type DecodedIpv4,
+  type DecodedIpv6,
+  type DecodedNd,
   type DecodedVrrp,
   decodeArp,
   decodeEthernet,
+  decodeIcmp,
   decodeIpv4,
+  decodeIpv6,
+  decodeNeighborDiscovery,
   decodeVrrp,
   ETHERTYPE,
   IP_PROTOCOL,
+  IPV6_NEXT_HEADER,
+  ndLinkLayerAddress,
   vrrpChecksumMatches,
 } from "../../lib/wire/index.ts";
 
@@ -18,9 +25,23 @@ export interface SeenAdvert {
   tsMs: number;
   srcMac: string;
   dstMac: string;
-  ip: DecodedIpv4;
+  /** Source, destination and TTL (IPv6: hop limit) of either family. */
+  ip: Pick<DecodedIpv4, "src" | "dst" | "ttl">;
+  /** IPv6 only: the whole header (for the RFC 9568 sender rules). */
+  ip6?: DecodedIpv6;
   vrrp: DecodedVrrp;
   checksumOk: boolean;
+}
+/** A Neighbor Solicitation or Advertisement (the IPv6 variant's counterpart of ARP). */
+export interface SeenNd {
+  tsMs: number;
+  srcMac: string;
+  dstMac: string;
+  src: string;
+  dst: string;
+  nd: DecodedNd;
+  /** NA: the target link-layer address option; NS: the source link-layer one. */
+  linkLayer?: string;
 }
 export interface SeenArp {
   tsMs: number;
@@ -35,15 +56,30 @@ export interface SeenUdp {
   src: string;
   dst: string;
 }
+/** An ICMP message (Accept_Mode cases: echo requests to the VIP and what answers them). */
+export interface SeenIcmp {
+  tsMs: number;
+  srcMac: string;
+  dstMac: string;
+  src: string;
+  dst: string;
+  type: number;
+  code: number;
+  /** Echo and echo reply only. */
+  identifier?: number;
+  sequence?: number;
+}
 export interface Observed {
   adverts: SeenAdvert[];
   arps: SeenArp[];
   udp: SeenUdp[];
+  icmp: SeenIcmp[];
+  nds: SeenNd[];
   undecodable: number;
 }
 
 export async function readObserved(pcapPath: string): Promise<Observed> {
-  const out: Observed = { adverts: [], arps: [], udp: [], undecodable: 0 };
+  const out: Observed = { adverts: [], arps: [], udp: [], icmp: [], nds: [], undecodable: 0 };
   for await (const rec of PcapReader.fromFile(pcapPath)) {
     const eth = decodeEthernet(rec.data);
     if (!eth.ok) {
@@ -55,6 +91,10 @@ export async function readObserved(pcapPath: string): Promise<Observed> {
       const arp = decodeArp(f.payload);
       if (arp.ok) out.arps.push({ tsMs: rec.tsMs, srcMac: f.src, dstMac: f.dst, arp: arp.value });
       else out.undecodable++;
+      continue;
+    }
+    if (f.etherType === ETHERTYPE.ipv6) {
+      readIpv6(out, rec.tsMs, f.src, f.dst, f.payload);
       continue;
     }
     if (f.etherType !== ETHERTYPE.ipv4) continue;
@@ -83,9 +123,87 @@ export async function readObserved(pcapPath: string): Promise<Observed> {
       });
     } else if (ip.value.protocol === IP_PROTOCOL.udp) {
       out.udp.push({ tsMs: rec.tsMs, srcMac: f.src, dstMac: f.dst, src: ip.value.src, dst: ip.value.dst });
+    } else if (ip.value.protocol === IP_PROTOCOL.icmp) {
+      const m = decodeIcmp(ip.value.payload);
+      if (!m.ok) {
+        out.undecodable++;
+        continue;
+      }
+      out.icmp.push({
+        tsMs: rec.tsMs,
+        srcMac: f.src,
+        dstMac: f.dst,
+        src: ip.value.src,
+        dst: ip.value.dst,
+        type: m.value.type,
+        code: m.value.code,
+        ...(m.value.identifier !== undefined
+          ? { identifier: m.value.identifier, sequence: m.value.sequence }
+          : {}),
+      });
     }
   }
   return out;
+}
+
+/** An IPv6 packet: VRRP, Neighbor Discovery, ICMPv6 echo (as SeenIcmp with ICMPv6 types), UDP. */
+function readIpv6(out: Observed, tsMs: number, srcMac: string, dstMac: string, bytes: Uint8Array): void {
+  const ip = decodeIpv6(bytes);
+  if (!ip.ok) {
+    out.undecodable++;
+    return;
+  }
+  const p = ip.value;
+  if (p.nextHeader === IPV6_NEXT_HEADER.vrrp) {
+    const v = decodeVrrp(p.payload, 6);
+    if (!v.ok) {
+      out.undecodable++;
+      return;
+    }
+    out.adverts.push({
+      tsMs,
+      srcMac,
+      dstMac,
+      ip: { src: p.src, dst: p.dst, ttl: p.hopLimit },
+      ip6: p,
+      vrrp: v.value,
+      checksumOk: vrrpChecksumMatches(p.payload, { src: p.src, dst: p.dst, mode: "rfc" }),
+    });
+  } else if (p.nextHeader === IPV6_NEXT_HEADER.icmpv6) {
+    const type = p.payload[0] ?? 0;
+    if (type === 135 || type === 136) {
+      const nd = decodeNeighborDiscovery(p.payload);
+      if (!nd.ok) {
+        out.undecodable++;
+        return;
+      }
+      const ll = ndLinkLayerAddress(nd.value, type === 136 ? 2 : 1);
+      out.nds.push({
+        tsMs,
+        srcMac,
+        dstMac,
+        src: p.src,
+        dst: p.dst,
+        nd: nd.value,
+        ...(ll ? { linkLayer: ll } : {}),
+      });
+    } else if (p.payload.length >= 8) {
+      const view = new DataView(p.payload.buffer, p.payload.byteOffset, p.payload.byteLength);
+      const echo = type === 128 || type === 129;
+      out.icmp.push({
+        tsMs,
+        srcMac,
+        dstMac,
+        src: p.src,
+        dst: p.dst,
+        type,
+        code: p.payload[1] ?? 0,
+        ...(echo ? { identifier: view.getUint16(4), sequence: view.getUint16(6) } : {}),
+      });
+    }
+  } else if (p.nextHeader === IPV6_NEXT_HEADER.udp) {
+    out.udp.push({ tsMs, srcMac, dstMac, src: p.src, dst: p.dst });
+  }
 }
 
 /** Advertisements per bin by sender (named by source address), for the timeline chart. */

@@ -2,26 +2,80 @@ import { rm } from "node:fs/promises";
 import type { Lab } from "../../lib/lab/index.ts";
 import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
 import { renderTimelineSvg } from "../../lib/traffic/chart.ts";
+import { neighborSolicitationFrame } from "../../lib/wire/index.ts";
 import type { VendorAdapter, VrrpInstanceConfig } from "../../vendor-adapters/types.ts";
 import type { CaseContext } from "../support/requirement.ts";
-import { advertFrame, arpRequestFrame, udpFrame } from "./frames.ts";
+import { advertFrame, arpRequestFrame, echoRequestFrame, udpFrame } from "./frames.ts";
 import { advertTimeline, type Observed, readObserved } from "./observed.ts";
 import type { FrameSpeaker } from "./speaker.ts";
 
-/** The vrrp suite's lab plan (labs/vrrp-dut.yaml) and the DUT's default configuration. */
-export const PLAN = {
+/**
+ * The address family this run certifies (issue 16): `tandem certify --family ipv6` sets
+ * TANDEM_FAMILY=ipv6 and picks labs/vrrp-dut-v6.yaml; default IPv4 on labs/vrrp-dut.yaml.
+ */
+export const FAMILY: 4 | 6 = process.env.TANDEM_FAMILY === "ipv6" ? 6 : 4;
+
+/** The vrrp suite's lab plan (labs/vrrp-dut.yaml or labs/vrrp-dut-v6.yaml) and the DUT's default configuration. */
+export interface Plan {
+  family: 4 | 6;
+  vrid: number;
+  /** The virtual address the cases probe (ARP/ND, echo, forwarding): IPv4 VIP, IPv6 global virtual address. */
+  vip: string;
+  /** Every virtual address in advertisement order (IPv6: the link-local virtual address first). */
+  vips: readonly string[];
+  /** Prefix length of the virtual addresses as configured. */
+  vipPrefix: number;
+  vmac: string;
+  /** Where the DUT's advertisements come from (IPv6: its link-local address). */
+  dutIp: string;
+  dutMac: string;
+  /** Where the tester's advertisements come from (IPv6: its link-local address, greater than the DUT's). */
+  testerIp: string;
+  /** The tester's source for datagrams and echo requests (IPv6: its global address). */
+  testerData: string;
+  testerMac: string;
+  sinkIp: string;
+  sinkPort: number;
+  /** Where advertisements go: 224.0.0.18 or ff02::12. */
+  multicast: string;
+  priority: number;
+  intervalMs: number;
+}
+
+const PLAN4: Plan = {
+  family: 4,
   vrid: 7,
   vip: "198.18.2.1",
+  vips: ["198.18.2.1"],
+  vipPrefix: 24,
   vmac: "00:00:5e:00:01:07",
   dutIp: "198.18.2.2",
   dutMac: "02:00:00:00:02:02",
   testerIp: "198.18.2.10",
+  testerData: "198.18.2.10",
   testerMac: "02:00:00:00:02:0a",
   sinkIp: "198.18.102.10",
   sinkPort: 9999,
+  multicast: "224.0.0.18",
   priority: 100,
   intervalMs: 1000,
-} as const;
+};
+
+const PLAN6: Plan = {
+  ...PLAN4,
+  family: 6,
+  vip: "2001:db8:2::1",
+  vips: ["fe80::7", "2001:db8:2::1"],
+  vipPrefix: 64,
+  vmac: "00:00:5e:00:02:07",
+  dutIp: "fe80::2",
+  testerIp: "fe80::ffff:ffff:ffff:a",
+  testerData: "2001:db8:2::a",
+  sinkIp: "2001:db8:102::a",
+  multicast: "ff02::12",
+};
+
+export const PLAN: Plan = FAMILY === 6 ? PLAN6 : PLAN4;
 
 export const NAMES: Record<string, string> = { [PLAN.dutIp]: "dut", [PLAN.testerIp]: "tester" };
 
@@ -33,7 +87,8 @@ export function dutConfig(over: Partial<VrrpInstanceConfig> = {}): VrrpInstanceC
     advertIntervalMs: PLAN.intervalMs,
     preempt: true,
     version: 3,
-    virtualAddresses: [`${PLAN.vip}/24`],
+    virtualAddresses: PLAN.vips.map((a) => `${a}/${PLAN.vipPrefix}`),
+    ...(FAMILY === 6 ? { family: 6 as const } : {}),
     ...over,
   };
 }
@@ -55,7 +110,7 @@ export function testerAdvert(
     srcIp: PLAN.testerIp,
     vrid: PLAN.vrid,
     priority,
-    addresses: [PLAN.vip],
+    addresses: [...PLAN.vips],
     interval: 100,
     ...over,
   });
@@ -72,10 +127,12 @@ export interface Driver {
   mark(label: string): number;
   sleep(ms: number): Promise<void>;
   startDut(): Promise<number>;
-  /** Sends an ARP request for the VIP; returns the send time. */
+  /** Sends an ARP request (IPv6: a Neighbor Solicitation) for the VIP; returns the send time. */
   arpForVip(): Promise<number>;
   /** Sends `count` UDP datagrams to the sink through the virtual MAC. */
   udpViaVmac(count: number): Promise<number>;
+  /** Sends `count` ICMP echo requests to the VIP (L2: the virtual MAC), 100 ms apart; returns the first send time. */
+  pingVip(count: number, identifier: number): Promise<number>;
 }
 
 export interface ScenarioResult {
@@ -112,7 +169,7 @@ export async function runScenario(
   await rm(sinkPcap, { force: true });
   const lan = await Capture.start(tester, {
     interface: "eth0",
-    filter: "vrrp or arp or udp",
+    filter: FAMILY === 6 ? "vrrp or arp or udp or icmp or ip6" : "vrrp or arp or udp or icmp",
     snapLength: 256,
     path: testerPcap,
   });
@@ -139,20 +196,43 @@ export async function runScenario(
       await adapter.start();
       return t;
     },
-    arpForVip: () => speaker.send(arpRequestFrame(PLAN.testerMac, PLAN.testerIp, PLAN.vip)),
+    arpForVip: () =>
+      speaker.send(
+        FAMILY === 6
+          ? neighborSolicitationFrame({ mac: PLAN.testerMac, src: PLAN.testerData, target: PLAN.vip })
+          : arpRequestFrame(PLAN.testerMac, PLAN.testerIp, PLAN.vip),
+      ),
     udpViaVmac: (count) =>
       speaker.send(
         ...Array.from({ length: count }, (_, seq) =>
           udpFrame({
             srcMac: PLAN.testerMac,
             dstMac: PLAN.vmac,
-            srcIp: PLAN.testerIp,
+            srcIp: PLAN.testerData,
             dstIp: PLAN.sinkIp,
             dstPort: PLAN.sinkPort,
             seq,
           }),
         ),
       ),
+    async pingVip(count, identifier) {
+      let first = 0;
+      for (let sequence = 1; sequence <= count; sequence++) {
+        const t = await speaker.send(
+          echoRequestFrame({
+            srcMac: PLAN.testerMac,
+            dstMac: PLAN.vmac,
+            srcIp: PLAN.testerData,
+            dstIp: PLAN.vip,
+            identifier,
+            sequence,
+          }),
+        );
+        first ||= t;
+        if (sequence < count) await driver.sleep(100);
+      }
+      return first;
+    },
   };
   let captures: CaptureStats[];
   try {
@@ -209,13 +289,23 @@ export async function attachScenario(
  */
 export function advertsFrom(r: ScenarioResult, ip: string, fromMs = 0, toMs = Number.POSITIVE_INFINITY) {
   return r.tester.adverts.filter(
-    (a) => a.ip.src === ip && a.vrrp.type === 1 && a.tsMs >= fromMs && a.tsMs <= toMs,
+    (a) => isFrom(a.ip.src, ip) && a.vrrp.type === 1 && a.tsMs >= fromMs && a.tsMs <= toMs,
   );
+}
+
+/**
+ * Whether an advertisement's source is `ip`. IPv6: the DUT sends from a link-local address
+ * of its own choosing (the lab's fe80::2 or the kernel's EUI-64 one), so on this two-speaker
+ * hub every advertisement not from the tester is the DUT's.
+ */
+function isFrom(src: string, ip: string): boolean {
+  if (FAMILY === 6 && ip === PLAN.dutIp) return src !== PLAN.testerIp;
+  return src === ip;
 }
 
 export function otherTypesFrom(r: ScenarioResult, ip: string): Record<number, number> {
   const out: Record<number, number> = {};
   for (const a of r.tester.adverts)
-    if (a.ip.src === ip && a.vrrp.type !== 1) out[a.vrrp.type] = (out[a.vrrp.type] ?? 0) + 1;
+    if (isFrom(a.ip.src, ip) && a.vrrp.type !== 1) out[a.vrrp.type] = (out[a.vrrp.type] ?? 0) + 1;
   return out;
 }

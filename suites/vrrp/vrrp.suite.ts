@@ -1,16 +1,20 @@
 import { afterAll, beforeAll, describe, expect } from "vitest";
-import { vrrpCases as C } from "../../lib/certify/cases/vrrp.ts";
+import type { CaseDef } from "../../lib/certify/cases/define.ts";
+import { vrrpCases } from "../../lib/certify/cases/vrrp.ts";
 import type { Lab } from "../../lib/lab/index.ts";
-import { isGratuitousArp } from "../../lib/wire/index.ts";
+import { isGratuitousArp, vrrpIpv6SenderProblems } from "../../lib/wire/index.ts";
 import type { VendorAdapter, VrrpInstanceConfig } from "../../vendor-adapters/types.ts";
 import { requireCompleteCaptures, requireSafeTiming } from "../support/evidence.ts";
 import { useSuiteLab } from "../support/fixture.ts";
 import { type CaseContext, certCase } from "../support/requirement.ts";
+import { ICMPV6_ECHO } from "./frames.ts";
+import type { SeenNd } from "./observed.ts";
 import {
   advertsFrom,
   attachScenario,
   type Driver,
   dutConfig,
+  FAMILY,
   masterDownMs,
   PLAN,
   runScenario,
@@ -21,6 +25,28 @@ import {
 import { FrameSpeaker } from "./speaker.ts";
 
 /**
+ * The cases of this run's family. IPv6 (issue 16, `--family ipv6`): every case also needs
+ * capability vrrp-ipv6; ARP becomes Neighbor Discovery (the VRRP-ARP requirements are
+ * judged on unsolicited and solicited Neighbor Advertisements, RFC 9568 6.4.2/6.4.3), and
+ * the VRRPv2 case does not apply (VRRPv2 is IPv4 only).
+ */
+const C: Record<keyof typeof vrrpCases, CaseDef> =
+  FAMILY === 6
+    ? (Object.fromEntries(
+        Object.entries(vrrpCases).map(([id, def]) => [
+          id,
+          id === "vrrp.rx-interval-v2"
+            ? {
+                ...def,
+                notApplicable:
+                  "VRRPv2 is IPv4 only (RFC 3768); the IPv6 variant of the suite has no VRRPv2 case",
+              }
+            : { ...def, needs: [...(def.needs ?? []), "vrrp-ipv6" as const] },
+        ]),
+      ) as Record<keyof typeof vrrpCases, CaseDef>)
+    : vrrpCases;
+
+/**
  * VRRP (RFC 5798) conformance of any router behind an adapter. The DUT sits on a hub
  * with the tester, which drives its state machine with crafted advertisements and
  * watches everything on the wire; the sink on the far side sees what it forwards.
@@ -29,7 +55,7 @@ import { FrameSpeaker } from "./speaker.ts";
  */
 const TOLERANCE_MS = 150;
 
-const device = useSuiteLab("labs/vrrp-dut.yaml", 120_000);
+const device = useSuiteLab(FAMILY === 6 ? "labs/vrrp-dut-v6.yaml" : "labs/vrrp-dut.yaml", 120_000);
 let lab: Lab | undefined;
 let adapter: VendorAdapter | undefined;
 let speaker: FrameSpeaker | undefined;
@@ -98,13 +124,15 @@ describe("vrrp: advertisements, timers, ARP and forwarding of a master", () => {
     const bad = adverts
       .map((a) => {
         const problems: string[] = [];
-        if (a.ip.dst !== "224.0.0.18") problems.push(`IP destination ${a.ip.dst}`);
-        if (a.ip.ttl !== 255) problems.push(`TTL ${a.ip.ttl}`);
+        if (a.ip.dst !== PLAN.multicast) problems.push(`IP destination ${a.ip.dst}`);
+        if (a.ip.ttl !== 255) problems.push(`${FAMILY === 6 ? "hop limit" : "TTL"} ${a.ip.ttl}`);
+        // RFC 9568 5.1.2.1, 5.2.9: link-local source, the link-local virtual address first.
+        if (a.ip6) problems.push(...vrrpIpv6SenderProblems(a.ip6, a.vrrp));
         if (a.vrrp.version !== 3) problems.push(`version ${a.vrrp.version}`);
         if (a.vrrp.type !== 1) problems.push(`type ${a.vrrp.type}`);
         if (a.vrrp.vrid !== PLAN.vrid) problems.push(`VRID ${a.vrrp.vrid}`);
         if (a.vrrp.priority !== PLAN.priority) problems.push(`priority ${a.vrrp.priority}`);
-        if (a.vrrp.count !== 1 || a.vrrp.addresses.join() !== PLAN.vip)
+        if (a.vrrp.count !== PLAN.vips.length || a.vrrp.addresses.join() !== PLAN.vips.join())
           problems.push(`addresses ${a.vrrp.addresses.join()}`);
         if (!a.checksumOk) problems.push(`checksum 0x${a.vrrp.checksum.toString(16)} (not RFC 5798 5.2.8)`);
         if (a.vrrp.version === 3 && a.vrrp.maxAdverIntCs !== PLAN.intervalMs / 10)
@@ -112,7 +140,7 @@ describe("vrrp: advertisements, timers, ARP and forwarding of a master", () => {
         return problems.length ? `advert at ${new Date(a.tsMs).toISOString()}: ${problems.join(", ")}` : "";
       })
       .filter(Boolean);
-    expect(bad, "advertisements that break RFC 5798 section 5").toEqual([]);
+    expect(bad, "advertisements that break RFC 9568 (RFC 5798) section 5").toEqual([]);
   });
 
   certCase(C["vrrp.adv-vmac"], async (ctx) => {
@@ -136,6 +164,21 @@ describe("vrrp: advertisements, timers, ARP and forwarding of a master", () => {
     const r = await alone();
     const adverts = await expectBecameMaster(ctx, r);
     const first = adverts[0]!.tsMs;
+    if (FAMILY === 6) {
+      // RFC 9568 6.4.2: an unsolicited NA (Override set, Solicited clear) per virtual address.
+      const nas = unsolicitedNas(r);
+      await ctx.attachText("unsolicited NAs", JSON.stringify(nas, null, 2), "application/json", "nas.json");
+      const prompt = nas.filter((g) => Math.abs(g.tsMs - first) <= 1000);
+      expect(
+        PLAN.vips.filter((v) => !prompt.some((n) => n.nd.target === v)),
+        "virtual addresses with no unsolicited NA within 1 s of becoming master",
+      ).toEqual([]);
+      expect(
+        [...new Set(prompt.map((g) => g.linkLayer))],
+        "target link-layer address announced for the virtual addresses",
+      ).toEqual([PLAN.vmac]);
+      return;
+    }
     const garps = r.tester.arps.filter((a) => isGratuitousArp(a.arp) && a.arp.senderIp === PLAN.vip);
     await ctx.attachText("gratuitous ARPs", JSON.stringify(garps, null, 2), "application/json", "garps.json");
     const prompt = garps.filter((g) => Math.abs(g.tsMs - first) <= 1000);
@@ -148,6 +191,18 @@ describe("vrrp: advertisements, timers, ARP and forwarding of a master", () => {
   certCase(C["vrrp.arp-master-replies"], async (ctx) => {
     const r = await alone();
     await expectBecameMaster(ctx, r);
+    if (FAMILY === 6) {
+      // RFC 9568 6.4.3: the master answers NS for the virtual addresses (target link-layer = virtual MAC).
+      const nas = solicitedNas(r, r.at.arp! - 5);
+      await ctx.attachText("solicited NAs", JSON.stringify(nas, null, 2), "application/json", "nas.json");
+      expect(nas.length, "Neighbor Advertisements answering the NS for the virtual address").toBeGreaterThan(
+        0,
+      );
+      expect([...new Set(nas.map((x) => x.linkLayer))], "target link-layer address in the answers").toEqual([
+        PLAN.vmac,
+      ]);
+      return;
+    }
     const replies = r.tester.arps.filter(
       (a) => a.arp.operation === 2 && a.arp.senderIp === PLAN.vip && a.tsMs >= r.at.arp! - 5,
     );
@@ -164,7 +219,7 @@ describe("vrrp: advertisements, timers, ARP and forwarding of a master", () => {
   certCase(C["vrrp.fwd-master"], async (ctx) => {
     const r = await alone();
     await expectBecameMaster(ctx, r);
-    const got = r.sink.udp.filter((u) => u.src === PLAN.testerIp).length;
+    const got = r.sink.udp.filter((u) => u.src === PLAN.testerData).length;
     expect(got, "datagrams forwarded to the far side (10 sent to the virtual MAC)").toBe(10);
   });
 });
@@ -184,6 +239,20 @@ const HUB_NOTE =
   "Segment-dependent: on a hub every frame to the virtual MAC reaches the backup, so this verdict judges what the backup does with frames it is offered (RFC 5798 6.4.2: MUST NOT forward them).";
 const SWITCH_NOTE =
   "Segment-dependent: on a learning switch a backup is offered frames to the virtual MAC only while the switch floods them (virtual MAC unknown or aged out, e.g. right after a failover) or has learned the virtual MAC on the backup's port. Here the tester advertises from its own MAC and never sends from the virtual MAC, so the switch floods the datagrams or sends them to the DUT's port (the only port that can have sent from the virtual MAC): the DUT is offered them. On a switch where the master's frames taught it the virtual MAC on the master's port, the backup is never offered them and a pass says nothing about the backup.";
+
+/** IPv6: unsolicited Neighbor Advertisements for the virtual addresses (Solicited clear). */
+function unsolicitedNas(r: ScenarioResult): SeenNd[] {
+  return r.tester.nds.filter(
+    (n) => n.nd.type === 136 && !n.nd.solicited && n.nd.override && PLAN.vips.includes(n.nd.target),
+  );
+}
+
+/** IPv6: solicited Neighbor Advertisements for the probed virtual address from `fromMs` on. */
+function solicitedNas(r: ScenarioResult, fromMs: number): SeenNd[] {
+  return r.tester.nds.filter(
+    (n) => n.nd.type === 136 && n.nd.solicited && n.nd.target === PLAN.vip && n.tsMs >= fromMs,
+  );
+}
 
 // ------------------------------------------------------------ B: backup under a live master, then the master falls silent
 const backup = () =>
@@ -212,20 +281,33 @@ describe("vrrp: backup state", () => {
 
   certCase(C["vrrp.arp-backup-silent"], async (ctx) => {
     const r = await backup();
-    const replies = r.tester.arps.filter(
-      (a) =>
-        a.arp.operation === 2 &&
-        a.arp.senderIp === PLAN.vip &&
-        a.tsMs >= r.at.arp! - 5 &&
-        a.tsMs <= r.at.silent!,
-    );
+    const replies =
+      FAMILY === 6
+        ? // RFC 9568 6.4.2: a backup MUST NOT respond to NS for the virtual addresses.
+          r.tester.nds.filter(
+            (n) =>
+              n.nd.type === 136 &&
+              PLAN.vips.includes(n.nd.target) &&
+              n.tsMs >= r.at.arp! - 5 &&
+              n.tsMs <= r.at.silent!,
+          )
+        : r.tester.arps.filter(
+            (a) =>
+              a.arp.operation === 2 &&
+              a.arp.senderIp === PLAN.vip &&
+              a.tsMs >= r.at.arp! - 5 &&
+              a.tsMs <= r.at.silent!,
+          );
     await attachScenario(ctx, r, { arpRepliesFromBackup: replies });
-    expect(replies.length, "ARP replies for the VIP from a backup").toBe(0);
+    expect(
+      replies.length,
+      `${FAMILY === 6 ? "Neighbor Advertisements" : "ARP replies"} for the VIP from a backup`,
+    ).toBe(0);
   });
 
   certCase(C["vrrp.fwd-backup-silent"], async (ctx) => {
     const r = await backup();
-    const got = r.sink.udp.filter((u) => u.src === PLAN.testerIp && u.tsMs <= r.at.silent!).length;
+    const got = r.sink.udp.filter((u) => u.src === PLAN.testerData && u.tsMs <= r.at.silent!).length;
     const seg = lanSegment();
     // Frames from the virtual MAC the tester saw before falling silent: the only port a
     // switch can learn the virtual MAC on here is the DUT's (the tester sends from its own MAC).
@@ -449,6 +531,78 @@ describe("vrrp: preemption", () => {
     const mine = dutAdverts(r, r.at.dut!, r.at.end!);
     await attachScenario(ctx, r, { dutAdverts: mine.length });
     expect(mine.length, "DUT advertisements with preemption off under a live priority-50 master").toBe(0);
+  });
+});
+
+// ------------------------------------------------------------ N: Accept_Mode (RFC 9568 6.4.3)
+/**
+ * The DUT (priority 100: not the address owner) becomes master, then the tester sends
+ * ICMP echo requests to the VIP through the virtual MAC. Accept_Mode True: each is answered
+ * from the VIP. Accept_Mode False: none is, and nothing else comes back either (no ICMP
+ * error: "MUST NOT accept", silently). The DUT must still be master while they arrive
+ * (it advertises before and after), or the verdict would say nothing about a master.
+ * UNH-IOL 2.5 (packets addressed to the virtual address in the master state); VPP
+ * test_vrrp4_accept_mode_disabled / _enabled (echo request to the VIP; reply or none).
+ */
+const PINGS = 5;
+const PING_ID = 0x7a7a;
+
+function acceptModeScenario(name: string, acceptMode: boolean) {
+  return masterThen(
+    name,
+    async (d, at) => {
+      at.ping = await d.pingVip(PINGS, PING_ID);
+      d.mark(`${PINGS} ICMP echo requests to the VIP`);
+      await d.sleep(1500);
+      at.end = d.mark("end");
+    },
+    dutConfig({ acceptMode }),
+  );
+}
+
+async function acceptModeEvidence(ctx: CaseContext, r: ScenarioResult, acceptMode: boolean) {
+  const [echoRequest, echoReply] = FAMILY === 6 ? [ICMPV6_ECHO.request, ICMPV6_ECHO.reply] : [8, 0];
+  const requests = r.tester.icmp.filter(
+    (i) =>
+      i.type === echoRequest && i.identifier === PING_ID && i.src === PLAN.testerData && i.dst === PLAN.vip,
+  );
+  // Everything ICMP addressed to the tester after the first request: echo replies and errors
+  // (IPv6: Neighbor Discovery is kept apart, in `nds`).
+  const back = r.tester.icmp.filter((i) => i.dst === PLAN.testerData && i.tsMs >= r.at.ping! - 5);
+  const replies = back.filter((i) => i.type === echoReply && i.identifier === PING_ID);
+  const masterBefore = dutAdverts(r, r.at.dut!, r.at.ping!).length;
+  const masterAfter = dutAdverts(r, r.at.ping!, r.at.end!).length;
+  await attachScenario(ctx, r, {
+    acceptMode,
+    echoRequestsSeen: requests.length,
+    echoReplies: replies.map((x) => ({ src: x.src, srcMac: x.srcMac, sequence: x.sequence })),
+    otherIcmpToTester: back.filter((i) => !replies.includes(i)),
+    dutAdvertsBeforePings: masterBefore,
+    dutAdvertsAfterPings: masterAfter,
+  });
+  expect(requests.length, "echo requests to the VIP in the LAN capture").toBe(PINGS);
+  expect(masterBefore, "the DUT was master before the echo requests").toBeGreaterThan(0);
+  expect(masterAfter, "the DUT was still master after the echo requests").toBeGreaterThan(0);
+  return { back, replies };
+}
+
+describe("vrrp: Accept_Mode", () => {
+  certCase(C["vrrp.accept-mode-off"], async (ctx) => {
+    const r = await acceptModeScenario("accept-mode-off", false);
+    const { back } = await acceptModeEvidence(ctx, r, false);
+    expect(
+      back.map((i) => `${i.src} type ${i.type} code ${i.code}`),
+      `ICMP answers to ${PINGS} echo requests sent to the VIP of a master with Accept_Mode False`,
+    ).toEqual([]);
+  });
+
+  certCase(C["vrrp.accept-mode-on"], async (ctx) => {
+    const r = await acceptModeScenario("accept-mode-on", true);
+    const { replies } = await acceptModeEvidence(ctx, r, true);
+    expect(
+      replies.filter((x) => x.src === PLAN.vip).length,
+      `echo replies from the VIP to ${PINGS} echo requests (Accept_Mode True)`,
+    ).toBe(PINGS);
   });
 });
 

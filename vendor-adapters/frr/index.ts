@@ -43,6 +43,8 @@ export class FrrAdapter implements VendorAdapter {
     "vrrp-preempt-off",
     "vrrp-graceful-stop",
     "vrrp-state-readback",
+    // VRRPv3 over IPv6 (issue 16: test/vrrp-ipv6-capture.test.ts, the vrrp suite's --family ipv6).
+    "vrrp-ipv6",
     "fault-crash",
     "fault-link",
     "logs",

@@ -46,6 +46,9 @@ export class KeepalivedAdapter implements VendorAdapter {
     "vrrp-preempt-off",
     "vrrp-graceful-stop",
     "vrrp-state-readback",
+    "vrrp-accept-mode",
+    // VRRPv3 over IPv6 (issue 16: test/vrrp-ipv6-capture.test.ts, the vrrp suite's --family ipv6).
+    "vrrp-ipv6",
     "fault-crash",
     "fault-link",
     "logs",
@@ -276,6 +279,9 @@ export function renderKeepalivedConf(
       `  priority ${v.priority}`,
       `  advert_int ${v.advertIntervalMs / 1000}`,
       ...(v.preempt ? [] : ["  nopreempt"]),
+      // RFC 9568 Accept_Mode (keepalived.conf(5): accept / no_accept; without either,
+      // keepalived accepts unless vrrp_strict).
+      ...(v.acceptMode === undefined ? [] : [v.acceptMode ? "  accept" : "  no_accept"]),
       "  virtual_ipaddress {",
       ...v.virtualAddresses.map((a) => `    ${a}`),
       "  }",

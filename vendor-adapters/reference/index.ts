@@ -34,6 +34,7 @@ import type {
   NatlbMoveResult,
   VendorAdapter,
 } from "../types.ts";
+import { vrrpFamily } from "../types.ts";
 import { ReferenceVrls, routerFaults } from "./vrls-control.ts";
 
 /**
@@ -73,7 +74,7 @@ export class ReferenceAdapter implements VendorAdapter {
       const vr = virtualRouterConfig(loaded);
       if (vr.members.length === 1 && vr.members[0]?.host === target.primary) {
         // A one-member virtual router on the DUT: the reference as a plain VRRPv3 router.
-        caps.push("vrrp-v3", "vrrp-preempt-off", "vrrp-graceful-stop");
+        caps.push("vrrp-v3", "vrrp-preempt-off", "vrrp-graceful-stop", "vrrp-accept-mode");
         this.vrrpMode = true;
       } else {
         // The reference has a substitution server (vrls-coordinator agent); the control
@@ -111,7 +112,7 @@ export class ReferenceAdapter implements VendorAdapter {
     };
   }
 
-  /** VRRP mode: priority, interval and preemption of the first instance; VRLS settings; the NAT-LB embodiment. */
+  /** VRRP mode: priority, interval, preemption and Accept_Mode of the first instance; VRLS settings; the NAT-LB embodiment. */
   async deploy(config: DeviceConfig): Promise<void> {
     this.vrrpConfig = config.vrrp;
     if (config.vrls) this.vrls?.deploy(config.vrls);
@@ -123,6 +124,9 @@ export class ReferenceAdapter implements VendorAdapter {
     const v = this.vrrpConfig?.[0];
     if (!v) throw new Error("reference adapter: deploy a vrrp instance first");
     if (v.version !== 3) throw new Error("reference adapter: VRRPv3 only");
+    // Issue 16: the reference router speaks VRRP over IPv4 only (no capability vrrp-ipv6,
+    // so the vrrp suite's IPv6 variant is not applicable); never run an IPv6 instance as IPv4.
+    if (vrrpFamily(v) === 6) throw new Error("reference adapter: VRRP over IPv6 is not implemented yet");
     await this.stopRouter();
     const loaded = this.topology();
     const base = virtualRouterConfig(loaded);
@@ -133,6 +137,8 @@ export class ReferenceAdapter implements VendorAdapter {
     this.running = await startVirtualRouter(this.lab, {
       ...vr,
       members: vr.members.map((m) => ({ ...m, priority: v.priority })),
+      // RFC 9568 Accept_Mode; absent: the reference's default, True (as VRLS members).
+      ...(v.acceptMode !== undefined ? { acceptMode: v.acceptMode } : {}),
       ...routerFaults(this.faults),
     });
   }

@@ -10,6 +10,11 @@ export interface CaseDef {
   title: string;
   requirements: readonly string[];
   needs?: readonly Capability[];
+  /**
+   * Set where the case cannot apply to any device of this run (e.g. a VRRPv2 case on the
+   * IPv6 variant of the vrrp suite: VRRPv2 is IPv4 only): "not applicable" with this reason.
+   */
+  notApplicable?: string;
   /** Set while the reference role a case drives is not built yet: the case is skipped with this reason. */
   notYetAvailable?: string;
   /**

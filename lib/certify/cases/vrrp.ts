@@ -122,6 +122,18 @@ export const vrrpCases = defineCases("vrrp", {
     requirements: ["VRRP-RX-005"],
     needs: ["vrrp-v3"],
   },
+  "vrrp.accept-mode-off": {
+    title:
+      "a master with Accept_Mode False drops packets addressed to the virtual address (UNH-IOL 2.5, VPP test_vrrp4_accept_mode_disabled)",
+    requirements: ["VRRP-ACC-001"],
+    needs: ["vrrp-v3", "vrrp-accept-mode"],
+  },
+  "vrrp.accept-mode-on": {
+    title:
+      "a master with Accept_Mode True answers packets addressed to the virtual address (UNH-IOL 2.5, VPP test_vrrp4_accept_mode_enabled)",
+    requirements: ["VRRP-ACC-002"],
+    needs: ["vrrp-v3", "vrrp-accept-mode"],
+  },
   "vrrp.rx-interval-v2": {
     title: "a VRRPv2 router ignores advertisements with another Adver Int",
     requirements: ["VRRP-RX-006"],

@@ -1,4 +1,6 @@
 import { createSocket, type Socket } from "node:dgram";
+import { mkdir, rename, writeFile } from "node:fs/promises";
+import { dirname } from "node:path";
 import { decodeNatlb, encodeNatlb, NATLB_TYPE, type NatlbBody, type NatlbMessage } from "../../wire/natlb.ts";
 import {
   decodeLoadReport,
@@ -33,9 +35,48 @@ export interface ChannelCounters {
   /** Refused before authentication (issue 15): one source above its rate, all sources above theirs. */
   limitedSender: number;
   limitedGlobal: number;
+  /** Authenticated, but a type this receiver never takes from that sender (issue 15: a replay re-addressed). */
+  unexpected: number;
   sent: number;
   retransmitted: number;
   acksSent: number;
+}
+
+/**
+ * Why a datagram was refused, one counter each (issue 15; `tandem natlb show` prints them):
+ * limited-sender / limited-global (before anything else), length (truncated, over-long,
+ * body length disagreeing), version, bad-hmac, body (a sealed body that does not parse),
+ * replay, unexpected (a type this receiver does not take from that sender).
+ */
+export const REJECT_REASONS = [
+  "limited-sender",
+  "limited-global",
+  "length",
+  "version",
+  "bad-hmac",
+  "body",
+  "replay",
+  "unexpected",
+] as const;
+export type RejectReason = (typeof REJECT_REASONS)[number];
+
+export function rejectReasonOf(decodeReason: string): RejectReason {
+  if (decodeReason.includes("HMAC")) return "bad-hmac";
+  if (decodeReason.startsWith("unsupported NAT-LB control version")) return "version";
+  if (decodeReason.includes("disagrees with datagram length") || decodeReason.startsWith("truncated"))
+    return "length";
+  return "body";
+}
+
+/** What a channel writes to its status file (read by `tandem natlb show`). */
+export interface ChannelStatus {
+  at: number;
+  role: string;
+  host: string;
+  rssBytes: number;
+  counters: ChannelCounters;
+  rejects: Record<RejectReason, number>;
+  limiter: { peer: number; sender: number; global: number; sendersForgotten: number; trackedSenders: number };
 }
 
 export type Handler = (
@@ -66,10 +107,20 @@ export class ControlChannel {
     retransmitAnswered: 0,
     limitedSender: 0,
     limitedGlobal: 0,
+    unexpected: 0,
     sent: 0,
     retransmitted: 0,
     acksSent: 0,
   };
+  readonly rejects = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as Record<RejectReason, number>;
+  /**
+   * Which authenticated (type, sender) pairs this receiver takes; others are refused as
+   * "unexpected" before the replay window (a genuine message replayed to a receiver it was
+   * not meant for: the window is per receiver, so one that never heard from that sender
+   * would accept it). Absent: every pair.
+   */
+  accepts: ((type: number, sender: number) => boolean) | undefined;
+  private statusTimer: NodeJS.Timeout | undefined;
   /** Last problems seen (for the log and the tests). */
   readonly lastRejects: string[] = [];
   onLoadReport: ((r: LoadReport, from: { address: string }) => void) | undefined;
@@ -135,16 +186,23 @@ export class ControlChannel {
     this.counters.received++;
     const limit = this.limiter.check(rinfo.address, performance.now());
     if (limit !== "accept") {
-      if (limit === "global") this.counters.limitedGlobal++;
-      else this.counters.limitedSender++;
+      if (limit === "global") {
+        this.counters.limitedGlobal++;
+        this.rejects["limited-global"]++;
+      } else {
+        this.counters.limitedSender++;
+        this.rejects["limited-sender"]++;
+      }
       return;
     }
     const bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.length);
     if (bytes.length >= 2 && bytes[1] === NATLB_TYPE_LOAD_REPORT) {
       const d = decodeLoadReport(bytes, this.key);
       if (!d.ok) return this.countBad(d.error.reason);
+      if (!this.expected(NATLB_TYPE_LOAD_REPORT, d.value.sender)) return;
       if (this.replay.check(`s${d.value.sender}`, 0, d.value.sequence) !== "accept") {
         this.counters.replayed++;
+        this.rejects.replay++;
         return this.reject(`replayed load report from ${d.value.sender}`);
       }
       this.counters.accepted++;
@@ -155,10 +213,12 @@ export class ControlChannel {
     if (!d.ok) return this.countBad(d.error.reason);
     const msg = d.value;
     const tag = `${msg.sender}/${msg.sequence}`;
+    if (!this.expected(msg.type, msg.sender)) return;
     if (this.replay.check(`s${msg.sender}`, 0, msg.sequence) !== "accept") {
       // Dropped, never acted on. An exact copy of a request already done cannot be told
       // from a retransmission whose ack was lost: it gets the cached ack again.
       this.counters.replayed++;
+      this.rejects.replay++;
       this.reject(`replayed type ${msg.type} from ${msg.sender} seq ${msg.sequence}`);
       const cached = this.answered.get(tag);
       if (cached instanceof Uint8Array) {
@@ -212,7 +272,39 @@ export class ControlChannel {
   private countBad(reason: string): void {
     if (reason.includes("HMAC")) this.counters.badAuth++;
     else this.counters.malformed++;
+    this.rejects[rejectReasonOf(reason)]++;
     this.reject(reason);
+  }
+
+  private expected(type: number, sender: number): boolean {
+    if (!this.accepts || this.accepts(type, sender)) return true;
+    this.counters.unexpected++;
+    this.rejects.unexpected++;
+    this.reject(`unexpected type ${type} from sender ${sender}`);
+    return false;
+  }
+
+  status(role: string, host: string): ChannelStatus {
+    return {
+      at: Date.now(),
+      role,
+      host,
+      rssBytes: process.memoryUsage().rss,
+      counters: { ...this.counters },
+      rejects: { ...this.rejects },
+      limiter: { ...this.limiter.counters, trackedSenders: this.limiter.trackedSenders },
+    };
+  }
+
+  /** Writes status() to `file` every `everyMs` (atomically: tmp + rename), for `tandem natlb show`. */
+  writeStatus(file: string, role: string, host: string, everyMs = 500): void {
+    void mkdir(dirname(file), { recursive: true }).catch(() => undefined);
+    this.statusTimer = setInterval(() => {
+      writeFile(`${file}.tmp`, JSON.stringify(this.status(role, host)))
+        .then(() => rename(`${file}.tmp`, file))
+        .catch(() => undefined);
+    }, everyMs);
+    this.statusTimer.unref();
   }
 
   /** Sends a message without waiting for anything (copy pushes). */
@@ -282,6 +374,7 @@ export class ControlChannel {
   }
 
   close(): void {
+    if (this.statusTimer) clearInterval(this.statusTimer);
     for (const p of this.pending.values()) p.reject(new Error("control channel closed"));
     this.pending.clear();
     this.socket.close();

@@ -21,6 +21,8 @@ interface Args {
   name: string;
   /** Seeded faults (lib/roles/seeded-faults.ts); absent: none. */
   faults?: string[];
+  /** Where the control channel's counters go every 500 ms (`tandem natlb show`). */
+  statusFile?: string;
 }
 
 const args = agentArgs<Args>();
@@ -55,6 +57,18 @@ async function startChannel(): Promise<ControlChannel> {
     keyHex: config.control.key,
     port: config.control.port,
   });
+  // Issue 15: what a balancer takes from whom. The controller's four steps (1-4, 3 as a
+  // transfer request); table entry parts (3) from the other balancers and the keepers;
+  // acks (6) to our own parts. Nothing from itself, no copy pushes (5) or load reports (7).
+  const balancerIds = new Set(ids.balancer.values());
+  const keeperIds = new Set(ids.keeper.values());
+  ch.accepts = (type, sender) => {
+    if (sender === myId) return false;
+    if (sender === ids.controller) return type >= 1 && type <= 4;
+    if (balancerIds.has(sender) || keeperIds.has(sender)) return type === 3 || type === 6;
+    return false;
+  };
+  if (args.statusFile) ch.writeStatus(args.statusFile, "balancer", args.name);
   ch.setHandler(async (msg) => {
     switch (msg.type) {
       case 1: // transition notification (step 1)
@@ -293,6 +307,8 @@ serveAgent({
     },
     channel: () => ({
       counters: channel?.counters,
+      rejects: channel?.rejects,
+      rssBytes: process.memoryUsage().rss,
       lastRejects: channel?.lastRejects,
       pushes,
       fullPushes,

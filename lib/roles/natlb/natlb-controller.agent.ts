@@ -4,7 +4,7 @@
 import { agentArgs, log, serveAgent } from "../../remote/agent-runtime.ts";
 import { pause } from "../../remote/wait.ts";
 import { encodeNatlb } from "../../wire/natlb.ts";
-import { type NatlbConfig, NatlbSection } from "./config.ts";
+import { type NatlbConfig, NatlbSection, nodeIds } from "./config.ts";
 import { ControlChannel } from "./control-channel.ts";
 import { Controller } from "./controller.ts";
 import type { MoveKind, MoveStep } from "./move.ts";
@@ -13,6 +13,8 @@ interface Args {
   config: unknown;
   /** The move journal (kept across controller restarts). */
   journal: string;
+  /** Where the control channel's counters go every 500 ms (`tandem natlb show`). */
+  statusFile?: string;
 }
 
 const args = agentArgs<Args>();
@@ -34,6 +36,18 @@ serveAgent({
           keyHex: config.control.key,
           port: config.control.port,
         });
+        // Issue 15: load reports (7) and acks (6) from the balancers, acks from the keepers.
+        // Copy pushes (5) from the balancers too: the controller shares its host and port
+        // with that server's keeper (both bound with SO_REUSEADDR) and may be the socket
+        // the kernel hands them to; they were always taken and ignored here.
+        const ids = nodeIds(config);
+        const balancerIds = new Set(ids.balancer.values());
+        const keeperIds = new Set(ids.keeper.values());
+        ch.accepts = (type, sender) =>
+          balancerIds.has(sender)
+            ? type === 5 || type === 6 || type === 7
+            : keeperIds.has(sender) && type === 6;
+        if (args.statusFile) ch.writeStatus(args.statusFile, "controller", config.controller.host);
         controller = new Controller(config, ch, args.journal);
       }
       if (p.waitForReports ?? true) await controller.waitForReports();
@@ -119,7 +133,12 @@ serveAgent({
       }
       return { sent: p.count ?? 1 };
     },
-    channel: () => ({ counters: controller?.channel.counters, lastRejects: controller?.channel.lastRejects }),
+    channel: () => ({
+      counters: controller?.channel.counters,
+      rejects: controller?.channel.rejects,
+      lastRejects: controller?.channel.lastRejects,
+      rssBytes: process.memoryUsage().rss,
+    }),
   },
   onShutdown: () => {
     controller?.stopAuto();

@@ -14,6 +14,8 @@ interface Args {
   /** This server's host name in the natlb section. */
   host: string;
   faults?: string[];
+  /** Where the control channel's counters go every 500 ms (`tandem natlb show`). */
+  statusFile?: string;
 }
 
 const args = agentArgs<Args>();
@@ -41,6 +43,12 @@ serveAgent({
         keyHex: config.control.key,
         port: config.control.port,
       });
+      // Issue 15: copy pushes (5) from the balancers, restore requests (3) from the
+      // controller, acks (6) from the balancers to the parts we send.
+      const balancerIds = new Set(ids.balancer.values());
+      ch.accepts = (type, sender) =>
+        sender === ids.controller ? type === 3 : balancerIds.has(sender) && (type === 5 || type === 6);
+      if (args.statusFile) ch.writeStatus(args.statusFile, "keeper", args.host);
       ch.setHandler(async (msg) => {
         if (msg.type === 5) {
           const name = ids.nameOf.get(msg.balancer) ?? `#${msg.balancer}`;
@@ -96,6 +104,8 @@ serveAgent({
       pushesStale,
       sentToSurvivor,
       channel: channel?.counters,
+      rejects: channel?.rejects,
+      rssBytes: process.memoryUsage().rss,
     }),
     copyRows: (p: { balancer: string; vip: string }) => store.copyRows(p.balancer, p.vip),
   },

@@ -31,6 +31,8 @@ export interface RouterAgentArgs {
   monitor?: MonitorOptions;
   /** false: kernel rules outlive the agent (negative control `fault=zombie-dataplane`). */
   fateSharing?: boolean;
+  /** RFC 9568 Accept_Mode (VirtualRouterConfig.acceptMode); absent: true. */
+  acceptMode?: boolean;
 }
 
 export function routerAgentArgs(vr: VirtualRouterConfig, host: string, statusFile?: string): RouterAgentArgs {
@@ -43,6 +45,7 @@ export function routerAgentArgs(vr: VirtualRouterConfig, host: string, statusFil
     bucketSeed: vr.spec.conditions.kind === "bucket" ? vr.spec.conditions.seed : 0,
     core,
     ...(vr.fateSharing === false ? { fateSharing: false } : {}),
+    ...(vr.acceptMode === false ? { acceptMode: false } : {}),
     trace: process.env.VRLS_TRACE === "1",
     realtime: realtimeFromEnv(process.env.VRLS_REALTIME),
     ...(statusFile ? { statusFile } : {}),

@@ -120,6 +120,12 @@ export interface VirtualRouterConfig {
   fateSharing?: boolean;
   /** Seeded faults of the router agents (lib/roles/seeded-faults.ts); absent: none. */
   faults?: string[];
+  /**
+   * RFC 9568 Accept_Mode of a plain VRRP router (the reference adapter's VRRP mode).
+   * Absent or true: the master accepts packets addressed to the virtual address (what VRLS
+   * members always do); false: it drops them unless it is the address owner (priority 255).
+   */
+  acceptMode?: boolean;
 }
 
 /** Validates the `vrls:` section against the topology (hosts, interfaces, addresses). */

@@ -70,6 +70,15 @@ export interface MemberDataplaneOptions {
    * bucket sets; lib/roles/vrls/jhash.ts predicts the same value (tested against the kernel).
    */
   buckets?: { over: "src" | "src+dst"; count: number; seed: number };
+  /**
+   * false: RFC 9568 Accept_Mode False for a router that is not the address owner. The owner
+   * table gets an input chain that drops every IPv4 packet addressed to the virtual address
+   * (counter `accept_mode_drops`), so the master still answers ARP for it and forwards
+   * through the virtual MAC, but no local socket sees packets sent to it (no ping reply, no
+   * ICMP error: silently dropped). Absent or true: accepted (the VIP is a local address of
+   * the master's macvlan).
+   */
+  acceptMode?: boolean;
 }
 
 export interface SetCounters {
@@ -154,7 +163,7 @@ export class MemberDataplane {
       await this.sh(["sysctl", "-qw", `${k}=${v}`]);
     }
     await this.sh(["ip", "link", "set", mv, "up"]);
-    void vip; // the VIP is configured on the macvlan only while master (setRole)
+    // The VIP is configured on the macvlan only while master (setRole).
     this.queue = HoldQueue.open<string>({
       queueNum: this.rule.queueNum,
       queue: { maxLen: 16384 },
@@ -210,6 +219,18 @@ export class MemberDataplane {
         ...(b ? [bucketDecl(SETS.forward), bucketDecl(SETS.queued), bucketDecl(SETS.blocked)] : []),
         "counter unknown_master { }",
         "counter unknown_backup { }",
+        ...(this.opts.acceptMode === false
+          ? [
+              "counter accept_mode_drops { }",
+              // Accept_Mode False (RFC 9568 6.4.3): packets addressed to the virtual address
+              // are not accepted. Input only: forwarding and ARP are untouched, and a backup
+              // has no VIP configured, so the rule matters to the master alone.
+              "chain accept_mode {",
+              "  type filter hook input priority -200; policy accept;",
+              `  ip daddr ${vip} counter name "accept_mode_drops" drop`,
+              "}",
+            ]
+          : []),
         "chain classify {",
         "  type filter hook forward priority -200; policy accept;",
         `  iifname != "${mv}" accept`,

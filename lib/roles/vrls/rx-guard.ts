@@ -132,5 +132,37 @@ export function rxGuardTable(o: RxGuardOptions): string {
   ].join("\n");
 }
 
+/**
+ * Issue 15, address conflicts: a gratuitous ARP (or any ARP) on the LAN whose sender IP is
+ * one of the virtual router's addresses and whose sender MAC is not the virtual MAC is
+ * another host claiming the VIP. Table `arp vrls<VRID>_arp`, input hook, counts such ARP
+ * packets arriving on the LAN interface in counter `arp_conflict` (the master polls it and
+ * re-asserts the VIP with its own gratuitous ARP; docs/decisions.md 2026-12-03). The
+ * packet is accepted: the kernel's own ARP handling is left as it was.
+ */
+export function arpConflictTableName(vrid: number): string {
+  return `vrls${vrid}_arp`;
+}
+
+export function arpConflictTable(o: {
+  lanInterface: string;
+  addresses: readonly string[];
+  vmac: string;
+}): string {
+  if (!/^[A-Za-z0-9_.:-]{1,15}$/.test(o.lanInterface))
+    throw new Error(`arp guard: lanInterface "${o.lanInterface}" is not an interface name`);
+  for (const a of o.addresses)
+    if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(a)) throw new Error(`arp guard: "${a}" is not an IPv4 address`);
+  if (!/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(o.vmac)) throw new Error(`arp guard: "${o.vmac}" is not a MAC`);
+  return [
+    "flags owner;",
+    "counter arp_conflict { }",
+    "chain in {",
+    "  type filter hook input priority 0; policy accept;",
+    `  iifname "${o.lanInterface}" arp saddr ip { ${o.addresses.join(", ")} } arp saddr ether != ${o.vmac.toLowerCase()} counter name "arp_conflict"`,
+    "}",
+  ].join("\n");
+}
+
 // The user-space limits are shared with the NAT-LB control channel: lib/wire/rate-limit.ts.
 export { LogLimiter, RxLimiter, type RxLimiterOptions, type RxLimitVerdict } from "../../wire/rate-limit.ts";

@@ -37,7 +37,14 @@ import { RawIo } from "./rawio.ts";
 import { RealtimeBoost } from "./realtime-boost.ts";
 import { ReviewedCore, type ReviewedEvent } from "./reviewed-core.ts";
 import { type CoreAction, RouterCore } from "./router-core.ts";
-import { LogLimiter, RxLimiter, rxGuardTable, rxGuardTableName } from "./rx-guard.ts";
+import {
+  arpConflictTable,
+  arpConflictTableName,
+  LogLimiter,
+  RxLimiter,
+  rxGuardTable,
+  rxGuardTableName,
+} from "./rx-guard.ts";
 import { fromWire, toWire } from "./wire-map.ts";
 
 const args = agentArgs<RouterAgentArgs>();
@@ -95,10 +102,66 @@ async function refreshGuard(): Promise<void> {
     log(`rx guard counters: ${(e as Error).message}`);
   }
 }
+// Issue 15: gratuitous ARP claiming the VIP from another MAC. The kernel counts such ARP
+// packets (table arp vrls<VRID>_arp, rx-guard.ts); the agent reads the counter every
+// ARP_POLL_MS and, as master, counts the conflicts (rx.arpConflict) and re-asserts the VIP
+// with its own gratuitous ARP (tx.garpReassert).
+const arpGuard = { family: "arp" as const, table: arpConflictTableName(vrid) };
+const ARP_POLL_MS = 50;
+/**
+ * A second gratuitous ARP this long after the first: Linux ignores an ARP that would
+ * change a neighbour entry updated less than locktime (1 s by default) ago, so the first
+ * re-assertion, 50 ms after the spoof, does not move the end systems back; this one does.
+ */
+const ARP_REASSERT_REPEAT_MS = 1100;
+let arpRepeat: NodeJS.Timeout | undefined;
+function reassertVip(): void {
+  io.sendFrame(gratuitousArpFrame(vmac, args.virtualAddress));
+  count("tx.garp");
+  count("tx.garpReassert");
+}
+let arpConflictsSeen = 0;
+const arpLog = new LogLimiter(1000);
+async function pollArpConflicts(): Promise<void> {
+  let packets: number;
+  try {
+    packets = (await listCounters(nft, arpGuard)).get("arp_conflict")?.packets ?? 0;
+  } catch (e) {
+    arpLog.line(now(), `arp conflict counter: ${(e as Error).message}`, log);
+    return;
+  }
+  const fresh = packets - arpConflictsSeen;
+  arpConflictsSeen = packets;
+  if (fresh <= 0 || stopped) return;
+  rx["rx.arpConflict"] = (rx["rx.arpConflict"] ?? 0) + fresh;
+  if (core.role !== "master" || faults.has("vrrp-no-garp")) return;
+  reassertVip();
+  if (arpRepeat) clearTimeout(arpRepeat);
+  arpRepeat = setTimeout(() => {
+    arpRepeat = undefined;
+    if (!stopped && core.role === "master") reassertVip();
+  }, ARP_REASSERT_REPEAT_MS);
+  arpRepeat.unref();
+  arpLog.line(
+    now(),
+    `address conflict: ${fresh} ARP packet(s) for ${args.virtualAddress} from another MAC; re-asserted`,
+    log,
+  );
+}
 /** How much longer an old owner observes once told to stop (see stopAndSendMarkers). */
 const STOP_SETTLE_MS = 2;
 /** How long a new owner waits for the old owner's last forwarded packet to be held (then releases the whole flow). */
 const MARKER_WAIT_MS = 3;
+
+/**
+ * RFC 9568 Accept_Mode in force: the address owner (priority 255) always accepts; otherwise
+ * the configured setting (absent: true). The seeded faults invert it where it is false / true.
+ */
+function acceptModeInForce(): boolean {
+  if (args.core.priority === 255) return true;
+  if (args.acceptMode === false) return faults.has("vrrp-accept-mode-ignored");
+  return !faults.has("vrrp-accept-mode-forced");
+}
 
 // One persistent libnftables context for the agent's life: its owner table dies with it.
 const nft = inProcessNft();
@@ -106,6 +169,7 @@ const dp = new MemberDataplane({
   host: localHost({ timeoutMs: 30_000 }),
   nft,
   fateSharing: args.fateSharing !== false,
+  acceptMode: acceptModeInForce(),
   vrid,
   lanInterface: args.interface,
   virtualAddress: args.virtualAddress,
@@ -565,6 +629,7 @@ async function shutdownRouter(): Promise<void> {
   if (timer) clearTimeout(timer);
   await dp.teardown().catch((e) => log(`teardown: ${(e as Error).message}`));
   await deleteTable(nft, rxGuard).catch(() => undefined);
+  await deleteTable(nft, arpGuard).catch(() => undefined);
   io?.close();
 }
 
@@ -712,6 +777,20 @@ try {
     faults.has(RX_FAULT_OF_GUARD[c]),
   );
   await replaceTable(nft, rxGuard, rxGuardTable({ vrid, peers, lanInterface: args.interface, letThrough }));
+  await replaceTable(
+    nft,
+    arpGuard,
+    arpConflictTable({ lanInterface: args.interface, addresses: [args.virtualAddress], vmac }),
+  );
+  let arpBusy = false;
+  const readArp = setInterval(() => {
+    if (stopped || arpBusy) return;
+    arpBusy = true;
+    void pollArpConflicts().finally(() => {
+      arpBusy = false;
+    });
+  }, ARP_POLL_MS);
+  readArp.unref();
   const readGuard = setInterval(() => {
     if (!stopped) void refreshGuard();
   }, 1000);

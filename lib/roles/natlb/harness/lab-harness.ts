@@ -37,6 +37,15 @@ async function launch(lab: Lab, host: string, agent: string, args: unknown): Pro
   return launchAgent(lab.host(host).remote, agent, { args, hostLabel: host });
 }
 
+/** The control channel's status file of a NAT-LB agent (`tandem natlb show` reads it). */
+export function natlbChannelFile(
+  runDir: string,
+  role: "balancer" | "keeper" | "controller",
+  host: string,
+): string {
+  return `${runDir}/natlb-channel-${role}-${host}.json`;
+}
+
 export async function startNatlb(
   lab: Lab,
   config: NatlbConfig,
@@ -62,19 +71,30 @@ export async function startNatlb(
       const web = await launch(lab, host, "natlb-web", {});
       await web.call("start", { port, name: host });
       webs.set(host, web);
-      const keeper = await launch(lab, host, "natlb-keeper", { config, host, ...faults });
+      const statusFile = natlbChannelFile(await lab.host(host).runDir(), "keeper", host);
+      const keeper = await launch(lab, host, "natlb-keeper", { config, host, statusFile, ...faults });
       await keeper.call("start");
       keepers.set(host, keeper);
     }),
   );
   await Promise.all(
     Object.keys(config.balancers).map(async (name) => {
-      const b = await launch(lab, name, "natlb-balancer", { config, name, ...faults });
+      const statusFile = natlbChannelFile(await lab.host(name).runDir(), "balancer", name);
+      const b = await launch(lab, name, "natlb-balancer", { config, name, statusFile, ...faults });
       await b.call("start", { push: options.push ?? true }, { timeoutMs: 30_000 });
       balancers.set(name, b);
     }),
   );
-  const controller = await launch(lab, config.controller.host, "natlb-controller", { config, journal });
+  const controllerStatus = natlbChannelFile(
+    await lab.host(config.controller.host).runDir(),
+    "controller",
+    config.controller.host,
+  );
+  const controller = await launch(lab, config.controller.host, "natlb-controller", {
+    config,
+    journal,
+    statusFile: controllerStatus,
+  });
   await controller.call("start", { auto: options.controllerAuto ?? false }, { timeoutMs: 30_000 });
   const clientHosts = options.clientHosts ?? lab.hostNames.filter((h) => lab.host(h).spec?.role === "client");
   await Promise.all(clientHosts.map(async (h) => clients.set(h, await launch(lab, h, "natlb-clients", {}))));
@@ -101,6 +121,11 @@ export async function restartController(
   rig.controller = await launch(rig.lab, rig.config.controller.host, "natlb-controller", {
     config: rig.config,
     journal: rig.journal,
+    statusFile: natlbChannelFile(
+      await rig.lab.host(rig.config.controller.host).runDir(),
+      "controller",
+      rig.config.controller.host,
+    ),
   });
   return rig.controller.call("start", { recover: true }, { timeoutMs: 60_000 });
 }

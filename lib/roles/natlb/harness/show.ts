@@ -2,6 +2,7 @@ import { attachLab, type Lab } from "../../../lab/lab.ts";
 import { loadTopology } from "../../../topology/load.ts";
 import type { NatlbConfig } from "../config.ts";
 import { entryRow, parseConntrackListing } from "../conn-table.ts";
+import type { ChannelStatus } from "../control-channel.ts";
 import { TABLE } from "../ruleset.ts";
 import { loadNatlbSection } from "../section.ts";
 
@@ -74,6 +75,55 @@ export function formatBalancerTables(tables: readonly BalancerTables[], maxRows 
   return out.join("\n");
 }
 
+/**
+ * Issue 15: every NAT-LB agent's control channel counters (received, accepted, refused per
+ * reason, limits hit, RSS), from the status file each agent writes every 500 ms
+ * (harness natlbChannelFile), read over SSH.
+ */
+export async function readChannelStatus(lab: Lab, config: NatlbConfig): Promise<ChannelStatus[]> {
+  const hosts = [
+    ...new Set([
+      ...Object.keys(config.balancers),
+      ...config.vips.flatMap((v) => v.servers.map((x) => x.host)),
+      config.controller.host,
+    ]),
+  ];
+  const out: ChannelStatus[] = [];
+  for (const h of hosts) {
+    const dir = await lab.host(h).runDir();
+    const r = await lab
+      .host(h)
+      .exec([
+        "sh",
+        "-c",
+        `for f in ${dir}/natlb-channel-*-${h}.json; do [ -f "$f" ] && cat "$f"; echo; done`,
+      ]);
+    for (const line of r.stdout.split("\n")) {
+      const t = line.trim();
+      if (!t) continue;
+      try {
+        out.push(JSON.parse(t) as ChannelStatus);
+      } catch {
+        // a file being replaced: skipped
+      }
+    }
+  }
+  return out;
+}
+
+export function formatChannelStatus(list: readonly ChannelStatus[]): string {
+  const out = ["control channels (refused per reason):"];
+  for (const c of list) {
+    const refused = Object.entries(c.rejects)
+      .filter(([, n]) => n > 0)
+      .map(([k, n]) => `${k} ${n}`);
+    out.push(
+      `  ${c.host} ${c.role}: received ${c.counters.received}, accepted ${c.counters.accepted}, refused ${refused.length ? refused.join(", ") : "none"}; rss ${(c.rssBytes / 2 ** 20).toFixed(1)} MiB`,
+    );
+  }
+  return out.join("\n");
+}
+
 /** For the CLI: attach to a running lab by name or prefix and print its NAT-LB tables. */
 export async function showNatlbLab(
   nameOrPrefix: string,
@@ -82,7 +132,8 @@ export async function showNatlbLab(
   const lab = await attachLab(nameOrPrefix);
   try {
     const config = loadNatlbSection(loadTopology(lab.record.topologyFile));
-    return formatBalancerTables(await readBalancerTables(lab, config), options.maxRows);
+    const tables = formatBalancerTables(await readBalancerTables(lab, config), options.maxRows);
+    return `${tables}\n${formatChannelStatus(await readChannelStatus(lab, config))}`;
   } finally {
     for (const h of lab.hostNames) lab.host(h).close();
   }

@@ -94,6 +94,11 @@ export async function printVrlsShow(labNameOrPrefix: string, json = false): Prom
     console.log(
       `   rejected by the agent: ${refused.length ? refused.map(([k, n]) => `${k.replace(/^rx\./, "")} ${n}`).join(", ") : "none"}`,
     );
+    // Gratuitous ARP for the VIP from another MAC (rx-guard.ts arpConflictTable) and the
+    // master's re-assertions.
+    console.log(
+      `   address conflicts (ARP for the VIP from another MAC): ${status.rx?.["rx.arpConflict"] ?? 0}, VIP re-asserted ${status.rx?.["tx.garpReassert"] ?? 0} time(s)`,
+    );
     if (status.rxGuard)
       console.log(
         `   shed in the kernel: ${Object.entries(status.rxGuard)
