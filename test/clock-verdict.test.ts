@@ -2,9 +2,19 @@
 // verdict read across clocks (a host's capture against the controller's marks, or two
 // hosts) is judged only when the measured offsets cannot move it across its bound.
 import { describe, expect, it } from "vitest";
-import { clockErrorMs, significantOffsetMs, unsafeTimingVerdict } from "../lib/lab/physical.ts";
+import {
+  clockErrorMs,
+  significantOffsetMs,
+  unsafeTimingVerdict,
+  unsafeWindowVerdict,
+} from "../lib/lab/physical.ts";
 import type { ClockOffset } from "../lib/lab/state.ts";
-import { InconclusiveError, isInconclusive, requireSafeTiming } from "../suites/support/evidence.ts";
+import {
+  InconclusiveError,
+  isInconclusive,
+  requireSafeTiming,
+  requireSafeWindow,
+} from "../suites/support/evidence.ts";
 
 const at = "2026-12-03T00:00:00.000Z";
 const clocks: Record<string, ClockOffset> = {
@@ -74,5 +84,59 @@ describe("unsafe timing verdicts", () => {
     expect(isInconclusive(caught)).toBe(true);
     expect((caught as Error).message).toMatch(/^inconclusive: became master after the DUT started: .* 42 ms/);
     expect((caught as InconclusiveError).evidence).toMatchObject({ measuredMs: 4580, boundMs: 4609, clocks });
+  });
+});
+
+// Counting captured events between edges read on other clocks (natlb.move's gratuitous ARPs
+// after the controller's "move requested", vrrp's DUT adverts after "DUT started", the
+// sink's datagrams before the tester fell silent).
+describe("unsafe window verdicts", () => {
+  const window = (eventsMs: number[], sides = [{ host: "tester", corrected: false }]) => ({
+    what: "gratuitous ARPs after the move was requested",
+    eventsMs,
+    fromMs: 10_000,
+    toMs: 12_000,
+    sides,
+  });
+
+  it("decided when every event is farther from both edges than the clock error", () => {
+    // error 42 ms: events 50 ms inside the start and 100 ms before the end, one far outside
+    expect(unsafeWindowVerdict(clocks, window([10_050, 11_900, 9_000]))).toBeUndefined();
+    // one clock (virtual lab): an event right at the edge is decided
+    expect(unsafeWindowVerdict(undefined, window([10_000]))).toBeUndefined();
+    // an edge not given is not judged
+    expect(unsafeWindowVerdict(clocks, { ...window([12_001]), toMs: undefined })).toBeUndefined();
+  });
+
+  it("no verdict when an event lies within the clock error of an edge (inside or outside)", () => {
+    expect(unsafeWindowVerdict(clocks, window([10_020]))).toBe(
+      "gratuitous ARPs after the move was requested: an event 20 ms from the window's start across host clocks; the clock offsets (tester 40 ms ± 2 ms (uncorrected)) make it uncertain by up to 42 ms, so whether it falls inside is unknown and no verdict",
+    );
+    expect(unsafeWindowVerdict(clocks, window([11_990]))).toMatch(/10 ms from the window's end/);
+    expect(unsafeWindowVerdict(clocks, window([9_970]))).toMatch(/30 ms from the window's start/);
+    // Two clocks add up: 10 ms from the edge, 2 + 2.3 ms of error once corrected.
+    const both = [
+      { host: "tester", corrected: true },
+      { host: "sink", corrected: true },
+    ];
+    expect(unsafeWindowVerdict(clocks, window([10_010], both))).toBeUndefined();
+    expect(unsafeWindowVerdict(clocks, window([10_004], both))).toMatch(/up to 4.3 ms/);
+  });
+
+  it("requireSafeWindow makes the case inconclusive with that reason", () => {
+    const lab = { record: { clocks } } as unknown as Parameters<typeof requireSafeWindow>[0];
+    expect(() => requireSafeWindow(lab, window([10_050]))).not.toThrow();
+    let caught: unknown;
+    try {
+      requireSafeWindow(lab, window([10_050, 10_020]));
+    } catch (e) {
+      caught = e;
+    }
+    expect(caught).toBeInstanceOf(InconclusiveError);
+    expect(isInconclusive(caught)).toBe(true);
+    expect((caught as Error).message).toMatch(
+      /^inconclusive: gratuitous ARPs .* 20 ms from the window's start/,
+    );
+    expect((caught as InconclusiveError).evidence).toMatchObject({ fromMs: 10_000, events: 2, clocks });
   });
 });

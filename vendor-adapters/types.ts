@@ -187,6 +187,10 @@ export interface DeviceTarget {
 }
 
 /** A VIP move as the balancers' control function reports it (seed 002, four steps). */
+export interface NatlbMoveOptions {
+  inTransition?: () => Promise<void>;
+}
+
 export interface NatlbMoveResult {
   id: string;
   outcome: string;
@@ -197,6 +201,8 @@ export interface NatlbMoveResult {
   entriesMoved: number;
   totalMs: number;
   hold?: { held: number; released: number; dropped: number; inOrder: boolean; holdMs: number };
+  /** Whether the device called `options.inTransition` (inside the hold window). */
+  inTransitionCalled?: boolean;
   raw: unknown;
 }
 
@@ -215,7 +221,14 @@ export interface NatlbControl {
   start(options: { embodiment: "dnat" | "fullnat" }): Promise<void>;
   stop(): Promise<void>;
   owner(vip: string): Promise<string | undefined>;
-  move(vip: string, to: string): Promise<NatlbMoveResult>;
+  /**
+   * A planned move of `vip` to balancer `to` (the seed's four steps). With
+   * `options.inTransition`, the device calls it once while the new owner is in transition
+   * mode and holds the VIP's addresses (after step 2, before step 3) and goes on only when
+   * it resolves: the suite's probes reach the new owner provably inside the hold window.
+   * The result's `inTransitionCalled` says whether it was called.
+   */
+  move(vip: string, to: string, options?: NatlbMoveOptions): Promise<NatlbMoveResult>;
   startLoad(id: string, vip: string, connections: number, downloads: number): Promise<number>;
   loadReport(id: string, stop?: boolean): Promise<NatlbLoadResult>;
   /** The access correspondence table of `balancer` for `vip` (seed Fig. 5: 901-908). */

@@ -206,3 +206,45 @@ export function unsafeTimingVerdict(
     .join(", ");
   return `${verdict.what}: measured ${verdict.measuredMs} ms against a bound of ${verdict.boundMs} ms across host clocks; the clock offsets (${per}) make it uncertain by up to ${error} ms, more than the ${Math.round(margin * 1000) / 1000} ms between measurement and bound, so no verdict`;
 }
+
+/**
+ * The window form of {@link unsafeTimingVerdict}: a case that counts events of one clock
+ * (a capture) between edges read on other clocks (the controller's marks, another host's)
+ * is decided only when no event lies within the clock error of an edge it is compared
+ * with: such an event could be inside or outside on the true time line, so the count could
+ * differ. `sides` are all the clocks involved (the events' host and the edges'). Returns the
+ * reason when the clocks cannot decide it.
+ */
+export function unsafeWindowVerdict(
+  clocks: Readonly<Record<string, ClockOffset>> | undefined,
+  verdict: {
+    what: string;
+    eventsMs: readonly number[];
+    fromMs?: number;
+    toMs?: number;
+    sides: readonly ClockSide[];
+  },
+): string | undefined {
+  const error = clockErrorMs(clocks, verdict.sides);
+  if (error === 0) return undefined;
+  const edges = [
+    ...(verdict.fromMs === undefined ? [] : [{ name: "start", at: verdict.fromMs }]),
+    ...(verdict.toMs === undefined ? [] : [{ name: "end", at: verdict.toMs }]),
+  ];
+  let nearest: { edge: string; distance: number } | undefined;
+  for (const t of verdict.eventsMs)
+    for (const e of edges) {
+      const distance = Math.abs(t - e.at);
+      if (distance <= error && (!nearest || distance < nearest.distance))
+        nearest = { edge: e.name, distance };
+    }
+  if (!nearest) return undefined;
+  const per = verdict.sides
+    .filter((s) => clocks?.[s.host])
+    .map((s) => {
+      const c = clocks![s.host]!;
+      return `${s.host} ${c.offsetMs} ms ± ${c.uncertaintyMs} ms${s.corrected ? "" : " (uncorrected)"}`;
+    })
+    .join(", ");
+  return `${verdict.what}: an event ${round3(nearest.distance)} ms from the window's ${nearest.edge} across host clocks; the clock offsets (${per}) make it uncertain by up to ${error} ms, so whether it falls inside is unknown and no verdict`;
+}

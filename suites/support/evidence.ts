@@ -1,5 +1,5 @@
 import type { Lab } from "../../lib/lab/lab.ts";
-import { type ClockSide, unsafeTimingVerdict } from "../../lib/lab/physical.ts";
+import { type ClockSide, unsafeTimingVerdict, unsafeWindowVerdict } from "../../lib/lab/physical.ts";
 import { type CaptureStats, captureIncompleteness } from "../../lib/traffic/capture.ts";
 
 /**
@@ -69,6 +69,34 @@ export function requireSafeTiming(
   if (reason)
     throw new InconclusiveError(`inconclusive: ${reason}`, {
       ...verdict,
+      clocks: lab.record.clocks,
+    });
+}
+
+/**
+ * A case that counts captured events inside a window whose edges were read on other
+ * clocks calls this before its expect: when an event lies within the clock error of an
+ * edge (it could be inside or outside), the case is inconclusive with that reason. On a
+ * virtual lab (one clock) it never is.
+ */
+export function requireSafeWindow(
+  lab: Pick<Lab, "record">,
+  verdict: {
+    what: string;
+    eventsMs: readonly number[];
+    fromMs?: number;
+    toMs?: number;
+    sides: readonly ClockSide[];
+  },
+): void {
+  const reason = unsafeWindowVerdict(lab.record.clocks, verdict);
+  if (reason)
+    throw new InconclusiveError(`inconclusive: ${reason}`, {
+      what: verdict.what,
+      fromMs: verdict.fromMs,
+      toMs: verdict.toMs,
+      events: verdict.eventsMs.length,
+      sides: verdict.sides,
       clocks: lab.record.clocks,
     });
 }

@@ -4,7 +4,7 @@ import { vrrpCases } from "../../lib/certify/cases/vrrp.ts";
 import type { Lab } from "../../lib/lab/index.ts";
 import { isGratuitousArp, vrrpIpv6SenderProblems } from "../../lib/wire/index.ts";
 import type { VendorAdapter, VrrpInstanceConfig } from "../../vendor-adapters/types.ts";
-import { requireCompleteCaptures, requireSafeTiming } from "../support/evidence.ts";
+import { requireCompleteCaptures, requireSafeTiming, requireSafeWindow } from "../support/evidence.ts";
 import { useSuiteLab } from "../support/fixture.ts";
 import { type CaseContext, certCase } from "../support/requirement.ts";
 import { ICMPV6_ECHO } from "./frames.ts";
@@ -108,6 +108,20 @@ const alone = () =>
 
 function dutAdverts(r: ScenarioResult, from = 0, to = Number.POSITIVE_INFINITY) {
   return advertsFrom(r, PLAN.dutIp, from, to);
+}
+
+/**
+ * The DUT's advertisements (tester's capture, its clock) counted from the controller's
+ * "DUT started" mark: on a lab of several clocks, none may lie within the clock error of
+ * that mark (it could fall on either side). The window's end is the tester's own clock.
+ */
+function requireSafeDutWindow(r: ScenarioResult, what: string) {
+  requireSafeWindow(device().lab, {
+    what,
+    eventsMs: dutAdverts(r).map((a) => a.tsMs),
+    fromMs: r.at.dut!,
+    sides: [{ host: "tester", corrected: false }],
+  });
 }
 
 async function expectBecameMaster(ctx: CaseContext, r: ScenarioResult) {
@@ -276,6 +290,7 @@ describe("vrrp: backup state", () => {
     const r = await backup();
     const early = dutAdverts(r, r.at.dut!, r.at.silent!);
     await attachScenario(ctx, r, { dutAdvertsWhileTesterAlive: early.length });
+    requireSafeDutWindow(r, "DUT advertisements after the DUT started");
     expect(early.length, "DUT advertisements while a priority-200 master advertised").toBe(0);
   });
 
@@ -308,6 +323,16 @@ describe("vrrp: backup state", () => {
   certCase(C["vrrp.fwd-backup-silent"], async (ctx) => {
     const r = await backup();
     const got = r.sink.udp.filter((u) => u.src === PLAN.testerData && u.tsMs <= r.at.silent!).length;
+    // The sink's capture against the tester's "falls silent" time: two clocks.
+    requireSafeWindow(device().lab, {
+      what: "datagrams at the sink before the tester fell silent",
+      eventsMs: r.sink.udp.filter((u) => u.src === PLAN.testerData).map((u) => u.tsMs),
+      toMs: r.at.silent!,
+      sides: [
+        { host: "sink", corrected: false },
+        { host: "tester", corrected: false },
+      ],
+    });
     const seg = lanSegment();
     // Frames from the virtual MAC the tester saw before falling silent: the only port a
     // switch can learn the virtual MAC on here is the DUT's (the tester sends from its own MAC).
@@ -521,6 +546,7 @@ describe("vrrp: preemption", () => {
       dutAdverts: mine.length,
       firstAfterStartMs: mine[0] ? mine[0].tsMs - r.at.dut! : null,
     });
+    requireSafeDutWindow(r, "DUT advertisements after the DUT started");
     expect(mine.length, "the DUT (priority 100, preempt) never took over from priority 50").toBeGreaterThan(
       0,
     );
@@ -530,6 +556,7 @@ describe("vrrp: preemption", () => {
     const r = await lowerMasterFirst("preempt-off", dutConfig({ preempt: false }));
     const mine = dutAdverts(r, r.at.dut!, r.at.end!);
     await attachScenario(ctx, r, { dutAdverts: mine.length });
+    requireSafeDutWindow(r, "DUT advertisements after the DUT started");
     expect(mine.length, "DUT advertisements with preemption off under a live priority-50 master").toBe(0);
   });
 });

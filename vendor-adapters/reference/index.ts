@@ -35,6 +35,7 @@ import type {
   VendorAdapter,
 } from "../types.ts";
 import { vrrpFamily } from "../types.ts";
+import { DownedLinks } from "./link-routes.ts";
 import { ReferenceVrls, routerFaults } from "./vrls-control.ts";
 
 /**
@@ -50,9 +51,12 @@ export class ReferenceAdapter implements VendorAdapter {
   readonly vrls?: ReferenceVrls;
   readonly natlb?: NatlbControl;
   private rig: NatlbRig | undefined;
-  /** Links failBalancer took down; stop() brings them up again (a physical host outlives the lab run). */
-  /** Links failBalancer took down, with the routes through them (the kernel drops those with the link). */
-  private downedLinks: { host: string; ifname: string; routes: string[] }[] = [];
+  /**
+   * Links a fault (link-down, failBalancer) took down, with the routes through them (the
+   * kernel drops those with the link): link-up, restore and the balancers' stop bring the
+   * links up and put the routes back (a physical host outlives the lab run).
+   */
+  private readonly downedLinks = new DownedLinks((name) => this.lab.host(name));
   /** VRRP mode: the one-member virtual router. */
   private running: RunningVirtualRouter | undefined;
   private embodiment: "dnat" | "fullnat" | undefined;
@@ -173,12 +177,12 @@ export class ReferenceAdapter implements VendorAdapter {
       if (this.vrls?.running) await this.vrls.failMember(host, fault.kind);
       else await this.stop("crash");
     } else if (fault.kind === "restore") {
+      // The links this adapter took down come back with their routes; any other link up.
+      await this.downedLinks.upAll(host);
       const links = Object.keys(this.lab.host(host).spec?.interfaces ?? {}).map((l) => `ip link set ${l} up`);
       if (links.length > 0) await this.lab.host(host).exec(links.join("; "));
-    } else
-      await this.lab
-        .host(host)
-        .exec(["ip", "link", "set", "dev", fault.interface, fault.kind === "link-down" ? "down" : "up"]);
+    } else if (fault.kind === "link-down") await this.downedLinks.down(host, fault.interface);
+    else await this.downedLinks.up(host, fault.interface);
   }
 
   async collectLogs(): Promise<string> {
@@ -225,11 +229,7 @@ export class ReferenceAdapter implements VendorAdapter {
         // A link set down loses its routes (the lab's default route among them) and setting it
         // up brings back only the connected ones: put the rest back. On a physical lab the
         // next run reuses this host, whose balancer would otherwise forward to nowhere.
-        for (const { host, ifname, routes } of self.downedLinks.splice(0)) {
-          await self.lab.host(host).exec(["ip", "link", "set", "dev", ifname, "up"]);
-          for (const route of routes)
-            await self.lab.host(host).exec(["ip", "route", "replace", ...route.split(/\s+/), "dev", ifname]);
-        }
+        await self.downedLinks.upAll();
         // The VIP addresses the balancers claimed stay on a physical host after its agent: remove them.
         if (r && self.lab.backend === "physical") {
           for (const [name, spec] of Object.entries(r.config.balancers)) {
@@ -246,9 +246,35 @@ export class ReferenceAdapter implements VendorAdapter {
       async owner(vip) {
         return (await status(need())).vips.find((v) => v.vip === vip)?.owner ?? undefined;
       },
-      async move(vip, to) {
+      async move(vip, to, options = {}) {
         const r = need();
-        const m = await move(r, vip, to, "planned");
+        let m: MoveReport;
+        let inTransitionCalled = false;
+        const inTransition = options.inTransition;
+        if (!inTransition) m = await move(r, vip, to, "planned");
+        else {
+          // The controller stops the move after step 2 (route) until told to resume: the new
+          // owner is in transition mode and holds the VIP's addresses while the caller acts.
+          await r.controller.call("holdAfter", { step: "route" });
+          const moving = move(r, vip, to, "planned");
+          try {
+            // A move that ends (rolled back) before step 2 never stops: it wins the race.
+            const held = await Promise.race([
+              r.controller.call<boolean>("whenHeld", undefined, { timeoutMs: 60_000 }),
+              moving.then(
+                () => false,
+                () => false,
+              ),
+            ]);
+            if (held) {
+              inTransitionCalled = true;
+              await inTransition();
+            }
+          } finally {
+            await r.controller.call("resume");
+          }
+          m = await moving;
+        }
         const hold = await holdReportOf(r, to, m.id);
         return {
           id: m.id,
@@ -268,6 +294,7 @@ export class ReferenceAdapter implements VendorAdapter {
                 },
               }
             : {}),
+          ...(inTransition ? { inTransitionCalled } : {}),
           raw: { move: m, hold },
         };
       },
@@ -296,18 +323,18 @@ export class ReferenceAdapter implements VendorAdapter {
       async failBalancer(name) {
         const r = need();
         const agent = r.balancers.get(name);
-        if (agent?.pid) await self.lab.host(name).exec(["kill", "-KILL", String(agent.pid)]);
         const spec = r.config.balancers[name];
-        for (const ifname of [spec?.external, spec?.internal]) {
-          if (!ifname) continue;
-          const shown = await self.lab.host(name).exec(["ip", "-4", "route", "show", "dev", ifname]);
-          const routes = shown.stdout
-            .split("\n")
-            .map((l) => l.trim())
-            .filter((l) => l && !/\bproto kernel\b/.test(l));
-          await self.lab.host(name).exec(["ip", "link", "set", "dev", ifname, "down"]);
-          self.downedLinks.push({ host: name, ifname, routes });
-        }
+        const links = [spec?.external, spec?.internal].filter((l): l is string => Boolean(l));
+        // Routes first (put back at stop), then the kill and the links down in one command: a
+        // killed balancer's nft table goes with its process while the VIP stays on the link,
+        // so every round trip between the two let the host itself answer clients with a RST.
+        await self.downedLinks.record(name, links);
+        const script = [
+          ...(agent?.pid ? [`kill -KILL ${agent.pid}`] : []),
+          ...links.map((l) => `ip link set dev ${l} down`),
+        ].join("; ");
+        const down = await self.lab.host(name).exec(["sh", "-c", script]);
+        if (down.code !== 0) throw new Error(`${name}: ${script}: ${down.stderr.trim()}`);
         await agent?.stop({ graceMs: 100 }).catch(() => undefined);
         r.balancers.delete(name);
       },

@@ -21,6 +21,24 @@ const args = agentArgs<Args>();
 const config: NatlbConfig = NatlbSection.parse(args.config);
 let controller: Controller | undefined;
 
+/** A move stopped after a step until resumed (holdAfter / whenHeld / resume). */
+interface Gate {
+  step: MoveStep;
+  reached: boolean;
+  resume?: () => void;
+  waiters: ((reached: boolean) => void)[];
+}
+let gate: Gate | undefined;
+
+function liftGate(): void {
+  const g = gate;
+  gate = undefined;
+  if (!g) return;
+  if (controller) controller.onStep = undefined;
+  g.resume?.();
+  for (const w of g.waiters.splice(0)) w(false);
+}
+
 function ctl(): Controller {
   if (!controller) throw new Error("controller not started");
   return controller;
@@ -99,6 +117,43 @@ serveAgent({
       return { armed: p.step, ms: p.ms };
     },
     /**
+     * The next move stops after `step` (once) until `resume`: the caller acts while the move
+     * is there (the suite's probes reach the new owner while it holds the VIP in transition
+     * mode). `whenHeld` resolves true once the move stopped there, false if the gate was
+     * lifted (resume) before the move reached it.
+     */
+    holdAfter: (p: { step: MoveStep; maxMs?: number }) => {
+      liftGate();
+      const g: Gate = { step: p.step, reached: false, waiters: [] };
+      gate = g;
+      ctl().onStep = async (_id, s) => {
+        if (gate !== g || s !== g.step || g.reached) return;
+        g.reached = true;
+        const resumed = new Promise<void>((r) => {
+          g.resume = r;
+        });
+        for (const w of g.waiters.splice(0)) w(true);
+        // A caller that never resumes (it died) must not leave the VIP in transition for good.
+        const bound = setTimeout(() => {
+          if (gate === g) liftGate();
+        }, p.maxMs ?? 10_000);
+        await resumed;
+        clearTimeout(bound);
+      };
+      return { armed: p.step };
+    },
+    whenHeld: () => {
+      const g = gate;
+      if (!g) return false;
+      if (g.reached) return true;
+      return new Promise<boolean>((r) => g.waiters.push(r));
+    },
+    resume: () => {
+      const was = gate?.reached ?? false;
+      liftGate();
+      return { resumed: was };
+    },
+    /**
      * Test hook: sends bad control messages to a balancer. "unauthenticated": a valid
      * message sealed with a wrong key; "truncated": a valid message cut short; "replayed":
      * a valid, harmless message (leave transition mode for a VIP) sent twice.
@@ -141,6 +196,7 @@ serveAgent({
     }),
   },
   onShutdown: () => {
+    liftGate();
     controller?.stopAuto();
     controller?.channel.close();
   },
