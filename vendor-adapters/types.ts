@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { Lab } from "../lib/lab/index.ts";
 import type { CommandHost } from "../lib/remote/index.ts";
+import type { Vrrpv3MibSnapshot } from "../lib/snmp/vrrpv3-mib.ts";
 
 /**
  * The one interface every device family implements. A suite never talks to a device
@@ -348,6 +349,12 @@ export interface VendorAdapter {
   /** graceful: the device's own shutdown (VRRP: priority 0); crash: killed without a word. */
   stop(how?: "graceful" | "crash"): Promise<void>;
   readState(): Promise<DeviceState>;
+  /**
+   * Optional: the device's VRRPv3 MIB (RFC 6527) read over SNMP (lib/snmp/vrrpv3-mib.ts):
+   * status, priority, master and primary address and statistics counters per virtual
+   * router, the standard read-back any SNMP-managed router offers (issue 16 item 6).
+   */
+  readVrrpMib?(): Promise<Vrrpv3MibSnapshot>;
   injectFault(fault: Fault): Promise<void>;
   collectLogs(): Promise<string>;
   collectConfig(): Promise<string>;

@@ -1,4 +1,5 @@
 import { heldWithin } from "../../lib/remote/wait.ts";
+import { readVrrpv3Mib, type Vrrpv3MibSnapshot } from "../../lib/snmp/vrrpv3-mib.ts";
 import {
   linkFault,
   mustExec,
@@ -30,6 +31,12 @@ import type {
  * (`keepalived -n -l -D -P -f CONF -p PID -r VRRP_PID`), so several run side by side.
  * The configuration is the plain RFC one: state BACKUP, use_vmac (the RFC's virtual MAC),
  * VRRPv3 unless asked otherwise. Nothing is tuned to pass a case.
+ *
+ * Option `snmp=on`: the device is also observed over SNMP, as a physical router would be.
+ * start() first runs an snmpd of its own in the host's namespace (AgentX master; config,
+ * AgentX socket, pid, log and persistent files under the run's directory; SNMPv2c on the
+ * VRRP interface's primary address only), then keepalived with `-x` and
+ * `enable_snmp_rfcv3` on that socket, so readVrrpMib() returns keepalived's VRRPv3 MIB.
  */
 export class KeepalivedAdapter implements VendorAdapter {
   readonly name = "keepalived";
@@ -50,10 +57,24 @@ export class KeepalivedAdapter implements VendorAdapter {
   private readonly host: AdapterHost;
   private readonly dir: string;
   private config: DeviceConfig | undefined;
+  private readonly snmp: boolean;
+  private snmpAddress: string | undefined;
+  static readonly SNMP_COMMUNITY = "tandem";
 
   constructor(target: DeviceTarget) {
     this.host = primaryHost(target.hosts, target.primary);
     this.dir = `${target.workDir}/keepalived`;
+    const snmp = target.options.snmp ?? "off";
+    if (snmp !== "on" && snmp !== "off")
+      throw new Error(`keepalived adapter: option snmp must be on or off, got ${JSON.stringify(snmp)}`);
+    this.snmp = snmp === "on";
+  }
+
+  private get agentxSocket(): string {
+    return `${this.dir}/agentx.sock`;
+  }
+  private get snmpdPidPath(): string {
+    return `${this.dir}/snmpd.pid`;
   }
 
   private get confPath(): string {
@@ -83,15 +104,86 @@ export class KeepalivedAdapter implements VendorAdapter {
     if (!config.vrrp?.length) throw new Error("keepalived adapter: the configuration has no vrrp instance");
     this.config = config;
     await this.host.exec(["rm", "-f", this.logPath]);
-    await writeRemoteFile(this.host, this.confPath, renderKeepalivedConf(this.host.name, config.vrrp));
+    await writeRemoteFile(
+      this.host,
+      this.confPath,
+      renderKeepalivedConf(this.host.name, config.vrrp, this.snmp ? this.agentxSocket : undefined),
+    );
+  }
+
+  /** snmpd as the AgentX master, private to this run, listening on `address` only. */
+  private async startSnmpd(address: string): Promise<void> {
+    await this.host.exec(["rm", "-f", this.snmpdPidPath, this.agentxSocket]);
+    await writeRemoteFile(
+      this.host,
+      `${this.dir}/snmpd.conf`,
+      [
+        "# Written by Tandem's keepalived adapter: keepalived's AgentX master for this run only",
+        `agentaddress udp:${address}:161`,
+        "master agentx",
+        `agentXSocket unix:${this.agentxSocket}`,
+        "agentXPerms 0600 0700",
+        `rocommunity ${KeepalivedAdapter.SNMP_COMMUNITY}`,
+        "",
+      ].join("\n"),
+    );
+    await this.host.exec(["mkdir", "-p", `${this.dir}/snmp-persist`]);
+    const cmd =
+      `SNMP_PERSISTENT_DIR=${this.dir}/snmp-persist setsid snmpd -f -C -c ${this.dir}/snmpd.conf ` +
+      `-p ${this.snmpdPidPath} -Lf ${this.dir}/snmpd.log < /dev/null > /dev/null 2>&1 &`;
+    await mustExec(this.host, ["sh", "-c", cmd], "start snmpd");
+    const up = await heldWithin(
+      async () =>
+        (await readPid(this.host, this.snmpdPidPath)) !== undefined &&
+        (await this.host.exec(["test", "-S", this.agentxSocket])).code === 0,
+      { timeoutMs: 10_000, what: "snmpd's pid file and AgentX socket", everyMs: 100 },
+    );
+    if (!up)
+      throw new Error(
+        `snmpd did not start within 10 s: ${(await readRemoteFile(this.host, `${this.dir}/snmpd.log`)).slice(-2000)}`,
+      );
+    this.snmpAddress = address;
+  }
+
+  private async stopSnmpd(): Promise<void> {
+    const pid = await readPid(this.host, this.snmpdPidPath);
+    if (pid) {
+      await signalPid(this.host, pid, "TERM");
+      await waitPidGone(this.host, pid, 10_000);
+    }
+    await this.host.exec(["rm", "-f", this.snmpdPidPath, this.agentxSocket]);
+  }
+
+  /** keepalived's VRRPv3 MIB over SNMP (option snmp=on), read from the device host's namespace. */
+  async readVrrpMib(): Promise<Vrrpv3MibSnapshot> {
+    if (!this.snmp) throw new Error("keepalived adapter: readVrrpMib needs option snmp=on");
+    if (!this.snmpAddress) throw new Error("keepalived adapter: readVrrpMib before start()");
+    return readVrrpv3Mib({
+      address: this.snmpAddress,
+      community: KeepalivedAdapter.SNMP_COMMUNITY,
+      via: this.host,
+      timeoutMs: 3000,
+    });
   }
 
   async start(): Promise<void> {
     if (!this.config) throw new Error("keepalived adapter: deploy() before start()");
     await this.host.exec(["rm", "-f", this.pidPath, this.vrrpPidPath]);
+    if (this.snmp) {
+      const iface = this.config.vrrp?.[0]?.interface ?? "eth0";
+      const r = await mustExec(
+        this.host,
+        ["ip", "-4", "-o", "addr", "show", "dev", iface],
+        "read the address",
+      );
+      const address = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(r)?.[1];
+      if (!address)
+        throw new Error(`keepalived adapter: ${iface} on ${this.host.name} has no IPv4 address for snmpd`);
+      await this.startSnmpd(address);
+    }
     // Foreground (-n) under setsid so the SSH channel can close; output appended to the log file.
     const cmd =
-      `setsid keepalived -n -l -D -P -f ${this.confPath} -p ${this.pidPath} -r ${this.vrrpPidPath} ` +
+      `setsid keepalived -n -l -D -P ${this.snmp ? "-x " : ""}-f ${this.confPath} -p ${this.pidPath} -r ${this.vrrpPidPath} ` +
       `>> ${this.logPath} 2>&1 < /dev/null &`;
     await mustExec(this.host, ["sh", "-c", cmd], "start keepalived");
     const started = await heldWithin(async () => (await readPid(this.host, this.vrrpPidPath)) !== undefined, {
@@ -115,6 +207,7 @@ export class KeepalivedAdapter implements VendorAdapter {
     }
     for (const pid of [parent, child]) if (pid) await waitPidGone(this.host, pid, 10_000);
     await this.host.exec(["rm", "-f", this.pidPath, this.vrrpPidPath]);
+    if (this.snmp) await this.stopSnmpd();
   }
 
   async readState(): Promise<DeviceState> {
@@ -168,7 +261,11 @@ export function lastState(log: string, instance: string): VrrpStateName {
   return state;
 }
 
-export function renderKeepalivedConf(hostName: string, instances: readonly VrrpInstanceConfig[]): string {
+export function renderKeepalivedConf(
+  hostName: string,
+  instances: readonly VrrpInstanceConfig[],
+  agentxSocket?: string,
+): string {
   const version = instances[0]?.version ?? 3;
   const blocks = instances.map((v) => {
     if (v.version === 2 && v.advertIntervalMs % 1000 !== 0)
@@ -196,6 +293,7 @@ export function renderKeepalivedConf(hostName: string, instances: readonly VrrpI
     "global_defs {",
     `  router_id tandem_${hostName}`,
     `  vrrp_version ${version}`,
+    ...(agentxSocket ? ["  enable_snmp_rfcv3", `  snmp_socket unix:${agentxSocket}`] : []),
     "}",
     ...blocks,
     "",
