@@ -63,6 +63,7 @@ describe("natlb charts (issue 17 item 5)", () => {
       "natlb.failover",
       "natlb.fullnat",
       "natlb.move",
+      "natlb.rebalance",
     ]);
   });
 

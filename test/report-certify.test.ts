@@ -37,7 +37,7 @@ describe("tandem certify --dut keepalived --suite vrrp", () => {
     const s = first.summary;
     expect(s.device).toMatchObject({ adapter: "keepalived", product: "keepalived" });
     expect(s.device.version).toMatch(/^v2\./);
-    expect(s.counts.requirements).toBe(31);
+    expect(s.counts.requirements).toBe(33);
     expect(s.counts["not-run"]).toBe(0);
     expect(s.requirements.every((r) => ["pass", "fail", "not-applicable"].includes(r.verdict))).toBe(true);
     const failed = s.requirements.filter((r) => r.verdict === "fail").map((r) => r.id);

@@ -793,6 +793,10 @@ interface RebalanceScenario {
   onWire: { vip: string; to: string; framesFromNewOwner: number; framesFromOldOwner: number }[];
   captures: CaptureStats[];
   capturePaths: string[];
+  /** When the server-side captures started and stopped (the charts' span), and when the rebalance was asked for. */
+  captureSpan: { fromMs: number; toMs: number };
+  rebalanceAt: number;
+  internalMacs: Record<string, string | undefined>;
 }
 
 /**
@@ -818,6 +822,7 @@ function rebalanceScenario(): Promise<RebalanceScenario> {
     const loaded = VIPS.filter((v) => ownersBefore[v.vip] === busiest).map((v) => v.vip);
     for (const vip of loaded) await c.startLoad(`rebalance-${vip}`, vip, 20, 20);
     await sleep(3000); // the balancers report their counters periodically; the rate needs two reports
+    const capFrom = Date.now();
     const caps = await Promise.all(
       VIPS.map((v) =>
         Capture.start(l.host(v.server.host).remote, {
@@ -828,9 +833,11 @@ function rebalanceScenario(): Promise<RebalanceScenario> {
         }),
       ),
     );
+    const rebalanceAt = Date.now();
     const result = await c.rebalance();
     await sleep(1500);
     const captures = await Promise.all(caps.map((x) => x.stop()));
+    const capTo = Date.now();
     const ownersAfter = await owners();
     for (const vip of loaded) await c.loadReport(`rebalance-${vip}`, true);
     const macOf = (b: string) => l.host(b).spec?.interfaces?.eth1?.mac?.toLowerCase();
@@ -866,6 +873,9 @@ function rebalanceScenario(): Promise<RebalanceScenario> {
       onWire,
       captures,
       capturePaths: caps.map((x) => x.path),
+      captureSpan: { fromMs: capFrom, toMs: capTo },
+      rebalanceAt,
+      internalMacs: { lba: macOf("lba"), lbb: macOf("lbb") },
     };
   })();
   return rebalanceRun;
@@ -878,6 +888,30 @@ describe("natlb: the control server rebalances (Fig. 3, control function 52)", (
       const r = await rebalanceScenario();
       requireCompleteCaptures(r.captures);
       for (const p of r.capturePaths) await ctx.attachFile(`capture ${p}`, p, "application/vnd.tcpdump.pcap");
+      // One chart per moved VIP: packets per second towards its server by balancer (issue 17).
+      for (const m of r.result.moves) {
+        const raw = m.raw as { vip?: string; to?: string };
+        const i = VIPS.findIndex((v) => v.vip === raw.vip);
+        if (i < 0) continue;
+        const { timeline, names } = await forwardingTimeline(
+          r.capturePaths[i]!,
+          VIPS[i]!.server.address,
+          r.internalMacs,
+          { span: r.captureSpan },
+        );
+        const events: ChartEvent[] = [
+          { atMs: r.rebalanceAt, label: "rebalance requested", kind: "vip-move" },
+          ...moveEvents(m, `${raw.vip} to ${raw.to}`),
+        ];
+        const svg = await renderTimelineSvg(timeline, {
+          title: `packets per second towards ${VIPS[i]!.server.host} by balancer (rebalance of ${raw.vip})`,
+          names,
+          events,
+          originMs: r.rebalanceAt - 1000,
+          span: r.captureSpan,
+        });
+        await ctx.attachText("forwarding timeline", svg, "image/svg+xml", `timeline-rebalance-${i}.svg`);
+      }
       await ctx.attachText(
         "measurements",
         JSON.stringify({ ...r, result: { ...r.result, moves: r.result.moves.map((m) => m.raw) } }, null, 2),
