@@ -56,10 +56,11 @@ describe("RealtimeBoost: SCHED_FIFO while a hand-off is in flight (real sched_se
     );
   });
 
-  it("VRLS_REALTIME: unset is hand-off boosting, 1 always, 0 never, anything else an error naming the value", () => {
-    expect(realtimeFromEnv(undefined)).toBe("handoff");
-    expect(realtimeFromEnv("1")).toBe("always");
+  it("VRLS_REALTIME: unset or 0 never, handoff during hand-offs, 1 always, anything else an error naming the value", () => {
+    expect(realtimeFromEnv(undefined)).toBe("off");
     expect(realtimeFromEnv("0")).toBe("off");
+    expect(realtimeFromEnv("handoff")).toBe("handoff");
+    expect(realtimeFromEnv("1")).toBe("always");
     expect(() => realtimeFromEnv("yes")).toThrow(/VRLS_REALTIME .* got "yes"/);
   });
 });

@@ -18,8 +18,8 @@ export interface RouterAgentArgs {
   trace?: boolean;
   /**
    * When the agent's event loop thread runs under SCHED_FIFO (lib/roles/vrls/realtime-boost.ts):
-   * "handoff" (default) while a hand-off is in flight on it; "always" (VRLS_REALTIME=1 on the
-   * controller); "off" (VRLS_REALTIME=0). Always real-time cuts forwarding capacity on a
+   * "off" (default, VRLS_REALTIME unset or 0); "handoff" while a hand-off is in flight on it
+   * (VRLS_REALTIME=handoff); "always" (VRLS_REALTIME=1). Always real-time cuts forwarding capacity on a
    * 2-core lab host: the agents preempt the kernel's deferred packet processing (ksoftirqd)
    * (test/vrls-sharing.test.ts: two members 1.41x one instead of >= 1.8x).
    */
@@ -77,12 +77,17 @@ export interface CoordinatorAgentArgs {
   review?: ReviewOptions;
 }
 
-/** VRLS_REALTIME: unset "handoff", "1" "always", "0" "off"; anything else is an error naming the value. */
+/**
+ * VRLS_REALTIME: unset or "0" "off", "handoff" real-time during hand-offs, "1" "always";
+ * anything else is an error naming the value. Off by default: with real-time agents the
+ * exactly-once race came back (bench handoff: 4 of 720,000 lost; a CI run lost one TCP
+ * segment), docs/decisions.md.
+ */
 export function realtimeFromEnv(value: string | undefined): "handoff" | "always" | "off" {
-  if (value === undefined || value === "") return "handoff";
+  if (value === undefined || value === "" || value === "0") return "off";
+  if (value === "handoff") return "handoff";
   if (value === "1") return "always";
-  if (value === "0") return "off";
   throw new Error(
-    `VRLS_REALTIME must be 1 (always real-time), 0 (never) or unset (during hand-offs), got "${value}"`,
+    `VRLS_REALTIME must be 1 (always real-time), handoff (during hand-offs), 0 or unset (never), got "${value}"`,
   );
 }

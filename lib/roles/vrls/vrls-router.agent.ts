@@ -97,7 +97,7 @@ const boost = new RealtimeBoost({
 /** True while this agent takes part in a hand-off: as master with an allocation in flight, or as a member. */
 function inHandoff(): boolean {
   if (args.realtime === "always") return true;
-  if (args.realtime === "off") return false;
+  if (args.realtime !== "handoff") return false;
   return (core.role === "master" && core.master.busy) || !core.member.complete || pending.length > 0;
 }
 /** Reads the kernel guard's counters (in process: one netlink round trip). */
@@ -706,7 +706,7 @@ function status() {
       : null,
     pendingActions: pending.length,
     rssBytes: process.memoryUsage().rss,
-    realtime: { mode: args.realtime ?? "handoff", active: boost.active, boosts: boost.boosts },
+    realtime: { mode: args.realtime ?? "off", active: boost.active, boosts: boost.boosts },
     // Issue 15: the kernel guard's counters (packets shed per reason, read once a second)
     // and the user-space limits (messages refused per limit; rx.limited.* counts them too).
     rxGuard: guardCounters,
