@@ -197,14 +197,31 @@ export function unsafeTimingVerdict(
   const error = clockErrorMs(clocks, verdict.sides);
   const margin = Math.abs(verdict.measuredMs - verdict.boundMs);
   if (error === 0 || error < margin) return undefined;
-  const per = verdict.sides
+  const per = describeOffsets(clocks, verdict.sides);
+  return `${verdict.what}: measured ${verdict.measuredMs} ms against a bound of ${verdict.boundMs} ms across host clocks; the clock offsets (${per}) make it uncertain by up to ${error} ms, more than the ${Math.round(margin * 1000) / 1000} ms between measurement and bound, so no verdict`;
+}
+
+/** The clocks of a comparison as "host offset ± uncertainty", for a reason text. */
+function describeOffsets(
+  clocks: Readonly<Record<string, ClockOffset>> | undefined,
+  sides: readonly ClockSide[],
+): string {
+  return sides
     .filter((s) => clocks?.[s.host])
     .map((s) => {
       const c = clocks![s.host]!;
       return `${s.host} ${c.offsetMs} ms ± ${c.uncertaintyMs} ms${s.corrected ? "" : " (uncorrected)"}`;
     })
     .join(", ");
-  return `${verdict.what}: measured ${verdict.measuredMs} ms against a bound of ${verdict.boundMs} ms across host clocks; the clock offsets (${per}) make it uncertain by up to ${error} ms, more than the ${Math.round(margin * 1000) / 1000} ms between measurement and bound, so no verdict`;
+}
+
+/** Events of one clock counted between edges read on other clocks (see unsafeWindowVerdict). */
+export interface WindowVerdict {
+  what: string;
+  eventsMs: readonly number[];
+  fromMs?: number;
+  toMs?: number;
+  sides: readonly ClockSide[];
 }
 
 /**
@@ -217,13 +234,7 @@ export function unsafeTimingVerdict(
  */
 export function unsafeWindowVerdict(
   clocks: Readonly<Record<string, ClockOffset>> | undefined,
-  verdict: {
-    what: string;
-    eventsMs: readonly number[];
-    fromMs?: number;
-    toMs?: number;
-    sides: readonly ClockSide[];
-  },
+  verdict: WindowVerdict,
 ): string | undefined {
   const error = clockErrorMs(clocks, verdict.sides);
   if (error === 0) return undefined;
@@ -239,12 +250,6 @@ export function unsafeWindowVerdict(
         nearest = { edge: e.name, distance };
     }
   if (!nearest) return undefined;
-  const per = verdict.sides
-    .filter((s) => clocks?.[s.host])
-    .map((s) => {
-      const c = clocks![s.host]!;
-      return `${s.host} ${c.offsetMs} ms ± ${c.uncertaintyMs} ms${s.corrected ? "" : " (uncorrected)"}`;
-    })
-    .join(", ");
+  const per = describeOffsets(clocks, verdict.sides);
   return `${verdict.what}: an event ${round3(nearest.distance)} ms from the window's ${nearest.edge} across host clocks; the clock offsets (${per}) make it uncertain by up to ${error} ms, so whether it falls inside is unknown and no verdict`;
 }

@@ -1,5 +1,10 @@
 import type { Lab } from "../../lib/lab/lab.ts";
-import { type ClockSide, unsafeTimingVerdict, unsafeWindowVerdict } from "../../lib/lab/physical.ts";
+import {
+  type ClockSide,
+  unsafeTimingVerdict,
+  unsafeWindowVerdict,
+  type WindowVerdict,
+} from "../../lib/lab/physical.ts";
 import { type CaptureStats, captureIncompleteness } from "../../lib/traffic/capture.ts";
 
 /**
@@ -79,16 +84,7 @@ export function requireSafeTiming(
  * edge (it could be inside or outside), the case is inconclusive with that reason. On a
  * virtual lab (one clock) it never is.
  */
-export function requireSafeWindow(
-  lab: Pick<Lab, "record">,
-  verdict: {
-    what: string;
-    eventsMs: readonly number[];
-    fromMs?: number;
-    toMs?: number;
-    sides: readonly ClockSide[];
-  },
-): void {
+export function requireSafeWindow(lab: Pick<Lab, "record">, verdict: WindowVerdict): void {
   const reason = unsafeWindowVerdict(lab.record.clocks, verdict);
   if (reason)
     throw new InconclusiveError(`inconclusive: ${reason}`, {
