@@ -277,12 +277,7 @@ export class ReferenceAdapter implements VendorAdapter {
         }
         const hold = await holdReportOf(r, to, m.id);
         return {
-          id: m.id,
-          outcome: m.outcome,
-          steps: m.steps.map((x) => x.step),
-          ...timesOf(m),
-          entriesMoved: m.entriesMoved,
-          totalMs: m.totalMs,
+          ...moveResultOf(m),
           ...(hold
             ? {
                 hold: {
@@ -347,15 +342,7 @@ export class ReferenceAdapter implements VendorAdapter {
           { timeoutMs: 60_000 },
         );
         return {
-          moves: result.moves.map((m) => ({
-            id: m.id,
-            outcome: m.outcome,
-            steps: m.steps.map((x) => x.step),
-            ...timesOf(m),
-            entriesMoved: m.entriesMoved,
-            totalMs: m.totalMs,
-            raw: m,
-          })),
+          moves: result.moves.map((m) => ({ ...moveResultOf(m), raw: m })),
           vipLoads: Object.fromEntries(status.vips.map((v) => [v.vip, v.bytesPerS])),
           raw: { imbalance: result.imbalance, balancerLoads: result.loads },
         };
@@ -364,15 +351,7 @@ export class ReferenceAdapter implements VendorAdapter {
         const moves = await need().controller.call<MoveReport[]>("checkFailures", undefined, {
           timeoutMs: 60_000,
         });
-        return moves.map((m) => ({
-          id: m.id,
-          outcome: m.outcome,
-          steps: m.steps.map((x) => x.step),
-          ...timesOf(m),
-          entriesMoved: m.entriesMoved,
-          totalMs: m.totalMs,
-          raw: m,
-        }));
+        return moves.map((m) => ({ ...moveResultOf(m), raw: m }));
       },
       async diagnostics() {
         const r = self.rig;
@@ -386,8 +365,22 @@ export class ReferenceAdapter implements VendorAdapter {
 }
 
 /** The controller's clock times of a move (same host clock as the suite's in a namespace lab). */
-function timesOf(m: MoveReport): Pick<NatlbMoveResult, "startedAt" | "stepTimes"> {
-  return { startedAt: m.startedAt, stepTimes: m.steps.map((x) => ({ step: x.step, atMs: x.at })) };
+/** The adapter-interface view of the controller's move report (without hold and raw). */
+function moveResultOf(
+  m: MoveReport,
+): Pick<
+  NatlbMoveResult,
+  "id" | "outcome" | "steps" | "startedAt" | "stepTimes" | "entriesMoved" | "totalMs"
+> {
+  return {
+    id: m.id,
+    outcome: m.outcome,
+    steps: m.steps.map((x) => x.step),
+    startedAt: m.startedAt,
+    stepTimes: m.steps.map((x) => ({ step: x.step, atMs: x.at })),
+    entriesMoved: m.entriesMoved,
+    totalMs: m.totalMs,
+  };
 }
 
 export const referenceRegistration: AdapterRegistration = {
