@@ -1,5 +1,9 @@
-/** What the receive sockets listen to: IP protocol 112 (VRRP / VRLS) and/or ICMP. */
-export type RawListen = "vrrp" | "icmp";
+/**
+ * What the receive sockets listen to: IPv4 protocol 112 (VRRP / VRLS) and/or ICMP, and
+ * IPv6 next header 112 (VRRPv3 over IPv6, joined to ff02::12; each packet is handed over
+ * behind a rebuilt IPv6 header carrying the received hop limit, source and destination).
+ */
+export type RawListen = "vrrp" | "icmp" | "vrrp6";
 
 export interface RawSocketsOptions {
   /** The interface to send on and listen to (SO_BINDTODEVICE; IP_MULTICAST_IF; AF_PACKET bind). */
@@ -8,13 +12,18 @@ export interface RawSocketsOptions {
   listen?: readonly RawListen[];
   /** Network namespace to open every socket in: a name under /var/run/netns or a path. Default: the process's. */
   netns?: string;
-  /** Receive buffer of the protocol-112 socket (SO_RCVBUFFORCE, else SO_RCVBUF). Default 4 MiB. */
+  /**
+   * false: open no IPv4 socket and need no IPv4 address on the interface (an IPv6-only
+   * agent; listen "vrrp6" only, sendIp fails, counted). Default true.
+   */
+  ipv4?: boolean;
+  /** Receive buffer of the protocol-112 sockets (SO_RCVBUFFORCE, else SO_RCVBUF). Default 4 MiB. */
   vrrpRcvBufBytes?: number;
   /** Receive buffer of the ICMP socket. Default 1 MiB. */
   icmpRcvBufBytes?: number;
 }
 
-/** One received IPv4 packet (header first), as the raw socket returned it. */
+/** One received IPv4 packet (header first), as the raw socket returned it; "vrrp6": the IPv6 packet, header rebuilt. */
 export interface RawPacket {
   kind: RawListen;
   data: Buffer;
@@ -54,7 +63,7 @@ export interface RawIoStats {
 
 export declare class RawSockets {
   readonly interface: string;
-  /** The interface's IPv4 address (SIOCGIFADDR at open). */
+  /** The interface's IPv4 address (SIOCGIFADDR at open); "" with ipv4: false. */
   readonly address: string;
   /** The interface's index (if_nametoindex at open). */
   readonly ifindex: number;

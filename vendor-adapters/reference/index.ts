@@ -18,9 +18,12 @@ import { loadNatlbSection } from "../../lib/roles/natlb/section.ts";
 import { faultsFor, parseFaultOption, type SeededFaultName } from "../../lib/roles/seeded-faults.ts";
 import {
   type RunningVirtualRouter,
+  type RunningVrrp6Router,
   startVirtualRouter,
+  startVrrp6Router,
   virtualRouterConfig,
 } from "../../lib/roles/vrls/harness/lab-harness.ts";
+import { isLinkLocalIpv6 } from "../../lib/topology/address.ts";
 import { loadTopology } from "../../lib/topology/load.ts";
 import type {
   AdapterRegistration,
@@ -33,6 +36,7 @@ import type {
   NatlbControl,
   NatlbMoveResult,
   VendorAdapter,
+  VrrpInstanceConfig,
 } from "../types.ts";
 import { vrrpFamily } from "../types.ts";
 import { DownedLinks } from "./link-routes.ts";
@@ -59,6 +63,8 @@ export class ReferenceAdapter implements VendorAdapter {
   private readonly downedLinks = new DownedLinks((name) => this.lab.host(name));
   /** VRRP mode: the one-member virtual router. */
   private running: RunningVirtualRouter | undefined;
+  /** VRRP mode over IPv6 (issue 16): the vrrp6-router agent on the DUT. */
+  private running6: RunningVrrp6Router | undefined;
   private embodiment: "dnat" | "fullnat" | undefined;
   private readonly lab: Lab;
   private readonly broken: boolean;
@@ -74,11 +80,16 @@ export class ReferenceAdapter implements VendorAdapter {
     this.faults = parseFaultOption(target.options.fault);
     const caps: Capability[] = ["fault-crash", "fault-link", "logs", "config-readback"];
     const loaded = this.topology();
-    if (loaded.topology.vrls) {
+    if (!loaded.topology.vrls && !loaded.topology.natlb) {
+      // No reference section at all (labs/vrrp-dut-v6.yaml): the reference as a plain VRRPv3
+      // router configured wholly by deploy(); IPv6 only (the IPv4 router reads the lab's vrls:).
+      caps.push("vrrp-v3", "vrrp-ipv6", "vrrp-preempt-off", "vrrp-graceful-stop", "vrrp-accept-mode");
+      this.vrrpMode = true;
+    } else if (loaded.topology.vrls) {
       const vr = virtualRouterConfig(loaded);
       if (vr.members.length === 1 && vr.members[0]?.host === target.primary) {
         // A one-member virtual router on the DUT: the reference as a plain VRRPv3 router.
-        caps.push("vrrp-v3", "vrrp-preempt-off", "vrrp-graceful-stop", "vrrp-accept-mode");
+        caps.push("vrrp-v3", "vrrp-ipv6", "vrrp-preempt-off", "vrrp-graceful-stop", "vrrp-accept-mode");
         this.vrrpMode = true;
       } else {
         // The reference has a substitution server (vrls-coordinator agent); the control
@@ -128,11 +139,14 @@ export class ReferenceAdapter implements VendorAdapter {
     const v = this.vrrpConfig?.[0];
     if (!v) throw new Error("reference adapter: deploy a vrrp instance first");
     if (v.version !== 3) throw new Error("reference adapter: VRRPv3 only");
-    // Issue 16: the reference router speaks VRRP over IPv4 only (no capability vrrp-ipv6,
-    // so the vrrp suite's IPv6 variant is not applicable); never run an IPv6 instance as IPv4.
-    if (vrrpFamily(v) === 6) throw new Error("reference adapter: VRRP over IPv6 is not implemented yet");
     await this.stopRouter();
+    // Issue 16: VRRPv3 over IPv6 runs in its own agent (lib/roles/vrls/vrrp6-router.agent.ts).
+    if (vrrpFamily(v) === 6) return this.startIpv6(v);
     const loaded = this.topology();
+    if (!loaded.topology.vrls)
+      throw new Error(
+        `reference adapter: VRRP over IPv4 needs the lab's vrls: section (a one-member virtual router on ${this.target.primary}); ${this.lab.record.topologyFile} has none`,
+      );
     const base = virtualRouterConfig(loaded);
     const vr = virtualRouterConfig(loaded, base.name, {
       advertIntervalMs: v.advertIntervalMs,
@@ -147,13 +161,39 @@ export class ReferenceAdapter implements VendorAdapter {
     });
   }
 
+  /**
+   * The IPv6 router on the DUT: the instance's addresses, priority, interval, preemption and
+   * Accept_Mode; advertisements leave from the interface's link-local address in the lab
+   * file (else the agent takes the interface's first one).
+   */
+  private async startIpv6(v: VrrpInstanceConfig): Promise<void> {
+    const host = this.target.primary;
+    const spec = this.topology().topology.hosts[host]?.interfaces[v.interface];
+    const source = spec?.addresses
+      .map((a) => a.split("/")[0] as string)
+      .find((a) => a.includes(":") && isLinkLocalIpv6(a));
+    this.running6 = await startVrrp6Router(this.lab, host, {
+      interface: v.interface,
+      vrid: v.vrid,
+      priority: v.priority,
+      advertIntervalCs: Math.round(v.advertIntervalMs / 10),
+      preempt: v.preempt,
+      virtualAddresses: v.virtualAddresses,
+      ...(source ? { source } : {}),
+      ...(v.acceptMode !== undefined ? { acceptMode: v.acceptMode } : {}),
+      ...(this.faults.length > 0 ? { faults: [...this.faults] } : {}),
+    });
+  }
+
   /** graceful: the agent's own shutdown (it resigns with priority 0); crash: SIGKILL. */
   async stop(how: "graceful" | "crash" = "graceful"): Promise<void> {
     if (!this.vrrpMode) return this.vrls?.stop();
+    const r6 = this.running6;
     const r = this.running;
-    if (!r) return;
+    if (!r && !r6) return;
     if (how === "crash") {
-      for (const [host, agent] of r.agents)
+      const agents = [...(r?.agents ?? []), ...(r6 ? ([[r6.host, r6.agent]] as const) : [])];
+      for (const [host, agent] of agents)
         if (agent.pid) await this.lab.host(host).exec(["kill", "-KILL", String(agent.pid)]);
     }
     await this.stopRouter();
@@ -161,11 +201,23 @@ export class ReferenceAdapter implements VendorAdapter {
 
   private async stopRouter(): Promise<void> {
     const r = this.running;
+    const r6 = this.running6;
     this.running = undefined;
+    this.running6 = undefined;
     await r?.stop();
+    await r6?.stop();
   }
 
   async readState(): Promise<DeviceState> {
+    if (this.running6) {
+      const role = await this.running6.role();
+      const state = role === "master" || role === "backup" || role === "initialize" ? role : "unknown";
+      return {
+        running: true,
+        vrrp: [{ vrid: this.running6.args.vrid, state }],
+        counters: role === "master" ? { [`master:${this.running6.host}`]: 1 } : {},
+      };
+    }
     const master = await this.running?.master();
     return { running: Boolean(this.running), vrrp: [], counters: master ? { [`master:${master}`]: 1 } : {} };
   }
@@ -188,12 +240,14 @@ export class ReferenceAdapter implements VendorAdapter {
   async collectLogs(): Promise<string> {
     if (this.rig) return this.natlb?.diagnostics() ?? "";
     if (this.vrls?.running) return this.vrls.logs();
+    if (this.running6) return `==== ${this.running6.host} (vrrp6) ====\n${this.running6.agent.logText()}`;
     if (!this.running) return "(no reference agent running)";
     return [...this.running.agents].map(([h, a]) => `==== ${h} ====\n${a.logText()}`).join("\n");
   }
 
   async collectConfig(): Promise<string> {
     const vr = this.running?.config;
+    if (this.running6) return JSON.stringify({ vrrp6: this.running6.args }, null, 2);
     return (
       this.vrls?.configText() ??
       (vr

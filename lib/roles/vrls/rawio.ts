@@ -9,7 +9,10 @@
  *                 gratuitous ARP);
  *   receive vrrp  raw socket of IP protocol 112 (VRRP / VRLS), bound to the interface, joined
  *                 to 224.0.0.18 on it, 4 MiB receive buffer;
- *   receive icmp  raw ICMP socket bound to the interface, 1 MiB receive buffer.
+ *   receive icmp  raw ICMP socket bound to the interface, 1 MiB receive buffer;
+ *   receive vrrp6 raw IPv6 socket of next header 112 bound to the interface, joined to
+ *                 ff02::12 (issue 16, RFC 9568); the addon rebuilds the IPv6 header in front
+ *                 of each payload from the hop limit, source and destination the kernel reports.
  * Each socket wake-up reads what the socket holds (at most 256 packets, so timers still run
  * under a flood) and hands the packets to onVrrp / onIcmp in arrival order.
  *
@@ -35,9 +38,13 @@ export type { RawIoStats } from "tandem-rawio";
 export interface RawIoOptions {
   /** The interface to send on and listen to (e.g. the LAN interface eth0). */
   interface: string;
-  /** Which protocols to receive. */
-  listen: ("vrrp" | "icmp")[];
+  /** Which protocols to receive ("vrrp6": VRRPv3 over IPv6, RFC 9568). */
+  listen: ("vrrp" | "icmp" | "vrrp6")[];
+  /** false: no IPv4 socket, no IPv4 address needed (an IPv6-only agent). Default true. */
+  ipv4?: boolean;
   onVrrp?: (ipPacket: Buffer) => void;
+  /** An IPv6 packet with next header 112 (its header rebuilt from what the socket reported). */
+  onVrrp6?: (ipv6Packet: Buffer) => void;
   onIcmp?: (ipPacket: Buffer) => void;
   /** Send failures (at most one line a second, with the count since the previous line). */
   onLog?: (line: string) => void;
@@ -67,7 +74,7 @@ export class RawIo {
 
   /** Opens the sockets; rejects (naming the interface) if one cannot be opened or the interface has no IPv4 address. */
   static async open(options: RawIoOptions): Promise<RawIo> {
-    const { onVrrp, onIcmp } = options;
+    const { onVrrp, onIcmp, onVrrp6 } = options;
     const onBatch = (batch: RawPacket[]) => {
       // A throwing handler must not cost the rest of the batch its delivery; the first
       // error is rethrown afterwards (uncaughtException, as it was with the helper's pipe).
@@ -75,6 +82,7 @@ export class RawIo {
       for (const p of batch) {
         try {
           if (p.kind === "vrrp") onVrrp?.(p.data);
+          else if (p.kind === "vrrp6") onVrrp6?.(p.data);
           else onIcmp?.(p.data);
         } catch (e) {
           failure ??= { e };
@@ -86,6 +94,7 @@ export class RawIo {
       {
         interface: options.interface,
         listen: options.listen,
+        ...(options.ipv4 === false ? { ipv4: false } : {}),
         ...(options.netns !== undefined ? { netns: options.netns } : {}),
       },
       onBatch,

@@ -9,7 +9,7 @@
  * This is type 1 (the seed's Fig. 3 advertisement); the load-sharing extension
  * (types 2-8, seed Figs. 10A-10F) runs beside it in lib/roles/vrls/router-core.ts.
  */
-import { ipToInt } from "../../topology/address.ts";
+import { familyOf, ipToInt, ipv6ToBigInt } from "../../topology/address.ts";
 import { masterDownIntervalMs, OWNER_PRIORITY, RESIGN_PRIORITY, skewTimeMs } from "./timers.ts";
 
 export type VrrpStateName = "initialize" | "backup" | "master";
@@ -22,7 +22,10 @@ export interface VrrpParams {
   advertIntervalCs: number;
   /** Preempt_Mode (RFC 5798 6.1): a higher-priority backup takes over from a lower-priority master. */
   preempt: boolean;
-  /** This router's primary IPv4 address on the LAN (tie-break, RFC 5798 6.4.3). */
+  /**
+   * This router's primary address on the LAN (tie-break, RFC 9568 6.4.3): IPv4, or over
+   * IPv6 the link-local address it sends its advertisements from.
+   */
   primaryAddress: string;
   /** IPvX_Address(es) of the virtual router. */
   virtualAddresses: readonly string[];
@@ -270,11 +273,15 @@ function masterYields(state: VrrpState, priority: number, from: string): boolean
   if (priority > mine && fault(state, "vrrp-ignore-higher")) return false;
   if (priority < mine && fault(state, "vrrp-yield-to-lower")) return true;
   if (priority === mine && fault(state, "vrrp-tie-break-inverted"))
-    return ipToInt(from) < ipToInt(state.params.primaryAddress);
+    return compareAddresses(from, state.params.primaryAddress) < 0;
   return outranks(priority, from, mine, state.params.primaryAddress);
 }
 
-/** RFC 5798 6.4.3: greater priority wins; equal priority goes to the greater primary address. */
+/**
+ * RFC 9568 6.4.3: greater priority wins; equal priority goes to the greater primary
+ * address, compared as an unsigned number of its family (IPv6: all 128 bits, so
+ * fe80::ffff:ffff:ffff:a > fe80::2).
+ */
 export function outranks(
   priority: number,
   address: string,
@@ -282,5 +289,18 @@ export function outranks(
   otherAddress: string,
 ): boolean {
   if (priority !== otherPriority) return priority > otherPriority;
-  return ipToInt(address) > ipToInt(otherAddress);
+  return compareAddresses(address, otherAddress) > 0;
+}
+
+/**
+ * -1, 0 or 1 as `a` is less than, equal to or greater than `b`, both IPv4 or both IPv6
+ * (text; any IPv6 spelling). Addresses of different families are an error: a virtual router
+ * is of one family (RFC 9568), so comparing across them is a bug upstream.
+ */
+export function compareAddresses(a: string, b: string): -1 | 0 | 1 {
+  const fa = familyOf(a);
+  const fb = familyOf(b);
+  if (fa !== fb) throw new Error(`cannot compare ${a} (IPv${fa}) with ${b} (IPv${fb})`);
+  const [x, y] = fa === 6 ? [ipv6ToBigInt(a), ipv6ToBigInt(b)] : [ipToInt(a), ipToInt(b)];
+  return x < y ? -1 : x > y ? 1 : 0;
 }

@@ -8,7 +8,16 @@
 //  - send frames: AF_PACKET SOCK_RAW protocol 0 (receives nothing) bound to the interface;
 //  - receive "vrrp": AF_INET SOCK_RAW protocol 112, SO_BINDTODEVICE, receive buffer 4 MiB,
 //    IP_ADD_MEMBERSHIP 224.0.0.18 on the interface's index;
-//  - receive "icmp": AF_INET SOCK_RAW IPPROTO_ICMP, SO_BINDTODEVICE, receive buffer 1 MiB.
+//  - receive "icmp": AF_INET SOCK_RAW IPPROTO_ICMP, SO_BINDTODEVICE, receive buffer 1 MiB;
+//  - receive "vrrp6" (issue 16, VRRPv3 over IPv6, RFC 9568): AF_INET6 SOCK_RAW protocol 112,
+//    SO_BINDTODEVICE, receive buffer 4 MiB, IPV6_JOIN_GROUP ff02::12 on the interface's index,
+//    IPV6_RECVHOPLIMIT / IPV6_RECVPKTINFO / IPV6_RECVTCLASS. An IPv6 raw socket returns the
+//    payload only, so each datagram is handed over behind a rebuilt 40-byte IPv6 header
+//    (version 6, the traffic class, flow label 0, payload length, next header 112, the hop
+//    limit as received, source from the socket address, destination from IPV6_PKTINFO): the
+//    receive checks (hop limit 255, checksum over the pseudo-header) run on what arrived.
+// Option `ipv4: false` opens no IPv4 socket and needs no IPv4 address on the interface (an
+// IPv6-only agent: frames and "vrrp6" only); sendIp then fails (counted).
 // Receive buffers are set with SO_RCVBUFFORCE (root; not capped by net.core.rmem_max) and
 // fall back to SO_RCVBUF. Each receive socket also has SO_RXQ_OVFL on.
 //
@@ -68,6 +77,7 @@ constexpr int kVrrpProtocol = 112;
 constexpr uint32_t kVrrpGroup = 0xe0000012;  // 224.0.0.18
 constexpr uint32_t kDefaultVrrpRcvBuf = 4u << 20;
 constexpr uint32_t kDefaultIcmpRcvBuf = 1u << 20;
+constexpr size_t kIpv6Header = 40;
 
 std::string ErrnoName(int err) {
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 32))
@@ -98,6 +108,7 @@ struct Rx {
   uint64_t recvErrors = 0;
   int lastRecvErrno = 0;
   uint32_t ovfl = 0;  // the latest SO_RXQ_OVFL value seen (sk_drops when that datagram was queued)
+  bool ipv6 = false;  // an AF_INET6 raw socket: the IPv6 header is rebuilt in front of the payload
 };
 
 class RawIo : public Napi::ObjectWrap<RawIo> {
@@ -134,7 +145,7 @@ class RawIo : public Napi::ObjectWrap<RawIo> {
           .ThrowAsJavaScriptException();
       return;
     }
-    bool wantVrrp = false, wantIcmp = false;
+    bool wantVrrp = false, wantIcmp = false, wantVrrp6 = false;
     Napi::Value lv = opts.Get("listen");
     if (!lv.IsUndefined() && !lv.IsNull()) {
       if (!lv.IsArray()) {
@@ -149,12 +160,20 @@ class RawIo : public Napi::ObjectWrap<RawIo> {
           wantVrrp = true;
         else if (s == "icmp")
           wantIcmp = true;
+        else if (s == "vrrp6")
+          wantVrrp6 = true;
         else {
-          Napi::TypeError::New(env, "options.listen: unknown protocol '" + s + "' (vrrp | icmp)")
+          Napi::TypeError::New(env, "options.listen: unknown protocol '" + s + "' (vrrp | icmp | vrrp6)")
               .ThrowAsJavaScriptException();
           return;
         }
       }
+    }
+    Napi::Value v4 = opts.Get("ipv4");
+    ipv4_ = !(v4.IsBoolean() && !v4.As<Napi::Boolean>().Value());
+    if (!ipv4_ && (wantVrrp || wantIcmp)) {
+      Napi::TypeError::New(env, "options.listen: vrrp and icmp are IPv4 sockets (ipv4: false)").ThrowAsJavaScriptException();
+      return;
     }
     uint32_t vrrpRcvBuf = OptU32(opts, "vrrpRcvBufBytes", kDefaultVrrpRcvBuf);
     uint32_t icmpRcvBuf = OptU32(opts, "icmpRcvBufBytes", kDefaultIcmpRcvBuf);
@@ -173,15 +192,18 @@ class RawIo : public Napi::ObjectWrap<RawIo> {
       }
     }
 
-    vrrp_.owner = icmp_.owner = this;
+    vrrp_.owner = icmp_.owner = vrrp6_.owner = this;
     vrrp_.kind = "vrrp";
     icmp_.kind = "icmp";
+    vrrp6_.kind = "vrrp6";
+    vrrp6_.ipv6 = true;
     vrrp_.rcvbufRequested = vrrpRcvBuf;
+    vrrp6_.rcvbufRequested = vrrpRcvBuf;
     icmp_.rcvbufRequested = icmpRcvBuf;
     std::string error;
     {
       NetnsGuard guard(nsFd, &error);
-      if (!guard.failed()) OpenSockets(wantVrrp, wantIcmp, &error);
+      if (!guard.failed()) OpenSockets(wantVrrp, wantIcmp, wantVrrp6, &error);
     }
     if (nsFd >= 0) close(nsFd);
     if (!error.empty()) {
@@ -196,7 +218,7 @@ class RawIo : public Napi::ObjectWrap<RawIo> {
       Napi::Error::New(env, "rawio on " + iface_ + ": cannot get the uv loop").ThrowAsJavaScriptException();
       return;
     }
-    for (Rx* rx : {&vrrp_, &icmp_}) {
+    for (Rx* rx : {&vrrp_, &icmp_, &vrrp6_}) {
       if (rx->fd < 0) continue;
       rx->poll = new uv_poll_t;
       rx->poll->data = rx;
@@ -257,12 +279,34 @@ class RawIo : public Napi::ObjectWrap<RawIo> {
   }
 
   // Runs inside the target namespace. Sets *error on failure (fds are closed by the caller).
-  void OpenSockets(bool wantVrrp, bool wantIcmp, std::string* error) {
+  void OpenSockets(bool wantVrrp, bool wantIcmp, bool wantVrrp6, std::string* error) {
     ifindex_ = if_nametoindex(iface_.c_str());
     if (ifindex_ == 0) {
       *error = ErrnoText("if_nametoindex", errno);
       return;
     }
+    if (ipv4_) OpenIpv4Send(error);
+    if (!error->empty()) return;
+
+    txL2_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
+    if (txL2_ < 0) {
+      *error = ErrnoText("socket(AF_PACKET, SOCK_RAW)", errno);
+      return;
+    }
+    struct sockaddr_ll ll;
+    memset(&ll, 0, sizeof(ll));
+    ll.sll_family = AF_PACKET;
+    ll.sll_protocol = 0;  // send only
+    ll.sll_ifindex = static_cast<int>(ifindex_);
+    if (bind(txL2_, reinterpret_cast<struct sockaddr*>(&ll), sizeof(ll)) < 0) {
+      *error = ErrnoText("bind(AF_PACKET)", errno);
+      return;
+    }
+    OpenReceive(wantVrrp, wantIcmp, wantVrrp6, error);
+  }
+
+  // The IPv4 send socket and the interface's IPv4 address.
+  void OpenIpv4Send(std::string* error) {
     {
       int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
       if (s < 0) {
@@ -297,22 +341,9 @@ class RawIo : public Napi::ObjectWrap<RawIo> {
       return;
     }
     if (!SetInt(txIp_, IPPROTO_IP, IP_MULTICAST_LOOP, 0, "IP_MULTICAST_LOOP", error)) return;
+  }
 
-    txL2_ = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0);
-    if (txL2_ < 0) {
-      *error = ErrnoText("socket(AF_PACKET, SOCK_RAW)", errno);
-      return;
-    }
-    struct sockaddr_ll ll;
-    memset(&ll, 0, sizeof(ll));
-    ll.sll_family = AF_PACKET;
-    ll.sll_protocol = 0;  // send only
-    ll.sll_ifindex = static_cast<int>(ifindex_);
-    if (bind(txL2_, reinterpret_cast<struct sockaddr*>(&ll), sizeof(ll)) < 0) {
-      *error = ErrnoText("bind(AF_PACKET)", errno);
-      return;
-    }
-
+  void OpenReceive(bool wantVrrp, bool wantIcmp, bool wantVrrp6, std::string* error) {
     if (wantVrrp) {
       int fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, kVrrpProtocol);
       if (fd < 0) {
@@ -341,17 +372,39 @@ class RawIo : public Napi::ObjectWrap<RawIo> {
       if (!BindToDevice(fd, error) || !SetRcvBuf(fd, icmp_.rcvbufRequested, error)) return;
       if (!SetInt(fd, SOL_SOCKET, SO_RXQ_OVFL, 1, "SO_RXQ_OVFL", error)) return;
     }
+    if (wantVrrp6) {
+      int fd = socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, kVrrpProtocol);
+      if (fd < 0) {
+        *error = ErrnoText("socket(AF_INET6, SOCK_RAW, 112)", errno);
+        return;
+      }
+      vrrp6_.fd = fd;
+      if (!BindToDevice(fd, error) || !SetRcvBuf(fd, vrrp6_.rcvbufRequested, error)) return;
+      struct ipv6_mreq join;
+      memset(&join, 0, sizeof(join));
+      inet_pton(AF_INET6, "ff02::12", &join.ipv6mr_multiaddr);
+      join.ipv6mr_interface = ifindex_;
+      if (setsockopt(fd, IPPROTO_IPV6, IPV6_JOIN_GROUP, &join, sizeof(join)) < 0) {
+        *error = ErrnoText("setsockopt(IPV6_JOIN_GROUP ff02::12)", errno);
+        return;
+      }
+      if (!SetInt(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, 1, "IPV6_RECVHOPLIMIT", error) ||
+          !SetInt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1, "IPV6_RECVPKTINFO", error) ||
+          !SetInt(fd, IPPROTO_IPV6, IPV6_RECVTCLASS, 1, "IPV6_RECVTCLASS", error) ||
+          !SetInt(fd, SOL_SOCKET, SO_RXQ_OVFL, 1, "SO_RXQ_OVFL", error))
+        return;
+    }
   }
 
   void CloseFds() {
-    for (int* fd : {&txIp_, &txL2_, &vrrp_.fd, &icmp_.fd}) {
+    for (int* fd : {&txIp_, &txL2_, &vrrp_.fd, &icmp_.fd, &vrrp6_.fd}) {
       if (*fd >= 0) close(*fd);
       *fd = -1;
     }
   }
 
   void StopPolls() {
-    for (Rx* rx : {&vrrp_, &icmp_}) {
+    for (Rx* rx : {&vrrp_, &icmp_, &vrrp6_}) {
       if (rx->poll == nullptr) continue;
       uv_poll_stop(rx->poll);
       uv_close(reinterpret_cast<uv_handle_t*>(rx->poll), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
@@ -387,9 +440,15 @@ class RawIo : public Napi::ObjectWrap<RawIo> {
     struct iovec iov[kSlots];
     for (int round = 0; round < kRounds; round++) {
       memset(msgs, 0, sizeof(msgs));
+      // IPv6: the payload lands behind room for the header rebuilt in front of it.
+      const size_t skip = rx.ipv6 ? kIpv6Header : 0;
       for (int i = 0; i < kSlots; i++) {
-        iov[i].iov_base = slab_.data() + static_cast<size_t>(i) * kSlotSize;
-        iov[i].iov_len = kSlotSize;
+        iov[i].iov_base = slab_.data() + static_cast<size_t>(i) * kSlotSize + skip;
+        iov[i].iov_len = kSlotSize - skip;
+        if (rx.ipv6) {
+          msgs[i].msg_hdr.msg_name = &names_[i];
+          msgs[i].msg_hdr.msg_namelen = sizeof(names_[i]);
+        }
         msgs[i].msg_hdr.msg_iov = &iov[i];
         msgs[i].msg_hdr.msg_iovlen = 1;
         msgs[i].msg_hdr.msg_control = control_[i];
@@ -405,18 +464,51 @@ class RawIo : public Napi::ObjectWrap<RawIo> {
       }
       for (int i = 0; i < n; i++) {
         struct msghdr* mh = &msgs[i].msg_hdr;
+        int hopLimit = -1, tclass = 0;
+        struct in6_addr dst6 = {};
         for (struct cmsghdr* c = CMSG_FIRSTHDR(mh); c != nullptr; c = CMSG_NXTHDR(mh, c)) {
           if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SO_RXQ_OVFL && c->cmsg_len >= CMSG_LEN(sizeof(uint32_t))) {
             uint32_t v;
             memcpy(&v, CMSG_DATA(c), sizeof(v));
             if (v > rx.ovfl) rx.ovfl = v;
+          } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_HOPLIMIT &&
+                     c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            memcpy(&hopLimit, CMSG_DATA(c), sizeof(int));
+          } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_TCLASS &&
+                     c->cmsg_len >= CMSG_LEN(sizeof(int))) {
+            memcpy(&tclass, CMSG_DATA(c), sizeof(int));
+          } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO &&
+                     c->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo))) {
+            struct in6_pktinfo pi;
+            memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+            dst6 = pi.ipi6_addr;
           }
         }
         if (mh->msg_flags & MSG_TRUNC) rx.truncated++;
-        size_t len = msgs[i].msg_len < kSlotSize ? msgs[i].msg_len : kSlotSize;
+        if (mh->msg_flags & MSG_CTRUNC) rx.truncated++;
+        size_t len = msgs[i].msg_len < kSlotSize - skip ? msgs[i].msg_len : kSlotSize - skip;
+        uint8_t* start = static_cast<uint8_t*>(iov[i].iov_base);
+        if (rx.ipv6) {
+          // The IPv6 header as it arrived, rebuilt from the socket address and ancillary data.
+          if (hopLimit < 0 || mh->msg_namelen < sizeof(struct sockaddr_in6)) {
+            rx.recvErrors++;
+            rx.lastRecvErrno = EPROTO;
+            continue;
+          }
+          start -= kIpv6Header;
+          uint32_t word = htonl((6u << 28) | (static_cast<uint32_t>(tclass & 0xff) << 20));
+          memcpy(start, &word, 4);
+          start[4] = static_cast<uint8_t>(len >> 8);
+          start[5] = static_cast<uint8_t>(len & 0xff);
+          start[6] = kVrrpProtocol;
+          start[7] = static_cast<uint8_t>(hopLimit);
+          memcpy(start + 8, &names_[i].sin6_addr, 16);
+          memcpy(start + 24, &dst6, 16);
+          len += kIpv6Header;
+        }
         Napi::Object item = Napi::Object::New(env);
         item.Set("kind", kind);
-        item.Set("data", Napi::Buffer<uint8_t>::Copy(env, static_cast<uint8_t*>(iov[i].iov_base), len));
+        item.Set("data", Napi::Buffer<uint8_t>::Copy(env, start, len));
         batch.Set(count++, item);
         rx.received++;
       }
@@ -480,6 +572,10 @@ class RawIo : public Napi::ObjectWrap<RawIo> {
       SendFailed("sendIp on a closed RawIo", EBADF);
       return Napi::Boolean::New(env, false);
     }
+    if (!ipv4_) {
+      SendFailed("sendIp: this RawIo has no IPv4 socket (ipv4: false)", EAFNOSUPPORT);
+      return Napi::Boolean::New(env, false);
+    }
     if (len < 20 || (data[0] >> 4) != 4) {
       SendFailed("sendIp: not an IPv4 packet (" + std::to_string(len) + " bytes)", EINVAL);
       return Napi::Boolean::New(env, false);
@@ -533,7 +629,7 @@ class RawIo : public Napi::ObjectWrap<RawIo> {
     Napi::Object o = Napi::Object::New(env);
     uint64_t received = 0, batches = 0, drops = 0;
     Napi::Object sockets = Napi::Object::New(env);
-    for (const Rx* rx : {&vrrp_, &icmp_}) {
+    for (const Rx* rx : {&vrrp_, &icmp_, &vrrp6_}) {
       if (rx->fd < 0 && rx->received == 0 && rx->ovfl == 0) continue;
       uint32_t d = Drops(*rx);
       received += rx->received;
@@ -566,6 +662,7 @@ class RawIo : public Napi::ObjectWrap<RawIo> {
   Napi::Value Pump(const Napi::CallbackInfo& info) {
     Drain(vrrp_);
     Drain(icmp_);
+    Drain(vrrp6_);
     return info.Env().Undefined();
   }
 
@@ -582,7 +679,7 @@ class RawIo : public Napi::ObjectWrap<RawIo> {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
     char addr[INET_ADDRSTRLEN] = "";
-    inet_ntop(AF_INET, &address_, addr, sizeof(addr));
+    if (ipv4_) inet_ntop(AF_INET, &address_, addr, sizeof(addr));
     o.Set("interface", Napi::String::New(env, iface_));
     o.Set("address", Napi::String::New(env, addr));
     o.Set("ifindex", Napi::Number::New(env, ifindex_));
@@ -596,10 +693,13 @@ class RawIo : public Napi::ObjectWrap<RawIo> {
   int txL2_ = -1;
   Rx vrrp_;
   Rx icmp_;
+  Rx vrrp6_;
+  bool ipv4_ = true;
+  struct sockaddr_in6 names_[kSlots] = {};
   Napi::FunctionReference onBatch_;
   Napi::AsyncContext* asyncContext_ = nullptr;
   std::vector<uint8_t> slab_ = std::vector<uint8_t>(static_cast<size_t>(kSlots) * kSlotSize);
-  alignas(struct cmsghdr) char control_[kSlots][CMSG_SPACE(sizeof(uint32_t)) + 64];
+  alignas(struct cmsghdr) char control_[kSlots][CMSG_SPACE(sizeof(uint32_t)) + 160];
   bool open_ = false;
   uint64_t sentIp_ = 0, sentFrames_ = 0, sendErrors_ = 0;
   int lastSendErrno_ = 0;

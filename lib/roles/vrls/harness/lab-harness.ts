@@ -10,6 +10,7 @@ import type { LoadedTopology } from "../../../topology/load.ts";
 import { routerAgentArgs } from "../agent-args.ts";
 import { loadVrlsConfig, type VirtualRouterConfig, type VirtualRouterSpecT } from "../config.ts";
 import type { CoreSnapshot } from "../router-core.ts";
+import type { Vrrp6AgentArgs } from "../vrrp6.ts";
 
 export interface RunningVirtualRouter {
   config: VirtualRouterConfig;
@@ -159,4 +160,37 @@ export async function startVirtualRouter(
     },
   };
   return running;
+}
+
+/** A vrrp6-router agent (VRRPv3 over IPv6, lib/roles/vrls/vrrp6-router.agent.ts) on one host. */
+export interface RunningVrrp6Router {
+  host: string;
+  args: Vrrp6AgentArgs;
+  agent: AgentClient;
+  /** Role events ({role, at}) as notified. */
+  roleEvents: { role: string; at: number }[];
+  role(): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export async function startVrrp6Router(
+  lab: Lab,
+  host: string,
+  args: Vrrp6AgentArgs,
+): Promise<RunningVrrp6Router> {
+  const agent = await launchAgent(lab.host(host).remote, "vrrp6-router", { args });
+  const roleEvents: { role: string; at: number }[] = [];
+  agent.on("notification", (method: string, params: unknown) => {
+    if (method === "role") roleEvents.push(params as { role: string; at: number });
+  });
+  return {
+    host,
+    args,
+    agent,
+    roleEvents,
+    role: async () => (await agent.call<{ role: string }>("status").catch(() => ({ role: "dead" }))).role,
+    stop: async () => {
+      await agent.stop().catch(() => undefined);
+    },
+  };
 }
