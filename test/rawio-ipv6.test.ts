@@ -43,7 +43,15 @@ const VIPS = ["fe80::51", "2001:db8:51::1"];
 /** A VRRPv3 advertisement frame to `dst` with the given hop limit (the reference's builder makes 255 to ff02::12). */
 function crafted(dst: string, dstMac: string, hopLimit: number, priority: number): Uint8Array {
   const vrrp = encodeVrrp(
-    { version: 3, type: 1, vrid: 51, priority, maxAdverIntCs: 100, addresses: VIPS, extension: new Uint8Array(0) },
+    {
+      version: 3,
+      type: 1,
+      vrid: 51,
+      priority,
+      maxAdverIntCs: 100,
+      addresses: VIPS,
+      extension: new Uint8Array(0),
+    },
     { src: A, dst },
   );
   const ip = encodeIpv6({ src: A, dst, nextHeader: IPV6_NEXT_HEADER.vrrp, hopLimit, payload: vrrp });

@@ -2,19 +2,21 @@
 // family-neutral state machine's IPv6 election (vrrp-state.ts): frames decoded back with
 // the lib/wire codecs and judged by the same receive and sender checks the suite uses.
 import { describe, expect, it } from "vitest";
+import { compareAddresses, initialVrrpState, outranks, step } from "../lib/roles/vrls/vrrp-state.ts";
 import {
   orderVirtualAddresses6,
   vrrp6AdvertisementFrame,
+  vrrp6AdvertisementWithFaults,
   vrrp6GateRules,
   vrrp6GateScript,
   vrrp6Mac,
   vrrp6OwnerTable,
   vrrp6TakeoverNas,
 } from "../lib/roles/vrls/vrrp6.ts";
-import { compareAddresses, initialVrrpState, outranks, step } from "../lib/roles/vrls/vrrp-state.ts";
 import { decodeEthernet, ETHERTYPE } from "../lib/wire/ethernet.ts";
 import { decodeNeighborDiscovery, icmpv6ChecksumMatches, ndLinkLayerAddress } from "../lib/wire/icmpv6.ts";
 import { decodeIpv6 } from "../lib/wire/ipv6.ts";
+import { vrrpChecksum } from "../lib/wire/vrrp.ts";
 import { validateVrrp6Packet, vrrpIpv6SenderProblems } from "../lib/wire/vrrp-validate.ts";
 
 const LL = "fe80::2";
@@ -133,9 +135,9 @@ describe("vrrp6: nftables", () => {
     );
     expect(off).toContain('ip6 daddr { 2001:db8:2::1, fe80::7 } counter name "accept_mode_drops" drop');
     expect(off.startsWith("flags owner;")).toBe(true);
-    expect(vrrp6OwnerTable({ macvlan: "m", role: "backup", addresses: VIPS, acceptMode: true })).not.toContain(
-      "accept_mode",
-    );
+    expect(
+      vrrp6OwnerTable({ macvlan: "m", role: "backup", addresses: VIPS, acceptMode: true }),
+    ).not.toContain("accept_mode");
   });
 });
 
@@ -165,5 +167,42 @@ describe("vrrp-state: the master election over IPv6 (RFC 9568 6.4.3)", () => {
       step(asMaster, { type: "advertisement", now: 10, from, priority: 100, maxAdverIntCs: 100 }).state.name;
     expect(tie("fe80::ffff:ffff:ffff:a")).toBe("backup");
     expect(tie("fe80::1")).toBe("master");
+  });
+});
+
+describe("vrrp6: the seeded sender faults on the advertisement", () => {
+  const base = {
+    vrid: 7,
+    priority: 100,
+    advertIntervalCs: 100,
+    src: LL,
+    addresses: orderVirtualAddresses6(VIPS),
+    physicalMac: "02:00:00:00:02:02",
+  };
+  const judged = (...faults: string[]) => {
+    const eth = ipOf(vrrp6AdvertisementWithFaults(base, new Set(faults)));
+    const ip = decodeIpv6(eth.payload);
+    if (!ip.ok) throw new Error(ip.error.reason);
+    const v3 = validateVrrp6Packet(eth.payload, { version: 3, vrids: [7] });
+    return { mac: eth.src, hop: ip.value.hopLimit, v3: v3.ok ? v3.vrrp : v3.reason };
+  };
+  it("none: the plain frame", () => {
+    expect(vrrp6AdvertisementWithFaults(base, new Set())).toEqual(vrrp6AdvertisementFrame(base));
+  });
+  it("each fault breaks what it names and nothing else", () => {
+    expect(judged("vrrp-adv-wrong-priority").v3).toMatchObject({ priority: 101, maxAdverIntCs: 100 });
+    expect(judged("vrrp-adv-wrong-interval").v3).toMatchObject({ priority: 100, maxAdverIntCs: 200 });
+    expect(judged("vrrp-adv-physical-mac").mac).toBe("02:00:00:00:02:02");
+    expect(judged("vrrp-adv-ttl-254")).toMatchObject({ hop: 254, v3: "hop-limit-not-255" });
+    expect(judged("vrrp-adv-bad-checksum").v3).toBe("bad-checksum");
+    // Version 2 with a checksum that is right for the changed message: only the version is wrong.
+    expect(judged("vrrp-adv-version-2").v3).toBe("bad-version");
+    const eth = ipOf(vrrp6AdvertisementWithFaults(base, new Set(["vrrp-adv-version-2"])));
+    const ip = decodeIpv6(eth.payload);
+    if (!ip.ok) throw new Error(ip.error.reason);
+    expect(ip.value.payload[0]).toBe(0x21);
+    // The v3 checksum (IPv6 pseudo-header) of the changed message, as the IPv4 agent's fault sends it.
+    const m = ip.value.payload;
+    expect(vrrpChecksum(m, 3, { src: LL, dst: "ff02::12" })).toBe((m[6]! << 8) | m[7]!);
   });
 });

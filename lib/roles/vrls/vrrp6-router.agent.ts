@@ -21,20 +21,21 @@
  *    forwards nothing).
  * JSON-RPC methods: status, counters.
  */
+import { readFileSync } from "node:fs";
 import { networkInterfaces, setPriority } from "node:os";
 import { performance } from "node:perf_hooks";
 import { deleteTable, inProcessNft, nftApply, replaceTable } from "../../dataplane/index.ts";
 import { agentArgs, log, notify, serveAgent } from "../../remote/agent-runtime.ts";
 import { localHost } from "../../remote/command.ts";
 import { canonicalIpv6 } from "../../topology/address.ts";
-import { isLinkLocalV6 } from "../../wire/ipv6.ts";
-import { validateVrrp6Packet } from "../../wire/vrrp-validate.ts";
+import { decodeIpv6, isLinkLocalV6 } from "../../wire/ipv6.ts";
+import { type VrrpRejectReason, validateVrrp6Packet } from "../../wire/vrrp-validate.ts";
 import { RawIo } from "./rawio.ts";
 import { initialVrrpState, nextDeadline, step, type VrrpAction, type VrrpEvent } from "./vrrp-state.ts";
 import {
   orderVirtualAddresses6,
   type Vrrp6AgentArgs,
-  vrrp6AdvertisementFrame,
+  vrrp6AdvertisementWithFaults,
   vrrp6GateScript,
   vrrp6GuardTable,
   vrrp6Mac,
@@ -51,8 +52,15 @@ const macvlan = vrrp6Macvlan(vrid);
 const addresses = orderVirtualAddresses6(args.virtualAddresses);
 const source = canonicalIpv6(args.source ?? interfaceLinkLocal(args.interface));
 if (!isLinkLocalV6(source)) throw new Error(`advertisement source ${source} is not link-local`);
-/** RFC 9568 Accept_Mode in force: the address owner always accepts; absent: true. */
-const acceptMode = args.priority === 255 || args.acceptMode !== false;
+/**
+ * RFC 9568 Accept_Mode in force: the address owner always accepts; otherwise the setting
+ * (absent: true). The seeded faults invert it where it is false / true (as the IPv4 agent).
+ */
+const acceptMode =
+  args.priority === 255 ||
+  (args.acceptMode === false
+    ? faults.has("vrrp-accept-mode-ignored")
+    : !faults.has("vrrp-accept-mode-forced"));
 const owner = { family: "ip6" as const, table: `vrrp6r_${vrid}` };
 const guard = { family: "ip6" as const, table: `vrrp6r_${vrid}_guard` };
 const host = localHost({ timeoutMs: 30_000 });
@@ -112,16 +120,16 @@ async function setupDataplane(): Promise<void> {
 let dataplaneChain: Promise<void> = Promise.resolve();
 let dataplaneRole = "initialize";
 function setRole(role: "master" | "backup" | "initialize"): void {
+  // Seeded faults: the addresses (and so the NS answers) and/or forwarding as the other role.
+  const actsAs = (fault: string) =>
+    faults.has(fault) && role !== "initialize" ? (role === "master" ? "backup" : "master") : role;
+  const addressRole = actsAs(role === "master" ? "vrrp-no-arp-reply" : "vrrp-arp-while-backup");
+  const forward = actsAs(role === "master" ? "vrrp-no-forward" : "vrrp-forward-while-backup");
   dataplaneChain = dataplaneChain.then(async () => {
     try {
-      if (role === "master") {
+      if (addressRole === "master") {
         await sh(addresses.map((a) => `ip -6 addr replace ${a}/128 dev ${macvlan} nodad`).join(" && "));
       } else await sh(`ip -6 addr flush dev ${macvlan}`);
-      const forward = faults.has(role === "master" ? "vrrp-no-forward" : "vrrp-forward-while-backup")
-        ? role === "master"
-          ? "backup"
-          : "master"
-        : role;
       await nftApply(nft, vrrp6GateScript(owner.table, macvlan, forward));
       dataplaneRole = role;
       log(`role ${role}`);
@@ -135,15 +143,7 @@ function setRole(role: "master" | "backup" | "initialize"): void {
 function perform(a: VrrpAction): void {
   switch (a.type) {
     case "sendAdvertisement":
-      io?.sendFrame(
-        vrrp6AdvertisementFrame({
-          vrid,
-          priority: a.priority,
-          advertIntervalCs: a.advertIntervalCs,
-          src: source,
-          addresses,
-        }),
-      );
+      io?.sendFrame(advertisement(a.priority, a.advertIntervalCs));
       count("tx.advertisement");
       return;
     case "sendGratuitousArp":
@@ -157,6 +157,45 @@ function perform(a: VrrpAction): void {
       setRole(a.to);
       return;
   }
+}
+
+/** The LAN interface's own MAC (only the seeded fault vrrp-adv-physical-mac sends from it). */
+const physicalMac = faults.has("vrrp-adv-physical-mac")
+  ? readFileSync(`/sys/class/net/${args.interface}/address`, "utf8").trim()
+  : vmac;
+
+function advertisement(priority: number, advertIntervalCs: number): Uint8Array {
+  return vrrp6AdvertisementWithFaults(
+    { vrid, priority, advertIntervalCs, src: source, addresses, physicalMac },
+    faults,
+  );
+}
+
+/** Seeded faults that accept an advertisement the RFC 9568 7.1 checks discard. */
+const ACCEPTED_BY_FAULT: Partial<Record<VrrpRejectReason, string>> = {
+  "hop-limit-not-255": "vrrp-rx-accept-ttl",
+  "bad-version": "vrrp-rx-accept-version",
+  "bad-length": "vrrp-rx-accept-short",
+  "bad-checksum": "vrrp-rx-accept-bad-checksum",
+  "unknown-vrid": "vrrp-rx-accept-other-vrid",
+};
+
+/** A type 1 advertisement read field by field without the receive checks (a faulty router's way). */
+function acceptAnyway(packet: Buffer, reason: VrrpRejectReason): void {
+  const fault = ACCEPTED_BY_FAULT[reason];
+  if (!fault || !faults.has(fault)) return;
+  const ip = decodeIpv6(packet);
+  if (!ip.ok || ip.value.src === source) return;
+  const m = ip.value.payload;
+  if (m.length < 6 || ((m[0] ?? 0) & 0x0f) !== 1) return;
+  count(`rx.acceptedByFault.${reason}`);
+  handle({
+    type: "advertisement",
+    now: now(),
+    from: ip.value.src,
+    priority: m[2] ?? 0,
+    maxAdverIntCs: (m[0] ?? 0) >> 4 === 3 ? (((m[4] ?? 0) & 0x0f) << 8) | (m[5] ?? 0) : args.advertIntervalCs,
+  });
 }
 
 function handle(event: VrrpEvent): void {
@@ -179,6 +218,7 @@ function onVrrp6(packet: Buffer): void {
   const v = validateVrrp6Packet(packet, { version: 3, vrids: [vrid] });
   if (!v.ok) {
     count(`rx.rejected.${v.reason}`);
+    acceptAnyway(packet, v.reason);
     return;
   }
   // Our own frames never reach this socket (sent on AF_PACKET): this is a spoofed source.

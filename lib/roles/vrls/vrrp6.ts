@@ -113,6 +113,43 @@ export function vrrp6AdvertisementFrame(options: {
 }
 
 /**
+ * The advertisement with the IPv4 agent's seeded sender faults applied
+ * (lib/roles/seeded-faults.ts): wrong priority (+1) or interval (x2), the physical MAC,
+ * hop limit 254, version 2 (checksum adjusted, RFC 1624: only the version is wrong), a bad
+ * checksum. Without faults: vrrp6AdvertisementFrame.
+ */
+export function vrrp6AdvertisementWithFaults(
+  options: Parameters<typeof vrrp6AdvertisementFrame>[0] & { physicalMac: string },
+  faults: ReadonlySet<string>,
+): Uint8Array {
+  const frame = vrrp6AdvertisementFrame({
+    ...options,
+    priority:
+      faults.has("vrrp-adv-wrong-priority") && options.priority > 0
+        ? Math.min(255, options.priority + 1)
+        : options.priority,
+    advertIntervalCs: faults.has("vrrp-adv-wrong-interval")
+      ? options.advertIntervalCs * 2
+      : options.advertIntervalCs,
+    srcMac: faults.has("vrrp-adv-physical-mac") ? options.physicalMac : vrrp6Mac(options.vrid),
+  });
+  // Ethernet 14 + IPv6 40: the VRRP message starts at 54, its checksum at 60; hop limit at 21.
+  if (faults.has("vrrp-adv-ttl-254")) frame[21] = 254;
+  if (faults.has("vrrp-adv-version-2")) {
+    const before = ((frame[54] ?? 0) << 8) | (frame[55] ?? 0);
+    frame[54] = 0x21;
+    const after = ((frame[54] ?? 0) << 8) | (frame[55] ?? 0);
+    let sum = (~(((frame[60] ?? 0) << 8) | (frame[61] ?? 0)) & 0xffff) + (~before & 0xffff) + after;
+    while (sum > 0xffff) sum = (sum & 0xffff) + (sum >> 16);
+    const checksum = ~sum & 0xffff;
+    frame[60] = checksum >> 8;
+    frame[61] = checksum & 0xff;
+  }
+  if (faults.has("vrrp-adv-bad-checksum")) frame[61] = (frame[61] ?? 0) ^ 0x5a;
+  return frame;
+}
+
+/**
  * The unsolicited Neighbor Advertisements of a new master (RFC 9568 6.4.1/6.4.2: one per
  * virtual address, Router and Override set, target link-layer = the virtual MAC), sent from
  * the link-local virtual address (an address of the master's, RFC 4861 7.2.6).
