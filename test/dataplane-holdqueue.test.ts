@@ -206,6 +206,29 @@ describe("HoldQueue in a forwarding namespace", () => {
     }
   });
 
+  it("whenArrived wakes on arrivals (no polling) and gives the check's value at its timeout", async () => {
+    const hq = openHoldQueue();
+    try {
+      hq.hold(SOURCE_A);
+      let checks = 0;
+      const fifth = hq.whenArrived(() => {
+        checks++;
+        return hq.held(SOURCE_A).length >= 5;
+      }, 10_000);
+      await lab.send(SOURCE_A, "w1", 5);
+      expect(await fifth).toBe(true);
+      // Checked at the start and once per batch of arrivals: at most 1 + 5, never per loop turn.
+      expect(checks).toBeGreaterThanOrEqual(2);
+      expect(checks).toBeLessThanOrEqual(6);
+      const started = performance.now();
+      expect(await hq.whenArrived(() => hq.held(SOURCE_A).length >= 6, 200)).toBe(false);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(195);
+      hq.discard(SOURCE_A);
+    } finally {
+      hq.close();
+    }
+  });
+
   it("releases after per-flow markers (exactly-once hand-off, new owner's side)", async () => {
     const hq = openHoldQueue();
     try {
@@ -265,8 +288,14 @@ describe("HoldQueue in a forwarding namespace", () => {
       // The receiver saw TTL 63, the forward hook TTL 63 too but prerouting 64: identity ignores TTL.
       expect(packetIdentity(packets[14]!)).toBe(obs[0]!.identity);
       expect(packetIdentity(packets[13]!)).not.toBe(obs[0]!.identity);
+      // Every observed packet is remembered by identity (type 4 extension: the old owner
+      // stops once it has taken in one the new owner holds), not only the last per flow.
+      expect(hq.observedAny(SOURCE_A, [packetIdentity(packets[3]!)])).toBe(true);
+      expect(hq.observedAny(SOURCE_A, ["00000000deadbeef"])).toBe(false);
+      expect(hq.observedAny(SOURCE_B, [packetIdentity(packets[3]!)])).toBe(false);
       expect(hq.takeObservations(SOURCE_A)).toHaveLength(1);
       expect(hq.observations(SOURCE_A)).toHaveLength(0);
+      expect(hq.observedAny(SOURCE_A, [packetIdentity(packets[3]!)])).toBe(false);
     } finally {
       hq.close();
       await run(["rm", "-f", pcap], { allowFailure: true });

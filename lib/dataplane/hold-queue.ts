@@ -147,7 +147,12 @@ interface KeyState {
   head: number;
   counters: KeyCounters;
   observations: Map<string, FlowObservation>;
+  /** Identities of the packets observed since the observations were last taken (bounded). */
+  observedIdentities: Set<string>;
 }
+
+/** How many observed identities a key remembers (a hand-off's observe window is milliseconds). */
+const OBSERVED_IDENTITIES_KEPT = 4096;
 
 function zeroCounters(): KeyCounters {
   return {
@@ -178,6 +183,8 @@ export class HoldQueue<K = string> {
   #unkeyed = 0;
   #keyErrors = 0;
   #hookErrors = 0;
+  readonly #arrivalListeners = new Set<() => void>();
+  #arrivalsNotifyQueued = false;
   #timer: NodeJS.Timeout | undefined;
   #closed = false;
 
@@ -218,13 +225,61 @@ export class HoldQueue<K = string> {
         head: 0,
         counters: zeroCounters(),
         observations: new Map(),
+        observedIdentities: new Set(),
       };
       this.#keys.set(key, st);
     }
     return st;
   }
 
+  /**
+   * Calls `listener` once after each batch of arrivals (a microtask after the queue's socket
+   * was read). For waits on what the queue takes in: they wake when packets come, instead of
+   * polling every event loop turn, which on a real-time thread starves the kernel's own packet
+   * processing (measured: a 20 ms spin under SCHED_FIFO lost 74 datagrams of every stream).
+   * Returns the function that removes it.
+   */
+  onArrivals(listener: () => void): () => void {
+    this.#arrivalListeners.add(listener);
+    return () => this.#arrivalListeners.delete(listener);
+  }
+
+  /**
+   * Resolves true as soon as `check()` holds, checked now and after each batch of arrivals,
+   * or with `check()`'s value after `timeoutMs`. Never polls.
+   */
+  whenArrived(check: () => boolean, timeoutMs: number): Promise<boolean> {
+    if (check()) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const finish = (value: boolean) => {
+        off();
+        clearTimeout(timer);
+        resolve(value);
+      };
+      const off = this.onArrivals(() => {
+        if (check()) finish(true);
+      });
+      const timer = setTimeout(() => finish(check()), timeoutMs);
+    });
+  }
+
+  #notifyArrivals(): void {
+    if (this.#arrivalListeners.size === 0 || this.#arrivalsNotifyQueued) return;
+    this.#arrivalsNotifyQueued = true;
+    queueMicrotask(() => {
+      this.#arrivalsNotifyQueued = false;
+      for (const l of [...this.#arrivalListeners]) {
+        try {
+          l();
+        } catch {
+          this.#hookErrors++;
+        }
+      }
+    });
+  }
+
   #onArrival(packet: QueuedPacket): void {
+    this.#notifyArrivals();
     const decoded = summarizePacket(packet.payload);
     if (!decoded.ok) {
       this.#malformed++;
@@ -316,6 +371,9 @@ export class HoldQueue<K = string> {
       obs.tcpNextSeq = (s.tcp.seq + s.tcp.payloadLength + syn + fin) >>> 0;
     }
     st.observations.set(s.flow, obs);
+    st.observedIdentities.add(record.identity);
+    if (st.observedIdentities.size > OBSERVED_IDENTITIES_KEPT)
+      st.observedIdentities.delete(st.observedIdentities.values().next().value as string);
   }
 
   /** Takes the held packets of a key out of the buffer (in arrival order). */
@@ -460,7 +518,14 @@ export class HoldQueue<K = string> {
     if (!st) return [];
     const out = [...st.observations.values()];
     st.observations.clear();
+    st.observedIdentities.clear();
     return out;
+  }
+
+  /** Whether `key` observed (took in and accepted) any of these packets since its observations were last taken. */
+  observedAny(key: K, identities: readonly string[]): boolean {
+    const seen = this.#keys.get(key)?.observedIdentities;
+    return seen !== undefined && identities.some((i) => seen.has(i));
   }
 
   counters(key: K): KeyCounters {
