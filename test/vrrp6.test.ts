@@ -9,6 +9,7 @@ import {
   vrrp6AdvertisementWithFaults,
   vrrp6GateRules,
   vrrp6GateScript,
+  vrrp6GuardTable,
   vrrp6Mac,
   vrrp6OwnerTable,
   vrrp6TakeoverNas,
@@ -126,6 +127,17 @@ describe("vrrp6: nftables", () => {
     expect(vrrp6GateRules("vrrp6r-7", "initialize")[1]).toMatch(/drop$/);
     expect(vrrp6GateScript("vrrp6r_7", "vrrp6r-7", "backup")).toBe(
       'flush chain ip6 vrrp6r_7 gate\nadd rule ip6 vrrp6r_7 gate iifname != "vrrp6r-7" accept\nadd rule ip6 vrrp6r_7 gate counter name "backup_drops" drop\n',
+    );
+  });
+  it("the guard (not owned) drops unadmitted packets from the macvlan in forward and input; the owned table admits input while it lives", () => {
+    const g = vrrp6GuardTable("vrrp6r-7");
+    expect(g.match(/iifname "vrrp6r-7" meta mark and 0x20000 == 0 counter drop/g)).toHaveLength(2);
+    expect(g).toContain("hook forward priority -150");
+    expect(g).toContain("hook input priority -150");
+    expect(g).not.toContain("flags owner");
+    const t = vrrp6OwnerTable({ macvlan: "vrrp6r-7", role: "backup", addresses: VIPS, acceptMode: true });
+    expect(t).toContain(
+      'hook input priority -250; policy accept;\n  iifname "vrrp6r-7" meta mark set mark or 0x20000',
     );
   });
   it("Accept_Mode False drops local delivery to the virtual addresses but lets Neighbor Discovery through", () => {

@@ -187,6 +187,12 @@ export function vrrp6OwnerTable(options: {
     "  type filter hook forward priority -200; policy accept;",
     ...vrrp6GateRules(options.macvlan, options.role).map((r) => `  ${r}`),
     "}",
+    // Local delivery from the macvlan (NS for the virtual addresses, traffic to them) is
+    // admitted while the agent lives; the guard drops it once the agent (and this table) is gone.
+    "chain admit_in {",
+    "  type filter hook input priority -250; policy accept;",
+    `  iifname "${options.macvlan}" meta mark set mark or 0x${VRRP6_ADMITTED.toString(16)}`,
+    "}",
     ...(options.acceptMode
       ? []
       : [
@@ -225,13 +231,20 @@ export function vrrp6GateScript(
 
 /**
  * The guard (not owned: it outlives the agent): from the macvlan, only what the owner
- * table admitted is forwarded, so a killed master forwards nothing for the virtual router.
+ * table admitted is forwarded or delivered locally, so a killed master forwards nothing
+ * for the virtual router and no longer answers Neighbor Solicitations for the virtual
+ * addresses it still holds (nor accepts traffic to them).
  */
 export function vrrp6GuardTable(macvlan: string): string {
+  const unadmitted = `iifname "${macvlan}" meta mark and 0x${VRRP6_ADMITTED.toString(16)} == 0 counter drop`;
   return [
     "chain guard {",
     "  type filter hook forward priority -150; policy accept;",
-    `  iifname "${macvlan}" meta mark and 0x${VRRP6_ADMITTED.toString(16)} == 0 counter drop`,
+    `  ${unadmitted}`,
+    "}",
+    "chain guard_in {",
+    "  type filter hook input priority -150; policy accept;",
+    `  ${unadmitted}`,
     "}",
   ].join("\n");
 }
