@@ -442,10 +442,13 @@ export class MemberDataplane {
     const q = this.queue;
     if (!q) return "no queue";
     return Object.entries(held)
-      .map(
-        ([c, ids]) =>
-          `${c}: ${ids.length} named, mode ${q.mode(c)}, ${q.counters(c).observed} observed in all, seen ${ids.filter((i) => q.observedAny(c, [i])).length}`,
-      )
+      .map(([c, ids]) => {
+        const flows = q
+          .observations(c)
+          .map((o) => `${o.flow} ${o.packets} pkts, last ${(performance.now() - o.lastAt).toFixed(1)} ms ago`)
+          .join(", ");
+        return `${c}: ${ids.length} named, mode ${q.mode(c)}, kernel ${this.applied.get(c)}, ${q.counters(c).observed} observed in all, seen ${ids.filter((i) => q.observedAny(c, [i])).length}; this stop: ${flows}`;
+      })
       .join("; ");
   }
 
