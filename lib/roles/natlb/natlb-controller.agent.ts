@@ -87,7 +87,7 @@ serveAgent({
     move: (p: { vip: string; to: string; kind?: MoveKind; from?: string }) =>
       ctl().move(p.vip, p.to, p.kind ?? "planned", p.from),
     rebalance: () => ctl().rebalance(),
-    checkFailures: () => ctl().checkFailures(),
+    checkFailures: (p: { entriesFirst?: boolean } = {}) => ctl().checkFailures(p.entriesFirst),
     balance: () => {
       const b = ctl().balance();
       return { loads: Object.fromEntries(b.loads), imbalance: b.imbalance };
