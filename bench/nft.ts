@@ -9,7 +9,8 @@
 // elements), each preloaded with 64 elements, and a named counter. Operations:
 // - set: one transaction adding, then (next iteration) deleting, one element of the set
 //   (`updateSet`: `add element ip T S { A }` / `delete element ...`);
-// - counter: one named-counter read as JSON (`readCounter`: `list counter ip T C`, parsed).
+// - counter: one named-counter read (`readCounter`): spawned, `nft -j list counter ip T C`,
+//   parsed; in process, one libnftnl NFT_MSG_GETOBJ request on the context's counter socket.
 // The four series are interleaved iteration by iteration, so a burst of load on the shared
 // machine hits spawn and in-process alike.
 import { readFile } from "node:fs/promises";
@@ -210,7 +211,7 @@ export function printNftBench(result: NftBenchResult): void {
     spawn_set: ["spawn (ip netns exec nft -f -)", "set element add/delete"],
     inproc_set: ["in process (libnftables)", "set element add/delete"],
     spawn_counter: ["spawn (ip netns exec nft -j)", "named counter read (JSON)"],
-    inproc_counter: ["in process (libnftables)", "named counter read (JSON)"],
+    inproc_counter: ["in process (libnftnl)", "named counter read (NFT_MSG_GETOBJ)"],
   };
   const rows: string[][] = [];
   for (const key of ["spawn_set", "inproc_set", "spawn_counter", "inproc_counter"] as const) {

@@ -265,8 +265,14 @@ describe("HoldQueue in a forwarding namespace", () => {
       // The receiver saw TTL 63, the forward hook TTL 63 too but prerouting 64: identity ignores TTL.
       expect(packetIdentity(packets[14]!)).toBe(obs[0]!.identity);
       expect(packetIdentity(packets[13]!)).not.toBe(obs[0]!.identity);
+      // Every observed packet is remembered by identity (type 4 extension: the old owner
+      // stops once it has taken in one the new owner holds), not only the last per flow.
+      expect(hq.observedAny(SOURCE_A, [packetIdentity(packets[3]!)])).toBe(true);
+      expect(hq.observedAny(SOURCE_A, ["00000000deadbeef"])).toBe(false);
+      expect(hq.observedAny(SOURCE_B, [packetIdentity(packets[3]!)])).toBe(false);
       expect(hq.takeObservations(SOURCE_A)).toHaveLength(1);
       expect(hq.observations(SOURCE_A)).toHaveLength(0);
+      expect(hq.observedAny(SOURCE_A, [packetIdentity(packets[3]!)])).toBe(false);
     } finally {
       hq.close();
       await run(["rm", "-f", pcap], { allowFailure: true });

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type InProcessNft,
   inProcessNft,
+  listCounters,
   listSet,
   listSetsJson,
   NftError,
@@ -85,6 +86,31 @@ describe("in-process libnftables context", () => {
     expect(inproc.nftables.map((o) => Object.keys(o as object)[0])).toEqual(["metainfo", "set"]);
     expect(inproc).toEqual(byNft);
     expect(nft.counters.failures).toBe(0);
+  });
+
+  it("reads named counters with libnftnl equal to what a spawned nft -j reads, and names a missing one", async () => {
+    const nft = open();
+    const c = { family: "ip6", table: "tdcounters" } as const;
+    await replaceTable(
+      nft,
+      c,
+      [
+        "counter seen { }",
+        "counter idle { }",
+        "chain out {",
+        "  type filter hook output priority 0; policy accept;",
+        "  meta l4proto ipv6-icmp counter name seen",
+        "}",
+      ].join("\n"),
+    );
+    await run(["ip", "netns", "exec", ns, "ping", "-6", "-c", "4", "-i", "0.01", "-q", "::1"]);
+    const bySpawn = await listCounters(spawned, c);
+    expect(bySpawn.get("seen")?.packets).toBe(8);
+    expect(await listCounters(nft, c)).toEqual(bySpawn);
+    expect(await readCounter(nft, c, "seen")).toEqual(bySpawn.get("seen"));
+    expect(await readCounter(nft, c, "idle")).toEqual({ packets: 0, bytes: 0 });
+    await expect(readCounter(nft, c, "absent")).rejects.toThrow(/ip6 tdcounters absent.*No such file/);
+    expect((await listCounters(nft, { family: "ip6", table: "tdnotable" })).size).toBe(0);
   });
 
   it("listings run off the event loop, beside transactions on the same object", async () => {

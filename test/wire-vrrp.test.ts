@@ -180,6 +180,22 @@ describe("VRLS extension messages (seed 000 Figs. 3, 10A-10F)", () => {
     },
     {
       ...envelope,
+      type: 4,
+      allocationSerial: 6,
+      accepted: true,
+      done: true,
+      conditions: [
+        { kind: "prefix", address: "198.18.10.0", prefixLength: 25 },
+        { kind: "prefix", address: "198.18.10.5", prefixLength: 32 },
+      ],
+      // Type 4 extension: packets the new owner holds, per condition index.
+      held: [
+        { conditionIndex: 0, packetId: 0xfedcba9876543210n },
+        { conditionIndex: 1, packetId: 1n },
+      ],
+    },
+    {
+      ...envelope,
       type: 5,
       allocationSerial: 6,
       part: 0,

@@ -147,7 +147,12 @@ interface KeyState {
   head: number;
   counters: KeyCounters;
   observations: Map<string, FlowObservation>;
+  /** Identities of the packets observed since the observations were last taken (bounded). */
+  observedIdentities: Set<string>;
 }
+
+/** How many observed identities a key remembers (a hand-off's observe window is milliseconds). */
+const OBSERVED_IDENTITIES_KEPT = 4096;
 
 function zeroCounters(): KeyCounters {
   return {
@@ -218,6 +223,7 @@ export class HoldQueue<K = string> {
         head: 0,
         counters: zeroCounters(),
         observations: new Map(),
+        observedIdentities: new Set(),
       };
       this.#keys.set(key, st);
     }
@@ -316,6 +322,9 @@ export class HoldQueue<K = string> {
       obs.tcpNextSeq = (s.tcp.seq + s.tcp.payloadLength + syn + fin) >>> 0;
     }
     st.observations.set(s.flow, obs);
+    st.observedIdentities.add(record.identity);
+    if (st.observedIdentities.size > OBSERVED_IDENTITIES_KEPT)
+      st.observedIdentities.delete(st.observedIdentities.values().next().value as string);
   }
 
   /** Takes the held packets of a key out of the buffer (in arrival order). */
@@ -460,7 +469,14 @@ export class HoldQueue<K = string> {
     if (!st) return [];
     const out = [...st.observations.values()];
     st.observations.clear();
+    st.observedIdentities.clear();
     return out;
+  }
+
+  /** Whether `key` observed (took in and accepted) any of these packets since its observations were last taken. */
+  observedAny(key: K, identities: readonly string[]): boolean {
+    const seen = this.#keys.get(key)?.observedIdentities;
+    return seen !== undefined && identities.some((i) => seen.has(i));
   }
 
   counters(key: K): KeyCounters {

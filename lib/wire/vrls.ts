@@ -98,6 +98,13 @@ const STATE_BY_CODE = new Map<number, MemberState>(
 
 export type MemberRole = "router" | "coordinator";
 
+/** A packet the new owner holds (type 4 extension): its condition's index in the message, its identity. */
+export interface HeldPacket {
+  conditionIndex: number;
+  /** 64-bit identity of the IP packet as received (the markers' `packetId`). */
+  packetId: bigint;
+}
+
 export type VrlsBody =
   | { type: 1; allocationSerial: number; mode: HandoffMode; memberCount: number }
   | { type: 2; allocationSerial: number; state: MemberState }
@@ -109,6 +116,13 @@ export type VrlsBody =
       /** Every hand-off of the sender in this allocation is finished (flags bit 0, additive). */
       done?: boolean;
       conditions: Condition[];
+      /**
+       * Tandem extension (flags bit 1, docs/vrls.md "held packets in the confirmation"): the
+       * identities of packets the sender (a new owner) holds so far, each naming its condition
+       * by index into `conditions`. The old owner stops only once it has itself taken in one of
+       * them, so every packet before the hold has passed its kernel.
+       */
+      held?: HeldPacket[];
     }
   | {
       type: 5;
@@ -215,13 +229,29 @@ function writeBody(w: ByteWriter, body: VrlsBody): void {
         writeConditions(w, a.conditions);
       }
       return;
-    case 4:
+    case 4: {
+      const held = body.held ?? [];
       w.u32(body.allocationSerial)
         .u8(body.accepted ? 1 : 0)
-        .u8(body.done ? 1 : 0)
+        .u8((body.done ? 1 : 0) | (held.length > 0 ? 2 : 0))
         .u16(count16("conditions", body.conditions.length));
       writeConditions(w, body.conditions);
+      if (held.length > 0) {
+        w.u16(count16("held packets", held.length)).u16(0);
+        for (const h of held) {
+          if (
+            !Number.isInteger(h.conditionIndex) ||
+            h.conditionIndex < 0 ||
+            h.conditionIndex >= body.conditions.length
+          )
+            throw new RangeError(
+              `held packet condition index ${h.conditionIndex} outside 0..${body.conditions.length - 1}`,
+            );
+          w.u16(h.conditionIndex).u16(0).u64(h.packetId);
+        }
+      }
       return;
+    }
     case 5:
       w.u32(body.allocationSerial)
         .u16(body.part)
@@ -457,12 +487,34 @@ function readBody(type: number, r: ByteReader): VrlsBody {
       const accepted = r.u8("accepted flag");
       if (accepted > 1) r.fail(`accepted flag ${accepted}`, at);
       const flags = r.u8("confirmation flags");
-      if (flags > 1) r.fail(`unknown confirmation flags 0x${flags.toString(16)}`, at + 1);
+      if (flags > 3) r.fail(`unknown confirmation flags 0x${flags.toString(16)}`, at + 1);
       const n = r.u16("condition count");
       const conditions = readConditions(r, n);
-      return flags & 1
-        ? { type, allocationSerial, accepted: accepted === 1, done: true, conditions }
-        : { type, allocationSerial, accepted: accepted === 1, conditions };
+      const body: Extract<VrlsBody, { type: 4 }> = {
+        type,
+        allocationSerial,
+        accepted: accepted === 1,
+        conditions,
+      };
+      if (flags & 1) body.done = true;
+      if (flags & 2) {
+        const countAt = r.offset;
+        const m = r.u16("held packet count");
+        if (m === 0) r.fail("held packets flagged but none listed", countAt);
+        r.u16("reserved");
+        r.need(m * 12, `${m} held packets`);
+        const held: HeldPacket[] = [];
+        for (let i = 0; i < m; i++) {
+          const indexAt = r.offset;
+          const conditionIndex = r.u16("held packet condition index");
+          if (conditionIndex >= n)
+            r.fail(`held packet condition index ${conditionIndex} of ${n} conditions`, indexAt);
+          r.u16("reserved");
+          held.push({ conditionIndex, packetId: r.u64("held packet identity") });
+        }
+        body.held = held;
+      }
+      return body;
     }
     case 5: {
       const allocationSerial = r.u32("allocation serial");

@@ -28,3 +28,26 @@ export class NftContext {
 }
 
 export function openNftContext(options?: NftContextOptions): NftContext;
+
+/** One named counter's value. */
+export interface NamedCounterValue {
+  name: string;
+  packets: number;
+  bytes: number;
+}
+
+/**
+ * Named counters read with libnftnl (NFT_MSG_GETOBJ) on a netlink socket of its own: one
+ * round trip, no libnftables cache rebuild and no JSON, so it stays synchronous.
+ */
+export class CounterReader {
+  constructor(options?: NftContextOptions);
+  /** One named counter; throws (with `errno`, ENOENT when it does not exist). */
+  read(family: string, table: string, name: string): NamedCounterValue;
+  /** Every named counter of a table (one dump). */
+  readAll(family: string, table: string): NamedCounterValue[];
+  readonly open: boolean;
+  close(): void;
+}
+
+export function openCounterReader(options?: NftContextOptions): CounterReader;

@@ -27,3 +27,26 @@ export class NftContext {
 export function openNftContext(options) {
   return new NftContext(options);
 }
+
+export class CounterReader {
+  #native;
+  constructor(options) {
+    this.#native = new binding.CounterReader(options ?? {});
+  }
+  read(family, table, name) {
+    return this.#native.read(String(family), String(table), String(name));
+  }
+  readAll(family, table) {
+    return this.#native.readAll(String(family), String(table));
+  }
+  get open() {
+    return this.#native.isOpen();
+  }
+  close() {
+    this.#native.close();
+  }
+}
+
+export function openCounterReader(options) {
+  return new CounterReader(options);
+}

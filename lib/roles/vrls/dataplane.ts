@@ -45,6 +45,10 @@ import { decideExactlyOnce, decideSequenceNumber, type PacketInfo, seqLt } from 
 import type { Disposition } from "./member.ts";
 import type { FlowMarker, HandoffMode } from "./messages.ts";
 
+/** Held packets named in a "holding" confirmation per condition: the first ones, then the latest. */
+const HELD_SAMPLE_FIRST = 4;
+const HELD_SAMPLE_PER_CONDITION = 32;
+
 export interface MemberDataplaneOptions {
   /** Commands (ip, sysctl) in the member's namespace. */
   /** Where its commands run (the agent's own namespace: localHost()). */
@@ -375,6 +379,35 @@ export class MemberDataplane {
     // counted (nftFailures) and logged, not lost.
     this.counters.deferredTransactions++;
     done.catch((e) => this.opts.log(`deferred nft transaction failed: ${(e as Error).message}`));
+  }
+
+  /**
+   * New owner, for its "holding" confirmation (type 4 extension): identities of packets it
+   * holds for `condition` so far, at most `limit` (default 32): its first 4 and its latest
+   * (the old owner's first observed packet is among the latest when its observe began after
+   * this member's hold: at 2 kpps, 28 packets cover 14 ms). Empty when nothing is held.
+   */
+  heldSample(condition: string, limit = HELD_SAMPLE_PER_CONDITION): string[] {
+    const q = this.queue;
+    if (!q) return [];
+    q.pump();
+    const held = q.held(condition);
+    const first = Math.min(HELD_SAMPLE_FIRST, Math.floor(limit / 4));
+    const picked =
+      held.length <= limit ? held : [...held.slice(0, first), ...held.slice(held.length - (limit - first))];
+    return picked.map((r) => r.identity);
+  }
+
+  /**
+   * Old owner: whether, for every condition of `held`, it has itself taken in (observed) one
+   * of the packets the new owner holds. Then every packet that reached both before the new
+   * owner's hold has passed this member's kernel (one hub, one order) and the stop loses none.
+   */
+  observedOneHeld(held: Readonly<Record<string, readonly string[]>>): boolean {
+    const q = this.queue;
+    if (!q) return true;
+    q.pump();
+    return Object.entries(held).every(([c, ids]) => ids.length === 0 || q.observedAny(c, ids));
   }
 
   /** Old owner: stop forwarding now (user space, instantaneous) and return the markers. */

@@ -57,6 +57,11 @@ export type MemberAction =
       version: number;
       conditions: string[];
       mode: HandoffMode;
+      /**
+       * Per condition, packets the new owner said it holds (type 4 extension): stop only once
+       * one of them has been taken in here. Absent or empty: the driver's fixed settle.
+       */
+      held?: Record<string, string[]>;
     }
   /** Old owner, timer mode: stop forwarding `conditions` now (no markers in this mode). */
   | { type: "stopForwarding"; conditions: string[] }
@@ -282,6 +287,8 @@ export class MemberEngine {
         if (stop.length > 0) actions.push({ type: "stopForwarding", conditions: stop });
       } else {
         // The driver keeps the markers it sent, so a repeated request gets identical markers.
+        const held: Record<string, string[]> = {};
+        for (const c of stop) if (msg.held?.[c]?.length) held[c] = msg.held[c];
         actions.push({
           type: "stopAndSendMarkers",
           to: from,
@@ -289,6 +296,7 @@ export class MemberEngine {
           version: this.version,
           conditions: [...stop, ...resend],
           mode: this.mode ?? "exactly-once",
+          ...(Object.keys(held).length > 0 ? { held } : {}),
         });
         for (const c of stop) this.owned.delete(c);
       }

@@ -46,6 +46,12 @@ export type VrlsMessage =
       observing: string[];
       holding: string[];
       done: boolean;
+      /**
+       * Type 4 extension (Tandem, docs/vrls.md): per condition held, identities of packets the
+       * new owner holds so far (its first and its latest). The old owner stops a condition only
+       * once it has taken in one of them itself. Filled in by the agent from its data plane.
+       */
+      held?: Record<string, string[]>;
     }
   /** Type 5 (Fig. 10C): sequence number information / exactly-once markers, old owner -> new owner. */
   | { type: "markers"; epoch: number; version: number; conditions: string[]; markers: FlowMarker[] }

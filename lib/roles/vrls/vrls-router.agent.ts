@@ -155,8 +155,19 @@ async function pollArpConflicts(): Promise<void> {
     log,
   );
 }
-/** How much longer an old owner observes once told to stop (see stopAndSendMarkers). */
+/**
+ * How much longer an old owner observes once told to stop when the new owner named no held
+ * packet (see stopAndSendMarkers).
+ */
 const STOP_SETTLE_MS = 2;
+/**
+ * How long an old owner observes at most while waiting to take in one of the packets the new
+ * owner holds (type 4 extension). Past it the stop goes ahead and is counted
+ * (`handoff.heldNotObserved`): the lag it covers is milliseconds.
+ */
+const HELD_OBSERVE_WAIT_MS = 20;
+/** Held packets named in one confirmation at most (type 4 extension; 96 x 12 bytes). */
+const HELD_SAMPLE_PER_MESSAGE = 96;
 /** How long a new owner waits for the old owner's last forwarded packet to be held (then releases the whole flow). */
 const MARKER_WAIT_MS = 3;
 
@@ -267,6 +278,25 @@ const WITHHELD_BY_FAULT: Partial<Record<VrlsMessage["type"], string>> = {
 const trace = new HandoffTrace();
 const HANDOFF_MESSAGES = new Set(["allocation", "confirmation", "markers"]);
 
+/**
+ * A new owner's confirmation names, per condition it holds in the markers' modes, packets it
+ * holds so far (type 4 extension, docs/vrls.md): the old owner stops only once it has taken
+ * one of them in itself.
+ */
+function withHeldSample(message: VrlsMessage): VrlsMessage {
+  if (message.type !== "confirmation" || message.holding.length === 0) return message;
+  const mode = core.member.snapshot().mode;
+  if (mode !== "exactly-once" && mode !== "sequence-number") return message;
+  const held: Record<string, string[]> = {};
+  // At most HELD_SAMPLE_PER_MESSAGE identities (12 bytes each): the confirmation stays one frame.
+  const limit = Math.max(2, Math.min(32, Math.floor(HELD_SAMPLE_PER_MESSAGE / message.holding.length)));
+  for (const c of message.holding) {
+    const ids = dp.heldSample(c, limit);
+    if (ids.length > 0) held[c] = ids;
+  }
+  return Object.keys(held).length > 0 ? { ...message, held } : message;
+}
+
 function sendMessage(to: Destination, message: VrlsMessage): void {
   const withheld = WITHHELD_BY_FAULT[message.type];
   if (withheld && faults.has(withheld)) return;
@@ -276,7 +306,7 @@ function sendMessage(to: Destination, message: VrlsMessage): void {
       message,
     );
   const dst = to === "all" ? VRRP_MULTICAST : to.member;
-  for (const part of toWire(message)) {
+  for (const part of toWire(withHeldSample(message))) {
     const wire = {
       vrid,
       priority: args.core.priority,
@@ -450,13 +480,25 @@ async function perform(a: CoreAction): Promise<void> {
       return;
     case "stopAndSendMarkers": {
       // Observe a little longer before stopping. A packet the new owner's kernel dropped just
-      // before its prehold began may reach this host's queue only later (its softirq lags); it
-      // must be forwarded here, not blocked (seen: 1 lost in 200 hand-offs without this
-      // settle, 2 with real-time agents that outran their host's softirq). A packet held by
-      // the new owner before the boundary needs no settle: it is released after the marker
-      // (handoff.ts). Observing longer is always safe: it only moves the marker later.
-      // Time is the subject here (a settle window), so a fixed pause, not a wait.
-      await pause(STOP_SETTLE_MS);
+      // before its (pre)hold began may reach this host's queue only later; it must be forwarded
+      // here, not blocked (seen: 1 lost in 200 hand-offs with no wait, 4 in 200 with real-time
+      // agents and a fixed 2 ms settle). Observing longer is always safe: it only moves the
+      // marker later. With the new owner's held packets named (type 4 extension) the wait ends
+      // on a fact; without them (old peers, nothing held yet) a fixed settle is what is left.
+      if (a.held && Object.keys(a.held).length > 0) {
+        const held = a.held;
+        // Type 4 extension: observe until one of the new owner's held packets has come through
+        // here too; every packet it dropped before its hold came earlier, so it is forwarded.
+        const seen = await heldWithin(() => dp.observedOneHeld(held), {
+          timeoutMs: HELD_OBSERVE_WAIT_MS,
+          what: "one of the new owner's held packets to be observed",
+          everyMs: 0,
+        });
+        count(seen ? "handoff.heldObserved" : "handoff.heldNotObserved");
+      } else {
+        await pause(STOP_SETTLE_MS);
+        count("handoff.settled");
+      }
       trace.record(`${self} dp.stop`, a);
       const markers = faultyMarkers(
         faults.has("vrls-keeps-forwarding") ? [] : dp.stop(a.to, a.epoch, a.version, a.conditions, a.mode),

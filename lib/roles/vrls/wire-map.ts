@@ -104,10 +104,19 @@ export function toWire(m: VrlsMessage): { masterEpoch: number; body: VrlsBody }[
       ];
     }
     case "confirmation": {
-      const conditions = [...new Set([...m.observing, ...m.holding])].map(toWireCondition);
-      const body: VrlsBody = m.done
-        ? { type: 4, allocationSerial: m.version, accepted: true, done: true, conditions }
-        : { type: 4, allocationSerial: m.version, accepted: true, conditions };
+      const keys = [...new Set([...m.observing, ...m.holding])];
+      const conditions = keys.map(toWireCondition);
+      const body: Extract<VrlsBody, { type: 4 }> = {
+        type: 4,
+        allocationSerial: m.version,
+        accepted: true,
+        conditions,
+      };
+      if (m.done) body.done = true;
+      const held = keys.flatMap((k, conditionIndex) =>
+        (m.held?.[k] ?? []).map((identity) => ({ conditionIndex, packetId: BigInt(`0x${identity}`) })),
+      );
+      if (held.length > 0) body.held = held;
       return [{ masterEpoch: m.epoch, body }];
     }
     case "markers":
@@ -259,7 +268,7 @@ export function fromWire(
         if (e?.owner === w.sender) holding.push(k);
         else if (e?.previousOwner === w.sender) observing.push(k);
       }
-      return {
+      const message: Extract<VrlsMessage, { type: "confirmation" }> = {
         type: "confirmation",
         epoch,
         version: w.allocationSerial,
@@ -267,6 +276,15 @@ export function fromWire(
         holding,
         done: w.done === true,
       };
+      if (w.held && w.held.length > 0) {
+        const held: Record<string, string[]> = {};
+        for (const h of w.held) {
+          const k = keys[h.conditionIndex] as string;
+          (held[k] ??= []).push(h.packetId.toString(16).padStart(16, "0"));
+        }
+        message.held = held;
+      }
+      return message;
     }
     case 5: {
       const conditions: string[] = [];

@@ -36,6 +36,9 @@ extern "C" {
 
 #include "../../common/netns_guard.h"
 
+// counters.cc: named counters read with libnftnl, without libnftables' cache rebuild.
+Napi::Function DefineCounterReader(Napi::Env env);
+
 namespace {
 
 std::string ErrnoText(const std::string& what, int err) {
@@ -230,6 +233,7 @@ Napi::Value Context::RunAsync(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Context", Context::Define(env));
+  exports.Set("CounterReader", DefineCounterReader(env));
   return exports;
 }
 
