@@ -280,7 +280,9 @@ export function fromWire(
         const held: Record<string, string[]> = {};
         for (const h of w.held) {
           const k = keys[h.conditionIndex] as string;
-          (held[k] ??= []).push(h.packetId.toString(16).padStart(16, "0"));
+          const list = held[k] ?? [];
+          list.push(h.packetId.toString(16).padStart(16, "0"));
+          held[k] = list;
         }
         message.held = held;
       }
