@@ -206,6 +206,29 @@ describe("HoldQueue in a forwarding namespace", () => {
     }
   });
 
+  it("whenArrived wakes on arrivals (no polling) and gives the check's value at its timeout", async () => {
+    const hq = openHoldQueue();
+    try {
+      hq.hold(SOURCE_A);
+      let checks = 0;
+      const fifth = hq.whenArrived(() => {
+        checks++;
+        return hq.held(SOURCE_A).length >= 5;
+      }, 10_000);
+      await lab.send(SOURCE_A, "w1", 5);
+      expect(await fifth).toBe(true);
+      // Checked at the start and once per batch of arrivals: at most 1 + 5, never per loop turn.
+      expect(checks).toBeGreaterThanOrEqual(2);
+      expect(checks).toBeLessThanOrEqual(6);
+      const started = performance.now();
+      expect(await hq.whenArrived(() => hq.held(SOURCE_A).length >= 6, 200)).toBe(false);
+      expect(performance.now() - started).toBeGreaterThanOrEqual(195);
+      hq.discard(SOURCE_A);
+    } finally {
+      hq.close();
+    }
+  });
+
   it("releases after per-flow markers (exactly-once hand-off, new owner's side)", async () => {
     const hq = openHoldQueue();
     try {

@@ -113,7 +113,13 @@ async function startVrls(lab: Lab, timeoutMs: number): Promise<Started> {
           (i.addresses ?? []).some((a) => direct.some((d) => cidrContains(d, a.split("/")[0] ?? ""))),
         ),
       ).length;
-      const master = await r.waitForMaster(timeoutMs);
+      // With preemption (the default) the settled master is the one highest priority: wait for
+      // it, not for whoever became master first while the others were still starting. Equal top
+      // priorities: the first master keeps the role (docs/vrls.md), so any single master.
+      const master = await r.waitForMaster(
+        timeoutMs,
+        r.config.spec.preempt ? settledMaster(r.config.members) : undefined,
+      );
       ready[r.config.name] = { master, allocation: await r.waitAllocated(conditions, timeoutMs) };
     }
     return {
@@ -277,4 +283,11 @@ export function formatReady(h: HolderRecord): string {
   }
   lines.push(`  tandem ${h.role} show ${h.lab}   /   tandem ${h.role} down ${h.lab}   (log ${h.log})`);
   return lines.join("\n");
+}
+
+/** The member a preempting virtual router settles on: the one with the highest priority, if one is. */
+export function settledMaster(members: readonly { host: string; priority: number }[]): string | undefined {
+  const top = Math.max(...members.map((m) => m.priority));
+  const best = members.filter((m) => m.priority === top);
+  return best.length === 1 ? best[0]?.host : undefined;
 }

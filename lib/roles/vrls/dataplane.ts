@@ -410,6 +410,15 @@ export class MemberDataplane {
     return Object.entries(held).every(([c, ids]) => ids.length === 0 || q.observedAny(c, ids));
   }
 
+  /**
+   * Resolves true once `check()` holds, checked now and whenever the queue takes packets in,
+   * or with its value after `timeoutMs` (never polls: see HoldQueue.whenArrived).
+   */
+  whenQueued(check: () => boolean, timeoutMs: number): Promise<boolean> {
+    const q = this.queue;
+    return q ? q.whenArrived(check, timeoutMs) : Promise.resolve(check());
+  }
+
   /** Old owner: stop forwarding now (user space, instantaneous) and return the markers. */
   stop(
     peer: string,

@@ -489,11 +489,7 @@ async function perform(a: CoreAction): Promise<void> {
         const held = a.held;
         // Type 4 extension: observe until one of the new owner's held packets has come through
         // here too; every packet it dropped before its hold came earlier, so it is forwarded.
-        const seen = await heldWithin(() => dp.observedOneHeld(held), {
-          timeoutMs: HELD_OBSERVE_WAIT_MS,
-          what: "one of the new owner's held packets to be observed",
-          everyMs: 0,
-        });
+        const seen = await dp.whenQueued(() => dp.observedOneHeld(held), HELD_OBSERVE_WAIT_MS);
         count(seen ? "handoff.heldObserved" : "handoff.heldNotObserved");
       } else {
         await pause(STOP_SETTLE_MS);
@@ -518,12 +514,8 @@ async function perform(a: CoreAction): Promise<void> {
     case "resolveHeld": {
       // Every frame the old owner forwarded reached this member from the same hub before
       // the markers did; wait (bounded) until the last one is held, then resolve.
-      const held = await heldWithin(() => dp.markersHeld(a.conditions, a.mode, a.markers), {
-        timeoutMs: MARKER_WAIT_MS,
-        what: "the old owner's last frames to be held",
-        // Every loop turn (the queue's socket is read between turns), for at most MARKER_WAIT_MS.
-        everyMs: 0,
-      });
+      // Woken by the queue's arrivals, not by polling (HoldQueue.whenArrived), for at most MARKER_WAIT_MS.
+      const held = await dp.whenQueued(() => dp.markersHeld(a.conditions, a.mode, a.markers), MARKER_WAIT_MS);
       if (!held) count("handoff.markerWaitExpired");
       const r = dp.resolve(a.conditions, a.mode, a.markers);
       trace.record(`${self} dp.resolved${held ? "" : " (marker not held)"}`, core.member.currentVersion);
