@@ -300,6 +300,18 @@ export class MemberDataplane {
   private nftChain: Promise<void> = Promise.resolve();
   /** Per condition moved from prehold to hold: the arrival number of the last packet held before. */
   private readonly boundaries = new Map<string, number>();
+  /**
+   * Conditions whose stop (stopAndSendMarkers) is on its way: they keep observing until
+   * `stop` blocks them, even when an apply queued before the stop already sees the newest
+   * state (drop). Blocking them there cut the old owner's observation short before it had
+   * seen one of the new owner's held packets (measured: a third of one member's stops).
+   */
+  private readonly stopsPending = new Set<string>();
+
+  /** The agent announces a stop as soon as its core decides it, before earlier work has run. */
+  expectStop(conditions: readonly string[]): void {
+    for (const c of conditions) this.stopsPending.add(c);
+  }
 
   /**
    * nft transactions run one at a time, in the order they were asked for. `later`: start it
@@ -333,7 +345,9 @@ export class MemberDataplane {
     const all = new Set([...desired.keys(), ...this.applied.keys()]);
     for (const c of all) {
       const before = this.applied.get(c);
-      const after = desired.get(c);
+      let after = desired.get(c);
+      // observe -> drop waits for its stop, which comes later in the agent's queue.
+      if (before === "observe" && after === "drop" && this.stopsPending.has(c)) after = "observe";
       if (before === after) continue;
       if (
         before === undefined ||
@@ -370,7 +384,11 @@ export class MemberDataplane {
     for (const c of all) {
       const d = desired.get(c);
       if (d === undefined) this.applied.delete(c);
-      else this.applied.set(c, d);
+      else
+        this.applied.set(
+          c,
+          this.applied.get(c) === "observe" && d === "drop" && this.stopsPending.has(c) ? "observe" : d,
+        );
     }
     if (lines.length === 0) return;
     const done = this.nft(`${lines.join("\n")}\n`, leavesQueueOnly);
@@ -419,6 +437,18 @@ export class MemberDataplane {
     return q ? q.whenArrived(check, timeoutMs) : Promise.resolve(check());
   }
 
+  /** For a log line: per condition, how many packets were named, the queue's mode and what it observed. */
+  describeObserved(held: Readonly<Record<string, readonly string[]>>): string {
+    const q = this.queue;
+    if (!q) return "no queue";
+    return Object.entries(held)
+      .map(
+        ([c, ids]) =>
+          `${c}: ${ids.length} named, mode ${q.mode(c)}, ${q.counters(c).observed} observed in all, seen ${ids.filter((i) => q.observedAny(c, [i])).length}`,
+      )
+      .join("; ");
+  }
+
   /** Old owner: stop forwarding now (user space, instantaneous) and return the markers. */
   stop(
     peer: string,
@@ -429,6 +459,7 @@ export class MemberDataplane {
   ): FlowMarker[] {
     const q = this.queue;
     if (!q) return [];
+    for (const c of conditions) this.stopsPending.delete(c);
     const key = `${peer} ${epoch}.${version} ${conditions.join(",")}`;
     const known = this.sentMarkers.get(key);
     if (known) return known;

@@ -221,6 +221,8 @@ function handle(event: ReviewedEvent): void {
   for (const a of reviewed.handle(event)) {
     // Timer mode's stop must not wait behind earlier actions (its delay budget is small).
     if (a.type === "role") notify("role", { role: a.role, at: Date.now(), self });
+    // Applies queued before the stop must leave these conditions observing (dataplane.expectStop).
+    if (a.type === "stopAndSendMarkers" && !faults.has("vrls-keeps-forwarding")) dp.expectStop(a.conditions);
     if (a.type === "stopForwarding") {
       if (!faults.has("vrls-keeps-forwarding"))
         dp.stopNow(a.conditions).catch((e) => log(`stop failed: ${(e as Error).message}`));
@@ -491,6 +493,10 @@ async function perform(a: CoreAction): Promise<void> {
         // here too; every packet it dropped before its hold came earlier, so it is forwarded.
         const seen = await dp.whenQueued(() => dp.observedOneHeld(held), HELD_OBSERVE_WAIT_MS);
         count(seen ? "handoff.heldObserved" : "handoff.heldNotObserved");
+        if (!seen)
+          log(
+            `stop ${a.conditions} v${a.version}: none of the new owner's held packets seen here within ${HELD_OBSERVE_WAIT_MS} ms (${dp.describeObserved(held)})`,
+          );
       } else {
         await pause(STOP_SETTLE_MS);
         count("handoff.settled");
