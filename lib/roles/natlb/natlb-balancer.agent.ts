@@ -56,6 +56,8 @@ async function startChannel(): Promise<ControlChannel> {
     id: myId as number,
     keyHex: config.control.key,
     port: config.control.port,
+    // Issue 15: a sealed message naming a VIP the lab does not have is refused (unknown-vip).
+    vips: config.vips.map((v) => v.address),
   });
   // Issue 15: what a balancer takes from whom. The controller's four steps (1-4, 3 as a
   // transfer request); table entry parts (3) from the other balancers and the keepers;
