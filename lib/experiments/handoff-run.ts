@@ -236,7 +236,8 @@ export async function runHandoffs(
   // Old owners that stopped without seeing a held packet say why in their log.
   for (const [host, agent] of vr.agents)
     for (const line of agent.logText().split("\n"))
-      if (line.includes("held packets seen here")) console.error(`${host}: ${line}`);
+      if (line.includes("held packets seen here") || line.includes("held sample"))
+        console.error(`${host}: ${line}`);
   // Where packets can be lost or held too long inside the members (evidence for the figures).
   const members = await Promise.all(
     [...vr.agents].map(async ([host, agent]) => {

@@ -45,9 +45,8 @@ import { decideExactlyOnce, decideSequenceNumber, type PacketInfo, seqLt } from 
 import type { Disposition } from "./member.ts";
 import type { FlowMarker, HandoffMode } from "./messages.ts";
 
-/** Held packets named in a "holding" confirmation per condition: the first ones, then the latest. */
-const HELD_SAMPLE_FIRST = 4;
-const HELD_SAMPLE_PER_CONDITION = 32;
+/** Held packets named in a "holding" confirmation per condition (any one of them suffices). */
+const HELD_SAMPLE_PER_CONDITION = 8;
 
 export interface MemberDataplaneOptions {
   /** Commands (ip, sysctl) in the member's namespace. */
@@ -400,20 +399,24 @@ export class MemberDataplane {
   }
 
   /**
-   * New owner, for its "holding" confirmation (type 4 extension): identities of packets it
-   * holds for `condition` so far, at most `limit` (default 32): its first 4 and its latest
-   * (the old owner's first observed packet is among the latest when its observe began after
-   * this member's hold: at 2 kpps, 28 packets cover 14 ms). Empty when nothing is held.
+   * New owner, for its "holding" confirmation (type 4 extension): identities of the first
+   * packets (at most `limit`) it holds for `condition` that arrived after its boundary, that
+   * is after the old owner's "observing" reached it (with no boundary, every held packet).
+   * The old owner observed since before it said so, so it takes each of them in itself; a
+   * packet held before the boundary may have been forwarded by its kernel instead, unseen.
+   * Empty when none has arrived yet.
    */
   heldSample(condition: string, limit = HELD_SAMPLE_PER_CONDITION): string[] {
     const q = this.queue;
     if (!q) return [];
     q.pump();
-    const held = q.held(condition);
-    const first = Math.min(HELD_SAMPLE_FIRST, Math.floor(limit / 4));
-    const picked =
-      held.length <= limit ? held : [...held.slice(0, first), ...held.slice(held.length - (limit - first))];
-    return picked.map((r) => r.identity);
+    const boundary = this.boundaries.get(condition) ?? 0;
+    const out: string[] = [];
+    for (const r of q.held(condition)) {
+      if (out.length >= limit) break;
+      if (r.arrival > boundary) out.push(r.identity);
+    }
+    return out;
   }
 
   /**
@@ -447,7 +450,7 @@ export class MemberDataplane {
           .observations(c)
           .map((o) => `${o.flow} ${o.packets} pkts, last ${(performance.now() - o.lastAt).toFixed(1)} ms ago`)
           .join(", ");
-        return `${c}: ${ids.length} named, mode ${q.mode(c)}, kernel ${this.applied.get(c)}, ${q.counters(c).observed} observed in all, seen ${ids.filter((i) => q.observedAny(c, [i])).length}; this stop: ${flows}`;
+        return `${c}: ${ids.length} named [${ids.join(" ")}], mode ${q.mode(c)}, kernel ${this.applied.get(c)}, ${q.counters(c).observed} observed in all, seen ${ids.filter((i) => q.observedAny(c, [i])).length}; this stop: ${flows}; observed ids ${q.observedIdentityList(c).join(" ")}`;
       })
       .join("; ");
   }

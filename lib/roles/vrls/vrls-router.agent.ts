@@ -168,6 +168,8 @@ const STOP_SETTLE_MS = 2;
 const HELD_OBSERVE_WAIT_MS = 20;
 /** Held packets named in one confirmation at most (type 4 extension; 96 x 12 bytes). */
 const HELD_SAMPLE_PER_MESSAGE = 96;
+/** How long a new owner waits, at most, for a packet to name in its "holding" confirmation. */
+const HELD_NAME_WAIT_MS = 5;
 /** How long a new owner waits for the old owner's last forwarded packet to be held (then releases the whole flow). */
 const MARKER_WAIT_MS = 3;
 
@@ -282,17 +284,20 @@ const HANDOFF_MESSAGES = new Set(["allocation", "confirmation", "markers"]);
 
 /**
  * A new owner's confirmation names, per condition it holds in the markers' modes, packets it
- * holds so far (type 4 extension, docs/vrls.md): the old owner stops only once it has taken
- * one of them in itself.
+ * holds that arrived after the old owner's "observing" (type 4 extension, docs/vrls.md): the
+ * old owner stops only once it has taken one of them in itself. When none has arrived yet
+ * it waits for one, at most HELD_NAME_WAIT_MS (woken by the queue, not polling).
  */
-function withHeldSample(message: VrlsMessage): VrlsMessage {
+async function withHeldSample(message: VrlsMessage): Promise<VrlsMessage> {
   if (message.type !== "confirmation" || message.holding.length === 0) return message;
   const mode = core.member.snapshot().mode;
   if (mode !== "exactly-once" && mode !== "sequence-number") return message;
-  const held: Record<string, string[]> = {};
   // At most HELD_SAMPLE_PER_MESSAGE identities (12 bytes each): the confirmation stays one frame.
-  const limit = Math.max(2, Math.min(32, Math.floor(HELD_SAMPLE_PER_MESSAGE / message.holding.length)));
-  for (const c of message.holding) {
+  const limit = Math.max(1, Math.min(8, Math.floor(HELD_SAMPLE_PER_MESSAGE / message.holding.length)));
+  const holding = message.holding;
+  await dp.whenQueued(() => holding.every((c) => dp.heldSample(c, 1).length > 0), HELD_NAME_WAIT_MS);
+  const held: Record<string, string[]> = {};
+  for (const c of holding) {
     const ids = dp.heldSample(c, limit);
     if (ids.length > 0) held[c] = ids;
   }
@@ -308,7 +313,7 @@ function sendMessage(to: Destination, message: VrlsMessage): void {
       message,
     );
   const dst = to === "all" ? VRRP_MULTICAST : to.member;
-  for (const part of toWire(withHeldSample(message))) {
+  for (const part of toWire(message)) {
     const wire = {
       vrid,
       priority: args.core.priority,
@@ -471,7 +476,7 @@ async function perform(a: CoreAction): Promise<void> {
       log(`role ${a.role}`);
       return;
     case "send":
-      sendMessage(a.to, a.message);
+      sendMessage(a.to, await withHeldSample(a.message));
       return;
     case "dataplane":
       if (args.trace)
