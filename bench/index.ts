@@ -37,7 +37,7 @@ export const BENCHES: Record<string, Benchmark> = {
   },
   "vrls-attack": {
     about:
-      "issue 15: 100,000 crafted VRRP/VRLS frames over 30 s from an end system of the Fig. 7 lab, streams running",
+      "issue 15: 100,000 crafted VRRP/VRLS frames and 10 spoofed gratuitous ARP over 30 s from an end system of the Fig. 7 lab, streams running; per host UDP loss vs frames the spoofs misdirected",
     run: async () => {
       const { runVrlsAttackBench, printVrlsAttack } = await import("./vrls-attack.ts");
       printVrlsAttack(await runVrlsAttackBench());

@@ -1,8 +1,9 @@
 // Issue 15, the live attack on the Fig. 3 NAT-LB lab (lib/attack/natlb-attack.ts): server
 // 5b floods the control port of both balancers, the control server and server 5a with
-// crafted NAT-LB control datagrams of 15 kinds (every type forged, a VIP nobody has,
-// truncated, over-long, wrong version or length, replays of genuine pushes captured on the
-// wire, junk, empty) from rotating source addresses, while TCP streams cross both
+// crafted NAT-LB control datagrams of 22 kinds (every type forged, a VIP nobody has forged,
+// every type sealed with the lab's key by an insider for a VIP nobody has or, the ack, for
+// no request; truncated, over-long, wrong version or length, replays of genuine pushes
+// captured on the wire, junk, empty) from rotating source addresses, while TCP streams cross both
 // balancers' VIPs and UDP streams cross both balancers. Smaller than the benchmark
 // (bench/natlb-attack.ts: 100,000 datagrams over 30 s), the same checks.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -47,6 +48,12 @@ describe("NAT-LB under a live attack from a server on network 4", () => {
       // Replays are refused as replays (a receiver that heard newer from that sender) or as
       // unexpected (a balancer never takes a push, least of all its own).
       expect((h.refused.replay ?? 0) + (h.refused.unexpected ?? 0), h.host).toBeGreaterThan(0);
+      // The insider's sealed messages: every type naming an unknown VIP, an ack to nothing.
+      const perKind = Math.floor(h.frames / NATLB_ATTACK_KINDS.length);
+      expect(h.refused["unknown-vip"], h.host).toBeGreaterThanOrEqual(6 * perKind);
+      expect(h.refused["unsolicited-ack"], h.host).toBeGreaterThanOrEqual(perKind);
+      // Balancers get no genuine message without a move: nothing of the attack was taken.
+      if (h.host.startsWith("lb")) expect(h.accepted, h.host).toBe(0);
       expect(h.rssAfter - h.rssBefore, h.host).toBeLessThan(32 * 2 ** 20);
     }
     expect(r.modesAfter).toEqual(r.modesBefore);

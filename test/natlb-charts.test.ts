@@ -61,6 +61,7 @@ describe("natlb charts (issue 17 item 5)", () => {
       "natlb.copy-keeping",
       "natlb.dnat",
       "natlb.failover",
+      "natlb.failover-no-transition",
       "natlb.fullnat",
       "natlb.move",
       "natlb.rebalance",

@@ -2,6 +2,7 @@
 // retransmission of a request already done answered from the cache (not redone), and
 // unauthenticated, truncated and replayed datagrams counted and dropped.
 import { afterEach, describe, expect, it } from "vitest";
+import { INSIDER_KINDS, INSIDER_SEQUENCE_BASE, insiderDatagram } from "../lib/attack/natlb-insider.ts";
 import { waitUntil } from "../lib/remote/wait.ts";
 import { ControlChannel, rejectReasonOf } from "../lib/roles/natlb/control-channel.ts";
 import { encodeNatlb } from "../lib/wire/natlb.ts";
@@ -177,6 +178,77 @@ describe("NAT-LB control channel", () => {
     expect(guarded.counters.unexpected).toBe(1);
     expect(guarded.rejects.unexpected).toBe(1);
     expect(guarded.lastRejects.at(-1)).toBe("unexpected type 5 from sender 10");
+  });
+
+  it("an insider's sealed messages for an unknown VIP (every type) and an unsolicited ack: acted on without the VIP check, refused before the replay window with it", async () => {
+    // Issue 15: someone with the key seals, with a sequence above any genuine one, a
+    // transition, route switch, transfer, end of switch, push and load report for
+    // 198.51.100.99 (not a VIP of the receiver's lab) and an ack to no request. Without the
+    // check (no `vips`) the receiver acts on them and its replay window moves past the
+    // genuine sender, whose next request is then refused as a replay. With it each is
+    // refused (unknown-vip, unsolicited-ack), nothing runs, the window stays.
+    const run = async (vips: string[] | undefined) => {
+      const receiver = await ControlChannel.open({
+        id: 10,
+        keyHex: KEY,
+        port: 0,
+        address: "127.0.0.1",
+        ...(vips ? { vips } : {}),
+      });
+      const genuine = await ControlChannel.open({ id: 1, keyHex: KEY, port: 0, address: "127.0.0.1" });
+      const insider = await ControlChannel.open({ id: 66, keyHex: KEY, port: 0, address: "127.0.0.1" });
+      opened.push(receiver, genuine, insider);
+      const handled: string[] = [];
+      let reports = 0;
+      receiver.setHandler(async (msg) => {
+        handled.push(`${msg.type}`);
+        return 0;
+      });
+      receiver.onLoadReport = () => reports++;
+      const dest = { address: "127.0.0.1", port: receiver.port };
+      for (const [i, kind] of INSIDER_KINDS.entries())
+        insider.sendRaw(
+          insiderDatagram(kind, {
+            key: Buffer.from(KEY, "hex"),
+            controller: 1,
+            balancer: 20,
+            other: 21,
+            sequence: INSIDER_SEQUENCE_BASE + BigInt(i),
+          }),
+          dest,
+        );
+      await waitUntil(() => receiver.counters.received === INSIDER_KINDS.length, {
+        timeoutMs: 5000,
+        what: "the insider's datagrams received",
+      });
+      // Then the genuine controller (sender 1) asks for a transition of a known VIP.
+      const answer = await genuine
+        .request(body, dest, { timeoutMs: 600, retryMs: 200 })
+        .then((d) => `ok ${d}`)
+        .catch((e: Error) => e.message);
+      return { receiver, handled, reports, answer };
+    };
+
+    const open = await run(undefined);
+    expect(open.handled).toEqual(["1", "2", "3", "4", "5"]);
+    expect(open.reports).toBe(1);
+    // The ack check needs no configuration: an ack to no request is never taken.
+    expect(open.receiver.counters.accepted).toBe(INSIDER_KINDS.length - 1);
+    expect(open.receiver.rejects["unsolicited-ack"]).toBe(1);
+    expect(open.answer).toMatch(/no ack from 127.0.0.1 for type 1/);
+    expect(open.receiver.rejects.replay).toBeGreaterThan(0);
+
+    const guarded = await run(["198.51.100.11", "198.51.100.12"]);
+    expect(guarded.handled).toEqual(["1"]);
+    expect(guarded.reports).toBe(0);
+    expect(guarded.answer).toBe("ok 0");
+    expect(guarded.receiver.rejects["unknown-vip"]).toBe(INSIDER_KINDS.length - 1);
+    expect(guarded.receiver.rejects["unsolicited-ack"]).toBe(1);
+    expect(guarded.receiver.counters.unknownVip).toBe(INSIDER_KINDS.length - 1);
+    expect(guarded.receiver.counters.accepted).toBe(1);
+    expect(guarded.receiver.rejects.replay).toBe(0);
+    expect(guarded.receiver.counters.acksSent).toBe(1);
+    expect(guarded.receiver.lastRejects).toContain("unknown VIP 198.51.100.99 in type 2 from sender 1");
   });
 
   it("decode failures map to one refusal reason each", () => {

@@ -35,6 +35,12 @@ export const CAPABILITIES = [
   "natlb",
   "natlb-full-nat",
   "natlb-copy-keeping",
+  /**
+   * Seed 002 modification 2 on failover: the takeover balancer gets the failed balancer's
+   * entries (the servers' copies) before the route moves, so it needs no transition mode
+   * (NatlbFailoverOptions.entriesFirst).
+   */
+  "natlb-failover-entries-first",
   "fault-crash",
   "fault-link",
   "logs",
@@ -203,7 +209,36 @@ export interface NatlbMoveResult {
   hold?: { held: number; released: number; dropped: number; inOrder: boolean; holdMs: number };
   /** Whether the device called `options.inTransition` (inside the hold window). */
   inTransitionCalled?: boolean;
+  /** Failover: whether the device called `NatlbFailoverOptions.afterRoute` during this move. */
+  afterRouteCalled?: boolean;
   raw: unknown;
+}
+
+/** How the control function carries out a failover ({@link NatlbControl.handleFailures}). */
+export interface NatlbFailoverOptions {
+  /**
+   * Seed 002 modification 2 (capability natlb-failover-entries-first): the takeover
+   * balancer gets the failed balancer's entries from the servers' copies before the route
+   * (addresses, gratuitous ARP) moves to it, and the VIP is never put in transition mode.
+   * A device that always fails over this way ignores it.
+   */
+  entriesFirst?: boolean;
+  /**
+   * Called once, during the failover move of the first VIP, right after its route moved to
+   * the takeover balancer (it holds the addresses and has announced them) and before the
+   * move goes on; the device goes on only when it resolves. The suite looks at the
+   * takeover balancer in that moment (its table, its mode, probes sent to it).
+   */
+  afterRoute?: () => Promise<void>;
+}
+
+/** One row of a balancer's transfer processing mode table (seed 002 Figs. 7A/7B, 8A-8C). */
+export interface NatlbModeRow {
+  vip: string;
+  /** The VIP's process mode on the balancer; absent: in neither mode (not in the table). */
+  mode?: "normal" | "transition";
+  /** How many times the VIP entered transition mode on this balancer since it started. */
+  transitionsEntered: number;
 }
 
 export interface NatlbLoadResult {
@@ -243,8 +278,13 @@ export interface NatlbControl {
    * per-VIP loads it measured.
    */
   rebalance(): Promise<{ moves: NatlbMoveResult[]; vipLoads: Record<string, number>; raw: unknown }>;
-  /** Lets the control function notice failed balancers and move their VIPs; returns the moves. */
-  handleFailures(): Promise<NatlbMoveResult[]>;
+  /**
+   * Lets the control function notice failed balancers and move their VIPs; returns the
+   * moves (with `hold`: what the takeover balancer held, when it reports it).
+   */
+  handleFailures(options?: NatlbFailoverOptions): Promise<NatlbMoveResult[]>;
+  /** The mode table of `balancer`, one row per VIP of the device (in neither mode: no `mode`). */
+  modeTable(balancer: string): Promise<NatlbModeRow[]>;
   diagnostics(): Promise<string>;
 }
 

@@ -4,9 +4,12 @@
  * control port (7410) of every other agent host with crafted UDP datagrams, sent as whole
  * Ethernet frames from the raw AF_PACKET socket of the tandem-rawio addon opened in s5b's
  * namespace, with rotating (spoofed) source addresses. Kinds: every message type sealed
- * with a wrong key, valid-looking messages for a VIP nobody has, truncated, over-long,
- * wrong version, wrong body length, genuine messages captured on the wire and replayed
- * (re-addressed to every other agent), random bytes, empty datagrams.
+ * with a wrong key, one for a VIP nobody has sealed with a wrong key, and (an insider who
+ * has the lab's key, read from the natlb section as the agents read it) every message type
+ * correctly sealed, with a sequence above any genuine one, for a VIP no balancer serves (an
+ * ack: answering no request); truncated, over-long, wrong version, wrong body length,
+ * genuine messages captured on the wire and replayed (re-addressed to every other agent),
+ * random bytes, empty datagrams.
  *
  * Meanwhile real TCP streams (clients -> VIP 31a-IP-1 via lba -> s5a, VIP 31b-IP-1 via
  * lbb -> s5c) and UDP streams (s5a -> c1a via lba, s5c -> c1c via lbb: the servers'
@@ -31,6 +34,13 @@ import { decodeIpv4, encodeIpv4, IP_PROTOCOL } from "../wire/ipv4.ts";
 import { encodeNatlb, NATLB_HMAC_LENGTH, type NatlbMessage, resealNatlb } from "../wire/natlb.ts";
 import { encodeLoadReport } from "../wire/natlb-status.ts";
 import { decodeUdp, encodeUdp } from "../wire/udp.ts";
+import {
+  INSIDER_KINDS,
+  INSIDER_SEQUENCE_BASE,
+  type InsiderKind,
+  insiderDatagram,
+  UNKNOWN_VIP,
+} from "./natlb-insider.ts";
 
 export const NATLB_ATTACK_KINDS = [
   "forged-transition",
@@ -40,7 +50,8 @@ export const NATLB_ATTACK_KINDS = [
   "forged-push",
   "forged-ack",
   "forged-load-report",
-  "unknown-vip",
+  "forged-unknown-vip",
+  ...INSIDER_KINDS,
   "truncated",
   "over-long",
   "wrong-version",
@@ -105,8 +116,6 @@ export interface NatlbAttackReport {
 }
 
 const WRONG_KEY = new TextEncoder().encode("the attacker does not have the NAT-LB key");
-const UNKNOWN_VIP = "198.51.100.99";
-
 /** The crafted UDP payloads, one kind after another in rotation. */
 export class NatlbAttackPayloads {
   private readonly counters = Object.fromEntries(NATLB_ATTACK_KINDS.map((k) => [k, 0])) as Record<
@@ -126,8 +135,8 @@ export class NatlbAttackPayloads {
     return { ...this.counters };
   }
 
-  /** The i-th payload and, for a replay, the genuine sender's address. */
-  next(i: number): { payload: Uint8Array; src?: string } {
+  /** The i-th payload for `target` (a host) and, for a replay, the genuine sender's address. */
+  next(i: number, target: string): { payload: Uint8Array; src?: string } {
     const kinds = this.o.captured.length
       ? NATLB_ATTACK_KINDS
       : NATLB_ATTACK_KINDS.filter((k) => k !== "replay");
@@ -137,14 +146,34 @@ export class NatlbAttackPayloads {
       const c = this.o.captured[Math.floor(i / kinds.length) % this.o.captured.length]!;
       return { payload: c.payload, src: c.src };
     }
-    return { payload: this.payload(kind) };
+    if (kind.startsWith("insider-")) {
+      // A sender the target takes acks, pushes and reports from: a balancer, not itself.
+      const ids = nodeIds(this.o.config);
+      const balancers = [...ids.balancer];
+      const [sender, other] = balancers[0]![0] === target ? [balancers[1]!, balancers[0]!] : balancers;
+      return {
+        payload: insiderDatagram(kind as InsiderKind, {
+          key: this.key,
+          controller: ids.controller,
+          balancer: sender![1],
+          other: other![1],
+          sequence: INSIDER_SEQUENCE_BASE + ++this.seq,
+        }),
+      };
+    }
+    return { payload: this.payload(kind as Exclude<NatlbAttackKind, "replay" | InsiderKind>) };
+  }
+
+  /** The lab's key, as every agent reads it: the natlb section's control.key. */
+  private get key(): Uint8Array {
+    return Buffer.from(this.o.config.control.key, "hex");
   }
 
   private seal(m: NatlbMessage): Uint8Array {
     return encodeNatlb(m, WRONG_KEY);
   }
 
-  private payload(kind: Exclude<NatlbAttackKind, "replay">): Uint8Array {
+  private payload(kind: Exclude<NatlbAttackKind, "replay" | InsiderKind>): Uint8Array {
     const ids = nodeIds(this.o.config);
     const [b1, b2] = [...ids.balancer.values()];
     const vip = this.o.config.vips[Number(this.seq % BigInt(this.o.config.vips.length))]!.address;
@@ -194,7 +223,7 @@ export class NatlbAttackPayloads {
           },
           WRONG_KEY,
         );
-      case "unknown-vip":
+      case "forged-unknown-vip":
         return this.seal({
           ...head,
           type: 2,
@@ -429,7 +458,7 @@ export async function runNatlbAttack(rig: NatlbRig, options: NatlbAttackOptions)
     const perTarget = new Map(targets.map((t) => [t.host, 0]));
     const crafted = Array.from({ length: options.frames }, (_, i) => {
       const target = targets[i % targets.length]!;
-      const p = payloads.next(Math.floor(i / targets.length));
+      const p = payloads.next(Math.floor(i / targets.length), target.host);
       // Never the target's own address as source (the kernel drops it as martian).
       const spoofed = sources.filter((s) => s !== target.address);
       let src = p.src ?? spoofed[i % spoofed.length]!;
@@ -569,6 +598,9 @@ export function printNatlbAttack(r: NatlbAttackReport): void {
       host: h.host,
       sent: h.frames,
       refused: total(h.refused as Record<string, number>),
+      "unknown-vip": h.refused["unknown-vip"] ?? 0,
+      "unsolicited-ack": h.refused["unsolicited-ack"] ?? 0,
+      "limited (sender/global)": `${h.refused["limited-sender"] ?? 0}/${h.refused["limited-global"] ?? 0}`,
       accepted: h.accepted,
       "rcvbuf errors": h.rcvbufErrors,
       "rss MiB before": (h.rssBefore / 2 ** 20).toFixed(1),

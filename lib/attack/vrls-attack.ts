@@ -113,8 +113,14 @@ export interface VrlsAttackReport {
   allocationBefore: Record<string, string>;
   allocationAfter: Record<string, string>;
   udp: { sent: number; received: number; lost: number; duplicated: number };
-  /** Per stream host: UDP sent, lost. */
-  udpByHost: Record<string, { sent: number; lost: number }>;
+  /**
+   * Per stream host: UDP sent and lost, and the host's datagrams the spoofed ARP
+   * misdirected to the attacker (seen in its capture); `explained`: lost === misdirected.
+   */
+  udpByHost: Record<
+    string,
+    { address: string; sent: number; lost: number; misdirected: number; explained: boolean }
+  >;
   tcp: { recordsWritten: number; recordsReceived: number; discontinuities: number; resets: number };
   /** Spoofed gratuitous ARP sent, and what followed on the attacker's interface. */
   garp: {
@@ -127,12 +133,23 @@ export interface VrlsAttackReport {
     reassertionsOnWire: number;
     /** ms from each spoof to the first re-assertion seen after it (null: none before the next spoof). */
     reassertDelaysMs: (number | null)[];
+    /**
+     * The attacker's capture that counts the misdirected frames: what tcpdump captured,
+     * received by its filter and dropped (kernel + interface). Complete: 0 dropped (a
+     * capture with drops fails the run, since its count would excuse loss it did not see).
+     */
+    capture: { captured: number; receivedByFilter: number; dropped: number; complete: boolean } | null;
   };
 }
 
 const WRONG_KEY = new TextEncoder().encode("the attacker does not have the key");
 
 type RawioCounters = { rxDrops: number; sockets: { vrrp?: { received: number } } };
+
+async function ipv4Of(lab: Lab, host: string): Promise<string> {
+  const r = await lab.host(host).exec("ip -j -4 addr show eth0");
+  return (JSON.parse(r.stdout) as { addr_info: { local: string }[] }[])[0]!.addr_info[0]!.local;
+}
 
 async function snapshot(vr: RunningVirtualRouter, host: string): Promise<MemberSnapshot> {
   const s = (await vr.status(host)) as unknown as {
@@ -336,11 +353,9 @@ export async function runVrlsAttack(
   const mac = (
     JSON.parse((await lab.host(attacker).exec("ip -j link show eth0")).stdout) as { address: string }[]
   )[0]!.address;
-  const attackerIp = (
-    JSON.parse((await lab.host(attacker).exec("ip -j -4 addr show eth0")).stdout) as {
-      addr_info: { local: string }[];
-    }[]
-  )[0]!.addr_info[0]!.local;
+  const attackerIp = await ipv4Of(lab, attacker);
+  const streamAddress = new Map<string, string>();
+  for (const h of streamHosts) streamAddress.set(h, await ipv4Of(lab, h));
 
   // The attacker's raw sockets, in its namespace: it hears the genuine VRLS messages on the
   // LAN (multicast group joined) and keeps some to replay.
@@ -458,12 +473,20 @@ export async function runVrlsAttack(
       misdirectedBySource: {} as Record<string, { udp: number; tcp: number }>,
       reassertionsOnWire: 0,
       reassertDelaysMs: [] as (number | null)[],
+      capture: null as VrlsAttackReport["garp"]["capture"],
     };
     if (garpCapture) {
       await new Promise((r) => setTimeout(r, 1500));
       // The misdirected count excuses stream loss: it must come from a complete capture.
-      const incomplete = captureIncompleteness(await garpCapture.stop());
+      const stats = await garpCapture.stop();
+      const incomplete = captureIncompleteness(stats);
       if (incomplete) throw new Error(`misdirected frames cannot be counted: ${incomplete}`);
+      garp.capture = {
+        captured: stats.captured ?? 0,
+        receivedByFilter: stats.receivedByFilter ?? 0,
+        dropped: (stats.droppedByKernel ?? 0) + (stats.droppedByInterface ?? 0),
+        complete: true,
+      };
       const reassertTimes: number[] = [];
       for await (const rec of garpCapture.reader()) {
         const eth = decodeEthernet(rec.data);
@@ -531,13 +554,21 @@ export async function runVrlsAttack(
     const sinkReport = await sink.stop();
     const report = await receiver.stop();
     const udp = { sent: 0, received: 0, lost: 0, duplicated: 0 };
-    const udpByHost: Record<string, { sent: number; lost: number }> = {};
+    const udpByHost: VrlsAttackReport["udpByHost"] = {};
     for (const [i, s] of sentUdp.entries()) {
       const r = analyzeStream({
         sender: s,
         receiver: report.streams.find((x) => x.streamId === port * 10 + i),
       });
-      udpByHost[streamHosts[i]!] = { sent: r.sent, lost: r.lost };
+      const address = streamAddress.get(streamHosts[i]!)!;
+      const misdirected = garp.misdirectedBySource[address]?.udp ?? 0;
+      udpByHost[streamHosts[i]!] = {
+        address,
+        sent: r.sent,
+        lost: r.lost,
+        misdirected,
+        explained: r.lost === misdirected,
+      };
       udp.sent += r.sent;
       udp.received += r.received;
       udp.lost += r.lost;
@@ -626,7 +657,17 @@ export function printVrlsAttack(r: VrlsAttackReport): void {
   );
   if (r.garp.spoofs > 0)
     console.log(
-      `gratuitous ARP claiming the VIP from ${r.attacker}: ${r.garp.spoofs} sent; stream frames misdirected to ${r.attacker}: udp ${r.garp.misdirected.udp}, tcp ${r.garp.misdirected.tcp}; master's re-assertions on the wire ${r.garp.reassertionsOnWire}, first after each spoof (ms) ${JSON.stringify(r.garp.reassertDelaysMs)}; misdirected by source ${JSON.stringify(r.garp.misdirectedBySource)}; udp by host ${JSON.stringify(r.udpByHost)}`,
+      `gratuitous ARP claiming the VIP from ${r.attacker}: ${r.garp.spoofs} sent; stream frames misdirected to ${r.attacker}: udp ${r.garp.misdirected.udp}, tcp ${r.garp.misdirected.tcp}; master's re-assertions on the wire ${r.garp.reassertionsOnWire}, first after each spoof (ms) ${JSON.stringify(r.garp.reassertDelaysMs)}; capture ${JSON.stringify(r.garp.capture)}`,
     );
+  console.table(
+    Object.entries(r.udpByHost).map(([host, u]) => ({
+      host,
+      address: u.address,
+      "udp sent": u.sent,
+      "udp lost": u.lost,
+      "misdirected to attacker": u.misdirected,
+      "lost == misdirected": u.explained,
+    })),
+  );
   console.log(JSON.stringify({ vrls_attack: r }));
 }

@@ -522,6 +522,11 @@ export class HoldQueue<K = string> {
     return out;
   }
 
+  /** The identities `key` observed since its observations were last taken, oldest first (diagnostics). */
+  observedIdentityList(key: K): string[] {
+    return [...(this.#keys.get(key)?.observedIdentities ?? [])];
+  }
+
   /** Whether `key` observed (took in and accepted) any of these packets since its observations were last taken. */
   observedAny(key: K, identities: readonly string[]): boolean {
     const seen = this.#keys.get(key)?.observedIdentities;

@@ -233,6 +233,11 @@ export async function runHandoffs(
     traces.flatMap((t) => t.steps),
     handoffWindows,
   );
+  // Old owners that stopped without seeing a held packet say why in their log.
+  for (const [host, agent] of vr.agents)
+    for (const line of agent.logText().split("\n"))
+      if (line.includes("held packets seen here") || line.includes("held sample"))
+        console.error(`${host}: ${line}`);
   // Where packets can be lost or held too long inside the members (evidence for the figures).
   const members = await Promise.all(
     [...vr.agents].map(async ([host, agent]) => {
@@ -247,6 +252,11 @@ export async function runHandoffs(
         timeoutDropped: q?.totals.timeoutDropped ?? 0,
         discardedAtResolve: counters.droppedHeldPackets ?? 0,
         markerWaitExpired: counters["handoff.markerWaitExpired"] ?? 0,
+        // Old owner's stops: after one of the new owner's held packets came through here, after
+        // HELD_OBSERVE_WAIT_MS without one, or after the fixed settle (nothing named).
+        stopsHeldObserved: counters["handoff.heldObserved"] ?? 0,
+        stopsHeldNotObserved: counters["handoff.heldNotObserved"] ?? 0,
+        stopsSettled: counters["handoff.settled"] ?? 0,
       };
     }),
   );

@@ -225,6 +225,11 @@ export const SEEDED_FAULTS = {
     breaks:
       "the control server computes the best assignment from the measured loads but moves no VIP toward it",
   },
+  "natlb-failover-route-first": {
+    role: "natlb",
+    breaks:
+      "asked for a failover with the entries first (modification 2), the controller moves the route first and installs the servers' copies after, in transition mode",
+  },
   "natlb-copies-not-restored": {
     role: "natlb",
     breaks: "on failover the servers send none of the copies they keep",

@@ -274,16 +274,32 @@ const vrlsBodyArb: fc.Arbitrary<VrlsBody> = fc.oneof(
       { maxLength: 4 },
     ),
   }),
-  fc.record(
-    {
-      type: fc.constant(4 as const),
-      allocationSerial: u32,
-      accepted: fc.boolean(),
-      done: fc.constant(true as const),
-      conditions,
-    },
-    { requiredKeys: ["type", "allocationSerial", "accepted", "conditions"] },
-  ),
+  fc
+    .tuple(
+      fc.record(
+        {
+          type: fc.constant(4 as const),
+          allocationSerial: u32,
+          accepted: fc.boolean(),
+          done: fc.constant(true as const),
+          conditions,
+        },
+        { requiredKeys: ["type", "allocationSerial", "accepted", "conditions"] },
+      ),
+      // The held-packets extension (flags bit 1): each names a condition by its index.
+      fc.array(fc.record({ index: fc.nat(), packetId: u64 }), { maxLength: 4 }),
+    )
+    .map(([body, held]) =>
+      held.length === 0 || body.conditions.length === 0
+        ? body
+        : {
+            ...body,
+            held: held.map((h) => ({
+              conditionIndex: h.index % body.conditions.length,
+              packetId: h.packetId,
+            })),
+          },
+    ),
   fc
     .tuple(u32, partsArb, fc.array(sequenceEntryArb, { maxLength: 5 }), fc.array(markerArb, { maxLength: 5 }))
     .map(([allocationSerial, p, sequences, markers]) => ({

@@ -17,7 +17,12 @@ import {
   IP_PROTOCOL,
   isGratuitousArp,
 } from "../../lib/wire/index.ts";
-import type { NatlbControl, NatlbLoadResult, NatlbMoveResult } from "../../vendor-adapters/types.ts";
+import type {
+  NatlbControl,
+  NatlbLoadResult,
+  NatlbModeRow,
+  NatlbMoveResult,
+} from "../../vendor-adapters/types.ts";
 import { requireCompleteCaptures, requireSafeWindow } from "../support/evidence.ts";
 import { useSuiteLab } from "../support/fixture.ts";
 import { type CaseContext, certCase } from "../support/requirement.ts";
@@ -745,6 +750,323 @@ describe("natlb: tables, copy keeping and failover (Fig. 5, Fig. 13)", () => {
       expect(
         { resets: f.load.resets, corrupt: f.load.corrupt, open: f.load.open },
         `the 200 connections after the failover (${f.load.stalls} stalled during the ${f.recoveredMs} ms failover)`,
+      ).toEqual({ resets: 0, corrupt: 0, open: 200 });
+      expect(okAfter - okBefore, "requests answered in the 3 s after the failover").toBeGreaterThanOrEqual(
+        200,
+      );
+    },
+    300_000,
+  );
+});
+
+interface NoTransitionScenario {
+  /** The failed balancer (VIP1's owner after the restart) and the one that takes VIP1 over. */
+  from: string;
+  to: string;
+  ownerBefore: string | undefined;
+  ownerAfter: string | undefined;
+  established: number;
+  /** Rows the server kept of the failed balancer's entries for VIP1 just before the failure. */
+  copies: number;
+  moves: NatlbMoveResult[];
+  /**
+   * The takeover balancer as the suite found it right after VIP1's route moved to it (the
+   * device's afterRoute call): VIP1's entries in its table and VIP1's mode.
+   */
+  atRoute: { lookedAt: number; entries: number; established: number; mode: string | undefined } | undefined;
+  /** SYN probes sent by the Internet router to the takeover balancer's MAC in that moment (inet's clock). */
+  probes: { sent: number; from: string; toMac: string | undefined; sentAt?: number };
+  /** When the suite let the failover go on (its clock): a held probe reaches the server only after. */
+  resumedAt: number | undefined;
+  /** The probes that reached the server (s5a's clock), by source port, and from which MAC. */
+  probesAtServer: { port: number; atMs: number; ethSrc: string }[];
+  /** The clients' segments the takeover balancer forwarded to the server while the failover was stopped after the route. */
+  clientSegmentsInPause: number;
+  clientPortsInPause: number;
+  /** Gratuitous ARP for VIP1 on the Internet side (inet's clock). */
+  garps: { address: string; mac: string; atMs: number }[];
+  /** The takeover balancer's mode table after the failover. */
+  modesAfter: NatlbModeRow[];
+  load: NatlbLoadResult;
+  requestsBefore: unknown;
+  failedAt: number;
+  reportedAt: number;
+  internetPath: string;
+  serverPath: string;
+  captureSpan: { fromMs: number; toMs: number };
+  captures: CaptureStats[];
+  macs: { toExternal: string | undefined; toInternal: string | undefined };
+  internalMacs: Record<string, string | undefined>;
+}
+
+/** How long the suite keeps the failover stopped right after the route moved: a held probe stays held that long. */
+const OBSERVE_MS = 1000;
+
+/**
+ * Seed 002 modification 2 on failover (NATLB-FAIL-003): the balancers restarted in the
+ * destination NAT lab (after the other dnat scenarios), 200 connections to VIP1 on its
+ * first owner, which then fails hard; the control function is asked to fail over with the
+ * entries first. The device stops the first move right after the route moved (afterRoute):
+ * in that moment the suite reads the takeover balancer's table and mode and sends it SYN
+ * probes straight to its MAC. Entries installed before the route: the table is full, and
+ * no transition mode means the probes reach the server at once, while the move is still
+ * stopped (a balancer in transition mode holds them until the end of the switch). The
+ * clients' own retransmissions are counted the same way; the connections must survive.
+ */
+let noTransition: Promise<NoTransitionScenario> | undefined;
+function noTransitionScenario(): Promise<NoTransitionScenario> {
+  noTransition ??= (async () => {
+    await moveScenario("dnat");
+    // The other scenarios of this lab first (the balancers restart below).
+    await Promise.allSettled([stale, failover].filter((p) => p !== undefined));
+    const c = control();
+    const l = device().lab;
+    await c.start({ embodiment: "dnat" });
+    const ownerBefore = await c.owner(VIP1);
+    const from = ownerBefore ?? "lba";
+    const to = from === "lba" ? "lbb" : "lba";
+    const macOf = (b: string, i: "eth0" | "eth1") => l.host(b).spec?.interfaces?.[i]?.mac?.toLowerCase();
+    const macs = { toExternal: macOf(to, "eth0"), toInternal: macOf(to, "eth1") };
+    const established = await c.startLoad("no-transition", VIP1, 200, 0);
+    await sleep(2000); // the keepers' copies are pushed every 200 ms
+    const copies = (await c.copies("s5a", from, VIP1)).length;
+    const internet = await Capture.start(l.host("inet").remote, {
+      interface: "eth1",
+      filter: `arp or (tcp and host ${PROBE_CLIENT})`,
+      snapLength: 96,
+      path: `/tmp/tandem-natlb-${l.prefix}-no-transition-internet.pcap`,
+    });
+    const server = await Capture.start(l.host("s5a").remote, {
+      interface: "eth0",
+      filter: "tcp port 8080",
+      snapLength: 96,
+      path: `/tmp/tandem-natlb-${l.prefix}-no-transition-server.pcap`,
+    });
+    const speaker = await FrameSpeaker.start(l.host("inet").remote, "eth1");
+    const capFrom = Date.now();
+    const probes: NoTransitionScenario["probes"] = { sent: 0, from: PROBE_CLIENT, toMac: macs.toExternal };
+    let atRoute: NoTransitionScenario["atRoute"];
+    let resumedAt: number | undefined;
+    const before = await c.loadReport("no-transition");
+    const failedAt = Date.now();
+    let moves: NatlbMoveResult[] = [];
+    try {
+      await c.failBalancer(from);
+      // The control function declares a balancer failed after its failure timeout; ask until it does.
+      while (moves.length === 0 && Date.now() - failedAt < 15_000) {
+        await sleep(100);
+        moves = await c.handleFailures({
+          entriesFirst: true,
+          afterRoute: async () => {
+            const lookedAt = Date.now();
+            const [rows, modes] = await Promise.all([c.entries(to, VIP1), c.modeTable(to)]);
+            atRoute = {
+              lookedAt,
+              entries: rows.length,
+              established: rows.filter((e) => String(e.tcpState).toUpperCase() === "ESTABLISHED").length,
+              mode: modes.find((m) => m.vip === VIP1)?.mode,
+            };
+            if (macs.toExternal) {
+              const frames = Array.from({ length: PROBES }, (_, i) =>
+                tcpFrame({ syn: true }, 43000 + i, PROBE_CLIENT, macs.toExternal as string),
+              );
+              probes.sentAt = await speaker.send(...frames);
+              probes.sent = frames.length;
+            }
+            // Time is the subject: how long a packet the takeover balancer holds stays held.
+            await sleep(OBSERVE_MS);
+            resumedAt = Date.now();
+          },
+        });
+      }
+    } finally {
+      await speaker.close();
+    }
+    const reportedAt = Date.now();
+    await sleep(3000);
+    const load = await c.loadReport("no-transition");
+    const capTo = Date.now();
+    const captures = [await internet.stop(), await server.stop()];
+    const ownerAfter = await c.owner(VIP1);
+    const modesAfter = await c.modeTable(to);
+    await c.loadReport("no-transition", true);
+    const garps: NoTransitionScenario["garps"] = [];
+    for await (const rec of PcapReader.fromFile(internet.path)) {
+      const eth = decodeEthernet(rec.data);
+      if (!eth.ok || eth.value.etherType !== ETHERTYPE.arp) continue;
+      const arp = decodeArp(eth.value.payload);
+      if (arp.ok && isGratuitousArp(arp.value) && arp.value.senderIp === VIP1)
+        garps.push({ address: arp.value.senderIp, mac: arp.value.senderMac.toLowerCase(), atMs: rec.tsMs });
+    }
+    const probesAtServer: NoTransitionScenario["probesAtServer"] = [];
+    const clientPorts = new Set<number>();
+    let clientSegmentsInPause = 0;
+    for await (const rec of PcapReader.fromFile(server.path)) {
+      const eth = decodeEthernet(rec.data);
+      if (!eth.ok || eth.value.etherType !== ETHERTYPE.ipv4) continue;
+      const ip = decodeIpv4(eth.value.payload);
+      if (!ip.ok || ip.value.dst !== SERVER || ip.value.protocol !== IP_PROTOCOL.tcp) continue;
+      const t = decodeTcp(ip.value.payload);
+      if (!t.ok) continue;
+      const ethSrc = eth.value.src.toLowerCase();
+      if (ip.value.src === PROBE_CLIENT) {
+        if (t.value.flags.syn && t.value.srcPort >= 43000 && t.value.srcPort < 43000 + PROBES)
+          probesAtServer.push({ port: t.value.srcPort, atMs: rec.tsMs, ethSrc });
+      } else if (
+        ip.value.src.startsWith(CLIENT_NET) &&
+        ethSrc === macs.toInternal &&
+        atRoute &&
+        resumedAt !== undefined &&
+        rec.tsMs >= atRoute.lookedAt &&
+        rec.tsMs < resumedAt
+      ) {
+        clientSegmentsInPause++;
+        clientPorts.add(t.value.srcPort);
+      }
+    }
+    return {
+      from,
+      to,
+      ownerBefore,
+      ownerAfter,
+      established,
+      copies,
+      moves,
+      atRoute,
+      probes,
+      resumedAt,
+      probesAtServer,
+      clientSegmentsInPause,
+      clientPortsInPause: clientPorts.size,
+      garps,
+      modesAfter,
+      load,
+      requestsBefore: before.raw,
+      failedAt,
+      reportedAt,
+      internetPath: internet.path,
+      serverPath: server.path,
+      captureSpan: { fromMs: capFrom, toMs: capTo },
+      captures,
+      macs,
+      internalMacs: { lba: macOf("lba", "eth1"), lbb: macOf("lbb", "eth1") },
+    };
+  })();
+  return noTransition;
+}
+
+async function attachNoTransition(ctx: CaseContext, f: NoTransitionScenario) {
+  const { timeline, names } = await forwardingTimeline(f.serverPath, SERVER, f.internalMacs, {
+    span: f.captureSpan,
+  });
+  const events: ChartEvent[] = [
+    { atMs: f.failedAt, label: `${f.from} killed (process, links down)`, kind: "crash" },
+    ...f.moves.flatMap((m, i) =>
+      moveEvents(m, `${(m.raw as { vip?: string } | undefined)?.vip ?? `VIP ${i + 1}`} to ${f.to}`, {
+        failover: true,
+        fallback: [{ atMs: f.reportedAt, label: "failover reported", kind: "takeover" }],
+      }),
+    ),
+    ...(f.atRoute
+      ? [{ atMs: f.atRoute.lookedAt, label: "route moved: table read, probes sent", kind: "other" as const }]
+      : []),
+    ...(f.resumedAt !== undefined
+      ? [{ atMs: f.resumedAt, label: "failover resumed", kind: "other" as const }]
+      : []),
+  ];
+  const svg = await renderTimelineSvg(timeline, {
+    title: `packets per second towards the server by balancer (${f.from} fails, VIP1 to ${f.to}, entries first)`,
+    names,
+    events,
+    originMs: f.failedAt,
+    span: f.captureSpan,
+  });
+  await ctx.attachText("forwarding timeline", svg, "image/svg+xml", "timeline-failover-no-transition.svg");
+  await ctx.attachFile(
+    "capture Internet side (failover, entries first)",
+    f.internetPath,
+    "application/vnd.tcpdump.pcap",
+  );
+  await ctx.attachFile(
+    "capture server side (failover, entries first)",
+    f.serverPath,
+    "application/vnd.tcpdump.pcap",
+  );
+  await ctx.attachText(
+    "measurements",
+    JSON.stringify({ ...f, moves: f.moves.map((m) => ({ ...m, raw: m.raw })) }, null, 2),
+    "application/json",
+    "measurements-failover-no-transition.json",
+  );
+}
+
+describe("natlb: failover with the entries first (modification 2)", () => {
+  certCase(
+    C["natlb.failover-no-transition"],
+    async (ctx) => {
+      const f = await noTransitionScenario();
+      requireCompleteCaptures(f.captures);
+      await attachNoTransition(ctx, f);
+      expect(f.ownerBefore, "VIP1's owner after the restart").toBeDefined();
+      expect(f.established, "connections before the failure").toBe(200);
+      expect(f.copies, `rows s5a kept of ${f.from}'s entries for VIP1`).toBeGreaterThanOrEqual(200);
+      expect(f.moves.length, `failover moves of ${f.from}'s VIPs`).toBeGreaterThan(0);
+      expect(
+        f.moves.map((m) => m.outcome).filter((o) => o !== "completed"),
+        "failover moves not completed",
+      ).toEqual([]);
+      expect(f.ownerAfter, `VIP1's owner after ${f.from} failed`).toBe(f.to);
+      expect(
+        f.moves[0]?.afterRouteCalled,
+        "the device let the suite look at the takeover balancer right after the route moved",
+      ).toBe(true);
+      const at = f.atRoute as NonNullable<NoTransitionScenario["atRoute"]>;
+      // The route had moved: the takeover balancer's announcement of VIP1 is on the wire
+      // before the probes (one capture, one clock).
+      const announced = f.garps.filter((g) => g.mac === f.macs.toExternal);
+      expect(
+        announced.filter((g) => f.probes.sentAt !== undefined && g.atMs <= f.probes.sentAt).length,
+        `gratuitous ARP for ${VIP1} at ${f.macs.toExternal} before the probes (seen: ${JSON.stringify(f.garps)})`,
+      ).toBeGreaterThan(0);
+      // No transition mode, on the wire: the probes reached the server while the failover
+      // was still stopped after the route (a held packet is released only after it resumes).
+      expect(f.probes.sent, `probes sent to ${f.to}`).toBe(PROBES);
+      const resumedAt = f.resumedAt as number;
+      const fromTo = f.probesAtServer.filter((p) => p.ethSrc === f.macs.toInternal);
+      requireSafeWindow(device().lab, {
+        what: "probes forwarded to the server before the failover resumed",
+        eventsMs: fromTo.map((p) => p.atMs),
+        toMs: resumedAt,
+        sides: [{ host: "s5a", corrected: false }],
+      });
+      expect(
+        new Set(fromTo.filter((p) => p.atMs < resumedAt).map((p) => p.port)).size,
+        `probes ${f.to} forwarded to the server within ${OBSERVE_MS} ms, before the failover went on (all at the server: ${JSON.stringify(f.probesAtServer.map((p) => Math.round(p.atMs - resumedAt)))} ms from the resume)`,
+      ).toBe(PROBES);
+      // The clients' own retransmissions too: forwarded by the takeover balancer through the
+      // entries while the failover was stopped after the route (held ones come after it).
+      expect(
+        f.clientPortsInPause,
+        `connections whose segments ${f.to} forwarded to the server while the failover was stopped after the route (${f.clientSegmentsInPause} segments)`,
+      ).toBeGreaterThan(0);
+      // Entries before the route, as the takeover balancer's table shows it: it had them when
+      // the route had moved.
+      expect(
+        at.established,
+        `established entries of VIP1 on ${f.to} right after its route moved (of ${at.entries} entries)`,
+      ).toBeGreaterThanOrEqual(f.established);
+      // And as the takeover balancer's mode table shows it.
+      expect(at.mode, `VIP1's mode on ${f.to} right after the route moved`).toBe("normal");
+      expect(
+        f.modesAfter.find((m) => m.vip === VIP1)?.transitionsEntered,
+        `times VIP1 entered transition mode on ${f.to}`,
+      ).toBe(0);
+      // Every established connection survives.
+      const okBefore = (f.requestsBefore as { requestsOk: number }).requestsOk;
+      const okAfter = (f.load.raw as { requestsOk: number }).requestsOk;
+      expect(
+        { resets: f.load.resets, corrupt: f.load.corrupt, open: f.load.open },
+        `the 200 connections after the failover (${f.load.stalls} stalled; ${f.clientSegmentsInPause} client segments of ${f.clientPortsInPause} connections forwarded by ${f.to} while stopped after the route)`,
       ).toEqual({ resets: 0, corrupt: 0, open: 200 });
       expect(okAfter - okBefore, "requests answered in the 3 s after the failover").toBeGreaterThanOrEqual(
         200,

@@ -13,6 +13,7 @@ import {
   status,
   stopNatlb,
 } from "../../lib/roles/natlb/harness/lab-harness.ts";
+import type { HoldReport } from "../../lib/roles/natlb/hold.ts";
 import type { MoveReport } from "../../lib/roles/natlb/move.ts";
 import { loadNatlbSection } from "../../lib/roles/natlb/section.ts";
 import { faultsFor, parseFaultOption, type SeededFaultName } from "../../lib/roles/seeded-faults.ts";
@@ -34,6 +35,7 @@ import type {
   DeviceTarget,
   Fault,
   NatlbControl,
+  NatlbModeRow,
   NatlbMoveResult,
   VendorAdapter,
   VrrpInstanceConfig,
@@ -106,7 +108,7 @@ export class ReferenceAdapter implements VendorAdapter {
       }
     }
     if (loaded.topology.natlb) {
-      caps.push("natlb", "natlb-full-nat", "natlb-copy-keeping");
+      caps.push("natlb", "natlb-full-nat", "natlb-copy-keeping", "natlb-failover-entries-first");
       this.natlb = this.natlbControl();
     }
     this.capabilities = new Set(caps);
@@ -332,17 +334,7 @@ export class ReferenceAdapter implements VendorAdapter {
         const hold = await holdReportOf(r, to, m.id);
         return {
           ...moveResultOf(m),
-          ...(hold
-            ? {
-                hold: {
-                  held: hold.held,
-                  released: hold.released,
-                  dropped: (hold.overflowDropped ?? 0) + (hold.timeoutDropped ?? 0) + (hold.discarded ?? 0),
-                  inOrder: hold.inOrder,
-                  holdMs: hold.holdMs,
-                },
-              }
-            : {}),
+          ...(hold ? { hold: holdOf(hold) } : {}),
           ...(inTransition ? { inTransitionCalled } : {}),
           raw: { move: m, hold },
         };
@@ -401,11 +393,56 @@ export class ReferenceAdapter implements VendorAdapter {
           raw: { imbalance: result.imbalance, balancerLoads: result.loads },
         };
       },
-      async handleFailures() {
-        const moves = await need().controller.call<MoveReport[]>("checkFailures", undefined, {
-          timeoutMs: 60_000,
-        });
-        return moves.map((m) => ({ ...moveResultOf(m), raw: m }));
+      async handleFailures(options = {}) {
+        const r = need();
+        const check = () =>
+          r.controller.call<MoveReport[]>(
+            "checkFailures",
+            { entriesFirst: options.entriesFirst ?? false },
+            { timeoutMs: 60_000 },
+          );
+        let moves: MoveReport[];
+        let afterRouteCalled = false;
+        const afterRoute = options.afterRoute;
+        if (!afterRoute) moves = await check();
+        else {
+          // As in move(): the controller stops the next move after its route step until told
+          // to resume; no failure noticed (no move) lifts the gate unused.
+          await r.controller.call("holdAfter", { step: "route", maxMs: 30_000 });
+          const checking = check();
+          try {
+            const held = await Promise.race([
+              r.controller.call<boolean>("whenHeld", undefined, { timeoutMs: 60_000 }),
+              checking.then(
+                () => false,
+                () => false,
+              ),
+            ]);
+            if (held) {
+              afterRouteCalled = true;
+              await afterRoute();
+            }
+          } finally {
+            await r.controller.call("resume");
+          }
+          moves = await checking;
+        }
+        return Promise.all(
+          moves.map(async (m, i) => {
+            const hold = await holdReportOf(r, m.to, m.id).catch(() => undefined);
+            return {
+              ...moveResultOf(m),
+              ...(hold ? { hold: holdOf(hold) } : {}),
+              ...(afterRoute && i === 0 ? { afterRouteCalled } : {}),
+              raw: m,
+            };
+          }),
+        );
+      },
+      async modeTable(balancer) {
+        const agent = need().balancers.get(balancer);
+        if (!agent) throw new Error(`balancer ${balancer} is not running (failed or unknown)`);
+        return agent.call<NatlbModeRow[]>("modeTable");
       },
       async diagnostics() {
         const r = self.rig;
@@ -418,7 +455,17 @@ export class ReferenceAdapter implements VendorAdapter {
   }
 }
 
-/** The controller's clock times of a move (same host clock as the suite's in a namespace lab). */
+/** The adapter-interface view of a balancer's hold report. */
+function holdOf(hold: HoldReport): NonNullable<NatlbMoveResult["hold"]> {
+  return {
+    held: hold.held,
+    released: hold.released,
+    dropped: (hold.overflowDropped ?? 0) + (hold.timeoutDropped ?? 0) + (hold.discarded ?? 0),
+    inOrder: hold.inOrder,
+    holdMs: hold.holdMs,
+  };
+}
+
 /** The adapter-interface view of the controller's move report (without hold and raw). */
 function moveResultOf(
   m: MoveReport,

@@ -1,11 +1,9 @@
 import { defineCases } from "./define.ts";
 
 /**
- * The natlb suite's cases (seed 002). Cases the suite does not drive yet are skipped as
- * "not yet available" with the reason (never passed).
+ * The natlb suite's cases (seed 002). A case the suite does not drive yet would be skipped
+ * as "not yet available" with the reason (never passed); every case is driven now.
  */
-const WAITING =
-  "scenario not written yet in the suite (the reference roles have the functions; the suite does not drive them yet)";
 
 export const natlbCases = defineCases("natlb", {
   "natlb.dnat": {
@@ -59,7 +57,6 @@ export const natlbCases = defineCases("natlb", {
     movesTraffic: true,
     title: "entries installed first make transition mode unnecessary",
     requirements: ["NATLB-FAIL-003"],
-    needs: ["natlb", "natlb-copy-keeping", "fault-crash"],
-    notYetAvailable: WAITING,
+    needs: ["natlb", "natlb-copy-keeping", "natlb-failover-entries-first", "fault-crash"],
   },
 });

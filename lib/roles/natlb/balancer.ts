@@ -71,6 +71,8 @@ export class Balancer {
   deletedAfterGrace = 0;
   /** Entries of the VIPs an earlier balancer on this host left in conntrack, removed at setup. */
   staleEntriesRemoved = 0;
+  /** Addresses of VIPs not its own that the balancer found on its interface at setup and removed. */
+  staleAddressesRemoved = 0;
   private readonly entryGraceMs: number;
   private readonly garpRepeatMs: number;
   private readonly faults: ReadonlySet<string>;
@@ -148,6 +150,15 @@ export class Balancer {
     this.staleEntriesRemoved = this.removeEntriesOfVips();
     await this.hold.open();
     if (options.claimInitial ?? true) {
+      // Likewise the addresses of VIPs an earlier balancer on this host held (a namespace
+      // keeps them after its agent is stopped or killed): left on the interface, this one
+      // would report them owned beside their initial owner, and a failover of that owner
+      // would not move them.
+      for (const v of this.config.vips)
+        if (v.owner !== this.name && (await this.ownedVips()).includes(v.address)) {
+          this.staleAddressesRemoved++;
+          await this.release(v.address);
+        }
       for (const v of this.config.vips) if (v.owner === this.name) await this.claim(v.address);
     }
   }

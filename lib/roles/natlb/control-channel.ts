@@ -37,6 +37,10 @@ export interface ChannelCounters {
   limitedGlobal: number;
   /** Authenticated, but a type this receiver never takes from that sender (issue 15: a replay re-addressed). */
   unexpected: number;
+  /** Authenticated, but naming a VIP the lab does not have (issue 15: an insider with the key). */
+  unknownVip: number;
+  /** Authenticated ack answering no request in flight (late, duplicated or made up). */
+  unsolicitedAck: number;
   sent: number;
   retransmitted: number;
   acksSent: number;
@@ -46,7 +50,11 @@ export interface ChannelCounters {
  * Why a datagram was refused, one counter each (issue 15; `tandem natlb show` prints them):
  * limited-sender / limited-global (before anything else), length (truncated, over-long,
  * body length disagreeing), version, bad-hmac, body (a sealed body that does not parse),
- * replay, unexpected (a type this receiver does not take from that sender).
+ * replay, unexpected (a type this receiver does not take from that sender), unknown-vip
+ * (sealed with the key but naming a VIP, in its header, an entry or a load record, that the
+ * lab does not have), unsolicited-ack (an ack answering no request in flight). The last two
+ * are checked before the replay window: a sealed message that is refused must not move the
+ * window (with a high sequence it would shut the genuine sender out).
  */
 export const REJECT_REASONS = [
   "limited-sender",
@@ -57,6 +65,8 @@ export const REJECT_REASONS = [
   "body",
   "replay",
   "unexpected",
+  "unknown-vip",
+  "unsolicited-ack",
 ] as const;
 export type RejectReason = (typeof REJECT_REASONS)[number];
 
@@ -77,6 +87,21 @@ export interface ChannelStatus {
   counters: ChannelCounters;
   rejects: Record<RejectReason, number>;
   limiter: { peer: number; sender: number; global: number; sendersForgotten: number; trackedSenders: number };
+}
+
+/** Every VIP a control message names: in its header (types 1-4) and in its entries (3, 5). */
+export function* vipsNamed(msg: NatlbMessage): Generator<string> {
+  if (msg.type === 5 || msg.type === 6) {
+    if (msg.type === 5) for (const e of msg.entries) yield e.vip.address;
+    return;
+  }
+  yield msg.vip;
+  if (msg.type === 3) for (const e of msg.entries) yield e.vip.address;
+}
+
+/** Every VIP a load report names. */
+export function* loadReportVips(r: LoadReport): Generator<string> {
+  for (const v of r.vips) yield v.vip;
 }
 
 export type Handler = (
@@ -108,6 +133,8 @@ export class ControlChannel {
     limitedSender: 0,
     limitedGlobal: 0,
     unexpected: 0,
+    unknownVip: 0,
+    unsolicitedAck: 0,
     sent: 0,
     retransmitted: 0,
     acksSent: 0,
@@ -126,13 +153,17 @@ export class ControlChannel {
   onLoadReport: ((r: LoadReport, from: { address: string }) => void) | undefined;
 
   private readonly limiter: RxLimiter;
+  /** The VIPs of the lab; absent: any VIP is taken (the channel's own unit tests). */
+  private readonly vips: ReadonlySet<string> | undefined;
 
   private constructor(
     readonly id: number,
     keyHex: string,
     private handler: Handler | undefined,
     limits: Partial<RxLimiterOptions> = {},
+    vips?: Iterable<string>,
   ) {
+    this.vips = vips ? new Set(vips) : undefined;
     // Far above what a move or a table copy sends (a 100,000-entry full copy is ~5,000
     // datagrams), low enough
     // that a flood costs a lookup per datagram and no more than 50,000 HMACs a second.
@@ -153,8 +184,13 @@ export class ControlChannel {
     handler?: Handler;
     /** Receive limits per source address and in all (defaults: 20,000/s and 50,000/s). */
     limits?: Partial<RxLimiterOptions>;
+    /**
+     * The lab's VIPs (config.vips): an authenticated message naming any other VIP is
+     * refused as "unknown-vip" before the replay window and the handler. Absent: no check.
+     */
+    vips?: Iterable<string>;
   }) {
-    const ch = new ControlChannel(options.id, options.keyHex, options.handler, options.limits);
+    const ch = new ControlChannel(options.id, options.keyHex, options.handler, options.limits, options.vips);
     await new Promise<void>((resolve, reject) => {
       ch.socket.once("error", reject);
       ch.socket.bind(options.port, options.address ?? "0.0.0.0", () => resolve());
@@ -199,6 +235,7 @@ export class ControlChannel {
     if (bytes.length >= 2 && bytes[1] === NATLB_TYPE_LOAD_REPORT) {
       const d = decodeLoadReport(bytes, this.key);
       if (!d.ok) return this.countBad(d.error.reason);
+      if (!this.knownVips(NATLB_TYPE_LOAD_REPORT, d.value.sender, loadReportVips(d.value))) return;
       if (!this.expected(NATLB_TYPE_LOAD_REPORT, d.value.sender)) return;
       if (this.replay.check(`s${d.value.sender}`, 0, d.value.sequence) !== "accept") {
         this.counters.replayed++;
@@ -213,7 +250,13 @@ export class ControlChannel {
     if (!d.ok) return this.countBad(d.error.reason);
     const msg = d.value;
     const tag = `${msg.sender}/${msg.sequence}`;
+    if (!this.knownVips(msg.type, msg.sender, vipsNamed(msg))) return;
     if (!this.expected(msg.type, msg.sender)) return;
+    if (msg.type === NATLB_TYPE.ack && !this.pending.has(msg.inReplyTo)) {
+      this.counters.unsolicitedAck++;
+      this.rejects["unsolicited-ack"]++;
+      return this.reject(`ack from ${msg.sender} to ${msg.inReplyTo}, no such request in flight`);
+    }
     if (this.replay.check(`s${msg.sender}`, 0, msg.sequence) !== "accept") {
       // Dropped, never acted on. An exact copy of a request already done cannot be told
       // from a retransmission whose ack was lost: it gets the cached ack again.
@@ -274,6 +317,18 @@ export class ControlChannel {
     else this.counters.malformed++;
     this.rejects[rejectReasonOf(reason)]++;
     this.reject(reason);
+  }
+
+  private knownVips(type: number, sender: number, named: Iterable<string>): boolean {
+    if (!this.vips) return true;
+    for (const vip of named) {
+      if (this.vips.has(vip)) continue;
+      this.counters.unknownVip++;
+      this.rejects["unknown-vip"]++;
+      this.reject(`unknown VIP ${vip} in type ${type} from sender ${sender}`);
+      return false;
+    }
+    return true;
   }
 
   private expected(type: number, sender: number): boolean {

@@ -303,8 +303,16 @@ export class Controller {
     return { moves: done, imbalance: plan.imbalance, loads: Object.fromEntries(plan.loads) };
   }
 
-  /** Declares failed balancers and moves their VIPs to the survivors (failover). */
-  async checkFailures(): Promise<MoveReport[]> {
+  /**
+   * Declares failed balancers and moves their VIPs to the survivors (failover); with
+   * `entriesFirst` (default: as startAuto set it) in the order of modification 2: the
+   * servers' copies first, then the route, no transition mode.
+   */
+  async checkFailures(entriesFirst = this.entriesFirstFailover): Promise<MoveReport[]> {
+    // Seeded fault natlb-failover-route-first: asked for modification 2, the controller
+    // still moves the route first and installs the copies after, in transition mode.
+    const kind =
+      entriesFirst && !this.faults.has("natlb-failover-route-first") ? "failover-entries-first" : "failover";
     const now = Date.now();
     const out: MoveReport[] = [];
     for (const name of Object.keys(this.config.balancers)) {
@@ -324,9 +332,7 @@ export class Controller {
       const orphans = st.vips.filter((v) => v.owner === name);
       for (const v of orphans) {
         const to = plan.assignment.get(v.vip) as string;
-        out.push(
-          await this.move(v.vip, to, this.entriesFirstFailover ? "failover-entries-first" : "failover", name),
-        );
+        out.push(await this.move(v.vip, to, kind, name));
       }
     }
     return out;

@@ -15,6 +15,8 @@ export interface ModeRow {
 
 export class ModeTable {
   private readonly rows = new Map<string, ModeRow>();
+  /** Per address: how many times it entered transition mode (kept when the row goes). */
+  private readonly entered = new Map<string, number>();
 
   get(address: string): ProcessMode | undefined {
     return this.rows.get(address)?.mode;
@@ -22,6 +24,8 @@ export class ModeTable {
 
   /** Step 1 on the new owner (Fig. 8A): the VIP enters transition mode. */
   setTransition(address: string, now = Date.now()): void {
+    if (this.rows.get(address)?.mode !== "transition")
+      this.entered.set(address, (this.entered.get(address) ?? 0) + 1);
     this.rows.set(address, { address, mode: "transition", since: now });
   }
 
@@ -33,6 +37,11 @@ export class ModeTable {
   /** Step 4 on the old owner (Fig. 8B): the VIP leaves the table. */
   remove(address: string): boolean {
     return this.rows.delete(address);
+  }
+
+  /** How many times `address` entered transition mode since this table was made. */
+  transitionsEntered(address: string): number {
+    return this.entered.get(address) ?? 0;
   }
 
   list(): ModeRow[] {

@@ -56,6 +56,8 @@ async function startChannel(): Promise<ControlChannel> {
     id: myId as number,
     keyHex: config.control.key,
     port: config.control.port,
+    // Issue 15: a sealed message naming a VIP the lab does not have is refused (unknown-vip).
+    vips: config.vips.map((v) => v.address),
   });
   // Issue 15: what a balancer takes from whom. The controller's four steps (1-4, 3 as a
   // transfer request); table entry parts (3) from the other balancers and the keepers;
@@ -256,6 +258,8 @@ serveAgent({
   methods: {
     async start(p: { claimInitial?: boolean; push?: boolean; report?: boolean } = {}) {
       await balancer.setup({ claimInitial: p.claimInitial ?? true });
+      if (balancer.staleAddressesRemoved > 0)
+        log(`removed ${balancer.staleAddressesRemoved} VIP address(es) of other balancers left on this host`);
       if (balancer.staleEntriesRemoved > 0)
         log(
           `removed ${balancer.staleEntriesRemoved} conntrack entries of the VIPs left by an earlier balancer on this host`,
@@ -276,6 +280,13 @@ serveAgent({
       const st = await balancer.state();
       return { modes: st.modes, entries: st.entries.map(entryRow) };
     },
+    /** Per VIP of the configuration: its mode (absent: neither) and how often it entered transition mode. */
+    modeTable: () =>
+      config.vips.map((v) => ({
+        vip: v.address,
+        ...(balancer.modes.get(v.address) ? { mode: balancer.modes.get(v.address) } : {}),
+        transitionsEntered: balancer.modes.transitionsEntered(v.address),
+      })),
     counters: () => balancer.counters(),
     holdReports: () => holdReports,
     holdStats: () => hold.stats(),

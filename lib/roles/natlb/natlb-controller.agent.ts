@@ -55,6 +55,8 @@ serveAgent({
           id: 1,
           keyHex: config.control.key,
           port: config.control.port,
+          // Issue 15: a sealed message naming a VIP the lab does not have is refused (unknown-vip).
+          vips: config.vips.map((v) => v.address),
         });
         // Issue 15: load reports (7) and acks (6) from the balancers, acks from the keepers.
         // Copy pushes (5) from the balancers too: the controller shares its host and port
@@ -87,7 +89,7 @@ serveAgent({
     move: (p: { vip: string; to: string; kind?: MoveKind; from?: string }) =>
       ctl().move(p.vip, p.to, p.kind ?? "planned", p.from),
     rebalance: () => ctl().rebalance(),
-    checkFailures: () => ctl().checkFailures(),
+    checkFailures: (p: { entriesFirst?: boolean } = {}) => ctl().checkFailures(p.entriesFirst),
     balance: () => {
       const b = ctl().balance();
       return { loads: Object.fromEntries(b.loads), imbalance: b.imbalance };

@@ -42,6 +42,8 @@ serveAgent({
         id: myId as number,
         keyHex: config.control.key,
         port: config.control.port,
+        // Issue 15: a sealed message naming a VIP the lab does not have is refused (unknown-vip).
+        vips: config.vips.map((v) => v.address),
       });
       // Issue 15: copy pushes (5) from the balancers, restore requests (3) from the
       // controller, acks (6) from the balancers to the parts we send.

@@ -45,9 +45,8 @@ import { decideExactlyOnce, decideSequenceNumber, type PacketInfo, seqLt } from 
 import type { Disposition } from "./member.ts";
 import type { FlowMarker, HandoffMode } from "./messages.ts";
 
-/** Held packets named in a "holding" confirmation per condition: the first ones, then the latest. */
-const HELD_SAMPLE_FIRST = 4;
-const HELD_SAMPLE_PER_CONDITION = 32;
+/** Held packets named in a "holding" confirmation per condition (any one of them suffices). */
+const HELD_SAMPLE_PER_CONDITION = 8;
 
 export interface MemberDataplaneOptions {
   /** Commands (ip, sysctl) in the member's namespace. */
@@ -300,6 +299,18 @@ export class MemberDataplane {
   private nftChain: Promise<void> = Promise.resolve();
   /** Per condition moved from prehold to hold: the arrival number of the last packet held before. */
   private readonly boundaries = new Map<string, number>();
+  /**
+   * Conditions whose stop (stopAndSendMarkers) is on its way: they keep observing until
+   * `stop` blocks them, even when an apply queued before the stop already sees the newest
+   * state (drop). Blocking them there cut the old owner's observation short before it had
+   * seen one of the new owner's held packets (measured: a third of one member's stops).
+   */
+  private readonly stopsPending = new Set<string>();
+
+  /** The agent announces a stop as soon as its core decides it, before earlier work has run. */
+  expectStop(conditions: readonly string[]): void {
+    for (const c of conditions) this.stopsPending.add(c);
+  }
 
   /**
    * nft transactions run one at a time, in the order they were asked for. `later`: start it
@@ -333,7 +344,9 @@ export class MemberDataplane {
     const all = new Set([...desired.keys(), ...this.applied.keys()]);
     for (const c of all) {
       const before = this.applied.get(c);
-      const after = desired.get(c);
+      let after = desired.get(c);
+      // observe -> drop waits for its stop, which comes later in the agent's queue.
+      if (before === "observe" && after === "drop" && this.stopsPending.has(c)) after = "observe";
       if (before === after) continue;
       if (
         before === undefined ||
@@ -370,7 +383,11 @@ export class MemberDataplane {
     for (const c of all) {
       const d = desired.get(c);
       if (d === undefined) this.applied.delete(c);
-      else this.applied.set(c, d);
+      else
+        this.applied.set(
+          c,
+          this.applied.get(c) === "observe" && d === "drop" && this.stopsPending.has(c) ? "observe" : d,
+        );
     }
     if (lines.length === 0) return;
     const done = this.nft(`${lines.join("\n")}\n`, leavesQueueOnly);
@@ -382,20 +399,24 @@ export class MemberDataplane {
   }
 
   /**
-   * New owner, for its "holding" confirmation (type 4 extension): identities of packets it
-   * holds for `condition` so far, at most `limit` (default 32): its first 4 and its latest
-   * (the old owner's first observed packet is among the latest when its observe began after
-   * this member's hold: at 2 kpps, 28 packets cover 14 ms). Empty when nothing is held.
+   * New owner, for its "holding" confirmation (type 4 extension): identities of the first
+   * packets (at most `limit`) it holds for `condition` that arrived after its boundary, that
+   * is after the old owner's "observing" reached it (with no boundary, every held packet).
+   * The old owner observed since before it said so, so it takes each of them in itself; a
+   * packet held before the boundary may have been forwarded by its kernel instead, unseen.
+   * Empty when none has arrived yet.
    */
   heldSample(condition: string, limit = HELD_SAMPLE_PER_CONDITION): string[] {
     const q = this.queue;
     if (!q) return [];
     q.pump();
-    const held = q.held(condition);
-    const first = Math.min(HELD_SAMPLE_FIRST, Math.floor(limit / 4));
-    const picked =
-      held.length <= limit ? held : [...held.slice(0, first), ...held.slice(held.length - (limit - first))];
-    return picked.map((r) => r.identity);
+    const boundary = this.boundaries.get(condition) ?? 0;
+    const out: string[] = [];
+    for (const r of q.held(condition)) {
+      if (out.length >= limit) break;
+      if (r.arrival > boundary) out.push(r.identity);
+    }
+    return out;
   }
 
   /**
@@ -419,6 +440,21 @@ export class MemberDataplane {
     return q ? q.whenArrived(check, timeoutMs) : Promise.resolve(check());
   }
 
+  /** For a log line: per condition, how many packets were named, the queue's mode and what it observed. */
+  describeObserved(held: Readonly<Record<string, readonly string[]>>): string {
+    const q = this.queue;
+    if (!q) return "no queue";
+    return Object.entries(held)
+      .map(([c, ids]) => {
+        const flows = q
+          .observations(c)
+          .map((o) => `${o.flow} ${o.packets} pkts, last ${(performance.now() - o.lastAt).toFixed(1)} ms ago`)
+          .join(", ");
+        return `${c}: ${ids.length} named [${ids.join(" ")}], mode ${q.mode(c)}, kernel ${this.applied.get(c)}, ${q.counters(c).observed} observed in all, seen ${ids.filter((i) => q.observedAny(c, [i])).length}; this stop: ${flows}; observed ids ${q.observedIdentityList(c).join(" ")}`;
+      })
+      .join("; ");
+  }
+
   /** Old owner: stop forwarding now (user space, instantaneous) and return the markers. */
   stop(
     peer: string,
@@ -429,6 +465,7 @@ export class MemberDataplane {
   ): FlowMarker[] {
     const q = this.queue;
     if (!q) return [];
+    for (const c of conditions) this.stopsPending.delete(c);
     const key = `${peer} ${epoch}.${version} ${conditions.join(",")}`;
     const known = this.sentMarkers.get(key);
     if (known) return known;

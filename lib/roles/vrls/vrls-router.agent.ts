@@ -168,6 +168,8 @@ const STOP_SETTLE_MS = 2;
 const HELD_OBSERVE_WAIT_MS = 20;
 /** Held packets named in one confirmation at most (type 4 extension; 96 x 12 bytes). */
 const HELD_SAMPLE_PER_MESSAGE = 96;
+/** How long a new owner waits, at most, for a packet to name in its "holding" confirmation. */
+const HELD_NAME_WAIT_MS = 5;
 /** How long a new owner waits for the old owner's last forwarded packet to be held (then releases the whole flow). */
 const MARKER_WAIT_MS = 3;
 
@@ -221,6 +223,8 @@ function handle(event: ReviewedEvent): void {
   for (const a of reviewed.handle(event)) {
     // Timer mode's stop must not wait behind earlier actions (its delay budget is small).
     if (a.type === "role") notify("role", { role: a.role, at: Date.now(), self });
+    // Applies queued before the stop must leave these conditions observing (dataplane.expectStop).
+    if (a.type === "stopAndSendMarkers" && !faults.has("vrls-keeps-forwarding")) dp.expectStop(a.conditions);
     if (a.type === "stopForwarding") {
       if (!faults.has("vrls-keeps-forwarding"))
         dp.stopNow(a.conditions).catch((e) => log(`stop failed: ${(e as Error).message}`));
@@ -280,17 +284,20 @@ const HANDOFF_MESSAGES = new Set(["allocation", "confirmation", "markers"]);
 
 /**
  * A new owner's confirmation names, per condition it holds in the markers' modes, packets it
- * holds so far (type 4 extension, docs/vrls.md): the old owner stops only once it has taken
- * one of them in itself.
+ * holds that arrived after the old owner's "observing" (type 4 extension, docs/vrls.md): the
+ * old owner stops only once it has taken one of them in itself. When none has arrived yet
+ * it waits for one, at most HELD_NAME_WAIT_MS (woken by the queue, not polling).
  */
-function withHeldSample(message: VrlsMessage): VrlsMessage {
+async function withHeldSample(message: VrlsMessage): Promise<VrlsMessage> {
   if (message.type !== "confirmation" || message.holding.length === 0) return message;
   const mode = core.member.snapshot().mode;
   if (mode !== "exactly-once" && mode !== "sequence-number") return message;
-  const held: Record<string, string[]> = {};
   // At most HELD_SAMPLE_PER_MESSAGE identities (12 bytes each): the confirmation stays one frame.
-  const limit = Math.max(2, Math.min(32, Math.floor(HELD_SAMPLE_PER_MESSAGE / message.holding.length)));
-  for (const c of message.holding) {
+  const limit = Math.max(1, Math.min(8, Math.floor(HELD_SAMPLE_PER_MESSAGE / message.holding.length)));
+  const holding = message.holding;
+  await dp.whenQueued(() => holding.every((c) => dp.heldSample(c, 1).length > 0), HELD_NAME_WAIT_MS);
+  const held: Record<string, string[]> = {};
+  for (const c of holding) {
     const ids = dp.heldSample(c, limit);
     if (ids.length > 0) held[c] = ids;
   }
@@ -306,7 +313,7 @@ function sendMessage(to: Destination, message: VrlsMessage): void {
       message,
     );
   const dst = to === "all" ? VRRP_MULTICAST : to.member;
-  for (const part of toWire(withHeldSample(message))) {
+  for (const part of toWire(message)) {
     const wire = {
       vrid,
       priority: args.core.priority,
@@ -469,7 +476,7 @@ async function perform(a: CoreAction): Promise<void> {
       log(`role ${a.role}`);
       return;
     case "send":
-      sendMessage(a.to, a.message);
+      sendMessage(a.to, await withHeldSample(a.message));
       return;
     case "dataplane":
       if (args.trace)
@@ -491,6 +498,10 @@ async function perform(a: CoreAction): Promise<void> {
         // here too; every packet it dropped before its hold came earlier, so it is forwarded.
         const seen = await dp.whenQueued(() => dp.observedOneHeld(held), HELD_OBSERVE_WAIT_MS);
         count(seen ? "handoff.heldObserved" : "handoff.heldNotObserved");
+        if (!seen)
+          log(
+            `stop ${a.conditions} v${a.version}: none of the new owner's held packets seen here within ${HELD_OBSERVE_WAIT_MS} ms (${dp.describeObserved(held)})`,
+          );
       } else {
         await pause(STOP_SETTLE_MS);
         count("handoff.settled");
