@@ -1,9 +1,12 @@
 /**
- * The RFC 5798 (VRRPv3, IPv4) state machine as a pure, clock-injected reducer:
+ * The RFC 5798 / RFC 9568 (VRRPv3) state machine as a pure, clock-injected reducer, for
+ * either family (the VRLS router agent on IPv4, the vrrp6-router agent on IPv6; only the
+ * election's address comparison depends on the family, compareAddresses):
  * `step(state, event) -> { state, actions }`. Nothing here touches a socket or a
  * timer; the router agent feeds it events (startup, shutdown, received
  * advertisements, clock ticks) and carries out the actions (send an
- * advertisement, broadcast gratuitous ARP, start/stop answering ARP for the VIP).
+ * advertisement, broadcast gratuitous ARP (IPv6: unsolicited Neighbor Advertisements),
+ * start/stop answering ARP (IPv6: NS) for the VIP).
  *
  * Section references are RFC 5798 6.4.1 (Initialize), 6.4.2 (Backup), 6.4.3 (Master).
  * This is type 1 (the seed's Fig. 3 advertisement); the load-sharing extension
