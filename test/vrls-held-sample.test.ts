@@ -18,6 +18,16 @@ function allocation(
   return { type: "allocation", epoch: 1, version, mode: "exactly-once", entries };
 }
 
+/** Version 2: both conditions move from O to N. */
+const MOVED: AllocationEntry[] = [
+  { condition: C, owner: N, previousOwner: O },
+  { condition: D, owner: N, previousOwner: O },
+];
+
+function holding(held: Record<string, string[]>): Extract<VrlsMessage, { type: "confirmation" }> {
+  return { type: "confirmation", epoch: 1, version: 2, observing: [], holding: [C, D], done: false, held };
+}
+
 describe("held packets in the holding confirmation", () => {
   it("the old owner's stop carries the packets the new owner named, per condition", () => {
     const o = new MemberEngine({ self: O, timerDelayMs: 20, retryMs: 50 });
@@ -29,27 +39,8 @@ describe("held packets in the holding confirmation", () => {
       0,
       O,
     );
-    o.onAllocation(
-      allocation(2, [
-        { condition: C, owner: N, previousOwner: O },
-        { condition: D, owner: N, previousOwner: O },
-      ]),
-      10,
-      O,
-    );
-    const actions = o.onConfirmation(
-      N,
-      {
-        type: "confirmation",
-        epoch: 1,
-        version: 2,
-        observing: [],
-        holding: [C, D],
-        done: false,
-        held: { [C]: ["00000000000000aa", "00000000000000ab"] },
-      },
-      12,
-    );
+    o.onAllocation(allocation(2, MOVED), 10, O);
+    const actions = o.onConfirmation(N, holding({ [C]: ["00000000000000aa", "00000000000000ab"] }), 12);
     const stop = actions.find((a) => a.type === "stopAndSendMarkers");
     expect(stop).toMatchObject({
       conditions: [C, D],
@@ -60,19 +51,8 @@ describe("held packets in the holding confirmation", () => {
   });
 
   it("survives the wire: identities per condition, in order", () => {
-    const entries: AllocationEntry[] = [
-      { condition: C, owner: N, previousOwner: O },
-      { condition: D, owner: N, previousOwner: O },
-    ];
-    const msg: VrlsMessage = {
-      type: "confirmation",
-      epoch: 1,
-      version: 2,
-      observing: [],
-      holding: [C, D],
-      done: false,
-      held: { [C]: ["fedcba9876543210", "0000000000000001"], [D]: ["00000000000000ff"] },
-    };
+    const entries = MOVED;
+    const msg = holding({ [C]: ["fedcba9876543210", "0000000000000001"], [D]: ["00000000000000ff"] });
     const [part] = toWire(msg);
     expect(part).toBeDefined();
     const back = fromWire({ ...(part!.body as object), masterEpoch: 1, sender: N } as never, 0, {

@@ -55,4 +55,15 @@ class NetnsGuard {
   bool failed_ = false;
 };
 
+// Opens a network namespace given as a name under /var/run/netns or a path, for NetnsGuard.
+// Empty `netns`: returns -1 and no error (stay where we are). On failure returns -1 with
+// `error` set to what failed.
+inline int OpenNetns(const std::string& netns, std::string* error) {
+  if (netns.empty()) return -1;
+  std::string path = netns.find('/') == std::string::npos ? "/var/run/netns/" + netns : netns;
+  int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) *error = "open netns " + path + ": " + strerror(errno) + " (errno " + std::to_string(errno) + ")";
+  return fd;
+}
+
 }  // namespace tandem

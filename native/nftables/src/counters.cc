@@ -95,14 +95,11 @@ class CounterReader : public Napi::ObjectWrap<CounterReader> {
       Napi::Value ns = info[0].As<Napi::Object>().Get("netns");
       if (ns.IsString()) netns = ns.As<Napi::String>().Utf8Value();
     }
-    int target = -1;
-    if (!netns.empty()) {
-      std::string path = netns.find('/') == std::string::npos ? "/var/run/netns/" + netns : netns;
-      target = open(path.c_str(), O_RDONLY | O_CLOEXEC);
-      if (target < 0) {
-        Napi::Error::New(env, ErrnoText("open netns " + path, errno)).ThrowAsJavaScriptException();
-        return;
-      }
+    std::string openError;
+    int target = tandem::OpenNetns(netns, &openError);
+    if (!openError.empty()) {
+      Napi::Error::New(env, openError).ThrowAsJavaScriptException();
+      return;
     }
     std::string error;
     {
