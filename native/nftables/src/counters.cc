@@ -32,6 +32,7 @@ extern "C" {
 #include <vector>
 
 #include "../../common/netns_guard.h"
+#include "netns_option.h"
 
 namespace {
 
@@ -90,17 +91,9 @@ class CounterReader : public Napi::ObjectWrap<CounterReader> {
   // new CounterReader({ netns?: string })
   explicit CounterReader(const Napi::CallbackInfo& info) : Napi::ObjectWrap<CounterReader>(info) {
     Napi::Env env = info.Env();
-    std::string netns;
-    if (info.Length() > 0 && info[0].IsObject()) {
-      Napi::Value ns = info[0].As<Napi::Object>().Get("netns");
-      if (ns.IsString()) netns = ns.As<Napi::String>().Utf8Value();
-    }
-    std::string openError;
-    int target = tandem::OpenNetns(netns, &openError);
-    if (!openError.empty()) {
-      Napi::Error::New(env, openError).ThrowAsJavaScriptException();
-      return;
-    }
+    bool failed = false;
+    int target = OpenNetnsOption(info, &failed);
+    if (failed) return;
     std::string error;
     {
       tandem::NetnsGuard guard(target, &error);

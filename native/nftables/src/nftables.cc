@@ -35,6 +35,7 @@ extern "C" {
 #include <string>
 
 #include "../../common/netns_guard.h"
+#include "netns_option.h"
 
 // counters.cc: named counters read with libnftnl, without libnftables' cache rebuild.
 Napi::Function DefineCounterReader(Napi::Env env);
@@ -60,17 +61,9 @@ class Context : public Napi::ObjectWrap<Context> {
   // new Context({ netns?: string })
   explicit Context(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Context>(info) {
     Napi::Env env = info.Env();
-    std::string netns;
-    if (info.Length() > 0 && info[0].IsObject()) {
-      Napi::Value ns = info[0].As<Napi::Object>().Get("netns");
-      if (ns.IsString()) netns = ns.As<Napi::String>().Utf8Value();
-    }
-    std::string openError;
-    int target = tandem::OpenNetns(netns, &openError);
-    if (!openError.empty()) {
-      Napi::Error::New(env, openError).ThrowAsJavaScriptException();
-      return;
-    }
+    bool failed = false;
+    int target = OpenNetnsOption(info, &failed);
+    if (failed) return;
     {
       std::string error;
       tandem::NetnsGuard guard(target, &error);
