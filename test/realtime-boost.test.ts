@@ -1,6 +1,8 @@
 import { readFileSync } from "node:fs";
-import { setThreadScheduler } from "tandem-netlink";
+import { availableParallelism } from "node:os";
+import { setThreadAffinity, setThreadScheduler } from "tandem-netlink";
 import { afterEach, describe, expect, it } from "vitest";
+import { controlPlaneCpus, HUB_RX_CPU } from "../lib/lab/cpus.ts";
 import { waitUntil } from "../lib/remote/wait.ts";
 import { realtimeFromEnv } from "../lib/roles/vrls/agent-args.ts";
 import { RealtimeBoost } from "../lib/roles/vrls/realtime-boost.ts";
@@ -58,9 +60,40 @@ describe("RealtimeBoost: SCHED_FIFO while a hand-off is in flight (real sched_se
 
   it("VRLS_REALTIME: unset or 0 never, handoff during hand-offs, 1 always, anything else an error naming the value", () => {
     expect(realtimeFromEnv(undefined)).toBe("off");
+    // Kept off the hub's CPU (virtual lab), unset means always real-time; "0" still wins.
+    expect(realtimeFromEnv(undefined, true)).toBe("always");
+    expect(realtimeFromEnv("0", true)).toBe("off");
     expect(realtimeFromEnv("0")).toBe("off");
     expect(realtimeFromEnv("handoff")).toBe("handoff");
     expect(realtimeFromEnv("1")).toBe("always");
     expect(() => realtimeFromEnv("yes")).toThrow(/VRLS_REALTIME .* got "yes"/);
+  });
+});
+
+/** The CPUs the calling thread may run on, as the kernel reports them (e.g. "1" or "0-1"). */
+function threadCpus(): string {
+  const line = readFileSync("/proc/thread-self/status", "utf8")
+    .split("\n")
+    .find((l) => l.startsWith("Cpus_allowed_list"));
+  return (line?.split(":")[1] ?? "").trim();
+}
+
+describe("control plane CPUs: agents kept off the hub's CPU (real sched_setaffinity)", () => {
+  const all = Array.from({ length: availableParallelism() }, (_, i) => i);
+  afterEach(() => setThreadAffinity(all));
+
+  it("every CPU but the hub's; nothing to keep apart on one CPU", () => {
+    expect(controlPlaneCpus(2)).toEqual([1]);
+    expect(controlPlaneCpus(4)).toEqual([1, 2, 3]);
+    expect(controlPlaneCpus(1)).toBeUndefined();
+    expect(controlPlaneCpus(4)).not.toContain(HUB_RX_CPU);
+  });
+
+  it("setThreadAffinity moves the calling thread, and names a bad CPU", () => {
+    const last = all[all.length - 1] as number;
+    setThreadAffinity([last]);
+    expect(threadCpus()).toBe(String(last));
+    expect(() => setThreadAffinity([1.5])).toThrow(/not a CPU number: 1.5/);
+    expect(() => setThreadAffinity([])).toThrow(/at least one CPU/);
   });
 });

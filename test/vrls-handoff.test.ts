@@ -2,6 +2,7 @@
 // judged by the traffic analyzer (receiver socket + far-side capture), not by the agents.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { percentile, primeDiscovery, runHandoffs } from "../lib/experiments/handoff-run.ts";
+import { HUB_RX_CPU } from "../lib/lab/cpus.ts";
 import { type Lab, upLab } from "../lib/lab/index.ts";
 import { startVirtualRouter, virtualRouterConfig } from "../lib/roles/vrls/harness/lab-harness.ts";
 import { loadTopology } from "../lib/topology/load.ts";
@@ -31,6 +32,20 @@ describe("VRLS hand-off under load on the Fig. 7 lab", () => {
         // Passive discovery of all six end systems.
         await primeDiscovery(lab);
         await vr.waitAllocated(6);
+        // The virtual lab keeps each agent's event loop off the hub's CPU, and so real-time by
+        // default (lib/lab/cpus.ts, agent-args realtimeFromEnv).
+        const cpus = lab.controlPlaneCpus();
+        for (const host of ["ra", "rb"]) {
+          const rt = ((await vr.status(host)) as unknown as { realtime: { mode: string; cpus: string } })
+            .realtime;
+          if (cpus) {
+            // Cpus_allowed_list: "1", "1-3", "1,3"; the hub's CPU is 0, so no range can hide it.
+            expect(rt.cpus.split(/[-,]/).map(Number), `${host} runs on the hub's CPU`).not.toContain(
+              HUB_RX_CPU,
+            );
+            if (process.env.VRLS_REALTIME === undefined) expect(rt.mode).toBe("always");
+          }
+        }
         const r = await runHandoffs(lab, vr, mode, 6000 + k, REALLOCATIONS);
         console.log(
           JSON.stringify({

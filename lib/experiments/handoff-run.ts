@@ -162,6 +162,8 @@ export async function runHandoffs(
   const roleEventsBefore = vr.roleEvents.length;
   let allocation = (await vr.status("ra")).master?.allocation ?? {};
   let done = 0;
+  // The agents' event loop delay is measured over the hand-offs only.
+  await Promise.all([...vr.agents.values()].map((a) => a.call("loop", { reset: true })));
   const windows: { stream: number; fromMs: number; toMs: number }[] = [];
   const handoffWindows: HandoffWindow[] = [];
   // Time is the subject: hand-offs stop 1.5 s before the streams end, so each one is inside them.
@@ -241,8 +243,17 @@ export async function runHandoffs(
   // Where packets can be lost or held too long inside the members (evidence for the figures).
   const members = await Promise.all(
     [...vr.agents].map(async ([host, agent]) => {
-      const show = await agent.call<{ queue?: QueueStatsView }>("show");
+      const show = await agent.call<{ queue?: QueueStatsView; dataplane?: { nftSlowestMs?: number } }>(
+        "show",
+      );
       const counters = await agent.call<Record<string, number>>("counters");
+      const loop = await agent.call<{
+        delayP99Ms: number;
+        delayMaxMs: number;
+        utilization: number;
+        gcCount: number;
+        gcMaxMs: number;
+      }>("loop");
       const q = show.queue;
       return {
         host,
@@ -257,6 +268,13 @@ export async function runHandoffs(
         stopsHeldObserved: counters["handoff.heldObserved"] ?? 0,
         stopsHeldNotObserved: counters["handoff.heldNotObserved"] ?? 0,
         stopsSettled: counters["handoff.settled"] ?? 0,
+        // How late the agent's event loop ran during the hand-offs (1 ms timers) and how busy it was.
+        loopDelayP99Ms: loop.delayP99Ms,
+        loopDelayMaxMs: loop.delayMaxMs,
+        loopUtilization: loop.utilization,
+        nftSlowestMs: Math.round((show.dataplane?.nftSlowestMs ?? 0) * 100) / 100,
+        gcCount: loop.gcCount,
+        gcMaxMs: loop.gcMaxMs,
       };
     }),
   );

@@ -14,6 +14,7 @@ import {
 } from "../remote/index.ts";
 import { type LoadedTopology, loadTopology } from "../topology/load.ts";
 import type { HostSpecT, Topology } from "../topology/schema.ts";
+import { controlPlaneCpus } from "./cpus.ts";
 import { probeHostFeatures } from "./host-features.ts";
 import { mapLimit } from "./limit.ts";
 import {
@@ -170,6 +171,14 @@ export class Lab {
    */
   clockOffsetMs(host: string): number {
     return significantOffsetMs(this.record.clocks?.[host]);
+  }
+
+  /**
+   * Where role agents' event loops run: on a virtual lab every CPU but the one the hub's frames
+   * are steered to (lib/lab/cpus.ts); undefined on a physical lab (each host is its own machine).
+   */
+  controlPlaneCpus(): number[] | undefined {
+    return this.backend === "virtual" ? controlPlaneCpus() : undefined;
   }
 
   /** The network namespace of a host (virtual labs); throws on a physical lab. */

@@ -1,6 +1,7 @@
 import { mkdir } from "node:fs/promises";
 import type { Topology } from "../topology/schema.ts";
 import { ipBatch, run, runInNamespace } from "./command.ts";
+import { HUB_RX_CPU_MASK } from "./cpus.ts";
 import { mapLimit } from "./limit.ts";
 import { planLab } from "./netns-plan.ts";
 import { namespaceName, stateDir } from "./prefix.ts";
@@ -34,12 +35,12 @@ export async function buildNetwork(
     await ipBatch(plan.switchNamespace, ["link set lo up", ...plan.switchCommands]);
     // The switch namespace has no IP role: no IPv6 autoconfiguration on its ports.
     await runInNamespace(plan.switchNamespace, ["sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1"]);
-    // Hub ports receive on one CPU: a hub delivers frames to every member in one order (see LabPlan.hubPorts).
+    // Hub ports receive on one CPU (HUB_RX_CPU): a hub delivers frames to every member in one order (see LabPlan.hubPorts).
     if (plan.hubPorts.length > 0)
       await runInNamespace(plan.switchNamespace, [
         "sh",
         "-c",
-        'for p in "$@"; do echo 1 > "/sys/class/net/$p/queues/rx-0/rps_cpus"; done',
+        `for p in "$@"; do echo ${HUB_RX_CPU_MASK} > "/sys/class/net/$p/queues/rx-0/rps_cpus"; done`,
         "hub-rps",
         ...plan.hubPorts,
       ]);

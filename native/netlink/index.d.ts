@@ -103,6 +103,11 @@ export class Link {
   addAddress(ifname: string, address: string, prefixLen: number, options?: { replace?: boolean }): void;
   /** `ip addr del`; false when the address was not there. */
   deleteAddress(ifname: string, address: string, prefixLen: number): boolean;
+  /**
+   * Every interface's root qdisc and its drop counter (RTM_GETQDISC dump, what
+   * `tc -s qdisc show` prints for `root`); drops null when the kernel reported no statistics.
+   */
+  rootQdiscs(): { index: number; kind: string; drops: number | null }[];
   /** Sends whole Ethernet frames on the interface; returns how many went. */
   sendFrames(ifname: string, frames: Uint8Array[]): number;
   readonly open: boolean;
@@ -116,3 +121,6 @@ export class Link {
  * CAP_SYS_NICE.
  */
 export declare function setThreadScheduler(policy: "fifo" | "other", priority: number): void;
+
+/** Runs the calling thread only on these CPUs (sched_setaffinity(2)); throws with the errno text. */
+export declare function setThreadAffinity(cpus: readonly number[]): void;

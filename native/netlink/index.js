@@ -106,6 +106,9 @@ export class Link {
   deleteAddress(ifname, address, prefixLen) {
     return this.#native.deleteAddress(ifname, address, prefixLen);
   }
+  rootQdiscs() {
+    return this.#native.rootQdiscs();
+  }
   sendFrames(ifname, frames) {
     return this.#native.sendFrames(ifname, frames);
   }
@@ -119,4 +122,8 @@ export class Link {
 
 export function setThreadScheduler(policy, priority) {
   binding.setThreadScheduler(policy, priority);
+}
+
+export function setThreadAffinity(cpus) {
+  binding.setThreadAffinity(cpus);
 }

@@ -18,12 +18,16 @@ export interface RouterAgentArgs {
   trace?: boolean;
   /**
    * When the agent's event loop thread runs under SCHED_FIFO (lib/roles/vrls/realtime-boost.ts):
-   * "off" (default, VRLS_REALTIME unset or 0); "handoff" while a hand-off is in flight on it
-   * (VRLS_REALTIME=handoff); "always" (VRLS_REALTIME=1). Always real-time cuts forwarding capacity on a
-   * 2-core lab host: the agents preempt the kernel's deferred packet processing (ksoftirqd)
-   * (test/vrls-sharing.test.ts: two members 1.41x one instead of >= 1.8x).
+   * "handoff" while a hand-off is in flight on it; "always"; "off". VRLS_REALTIME (0, handoff,
+   * 1) chooses; unset: "always" where the agent has `cpus` (the virtual lab keeps it off the
+   * hub's CPU), "off" elsewhere. Real-time on the CPU that processes the packets starves that
+   * processing: always real-time on a 2-core host gave two members 1.41x one member's goodput
+   * instead of >= 1.8x (test/vrls-sharing.test.ts), and "handoff" lost 87 datagrams at once
+   * outside any hand-off, both before the agents were kept off the hub's CPU.
    */
   realtime?: "handoff" | "always" | "off";
+  /** The CPUs the event loop thread runs on (Lab.controlPlaneCpus); absent: wherever the kernel puts it. */
+  cpus?: number[];
   /** Where the agent keeps its live sharing table (JSON, rewritten twice a second) for `tandem vrls show`. */
   statusFile?: string;
   /** Allocation review and the flow monitor (issue 6); absent: no reviews. */
@@ -35,7 +39,12 @@ export interface RouterAgentArgs {
   acceptMode?: boolean;
 }
 
-export function routerAgentArgs(vr: VirtualRouterConfig, host: string, statusFile?: string): RouterAgentArgs {
+export function routerAgentArgs(
+  vr: VirtualRouterConfig,
+  host: string,
+  statusFile?: string,
+  cpus?: number[],
+): RouterAgentArgs {
   const core = coreOptionsFor(vr, host);
   return {
     name: vr.name,
@@ -47,7 +56,8 @@ export function routerAgentArgs(vr: VirtualRouterConfig, host: string, statusFil
     ...(vr.fateSharing === false ? { fateSharing: false } : {}),
     ...(vr.acceptMode === false ? { acceptMode: false } : {}),
     trace: process.env.VRLS_TRACE === "1",
-    realtime: realtimeFromEnv(process.env.VRLS_REALTIME),
+    realtime: realtimeFromEnv(process.env.VRLS_REALTIME, cpus !== undefined),
+    ...(cpus ? { cpus } : {}),
     ...(statusFile ? { statusFile } : {}),
     ...(vr.spec.review ? reviewOptionsOf(vr.spec.review) : {}),
   };
@@ -78,16 +88,20 @@ export interface CoordinatorAgentArgs {
 }
 
 /**
- * VRLS_REALTIME: unset or "0" "off", "handoff" real-time during hand-offs, "1" "always";
- * anything else is an error naming the value. Off by default: with real-time agents the
- * exactly-once race came back (bench handoff: 4 of 720,000 lost; a CI run lost one TCP
- * segment), docs/decisions.md.
+ * VRLS_REALTIME: "0" "off", "handoff" real-time during hand-offs, "1" "always"; anything else
+ * is an error naming the value. Unset: "always" for an agent kept off the hub's CPU
+ * (`offTheHubCpu`, the virtual lab), else "off" (docs/decisions.md). Real-time once made the
+ * exactly-once race show (4 of 720,000 lost); the type 4 extension closed that race.
  */
-export function realtimeFromEnv(value: string | undefined): "handoff" | "always" | "off" {
-  if (value === undefined || value === "" || value === "0") return "off";
+export function realtimeFromEnv(
+  value: string | undefined,
+  offTheHubCpu = false,
+): "handoff" | "always" | "off" {
+  if (value === undefined || value === "") return offTheHubCpu ? "always" : "off";
+  if (value === "0") return "off";
   if (value === "handoff") return "handoff";
   if (value === "1") return "always";
   throw new Error(
-    `VRLS_REALTIME must be 1 (always real-time), handoff (during hand-offs), 0 or unset (never), got "${value}"`,
+    `VRLS_REALTIME must be 1 (always real-time), handoff (during hand-offs), 0 (never) or unset (during hand-offs where the agent is kept off the hub's CPU), got "${value}"`,
   );
 }

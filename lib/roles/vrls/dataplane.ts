@@ -25,6 +25,8 @@
  * Set changes are single nft transactions; the hold/observe/stop decisions that must be
  * instantaneous happen in the HoldQueue (user space, one thread), never by waiting for nft.
  */
+import { writeFileSync } from "node:fs";
+import { Link } from "tandem-netlink";
 import {
   deleteTable,
   ensureQueueRule,
@@ -121,6 +123,8 @@ export class MemberDataplane {
   readonly counters = {
     nftTransactions: 0,
     nftFailures: 0,
+    /** The longest nft transaction so far, ms (it runs on the event loop: a long one stalls it). */
+    nftSlowestMs: 0,
     released: 0,
     droppedAtResolve: 0,
     stopped: 0,
@@ -270,18 +274,25 @@ export class MemberDataplane {
         : 'counter name "unknown_backup" drop';
     // Only the master owns the VIP (answers ARP and traffic addressed to it, RFC 5798
     // accept mode); every member still receives the frames sent to the virtual MAC.
-    // One process for both (a takeover should not wait for process spawns).
-    const vip = `${this.opts.virtualAddress}/32`;
-    const addr =
-      arpRole === "master"
-        ? `ip addr replace ${vip} dev ${this.macvlan}`
-        : `ip addr del ${vip} dev ${this.macvlan} 2>/dev/null`;
-    await this.opts.host.exec([
-      "sh",
-      "-c",
-      `sysctl -qw net.ipv4.conf.${this.macvlan}.arp_ignore=${arpRole === "master" ? 1 : 8}; ${addr}; true`,
-    ]);
+    // In process (rtnetlink, /proc/sys): a takeover waited ~10 ms for a spawned
+    // `sh -c "sysctl ...; ip addr ..."` before its allocations (issue 11, bench failover).
+    this.vipOwnership(arpRole === "master");
     await this.nft(`flush chain ip ${this.table} unknown\nadd rule ip ${this.table} unknown ${rule}\n`);
+  }
+
+  /** The VIP on the macvlan and ARP answers for it (arp_ignore 1), or neither (8). Failures are logged. */
+  private vipOwnership(owner: boolean): void {
+    const dev = this.macvlan;
+    try {
+      writeFileSync(`/proc/sys/net/ipv4/conf/${dev}/arp_ignore`, owner ? "1" : "8");
+      this.link ??= new Link();
+      if (owner) this.link.addAddress(dev, this.opts.virtualAddress, 32, { replace: true });
+      else this.link.deleteAddress(dev, this.opts.virtualAddress, 32);
+    } catch (e) {
+      this.opts.log(
+        `${owner ? "claim" : "release"} ${this.opts.virtualAddress} on ${dev}: ${(e as Error).message}`,
+      );
+    }
   }
 
   get currentRole(): string {
@@ -297,6 +308,8 @@ export class MemberDataplane {
   }
 
   private nftChain: Promise<void> = Promise.resolve();
+  /** rtnetlink in the agent's namespace (the VIP's address), opened at the first role change. */
+  private link: Link | undefined;
   /** Per condition moved from prehold to hold: the arrival number of the last packet held before. */
   private readonly boundaries = new Map<string, number>();
   /**
@@ -321,7 +334,12 @@ export class MemberDataplane {
   private nft(script: string, later = false): Promise<void> {
     this.counters.nftTransactions++;
     const start = later ? this.nftChain.then(() => new Promise<void>((r) => setImmediate(r))) : this.nftChain;
-    const next = start.then(() => nftApply(this.opts.nft, script));
+    const next = start.then(() => {
+      const t0 = performance.now();
+      const applied = nftApply(this.opts.nft, script);
+      this.counters.nftSlowestMs = Math.max(this.counters.nftSlowestMs, performance.now() - t0);
+      return applied;
+    });
     this.nftChain = next.catch(() => undefined);
     return next.catch((e) => {
       this.counters.nftFailures++;
@@ -617,6 +635,8 @@ export class MemberDataplane {
     await deleteTable(this.opts.nft, { family: "ip", table: this.guardTable }).catch(() => undefined);
     this.queue?.close("accept");
     this.queue = undefined;
+    this.link?.close();
+    this.link = undefined;
     await this.opts.host.exec(["ip", "link", "del", this.macvlan]);
   }
 }

@@ -159,6 +159,24 @@ export class MemberEngine {
     return this.gains.size === 0 && [...this.losses.values()].every((l) => l.phase === "stopped");
   }
 
+  /**
+   * The earliest time a timed step of a hand-off falls due (timer-mode delay, settle, a stop
+   * at `stopAt`, a marker resend), or null: the driver must tick then, not at its next
+   * periodic tick (an advertisement interval later: timer-mode hand-offs took up to 139 ms
+   * with a 20 ms delay and 100 ms adverts before this).
+   */
+  nextDeadline(): number | null {
+    let next = Number.POSITIVE_INFINITY;
+    for (const [, g] of this.gains)
+      if (g.phase === "delay" || g.phase === "settle") next = Math.min(next, g.until);
+    for (const [, l] of this.losses) {
+      if (l.phase === "observing" && l.stopAt !== undefined) next = Math.min(next, l.stopAt);
+      if (l.phase === "stopped" && l.markersSent !== undefined && l.markersSent < MARKER_SENDS_TO_SILENT)
+        next = Math.min(next, l.markersAt === undefined ? 0 : l.markersAt + this.opts.retryMs);
+    }
+    return Number.isFinite(next) ? next : null;
+  }
+
   /** How the current series is run (coordinated or not, who is silent). */
   get seriesContext(): SeriesContext {
     return this.series;

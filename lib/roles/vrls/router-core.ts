@@ -158,11 +158,16 @@ export class RouterCore {
     return this.vrrp;
   }
 
-  /** When the driver should call tick next (VRRP timers; the extension ticks at retryMs). */
+  /**
+   * When the driver should call tick next: VRRP timers, a hand-off's timed step
+   * (MemberEngine.nextDeadline), else the extension's periodic tick at retryMs.
+   */
   nextWake(now: number): number {
-    const v = nextDeadline(this.vrrp);
     const ext = now + Math.max(1, Math.min(this.opts.retryMs, 10 * this.opts.advertIntervalCs));
-    return v === null ? ext : Math.min(v, ext);
+    let wake = ext;
+    for (const d of [nextDeadline(this.vrrp), this.member.nextDeadline()])
+      if (d !== null) wake = Math.min(wake, d);
+    return wake;
   }
 
   handle(event: CoreEvent): CoreAction[] {

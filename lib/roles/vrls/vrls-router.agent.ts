@@ -11,9 +11,10 @@
 import { readFileSync } from "node:fs";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { setPriority } from "node:os";
+
 import { dirname } from "node:path";
-import { performance } from "node:perf_hooks";
-import { setThreadScheduler } from "tandem-netlink";
+import { monitorEventLoopDelay, PerformanceObserver, performance } from "node:perf_hooks";
+import { Link, setThreadAffinity, setThreadScheduler } from "tandem-netlink";
 import { deleteTable, inProcessNft, listCounters, replaceTable } from "../../dataplane/index.ts";
 import { agentArgs, log, notify, serveAgent } from "../../remote/agent-runtime.ts";
 import { localHost } from "../../remote/command.ts";
@@ -277,6 +278,42 @@ const WITHHELD_BY_FAULT: Partial<Record<VrlsMessage["type"], string>> = {
   reviewRequest: "vrls-no-review-request",
   rateResponse: "vrls-no-rate-response",
 };
+
+/**
+ * How late this event loop runs (timers 1 ms apart) and how busy it is: a message that
+ * arrives while the loop is busy waits, and a hand-off is a chain of such waits. Shown by
+ * `show` and by `tandem bench handoff`.
+ */
+const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+loopDelay.enable();
+let loopUtilizationFrom = performance.eventLoopUtilization();
+/** Garbage collection pauses (the loop cannot run during one). */
+let gc = { count: 0, totalMs: 0, maxMs: 0 };
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) {
+    gc.count++;
+    gc.totalMs += e.duration;
+    gc.maxMs = Math.max(gc.maxMs, e.duration);
+  }
+}).observe({ entryTypes: ["gc"] });
+function loopStats(reset: boolean) {
+  const ms = (ns: number) => Math.round(ns / 1e4) / 100;
+  const r = {
+    delayP50Ms: ms(loopDelay.percentile(50)),
+    delayP99Ms: ms(loopDelay.percentile(99)),
+    delayMaxMs: ms(loopDelay.max),
+    utilization: Math.round(performance.eventLoopUtilization(loopUtilizationFrom).utilization * 1000) / 1000,
+    gcCount: gc.count,
+    gcTotalMs: Math.round(gc.totalMs),
+    gcMaxMs: Math.round(gc.maxMs * 100) / 100,
+  };
+  if (reset) {
+    gc = { count: 0, totalMs: 0, maxMs: 0 };
+    loopDelay.reset();
+    loopUtilizationFrom = performance.eventLoopUtilization();
+  }
+  return r;
+}
 
 /** The hand-off's steps (allocation, confirmations, markers, data plane), for `handoffTrace`. */
 const trace = new HandoffTrace();
@@ -694,8 +731,17 @@ function startFlowMonitor(): void {
   const m = args.monitor;
   if (!m) return;
   const cs = args.core.conditions;
+  // The qdisc counters over rtnetlink in process (a spawned `tc` stalled the loop).
+  const link = new Link();
+  const indexOf = (name: string): number[] => {
+    try {
+      return [link.info(name).index];
+    } catch {
+      return [];
+    }
+  };
   const monitor = new FlowMonitor({
-    host: localHost({ timeoutMs: 30_000 }),
+    rootQdiscs: () => link.rootQdiscs(),
     nft,
     table: dp.table,
     conditionOf: (set, element) =>
@@ -704,7 +750,7 @@ function startFlowMonitor(): void {
           ? `${cs.over}#${element}/${cs.count}@${cs.seed}`
           : undefined
         : element,
-    ignoreDevices: [args.interface, dp.macvlan],
+    ignoreIndexes: () => [...indexOf(args.interface), ...indexOf(dp.macvlan)],
     windowMs: m.windowMs,
     timeUnitMs: m.timeUnitMs,
     queueOverflows: () => {
@@ -739,6 +785,14 @@ function startFlowMonitor(): void {
   t.unref();
 }
 
+/** The CPUs the event loop thread may run on, as the kernel says ("1", "0-1"). */
+function loopCpus(): string {
+  const line = readFileSync("/proc/thread-self/status", "utf8")
+    .split("\n")
+    .find((l) => l.startsWith("Cpus_allowed_list"));
+  return (line?.split(":")[1] ?? "").trim();
+}
+
 function status() {
   const t = now();
   return {
@@ -751,7 +805,7 @@ function status() {
       : null,
     pendingActions: pending.length,
     rssBytes: process.memoryUsage().rss,
-    realtime: { mode: args.realtime ?? "off", active: boost.active, boosts: boost.boosts },
+    realtime: { mode: args.realtime ?? "off", active: boost.active, boosts: boost.boosts, cpus: loopCpus() },
     // Issue 15: the kernel guard's counters (packets shed per reason, read once a second)
     // and the user-space limits (messages refused per limit; rx.limited.* counts them too).
     rxGuard: guardCounters,
@@ -802,6 +856,8 @@ serveAgent({
       };
     },
     handoffTrace: () => ({ steps: trace.list() }),
+    /** Event loop delay and utilization since the previous call with { reset: true }. */
+    loop: (o?: { reset?: boolean }) => loopStats(o?.reset === true),
     handoffStats: () => ({
       durationsMs: core.master.handoffDurationsMs,
       completed: core.master.completedAllocations,
@@ -822,6 +878,14 @@ try {
     setPriority(-10);
   } catch (e) {
     log(`cannot raise priority: ${(e as Error).message}`);
+  }
+  if (args.cpus) {
+    // Off the CPU that processes the hub's frames (virtual lab): real-time here cannot starve it.
+    try {
+      setThreadAffinity(args.cpus);
+    } catch (e) {
+      log(`cannot keep to CPUs ${args.cpus.join(",")}: ${(e as Error).message}`);
+    }
   }
   // And its event loop thread is woken ahead of ordinary work while a hand-off is in
   // flight (SCHED_FIFO, lib/roles/vrls/realtime-boost.ts), or always if so configured.

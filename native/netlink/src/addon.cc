@@ -12,6 +12,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ConntrackEvents", tandem::DefineConntrackEvents(env));
   exports.Set("Link", tandem::DefineLink(env));
   exports.Set("setThreadScheduler", tandem::DefineSetThreadScheduler(env));
+  exports.Set("setThreadAffinity", tandem::DefineSetThreadAffinity(env));
   return exports;
 }
 

@@ -99,5 +99,6 @@ Napi::Function DefineConntrack(Napi::Env env);
 Napi::Function DefineConntrackEvents(Napi::Env env);
 Napi::Function DefineLink(Napi::Env env);
 Napi::Function DefineSetThreadScheduler(Napi::Env env);
+Napi::Function DefineSetThreadAffinity(Napi::Env env);
 
 }  // namespace tandem

@@ -5,6 +5,8 @@
 // loaded host).
 #include <linux/if_arp.h>
 #include <linux/if_packet.h>
+#include <linux/gen_stats.h>
+#include <linux/pkt_sched.h>
 #include <linux/rtnetlink.h>
 #include <net/ethernet.h>
 #include <linux/if.h>
@@ -12,6 +14,7 @@
 
 #include <libmnl/libmnl.h>
 
+#include <cstring>
 #include <functional>
 #include <vector>
 
@@ -29,6 +32,7 @@ class Link : public Napi::ObjectWrap<Link> {
                        {
                            InstanceMethod("info", &Link::Info),
                            InstanceMethod("addresses", &Link::Addresses),
+                           InstanceMethod("rootQdiscs", &Link::RootQdiscs),
                            InstanceMethod("addAddress", &Link::AddAddress),
                            InstanceMethod("deleteAddress", &Link::DeleteAddress),
                            InstanceMethod("sendFrames", &Link::SendFrames),
@@ -177,6 +181,86 @@ class Link : public Napi::ObjectWrap<Link> {
     r.Set("index", static_cast<double>(index));
     r.Set("mac", mac);
     return r;
+  }
+
+  // rootQdiscs() -> [{ index, kind, drops }]: every interface's root qdisc in this namespace
+  // and its drop counter (RTM_GETQDISC dump; TCA_STATS2 / TCA_STATS_QUEUE, else the legacy
+  // TCA_STATS). What `tc -s qdisc show` prints, without a process spawn: a VRLS member's
+  // flow monitor reads it every sample (seed Fig. 6, buffer overflow monitor 390).
+  Napi::Value RootQdiscs(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!CheckOpen(env)) return env.Undefined();
+    std::vector<char> req(MNL_SOCKET_BUFFER_SIZE);
+    struct nlmsghdr* nlh = mnl_nlmsg_put_header(req.data());
+    nlh->nlmsg_type = RTM_GETQDISC;
+    nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+    auto* tc = static_cast<struct tcmsg*>(mnl_nlmsg_put_extra_header(nlh, sizeof(struct tcmsg)));
+    tc->tcm_family = AF_UNSPEC;
+    struct Row {
+      int index;
+      std::string kind;
+      double drops;
+      bool hasDrops;
+    };
+    std::vector<Row> rows;
+    std::string error;
+    int err = Request(
+        nlh,
+        [&](const struct nlmsghdr* m) {
+          if (m->nlmsg_type != RTM_NEWQDISC) return;
+          auto* t = static_cast<const struct tcmsg*>(mnl_nlmsg_get_payload(m));
+          if (t->tcm_parent != TC_H_ROOT) return;
+          Row row{t->tcm_ifindex, "", 0, false};
+          mnl_attr_parse(
+              m, sizeof(*t),
+              [](const struct nlattr* a, void* data) {
+                auto* r = static_cast<Row*>(data);
+                const int type = mnl_attr_get_type(a);
+                if (type == TCA_KIND) {
+                  r->kind = std::string(static_cast<const char*>(mnl_attr_get_payload(a)),
+                                        strnlen(static_cast<const char*>(mnl_attr_get_payload(a)),
+                                                mnl_attr_get_payload_len(a)));
+                } else if (type == TCA_STATS2) {
+                  // mnl_attr_for_each_nested casts from void*, which C++ refuses: walk by hand.
+                  const auto* end = reinterpret_cast<const char*>(mnl_attr_get_payload(a)) + mnl_attr_get_payload_len(a);
+                  for (auto* inner = static_cast<const struct nlattr*>(mnl_attr_get_payload(a));
+                       mnl_attr_ok(inner, static_cast<int>(end - reinterpret_cast<const char*>(inner)));
+                       inner = mnl_attr_next(inner)) {
+                    if (mnl_attr_get_type(inner) == TCA_STATS_QUEUE &&
+                        mnl_attr_get_payload_len(inner) >= sizeof(struct gnet_stats_queue)) {
+                      auto* q = static_cast<const struct gnet_stats_queue*>(mnl_attr_get_payload(inner));
+                      r->drops = q->drops;
+                      r->hasDrops = true;
+                    }
+                  }
+                } else if (type == TCA_STATS && !r->hasDrops &&
+                           mnl_attr_get_payload_len(a) >= sizeof(struct tc_stats)) {
+                  r->drops = static_cast<const struct tc_stats*>(mnl_attr_get_payload(a))->drops;
+                  r->hasDrops = true;
+                }
+                return MNL_CB_OK;
+              },
+              &row);
+          rows.push_back(row);
+        },
+        &error);
+    if (err == -1) {
+      Napi::Error::New(env, error).ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    if (err != 0) {
+      ThrowErrno(env, "list qdiscs", err);
+      return env.Undefined();
+    }
+    Napi::Array out = Napi::Array::New(env, rows.size());
+    for (size_t i = 0; i < rows.size(); i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("index", static_cast<double>(rows[i].index));
+      o.Set("kind", rows[i].kind);
+      o.Set("drops", rows[i].hasDrops ? Napi::Value(Napi::Number::New(env, rows[i].drops)) : env.Null());
+      out.Set(static_cast<uint32_t>(i), o);
+    }
+    return out;
   }
 
   // addresses(ifname) -> ["a.b.c.d/len", ...]: the interface's IPv4 addresses.

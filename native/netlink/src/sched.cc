@@ -58,7 +58,41 @@ Napi::Value SetThreadScheduler(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// setThreadAffinity(cpus): the calling thread runs only on these CPUs (sched_setaffinity(2),
+// pid 0 = the calling thread; other threads of the process keep theirs). A VRLS agent on the
+// virtual lab keeps its event loop off the CPU that receives the hub's frames, so that
+// while it runs real-time during a hand-off it cannot starve that CPU's packet processing.
+Napi::Value SetThreadAffinity(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsArray() || info[0].As<Napi::Array>().Length() == 0) {
+    Napi::TypeError::New(env, "setThreadAffinity(cpus: number[]) needs at least one CPU").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  Napi::Array cpus = info[0].As<Napi::Array>();
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  for (uint32_t i = 0; i < cpus.Length(); i++) {
+    Napi::Value v = cpus.Get(i);
+    const double cpu = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+    if (!(cpu >= 0 && cpu < CPU_SETSIZE) || cpu != static_cast<int>(cpu)) {
+      Napi::RangeError::New(env, "setThreadAffinity: not a CPU number: " + v.ToString().Utf8Value())
+          .ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    CPU_SET(static_cast<int>(cpu), &set);
+  }
+  if (sched_setaffinity(0, sizeof(set), &set) != 0) {
+    const int e = errno;
+    Napi::Error::New(env, std::string("sched_setaffinity: ") + std::strerror(e)).ThrowAsJavaScriptException();
+  }
+  return env.Undefined();
+}
+
 }  // namespace
+
+Napi::Function DefineSetThreadAffinity(Napi::Env env) {
+  return Napi::Function::New(env, SetThreadAffinity, "setThreadAffinity");
+}
 
 Napi::Function DefineSetThreadScheduler(Napi::Env env) {
   return Napi::Function::New(env, SetThreadScheduler, "setThreadScheduler");

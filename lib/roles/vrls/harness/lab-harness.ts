@@ -77,7 +77,12 @@ export async function startVirtualRouter(
     await Promise.all(
       members.map(async (m) => {
         const agent = await launchAgent(lab.host(m.host).remote, "vrls-router", {
-          args: routerAgentArgs(vr, m.host, vrlsStatusFile(lab.prefix, vr.name, m.host)),
+          args: routerAgentArgs(
+            vr,
+            m.host,
+            vrlsStatusFile(lab.prefix, vr.name, m.host),
+            lab.controlPlaneCpus(),
+          ),
         });
         agent.on("notification", (method: string, params: unknown) => {
           if (method === "role")
