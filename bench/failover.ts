@@ -12,7 +12,10 @@ import { loadTopology } from "../lib/topology/load.ts";
  * down, process killed): first the VRLS reference (two members sharing the load, on the
  * hub lab), then keepalived (standard VRRPv3, the master forwards everything, on the same
  * topology with a learning switch: on a hub keepalived's backup would forward too). Interruption = the longest
- * gap per stream at the receiver. The reference separates the dead member's end systems
+ * gap per stream at the receiver. Each failure starts right after the master's next
+ * advertisement leaves it (lib/experiments/failover-run.ts, afterNextAdvertisement), so both
+ * face a whole Master_Down_Interval and the comparison is of what each does after detection;
+ * keepalived's silent failure is one nft transaction (input and output dropped at once). The reference separates the dead member's end systems
  * from the others (which a load-sharing router keeps serving); keepalived has only one kind.
  */
 export interface FailoverBenchResult {
