@@ -11,7 +11,6 @@
 import { readFileSync } from "node:fs";
 import { mkdir, rename, writeFile } from "node:fs/promises";
 import { setPriority } from "node:os";
-
 import { dirname } from "node:path";
 import { monitorEventLoopDelay, PerformanceObserver, performance } from "node:perf_hooks";
 import { Link, setThreadAffinity, setThreadScheduler } from "tandem-netlink";
@@ -281,8 +280,8 @@ const WITHHELD_BY_FAULT: Partial<Record<VrlsMessage["type"], string>> = {
 
 /**
  * How late this event loop runs (timers 1 ms apart) and how busy it is: a message that
- * arrives while the loop is busy waits, and a hand-off is a chain of such waits. Shown by
- * `show` and by `tandem bench handoff`.
+ * arrives while the loop is busy waits, and a hand-off is a chain of such waits. Read with
+ * the `loop` RPC (`tandem bench handoff` prints it per member).
  */
 const loopDelay = monitorEventLoopDelay({ resolution: 1 });
 loopDelay.enable();
