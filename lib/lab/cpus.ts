@@ -12,8 +12,9 @@ export const HUB_RX_CPU_MASK = (1 << HUB_RX_CPU).toString(16);
 
 /**
  * The CPUs a role agent's event loop runs on in a virtual lab: every CPU but the hub's, so a
- * control plane that runs real-time during a hand-off never takes the CPU the packets are
- * processed on (issue 11; docs/vrls.md). Undefined on a one-CPU machine (nothing to keep apart).
+ * real-time control plane never takes the CPU the packets are processed on (issue 11;
+ * docs/vrls.md). Undefined on a one-CPU machine (nothing to keep apart). CPUs are numbered
+ * 0..count-1: a controller confined to other CPU numbers (taskset) is not handled.
  */
 export function controlPlaneCpus(cpuCount = availableParallelism()): number[] | undefined {
   const cpus = Array.from({ length: cpuCount }, (_, i) => i).filter((c) => c !== HUB_RX_CPU);

@@ -102,6 +102,6 @@ export function realtimeFromEnv(
   if (value === "handoff") return "handoff";
   if (value === "1") return "always";
   throw new Error(
-    `VRLS_REALTIME must be 1 (always real-time), handoff (during hand-offs), 0 (never) or unset (during hand-offs where the agent is kept off the hub's CPU), got "${value}"`,
+    `VRLS_REALTIME must be 1 (always real-time), handoff (during hand-offs), 0 (never), or unset (always where the agent is kept off the hub's CPU, else never), got "${value}"`,
   );
 }
