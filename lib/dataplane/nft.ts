@@ -313,6 +313,67 @@ function toCounter(value: unknown): CounterValue | undefined {
   return { packets: c.packets, bytes: c.bytes };
 }
 
+/** One element of a map: its key in nft's notation, per-element counter, and its data (a verdict as nft writes it: "drop", "jump admit"). */
+export interface MapElement {
+  value: string;
+  data: string;
+  counter?: CounterValue;
+}
+
+/** Renders a map element's data (a verdict object of nft's JSON, or a value) in nft's text notation. */
+function mapDataText(value: unknown): string {
+  if (value && typeof value === "object" && !Array.isArray(value)) {
+    const [verdict, arg] = Object.entries(value as Record<string, unknown>)[0] ?? [];
+    if (verdict && (verdict === "jump" || verdict === "goto")) {
+      const target = (arg as { target?: unknown } | null)?.target;
+      return `${verdict} ${String(target)}`;
+    }
+    if (verdict && arg === null) return verdict;
+  }
+  return elementValueText(value);
+}
+
+/**
+ * The maps of one table from `nft -j list maps FAMILY` (nftables 1.0.6 has no `list maps
+ * table`; it lists the family's maps, this keeps the table's). Each element as [key, data].
+ */
+export function parseMapsJson(json: string, ref: TableRef): Map<string, MapElement[]> {
+  const out = new Map<string, MapElement[]>();
+  const doc = JSON.parse(json) as { nftables?: Record<string, unknown>[] };
+  for (const item of doc.nftables ?? []) {
+    const map = item.map as Record<string, unknown> | undefined;
+    if (!map || map.table !== ref.table || map.family !== ref.family || typeof map.name !== "string")
+      continue;
+    const elements: MapElement[] = [];
+    for (const raw of Array.isArray(map.elem) ? map.elem : []) {
+      if (!Array.isArray(raw) || raw.length !== 2) continue;
+      const [key, data] = raw as [unknown, unknown];
+      const wrapped =
+        key && typeof key === "object" ? (key as { elem?: Record<string, unknown> }).elem : undefined;
+      const counter = wrapped ? toCounter(wrapped.counter) : undefined;
+      const value = elementValueText(wrapped ? wrapped.val : key);
+      elements.push(
+        counter ? { value, data: mapDataText(data), counter } : { value, data: mapDataText(data) },
+      );
+    }
+    out.set(map.name, elements);
+  }
+  return out;
+}
+
+/**
+ * The JSON listing of every map of `family` with its elements (and per-element counters):
+ * one call for all of a table's maps (in process: on libuv's thread pool).
+ */
+export async function listMapsJson(target: NftTarget, family: NftFamily): Promise<string> {
+  const command = `list maps ${family}`;
+  if (target instanceof InProcessNft) return target.listAsync(command);
+  const argv = ["nft", "-j", "list", "maps", family];
+  const result = await target.exec(argv);
+  if (result.code !== 0) throw new NftError(argv, result.code, result.stderr || result.stdout);
+  return result.stdout;
+}
+
 /** Parses the `set` object of `nft -j list set` (exported for tests). */
 export function parseSetJson(ref: SetRef, set: Record<string, unknown>): SetListing {
   const elements: SetElement[] = [];

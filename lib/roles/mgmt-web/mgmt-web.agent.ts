@@ -1,15 +1,15 @@
 import { readFileSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
-import { listSet } from "../../dataplane/nft.ts";
 import { agentArgs, log, serveAgent } from "../../remote/agent-runtime.ts";
 import { localHost } from "../../remote/command.ts";
+import { parseOwnerMaps } from "../vrls/owner-table.ts";
 import { type ManagedConfig, type SharingRow, startMgmtPage } from "./page.ts";
 
 /**
  * The management web page of a VRLS reference member (seed Fig. 9A settings, the sharing
  * table of Fig. 9C as the data plane really holds it): status and sharing table are read
- * from the kernel (nftables table `ip vrls<VRID>`: sets own / inqueue / others with their
- * per-element counters); the configuration form stores the member's settings in
+ * from the kernel (nftables table `ip vrls<VRID>`: its verdict maps, each element forwarded,
+ * queued or dropped, with its counter: lib/roles/vrls/owner-table.ts); the configuration form stores the member's settings in
  * `configPath` and shows them back. No router reads that file (yet): submitting the form
  * changes what the page shows, not how the member forwards (see docs/certification.md,
  * web-ui).
@@ -36,22 +36,15 @@ let version = 0;
 const DISPOSITION: Record<string, string> = { own: "forward", inqueue: "hold", others: "discard" };
 
 async function sharingTable(): Promise<SharingRow[]> {
-  const rows: SharingRow[] = [];
-  for (const set of ["own", "inqueue", "others"]) {
-    try {
-      const l = await listSet(host, { family: "ip", table: `vrls${args.vrid}`, set });
-      for (const e of l.elements)
-        rows.push({
-          condition: e.value,
-          disposition: DISPOSITION[set] ?? set,
-          packets: e.counter?.packets ?? 0,
-          bytes: e.counter?.bytes ?? 0,
-        });
-    } catch {
-      // no data plane (yet): an empty table
-    }
-  }
-  return rows;
+  const listing = await host.exec(["nft", "-j", "list", "maps", "ip"]);
+  // no data plane (yet): an empty table
+  if (listing.code !== 0) return [];
+  return parseOwnerMaps(listing.stdout, `vrls${args.vrid}`).map((e) => ({
+    condition: e.element,
+    disposition: DISPOSITION[e.kernelClass] ?? e.kernelClass,
+    packets: e.packets,
+    bytes: e.bytes,
+  }));
 }
 
 async function status(): Promise<Record<string, string | number | boolean>> {

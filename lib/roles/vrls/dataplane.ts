@@ -7,12 +7,12 @@
  *   receives every frame sent to the virtual MAC. arp_ignore=1 and arp_announce=2 on the
  *   LAN interface, and on the macvlan 1 for the master and 8 for backups, so only the
  *   master answers ARP for the VIP and nobody announces the VIP with its own MAC.
- * - nftables table `ip vrls<VRID>`, forward hook at priority -200, for packets that came
- *   in on the macvlan: source in set `own` -> accept (forwarded by the kernel), in `inqueue`
- *   -> mark 0x1000 (held or observed in user space), in `others` -> drop; anything else
- *   (an end system not allocated yet) -> the master queues it (forwarded at once and
- *   learned: passive discovery), a backup drops it. Per-element counters on every set.
- *   Every packet it lets through carries the ADMITTED mark bit.
+ * - nftables table `ip vrls<VRID>` (owner-table.ts), forward hook at priority -200, for
+ *   packets that came in on the macvlan: one verdict-map lookup by source (or bucket) ->
+ *   accept (forwarded by the kernel: "own"), mark 0x1000 (held or observed in user space:
+ *   "inqueue") or drop ("others"); anything else (an end system not allocated yet) -> the
+ *   master queues it (forwarded at once and learned: passive discovery), a backup drops it.
+ *   Per-element counters. Every packet it lets through carries the ADMITTED mark bit.
  * - Fate sharing (issue 11): that table is created with `flags owner` through the agent's
  *   persistent libnftables context, so the kernel removes it the moment the agent dies
  *   (SIGKILL included). A second table, `ip vrls<VRID>_guard` (not owned: it outlives the
@@ -22,7 +22,7 @@
  *   docs/dataplane.md lists what stays in the kernel after a crash.
  * - one iptables-nft rule (filter FORWARD, priority 0) sends marked packets to NFQUEUE 100,
  *   where a HoldQueue keyed by condition holds, observes, passes or blocks them.
- * Set changes are single nft transactions; the hold/observe/stop decisions that must be
+ * Element changes are single nft transactions; the hold/observe/stop decisions that must be
  * instantaneous happen in the HoldQueue (user space, one thread), never by waiting for nft.
  */
 import { writeFileSync } from "node:fs";
@@ -31,7 +31,7 @@ import {
   deleteTable,
   ensureQueueRule,
   HoldQueue,
-  listSet,
+  listMapsJson,
   type NftTarget,
   nftApply,
   type QueuedRecord,
@@ -46,6 +46,14 @@ import { type Condition, conditionMatches, parseConditionKey } from "./condition
 import { decideExactlyOnce, decideSequenceNumber, type PacketInfo, seqLt } from "./handoff.ts";
 import type { Disposition } from "./member.ts";
 import type { FlowMarker, HandoffMode } from "./messages.ts";
+import {
+  kernelClassOf,
+  OWNER_MAPS,
+  ownerElementOf,
+  ownerMoveLines,
+  ownerTableScript,
+  parseOwnerMaps,
+} from "./owner-table.ts";
 
 /** Held packets named in a "holding" confirmation per condition (any one of them suffices). */
 const HELD_SAMPLE_PER_CONDITION = 8;
@@ -93,20 +101,6 @@ export interface SetCounters {
 
 /** Mark bit set on every packet the owner table lets through (outside the queue mask and the bucket values). */
 const ADMITTED = 0x10000;
-
-// Not "fwd": that is an nft keyword.
-const SETS = { forward: "own", queued: "inqueue", blocked: "others" } as const;
-
-function setOf(d: Disposition, bucket = false): string {
-  const name = d === "forward" ? SETS.forward : d === "drop" ? SETS.blocked : SETS.queued;
-  return bucket ? `${name}_b` : name;
-}
-
-/** The kernel set element of a condition: an address or prefix, or a bucket's number. */
-function elementOf(condition: string): { element: string; bucket: boolean } {
-  const b = /#(\d+)\//.exec(condition);
-  return b ? { element: b[1] as string, bucket: true } : { element: condition, bucket: false };
-}
 
 export class MemberDataplane {
   readonly macvlan: string;
@@ -191,18 +185,6 @@ export class MemberDataplane {
     const mark = `0x${(this.rule.mark | ADMITTED).toString(16)}`;
     const admitted = `0x${ADMITTED.toString(16)}`;
     const fateSharing = this.opts.fateSharing !== false;
-    const setDecl = (name: string) => `set ${name} { type ipv4_addr; flags interval; counter; }`;
-    const b = this.opts.buckets;
-    const bucketDecl = (name: string) => `set ${name}_b { typeof meta mark; counter; }`;
-    const bucketRules = b
-      ? [
-          `  meta mark set jhash ${b.over === "src" ? "ip saddr" : "ip saddr . ip daddr"} mod ${b.count} seed 0x${b.seed.toString(16)}`,
-          `  meta mark @${SETS.forward}_b meta mark set ${admitted} accept`,
-          `  meta mark @${SETS.queued}_b meta mark set ${mark} accept`,
-          `  meta mark @${SETS.blocked}_b meta mark set 0 drop`,
-          "  meta mark set 0",
-        ]
-      : [];
     // The guard first: from here on, only what the owner table admits leaves the macvlan.
     if (fateSharing)
       await replaceTable(
@@ -218,39 +200,14 @@ export class MemberDataplane {
     await replaceTable(
       this.opts.nft,
       { family: "ip", table: this.table },
-      [
-        ...(fateSharing ? ["flags owner;"] : []),
-        setDecl(SETS.forward),
-        setDecl(SETS.queued),
-        setDecl(SETS.blocked),
-        ...(b ? [bucketDecl(SETS.forward), bucketDecl(SETS.queued), bucketDecl(SETS.blocked)] : []),
-        "counter unknown_master { }",
-        "counter unknown_backup { }",
-        ...(this.opts.acceptMode === false
-          ? [
-              "counter accept_mode_drops { }",
-              // Accept_Mode False (RFC 9568 6.4.3): packets addressed to the virtual address
-              // are not accepted. Input only: forwarding and ARP are untouched, and a backup
-              // has no VIP configured, so the rule matters to the master alone.
-              "chain accept_mode {",
-              "  type filter hook input priority -200; policy accept;",
-              `  ip daddr ${vip} counter name "accept_mode_drops" drop`,
-              "}",
-            ]
-          : []),
-        "chain classify {",
-        "  type filter hook forward priority -200; policy accept;",
-        `  iifname != "${mv}" accept`,
-        `  ip saddr @${SETS.forward} meta mark set mark or ${admitted} accept`,
-        `  ip saddr @${SETS.queued} meta mark set mark or ${mark} accept`,
-        `  ip saddr @${SETS.blocked} drop`,
-        ...bucketRules,
-        "  jump unknown",
-        "}",
-        "chain unknown {",
-        '  counter name "unknown_backup" drop',
-        "}",
-      ].join("\n"),
+      ownerTableScript({
+        macvlan: mv,
+        admitted,
+        queueMark: mark,
+        owned: fateSharing,
+        ...(this.opts.acceptMode === false ? { acceptModeDropsTo: vip } : {}),
+        ...(this.opts.buckets ? { buckets: this.opts.buckets } : {}),
+      }),
     );
     await ensureQueueRule(this.opts.host, this.rule);
   }
@@ -369,8 +326,8 @@ export class MemberDataplane {
       if (
         before === undefined ||
         after === undefined ||
-        setOf(before) !== SETS.queued ||
-        setOf(after) === SETS.queued
+        kernelClassOf(before) !== "inqueue" ||
+        kernelClassOf(after) === "inqueue"
       )
         leavesQueueOnly = false;
       // Queue modes first: packets reach the queue only once nft marks them.
@@ -389,14 +346,15 @@ export class MemberDataplane {
       else if (after === "forward" && q.mode(c) !== "pass" && before !== "hold" && before !== "prehold")
         q.passThrough(c);
       if (after !== "hold") this.boundaries.delete(c);
-      const { element, bucket } = elementOf(c);
-      if (bucket && !this.opts.buckets) continue;
-      if (before !== undefined && (after === undefined || setOf(before) !== setOf(after))) {
-        lines.push(`delete element ip ${this.table} ${setOf(before, bucket)} { ${element} }`);
-      }
-      if (after !== undefined && (before === undefined || setOf(before) !== setOf(after))) {
-        lines.push(`add element ip ${this.table} ${setOf(after, bucket)} { ${element} }`);
-      }
+      if (ownerElementOf(c).map === OWNER_MAPS.bucket && !this.opts.buckets) continue;
+      lines.push(
+        ...ownerMoveLines(
+          this.table,
+          c,
+          before === undefined ? undefined : kernelClassOf(before),
+          after === undefined ? undefined : kernelClassOf(after),
+        ),
+      );
     }
     for (const c of all) {
       const d = desired.get(c);
@@ -521,10 +479,8 @@ export class MemberDataplane {
       const before = this.applied.get(c);
       if (before === undefined || before === "drop") continue;
       this.applied.set(c, "drop");
-      const { element, bucket } = elementOf(c);
-      if (bucket && !this.opts.buckets) continue;
-      lines.push(`delete element ip ${this.table} ${setOf(before, bucket)} { ${element} }`);
-      lines.push(`add element ip ${this.table} ${setOf("drop", bucket)} { ${element} }`);
+      if (ownerElementOf(c).map === OWNER_MAPS.bucket && !this.opts.buckets) continue;
+      lines.push(...ownerMoveLines(this.table, c, kernelClassOf(before), "others"));
     }
     return lines.length > 0 ? this.nft(`${lines.join("\n")}\n`) : Promise.resolve();
   }
@@ -603,22 +559,15 @@ export class MemberDataplane {
     for (const c of conditions) this.queue?.passThrough(c);
   }
 
+  /** The owner table's elements with their counters, per kernel class (`show`, `tandem vrls show`). */
   async setCounters(): Promise<SetCounters[]> {
-    const out: SetCounters[] = [];
-    const names: string[] = Object.values(SETS);
-    if (this.opts.buckets) names.push(...Object.values(SETS).map((n) => `${n}_b`));
-    for (const set of names) {
-      const listing = await listSet(this.opts.nft, { family: "ip", table: this.table, set });
-      out.push({
-        set,
-        elements: listing.elements.map((e) => ({
-          condition: e.value,
-          packets: e.counter?.packets ?? 0,
-          bytes: e.counter?.bytes ?? 0,
-        })),
-      });
-    }
-    return out;
+    const elements = parseOwnerMaps(await listMapsJson(this.opts.nft, "ip"), this.table);
+    return (["own", "inqueue", "others"] as const).map((set) => ({
+      set,
+      elements: elements
+        .filter((e) => e.kernelClass === set)
+        .map((e) => ({ condition: e.element, packets: e.packets, bytes: e.bytes })),
+    }));
   }
 
   queueStats(): unknown {

@@ -2,26 +2,26 @@
  * The packet monitor of one member (seed Fig. 6: buffer checker 392 / flow rate checker
  * 393, buffer overflow monitor 390 / counter 391, flow rate record controller 396):
  * per-condition flow rate (bps) from the per-element byte counters of the member's
- * nftables sets, and buffer overflows per time unit: the egress qdiscs' drops (a
+ * owner table's verdict maps (owner-table.ts), and buffer overflows per time unit: the egress qdiscs' drops (a
  * router's capacity, what `tc -s qdisc` shows), the kernel's NFQUEUE drops (queue full or netlink
  * socket full: /proc/net/netfilter/nfnetlink_queue, per network namespace) and the
  * HoldQueue's own overflow drops.
  *
- * One JSON listing of the table's sets through the agent's in-process libnftables and one
+ * One JSON listing of the table's maps through the agent's in-process libnftables and one
  * rtnetlink qdisc dump (tandem-netlink `Link.rootQdiscs`) per sample. Until issue 11 this
  * spawned `tc -s -j qdisc show` every 250 ms: the fork blocked the agent's event loop for
  * 1.3 ms p50 and up to 6.7 ms (an 85 MB node process), a stall in the middle of whatever
- * hand-off message arrived then. A condition that moves between sets loses its
- * element (and counter) in one set and gets a fresh one in the other, so counters are
- * followed per (set, element) and a counter that went down is taken as having restarted
- * from zero.
+ * hand-off message arrived then. A hand-off re-creates a condition's element with a new
+ * verdict and a fresh counter, so a counter that went down is taken as having restarted from
+ * zero (one that restarted and passed its old value within one sample is undercounted once).
  *
- * The listing is `list sets table`, never `list table`: nftables 1.0.6 prints the flags of a
+ * The listing is `list maps ip`, never `list table`: nftables 1.0.6 prints the flags of a
  * table with `flags owner` out of bounds in JSON, which corrupted the agent's heap within a
  * few hundred listings (see listSetsJson in lib/dataplane/nft.ts).
  */
 import { readFile } from "node:fs/promises";
-import { listSetsJson, type NftTarget, parseSetJson } from "../../dataplane/nft.ts";
+import { listMapsJson, type NftTarget } from "../../dataplane/nft.ts";
+import { type OwnerMap, parseOwnerMaps } from "./owner-table.ts";
 
 /** One interface's root qdisc: its interface index and drop counter (null: the kernel gave none). */
 export interface RootQdisc {
@@ -35,8 +35,8 @@ export interface FlowMonitorOptions {
   /** The member's nftables (in process in the agent). */
   nft: NftTarget;
   table: string;
-  /** The condition key of a set element (address/prefix, or a bucket's mark value in the `_b` sets). */
-  conditionOf: (set: string, element: string) => string | undefined;
+  /** The condition key of an owner-table element (address/prefix, or a bucket's number in `by_bucket`). */
+  conditionOf: (map: OwnerMap, element: string) => string | undefined;
   /** Interface indexes whose qdisc drops are not the router's egress (the LAN side, the macvlan), now. */
   ignoreIndexes: () => readonly number[];
   /** Rates are averaged over this window (seed: "measured before for a certain time period"). */
@@ -75,14 +75,12 @@ export class FlowMonitor {
 
   /** Reads the kernel counters and returns the averages over the window. */
   async sample(now: number): Promise<FlowReading | null> {
-    const sets = await listSetsJson(this.opts.nft, { family: "ip", table: this.opts.table }).catch(
-      () => undefined,
-    );
-    if (sets === undefined) {
+    const maps = await listMapsJson(this.opts.nft, "ip").catch(() => undefined);
+    if (maps === undefined) {
       this.failures++;
       return null;
     }
-    this.readSets(sets);
+    this.readMaps(maps);
     try {
       this.readQdiscs(this.opts.rootQdiscs());
     } catch {
@@ -107,29 +105,24 @@ export class FlowMonitor {
     return { at: now, rates, overflowsPerUnit, qdiscDrops: this.qdiscDrops, nfqueueDrops, queueOverflows };
   }
 
-  private readSets(json: string): void {
-    let doc: { nftables?: Record<string, unknown>[] };
+  private readMaps(json: string): void {
+    let elements: ReturnType<typeof parseOwnerMaps>;
     try {
-      doc = JSON.parse(json);
+      elements = parseOwnerMaps(json, this.opts.table);
     } catch {
       this.failures++;
       return;
     }
-    for (const item of doc.nftables ?? []) {
-      const set = item.set as Record<string, unknown> | undefined;
-      // nftables 1.0.6 lists every table's sets for `list sets table F T`: keep this table's.
-      if (!set || typeof set.name !== "string" || set.table !== this.opts.table || set.family !== "ip")
-        continue;
-      const listing = parseSetJson({ family: "ip", table: this.opts.table, set: set.name }, set);
-      for (const e of listing.elements) {
-        const condition = this.opts.conditionOf(set.name, e.value);
-        if (condition === undefined || !e.counter) continue;
-        const id = `${set.name} ${e.value}`;
-        const prev = this.lastCounter.get(id) ?? 0;
-        const delta = e.counter.bytes >= prev ? e.counter.bytes - prev : e.counter.bytes;
-        this.lastCounter.set(id, e.counter.bytes);
-        this.cumulative.set(condition, (this.cumulative.get(condition) ?? 0) + delta);
-      }
+    for (const e of elements) {
+      const condition = this.opts.conditionOf(e.map, e.element);
+      if (condition === undefined) continue;
+      // A hand-off re-creates the element (new verdict, counter from zero): a counter that
+      // went down restarted.
+      const id = `${e.map} ${e.element}`;
+      const prev = this.lastCounter.get(id) ?? 0;
+      const delta = e.bytes >= prev ? e.bytes - prev : e.bytes;
+      this.lastCounter.set(id, e.bytes);
+      this.cumulative.set(condition, (this.cumulative.get(condition) ?? 0) + delta);
     }
   }
 

@@ -33,6 +33,7 @@ import { FlowMonitor, type FlowReading } from "./flow-monitor.ts";
 import { HandoffTrace } from "./handoff-trace.ts";
 import type { Disposition } from "./member.ts";
 import type { Destination, FlowMarker, VrlsMessage } from "./messages.ts";
+import { OWNER_MAPS } from "./owner-table.ts";
 import { RawIo } from "./rawio.ts";
 import { RealtimeBoost } from "./realtime-boost.ts";
 import { ReviewedCore, type ReviewedEvent } from "./reviewed-core.ts";
@@ -743,8 +744,8 @@ function startFlowMonitor(): void {
     rootQdiscs: () => link.rootQdiscs(),
     nft,
     table: dp.table,
-    conditionOf: (set, element) =>
-      set.endsWith("_b")
+    conditionOf: (map, element) =>
+      map === OWNER_MAPS.bucket
         ? cs.kind === "bucket"
           ? `${cs.over}#${element}/${cs.count}@${cs.seed}`
           : undefined

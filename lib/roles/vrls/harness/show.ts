@@ -8,6 +8,7 @@ import { attachLab } from "../../../lab/index.ts";
 import { readLabRecords } from "../../../lab/state.ts";
 import { loadTopology } from "../../../topology/load.ts";
 import { loadVrlsConfig } from "../config.ts";
+import { parseOwnerMaps } from "../owner-table.ts";
 import { vrlsStatusFile } from "./lab-harness.ts";
 
 export interface MemberView {
@@ -31,21 +32,13 @@ export async function readVrls(labNameOrPrefix: string): Promise<MemberView[]> {
       for (const m of vr.members.filter((x) => x.implementation === "reference")) {
         const host = lab.host(m.host);
         const file = await host.exec(["cat", vrlsStatusFile(lab.prefix, vr.name, m.host)]);
-        const nft = await host.exec(["nft", "-j", "list", "sets", "table", "ip", `vrls${vr.spec.vrid}`]);
+        const nft = await host.exec(["nft", "-j", "list", "maps", "ip"]);
         const counters: Record<string, Record<string, number>> = {};
-        if (nft.code === 0) {
-          for (const item of (JSON.parse(nft.stdout) as { nftables: Record<string, unknown>[] }).nftables) {
-            const set = item.set as { name: string; elem?: unknown[] } | undefined;
-            if (!set) continue;
-            counters[set.name] = {};
-            for (const e of set.elem ?? []) {
-              const el = (e as { elem?: { val: unknown; counter?: { packets: number } } }).elem;
-              if (el)
-                counters[set.name]![typeof el.val === "string" ? el.val : JSON.stringify(el.val)] =
-                  el.counter?.packets ?? 0;
-            }
+        if (nft.code === 0)
+          for (const e of parseOwnerMaps(nft.stdout, `vrls${vr.spec.vrid}`)) {
+            counters[e.kernelClass] ??= {};
+            (counters[e.kernelClass] as Record<string, number>)[e.element] = e.packets;
           }
-        }
         out.push({
           virtualRouter: vr.name,
           host: m.host,
