@@ -164,6 +164,16 @@ export async function runHandoffs(
   let done = 0;
   // The agents' event loop delay is measured over the hand-offs only.
   await Promise.all([...vr.agents.values()].map((a) => a.call("loop", { reset: true })));
+  // Packets the owner table classified as from no end system, before the hand-offs (every
+  // end system is allocated by now: what it counts during them was misclassified).
+  const unknownOf = async (agent: { call<T>(m: string): Promise<T> }) =>
+    (await agent.call<{ unknown?: { master: number; backup: number } }>("show")).unknown ?? {
+      master: 0,
+      backup: 0,
+    };
+  const unknownBefore = new Map(
+    await Promise.all([...vr.agents].map(async ([host, a]) => [host, await unknownOf(a)] as const)),
+  );
   const windows: { stream: number; fromMs: number; toMs: number }[] = [];
   const handoffWindows: HandoffWindow[] = [];
   // Time is the subject: hand-offs stop 1.5 s before the streams end, so each one is inside them.
@@ -180,6 +190,15 @@ export async function runHandoffs(
     done++;
   }
   const elapsed = Date.now() - started;
+  const unknownDuring = Object.fromEntries(
+    await Promise.all(
+      [...vr.agents].map(async ([host, a]) => {
+        const now = await unknownOf(a);
+        const before = unknownBefore.get(host) ?? { master: 0, backup: 0 };
+        return [host, now.master - before.master + (now.backup - before.backup)] as const;
+      }),
+    ),
+  );
   await Promise.all(streams.map((s) => s.stop()));
   await pause(DRAIN_MS);
   const sinkReport = await sink.stop();
@@ -262,6 +281,8 @@ export async function runHandoffs(
         overflowDropped: q?.totals.overflowDropped ?? 0,
         timeoutDropped: q?.totals.timeoutDropped ?? 0,
         discardedAtResolve: counters.droppedHeldPackets ?? 0,
+        // Packets the owner table put in no class during the hand-offs (must be 0).
+        unclassified: unknownDuring[host] ?? 0,
         markerWaitExpired: counters["handoff.markerWaitExpired"] ?? 0,
         // Old owner's stops: after one of the new owner's held packets came through here, after
         // HELD_OBSERVE_WAIT_MS without one, or after the fixed settle (nothing named).
@@ -282,6 +303,8 @@ export async function runHandoffs(
     mode,
     reallocations: done,
     elapsedMs: elapsed,
+    /** Per member, packets its owner table put in no class during the hand-offs (must be 0). */
+    unknownDuring,
     /** VRRP role changes during the run (0 unless the master was starved or the LAN stalled). */
     roleChanges: vr.roleEvents.slice(roleEventsBefore).map((e) => `${e.host}:${e.role}`),
     udp: totals,

@@ -37,6 +37,7 @@ import {
   type QueuedRecord,
   type QueueRule,
   ROLE_QUEUES,
+  readCounter,
   removeQueueRule,
   replaceTable,
 } from "../../dataplane/index.ts";
@@ -568,6 +569,21 @@ export class MemberDataplane {
         .filter((e) => e.kernelClass === set)
         .map((e) => ({ condition: e.element, packets: e.packets, bytes: e.bytes })),
     }));
+  }
+
+  /**
+   * Packets from sources in no map since the table was made: the master forwards and learns
+   * them (passive discovery), a backup drops them. Once every end system is allocated, any
+   * count is a packet the table failed to classify (test/vrls-handoff.test.ts asserts none
+   * during the hand-offs).
+   */
+  async unknownCounters(): Promise<{ master: number; backup: number }> {
+    const ref = { family: "ip", table: this.table } as const;
+    const [master, backup] = await Promise.all([
+      readCounter(this.opts.nft, ref, "unknown_master"),
+      readCounter(this.opts.nft, ref, "unknown_backup"),
+    ]);
+    return { master: master.packets, backup: backup.packets };
   }
 
   queueStats(): unknown {

@@ -830,7 +830,12 @@ serveAgent({
       if (!stopped) await refreshGuard();
       return { ...status(), rawioBeforeGuardRead };
     },
-    show: async () => ({ ...status(), sets: await dp.setCounters(), queue: dp.queueStats() }),
+    show: async () => ({
+      ...status(),
+      sets: await dp.setCounters(),
+      unknown: await dp.unknownCounters(),
+      queue: dp.queueStats(),
+    }),
     /** Master only: move conditions ({condition: member address}) or rebalance (no moves). */
     reallocate: (p: { moves?: Record<string, string> } | undefined) => {
       if (core.role !== "master") return { accepted: false, role: core.role };
