@@ -279,6 +279,11 @@ export interface NatlbControl {
    */
   rebalance(): Promise<{ moves: NatlbMoveResult[]; vipLoads: Record<string, number>; raw: unknown }>;
   /**
+   * The per-VIP load the control function measures now, bytes/s (what {@link rebalance}
+   * would act on), without moving anything: 0 until it has a rate for the VIP.
+   */
+  vipLoads(): Promise<Record<string, number>>;
+  /**
    * Lets the control function notice failed balancers and move their VIPs; returns the
    * moves (with `hold`: what the takeover balancer held, when it reports it).
    */

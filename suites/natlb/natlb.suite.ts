@@ -1,5 +1,6 @@
 import { describe, expect } from "vitest";
 import { natlbCases as C } from "../../lib/certify/cases/natlb.ts";
+import { heldWithin, pause } from "../../lib/remote/wait.ts";
 import { Capture, type CaptureStats } from "../../lib/traffic/capture.ts";
 import { type ChartEvent, renderTimelineSvg } from "../../lib/traffic/chart.ts";
 import { forwardingTimeline } from "../../lib/traffic/forwarding-timeline.ts";
@@ -118,8 +119,42 @@ async function serverSideSources(path: string): Promise<string[]> {
   return [...seen].sort();
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const scenarios = new Map<string, Promise<MoveScenario>>();
+
+type Row = Record<string, unknown>;
+const connKey = (r: Row) => `${String(r.clientAddr)}:${String(r.clientPort)}`;
+
+/**
+ * The keepers' copies are pushed periodically (every 200 ms on the reference): reads
+ * `balancer`'s entries for VIP1 and the copy `server` keeps of them until at least
+ * `connections` entries are established and each of them has a copy row (same client
+ * address and port), or `timeoutMs` passes. A timeout is an outcome, not an error: the
+ * cases judge the last tables read.
+ */
+async function awaitCopies(
+  c: NatlbControl,
+  server: string,
+  balancer: string,
+  connections: number,
+): Promise<{ entries: Row[]; copies: Row[] }> {
+  const last = { entries: [] as Row[], copies: [] as Row[] };
+  const live = (e: Row) => String(e.tcpState).toUpperCase() === "ESTABLISHED";
+  await heldWithin(
+    async () => {
+      last.entries = await c.entries(balancer, VIP1);
+      last.copies = await c.copies(server, balancer, VIP1);
+      const copied = new Set(last.copies.map(connKey));
+      const established = last.entries.filter(live);
+      return established.length >= connections && established.every((e) => copied.has(connKey(e)));
+    },
+    {
+      timeoutMs: 10_000,
+      everyMs: 100,
+      what: `${server} to keep a copy of each of ${balancer}'s ${connections} established entries for VIP1`,
+    },
+  );
+  return last;
+}
 
 /** Lab up (once per embodiment), balancers started, 1000 connections, a planned move of VIP1 to lbb with captures. */
 function moveScenario(embodiment: "dnat" | "fullnat"): Promise<MoveScenario> {
@@ -132,11 +167,14 @@ function moveScenario(embodiment: "dnat" | "fullnat"): Promise<MoveScenario> {
     await c.start({ embodiment });
     const id = `move-${embodiment}`;
     const established = await c.startLoad(id, VIP1, 960, 40);
-    await sleep(1500);
+    // Time is the subject: the load runs 1.5 s before the baseline window opens, so the
+    // baseline measures the steady load, not its start.
+    await pause(1500);
     // Baseline: stalls (client gaps over 1 s) of the same load for 3 s without a move; on
     // a busy shared machine they are not zero, which is why the move is judged by its own delta.
     const baseline0 = (await c.loadReport(id)).stalls;
-    await sleep(3000);
+    // Time is the subject: the 3 s baseline window the stalls above and below delimit.
+    await pause(3000);
     const baselineStalls = (await c.loadReport(id)).stalls - baseline0;
     const outer = await Capture.start(l.host("inet").remote, {
       interface: "eth1",
@@ -169,7 +207,9 @@ function moveScenario(embodiment: "dnat" | "fullnat"): Promise<MoveScenario> {
     const speaker = await FrameSpeaker.start(l.host("inet").remote, "eth1");
     const probes = { sent: 0, from: PROBE_CLIENT, toMac: lbbExternalMac };
     const capFrom = Date.now();
-    await sleep(1000);
+    // Time is the subject: 1 s of captured traffic before the move (the comparison window
+    // starts 500 ms after capFrom, so it holds pre-move segments).
+    await pause(1000);
     const ownerBefore = await c.owner(VIP1);
     const preMoveStalls = (await c.loadReport(id)).stalls;
     const moveStartedAt = Date.now();
@@ -189,7 +229,9 @@ function moveScenario(embodiment: "dnat" | "fullnat"): Promise<MoveScenario> {
     } finally {
       await speaker.close();
     }
-    await sleep(2500);
+    // Time is the subject: the 2.5 s capture and load window after the move (the comparison
+    // window ends 1.5 s before capTo; stalls and the old owner's leftover entries are read after it).
+    await pause(2500);
     const oldOwnerEntries = (await c.entries("lba", VIP1)).length;
     const load = await c.loadReport(id);
     const stallsDuringMove = load.stalls - preMoveStalls;
@@ -487,7 +529,9 @@ function staleScenario(): Promise<StaleScenario> {
     let captures: CaptureStats[];
     try {
       await speaker.send(tcpFrame({ syn: true }, 41000), tcpFrame({ ack: true, psh: true }, 41001));
-      await sleep(1000);
+      // Time is the subject: the 1 s observation window in which the captures record what
+      // the stale frames provoke (an error back, a forward to the server, or nothing).
+      await pause(1000);
     } finally {
       await speaker.close();
       captures = [await internet.stop(), await server.stop()];
@@ -598,9 +642,12 @@ function failoverScenario(): Promise<FailoverScenario> {
     const c = control();
     // Connections that end: their entries must go (Fig. 5 entries live as long as the connection).
     await c.startLoad("short", VIP1, 50, 0);
-    await sleep(1500);
+    // Time is the subject: the short connections stay open 1.5 s before they end.
+    await pause(1500);
     await c.loadReport("short", true);
-    await sleep(1500);
+    // Time is the subject: the 1.5 s the balancer has after the short connections end before
+    // its table is read below (ended connections' entries must be gone by then).
+    await pause(1500);
     const established = await c.startLoad("failover", VIP1, 200, 0);
     // What reaches the server and from which balancer, for the chart (lbb, then lba).
     const l = device().lab;
@@ -611,22 +658,28 @@ function failoverScenario(): Promise<FailoverScenario> {
       path: `/tmp/tandem-natlb-${l.prefix}-failover-server.pcap`,
     });
     const capFrom = Date.now();
-    await sleep(2000); // the keeper's copies are pushed every 200 ms
-    const entries = await c.entries("lbb", VIP1);
-    const copies = await c.copies("s5a", "lbb", VIP1);
+    // The keeper's copies are pushed every 200 ms: wait until s5a keeps a copy of each of the
+    // connections just established (natlb.conn-table and natlb.copy-keeping judge the tables read).
+    const { entries, copies } = await awaitCopies(c, "s5a", "lbb", established);
     const before = await c.loadReport("failover");
     const failedAt = Date.now();
     await c.failBalancer("lbb");
     const killedAt = Date.now();
-    // The control function declares a balancer failed after its failure timeout; ask until it does.
+    // The control function declares a balancer failed after its failure timeout; ask until it
+    // does. A timeout is an outcome (no moves: natlb.failover fails on it), not an error.
     let moves: NatlbMoveResult[] = [];
-    while (moves.length === 0 && Date.now() - failedAt < 15_000) {
-      await sleep(100);
-      moves = await c.handleFailures();
-    }
+    await heldWithin(
+      async () => {
+        moves = await c.handleFailures();
+        return moves.length > 0;
+      },
+      { timeoutMs: 15_000, everyMs: 100, what: "the control function to fail lbb's VIPs over" },
+    );
     const reportedAt = Date.now();
     const recoveredMs = reportedAt - failedAt;
-    await sleep(3000);
+    // Time is the subject: the 3 s after the failover in which the connections must go on
+    // answering (requests counted, resets and stalls read after it; the chart's tail).
+    await pause(3000);
     const load = await c.loadReport("failover");
     const capTo = Date.now();
     const captures = [await server.stop()];
@@ -828,8 +881,9 @@ function noTransitionScenario(): Promise<NoTransitionScenario> {
     const macOf = (b: string, i: "eth0" | "eth1") => l.host(b).spec?.interfaces?.[i]?.mac?.toLowerCase();
     const macs = { toExternal: macOf(to, "eth0"), toInternal: macOf(to, "eth1") };
     const established = await c.startLoad("no-transition", VIP1, 200, 0);
-    await sleep(2000); // the keepers' copies are pushed every 200 ms
-    const copies = (await c.copies("s5a", from, VIP1)).length;
+    // The keepers' copies are pushed every 200 ms: wait until s5a keeps a copy of each of the
+    // connections just established (the case judges the count).
+    const copies = (await awaitCopies(c, "s5a", from, established)).copies.length;
     const internet = await Capture.start(l.host("inet").remote, {
       interface: "eth1",
       filter: `arp or (tcp and host ${PROBE_CLIENT})`,
@@ -852,38 +906,44 @@ function noTransitionScenario(): Promise<NoTransitionScenario> {
     let moves: NatlbMoveResult[] = [];
     try {
       await c.failBalancer(from);
-      // The control function declares a balancer failed after its failure timeout; ask until it does.
-      while (moves.length === 0 && Date.now() - failedAt < 15_000) {
-        await sleep(100);
-        moves = await c.handleFailures({
-          entriesFirst: true,
-          afterRoute: async () => {
-            const lookedAt = Date.now();
-            const [rows, modes] = await Promise.all([c.entries(to, VIP1), c.modeTable(to)]);
-            atRoute = {
-              lookedAt,
-              entries: rows.length,
-              established: rows.filter((e) => String(e.tcpState).toUpperCase() === "ESTABLISHED").length,
-              mode: modes.find((m) => m.vip === VIP1)?.mode,
-            };
-            if (macs.toExternal) {
-              const frames = Array.from({ length: PROBES }, (_, i) =>
-                tcpFrame({ syn: true }, 43000 + i, PROBE_CLIENT, macs.toExternal as string),
-              );
-              probes.sentAt = await speaker.send(...frames);
-              probes.sent = frames.length;
-            }
-            // Time is the subject: how long a packet the takeover balancer holds stays held.
-            await sleep(OBSERVE_MS);
-            resumedAt = Date.now();
-          },
-        });
-      }
+      // The control function declares a balancer failed after its failure timeout; ask until
+      // it does. A timeout is an outcome (no moves: the case fails on it), not an error.
+      await heldWithin(
+        async () => {
+          moves = await c.handleFailures({
+            entriesFirst: true,
+            afterRoute: async () => {
+              const lookedAt = Date.now();
+              const [rows, modes] = await Promise.all([c.entries(to, VIP1), c.modeTable(to)]);
+              atRoute = {
+                lookedAt,
+                entries: rows.length,
+                established: rows.filter((e) => String(e.tcpState).toUpperCase() === "ESTABLISHED").length,
+                mode: modes.find((m) => m.vip === VIP1)?.mode,
+              };
+              if (macs.toExternal) {
+                const frames = Array.from({ length: PROBES }, (_, i) =>
+                  tcpFrame({ syn: true }, 43000 + i, PROBE_CLIENT, macs.toExternal as string),
+                );
+                probes.sentAt = await speaker.send(...frames);
+                probes.sent = frames.length;
+              }
+              // Time is the subject: how long a packet the takeover balancer holds stays held.
+              await pause(OBSERVE_MS);
+              resumedAt = Date.now();
+            },
+          });
+          return moves.length > 0;
+        },
+        { timeoutMs: 15_000, everyMs: 100, what: `the control function to fail ${from}'s VIPs over` },
+      );
     } finally {
       await speaker.close();
     }
     const reportedAt = Date.now();
-    await sleep(3000);
+    // Time is the subject: the 3 s after the failover in which the connections must go on
+    // answering (the load report and the captures close after it).
+    await pause(3000);
     const load = await c.loadReport("no-transition");
     const capTo = Date.now();
     const captures = [await internet.stop(), await server.stop()];
@@ -1143,7 +1203,22 @@ function rebalanceScenario(): Promise<RebalanceScenario> {
     const busiest = [...count.entries()].sort((a, b) => b[1] - a[1])[0]?.[0];
     const loaded = VIPS.filter((v) => ownersBefore[v.vip] === busiest).map((v) => v.vip);
     for (const vip of loaded) await c.startLoad(`rebalance-${vip}`, vip, 20, 20);
-    await sleep(3000); // the balancers report their counters periodically; the rate needs two reports
+    // The balancers report their counters periodically and the rate needs two reports: wait
+    // until the control function measures a load on every loaded VIP. A timeout is an outcome
+    // (natlb.rebalance judges the measured loads), not an error.
+    let measured: Record<string, number> = {};
+    await heldWithin(
+      async () => {
+        measured = await c.vipLoads();
+        return loaded.every((vip) => (measured[vip] ?? 0) > 0);
+      },
+      {
+        timeoutMs: 10_000,
+        everyMs: 100,
+        what: `the control function to measure a load on ${loaded.join(", ")}`,
+        last: () => measured,
+      },
+    );
     const capFrom = Date.now();
     const caps = await Promise.all(
       VIPS.map((v) =>
@@ -1157,7 +1232,9 @@ function rebalanceScenario(): Promise<RebalanceScenario> {
     );
     const rebalanceAt = Date.now();
     const result = await c.rebalance();
-    await sleep(1500);
+    // Time is the subject: the 1.5 s capture window after the rebalance in which the moved
+    // VIP's traffic must reach its server from the new owner.
+    await pause(1500);
     const captures = await Promise.all(caps.map((x) => x.stop()));
     const capTo = Date.now();
     const ownersAfter = await owners();

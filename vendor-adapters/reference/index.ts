@@ -393,6 +393,9 @@ export class ReferenceAdapter implements VendorAdapter {
           raw: { imbalance: result.imbalance, balancerLoads: result.loads },
         };
       },
+      async vipLoads() {
+        return Object.fromEntries((await status(need())).vips.map((v) => [v.vip, v.bytesPerS]));
+      },
       async handleFailures(options = {}) {
         const r = need();
         const check = () =>
