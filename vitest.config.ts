@@ -25,6 +25,7 @@ export const HEAVY = [
   "test/certify-cli.test.ts",
   "test/vrls-attack.test.ts",
   "test/faults-campaign.test.ts",
+  "test/owner-table.test.ts",
 ];
 
 const set = process.env.TANDEM_TESTS ?? "all";
