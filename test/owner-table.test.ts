@@ -69,24 +69,11 @@ beforeAll(async () => {
   await sh("ip", "-n", nsSink, "route", "add", "default", "via", "198.18.1.1");
   await sh("ip", "netns", "exec", nsRouter, "sysctl", "-qw", "net.ipv4.ip_forward=1");
   // The sink takes the stream in silently (no port unreachable back to the sender).
-  await sh("ip", "netns", "exec", nsSink, "nft", "add table ip sink");
-  await sh(
-    "ip",
-    "netns",
-    "exec",
-    nsSink,
-    "nft",
-    "add chain ip sink inp { type filter hook input priority 0; }",
-  );
-  await sh("ip", "netns", "exec", nsSink, "nft", "add counter ip sink delivered");
-  await sh(
-    "ip",
-    "netns",
-    "exec",
-    nsSink,
-    "nft",
-    'add rule ip sink inp udp dport 9 counter name "delivered" drop',
-  );
+  const sinkNft = (command: string) => sh("ip", "netns", "exec", nsSink, "nft", command);
+  await sinkNft("add table ip sink");
+  await sinkNft("add chain ip sink inp { type filter hook input priority 0; }");
+  await sinkNft("add counter ip sink delivered");
+  await sinkNft('add rule ip sink inp udp dport 9 counter name "delivered" drop');
   nft = inProcessNft({ netns: nsRouter });
 }, 60_000);
 
